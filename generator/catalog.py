@@ -1,0 +1,13 @@
+"""Every template the generator produces, by file stem."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from troposphere import Template
+
+from generator import websocket
+
+TEMPLATES: dict[str, Callable[[], Template]] = {
+    "websocket": websocket.build,
+}

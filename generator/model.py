@@ -1,0 +1,58 @@
+"""The facts every template agrees on: the WebSocket routes, their functions and shared names.
+
+Kept in one place so the compute stack names the functions the websocket stack expects, and the
+rollout knows which functions carry the management endpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ENDPOINT_VARIABLE = "AWS_WEBSOCKET_API_GATEWAY_ENDPOINT"
+
+# CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+
+NAME_PREFIX_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
+APPLICATION_TAG = "CareConnect"
+
+
+@dataclass(frozen=True)
+class RouteHandler:
+    """One WebSocket route and the Lambda function behind it."""
+
+    route_key: str  # API Gateway's route key, e.g. "$connect"
+    logical: str  # CloudFormation logical-id stem, e.g. "Connect"
+    suffix: str  # function name suffix: ${NamePrefix}-websocket-<suffix>
+    module: str  # Python handler module inside handlers/
+
+    @property
+    def handler(self) -> str:
+        return f"{self.module}.handler"
+
+    @property
+    def function_name(self) -> str:
+        """Function name as a Fn::Sub string relative to NamePrefix."""
+        return f"${{NamePrefix}}-websocket-{self.suffix}"
+
+    @property
+    def display_name(self) -> str:
+        """Function name for descriptions (a literal `${...}` there would upset cfn-lint)."""
+        return f"<NamePrefix>-websocket-{self.suffix}"
+
+    @property
+    def arn_parameter(self) -> str:
+        return f"{self.logical}FunctionArn"
+
+
+ROUTE_HANDLERS = (
+    RouteHandler("$connect", "Connect", "connect", "handlers.connect"),
+    RouteHandler("$disconnect", "Disconnect", "disconnect", "handlers.disconnect"),
+    RouteHandler("$default", "Default", "default", "handlers.default"),
+)
+
+API_NAME = "${NamePrefix}-websocket-api"
+HANDLERS_ROLE_NAME = "${NamePrefix}-websocket-handlers"

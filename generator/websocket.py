@@ -1,0 +1,378 @@
+"""The `websocket` template: the API Gateway WebSocket API in front of the three handlers.
+
+Replaces the original Terraform module (`cc-websocket-api`, stage `prod`) with the same defaults,
+but scoped tighter: each Lambda permission names this API, stage and route; the management-API
+grant names this API and stage; data tracing (message bodies, i.e. patient data) is off unless
+asked for; and the account-level CloudWatch role that execution logging needs can be created.
+"""
+
+from __future__ import annotations
+
+import json
+
+from awacs.aws import Allow, PolicyDocument, Principal, Statement
+from awacs.execute_api import ManageConnections
+from awacs.sts import AssumeRole
+from troposphere import (
+    Equals,
+    GetAtt,
+    If,
+    Join,
+    Not,
+    Output,
+    Ref,
+    Sub,
+    Tags,
+    Template,
+)
+from troposphere.apigateway import Account
+from troposphere.apigatewayv2 import (
+    AccessLogSettings,
+    Api,
+    Integration,
+    Route,
+    RouteSettings,
+    Stage,
+)
+from troposphere.awslambda import Permission
+from troposphere.cloudformation import WaitConditionHandle
+from troposphere.iam import PolicyType, Role
+from troposphere.logs import LogGroup
+
+from generator.model import (
+    API_NAME,
+    APPLICATION_TAG,
+    HANDLERS_ROLE_NAME,
+    LOG_RETENTION_DAYS,
+    NAME_PREFIX_PATTERN,
+    ROUTE_HANDLERS,
+    RouteHandler,
+)
+from generator.parameters import ParameterSet
+
+FUNCTION_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]+)?$"
+ROLE_NAME_PATTERN = r"^$|^[A-Za-z0-9+=,.@_-]{1,64}$"
+KMS_KEY_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$"
+
+# At least the original module's access-log fields, requestId first (API Gateway requires it).
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "sourceIp": "$context.identity.sourceIp",
+    "requestTime": "$context.requestTime",
+    "protocol": "$context.protocol",
+    "routeKey": "$context.routeKey",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "integrationErrorMessage": "$context.integrationErrorMessage",
+    "errorMessage": "$context.error.message",
+    "connectionId": "$context.connectionId",
+    "eventType": "$context.eventType",
+    "messageId": "$context.messageId",
+    "integrationLatency": "$context.integrationLatency",
+    "stage": "$context.stage",
+}
+ACCESS_LOG_FORMAT = json.dumps(ACCESS_LOG_FIELDS, separators=(",", ":"))
+
+EXECUTE_API_ARN = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}"
+MANAGEMENT_ENDPOINT = "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}"
+INVOKE_URL = "wss://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}"
+
+
+def _parameters(params: ParameterSet) -> None:
+    naming = "Naming"
+    params.add(
+        naming, "NamePrefix", "Name prefix",
+        Type="String", Default="cc", AllowedPattern=NAME_PREFIX_PATTERN,
+        Description="Prefix of every name (cc gives the original cc-websocket-api); "
+        "one per environment sharing an account.",
+        ConstraintDescription="lower-case letter, then up to 19 lower-case letters, digits or '-'",
+    )  # fmt: skip
+    params.add(
+        naming, "StageName", "Stage name",
+        Type="String", Default="prod", AllowedPattern=r"^[A-Za-z0-9_-]{1,128}$",
+        Description="WebSocket stage name, part of every URL. '$default' breaks WebSocket APIs.",
+        ConstraintDescription="1-128 letters, digits, '-' or '_' (so never '$default')",
+    )  # fmt: skip
+    functions = "Handler functions"
+    for route in ROUTE_HANDLERS:
+        params.add(
+            functions, route.arn_parameter, f"{route.route_key} function ARN",
+            Type="String", Default="", AllowedPattern=FUNCTION_ARN_PATTERN,
+            Description=f"ARN of the {route.route_key} Lambda function (the compute stack's "
+            f"{route.logical}FunctionArn output). Empty: {route.display_name} in this "
+            "account and region.",
+            ConstraintDescription="empty, or a Lambda function ARN",
+        )  # fmt: skip
+    params.add(
+        functions, "HandlersRoleName", "Handlers role name",
+        Type="String", Default="", AllowedPattern=ROLE_NAME_PATTERN,
+        Description="Execution role of the handler functions, granted the management API of "
+        "this stage (the compute stack's HandlersRoleName). Empty: <NamePrefix>-websocket-handlers.",
+        ConstraintDescription="empty, or an IAM role name",
+    )  # fmt: skip
+    params.add(
+        functions, "IntegrationTimeoutMillis", "Integration timeout (ms)",
+        Type="Number", Default=29000, MinValue=50, MaxValue=29000,
+        Description="How long API Gateway waits for a handler; 29 s is API Gateway's limit.",
+    )  # fmt: skip
+    throttling = "Stage settings"
+    params.add(
+        throttling, "ThrottlingRateLimit", "Throttling rate (requests/s)",
+        Type="Number", Default=100, MinValue=1, MaxValue=10000,
+        Description="Steady-state requests per second for every route. Stated explicitly: "
+        "a rate of 0 rejects every request with 429.",
+    )  # fmt: skip
+    params.add(
+        throttling, "ThrottlingBurstLimit", "Throttling burst",
+        Type="Number", Default=500, MinValue=1, MaxValue=5000,
+        Description="Burst of requests allowed above the rate for every route.",
+    )  # fmt: skip
+    params.add(
+        throttling, "LoggingLevel", "Execution logging level",
+        Type="String", Default="INFO", AllowedValues=["OFF", "ERROR", "INFO"],
+        Description="Execution logging of every route (needs the account's API Gateway "
+        "CloudWatch role unless OFF).",
+    )  # fmt: skip
+    params.add(
+        throttling, "DataTraceEnabled", "Log full message bodies",
+        Type="String", Default="false", AllowedValues=["false", "true"],
+        Description="Writes every message body to the execution log: patient data. "
+        "Keep false outside short debugging sessions.",
+    )  # fmt: skip
+    params.add(
+        throttling, "DetailedMetricsEnabled", "Detailed per-route metrics",
+        Type="String", Default="true", AllowedValues=["true", "false"],
+        Description="Per-route CloudWatch metrics (ConnectCount, MessageCount, latency, errors).",
+    )  # fmt: skip
+    logging = "Logs"
+    params.add(
+        logging, "LogRetentionInDays", "Access log retention (days)",
+        Type="Number", Default=30, AllowedValues=list(LOG_RETENTION_DAYS),
+        Description="Days CloudWatch keeps the access log (only the values CloudWatch accepts).",
+    )  # fmt: skip
+    params.add(
+        logging, "LogsKmsKeyArn", "Access log KMS key ARN",
+        Type="String", Default="", AllowedPattern=KMS_KEY_ARN_PATTERN,
+        Description="Customer managed KMS key for the access log group. Empty: CloudWatch's "
+        "default encryption.",
+        ConstraintDescription="empty, or a KMS key ARN",
+    )  # fmt: skip
+    params.add(
+        logging, "CreateApiGatewayAccountRole", "Set the account's API Gateway CloudWatch role",
+        Type="String", Default="true", AllowedValues=["true", "false"],
+        Description="Create the role API Gateway needs for execution logging and set it for the "
+        "whole account and region (one per region: the last stack to set it wins). Set false "
+        "when the account already has one.",
+    )  # fmt: skip
+
+
+def _conditions(template: Template) -> None:
+    for route in ROUTE_HANDLERS:
+        template.add_condition(
+            f"{route.arn_parameter}Given", Not(Equals(Ref(route.arn_parameter), ""))
+        )
+    template.add_condition("HandlersRoleNameGiven", Not(Equals(Ref("HandlersRoleName"), "")))
+    template.add_condition("LogsKmsKeyGiven", Not(Equals(Ref("LogsKmsKeyArn"), "")))
+    template.add_condition("CreateAccountRole", Equals(Ref("CreateApiGatewayAccountRole"), "true"))
+    template.add_condition("DataTraceOn", Equals(Ref("DataTraceEnabled"), "true"))
+    template.add_condition("DetailedMetricsOn", Equals(Ref("DetailedMetricsEnabled"), "true"))
+
+
+def function_arn(route: RouteHandler) -> If:
+    """The ARN given as a parameter, else the function the compute stack names by default."""
+    default = Sub(
+        "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
+        + route.function_name
+    )
+    return If(f"{route.arn_parameter}Given", Ref(route.arn_parameter), default)
+
+
+def handlers_role_name() -> If:
+    return If("HandlersRoleNameGiven", Ref("HandlersRoleName"), Sub(HANDLERS_ROLE_NAME))
+
+
+def _account_role(template: Template) -> None:
+    role = template.add_resource(
+        Role(
+            "ApiGatewayCloudWatchRole",
+            Condition="CreateAccountRole",
+            AssumeRolePolicyDocument=PolicyDocument(
+                Version="2012-10-17",
+                Statement=[
+                    Statement(
+                        Effect=Allow,
+                        Action=[AssumeRole],
+                        Principal=Principal("Service", "apigateway.amazonaws.com"),
+                    )
+                ],
+            ),
+            ManagedPolicyArns=[
+                Sub(
+                    "arn:${AWS::Partition}:iam::aws:policy/service-role/"
+                    "AmazonAPIGatewayPushToCloudWatchLogs"
+                )
+            ],
+            Tags=Tags(Application=APPLICATION_TAG, Component="websocket"),
+        )
+    )
+    template.add_resource(
+        Account(
+            "ApiGatewayAccount",
+            Condition="CreateAccountRole",
+            CloudWatchRoleArn=GetAtt(role, "Arn"),
+        )
+    )
+    # DependsOn cannot name a resource whose condition is false; this handle can, so the stage
+    # waits for the account role exactly when this stack creates it.
+    template.add_resource(
+        WaitConditionHandle(
+            "ApiGatewayAccountReady",
+            Metadata={"AccountRoleSet": If("CreateAccountRole", Ref("ApiGatewayAccount"), "")},
+        )
+    )
+
+
+def _route(template: Template, api: Api, route: RouteHandler) -> Route:
+    integration = template.add_resource(
+        Integration(
+            f"{route.logical}Integration",
+            ApiId=Ref(api),
+            Description=f"{route.route_key} -> {route.display_name}",
+            IntegrationType="AWS_PROXY",
+            IntegrationMethod="POST",
+            IntegrationUri=Join(
+                "",
+                [
+                    Sub(
+                        "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
+                    ),
+                    function_arn(route),
+                    "/invocations",
+                ],
+            ),
+            TimeoutInMillis=Ref("IntegrationTimeoutMillis"),
+        )
+    )
+    template.add_resource(
+        Permission(
+            f"{route.logical}InvokePermission",
+            Action="lambda:InvokeFunction",
+            FunctionName=function_arn(route),
+            Principal="apigateway.amazonaws.com",
+            SourceAccount=Ref("AWS::AccountId"),
+            SourceArn=Sub(f"{EXECUTE_API_ARN}/${{StageName}}/{route.route_key}"),
+        )
+    )
+    return template.add_resource(
+        Route(
+            f"{route.logical}Route",
+            ApiId=Ref(api),
+            RouteKey=route.route_key,
+            AuthorizationType="NONE",
+            OperationName=f"{route.logical}Route",
+            Target=Join("/", ["integrations", Ref(integration)]),
+        )
+    )
+
+
+def _stage(template: Template, api: Api, routes: list[Route]) -> Stage:
+    log_group = template.add_resource(
+        LogGroup(
+            "AccessLogGroup",
+            # Stated on purpose: the name is fixed, so a retained group would block re-creating
+            # the stack (e.g. after a first create rolled back). Retention bounds the data.
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
+            LogGroupName=Sub(f"/aws/apigateway/{API_NAME}"),
+            RetentionInDays=Ref("LogRetentionInDays"),
+            KmsKeyId=If("LogsKmsKeyGiven", Ref("LogsKmsKeyArn"), Ref("AWS::NoValue")),
+            Tags=Tags(Application=APPLICATION_TAG, Component="websocket"),
+        )
+    )
+    return template.add_resource(
+        Stage(
+            "Stage",
+            DependsOn=[route.title for route in routes] + ["ApiGatewayAccountReady"],
+            ApiId=Ref(api),
+            StageName=Ref("StageName"),
+            Description="CareConnect WebSocket stage (auto-deployed)",
+            AutoDeploy=True,
+            DefaultRouteSettings=RouteSettings(
+                DataTraceEnabled=If("DataTraceOn", True, False),
+                DetailedMetricsEnabled=If("DetailedMetricsOn", True, False),
+                LoggingLevel=Ref("LoggingLevel"),
+                ThrottlingRateLimit=Ref("ThrottlingRateLimit"),
+                ThrottlingBurstLimit=Ref("ThrottlingBurstLimit"),
+            ),
+            AccessLogSettings=AccessLogSettings(
+                DestinationArn=GetAtt(log_group, "Arn"), Format=ACCESS_LOG_FORMAT
+            ),
+            Tags={"Application": APPLICATION_TAG, "Component": "websocket"},
+        )
+    )
+
+
+def _management_policy(template: Template) -> None:
+    """execute-api:ManageConnections on this API's stage only: post, get and delete."""
+    resources = [
+        Sub(f"{EXECUTE_API_ARN}/${{StageName}}/{method}/@connections/*")
+        for method in ("POST", "GET", "DELETE")
+    ]
+    template.add_resource(
+        PolicyType(
+            "ManageConnectionsPolicy",
+            PolicyName=Sub("${NamePrefix}-websocket-manage-connections"),
+            Roles=[handlers_role_name()],
+            PolicyDocument=PolicyDocument(
+                Version="2012-10-17",
+                Statement=[Statement(Effect=Allow, Action=[ManageConnections], Resource=resources)],
+            ),
+        )
+    )
+
+
+def _outputs(template: Template) -> None:
+    outputs = {
+        "WebSocketApiId": ("WebSocket API id", Ref("Api")),
+        "WebSocketStageName": ("Stage name", Ref("Stage")),
+        "WebSocketManagementEndpoint": (
+            "Management API endpoint for the handlers (AWS_WEBSOCKET_API_GATEWAY_ENDPOINT)",
+            Sub(MANAGEMENT_ENDPOINT),
+        ),
+        "WebSocketStageInvokeUrl": ("wss:// URL the Flutter app connects to", Sub(INVOKE_URL)),
+        "WebSocketApiExecutionArn": (
+            "Execution ARN of the API, for IAM policies",
+            Sub(EXECUTE_API_ARN),
+        ),
+    }
+    for key, (description, value) in outputs.items():
+        template.add_output(Output(key, Description=description, Value=value))
+
+
+def build() -> Template:
+    """The whole websocket template, as plain troposphere data."""
+    template = Template(
+        Description="CareConnect WebSocket API: API Gateway WebSocket API, stage, access logs, "
+        "Lambda integrations and permissions, and the handlers' management-API grant."
+    )
+    template.set_version("2010-09-09")
+    params = ParameterSet(template)
+    _parameters(params)
+    _conditions(template)
+    api = template.add_resource(
+        Api(
+            "Api",
+            Name=Sub(API_NAME),
+            Description="CareConnect real-time channel between the Flutter app and the backend",
+            ProtocolType="WEBSOCKET",
+            RouteSelectionExpression="$request.body.action",
+            Tags={"Application": APPLICATION_TAG, "Component": "websocket"},
+        )
+    )
+    routes = [_route(template, api, route) for route in ROUTE_HANDLERS]
+    _account_role(template)
+    _stage(template, api, routes)
+    _management_policy(template)
+    _outputs(template)
+    template.set_metadata({"AWS::CloudFormation::Interface": params.interface()})
+    return template

@@ -1,0 +1,38 @@
+# Sourced by the other scripts. Creates the project's virtualenvs on first use and reinstalls
+# them when their dependency files change; everything else comes from here.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV="$ROOT/.venv"
+CHECKOV_VENV="$ROOT/.venv-checkov"
+
+pick_python() {
+  for candidate in "${PYTHON:-}" python3.13 python3.12 python3.11 python3; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "error: Python 3.11 or newer is required (set PYTHON=/path/to/python3.11)" >&2
+  return 2
+}
+
+# ensure_venv DIR INSTALL-ARGS...: (re)create DIR when the files it installs from changed.
+ensure_venv() {
+  local dir=$1; shift
+  local stamp
+  stamp="$dir/.stamp-$(cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" "$ROOT/requirements/"*.txt | sha256sum | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    local python
+    python=$(pick_python)
+    echo "setting up $dir ..." >&2
+    rm -rf "$dir"
+    "$python" -m venv "$dir"
+    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
+    touch "$stamp"
+  fi
+}
+
+ensure_project_venv() { ensure_venv "$VENV" -e "$ROOT[dev]"; }
+ensure_checkov_venv() { ensure_venv "$CHECKOV_VENV" -r "$ROOT/requirements/checkov.txt"; }

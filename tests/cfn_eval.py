@@ -1,0 +1,88 @@
+"""A tiny evaluator of CloudFormation intrinsics, so tests can assert what a template resolves
+to (names, ARNs, URLs) for given parameters, not only how it is spelled."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+PSEUDO = {
+    "AWS::Partition": "aws",
+    "AWS::Region": "eu-west-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::StackName": "test-stack",
+    "AWS::NoValue": None,
+}
+
+
+class Evaluator:
+    def __init__(
+        self,
+        template: dict[str, Any],
+        parameters: dict[str, Any] | None = None,
+        physical_ids: dict[str, str] | None = None,
+        pseudo: dict[str, Any] | None = None,
+    ):
+        self.template = template
+        self.values: dict[str, Any] = dict(PSEUDO, **(pseudo or {}))
+        for name, spec in template.get("Parameters", {}).items():
+            if "Default" in spec:
+                self.values[name] = str(spec["Default"])
+        self.values.update({k: str(v) for k, v in (parameters or {}).items()})
+        missing = [n for n in template.get("Parameters", {}) if n not in self.values]
+        if missing:
+            raise KeyError(f"no value for parameters {missing}")
+        for logical in template.get("Resources", {}):
+            self.values.setdefault(logical, (physical_ids or {}).get(logical, f"{logical}-id"))
+
+    def condition(self, name: str) -> bool:
+        return bool(self.eval(self.template["Conditions"][name]))
+
+    def eval(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [self.eval(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            ((key, arg),) = node.items()
+            if key == "Ref":
+                return self.values[arg]
+            if key == "Fn::Sub":
+                return self._sub(arg)
+            if key == "Fn::Join":
+                return arg[0].join(str(self.eval(part)) for part in arg[1])
+            if key == "Fn::If":
+                return self.eval(arg[1] if self.condition(arg[0]) else arg[2])
+            if key == "Fn::Equals":
+                return self.eval(arg[0]) == self.eval(arg[1])
+            if key == "Fn::Not":
+                return not self.eval(arg[0])
+            if key == "Fn::And":
+                return all(self.eval(a) for a in arg)
+            if key == "Fn::Or":
+                return any(self.eval(a) for a in arg)
+            if key == "Condition":
+                return self.condition(arg)
+            if key == "Fn::GetAtt":
+                logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                return f"{self.values[logical]}.{attribute}"
+            if key == "Fn::Select":
+                return self.eval(arg[1])[int(self.eval(arg[0]))]
+            if key == "Fn::Split":
+                return str(self.eval(arg[1])).split(arg[0])
+        return {key: self.eval(value) for key, value in node.items()}
+
+    def _sub(self, arg: Any) -> str:
+        text, local = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in local:
+                return str(self.eval(local[name]))
+            if "." in name:
+                logical, attribute = name.split(".", 1)
+                return f"{self.values[logical]}.{attribute}"
+            return str(self.values[name])
+
+        return re.sub(r"\$\{([^}!]+)\}", replace, text)
