@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 from troposphere import Template
 
-from generator import websocket
+from generator import compute, websocket
 
 TEMPLATES: dict[str, Callable[[], Template]] = {
+    "compute": compute.build,
     "websocket": websocket.build,
 }

@@ -20,14 +20,18 @@ NAME_PREFIX_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
 APPLICATION_TAG = "CareConnect"
 
 
-@dataclass(frozen=True)
-class RouteHandler:
-    """One WebSocket route and the Lambda function behind it."""
+LAMBDA_RUNTIME = "python3.14"  # the newest Python runtime cfn-lint knows as current
 
-    route_key: str  # API Gateway's route key, e.g. "$connect"
+
+@dataclass(frozen=True)
+class HandlerFunction:
+    """One handler Lambda function and, for route handlers, the WebSocket route it serves."""
+
     logical: str  # CloudFormation logical-id stem, e.g. "Connect"
     suffix: str  # function name suffix: ${NamePrefix}-websocket-<suffix>
     module: str  # Python handler module inside handlers/
+    description: str
+    route_key: str | None = None  # API Gateway's route key, e.g. "$connect"
 
     @property
     def handler(self) -> str:
@@ -48,11 +52,12 @@ class RouteHandler:
         return f"{self.logical}FunctionArn"
 
 
-ROUTE_HANDLERS = (
-    RouteHandler("$connect", "Connect", "connect", "handlers.connect"),
-    RouteHandler("$disconnect", "Disconnect", "disconnect", "handlers.disconnect"),
-    RouteHandler("$default", "Default", "default", "handlers.default"),
-)
+HANDLER_FUNCTIONS = (
+    HandlerFunction("Connect", "connect", "handlers.connect", "WebSocket $connect: registers the connection", "$connect"),
+    HandlerFunction("Disconnect", "disconnect", "handlers.disconnect", "WebSocket $disconnect: deactivates the connection", "$disconnect"),
+    HandlerFunction("Default", "default", "handlers.default", "WebSocket $default: CareConnect's message protocol", "$default"),
+)  # fmt: skip
+ROUTE_HANDLERS = tuple(f for f in HANDLER_FUNCTIONS if f.route_key is not None)
 
 API_NAME = "${NamePrefix}-websocket-api"
 HANDLERS_ROLE_NAME = "${NamePrefix}-websocket-handlers"

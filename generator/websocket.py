@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 
-from awacs.aws import Allow, PolicyDocument, Principal, Statement
+from awacs.aws import Allow, PolicyDocument, Statement
 from awacs.execute_api import ManageConnections
-from awacs.sts import AssumeRole
 from troposphere import (
     Equals,
     GetAtt,
@@ -22,7 +21,6 @@ from troposphere import (
     Output,
     Ref,
     Sub,
-    Tags,
     Template,
 )
 from troposphere.apigateway import Account
@@ -37,22 +35,19 @@ from troposphere.apigatewayv2 import (
 from troposphere.awslambda import Permission
 from troposphere.cloudformation import WaitConditionHandle
 from troposphere.iam import PolicyType, Role
-from troposphere.logs import LogGroup
 
+from generator.common import add_log_parameters, assume_role_policy, log_group, tag_map, tags
 from generator.model import (
     API_NAME,
-    APPLICATION_TAG,
     HANDLERS_ROLE_NAME,
-    LOG_RETENTION_DAYS,
     NAME_PREFIX_PATTERN,
     ROUTE_HANDLERS,
-    RouteHandler,
+    HandlerFunction,
 )
 from generator.parameters import ParameterSet
 
 FUNCTION_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]+)?$"
 ROLE_NAME_PATTERN = r"^$|^[A-Za-z0-9+=,.@_-]{1,64}$"
-KMS_KEY_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$"
 
 # At least the original module's access-log fields, requestId first (API Gateway requires it).
 ACCESS_LOG_FIELDS = {
@@ -145,18 +140,7 @@ def _parameters(params: ParameterSet) -> None:
         Description="Per-route CloudWatch metrics (ConnectCount, MessageCount, latency, errors).",
     )  # fmt: skip
     logging = "Logs"
-    params.add(
-        logging, "LogRetentionInDays", "Access log retention (days)",
-        Type="Number", Default=30, AllowedValues=list(LOG_RETENTION_DAYS),
-        Description="Days CloudWatch keeps the access log (only the values CloudWatch accepts).",
-    )  # fmt: skip
-    params.add(
-        logging, "LogsKmsKeyArn", "Access log KMS key ARN",
-        Type="String", Default="", AllowedPattern=KMS_KEY_ARN_PATTERN,
-        Description="Customer managed KMS key for the access log group. Empty: CloudWatch's "
-        "default encryption.",
-        ConstraintDescription="empty, or a KMS key ARN",
-    )  # fmt: skip
+    add_log_parameters(params, logging, "Access log")
     params.add(
         logging, "CreateApiGatewayAccountRole", "Set the account's API Gateway CloudWatch role",
         Type="String", Default="true", AllowedValues=["true", "false"],
@@ -172,13 +156,12 @@ def _conditions(template: Template) -> None:
             f"{route.arn_parameter}Given", Not(Equals(Ref(route.arn_parameter), ""))
         )
     template.add_condition("HandlersRoleNameGiven", Not(Equals(Ref("HandlersRoleName"), "")))
-    template.add_condition("LogsKmsKeyGiven", Not(Equals(Ref("LogsKmsKeyArn"), "")))
     template.add_condition("CreateAccountRole", Equals(Ref("CreateApiGatewayAccountRole"), "true"))
     template.add_condition("DataTraceOn", Equals(Ref("DataTraceEnabled"), "true"))
     template.add_condition("DetailedMetricsOn", Equals(Ref("DetailedMetricsEnabled"), "true"))
 
 
-def function_arn(route: RouteHandler) -> If:
+def function_arn(route: HandlerFunction) -> If:
     """The ARN given as a parameter, else the function the compute stack names by default."""
     default = Sub(
         "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
@@ -196,23 +179,14 @@ def _account_role(template: Template) -> None:
         Role(
             "ApiGatewayCloudWatchRole",
             Condition="CreateAccountRole",
-            AssumeRolePolicyDocument=PolicyDocument(
-                Version="2012-10-17",
-                Statement=[
-                    Statement(
-                        Effect=Allow,
-                        Action=[AssumeRole],
-                        Principal=Principal("Service", "apigateway.amazonaws.com"),
-                    )
-                ],
-            ),
+            AssumeRolePolicyDocument=assume_role_policy("apigateway.amazonaws.com"),
             ManagedPolicyArns=[
                 Sub(
                     "arn:${AWS::Partition}:iam::aws:policy/service-role/"
                     "AmazonAPIGatewayPushToCloudWatchLogs"
                 )
             ],
-            Tags=Tags(Application=APPLICATION_TAG, Component="websocket"),
+            Tags=tags("websocket"),
         )
     )
     template.add_resource(
@@ -232,7 +206,7 @@ def _account_role(template: Template) -> None:
     )
 
 
-def _route(template: Template, api: Api, route: RouteHandler) -> Route:
+def _route(template: Template, api: Api, route: HandlerFunction) -> Route:
     integration = template.add_resource(
         Integration(
             f"{route.logical}Integration",
@@ -276,18 +250,8 @@ def _route(template: Template, api: Api, route: RouteHandler) -> Route:
 
 
 def _stage(template: Template, api: Api, routes: list[Route]) -> Stage:
-    log_group = template.add_resource(
-        LogGroup(
-            "AccessLogGroup",
-            # Stated on purpose: the name is fixed, so a retained group would block re-creating
-            # the stack (e.g. after a first create rolled back). Retention bounds the data.
-            DeletionPolicy="Delete",
-            UpdateReplacePolicy="Delete",
-            LogGroupName=Sub(f"/aws/apigateway/{API_NAME}"),
-            RetentionInDays=Ref("LogRetentionInDays"),
-            KmsKeyId=If("LogsKmsKeyGiven", Ref("LogsKmsKeyArn"), Ref("AWS::NoValue")),
-            Tags=Tags(Application=APPLICATION_TAG, Component="websocket"),
-        )
+    logs = template.add_resource(
+        log_group("AccessLogGroup", Sub(f"/aws/apigateway/{API_NAME}"), "websocket")
     )
     return template.add_resource(
         Stage(
@@ -305,9 +269,9 @@ def _stage(template: Template, api: Api, routes: list[Route]) -> Stage:
                 ThrottlingBurstLimit=Ref("ThrottlingBurstLimit"),
             ),
             AccessLogSettings=AccessLogSettings(
-                DestinationArn=GetAtt(log_group, "Arn"), Format=ACCESS_LOG_FORMAT
+                DestinationArn=GetAtt(logs, "Arn"), Format=ACCESS_LOG_FORMAT
             ),
-            Tags={"Application": APPLICATION_TAG, "Component": "websocket"},
+            Tags=tag_map("websocket"),
         )
     )
 
@@ -366,7 +330,7 @@ def build() -> Template:
             Description="CareConnect real-time channel between the Flutter app and the backend",
             ProtocolType="WEBSOCKET",
             RouteSelectionExpression="$request.body.action",
-            Tags={"Application": APPLICATION_TAG, "Component": "websocket"},
+            Tags=tag_map("websocket"),
         )
     )
     routes = [_route(template, api, route) for route in ROUTE_HANDLERS]

@@ -33,6 +33,9 @@ class Evaluator:
         missing = [n for n in template.get("Parameters", {}) if n not in self.values]
         if missing:
             raise KeyError(f"no value for parameters {missing}")
+        for name, spec in template.get("Parameters", {}).items():
+            if spec["Type"] == "CommaDelimitedList" or spec["Type"].startswith("List<"):
+                self.values[name] = self.values[name].split(",")
         for logical in template.get("Resources", {}):
             self.values.setdefault(logical, (physical_ids or {}).get(logical, f"{logical}-id"))
 
@@ -40,8 +43,9 @@ class Evaluator:
         return bool(self.eval(self.template["Conditions"][name]))
 
     def eval(self, node: Any) -> Any:
+        """Resolve intrinsics; AWS::NoValue disappears from lists and maps, as in CloudFormation."""
         if isinstance(node, list):
-            return [self.eval(item) for item in node]
+            return [v for v in (self.eval(item) for item in node) if v is not None]
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
@@ -51,7 +55,7 @@ class Evaluator:
             if key == "Fn::Sub":
                 return self._sub(arg)
             if key == "Fn::Join":
-                return arg[0].join(str(self.eval(part)) for part in arg[1])
+                return arg[0].join(str(part) for part in self.eval(arg[1]))
             if key == "Fn::If":
                 return self.eval(arg[1] if self.condition(arg[0]) else arg[2])
             if key == "Fn::Equals":
@@ -71,7 +75,8 @@ class Evaluator:
                 return self.eval(arg[1])[int(self.eval(arg[0]))]
             if key == "Fn::Split":
                 return str(self.eval(arg[1])).split(arg[0])
-        return {key: self.eval(value) for key, value in node.items()}
+        resolved = {key: self.eval(value) for key, value in node.items()}
+        return {key: value for key, value in resolved.items() if value is not None}
 
     def _sub(self, arg: Any) -> str:
         text, local = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])

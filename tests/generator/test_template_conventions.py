@@ -13,6 +13,8 @@ from troposphere import AWSObject, AWSProperty
 from generator.build import build_all
 from generator.catalog import TEMPLATES
 
+# Parameters a deploy must always supply; every other one has a default.
+REQUIRED = {"compute": {"CodeS3Bucket", "CodeS3Key"}}
 CONSTRAINT_KEYS = {
     "AllowedValues",
     "AllowedPattern",
@@ -39,7 +41,7 @@ def test_every_parameter_is_described_constrained_defaulted_and_grouped(
     for pname, spec in parameters.items():
         assert spec.get("Description"), pname
         assert CONSTRAINT_KEYS & set(spec), f"{pname} has no constraint"
-        assert "Default" in spec, f"{pname} has no default"
+        assert ("Default" in spec) != (pname in REQUIRED.get(name, set())), pname
         assert labels[pname]["default"], pname
 
 

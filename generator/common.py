@@ -1,0 +1,71 @@
+"""Building blocks more than one template uses: tags, log groups, service roles, checkov notes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from awacs.aws import Allow, PolicyDocument, Principal, Statement
+from awacs.sts import AssumeRole
+from troposphere import AWSHelperFn, Equals, If, Not, Ref, Tags
+from troposphere.logs import LogGroup
+
+from generator.model import APPLICATION_TAG, LOG_RETENTION_DAYS
+from generator.parameters import ParameterSet
+
+KMS_KEY_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$"
+
+
+def tags(component: str) -> Tags:
+    return Tags(Application=APPLICATION_TAG, Component=component)
+
+
+def tag_map(component: str) -> dict[str, str]:
+    """Tags for resource types that take a plain map (ApiGatewayV2)."""
+    return {"Application": APPLICATION_TAG, "Component": component}
+
+
+def checkov_skips(*skips: tuple[str, str]) -> dict[str, Any]:
+    """Resource metadata that tells checkov which checks do not apply, and why."""
+    return {"checkov": {"skip": [{"id": check, "comment": reason} for check, reason in skips]}}
+
+
+def add_log_parameters(params: ParameterSet, group: str, what: str) -> None:
+    """`LogRetentionInDays` and `LogsKmsKeyArn`, with the condition `LogsKmsKeyGiven`."""
+    params.add(
+        group, "LogRetentionInDays", f"{what} retention (days)",
+        Type="Number", Default=30, AllowedValues=list(LOG_RETENTION_DAYS),
+        Description=f"Days CloudWatch keeps the {what.lower()} (only the values CloudWatch accepts).",
+    )  # fmt: skip
+    params.add(
+        group, "LogsKmsKeyArn", f"{what} KMS key ARN",
+        Type="String", Default="", AllowedPattern=KMS_KEY_ARN_PATTERN,
+        Description=f"Customer managed KMS key for the {what.lower()}. Empty: CloudWatch's "
+        "default encryption.",
+        ConstraintDescription="empty, or a KMS key ARN",
+    )  # fmt: skip
+    params.template.add_condition("LogsKmsKeyGiven", Not(Equals(Ref("LogsKmsKeyArn"), "")))
+
+
+def log_group(logical_id: str, name: AWSHelperFn, component: str) -> LogGroup:
+    """A log group owned by its stack, with the retention and key of `add_log_parameters`."""
+    return LogGroup(
+        logical_id,
+        # Stated on purpose: the name is fixed, so a retained group would block re-creating
+        # the stack (e.g. after a first create rolled back). Retention bounds the data.
+        DeletionPolicy="Delete",
+        UpdateReplacePolicy="Delete",
+        LogGroupName=name,
+        RetentionInDays=Ref("LogRetentionInDays"),
+        KmsKeyId=If("LogsKmsKeyGiven", Ref("LogsKmsKeyArn"), Ref("AWS::NoValue")),
+        Tags=tags(component),
+    )
+
+
+def assume_role_policy(service: str) -> PolicyDocument:
+    """Trust policy letting one AWS service (e.g. `lambda.amazonaws.com`) assume a role."""
+    return PolicyDocument(
+        Version="2012-10-17",
+        Statement=[
+            Statement(Effect=Allow, Action=[AssumeRole], Principal=Principal("Service", service))
+        ],
+    )

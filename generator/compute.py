@@ -1,0 +1,376 @@
+"""The `compute` template: the handler functions, their log groups and their execution role.
+
+The original design left these to a compute module that was never written. Functions are named
+`${NamePrefix}-websocket-<route>`, run the Python handlers in `handlers/` from a zip in S3, and
+reach PostgreSQL by one of three methods (a URL, a Secrets Manager secret, or RDS IAM auth).
+The role is least privilege: its own log groups, and the one secret or DB user given. The
+management-API grant is attached later by the websocket template, scoped to the API it creates.
+"""
+
+from __future__ import annotations
+
+from awacs.aws import Allow, PolicyDocument, Statement
+from awacs.logs import CreateLogStream, PutLogEvents
+from awacs.rds_db import connect as RdsDbConnect
+from awacs.secretsmanager import GetSecretValue
+from troposphere import (
+    And,
+    Condition,
+    Equals,
+    GetAtt,
+    If,
+    Join,
+    Not,
+    Output,
+    Ref,
+    Sub,
+    Template,
+)
+from troposphere.awslambda import Code, Environment, Function, LoggingConfig, VPCConfig
+from troposphere.iam import Policy, Role
+
+from generator.common import (
+    KMS_KEY_ARN_PATTERN,
+    add_log_parameters,
+    assume_role_policy,
+    checkov_skips,
+    log_group,
+    tags,
+)
+from generator.model import (
+    ENDPOINT_VARIABLE,
+    HANDLER_FUNCTIONS,
+    HANDLERS_ROLE_NAME,
+    LAMBDA_RUNTIME,
+    NAME_PREFIX_PATTERN,
+    HandlerFunction,
+)
+from generator.parameters import ParameterSet
+
+DATABASE_AUTH_METHODS = ("url", "secret", "iam")
+ENDPOINT_PATTERN = r"^$|^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9_-]+)?$"
+SECRET_ARN_PATTERN = (
+    r"^$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$"
+)
+VPC_ACCESS_POLICY = (
+    "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaENIManagementAccess"
+)
+
+NOT_APPLICABLE = (
+    ("CKV_AWS_116", "Invoked synchronously by API Gateway or EventBridge: no async events to dead-letter."),
+    ("CKV_AWS_115", "Concurrency follows WebSocket traffic; a reserved limit would drop connections. "
+     "API Gateway throttling (the websocket stack) bounds it."),
+)  # fmt: skip
+
+
+def _parameters(params: ParameterSet) -> None:
+    params.add(
+        "Naming", "NamePrefix", "Name prefix",
+        Type="String", Default="cc", AllowedPattern=NAME_PREFIX_PATTERN,
+        Description="Prefix of every name (cc gives the original cc-websocket-* functions).",
+        ConstraintDescription="lower-case letter, then up to 19 lower-case letters, digits or '-'",
+    )  # fmt: skip
+    code = "Code"
+    params.add(
+        code, "CodeS3Bucket", "Code bucket",
+        Type="String", AllowedPattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        Description="S3 bucket holding the handlers zip (the rollout's artifacts bucket).",
+        ConstraintDescription="an S3 bucket name",
+    )  # fmt: skip
+    params.add(
+        code, "CodeS3Key", "Code key",
+        Type="String", AllowedPattern=r"^[A-Za-z0-9!_.*'()/-]+\.zip$", MaxLength=1024,
+        Description="S3 key of the handlers zip; it carries the content hash, so new code is a "
+        "new key.",
+        ConstraintDescription="an S3 key ending in .zip",
+    )  # fmt: skip
+    runtime = "Runtime"
+    params.add(
+        runtime, "Architecture", "Architecture",
+        Type="String", Default="arm64", AllowedValues=["arm64", "x86_64"],
+        Description="Processor architecture; the zip must be built for the same one.",
+    )  # fmt: skip
+    params.add(
+        runtime, "MemorySize", "Memory (MB)",
+        Type="Number", Default=256, MinValue=128, MaxValue=10240,
+        Description="Memory of each handler function (CPU scales with it).",
+    )  # fmt: skip
+    params.add(
+        runtime, "Timeout", "Timeout (s)",
+        Type="Number", Default=29, MinValue=1, MaxValue=29,
+        Description="Timeout of each route handler; API Gateway stops waiting after 29 s.",
+    )  # fmt: skip
+    params.add(
+        runtime, "ManagementEndpoint", "Management API endpoint",
+        Type="String", Default="", AllowedPattern=ENDPOINT_PATTERN,
+        Description=f"{ENDPOINT_VARIABLE}: https://<api>.execute-api.<region>.<suffix>/<stage>. "
+        "Empty until the websocket stack exists; the rollout fills it.",
+        ConstraintDescription="empty, or an https:// URL with an optional stage path",
+    )  # fmt: skip
+    params.add(
+        runtime, "ConnectionTtlMinutes", "Connection TTL (minutes)",
+        Type="Number", Default=120, MinValue=1, MaxValue=120,
+        Description="How long a connection row stays valid; API Gateway closes every "
+        "connection after 2 hours.",
+    )  # fmt: skip
+    _database_parameters(params)
+    network = "Network (optional)"
+    params.add(
+        network, "SubnetIds", "Subnet ids",
+        Type="CommaDelimitedList", Default="", AllowedPattern=r"^$|^subnet-[0-9a-f]+$",
+        Description="Subnets to place the functions in (e.g. beside RDS). Empty: no VPC. In a "
+        "VPC they reach the management API only through a NAT gateway or an execute-api "
+        "interface endpoint.",
+        ConstraintDescription="subnet ids, comma separated",
+    )  # fmt: skip
+    params.add(
+        network, "SecurityGroupIds", "Security group ids",
+        Type="CommaDelimitedList", Default="", AllowedPattern=r"^$|^sg-[0-9a-f]+$",
+        Description="Security groups of the functions when SubnetIds is set.",
+        ConstraintDescription="security group ids, comma separated",
+    )  # fmt: skip
+    params.add(
+        runtime, "EnvironmentKmsKeyArn", "Environment KMS key ARN",
+        Type="String", Default="", AllowedPattern=KMS_KEY_ARN_PATTERN,
+        Description="Customer managed KMS key for the functions' environment variables "
+        "(worth it with DatabaseAuth=url). Empty: Lambda's AWS managed key.",
+        ConstraintDescription="empty, or a KMS key ARN",
+    )  # fmt: skip
+    add_log_parameters(params, "Logs", "Function log")
+
+
+def _database_parameters(params: ParameterSet) -> None:
+    db = "Database"
+    params.add(
+        db, "DatabaseAuth", "Database authentication",
+        Type="String", Default="url", AllowedValues=list(DATABASE_AUTH_METHODS),
+        Description="url: DatabaseUrl (as the original design). secret: a Secrets Manager "
+        "secret with host, port, dbname, username, password. iam: RDS IAM authentication as "
+        "DatabaseUser.",
+    )  # fmt: skip
+    params.add(
+        db, "DatabaseUrl", "Database URL (url)",
+        Type="String", Default="", NoEcho=True, MaxLength=2048,
+        AllowedPattern=r"^$|^(jdbc:)?postgres(ql)?://.+$",
+        Description="postgresql:// or jdbc:postgresql:// URL. Lands in the functions' "
+        "environment: prefer secret or iam.",
+        ConstraintDescription="empty, or a postgresql:// or jdbc:postgresql:// URL",
+    )  # fmt: skip
+    params.add(
+        db, "DatabaseSecretArn", "Database secret ARN (secret)",
+        Type="String", Default="", AllowedPattern=SECRET_ARN_PATTERN,
+        Description="Secrets Manager secret the functions may read (only this one).",
+        ConstraintDescription="empty, or a Secrets Manager secret ARN",
+    )  # fmt: skip
+    params.add(
+        db, "DatabaseHost", "Database host (iam)",
+        Type="String", Default="", AllowedPattern=r"^$|^[A-Za-z0-9.-]{1,253}$",
+        Description="RDS endpoint host name for IAM authentication.",
+        ConstraintDescription="empty, or a host name",
+    )  # fmt: skip
+    params.add(
+        db, "DatabasePort", "Database port (iam)",
+        Type="Number", Default=5432, MinValue=1, MaxValue=65535,
+        Description="PostgreSQL port for IAM authentication.",
+    )  # fmt: skip
+    params.add(
+        db, "DatabaseName", "Database name (iam)",
+        Type="String", Default="careconnect", AllowedPattern=r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$",
+        Description="Database holding the websocket_connections table (iam method).",
+        ConstraintDescription="a PostgreSQL database name",
+    )  # fmt: skip
+    params.add(
+        db, "DatabaseUser", "Database user (iam)",
+        Type="String", Default="", AllowedPattern=r"^$|^[A-Za-z_][A-Za-z0-9_$]{0,62}$",
+        Description="Database user granted rds_iam; the role may connect as this user only.",
+        ConstraintDescription="empty, or a PostgreSQL user name",
+    )  # fmt: skip
+    params.add(
+        db, "DatabaseResourceId", "DB resource id (iam)",
+        Type="String", Default="", AllowedPattern=r"^$|^(db|cluster)-[A-Z0-9]+$",
+        Description="DbiResourceId (db-...) or cluster resource id (cluster-...) for the "
+        "rds-db:connect grant.",
+        ConstraintDescription="empty, or db-XXXX / cluster-XXXX",
+    )  # fmt: skip
+    params.add(
+        db, "DatabaseSslMode", "TLS mode",
+        Type="String", Default="require", AllowedValues=["require", "verify-full", "prefer", "disable"],
+        Description="libpq sslmode for the secret and iam methods (iam needs TLS).",
+    )  # fmt: skip
+
+
+def _conditions_and_rules(template: Template) -> None:
+    for method in DATABASE_AUTH_METHODS:
+        template.add_condition(
+            f"DatabaseAuthIs{method.capitalize()}", Equals(Ref("DatabaseAuth"), method)
+        )
+    template.add_condition("EnvironmentKmsKeyGiven", Not(Equals(Ref("EnvironmentKmsKeyArn"), "")))
+    template.add_condition("InVpc", Not(Equals(Join("", Ref("SubnetIds")), "")))
+    # Rules stop a create or update before anything changes when a method lacks its inputs.
+    required = {
+        "url": [("DatabaseUrl", "DatabaseAuth=url needs DatabaseUrl")],
+        "secret": [("DatabaseSecretArn", "DatabaseAuth=secret needs DatabaseSecretArn")],
+        "iam": [
+            (name, f"DatabaseAuth=iam needs {name}")
+            for name in ("DatabaseHost", "DatabaseUser", "DatabaseResourceId")
+        ],
+    }
+    for method, needs in required.items():
+        template.add_rule(
+            f"DatabaseAuth{method.capitalize()}Inputs",
+            {
+                "RuleCondition": Equals(Ref("DatabaseAuth"), method),
+                "Assertions": [
+                    {"Assert": Not(Equals(Ref(name), "")), "AssertDescription": message}
+                    for name, message in needs
+                ],
+            },
+        )
+    # Also true only with an ARN given: cfn-lint then never checks the empty default as an ARN.
+    template.add_condition(
+        "ReadsSecret",
+        And(Condition("DatabaseAuthIsSecret"), Not(Equals(Ref("DatabaseSecretArn"), ""))),
+    )
+    template.add_rule(
+        "VpcNeedsSecurityGroups",
+        {
+            "RuleCondition": Not(Equals(Join("", Ref("SubnetIds")), "")),
+            "Assertions": [
+                {
+                    "Assert": Not(Equals(Join("", Ref("SecurityGroupIds")), "")),
+                    "AssertDescription": "SubnetIds needs SecurityGroupIds",
+                }
+            ],
+        },
+    )
+
+
+def _environment() -> Environment:
+    """What the handlers read: see handlers/settings.py for the same names."""
+
+    def when(method: str, value: object) -> If:
+        return If(f"DatabaseAuthIs{method.capitalize()}", value, Ref("AWS::NoValue"))
+
+    return Environment(
+        Variables={
+            ENDPOINT_VARIABLE: Ref("ManagementEndpoint"),
+            "CONNECTION_TTL_MINUTES": Ref("ConnectionTtlMinutes"),
+            "DATABASE_AUTH": Ref("DatabaseAuth"),
+            "DATABASE_URL": when("url", Ref("DatabaseUrl")),
+            "DATABASE_SECRET_ARN": when("secret", Ref("DatabaseSecretArn")),
+            "DATABASE_HOST": when("iam", Ref("DatabaseHost")),
+            "DATABASE_PORT": when("iam", Ref("DatabasePort")),
+            "DATABASE_NAME": when("iam", Ref("DatabaseName")),
+            "DATABASE_USER": when("iam", Ref("DatabaseUser")),
+            "DATABASE_SSLMODE": Ref("DatabaseSslMode"),
+        }
+    )
+
+
+def _role(template: Template) -> Role:
+    log_arns = [GetAtt(f"{function.logical}LogGroup", "Arn") for function in HANDLER_FUNCTIONS]
+    statements = [
+        Statement(Effect=Allow, Action=[CreateLogStream, PutLogEvents], Resource=log_arns),
+    ]
+    secret = Statement(Effect=Allow, Action=[GetSecretValue], Resource=[Ref("DatabaseSecretArn")])
+    iam_connect = Statement(
+        Effect=Allow,
+        Action=[RdsDbConnect],
+        Resource=[
+            Sub(
+                "arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:"
+                "${DatabaseResourceId}/${DatabaseUser}"
+            )
+        ],
+    )
+    policies = [
+        Policy(PolicyName="logs", PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements)),
+        If("ReadsSecret", Policy(PolicyName="database-secret", PolicyDocument=_document(secret)), Ref("AWS::NoValue")),
+        If("DatabaseAuthIsIam", Policy(PolicyName="database-iam-auth", PolicyDocument=_document(iam_connect)), Ref("AWS::NoValue")),
+    ]  # fmt: skip
+    return template.add_resource(
+        Role(
+            "HandlersRole",
+            RoleName=Sub(HANDLERS_ROLE_NAME),
+            Description="Execution role of the CareConnect WebSocket handlers",
+            AssumeRolePolicyDocument=assume_role_policy("lambda.amazonaws.com"),
+            Policies=policies,
+            ManagedPolicyArns=If("InVpc", [Sub(VPC_ACCESS_POLICY)], Ref("AWS::NoValue")),
+            Tags=tags("compute"),
+        )
+    )
+
+
+def _document(statement: Statement) -> PolicyDocument:
+    return PolicyDocument(Version="2012-10-17", Statement=[statement])
+
+
+def _function(template: Template, function: HandlerFunction, role: Role) -> Function:
+    logs = template.add_resource(
+        log_group(
+            f"{function.logical}LogGroup", Sub(f"/aws/lambda/{function.function_name}"), "compute"
+        )
+    )
+    return template.add_resource(
+        Function(
+            f"{function.logical}Function",
+            FunctionName=Sub(function.function_name),
+            Description=function.description,
+            Runtime=LAMBDA_RUNTIME,
+            Handler=function.handler,
+            Architectures=[Ref("Architecture")],
+            MemorySize=Ref("MemorySize"),
+            Timeout=Ref("Timeout"),
+            Role=GetAtt(role, "Arn"),
+            Code=Code(S3Bucket=Ref("CodeS3Bucket"), S3Key=Ref("CodeS3Key")),
+            Environment=_environment(),
+            KmsKeyArn=If(
+                "EnvironmentKmsKeyGiven", Ref("EnvironmentKmsKeyArn"), Ref("AWS::NoValue")
+            ),
+            LoggingConfig=LoggingConfig(LogGroup=Ref(logs)),
+            VpcConfig=If(
+                "InVpc",
+                VPCConfig(SubnetIds=Ref("SubnetIds"), SecurityGroupIds=Ref("SecurityGroupIds")),
+                Ref("AWS::NoValue"),
+            ),
+            Tags=tags("compute"),
+            Metadata=checkov_skips(*NOT_APPLICABLE),
+        )
+    )
+
+
+def _outputs(
+    template: Template, functions: list[tuple[HandlerFunction, Function]], role: Role
+) -> None:
+    for function, resource in functions:
+        template.add_output(
+            Output(f"{function.logical}FunctionArn", Description=f"ARN of {function.display_name}",
+                   Value=GetAtt(resource, "Arn"))
+        )  # fmt: skip
+        template.add_output(
+            Output(f"{function.logical}FunctionName", Description=f"Name of {function.display_name}",
+                   Value=Ref(resource))
+        )  # fmt: skip
+    template.add_output(
+        Output("HandlersRoleName", Description="Execution role name", Value=Ref(role))
+    )
+    template.add_output(
+        Output("HandlersRoleArn", Description="Execution role ARN", Value=GetAtt(role, "Arn"))
+    )
+
+
+def build() -> Template:
+    """The whole compute template, as plain troposphere data."""
+    template = Template(
+        Description="CareConnect WebSocket compute: the handler Lambda functions, their log "
+        "groups and their least-privilege execution role."
+    )
+    template.set_version("2010-09-09")
+    params = ParameterSet(template)
+    _parameters(params)
+    _conditions_and_rules(template)
+    role = _role(template)
+    functions = [(function, _function(template, function, role)) for function in HANDLER_FUNCTIONS]
+    _outputs(template, functions, role)
+    template.set_metadata({"AWS::CloudFormation::Interface": params.interface()})
+    return template

@@ -1,0 +1,210 @@
+"""The compute template: functions, environment, database methods, VPC, logs and a tight role."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import cfnlint
+import pytest
+
+from generator.model import ENDPOINT_VARIABLE, LAMBDA_RUNTIME
+from tests.cfn_eval import Evaluator
+
+FUNCTIONS = {"Connect": "connect", "Disconnect": "disconnect", "Default": "default"}
+CODE = {"CodeS3Bucket": "artifacts-bucket", "CodeS3Key": "handlers/abc123.zip"}
+SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cc/db-AbCdEf"
+IAM_DB = {"DatabaseAuth": "iam", "DatabaseHost": "db.example.internal", "DatabaseUser": "ws_app",
+          "DatabaseResourceId": "db-ABCDEFGH"}  # fmt: skip
+
+
+@pytest.fixture
+def compute(templates: dict[str, Any]) -> dict[str, Any]:
+    return templates["compute"]
+
+
+def resolved(template: dict[str, Any], **parameters: str) -> dict[str, Any]:
+    """Resources as CloudFormation would create them for these parameters."""
+    ev = Evaluator(template, {**CODE, **parameters})
+    return {
+        name: ev.eval(res)
+        for name, res in template["Resources"].items()
+        if "Condition" not in res or ev.condition(res["Condition"])
+    }
+
+
+def test_three_functions_with_original_names_and_handlers(compute: dict[str, Any]) -> None:
+    resources = resolved(compute)
+    for stem, suffix in FUNCTIONS.items():
+        props = resources[f"{stem}Function"]["Properties"]
+        assert props["FunctionName"] == f"cc-websocket-{suffix}"
+        assert props["Handler"] == f"handlers.{suffix}.handler"
+        assert props["Runtime"] == LAMBDA_RUNTIME
+        assert props["Architectures"] == ["arm64"]
+        assert props["Code"] == {"S3Bucket": "artifacts-bucket", "S3Key": "handlers/abc123.zip"}
+        assert props["Timeout"] == "29" and props["MemorySize"] == "256"
+        assert props["LoggingConfig"]["LogGroup"] == f"{stem}LogGroup-id"
+        assert "VpcConfig" not in props and "KmsKeyArn" not in props
+    assert compute["Parameters"]["Architecture"]["AllowedValues"] == ["arm64", "x86_64"]
+    assert compute["Parameters"]["Timeout"]["MaxValue"] == 29
+
+
+def test_runtime_is_the_newest_python_cfn_lint_knows_as_current() -> None:
+    lifecycle_file = (
+        Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs" / "LmbdRuntimeLifecycle.json"
+    )
+    lifecycle = json.loads(lifecycle_file.read_text())
+    pythons = sorted(
+        (name for name in lifecycle if name.startswith("python3.")),
+        key=lambda name: int(name.removeprefix("python3.")),
+    )
+    assert pythons[-1] == LAMBDA_RUNTIME
+    assert (
+        "deprecated" not in lifecycle[LAMBDA_RUNTIME]
+        or lifecycle[LAMBDA_RUNTIME]["deprecated"] > "2026-11-25"
+    )
+
+
+@pytest.mark.parametrize(
+    ("parameters", "expected"),
+    [
+        ({"DatabaseUrl": "postgresql://db/cc"}, {"DATABASE_AUTH": "url", "DATABASE_URL": "postgresql://db/cc"}),
+        ({"DatabaseAuth": "secret", "DatabaseSecretArn": SECRET},
+         {"DATABASE_AUTH": "secret", "DATABASE_SECRET_ARN": SECRET}),
+        (IAM_DB, {"DATABASE_AUTH": "iam", "DATABASE_HOST": "db.example.internal", "DATABASE_PORT": "5432",
+                  "DATABASE_NAME": "careconnect", "DATABASE_USER": "ws_app"}),
+    ],
+)  # fmt: skip
+def test_environment_carries_only_the_chosen_database_method(
+    compute: dict[str, Any], parameters: dict[str, str], expected: dict[str, str]
+) -> None:
+    env = resolved(compute, **parameters)["ConnectFunction"]["Properties"]["Environment"][
+        "Variables"
+    ]
+    database = {
+        k: v for k, v in env.items() if k.startswith("DATABASE_") and k != "DATABASE_SSLMODE"
+    }
+    assert database == expected
+    assert env[ENDPOINT_VARIABLE] == ""
+    assert env["CONNECTION_TTL_MINUTES"] == "120"
+    assert env["DATABASE_SSLMODE"] == "require"
+
+
+def test_endpoint_parameter_feeds_every_function(compute: dict[str, Any]) -> None:
+    endpoint = "https://a1b2c3.execute-api.eu-west-1.amazonaws.com/prod"
+    resources = resolved(compute, ManagementEndpoint=endpoint)
+    for stem in FUNCTIONS:
+        assert (
+            resources[f"{stem}Function"]["Properties"]["Environment"]["Variables"][
+                ENDPOINT_VARIABLE
+            ]
+            == endpoint
+        )
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({}, "DatabaseAuth=url needs DatabaseUrl"),
+        ({"DatabaseAuth": "secret"}, "DatabaseAuth=secret needs DatabaseSecretArn"),
+        ({"DatabaseAuth": "iam", "DatabaseHost": "h"}, "DatabaseAuth=iam needs DatabaseUser"),
+        (
+            {"DatabaseUrl": "postgresql://db/cc", "SubnetIds": "subnet-1a"},
+            "SubnetIds needs SecurityGroupIds",
+        ),
+    ],
+)
+def test_rules_refuse_incomplete_settings_before_any_change(
+    compute: dict[str, Any], parameters: dict[str, str], message: str
+) -> None:
+    ev = Evaluator(compute, {**CODE, **parameters})
+    failed = [
+        assertion["AssertDescription"]
+        for rule in compute["Rules"].values()
+        if "RuleCondition" not in rule or ev.eval(rule["RuleCondition"])
+        for assertion in rule["Assertions"]
+        if not ev.eval(assertion["Assert"])
+    ]
+    assert message in failed
+
+
+def test_complete_settings_pass_every_rule(compute: dict[str, Any]) -> None:
+    for parameters in ({"DatabaseUrl": "postgresql://db/cc"}, IAM_DB,
+                       {"DatabaseAuth": "secret", "DatabaseSecretArn": SECRET}):  # fmt: skip
+        ev = Evaluator(compute, {**CODE, **parameters})
+        for rule in compute["Rules"].values():
+            if "RuleCondition" not in rule or ev.eval(rule["RuleCondition"]):
+                assert all(ev.eval(a["Assert"]) for a in rule["Assertions"]), parameters
+
+
+def test_vpc_placement_is_optional_and_brings_only_eni_access(compute: dict[str, Any]) -> None:
+    plain = resolved(compute)
+    assert "ManagedPolicyArns" not in plain["HandlersRole"]["Properties"]
+    placed = resolved(compute, SubnetIds="subnet-1a,subnet-2b", SecurityGroupIds="sg-0f")
+    assert placed["DefaultFunction"]["Properties"]["VpcConfig"] == {
+        "SubnetIds": ["subnet-1a", "subnet-2b"], "SecurityGroupIds": ["sg-0f"]}  # fmt: skip
+    assert placed["HandlersRole"]["Properties"]["ManagedPolicyArns"] == [
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaENIManagementAccess"
+    ]
+
+
+def test_one_log_group_per_function_with_retention(compute: dict[str, Any]) -> None:
+    resources = resolved(compute, LogRetentionInDays="14")
+    for stem, suffix in FUNCTIONS.items():
+        props = resources[f"{stem}LogGroup"]["Properties"]
+        assert props["LogGroupName"] == f"/aws/lambda/cc-websocket-{suffix}"
+        assert props["RetentionInDays"] == "14"
+
+
+def statements(resources: dict[str, Any]) -> list[dict[str, Any]]:
+    role = resources["HandlersRole"]["Properties"]
+    return [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+
+
+def test_role_writes_only_its_own_log_groups_and_nothing_else_by_default(
+    compute: dict[str, Any],
+) -> None:
+    resources = resolved(compute)
+    assert resources["HandlersRole"]["Properties"]["RoleName"] == "cc-websocket-handlers"
+    (logs,) = statements(resources)
+    assert sorted(logs["Action"]) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert sorted(logs["Resource"]) == sorted(f"{stem}LogGroup-id.Arn" for stem in FUNCTIONS)
+
+
+def test_role_reads_only_the_given_secret(compute: dict[str, Any]) -> None:
+    granted = statements(resolved(compute, DatabaseAuth="secret", DatabaseSecretArn=SECRET))
+    secret = [s for s in granted if s["Action"] == ["secretsmanager:GetSecretValue"]]
+    assert secret == [
+        {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": [SECRET]}
+    ]
+
+
+def test_role_connects_only_as_the_given_db_user(compute: dict[str, Any]) -> None:
+    granted = statements(resolved(compute, **IAM_DB))
+    (connect,) = [s for s in granted if s["Action"] == ["rds-db:connect"]]
+    assert connect["Resource"] == [
+        "arn:aws:rds-db:eu-west-1:123456789012:dbuser:db-ABCDEFGH/ws_app"
+    ]
+
+
+@pytest.mark.parametrize(
+    "parameters", [{}, {"DatabaseAuth": "secret", "DatabaseSecretArn": SECRET}, IAM_DB]
+)
+def test_role_has_no_wildcards_and_no_management_api(
+    compute: dict[str, Any], parameters: dict[str, str]
+) -> None:
+    text = json.dumps(statements(resolved(compute, **parameters)))
+    assert "execute-api" not in text
+    assert '"*"' not in text and ":*" not in text.replace(".Arn", "")
+
+
+def test_outputs_feed_the_websocket_stack(templates: dict[str, Any]) -> None:
+    compute, websocket = templates["compute"], templates["websocket"]
+    outputs = set(compute["Outputs"])
+    assert {"HandlersRoleName", "HandlersRoleArn"} <= outputs
+    for stem in FUNCTIONS:
+        assert {f"{stem}FunctionArn", f"{stem}FunctionName"} <= outputs
+    # Every websocket parameter that names a compute output exists under the same key.
+    assert {p for p in websocket["Parameters"] if p in outputs} == {
+        "ConnectFunctionArn", "DisconnectFunctionArn", "DefaultFunctionArn", "HandlersRoleName"}  # fmt: skip
