@@ -34,5 +34,5 @@ ensure_venv() {
   fi
 }
 
-ensure_project_venv() { ensure_venv "$VENV" -e "$ROOT[dev]"; }
+ensure_project_venv() { ensure_venv "$VENV" -e "$ROOT[dev,handlers]"; }
 ensure_checkov_venv() { ensure_venv "$CHECKOV_VENV" -r "$ROOT/requirements/checkov.txt"; }

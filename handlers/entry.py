@@ -1,0 +1,44 @@
+"""What every Lambda entry point does around its plain function: parse the event, bind log ids,
+and turn infrastructure failures into a 5xx with one log line (never a raised exception)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from handlers import logs
+from handlers.db import DatabaseUnavailable
+from handlers.events import MalformedEvent, Request, parse_event, response
+from handlers.settings import ConfigurationError
+
+log = logs.setup()
+
+
+def run(event: Any, context: Any, action: Callable[[Request], dict[str, Any]]) -> dict[str, Any]:
+    aws_request_id = getattr(context, "aws_request_id", None)
+    try:
+        request = parse_event(event)
+    except MalformedEvent as error:
+        logs.bind(awsRequestId=aws_request_id)
+        log.error("rejected a malformed event", extra={"reason": str(error)})
+        return response(400, str(error))
+    logs.bind(
+        requestId=request.request_id, connectionId=request.connection_id,
+        route=request.route_key, awsRequestId=aws_request_id,
+    )  # fmt: skip
+    try:
+        return action(request)
+    except DatabaseUnavailable as error:
+        log.error("database unavailable", extra={"reason": str(error)})
+        return response(500, "database unavailable")
+    except ConfigurationError as error:
+        log.error("function misconfigured", extra={"reason": str(error)})
+        return response(500, "function misconfigured")
+    except Exception as error:
+        log.error("unexpected failure", extra={"error": type(error).__name__}, exc_info=True)
+        return response(500, "internal error")
+
+
+def logger() -> logging.Logger:
+    return log

@@ -1,0 +1,50 @@
+"""Per-container singletons: settings, the store, senders and the token verifier.
+
+Created on first use, not at import, so a cold start imports little and a bad setting is
+reported by the invocation that needs it, with what to fix.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from handlers import aws
+from handlers.auth import TokenVerifier
+from handlers.db import Database
+from handlers.events import Request
+from handlers.sender import Sender
+from handlers.settings import Settings, load
+from handlers.store import ConnectionStore
+
+FAN_OUT_CONCURRENCY = 16
+
+
+@cache
+def settings() -> Settings:
+    return load()
+
+
+@cache
+def store() -> ConnectionStore:
+    return ConnectionStore(Database.from_settings(settings().database))
+
+
+def endpoint_for(request: Request) -> str:
+    """AWS_WEBSOCKET_API_GATEWAY_ENDPOINT, else the endpoint of the API that sent the event."""
+    return settings().management_endpoint or request.event_endpoint
+
+
+def sender_for(request: Request) -> Sender:
+    return _sender(endpoint_for(request))
+
+
+@cache
+def _sender(endpoint: str) -> Sender:
+    client = aws.management_client(endpoint, settings().region or None, FAN_OUT_CONCURRENCY)
+    return Sender(client, on_gone=store().deactivate, max_workers=FAN_OUT_CONCURRENCY)
+
+
+@cache
+def verifier() -> TokenVerifier | None:
+    jwt_settings = settings().jwt
+    return TokenVerifier(jwt_settings) if jwt_settings.configured else None

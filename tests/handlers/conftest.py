@@ -1,0 +1,192 @@
+"""Handler fixtures: the real PostgreSQL, the management API served by moto (server mode, over
+HTTP), and fault-injecting doubles for what moto cannot produce (410 Gone, throttling)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import jwt
+import psycopg
+import pytest
+from botocore.exceptions import ClientError
+from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+from moto.server import ThreadedMotoServer
+
+from handlers.auth import TokenVerifier
+from handlers.db import Database
+from handlers.sender import Sender
+from handlers.settings import JwtSettings
+from handlers.store import ConnectionStore
+
+REGION = "eu-west-1"
+JWT_SECRET = "test-signing-secret-of-sufficient-length-0123456789"
+
+
+@pytest.fixture
+def database(postgres_url: str) -> Iterator[Database]:
+    db = Database(lambda: psycopg.connect(postgres_url, autocommit=True))
+    db.run("SELECT 1")  # creates the table on first use
+    db.run("TRUNCATE websocket_connections RESTART IDENTITY")
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def store(database: Database) -> ConnectionStore:
+    return ConnectionStore(database)
+
+
+COLUMNS = ("id", "connection_id", "user_email", "user_id", "subscription_type", "connection_type",
+           "api_gateway_endpoint", "metadata", "connected_at", "last_activity_at", "expires_at", "is_active")
+
+
+def table(store: ConnectionStore) -> list[dict[str, Any]]:
+    """The whole table, as dicts, ordered by id."""
+    result = store.db.run(f"SELECT {', '.join(COLUMNS)} FROM websocket_connections ORDER BY id")
+    return [dict(zip(COLUMNS, row, strict=True)) for row in result]
+
+
+def row(store: ConnectionStore, connection_id: str) -> dict[str, Any]:
+    (found,) = [r for r in table(store) if r["connection_id"] == connection_id]
+    return found
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def management(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    backend = apigatewaymanagementapi_backends["123456789012"][REGION]
+    backend.connections.clear()
+    return boto3.client("apigatewaymanagementapi", endpoint_url=moto_endpoint, region_name=REGION)
+
+
+def _backend() -> Any:
+    return apigatewaymanagementapi_backends["123456789012"][REGION]
+
+
+class Inbox:
+    """What each connection received through the management API (moto's record of posts, and
+    for connections the server closed, what they had received before)."""
+
+    def __init__(self, closed: dict[str, bytes]) -> None:
+        self._read: dict[str, int] = {}
+        self._closed = closed
+
+    def all(self, connection_id: str) -> list[dict[str, Any]]:
+        connections = _backend().connections
+        raw = connections[connection_id].data if connection_id in connections else self._closed.get(connection_id, b"")
+        data = raw.decode()
+        frames, decoder, index = [], json.JSONDecoder(), 0
+        while index < len(data):
+            frame, index = decoder.raw_decode(data, index)
+            frames.append(frame)
+        return frames
+
+    def new(self, connection_id: str) -> list[dict[str, Any]]:
+        frames = self.all(connection_id)
+        start = self._read.get(connection_id, 0)
+        self._read[connection_id] = len(frames)
+        return frames[start:]
+
+
+@pytest.fixture
+def inbox(faulty: FaultyClient) -> Inbox:
+    return Inbox(faulty.closed)
+
+
+class FaultyClient:
+    """The real (moto) client, except: `gone` ids answer 410, and the first `throttle` posts
+    answer LimitExceededException, as API Gateway does."""
+
+    def __init__(self, client: Any, gone: set[str] | None = None, throttle: int = 0) -> None:
+        self.client = client
+        self.gone = gone or set()
+        self.throttle = throttle
+        self.calls: list[str] = []
+        self.closed: dict[str, bytes] = {}
+
+    def post_to_connection(self, ConnectionId: str, Data: bytes) -> Any:  # noqa: N803 - boto3's names
+        self.calls.append(ConnectionId)
+        if ConnectionId in self.gone:
+            raise ClientError({"Error": {"Code": "GoneException", "Message": ""},
+                               "ResponseMetadata": {"HTTPStatusCode": 410}}, "PostToConnection")  # fmt: skip
+        if self.throttle > 0:
+            self.throttle -= 1
+            raise ClientError({"Error": {"Code": "LimitExceededException", "Message": "Rate exceeded"},
+                               "ResponseMetadata": {"HTTPStatusCode": 429}}, "PostToConnection")  # fmt: skip
+        return self.client.post_to_connection(ConnectionId=ConnectionId, Data=Data)
+
+    def delete_connection(self, ConnectionId: str) -> Any:  # noqa: N803
+        connections = _backend().connections
+        if ConnectionId in connections:
+            self.closed[ConnectionId] = connections[ConnectionId].data
+        return self.client.delete_connection(ConnectionId=ConnectionId)
+
+
+@pytest.fixture
+def faulty(management: Any) -> FaultyClient:
+    return FaultyClient(management)
+
+
+@pytest.fixture
+def sender(faulty: FaultyClient, store: ConnectionStore) -> Sender:
+    return Sender(faulty, on_gone=store.deactivate, max_workers=8, sleep=lambda _s: None)
+
+
+@pytest.fixture
+def verifier() -> TokenVerifier:
+    return TokenVerifier(JwtSettings(hs256_secret=JWT_SECRET))
+
+
+TokenMaker = Callable[..., str]
+
+
+@pytest.fixture
+def make_token() -> TokenMaker:
+    def make(user_id: int, email: str = "user@example.org", role: str = "PATIENT", *, expires_in: int = 600,
+             key: str = JWT_SECRET, algorithm: str = "HS256", **claims: Any) -> str:  # fmt: skip
+        payload = {"sub": email, "email": email, "userId": user_id, "role": role,
+                   "exp": int(time.time()) + expires_in, **claims}  # fmt: skip
+        return jwt.encode(payload, key, algorithm=algorithm)
+
+    return make
+
+
+@pytest.fixture
+def lambda_env(postgres_url: str, moto_endpoint: str, management: Any, store: ConnectionStore,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:  # fmt: skip
+    """The environment the compute template gives the functions, pointing at the test services;
+    the entry points (`handlers.<route>.handler`) then run exactly as in Lambda."""
+    from handlers import aws, runtime
+
+    env = {
+        "DATABASE_AUTH": "url", "DATABASE_URL": postgres_url, "DATABASE_SSLMODE": "prefer",
+        "AWS_WEBSOCKET_API_GATEWAY_ENDPOINT": moto_endpoint, "CONNECTION_TTL_MINUTES": "120",
+        "JWT_SECRET": JWT_SECRET, "AWS_REGION": REGION,
+    }  # fmt: skip
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    caches = (runtime.settings, runtime.store, runtime._sender, runtime.verifier, aws.management_client)
+
+    def reset() -> None:
+        if runtime.store.cache_info().currsize:
+            runtime.store().db.close()
+        for cached in caches:
+            cached.cache_clear()
+
+    reset()
+    yield
+    reset()
