@@ -26,7 +26,8 @@ from troposphere import (
     Sub,
     Template,
 )
-from troposphere.awslambda import Code, Environment, Function, LoggingConfig, VPCConfig
+from troposphere.awslambda import Code, Environment, Function, LoggingConfig, Permission, VPCConfig
+from troposphere.events import Rule, Target
 from troposphere.iam import Policy, Role
 
 from generator.common import (
@@ -113,7 +114,20 @@ def _parameters(params: ParameterSet) -> None:
         Description="How long a connection row stays valid; API Gateway closes every "
         "connection after 2 hours.",
     )  # fmt: skip
+    params.add(
+        runtime, "CleanupTimeout", "Cleanup timeout (s)",
+        Type="Number", Default=60, MinValue=1, MaxValue=900,
+        Description="Timeout of the scheduled cleanup function.",
+    )  # fmt: skip
+    params.add(
+        runtime, "CleanupSchedule", "Cleanup schedule",
+        Type="String", Default="rate(1 hour)", AllowedPattern=r"^(rate|cron)\(.+\)$",
+        Description="EventBridge schedule of the cleanup (expired connections, inactive rows "
+        "older than 7 days).",
+        ConstraintDescription="an EventBridge rate(...) or cron(...) expression",
+    )  # fmt: skip
     _database_parameters(params)
+    _jwt_parameters(params)
     network = "Network (optional)"
     params.add(
         network, "SubnetIds", "Subnet ids",
@@ -199,6 +213,34 @@ def _database_parameters(params: ParameterSet) -> None:
     )  # fmt: skip
 
 
+def _jwt_parameters(params: ParameterSet) -> None:
+    auth = "Client authentication (JWT)"
+    params.add(
+        auth, "JwtSecretArn", "HS256 key secret ARN",
+        Type="String", Default="", AllowedPattern=SECRET_ARN_PATTERN,
+        Description="Secrets Manager secret holding the HS256 key the backend signs tokens "
+        "with. Empty: use JwtPublicKey.",
+        ConstraintDescription="empty, or a Secrets Manager secret ARN",
+    )  # fmt: skip
+    params.add(
+        auth, "JwtPublicKey", "RS256 public key (PEM)",
+        Type="String", Default="", MaxLength=4096, AllowedPattern=r"^$|^-----BEGIN PUBLIC KEY-----[A-Za-z0-9+/=\s\\n]+-----END PUBLIC KEY-----(\s|\\n)*$",
+        Description="PEM public key for RS256 tokens (newlines may be written as \\n). "
+        "Empty: use JwtSecretArn.",
+        ConstraintDescription="empty, or a PEM public key",
+    )  # fmt: skip
+    params.add(
+        auth, "JwtIssuer", "Required issuer",
+        Type="String", Default="", MaxLength=256, AllowedPattern=r"^[^\s]*$",
+        Description="If set, tokens must carry this iss claim.",
+    )  # fmt: skip
+    params.add(
+        auth, "JwtAudience", "Required audience",
+        Type="String", Default="", MaxLength=256, AllowedPattern=r"^[^\s]*$",
+        Description="If set, tokens must carry this aud claim.",
+    )  # fmt: skip
+
+
 def _conditions_and_rules(template: Template) -> None:
     for method in DATABASE_AUTH_METHODS:
         template.add_condition(
@@ -230,6 +272,23 @@ def _conditions_and_rules(template: Template) -> None:
     template.add_condition(
         "ReadsSecret",
         And(Condition("DatabaseAuthIsSecret"), Not(Equals(Ref("DatabaseSecretArn"), ""))),
+    )
+    template.add_condition("ReadsJwtSecret", Not(Equals(Ref("JwtSecretArn"), "")))
+    template.add_rule(
+        "OneJwtKey",
+        {
+            "Assertions": [
+                {
+                    "Assert": Not(
+                        And(
+                            Not(Equals(Ref("JwtSecretArn"), "")),
+                            Not(Equals(Ref("JwtPublicKey"), "")),
+                        )
+                    ),
+                    "AssertDescription": "set JwtSecretArn or JwtPublicKey, not both",
+                }
+            ]
+        },
     )
     template.add_rule(
         "VpcNeedsSecurityGroups",
@@ -263,6 +322,10 @@ def _environment() -> Environment:
             "DATABASE_NAME": when("iam", Ref("DatabaseName")),
             "DATABASE_USER": when("iam", Ref("DatabaseUser")),
             "DATABASE_SSLMODE": Ref("DatabaseSslMode"),
+            "JWT_SECRET_ARN": Ref("JwtSecretArn"),
+            "JWT_PUBLIC_KEY": Ref("JwtPublicKey"),
+            "JWT_ISSUER": Ref("JwtIssuer"),
+            "JWT_AUDIENCE": Ref("JwtAudience"),
         }
     )
 
@@ -273,6 +336,7 @@ def _role(template: Template) -> Role:
         Statement(Effect=Allow, Action=[CreateLogStream, PutLogEvents], Resource=log_arns),
     ]
     secret = Statement(Effect=Allow, Action=[GetSecretValue], Resource=[Ref("DatabaseSecretArn")])
+    jwt_secret = Statement(Effect=Allow, Action=[GetSecretValue], Resource=[Ref("JwtSecretArn")])
     iam_connect = Statement(
         Effect=Allow,
         Action=[RdsDbConnect],
@@ -286,6 +350,7 @@ def _role(template: Template) -> Role:
     policies = [
         Policy(PolicyName="logs", PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements)),
         If("ReadsSecret", Policy(PolicyName="database-secret", PolicyDocument=_document(secret)), Ref("AWS::NoValue")),
+        If("ReadsJwtSecret", Policy(PolicyName="jwt-secret", PolicyDocument=_document(jwt_secret)), Ref("AWS::NoValue")),
         If("DatabaseAuthIsIam", Policy(PolicyName="database-iam-auth", PolicyDocument=_document(iam_connect)), Ref("AWS::NoValue")),
     ]  # fmt: skip
     return template.add_resource(
@@ -320,7 +385,7 @@ def _function(template: Template, function: HandlerFunction, role: Role) -> Func
             Handler=function.handler,
             Architectures=[Ref("Architecture")],
             MemorySize=Ref("MemorySize"),
-            Timeout=Ref("Timeout"),
+            Timeout=Ref("Timeout") if function.route_key else Ref("CleanupTimeout"),
             Role=GetAtt(role, "Arn"),
             Code=Code(S3Bucket=Ref("CodeS3Bucket"), S3Key=Ref("CodeS3Key")),
             Environment=_environment(),
@@ -335,6 +400,27 @@ def _function(template: Template, function: HandlerFunction, role: Role) -> Func
             ),
             Tags=tags("compute"),
             Metadata=checkov_skips(*NOT_APPLICABLE),
+        )
+    )
+
+
+def _cleanup_schedule(template: Template, cleanup: Function) -> None:
+    rule = template.add_resource(
+        Rule(
+            "CleanupScheduleRule",
+            Description="Runs the WebSocket connection cleanup",
+            ScheduleExpression=Ref("CleanupSchedule"),
+            State="ENABLED",
+            Targets=[Target(Arn=GetAtt(cleanup, "Arn"), Id="cleanup")],
+        )
+    )
+    template.add_resource(
+        Permission(
+            "CleanupInvokePermission",
+            Action="lambda:InvokeFunction",
+            FunctionName=Ref(cleanup),
+            Principal="events.amazonaws.com",
+            SourceArn=GetAtt(rule, "Arn"),
         )
     )
 
@@ -371,6 +457,7 @@ def build() -> Template:
     _conditions_and_rules(template)
     role = _role(template)
     functions = [(function, _function(template, function, role)) for function in HANDLER_FUNCTIONS]
+    _cleanup_schedule(template, dict((f.logical, resource) for f, resource in functions)["Cleanup"])
     _outputs(template, functions, role)
     template.set_metadata({"AWS::CloudFormation::Interface": params.interface()})
     return template

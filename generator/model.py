@@ -56,6 +56,7 @@ HANDLER_FUNCTIONS = (
     HandlerFunction("Connect", "connect", "handlers.connect", "WebSocket $connect: registers the connection", "$connect"),
     HandlerFunction("Disconnect", "disconnect", "handlers.disconnect", "WebSocket $disconnect: deactivates the connection", "$disconnect"),
     HandlerFunction("Default", "default", "handlers.default", "WebSocket $default: CareConnect's message protocol", "$default"),
+    HandlerFunction("Cleanup", "cleanup", "handlers.cleanup", "Scheduled: deactivates expired connections, deletes old rows"),
 )  # fmt: skip
 ROUTE_HANDLERS = tuple(f for f in HANDLER_FUNCTIONS if f.route_key is not None)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from jwt.types import Options
 
 from handlers import aws
 from handlers.settings import ConfigurationError, JwtSettings
@@ -29,9 +30,13 @@ class Identity:
 
 
 class TokenVerifier:
-    def __init__(self, settings: JwtSettings, secret_reader: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self, settings: JwtSettings, secret_reader: Callable[[str], str] | None = None
+    ) -> None:
         if not settings.configured:
-            raise ConfigurationError("no JWT key: set JWT_SECRET_ARN (HS256) or JWT_PUBLIC_KEY (RS256)")
+            raise ConfigurationError(
+                "no JWT key: set JWT_SECRET_ARN (HS256) or JWT_PUBLIC_KEY (RS256)"
+            )
         self.settings = settings
         self._secret_reader = secret_reader
         self._key: str | None = None
@@ -49,7 +54,7 @@ class TokenVerifier:
 
     def verify(self, token: str, claimed_user_id: int | None = None) -> Identity:
         key, algorithms = self._signing_key()
-        options: dict[str, Any] = {"require": ["exp"], "verify_aud": bool(self.settings.audience)}
+        options: Options = {"require": ["exp"], "verify_aud": bool(self.settings.audience)}
         try:
             claims = jwt.decode(
                 token, key, algorithms=algorithms, options=options,
@@ -66,7 +71,14 @@ class TokenVerifier:
             user_id = claimed_user_id
         elif claimed_user_id is not None and claimed_user_id != user_id:
             raise AuthenticationFailed("userId does not match the token")
-        email = next((str(claims[c]) for c in EMAIL_CLAIMS if isinstance(claims.get(c), str) and "@" in claims[c]), None)
+        email = next(
+            (
+                str(claims[c])
+                for c in EMAIL_CLAIMS
+                if isinstance(claims.get(c), str) and "@" in claims[c]
+            ),
+            None,
+        )
         role = next((_role(claims[c]) for c in ROLE_CLAIMS if claims.get(c)), None)
         return Identity(user_id, email.lower() if email else None, role)
 
@@ -83,4 +95,3 @@ def _claim_user_id(claims: dict[str, Any]) -> int | None:
 
 def _role(value: Any) -> str:
     return str(value[0]) if isinstance(value, list) and value else str(value)
-

@@ -35,7 +35,9 @@ def connect_parameters(query: dict[str, str]) -> tuple[str, str | None]:
     return subscription, email.lower() if email else None
 
 
-def register_connection(request: Request, store: ConnectionStore, *, endpoint: str, ttl_minutes: int) -> dict[str, Any]:
+def register_connection(
+    request: Request, store: ConnectionStore, *, endpoint: str, ttl_minutes: int
+) -> dict[str, Any]:
     try:
         subscription, email = connect_parameters(request.query)
     except InvalidQuery as error:

@@ -25,7 +25,15 @@ log = logging.getLogger(__name__)
 SCHEMA_LOCK_KEY = 0x63635F7773  # "cc_ws": serialises concurrent first starts creating the table
 CONNECT_TIMEOUT_SECONDS = 5
 # libpq URI parameters kept from a JDBC URL; JDBC-only ones (e.g. loginTimeout) are dropped.
-LIBPQ_PARAMETERS = {"user", "password", "sslmode", "sslrootcert", "connect_timeout", "application_name", "options"}
+LIBPQ_PARAMETERS = {
+    "user",
+    "password",
+    "sslmode",
+    "sslrootcert",
+    "connect_timeout",
+    "application_name",
+    "options",
+}
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -60,7 +68,10 @@ def connection_arguments(
     token_maker: Callable[[DatabaseSettings], str] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for psycopg.connect, for the configured authentication method."""
-    common: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, "application_name": "cc-websocket-handlers"}
+    common: dict[str, Any] = {
+        "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "application_name": "cc-websocket-handlers",
+    }
     if settings.auth == "url":
         return {"conninfo": libpq_url(settings.url), **common}
     if settings.auth == "secret":
@@ -115,7 +126,9 @@ class Database:
         try:
             connection = self._open_connection()
         except psycopg.Error as error:
-            raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {type(error).__name__}") from error
+            raise DatabaseUnavailable(
+                f"cannot connect to PostgreSQL: {type(error).__name__}"
+            ) from error
         if not self._schema_ready:
             self._ensure_schema(connection)
         self._connection = connection
@@ -128,7 +141,9 @@ class Database:
         self._schema_ready = True
 
     def run(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
-        reused = self._connection is not None and not (self._connection.closed or self._connection.broken)
+        reused = self._connection is not None and not (
+            self._connection.closed or self._connection.broken
+        )
         connection = self._connection if reused and self._connection else self._fresh()
         try:
             return self._execute(connection, sql, params)
@@ -144,7 +159,9 @@ class Database:
             raise DatabaseUnavailable(f"PostgreSQL failed: {type(error).__name__}") from error
 
     @staticmethod
-    def _execute(connection: psycopg.Connection[Any], sql: str, params: Any) -> list[tuple[Any, ...]]:
+    def _execute(
+        connection: psycopg.Connection[Any], sql: str, params: Any
+    ) -> list[tuple[Any, ...]]:
         with connection.cursor() as cursor:
             cursor.execute(sql.encode(), params)
             return cursor.fetchall() if cursor.description else []

@@ -54,8 +54,13 @@ def handle_message(
         return response(200)
     connection = store.touch(request.connection_id)
     if connection is None:
-        logger().warning("message from an unknown or expired connection", extra={"messageType": message.type})
-        sender.send(request.connection_id, error_frame("connection is not registered or has expired: reconnect"))
+        logger().warning(
+            "message from an unknown or expired connection", extra={"messageType": message.type}
+        )
+        sender.send(
+            request.connection_id,
+            error_frame("connection is not registered or has expired: reconnect"),
+        )
         sender.close(request.connection_id)
         return response(200)
     if connection.first_message:
@@ -78,8 +83,15 @@ def authenticate(c: Conversation) -> None:
         c.store.deactivate(c.request.connection_id)
         c.sender.close(c.request.connection_id)
         return
-    c.store.authenticate(c.request.connection_id, user_id=identity.user_id, email=identity.email, role=identity.role)
-    c.reply("authentication-success", userId=identity.user_id, userEmail=identity.email, userRole=identity.role)
+    c.store.authenticate(
+        c.request.connection_id, user_id=identity.user_id, email=identity.email, role=identity.role
+    )
+    c.reply(
+        "authentication-success",
+        userId=identity.user_id,
+        userEmail=identity.email,
+        userRole=identity.role,
+    )
 
 
 def subscribe_email_verification(c: Conversation) -> None:
@@ -125,12 +137,18 @@ def deliver(c: Conversation, user_id: int, payload: dict[str, Any]) -> None:
     )  # fmt: skip
 
 
-def addressed(target_field: str, kind: str, fields: Callable[[Conversation], dict[str, Any]]) -> Callable[[Conversation], None]:
+def addressed(
+    target_field: str, kind: str, fields: Callable[[Conversation], dict[str, Any]]
+) -> Callable[[Conversation], None]:
     """A handler that forwards a message to the user named by `target_field`."""
 
     def forward(c: Conversation) -> None:
         if _authenticated(c):
-            deliver(c, c.message.fields[target_field], frame(kind, fromUserId=c.connection.user_id, **fields(c)))
+            deliver(
+                c,
+                c.message.fields[target_field],
+                frame(kind, fromUserId=c.connection.user_id, **fields(c)),
+            )
 
     return forward
 

@@ -119,7 +119,9 @@ def parse(body: str | None, *, is_base64: bool = False) -> Message:
         raise ProtocolError("'type' must be a string")
     if kind not in MESSAGE_FIELDS:
         shown = kind if len(kind) <= 64 else kind[:64] + "..."
-        raise ProtocolError(f"unknown message type {shown!r}; expected one of {', '.join(MESSAGE_FIELDS)}")
+        raise ProtocolError(
+            f"unknown message type {shown!r}; expected one of {', '.join(MESSAGE_FIELDS)}"
+        )
     fields: dict[str, Any] = {}
     for name, (check, required) in MESSAGE_FIELDS[kind].items():
         if name not in data or data[name] is None:
@@ -131,7 +133,9 @@ def parse(body: str | None, *, is_base64: bool = False) -> Message:
 
 
 def _json_kind(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
 
 
 def timestamp() -> str:

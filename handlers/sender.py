@@ -24,7 +24,12 @@ from handlers.protocol import MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
-THROTTLING_CODES = {"LimitExceededException", "TooManyRequestsException", "ThrottlingException", "Throttling"}
+THROTTLING_CODES = {
+    "LimitExceededException",
+    "TooManyRequestsException",
+    "ThrottlingException",
+    "Throttling",
+}
 GONE_CODES = {"GoneException"}
 
 

@@ -93,7 +93,9 @@ class ConnectionStore:
         cid, user_id, email, subscription, metadata, first = rows[0]
         return Connection(cid, user_id, email, subscription, _metadata(metadata), bool(first))
 
-    def authenticate(self, connection_id: str, *, user_id: int, email: str | None, role: str | None) -> None:
+    def authenticate(
+        self, connection_id: str, *, user_id: int, email: str | None, role: str | None
+    ) -> None:
         self.db.run(
             """
             UPDATE websocket_connections

@@ -12,7 +12,13 @@ import pytest
 from generator.model import ENDPOINT_VARIABLE, LAMBDA_RUNTIME
 from tests.cfn_eval import Evaluator
 
-FUNCTIONS = {"Connect": "connect", "Disconnect": "disconnect", "Default": "default"}
+FUNCTIONS = {
+    "Connect": "connect",
+    "Disconnect": "disconnect",
+    "Default": "default",
+    "Cleanup": "cleanup",
+}
+ROUTE_FUNCTIONS = ("Connect", "Disconnect", "Default")
 CODE = {"CodeS3Bucket": "artifacts-bucket", "CodeS3Key": "handlers/abc123.zip"}
 SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cc/db-AbCdEf"
 IAM_DB = {"DatabaseAuth": "iam", "DatabaseHost": "db.example.internal", "DatabaseUser": "ws_app",
@@ -34,7 +40,7 @@ def resolved(template: dict[str, Any], **parameters: str) -> dict[str, Any]:
     }
 
 
-def test_three_functions_with_original_names_and_handlers(compute: dict[str, Any]) -> None:
+def test_functions_with_original_names_and_handlers(compute: dict[str, Any]) -> None:
     resources = resolved(compute)
     for stem, suffix in FUNCTIONS.items():
         props = resources[f"{stem}Function"]["Properties"]
@@ -43,7 +49,8 @@ def test_three_functions_with_original_names_and_handlers(compute: dict[str, Any
         assert props["Runtime"] == LAMBDA_RUNTIME
         assert props["Architectures"] == ["arm64"]
         assert props["Code"] == {"S3Bucket": "artifacts-bucket", "S3Key": "handlers/abc123.zip"}
-        assert props["Timeout"] == "29" and props["MemorySize"] == "256"
+        assert props["Timeout"] == ("29" if stem in ROUTE_FUNCTIONS else "60")
+        assert props["MemorySize"] == "256"
         assert props["LoggingConfig"]["LogGroup"] == f"{stem}LogGroup-id"
         assert "VpcConfig" not in props and "KmsKeyArn" not in props
     assert compute["Parameters"]["Architecture"]["AllowedValues"] == ["arm64", "x86_64"]
@@ -208,3 +215,43 @@ def test_outputs_feed_the_websocket_stack(templates: dict[str, Any]) -> None:
     # Every websocket parameter that names a compute output exists under the same key.
     assert {p for p in websocket["Parameters"] if p in outputs} == {
         "ConnectFunctionArn", "DisconnectFunctionArn", "DefaultFunctionArn", "HandlersRoleName"}  # fmt: skip
+
+
+def test_cleanup_runs_hourly_by_default_and_only_events_may_invoke_it(
+    compute: dict[str, Any],
+) -> None:
+    resources = resolved(compute)
+    (rule,) = [r for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+    assert rule["Properties"]["Targets"] == [{"Arn": "CleanupFunction-id.Arn", "Id": "cleanup"}]
+    (permission,) = [
+        r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"
+    ]
+    assert permission == {"Action": "lambda:InvokeFunction", "FunctionName": "CleanupFunction-id",
+                          "Principal": "events.amazonaws.com", "SourceArn": "CleanupScheduleRule-id.Arn"}  # fmt: skip
+    assert resources["CleanupFunction"]["Properties"]["Handler"] == "handlers.cleanup.handler"
+
+
+def test_jwt_settings_reach_the_functions_and_the_secret_is_readable(
+    compute: dict[str, Any],
+) -> None:
+    jwt_secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cc/jwt-XyZ123"
+    resources = resolved(
+        compute, DatabaseUrl="postgresql://db/cc", JwtSecretArn=jwt_secret, JwtIssuer="careconnect"
+    )
+    env = resources["DefaultFunction"]["Properties"]["Environment"]["Variables"]
+    assert (env["JWT_SECRET_ARN"], env["JWT_ISSUER"], env["JWT_PUBLIC_KEY"]) == (
+        jwt_secret,
+        "careconnect",
+        "",
+    )
+    readable = [
+        s["Resource"]
+        for s in statements(resources)
+        if s["Action"] == ["secretsmanager:GetSecretValue"]
+    ]
+    assert readable == [[jwt_secret]]
+    ev = Evaluator(compute, {**CODE, "DatabaseUrl": "postgresql://db/cc", "JwtSecretArn": jwt_secret,
+                             "JwtPublicKey": "-----BEGIN PUBLIC KEY-----\\nAB\\n-----END PUBLIC KEY-----"})  # fmt: skip
+    rule = compute["Rules"]["OneJwtKey"]
+    assert not all(ev.eval(a["Assert"]) for a in rule["Assertions"])

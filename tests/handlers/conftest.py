@@ -40,8 +40,20 @@ def store(database: Database) -> ConnectionStore:
     return ConnectionStore(database)
 
 
-COLUMNS = ("id", "connection_id", "user_email", "user_id", "subscription_type", "connection_type",
-           "api_gateway_endpoint", "metadata", "connected_at", "last_activity_at", "expires_at", "is_active")
+COLUMNS = (
+    "id",
+    "connection_id",
+    "user_email",
+    "user_id",
+    "subscription_type",
+    "connection_type",
+    "api_gateway_endpoint",
+    "metadata",
+    "connected_at",
+    "last_activity_at",
+    "expires_at",
+    "is_active",
+)
 
 
 def table(store: ConnectionStore) -> list[dict[str, Any]]:
@@ -87,7 +99,11 @@ class Inbox:
 
     def all(self, connection_id: str) -> list[dict[str, Any]]:
         connections = _backend().connections
-        raw = connections[connection_id].data if connection_id in connections else self._closed.get(connection_id, b"")
+        raw = (
+            connections[connection_id].data
+            if connection_id in connections
+            else self._closed.get(connection_id, b"")
+        )
         data = raw.decode()
         frames, decoder, index = [], json.JSONDecoder(), 0
         while index < len(data):
@@ -118,7 +134,7 @@ class FaultyClient:
         self.calls: list[str] = []
         self.closed: dict[str, bytes] = {}
 
-    def post_to_connection(self, ConnectionId: str, Data: bytes) -> Any:  # noqa: N803 - boto3's names
+    def post_to_connection(self, ConnectionId: str, Data: bytes) -> Any:
         self.calls.append(ConnectionId)
         if ConnectionId in self.gone:
             raise ClientError({"Error": {"Code": "GoneException", "Message": ""},
@@ -129,7 +145,7 @@ class FaultyClient:
                                "ResponseMetadata": {"HTTPStatusCode": 429}}, "PostToConnection")  # fmt: skip
         return self.client.post_to_connection(ConnectionId=ConnectionId, Data=Data)
 
-    def delete_connection(self, ConnectionId: str) -> Any:  # noqa: N803
+    def delete_connection(self, ConnectionId: str) -> Any:
         connections = _backend().connections
         if ConnectionId in connections:
             self.closed[ConnectionId] = connections[ConnectionId].data
@@ -179,7 +195,13 @@ def lambda_env(postgres_url: str, moto_endpoint: str, management: Any, store: Co
     }  # fmt: skip
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    caches = (runtime.settings, runtime.store, runtime._sender, runtime.verifier, aws.management_client)
+    caches = (
+        runtime.settings,
+        runtime.store,
+        runtime._sender,
+        runtime.verifier,
+        aws.management_client,
+    )
 
     def reset() -> None:
         if runtime.store.cache_info().currsize:

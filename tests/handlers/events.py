@@ -30,7 +30,11 @@ def _context(connection_id: str, route_key: str, event_type: str) -> dict[str, A
 
 def connect_event(connection_id: str, query: dict[str, str] | None = None) -> dict[str, Any]:
     return {
-        "headers": {"Host": DOMAIN, "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZQ=="},
+        "headers": {
+            "Host": DOMAIN,
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZQ==",
+        },
         "multiValueHeaders": {"Host": [DOMAIN]},
         "queryStringParameters": query,
         "multiValueQueryStringParameters": {k: [v] for k, v in (query or {}).items()} or None,

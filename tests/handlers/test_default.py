@@ -43,7 +43,14 @@ def connect(store: ConnectionStore, *ids: str) -> None:
 
 
 def login(send: Send, inbox: Inbox, make_token: TokenMaker, cid: str, user_id: int) -> None:
-    send(cid, {"type": "authenticate", "token": make_token(user_id, f"user{user_id}@example.org"), "userId": user_id})
+    send(
+        cid,
+        {
+            "type": "authenticate",
+            "token": make_token(user_id, f"user{user_id}@example.org"),
+            "userId": user_id,
+        },
+    )
     assert [f["type"] for f in inbox.new(cid)][-1] == "authentication-success"
 
 
@@ -51,7 +58,9 @@ def types(frames: list[dict[str, Any]]) -> list[str]:
     return [f["type"] for f in frames]
 
 
-def test_first_message_is_greeted_then_answered(store: ConnectionStore, send: Send, inbox: Inbox) -> None:
+def test_first_message_is_greeted_then_answered(
+    store: ConnectionStore, send: Send, inbox: Inbox
+) -> None:
     connect(store, "c1")
     send("c1", {"type": "ping"})
     frames = inbox.new("c1")
@@ -62,14 +71,27 @@ def test_first_message_is_greeted_then_answered(store: ConnectionStore, send: Se
     assert all(f["timestamp"].endswith("Z") for f in frames)
 
 
-def test_authenticate_success_marks_the_connection(store: ConnectionStore, send: Send, inbox: Inbox, make_token: TokenMaker) -> None:
+def test_authenticate_success_marks_the_connection(
+    store: ConnectionStore, send: Send, inbox: Inbox, make_token: TokenMaker
+) -> None:
     connect(store, "c1")
-    send("c1", {"type": "authenticate", "token": make_token(42, "Pat@Example.org", "PATIENT"), "userId": 42})
+    send(
+        "c1",
+        {
+            "type": "authenticate",
+            "token": make_token(42, "Pat@Example.org", "PATIENT"),
+            "userId": 42,
+        },
+    )
     reply = inbox.new("c1")[-1]
     assert reply | {"timestamp": None} == {"type": "authentication-success", "userId": 42,
                                            "userEmail": "pat@example.org", "userRole": "PATIENT", "timestamp": None}  # fmt: skip
     r = row(store, "c1")
-    assert (r["user_id"], r["user_email"], r["subscription_type"]) == (42, "pat@example.org", "authenticated")
+    assert (r["user_id"], r["user_email"], r["subscription_type"]) == (
+        42,
+        "pat@example.org",
+        "authenticated",
+    )
 
 
 @pytest.mark.parametrize(
@@ -94,13 +116,19 @@ def test_forged_or_expired_tokens_fail_and_close(
     assert token not in capsys.readouterr().out
 
 
-def test_token_for_another_user_id_fails(store: ConnectionStore, send: Send, inbox: Inbox, make_token: TokenMaker) -> None:
+def test_token_for_another_user_id_fails(
+    store: ConnectionStore, send: Send, inbox: Inbox, make_token: TokenMaker
+) -> None:
     connect(store, "c1")
     send("c1", {"type": "authenticate", "token": make_token(42), "userId": 43})
-    assert inbox.new("c1")[-1]["message"] == "authentication failed: userId does not match the token"
+    assert (
+        inbox.new("c1")[-1]["message"] == "authentication failed: userId does not match the token"
+    )
 
 
-def test_rs256_public_key_verification(store: ConnectionStore, sender: Sender, inbox: Inbox, make_token: TokenMaker) -> None:
+def test_rs256_public_key_verification(
+    store: ConnectionStore, sender: Sender, inbox: Inbox, make_token: TokenMaker
+) -> None:
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption()).decode()  # fmt: skip
@@ -110,7 +138,9 @@ def test_rs256_public_key_verification(store: ConnectionStore, sender: Sender, i
     connect(store, "c1", "c2")
 
     def auth(cid: str, token: str) -> str:
-        event = parse_event(message_event(cid, json.dumps({"type": "authenticate", "token": token})))
+        event = parse_event(
+            message_event(cid, json.dumps({"type": "authenticate", "token": token}))
+        )
         handle_message(event, store, sender, rs_verifier)
         return inbox.new(cid)[-1]["type"]
 
@@ -119,7 +149,9 @@ def test_rs256_public_key_verification(store: ConnectionStore, sender: Sender, i
     assert auth("c2", make_token(5, key="x" * 64, algorithm="HS256")) == "authentication-failed"
 
 
-def test_subscriptions_are_confirmed_and_stored(store: ConnectionStore, send: Send, inbox: Inbox) -> None:
+def test_subscriptions_are_confirmed_and_stored(
+    store: ConnectionStore, send: Send, inbox: Inbox
+) -> None:
     connect(store, "c1", "c2")
     send("c1", {"type": "subscribe-email-verification", "email": "Verify.Me@Example.org"})
     assert inbox.new("c1")[-1]["type"] == "email-verification-subscription-confirmed"
@@ -127,7 +159,10 @@ def test_subscriptions_are_confirmed_and_stored(store: ConnectionStore, send: Se
         "verify.me@example.org", "email-verification")  # fmt: skip
     send("c2", {"type": "subscribe-to-updates", "updateTypes": ["medication", "vitals"]})
     reply = inbox.new("c2")[-1]
-    assert reply["type"] == "subscription-confirmed" and reply["updateTypes"] == ["medication", "vitals"]
+    assert reply["type"] == "subscription-confirmed" and reply["updateTypes"] == [
+        "medication",
+        "vitals",
+    ]
     assert json.loads(row(store, "c2")["metadata"])["updateTypes"] == ["medication", "vitals"]
 
 
@@ -162,7 +197,9 @@ def test_addressed_messages_reach_every_connection_of_the_target(
     assert inbox.new("other") == [] and inbox.new("sender") == []
 
 
-def test_addressed_messages_need_an_authenticated_sender(store: ConnectionStore, send: Send, inbox: Inbox, make_token: TokenMaker) -> None:
+def test_addressed_messages_need_an_authenticated_sender(
+    store: ConnectionStore, send: Send, inbox: Inbox, make_token: TokenMaker
+) -> None:
     connect(store, "anon", "target")
     login(send, inbox, make_token, "target", 2)
     send("anon", {"type": "ai-chat-notification", "targetUserId": 2, "message": "hi"})
@@ -171,16 +208,29 @@ def test_addressed_messages_need_an_authenticated_sender(store: ConnectionStore,
     assert inbox.new("target") == []
 
 
-def test_impersonation_in_video_invitation_is_refused(store: ConnectionStore, send: Send, inbox: Inbox, make_token: TokenMaker) -> None:
+def test_impersonation_in_video_invitation_is_refused(
+    store: ConnectionStore, send: Send, inbox: Inbox, make_token: TokenMaker
+) -> None:
     connect(store, "a", "b")
     login(send, inbox, make_token, "a", 1)
     login(send, inbox, make_token, "b", 2)
-    send("a", {"type": "send-video-call-invitation", "recipientId": 2, "callType": "video", "callId": "x", "senderId": 2})
+    send(
+        "a",
+        {
+            "type": "send-video-call-invitation",
+            "recipientId": 2,
+            "callType": "video",
+            "callId": "x",
+            "senderId": 2,
+        },
+    )
     assert "senderId is not the authenticated user" in inbox.new("a")[-1]["message"]
     assert inbox.new("b") == []
 
 
-def test_logged_only_and_room_messages_send_nothing(store: ConnectionStore, send: Send, inbox: Inbox, make_token: TokenMaker) -> None:
+def test_logged_only_and_room_messages_send_nothing(
+    store: ConnectionStore, send: Send, inbox: Inbox, make_token: TokenMaker
+) -> None:
     connect(store, "c1")
     login(send, inbox, make_token, "c1", 1)
     for message in ({"type": "mood-pain-log-update", "mood": 3}, {"type": "vital-signs-alert", "bp": "180/110"},
@@ -207,7 +257,9 @@ def test_gone_connection_is_deactivated_and_others_still_receive(
     assert store.active_connections_of_user(2) == ["t1", "t3"]
 
 
-def test_throttling_is_retried_until_delivered(store: ConnectionStore, send: Send, inbox: Inbox, make_token: TokenMaker, faulty: FaultyClient) -> None:
+def test_throttling_is_retried_until_delivered(
+    store: ConnectionStore, send: Send, inbox: Inbox, make_token: TokenMaker, faulty: FaultyClient
+) -> None:
     connect(store, "c1")
     send("c1", {"type": "ping"})
     inbox.new("c1")
@@ -232,7 +284,10 @@ def test_payload_over_128_kb_is_refused_with_an_error_frame(
     assert inbox.new("b") == []
     error = inbox.new("a")[-1]
     assert error["type"] == "error"
-    found = re.fullmatch(r"cannot deliver ai-chat-notification: message is (\d+) bytes; the limit is 131072", error["message"])
+    found = re.fullmatch(
+        r"cannot deliver ai-chat-notification: message is (\d+) bytes; the limit is 131072",
+        error["message"],
+    )
     assert found and int(found.group(1)) > MAX_MESSAGE_BYTES
     send("a", json.dumps(shell | {"message": "x" * (pad - 100)}, separators=(",", ":")))
     assert types(inbox.new("b")) == ["ai-chat-response"]
@@ -248,7 +303,12 @@ BAD_FRAMES = [
 
 @pytest.mark.parametrize(("body", "binary"), BAD_FRAMES)
 def test_bad_frames_get_an_error_frame_and_leave_the_store_alone(
-    store: ConnectionStore, send: Send, inbox: Inbox, body: str, binary: bool, capsys: pytest.CaptureFixture[str]
+    store: ConnectionStore,
+    send: Send,
+    inbox: Inbox,
+    body: str,
+    binary: bool,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     connect(store, "c1")
     before = table(store)
@@ -261,7 +321,9 @@ def test_bad_frames_get_an_error_frame_and_leave_the_store_alone(
     assert log_line["message"] == "rejected frame" and log_line["connectionId"] == "c1"
 
 
-def test_oversized_frame_gets_an_error_frame(store: ConnectionStore, send: Send, inbox: Inbox) -> None:
+def test_oversized_frame_gets_an_error_frame(
+    store: ConnectionStore, send: Send, inbox: Inbox
+) -> None:
     connect(store, "c1")
     send("c1", json.dumps({"type": "ping", "pad": "x" * MAX_MESSAGE_BYTES}))
     assert "the limit is 131072" in inbox.new("c1")[-1]["message"]
@@ -277,13 +339,20 @@ def test_unknown_connection_is_told_to_reconnect(
 
 
 def test_logs_never_carry_bodies_tokens_or_emails(
-    store: ConnectionStore, send: Send, inbox: Inbox, make_token: TokenMaker, capsys: pytest.CaptureFixture[str]
+    store: ConnectionStore,
+    send: Send,
+    inbox: Inbox,
+    make_token: TokenMaker,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     connect(store, "a", "b")
     token = make_token(1, "private.person@example.org")
     send("a", {"type": "authenticate", "token": token})
     login(send, inbox, make_token, "b", 2)
-    send("a", {"type": "ai-chat-notification", "targetUserId": 2, "message": "diagnosis: confidential"})
+    send(
+        "a",
+        {"type": "ai-chat-notification", "targetUserId": 2, "message": "diagnosis: confidential"},
+    )
     send("a", {"type": "subscribe-email-verification", "email": "other.person@example.org"})
     send("a", '{"type": "ai-chat-notification", "message": "confidential too"}')
     out = capsys.readouterr().out

@@ -60,7 +60,9 @@ def test_schema_matches_the_java_entity(store: ConnectionStore) -> None:
 
 
 @pytest.mark.postgres
-def test_schema_creation_is_idempotent_and_keeps_rows(store: ConnectionStore, postgres_url: str) -> None:
+def test_schema_creation_is_idempotent_and_keeps_rows(
+    store: ConnectionStore, postgres_url: str
+) -> None:
     register(store, "c1")
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(schema_sql().encode())
@@ -127,7 +129,11 @@ def test_authenticate_and_lookup_by_user(store: ConnectionStore) -> None:
     store.deactivate("c2")
     assert store.active_connections_of_user(7) == ["c1"]
     r = row(store, "c1")
-    assert (r["user_id"], r["user_email"], r["subscription_type"]) == (7, "p@example.org", "authenticated")
+    assert (r["user_id"], r["user_email"], r["subscription_type"]) == (
+        7,
+        "p@example.org",
+        "authenticated",
+    )
     assert json.loads(r["metadata"]) == {"authenticated": True, "role": "PATIENT"}
     touched = store.touch("c1")
     assert touched is not None and touched.authenticated
@@ -137,7 +143,9 @@ def test_authenticate_and_lookup_by_user(store: ConnectionStore) -> None:
 def test_cleanup_deactivates_expired_and_deletes_old_inactive(store: ConnectionStore) -> None:
     for cid in ("fresh", "expired", "old-inactive", "recent-inactive"):
         register(store, cid)
-    store.db.run("UPDATE websocket_connections SET expires_at = connected_at - interval '1 minute' WHERE connection_id = 'expired'")
+    store.db.run(
+        "UPDATE websocket_connections SET expires_at = connected_at - interval '1 minute' WHERE connection_id = 'expired'"
+    )
     store.db.run("""UPDATE websocket_connections SET is_active = false,
                     last_activity_at = connected_at - interval '8 days' WHERE connection_id = 'old-inactive'""")
     store.db.run("""UPDATE websocket_connections SET is_active = false,
@@ -154,11 +162,15 @@ def test_sql_looking_values_are_data(store: ConnectionStore) -> None:
     register(store, evil, email="o'brien@example.org")
     store.subscribe_updates(evil, ["'; DELETE FROM websocket_connections; --"])
     assert [r["connection_id"] for r in table(store)] == [evil]
-    assert json.loads(row(store, evil)["metadata"])["updateTypes"] == ["'; DELETE FROM websocket_connections; --"]
+    assert json.loads(row(store, evil)["metadata"])["updateTypes"] == [
+        "'; DELETE FROM websocket_connections; --"
+    ]
 
 
 @pytest.mark.postgres
-def test_a_broken_connection_is_reopened(database: Database, postgres_server: str, store: ConnectionStore) -> None:
+def test_a_broken_connection_is_reopened(
+    database: Database, postgres_server: str, store: ConnectionStore
+) -> None:
     register(store, "c1")
     (pid,) = database.run("SELECT pg_backend_pid()")[0]
     with psycopg.connect(postgres_server, autocommit=True) as admin:
