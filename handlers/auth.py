@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import jwt
-from jwt.types import Options
+from typing import TYPE_CHECKING, Any
 
 from handlers import aws
 from handlers.settings import ConfigurationError, JwtSettings
+
+if TYPE_CHECKING:
+    from jwt.types import Options
 
 USER_ID_CLAIMS = ("userId", "user_id", "uid", "id")
 EMAIL_CLAIMS = ("email", "userEmail", "sub")
@@ -53,6 +53,8 @@ class TokenVerifier:
         return self._key, ["HS256"]
 
     def verify(self, token: str, claimed_user_id: int | None = None) -> Identity:
+        import jwt  # with cryptography ~0.1 s: paid by the first authenticate, not every cold start
+
         key, algorithms = self._signing_key()
         options: Options = {"require": ["exp"], "verify_aud": bool(self.settings.audience)}
         try:

@@ -7,14 +7,16 @@ reported by the invocation that needs it, with what to fix.
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
-from handlers import aws
-from handlers.auth import TokenVerifier
 from handlers.db import Database
 from handlers.events import Request
-from handlers.sender import Sender
 from handlers.settings import Settings, load
 from handlers.store import ConnectionStore
+
+if TYPE_CHECKING:  # imported where used: $connect and $disconnect need neither (cold start)
+    from handlers.auth import TokenVerifier
+    from handlers.sender import Sender
 
 FAN_OUT_CONCURRENCY = 16
 
@@ -40,11 +42,16 @@ def sender_for(request: Request) -> Sender:
 
 @cache
 def _sender(endpoint: str) -> Sender:
+    from handlers import aws
+    from handlers.sender import Sender
+
     client = aws.management_client(endpoint, settings().region or None, FAN_OUT_CONCURRENCY)
     return Sender(client, on_gone=store().deactivate, max_workers=FAN_OUT_CONCURRENCY)
 
 
 @cache
 def verifier() -> TokenVerifier | None:
+    from handlers.auth import TokenVerifier
+
     jwt_settings = settings().jwt
     return TokenVerifier(jwt_settings) if jwt_settings.configured else None

@@ -127,3 +127,22 @@ def test_iam_method_uses_a_fresh_token_over_tls(monkeypatch: pytest.MonkeyPatch)
         "require",
     )
     assert "Action=connect" in args["password"] and "DBUser=ws_app" in args["password"]
+
+
+def test_hs256_key_is_read_once_from_its_secret() -> None:
+    import time
+
+    import jwt as pyjwt
+
+    from handlers.auth import TokenVerifier
+    from handlers.settings import JwtSettings
+
+    reads: list[str] = []
+    key = "k" * 48
+    verifier = TokenVerifier(
+        JwtSettings(hs256_secret_arn="arn:jwt"), secret_reader=lambda arn: reads.append(arn) or key
+    )
+    token = pyjwt.encode({"userId": 3, "exp": int(time.time()) + 60}, key, algorithm="HS256")
+    assert verifier.verify(token).user_id == 3
+    assert verifier.verify(token).user_id == 3
+    assert reads == ["arn:jwt"]

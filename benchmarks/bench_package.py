@@ -1,0 +1,38 @@
+"""Handler package build time, cold (empty wheel cache: wheels come from the package index)
+and warm (wheel cache filled), in the same run, and the zip's size."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rollout import package
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as work:
+        cache, out = Path(work) / "wheels", Path(work) / "out"
+        start = time.perf_counter()
+        cold = package.build(package.Target(), out, cache)
+        cold_s = time.perf_counter() - start
+        warm_runs = []
+        for _ in range(3):
+            start = time.perf_counter()
+            warm = package.build(package.Target(), out, cache)
+            warm_runs.append(time.perf_counter() - start)
+        warm_s = sorted(warm_runs)[1]
+    assert warm.sha256 == cold.sha256
+    print(f"handlers package for {cold.target.architecture} / Python {cold.target.python_version}")
+    print(f"  cold build (empty wheel cache): {cold_s:6.2f} s")
+    print(f"  warm build (median of 3):       {warm_s:6.2f} s   = {warm_s / cold_s:.2f}x cold")
+    print(f"  zip {cold.size / 1e6:.2f} MB, unzipped {cold.unzipped_size / 1e6:.2f} MB "
+          f"({cold.size / package.MAX_ZIPPED_BYTES:.0%} of Lambda's 50 MB zip limit, "
+          f"{cold.unzipped_size / package.MAX_UNZIPPED_BYTES:.0%} of 250 MB unzipped)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""The handlers' Lambda zip: reproducible, exactly the right files, built for the Lambda
+platform, within Lambda's limits, and importable from a clean interpreter."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from rollout import package
+from rollout.cli import main
+
+HANDLER_SOURCES = sorted(
+    f"handlers/{p.name}" for p in package.HANDLERS_DIR.iterdir() if p.suffix in (".py", ".sql")
+)
+HOST = package.Target(
+    "x86_64" if package.os_machine() == "x86_64" else "arm64",
+    f"{sys.version_info.major}.{sys.version_info.minor}",
+)
+
+
+@pytest.fixture(scope="module")
+def lambda_zip(tmp_path_factory: pytest.TempPathFactory) -> package.Artifact:
+    return package.build(package.Target(), tmp_path_factory.mktemp("a"))
+
+
+def names(artifact: package.Artifact) -> list[str]:
+    with zipfile.ZipFile(artifact.path) as archive:
+        return archive.namelist()
+
+
+def test_holds_the_handlers_and_their_dependencies_only(lambda_zip: package.Artifact) -> None:
+    files = names(lambda_zip)
+    assert sorted(f for f in files if f.startswith("handlers/")) == HANDLER_SOURCES
+    top = {f.split("/")[0] for f in files}
+    assert {"psycopg", "psycopg_binary", "jwt", "cryptography"} <= top
+    assert not top & {"tests", "generator", "rollout", "benchmarks", "bin", "boto3", "botocore"}
+    assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+
+
+def test_binaries_are_for_the_lambda_platform(lambda_zip: package.Artifact) -> None:
+    shared = [f for f in names(lambda_zip) if f.endswith(".so")]
+    assert shared and all("x86_64" not in f for f in shared)
+    assert any(f.endswith(".cpython-314-aarch64-linux-gnu.so") for f in shared)
+    with zipfile.ZipFile(lambda_zip.path) as archive:
+        elf = archive.read(next(f for f in shared if f.startswith("psycopg_binary/")))
+    assert elf[:4] == b"\x7fELF" and int.from_bytes(elf[18:20], "little") == 183  # EM_AARCH64
+
+
+def test_same_sources_give_the_same_bytes(lambda_zip: package.Artifact, tmp_path: Path) -> None:
+    again = package.build(package.Target(), tmp_path)
+    assert again.path.read_bytes() == lambda_zip.path.read_bytes()
+    assert again.s3_key == lambda_zip.s3_key and lambda_zip.sha256[:20] in lambda_zip.s3_key
+    with zipfile.ZipFile(again.path) as archive:
+        assert {info.date_time for info in archive.infolist()} == {package.FIXED_TIME}
+
+
+def test_a_changed_handler_changes_the_key(
+    lambda_zip: package.Artifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "handlers"
+    shutil.copytree(package.HANDLERS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "connect.py").write_text((copy / "connect.py").read_text() + "\n# changed\n")
+    monkeypatch.setattr(package, "HANDLERS_DIR", copy)
+    changed = package.build(package.Target(), tmp_path / "out")
+    assert changed.s3_key != lambda_zip.s3_key
+
+
+def test_refuses_a_package_over_the_limits(tmp_path: Path) -> None:
+    with pytest.raises(
+        package.PackagingError, match=r"the zip would be [\d,]+ bytes; Lambda allows 1,000,000"
+    ):
+        package.build(package.Target(), tmp_path, max_zipped=1_000_000)
+    with pytest.raises(package.PackagingError, match="unzipped; Lambda allows 2,000,000"):
+        package.build(package.Target(), tmp_path, max_unzipped=2_000_000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refuses_unpinned_dependencies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lock = tmp_path / "handlers.lock"
+    lock.write_text(
+        "\n".join(
+            pin for pin in package.LOCK.read_text().splitlines() if not pin.startswith("cffi")
+        )
+    )
+    monkeypatch.setattr(package, "LOCK", lock)
+    monkeypatch.setattr(package, "REPO", tmp_path)
+    with pytest.raises(
+        package.PackagingError, match=r"not pinned in handlers\.lock: cffi==2\.1\.1"
+    ):
+        package.build(package.Target(), tmp_path / "out")
+
+
+# What the Lambda Python runtime itself provides besides the standard library.
+LAMBDA_RUNTIME_PACKAGES = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "dateutil",
+    "urllib3",
+    "six.py",
+)
+
+
+def runtime_only(tmp_path: Path) -> Path:
+    """A folder with just the Lambda runtime's own packages, linked from this environment."""
+    import boto3
+
+    site = Path(boto3.__file__).parent.parent
+    folder = tmp_path / "lambda-runtime"
+    folder.mkdir()
+    for name in LAMBDA_RUNTIME_PACKAGES:
+        (folder / name).symlink_to(site / name)
+    return folder
+
+
+def test_handlers_import_in_a_clean_interpreter_from_the_unpacked_zip(tmp_path: Path) -> None:
+    """Built for this machine's platform (the Lambda one cannot load here), then imported with
+    no site-packages, only the zip and what the Lambda runtime provides."""
+    artifact = package.build(HOST, tmp_path / "zip")
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(artifact.path) as archive:
+        archive.extractall(unpacked)
+    code = (
+        "import sys; sys.path[:0] = sys.argv[1:];"
+        "import handlers.connect, handlers.disconnect, handlers.default, handlers.cleanup, handlers.auth;"
+        "import jwt, psycopg; from handlers.db import schema_sql;"
+        "assert 'websocket_connections' in schema_sql(); print(psycopg.pq.__impl__, psycopg.__file__)"
+    )
+    command = [sys.executable, "-I", "-S", "-c", code, str(unpacked), str(runtime_only(tmp_path))]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    impl, location = result.stdout.split()
+    assert impl == "binary" and location.startswith(str(unpacked))
+
+
+def test_cli_reports_the_key_and_refuses_bad_targets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["package", "--out", str(tmp_path), "--json"]) == 0
+    assert '"s3_key": "handlers/handlers-arm64-py3.14-' in capsys.readouterr().out
+    assert main(["package", "--python-version", "three"]) == 2
+    assert "python version 'three'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as raised:
+        main(["package", "--architecture", "sparc"])
+    assert raised.value.code == 2
