@@ -1,6 +1,11 @@
 """`python -m rollout`: the release engineer's commands.
 
-Exit codes: 0 success or nothing to do, 1 a stage failed, 2 bad usage or settings.
+  deploy --env NAME     compute stack, then websocket stack, then the endpoint, on AWS
+  rehearse              the same rollout against the embedded emulator (no account needed)
+  package               build the handlers' Lambda zip
+
+Exit codes: 0 success or nothing to do, 1 a stage failed, 2 bad usage or settings,
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -9,8 +14,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from rollout import package
+from rollout import engine, package, settings
+from rollout.aws import Aws, CredentialsError
+from rollout.preflight import PreflightFailed
+from rollout.report import Reporter
+from rollout.stacks import Declined, StageFailed
+
+REHEARSAL_ENVIRONMENT = "rehearsal"
 
 
 def _package(args: argparse.Namespace) -> int:
@@ -37,9 +49,96 @@ def _package(args: argparse.Namespace) -> int:
     return 0
 
 
+def _confirm(assume_yes: bool) -> Any:
+    def ask(question: str) -> bool:
+        if assume_yes:
+            return True
+        answer = input(f"{question} [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
+
+    return ask
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    report = Reporter()
+    rehearsing = args.command == "rehearse"
+    environment = REHEARSAL_ENVIRONMENT if rehearsing else args.env
+    if not (rehearsing or args.yes or args.dry_run or sys.stdin.isatty()):
+        print("error: not an interactive terminal: pass --yes to execute without questions "
+              "(or --dry-run to only show the plan)", file=sys.stderr)  # fmt: skip
+        return 2
+    options = engine.Options(dry_run=args.dry_run, poll_seconds=args.poll_seconds,
+                             confirm=_confirm(args.yes or rehearsing))  # fmt: skip
+    summary: dict[str, Any] = {"environment": environment, "result": "failed", "stages": []}
+    try:
+        env = settings.load(environment, region=getattr(args, "region", None))
+        if rehearsing:
+            from rollout.rehearsal import rehearse
+
+            summary = rehearse(env, report, options)
+        else:
+            aws = Aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url)
+            try:
+                summary = engine.run(env, aws, report, options)
+            finally:
+                summary.setdefault(
+                    "aws_calls", {"total": aws.counter.total, "mutating": aws.counter.mutating}
+                )
+    except (settings.SettingsError, CredentialsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except PreflightFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except (StageFailed, Declined, package.PackagingError) as error:
+        report.failure("rollout", str(error), getattr(error, "details", []))
+        print("Later stages did not start. Fix the cause and run the same command again: "
+              "finished stages are skipped.", file=sys.stderr)  # fmt: skip
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: stopped watching. CloudFormation carries on with any change already started "
+              f"(it finishes or rolls back by itself). Run `python -m rollout deploy --env {environment}` again "
+              "to resume: finished stages are skipped.", file=sys.stderr)  # fmt: skip
+        return 130
+    report.summary(summary, args.json)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m rollout", description=__doc__.splitlines()[0])
+    root = argparse.ArgumentParser(prog="python -m rollout", description=__doc__.splitlines()[0],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--dry-run", action="store_true", help="show every stage's change set; change nothing"
+        )
+        sub.add_argument(
+            "--yes",
+            action="store_true",
+            help="execute without asking (needed when not interactive)",
+        )
+        sub.add_argument("--json", action="store_true", help="print the summary as JSON")
+        sub.add_argument("--poll-seconds", type=float, default=2.0, help=argparse.SUPPRESS)
+
+    deploy = commands.add_parser("deploy", help="roll out an environment to AWS")
+    deploy.add_argument(
+        "--env", required=True, help=f"environment: one of {', '.join(settings.available())}"
+    )
+    deploy.add_argument("--region", help="override the environment's region")
+    deploy.add_argument("--profile", help="AWS profile (default: the standard credential chain)")
+    deploy.add_argument(
+        "--endpoint-url", help="any AWS-compatible endpoint (e.g. a local emulator)"
+    )
+    common(deploy)
+    deploy.set_defaults(run=_rollout)
+
+    rehearse = commands.add_parser(
+        "rehearse", help="the full rollout against the embedded emulator"
+    )
+    common(rehearse)
+    rehearse.set_defaults(run=_rollout)
+
     pkg = commands.add_parser("package", help="build the handlers' Lambda zip")
     pkg.add_argument("--architecture", default="arm64", choices=sorted(package.ARCHITECTURES))
     pkg.add_argument(

@@ -9,8 +9,8 @@ from typing import Any
 import cfnlint
 import pytest
 
+from generator.intrinsics import Evaluator, failed_rules
 from generator.model import ENDPOINT_VARIABLE, LAMBDA_RUNTIME
-from tests.cfn_eval import Evaluator
 
 FUNCTIONS = {
     "Connect": "connect",
@@ -125,24 +125,13 @@ def test_endpoint_parameter_feeds_every_function(compute: dict[str, Any]) -> Non
 def test_rules_refuse_incomplete_settings_before_any_change(
     compute: dict[str, Any], parameters: dict[str, str], message: str
 ) -> None:
-    ev = Evaluator(compute, {**CODE, **parameters})
-    failed = [
-        assertion["AssertDescription"]
-        for rule in compute["Rules"].values()
-        if "RuleCondition" not in rule or ev.eval(rule["RuleCondition"])
-        for assertion in rule["Assertions"]
-        if not ev.eval(assertion["Assert"])
-    ]
-    assert message in failed
+    assert message in failed_rules(compute, {**CODE, **parameters})
 
 
 def test_complete_settings_pass_every_rule(compute: dict[str, Any]) -> None:
     for parameters in ({"DatabaseUrl": "postgresql://db/cc"}, IAM_DB,
                        {"DatabaseAuth": "secret", "DatabaseSecretArn": SECRET}):  # fmt: skip
-        ev = Evaluator(compute, {**CODE, **parameters})
-        for rule in compute["Rules"].values():
-            if "RuleCondition" not in rule or ev.eval(rule["RuleCondition"]):
-                assert all(ev.eval(a["Assert"]) for a in rule["Assertions"]), parameters
+        assert failed_rules(compute, {**CODE, **parameters}) == [], parameters
 
 
 def test_vpc_placement_is_optional_and_brings_only_eni_access(compute: dict[str, Any]) -> None:
@@ -251,7 +240,6 @@ def test_jwt_settings_reach_the_functions_and_the_secret_is_readable(
         if s["Action"] == ["secretsmanager:GetSecretValue"]
     ]
     assert readable == [[jwt_secret]]
-    ev = Evaluator(compute, {**CODE, "DatabaseUrl": "postgresql://db/cc", "JwtSecretArn": jwt_secret,
-                             "JwtPublicKey": "-----BEGIN PUBLIC KEY-----\\nAB\\n-----END PUBLIC KEY-----"})  # fmt: skip
-    rule = compute["Rules"]["OneJwtKey"]
-    assert not all(ev.eval(a["Assert"]) for a in rule["Assertions"])
+    both = {**CODE, "DatabaseUrl": "postgresql://db/cc", "JwtSecretArn": jwt_secret,
+            "JwtPublicKey": "-----BEGIN PUBLIC KEY-----\\nAB\\n-----END PUBLIC KEY-----"}  # fmt: skip
+    assert failed_rules(compute, both) == ["set JwtSecretArn or JwtPublicKey, not both"]

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from generator.intrinsics import Evaluator
 from generator.model import LOG_RETENTION_DAYS
-from tests.cfn_eval import Evaluator
 
 ROUTES = {"$connect": "Connect", "$disconnect": "Disconnect", "$default": "Default"}
 ORIGINAL_LOG_FIELDS = [

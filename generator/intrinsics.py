@@ -1,5 +1,10 @@
-"""A tiny evaluator of CloudFormation intrinsics, so tests can assert what a template resolves
-to (names, ARNs, URLs) for given parameters, not only how it is spelled."""
+"""A small evaluator of CloudFormation intrinsics (Ref, Sub, Join, If, conditions, ...).
+
+The rollout uses it to check an environment's parameters against a template's Rules before
+anything is deployed; tests use it to assert what a template resolves to (names, ARNs, URLs)
+for given parameters, not only how it is spelled. Resources resolve to `<LogicalId>-id`
+unless their physical ids are given.
+"""
 
 from __future__ import annotations
 
@@ -91,3 +96,15 @@ class Evaluator:
             return str(self.values[name])
 
         return re.sub(r"\$\{([^}!]+)\}", replace, text)
+
+
+def failed_rules(template: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
+    """AssertDescriptions of the template's Rules that these parameters break."""
+    evaluator = Evaluator(template, parameters)
+    return [
+        assertion.get("AssertDescription", name)
+        for name, rule in template.get("Rules", {}).items()
+        if "RuleCondition" not in rule or evaluator.eval(rule["RuleCondition"])
+        for assertion in rule["Assertions"]
+        if not evaluator.eval(assertion["Assert"])
+    ]

@@ -1,0 +1,83 @@
+"""boto3 for the rollout: one session (region, profile, endpoint URL), throttling retried by
+botocore's standard retry mode, and every API call counted (reads and mutations)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import NoCredentialsError, NoRegionError, ProfileNotFound
+
+MUTATING_PREFIXES = (
+    "Create",
+    "Update",
+    "Delete",
+    "Execute",
+    "Put",
+    "Continue",
+    "Cancel",
+    "Tag",
+    "Untag",
+    "Start",
+)
+RETRIES = Config(
+    retries={"mode": "standard", "max_attempts": 10}, connect_timeout=10, read_timeout=60
+)
+
+
+class CredentialsError(RuntimeError):
+    """No usable credentials or profile: says what to set."""
+
+
+@dataclass
+class CallCounter:
+    calls: Counter[str] = field(default_factory=Counter)
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    @property
+    def mutating(self) -> dict[str, int]:
+        return {
+            k: v for k, v in self.calls.items() if k.split(":", 1)[1].startswith(MUTATING_PREFIXES)
+        }
+
+
+class Aws:
+    """Clients sharing one session; `counter` sees every call made through them."""
+
+    def __init__(
+        self, region: str, profile: str | None = None, endpoint_url: str | None = None
+    ) -> None:
+        try:
+            self.session = boto3.Session(region_name=region, profile_name=profile)
+        except ProfileNotFound as error:
+            raise CredentialsError(f"{error}; check --profile or ~/.aws/config") from None
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.counter = CallCounter()
+        self.session.events.register("before-call", self.counter)
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self.session.client(
+                service, endpoint_url=self.endpoint_url, config=RETRIES
+            )
+        return self._clients[service]
+
+    def identity(self) -> dict[str, str]:
+        try:
+            found = self.client("sts").get_caller_identity()
+        except (NoCredentialsError, NoRegionError) as error:
+            raise CredentialsError(
+                f"{error}: configure credentials (aws configure, AWS_PROFILE or --profile, or environment variables)"
+            ) from None
+        return {"account": found["Account"], "arn": found["Arn"]}

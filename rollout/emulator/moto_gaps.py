@@ -1,0 +1,348 @@
+"""Everything the rehearsal compensates in moto (5.2.x), in one place.
+
+1. moto's CloudFormation silently skips `AWS::ApiGatewayV2::*`. The model classes below teach
+   it Api, Route, Integration and Stage through moto's own extension point (subclasses of
+   `CloudFormationModel`, found via `__subclasses__()`), creating the real objects in moto's
+   apigatewayv2 backend, with their Ref and GetAtt values.
+2. After `execute_change_set`, moto keeps the stack's old template, parameters and outputs:
+   they are rebuilt from the change set.
+3. A change set's list of changes ignores parameter-only changes: it is computed with the
+   parameters, as moto's own stack update does.
+4. `Fn::If` yielding `AWS::NoValue` inside a list leaves a null item (CloudFormation drops
+   it), which breaks e.g. a role's conditional inline policies: nulls are dropped from lists.
+
+`tests/rollout/test_moto_gaps.py` checks each gap still exists, so a moto upgrade that fixes
+one makes a test fail and this module can shrink.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from moto.apigatewayv2.models import ApiGatewayV2Backend, apigatewayv2_backends
+from moto.cloudformation import parsing
+from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+from moto.cloudformation.models import ChangeSet, CloudFormationBackend
+from moto.core.common_models import CloudFormationModel
+
+_installed = False
+
+
+def _backend(account_id: str, region_name: str) -> ApiGatewayV2Backend:
+    return apigatewayv2_backends[account_id][region_name]
+
+
+def _camel(settings: dict[str, Any] | None) -> dict[str, Any]:
+    """CloudFormation's PascalCase property names -> the API's camelCase."""
+    return {k[0].lower() + k[1:]: v for k, v in (settings or {}).items()}
+
+
+class WebSocketApi(CloudFormationModel):
+    def __init__(self, api: Any, account_id: str, region_name: str) -> None:
+        self.api, self.account_id, self.region_name = api, account_id, region_name
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "Name"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ApiGatewayV2::Api"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in ("ApiEndpoint", "ApiId")
+
+    @property
+    def physical_resource_id(self) -> str:
+        return str(self.api.api_id)
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        if attribute_name == "ApiEndpoint":
+            return self.api.api_endpoint
+        if attribute_name == "ApiId":
+            return self.api.api_id
+        raise UnformattedGetAttTemplateException()
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> WebSocketApi:
+        props = cloudformation_json["Properties"]
+        api = _backend(account_id, region_name).create_api(
+            api_key_selection_expression=props.get("ApiKeySelectionExpression", ""),
+            cors_configuration=props.get("CorsConfiguration"),
+            description=props.get("Description", ""),
+            disable_schema_validation=props.get("DisableSchemaValidation", ""),
+            disable_execute_api_endpoint=props.get("DisableExecuteApiEndpoint", ""),
+            name=props.get("Name", resource_name),
+            protocol_type=props["ProtocolType"],
+            route_selection_expression=props.get("RouteSelectionExpression", ""),
+            tags=props.get("Tags") or {},
+            version=props.get("Version", ""),
+        )
+        return cls(api, account_id, region_name)
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls, original_resource: WebSocketApi, new_resource_name: str, cloudformation_json: dict[str, Any],
+        account_id: str, region_name: str,
+    ) -> WebSocketApi:  # fmt: skip
+        props = cloudformation_json["Properties"]
+        original_resource.api.name = props.get("Name", original_resource.api.name)
+        original_resource.api.description = props.get(
+            "Description", original_resource.api.description
+        )
+        original_resource.api.route_selection_expression = props.get(
+            "RouteSelectionExpression", original_resource.api.route_selection_expression
+        )
+        return original_resource
+
+    @classmethod
+    def delete_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> None:
+        _backend(account_id, region_name).apis.pop(resource_name, None)
+
+    def is_created(self) -> bool:
+        return True
+
+
+class WebSocketChild:
+    """Common ground of the API's children (route, integration, stage). Each child also
+    subclasses CloudFormationModel directly: moto finds models by `__subclasses__()`."""
+
+    def __init__(self, api_id: str, child: Any, physical_id: str) -> None:
+        self.api_id, self.child, self.physical_id = api_id, child, physical_id
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.physical_id
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return False
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def delete_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls, original_resource: WebSocketChild, new_resource_name: str, cloudformation_json: dict[str, Any],
+        account_id: str, region_name: str,
+    ) -> WebSocketChild:  # fmt: skip
+        cls.delete_from_cloudformation_json(original_resource.physical_id, {"Properties": {"ApiId": original_resource.api_id}},
+                                            account_id, region_name)  # fmt: skip
+        return cls.create_from_cloudformation_json(
+            new_resource_name, cloudformation_json, account_id, region_name
+        )
+
+    def is_created(self) -> bool:
+        return True
+
+
+class WebSocketRoute(WebSocketChild, CloudFormationModel):
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ApiGatewayV2::Route"
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> WebSocketRoute:
+        p = cloudformation_json["Properties"]
+        route = _backend(account_id, region_name).create_route(
+            api_id=p["ApiId"], api_key_required=p.get("ApiKeyRequired", False),
+            authorization_scopes=p.get("AuthorizationScopes", []), authorization_type=p.get("AuthorizationType", "NONE"),
+            authorizer_id=p.get("AuthorizerId", ""), model_selection_expression=p.get("ModelSelectionExpression", ""),
+            operation_name=p.get("OperationName", ""), request_models=p.get("RequestModels"),
+            request_parameters=p.get("RequestParameters"), route_key=p["RouteKey"],
+            route_response_selection_expression=p.get("RouteResponseSelectionExpression", ""), target=p.get("Target", ""),
+        )  # fmt: skip
+        return cls(p["ApiId"], route, route.route_id)
+
+    @classmethod
+    def delete_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> None:
+        api = _backend(account_id, region_name).apis.get(cloudformation_json["Properties"]["ApiId"])
+        if api is not None:
+            api.routes.pop(resource_name, None)
+
+
+class WebSocketIntegration(WebSocketChild, CloudFormationModel):
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ApiGatewayV2::Integration"
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> WebSocketIntegration:
+        p = cloudformation_json["Properties"]
+        integration = _backend(account_id, region_name).create_integration(
+            api_id=p["ApiId"], connection_id=p.get("ConnectionId", ""), connection_type=p.get("ConnectionType", ""),
+            content_handling_strategy=p.get("ContentHandlingStrategy", ""), credentials_arn=p.get("CredentialsArn", ""),
+            description=p.get("Description", ""), integration_method=p.get("IntegrationMethod", ""),
+            integration_subtype=p.get("IntegrationSubtype", ""), integration_type=p["IntegrationType"],
+            integration_uri=p.get("IntegrationUri", ""), passthrough_behavior=p.get("PassthroughBehavior", ""),
+            payload_format_version=p.get("PayloadFormatVersion", ""), request_parameters=p.get("RequestParameters"),
+            request_templates=p.get("RequestTemplates"), response_parameters=p.get("ResponseParameters"),
+            template_selection_expression=p.get("TemplateSelectionExpression", ""),
+            timeout_in_millis=str(p.get("TimeoutInMillis", "")), tls_config=p.get("TlsConfig") or {},
+        )  # fmt: skip
+        return cls(p["ApiId"], integration, integration.id)
+
+    @classmethod
+    def delete_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> None:
+        api = _backend(account_id, region_name).apis.get(cloudformation_json["Properties"]["ApiId"])
+        if api is not None:
+            api.integrations.pop(resource_name, None)
+
+
+class WebSocketStage(WebSocketChild, CloudFormationModel):
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ApiGatewayV2::Stage"
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> WebSocketStage:
+        p = cloudformation_json["Properties"]
+        config = {
+            "stageName": p["StageName"], "autoDeploy": p.get("AutoDeploy"), "description": p.get("Description"),
+            "defaultRouteSettings": _camel(p.get("DefaultRouteSettings")),
+            "accessLogSettings": _camel(p.get("AccessLogSettings")), "tags": p.get("Tags") or {},
+        }  # fmt: skip
+        stage = _backend(account_id, region_name).create_stage(p["ApiId"], config)
+        return cls(p["ApiId"], stage, stage.name)
+
+    @classmethod
+    def delete_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> None:
+        api = _backend(account_id, region_name).apis.get(cloudformation_json["Properties"]["ApiId"])
+        if api is not None:
+            api.stages.pop(resource_name, None)
+
+
+MODELED_TYPES = tuple(
+    cls.cloudformation_type()
+    for cls in (WebSocketApi, WebSocketRoute, WebSocketIntegration, WebSocketStage)
+)
+
+
+def _execute_and_refresh(
+    self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None
+) -> None:
+    """moto's execute_change_set, then the stack's template, parameters and outputs rebuilt."""
+    _original_execute(self, change_set_name, stack_name)
+    change_set = self.describe_change_set(change_set_name)
+    assert change_set is not None
+    stack = self.stacks[change_set.stack_id]
+    stack.template_dict = change_set.template_dict
+    stack.parameters = dict(change_set.parameters)
+    stack.output_map = stack._create_output_map()
+    stack.description = change_set.template_dict.get("Description")
+
+
+def _diff_with_parameters(self: ChangeSet) -> list[Any]:
+    """The change set's changes, counting resources whose parameters changed (moto's update does)."""
+    from moto.cloudformation.models import Change
+
+    resource_map = self.stack.resource_map
+    names = resource_map.build_resource_diff(self.template_dict, self.parameters)
+    new, old = self.template_dict.get("Resources", {}), resource_map._resource_json_map
+    changes = []
+    for action, logical_ids in names.items():
+        for logical_id in dict.fromkeys(logical_ids):
+            resource = new.get(logical_id) or old[logical_id]
+            changes.append(
+                Change(
+                    action=action, logical_resource_id=logical_id, resource_type=resource["Type"]
+                )
+            )
+    return changes
+
+
+def _clean_json_without_novalue(resource_json: Any, resources_map: Any) -> Any:
+    cleaned = _original_clean_json(resource_json, resources_map)
+    if isinstance(resource_json, list):
+        return [item for item in cleaned if item is not None]
+    return cleaned
+
+
+_original_execute = CloudFormationBackend.execute_change_set
+_original_clean_json = parsing.clean_json
+
+
+def install() -> None:
+    """Apply the compensations (idempotent). The model classes register on import."""
+    global _installed
+    if _installed:
+        return
+    CloudFormationBackend.execute_change_set = _execute_and_refresh  # type: ignore[method-assign]
+    ChangeSet.diff = _diff_with_parameters  # type: ignore[method-assign]
+    parsing.clean_json = _clean_json_without_novalue
+    _installed = True

@@ -1,0 +1,169 @@
+"""The local engine: execute the rollout plan with boto3.
+
+Pipeline (a dry run is the same pipeline with nothing executed):
+  preflight -> package and upload -> each stack stage in plan order (outputs feed the next
+  stage's parameters) -> endpoint stage (merge the variable into every function, then carry it
+  into the compute stack's parameter) -> summary.
+A stage that fails stops the run: later stages do not start. Re-running resumes: finished
+stages are recognised as unchanged and cost no mutating call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from generator.build import build_all
+from rollout import artifacts, endpoints, package, preflight
+from rollout.aws import Aws
+from rollout.plan import ARTIFACT_PARAMETERS, Plan, make_plan, wired_parameters
+from rollout.report import Reporter
+from rollout.settings import EnvironmentSettings, check_rules
+from rollout.stacks import StackDeployer, StackResult, describe
+
+
+@dataclass
+class Options:
+    dry_run: bool = False
+    poll_seconds: float = 2.0
+    sleep: Callable[[float], None] = time.sleep
+    confirm: Callable[[str], bool] = field(default=lambda _question: True)
+    wheel_cache: Any = package.DEFAULT_CACHE
+
+
+def plan_for(settings: EnvironmentSettings) -> Plan:
+    return make_plan(
+        settings.name,
+        settings.region,
+        settings.artifacts_bucket,
+        settings.stacks,
+        settings.parameters,
+    )
+
+
+def _defaults(stem: str) -> dict[str, Any]:
+    template = build_all([stem])[stem]
+    return {name: p.properties.get("Default") for name, p in template.parameters.items()}
+
+
+def run(
+    settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options
+) -> dict[str, Any]:
+    plan = plan_for(settings)
+    identity = aws.identity()
+    report.line("preflight", f"account {identity['account']} ({identity['arn']}), region {plan.region}, "
+                             f"environment {plan.environment}" + (" - DRY RUN" if options.dry_run else ""))  # fmt: skip
+    texts = preflight.rendered_templates()
+    preflight.check_bucket(aws, plan.artifacts_bucket)
+    preflight.check_stacks(aws, plan)
+    base = {stage.stage: stage.parameters for stage in plan.stacks}
+    base["websocket"] = preflight.account_logging_role(
+        aws, base["websocket"], _defaults("websocket"), report, options.confirm
+    )
+    placeholder_code = dict(zip(ARTIFACT_PARAMETERS["compute"], (plan.artifacts_bucket, "handlers/pending.zip"),
+                                strict=True))  # fmt: skip
+    for stage in plan.stacks:  # the templates' Rules, before anything is uploaded or deployed
+        check_rules(settings, stage.stage, yaml.safe_load(texts[stage.template]),
+                    base[stage.stage] | (placeholder_code if stage.stage == "compute" else {}))  # fmt: skip
+    summary: dict[str, Any] = {"environment": plan.environment, "region": plan.region,
+                               "account": identity["account"], "stages": [], "dry_run": options.dry_run}  # fmt: skip
+
+    compute_parameters = plan.stack("compute").parameters
+    target = package.Target(architecture=compute_parameters.get("Architecture", "arm64"))
+    artifact = package.build(target, cache=options.wheel_cache)
+    s3 = aws.client("s3")
+    uploaded = artifacts.upload_if_absent(s3, plan.artifacts_bucket, artifact.s3_key, artifact.path.read_bytes(),
+                                          dry_run=options.dry_run)  # fmt: skip
+    for stem, text in texts.items():
+        artifacts.upload_if_absent(s3, plan.artifacts_bucket, artifacts.template_key(stem, text), text.encode(),
+                                   dry_run=options.dry_run)  # fmt: skip
+    report.line("package", f"{artifact.s3_key} ({artifact.size:,} bytes) "
+                           + ("uploaded" if uploaded else "already in the bucket"))  # fmt: skip
+    summary["artifact"] = {
+        "s3_key": artifact.s3_key,
+        "sha256": artifact.sha256,
+        "uploaded": uploaded,
+    }
+    code = dict(
+        zip(ARTIFACT_PARAMETERS["compute"], (plan.artifacts_bucket, artifact.s3_key), strict=True)
+    )
+
+    cloudformation = aws.client("cloudformation")
+    deployer = StackDeployer(cloudformation, report, confirm=options.confirm, dry_run=options.dry_run,
+                             poll_seconds=options.poll_seconds, sleep=options.sleep)  # fmt: skip
+    outputs: dict[str, dict[str, str]] = {}
+    for stage in plan.stacks:  # outputs of stacks that already exist, e.g. the endpoint for compute
+        existing = describe(cloudformation, stage.stack_name)
+        outputs[stage.stage] = existing.outputs if existing else {}
+
+    for stage in plan.stacks:
+        parameters = wired_parameters(stage, outputs, base[stage.stage])
+        if stage.stage == "compute":
+            parameters |= code
+        result = deployer.deploy(stage.stage, stage.stack_name, texts[stage.template], parameters)
+        outputs[stage.stage] = result.outputs or outputs[stage.stage]
+        summary["stages"].append(_stage_summary(result))
+
+    summary["stages"].append(_endpoint_stage(plan, outputs, aws, deployer, texts, base["compute"] | code, report,
+                                             options))  # fmt: skip
+    endpoint = outputs["websocket"].get("WebSocketManagementEndpoint", "")
+    summary["management_endpoint"] = endpoint
+    summary["websocket_url"] = outputs["websocket"].get("WebSocketStageInvokeUrl", "")
+    summary["result"] = "planned" if options.dry_run else "succeeded"
+    return summary
+
+
+def _stage_summary(result: StackResult) -> dict[str, Any]:
+    detail = (
+        f"{result.stack_name}: {len(result.changes)} change(s)"
+        if result.changes
+        else result.stack_name
+    )
+    return {"stage": result.stage, "stack": result.stack_name, "action": result.action,
+            "changes": result.changes, "detail": detail}  # fmt: skip
+
+
+def _endpoint_stage(plan: Plan, outputs: dict[str, dict[str, str]], aws: Aws, deployer: StackDeployer,
+                    texts: dict[str, str], compute_base: dict[str, str], report: Reporter,
+                    options: Options) -> dict[str, Any]:  # fmt: skip
+    update = plan.endpoint
+    source_stage, source_key = update.value_from
+    value = outputs.get(source_stage, {}).get(source_key, "")
+    if not value:
+        report.line(
+            "endpoint", "the websocket stack does not exist yet: the endpoint is set by a real run"
+        )
+        return {
+            "stage": "endpoint",
+            "action": "planned",
+            "functions": [],
+            "detail": "after the API exists",
+        }
+    functions = [
+        outputs[stage][key] for stage, key in update.functions_from if key in outputs.get(stage, {})
+    ]
+    lambda_client = aws.client("lambda")
+    changed = [f for f in functions if endpoints.set_variable(lambda_client, f, update.variable, value,
+                                                               dry_run=options.dry_run, sleep=options.sleep)]  # fmt: skip
+    for function in functions:
+        report.line("endpoint", f"{function}: {'set' if function in changed else 'already set'}"
+                                + (" (dry run)" if options.dry_run and function in changed else ""))  # fmt: skip
+    carried_stage, carried_parameter = update.carried_by
+    stage = plan.stack(carried_stage)
+    current = describe(aws.client("cloudformation"), stage.stack_name)
+    carried = "unchanged"
+    if current is not None and current.parameters.get(carried_parameter) != value:
+        parameters = wired_parameters(stage, outputs, compute_base) | {carried_parameter: value}
+        result = deployer.deploy(carried_stage, stage.stack_name, texts[stage.template], parameters)
+        carried = result.action
+    action = (
+        "planned"
+        if options.dry_run
+        else ("updated" if changed or carried != "unchanged" else "unchanged")
+    )
+    return {"stage": "endpoint", "action": action, "functions": changed,
+            "detail": f"{len(changed)} of {len(functions)} function(s) changed; {carried_stage} parameter {carried}"}  # fmt: skip

@@ -1,0 +1,94 @@
+"""`python -m rollout rehearse`: the complete rollout, unchanged, against the embedded emulator
+(no credentials, no network), then a proof of its result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from generator.intrinsics import Evaluator
+from generator.model import ENDPOINT_VARIABLE
+from rollout import engine
+from rollout.aws import Aws
+from rollout.emulator import running_emulator
+from rollout.report import Reporter
+from rollout.settings import EnvironmentSettings
+from rollout.stacks import describe
+
+ROUTE_KEYS = {"$connect", "$disconnect", "$default"}
+
+
+class RehearsalFailed(RuntimeError):
+    pass
+
+
+def prepare_account(aws: Aws, settings: EnvironmentSettings) -> None:
+    """What a real account would already have: the artifacts bucket."""
+    s3 = aws.client("s3")
+    if settings.artifacts_bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+        s3.create_bucket(Bucket=settings.artifacts_bucket,
+                         CreateBucketConfiguration={"LocationConstraint": settings.region})  # fmt: skip
+
+
+def template_variables(aws: Aws, settings: EnvironmentSettings, compute_template: str) -> set[str]:
+    """The environment variables the compute template gives every function, for the parameters
+    the compute stack was deployed with (conditional variables included or not)."""
+    template = yaml.safe_load(compute_template)
+    stack = describe(aws.client("cloudformation"), settings.stacks["compute"])
+    assert stack is not None
+    evaluator = Evaluator(template, stack.parameters)
+    function = next(
+        r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
+    )
+    return set(evaluator.eval(function["Properties"]["Environment"]["Variables"]))
+
+
+def prove(aws: Aws, summary: dict[str, Any], expected_variables: set[str]) -> dict[str, Any]:
+    """Check what the rollout left behind: the API, its routes, integrations and stage, and every
+    function carrying the endpoint with no other variable lost."""
+    api_id = summary["management_endpoint"].split("//", 1)[1].split(".", 1)[0]
+    apigw = aws.client("apigatewayv2")
+    routes = {r["RouteKey"]: r for r in apigw.get_routes(ApiId=api_id)["Items"]}
+    integrations = {i["IntegrationId"]: i for i in apigw.get_integrations(ApiId=api_id)["Items"]}
+    stages = [s["StageName"] for s in apigw.get_stages(ApiId=api_id)["Items"]]
+    problems = []
+    if set(routes) != ROUTE_KEYS:
+        problems.append(f"routes are {sorted(routes)}, expected {sorted(ROUTE_KEYS)}")
+    for key, route in routes.items():
+        target = integrations.get(route.get("Target", "").removeprefix("integrations/"))
+        if target is None or target["IntegrationType"] != "AWS_PROXY":
+            problems.append(f"route {key} has no AWS_PROXY integration")
+    stage_name = summary["management_endpoint"].rsplit("/", 1)[1]
+    if stages != [stage_name]:
+        problems.append(f"stages are {stages}, expected [{stage_name}]")
+    lambda_client = aws.client("lambda")
+    functions = {}
+    for function in lambda_client.list_functions()["Functions"]:
+        variables = function.get("Environment", {}).get("Variables", {})
+        functions[function["FunctionName"]] = variables.get(ENDPOINT_VARIABLE)
+        if variables.get(ENDPOINT_VARIABLE) != summary["management_endpoint"]:
+            problems.append(f"{function['FunctionName']} does not carry the endpoint")
+        lost = expected_variables - set(variables)
+        if lost:
+            problems.append(f"{function['FunctionName']} lost {sorted(lost)}")
+    if problems:
+        raise RehearsalFailed("; ".join(problems))
+    return {"api_id": api_id, "routes": sorted(routes), "integrations": len(integrations), "stage": stage_name,
+            "functions": sorted(functions)}  # fmt: skip
+
+
+def rehearse(
+    settings: EnvironmentSettings, report: Reporter, options: engine.Options
+) -> dict[str, Any]:
+    with running_emulator() as endpoint_url:
+        aws = Aws(settings.region, endpoint_url=endpoint_url)
+        prepare_account(aws, settings)
+        summary = engine.run(settings, aws, report, options)
+        if not options.dry_run:
+            from rollout.preflight import rendered_templates
+
+            expected = template_variables(aws, settings, rendered_templates()["compute"])
+            summary["proof"] = prove(aws, summary, expected)
+        summary["aws_calls"] = {"total": aws.counter.total, "mutating": aws.counter.mutating}
+    return summary

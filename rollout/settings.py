@@ -1,0 +1,144 @@
+"""Per-environment settings (`environments/<name>.yaml`), checked before anything changes.
+
+Every template parameter given is checked against the template's own constraints and Rules
+(the generator's validators): an unknown name, a bad value or a missing input fails here,
+naming the file, the setting and what it accepts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from generator.build import build_all
+from generator.intrinsics import failed_rules
+from generator.parameters import InvalidSetting, check_values
+from rollout.plan import ROLLOUT_SET_PARAMETERS, STACK_TEMPLATES
+
+ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "environments"
+REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+STACK_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+KNOWN_KEYS = {"region", "artifacts_bucket", "stacks", "parameters"}
+
+
+class SettingsError(ValueError):
+    """Bad or missing settings: the text says which file, which setting and what to do."""
+
+
+@dataclass(frozen=True)
+class EnvironmentSettings:
+    name: str
+    path: Path
+    region: str
+    artifacts_bucket: str
+    stacks: dict[str, str]  # stage -> stack name
+    parameters: dict[str, dict[str, str]] = field(default_factory=dict)  # stage -> name -> value
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in ENVIRONMENTS_DIR.glob("*.yaml"))
+
+
+def load(
+    name: str, *, region: str | None = None, directory: Path = ENVIRONMENTS_DIR
+) -> EnvironmentSettings:
+    path = directory / f"{name}.yaml"
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or not path.is_file():
+        known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml"))) or "none"
+        raise SettingsError(
+            f"unknown environment {name!r}: expected one of {known} (files in {directory})"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise SettingsError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{path}: expected a mapping of settings")
+    return validate(name, path, raw, region_override=region)
+
+
+def _fail(path: Path, setting: str, problem: str) -> SettingsError:
+    return SettingsError(f"{path}: {setting}: {problem}")
+
+
+def validate(
+    name: str, path: Path, raw: dict[str, Any], *, region_override: str | None = None
+) -> EnvironmentSettings:
+    unknown = sorted(set(raw) - KNOWN_KEYS)
+    if unknown:
+        raise _fail(path, unknown[0], f"unknown setting; expected {', '.join(sorted(KNOWN_KEYS))}")
+    region = region_override or str(raw.get("region", ""))
+    if not REGION_PATTERN.match(region):
+        raise _fail(
+            path,
+            "region",
+            f"{region!r} is not an AWS region name (e.g. eu-west-1); set it or pass --region",
+        )
+    bucket = str(raw.get("artifacts_bucket", ""))
+    if not BUCKET_PATTERN.match(bucket) or "fill-in" in bucket.lower():
+        raise _fail(
+            path,
+            "artifacts_bucket",
+            f"{bucket!r} is not an S3 bucket name; set the artifacts bucket",
+        )
+    stacks = raw.get("stacks") or {}
+    if not isinstance(stacks, dict) or set(stacks) != set(STACK_TEMPLATES):
+        raise _fail(
+            path, "stacks", f"expected exactly {', '.join(STACK_TEMPLATES)} with a stack name each"
+        )
+    for stage, stack in stacks.items():
+        if not STACK_NAME_PATTERN.match(str(stack)):
+            raise _fail(path, f"stacks.{stage}", f"{stack!r} is not a CloudFormation stack name")
+    if len(set(stacks.values())) != len(stacks):
+        raise _fail(path, "stacks", "each stage needs its own stack")
+    parameters = _parameters(path, raw.get("parameters") or {})
+    return EnvironmentSettings(
+        name, path, region, bucket, {k: str(v) for k, v in stacks.items()}, parameters
+    )
+
+
+def _parameters(path: Path, raw: Any) -> dict[str, dict[str, str]]:
+    if not isinstance(raw, dict) or set(raw) - {"shared", *STACK_TEMPLATES}:
+        raise _fail(path, "parameters", f"expected sections shared, {', '.join(STACK_TEMPLATES)}")
+    templates = build_all(list(STACK_TEMPLATES.values()))
+    result: dict[str, dict[str, str]] = {}
+    shared = raw.get("shared") or {}
+    for stage, stem in STACK_TEMPLATES.items():
+        declared = templates[stem].parameters
+        own = raw.get(stage) or {}
+        if not isinstance(own, dict) or not isinstance(shared, dict):
+            raise _fail(
+                path, f"parameters.{stage}", "expected a mapping of parameter names to values"
+            )
+        values = {k: v for k, v in shared.items() if k in declared} | own
+        for name in sorted(set(values) & ROLLOUT_SET_PARAMETERS[stage]):
+            raise _fail(
+                path, f"parameters.{stage}.{name}", "is set by the rollout itself; remove it"
+            )
+        try:
+            checked = check_values(declared, values, where=f"the {stem} template")
+        except InvalidSetting as error:
+            raise _fail(path, f"parameters.{stage}.{error.name}", error.reason) from None
+        result[stage] = checked
+    unknown_shared = sorted(
+        set(shared) - {p for stem in STACK_TEMPLATES.values() for p in templates[stem].parameters}
+    )
+    if unknown_shared:
+        raise _fail(
+            path, f"parameters.shared.{unknown_shared[0]}", "no template has this parameter"
+        )
+    return result
+
+
+def check_rules(
+    settings: EnvironmentSettings, stage: str, template: dict[str, Any], values: dict[str, str]
+) -> None:
+    """The template's Rules, evaluated for the values a deploy will pass."""
+    broken = failed_rules(template, values)
+    if broken:
+        raise _fail(settings.path, f"parameters.{stage}", "; ".join(broken))
