@@ -164,13 +164,7 @@ class StackDeployer:
         body = self.cf.get_template(StackName=stack_name, TemplateStage="Original")["TemplateBody"]
         return body == template_text  # someone may have updated the stack by other means
 
-    def _recreate(self, stage: str, stack_name: str, state: StackState) -> None:
-        why = (
-            f"{stack_name} is ROLLBACK_COMPLETE: its first create failed and it holds no resources"
-        )
-        if self.dry_run:
-            self.report.line(stage, f"{why}; a real run deletes and creates it again")
-            return
+    def _recreate(self, stage: str, stack_name: str, state: StackState, why: str) -> None:
         if not self.confirm(f"{why}. Delete it and create it again?"):
             raise Declined(f"{stack_name}: left in ROLLBACK_COMPLETE")
         last_event = self._latest_event_id(stack_name)
