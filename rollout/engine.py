@@ -15,14 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from generator.build import build_all
 from rollout import artifacts, endpoints, package, preflight
 from rollout.aws import Aws
 from rollout.plan import ARTIFACT_PARAMETERS, Plan, make_plan, wired_parameters
 from rollout.report import Reporter
-from rollout.settings import EnvironmentSettings, check_rules
+from rollout.settings import EnvironmentSettings
 from rollout.stacks import StackDeployer, StackResult, describe
 
 
@@ -32,7 +30,7 @@ class Options:
     poll_seconds: float = 2.0
     sleep: Callable[[float], None] = time.sleep
     confirm: Callable[[str], bool] = field(default=lambda _question: True)
-    wheel_cache: Any = package.DEFAULT_CACHE
+    build_package: Callable[[package.Target], package.Artifact] = package.build
 
 
 def plan_for(settings: EnvironmentSettings) -> Plan:
@@ -64,17 +62,12 @@ def run(
     base["websocket"] = preflight.account_logging_role(
         aws, base["websocket"], _defaults("websocket"), report, options.confirm
     )
-    placeholder_code = dict(zip(ARTIFACT_PARAMETERS["compute"], (plan.artifacts_bucket, "handlers/pending.zip"),
-                                strict=True))  # fmt: skip
-    for stage in plan.stacks:  # the templates' Rules, before anything is uploaded or deployed
-        check_rules(settings, stage.stage, yaml.safe_load(texts[stage.template]),
-                    base[stage.stage] | (placeholder_code if stage.stage == "compute" else {}))  # fmt: skip
     summary: dict[str, Any] = {"environment": plan.environment, "region": plan.region,
                                "account": identity["account"], "stages": [], "dry_run": options.dry_run}  # fmt: skip
 
     compute_parameters = plan.stack("compute").parameters
     target = package.Target(architecture=compute_parameters.get("Architecture", "arm64"))
-    artifact = package.build(target, cache=options.wheel_cache)
+    artifact = options.build_package(target)
     s3 = aws.client("s3")
     uploaded = artifacts.upload_if_absent(s3, plan.artifacts_bucket, artifact.s3_key, artifact.path.read_bytes(),
                                           dry_run=options.dry_run)  # fmt: skip

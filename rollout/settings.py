@@ -24,6 +24,8 @@ REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 STACK_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 KNOWN_KEYS = {"region", "artifacts_bucket", "stacks", "parameters"}
+# Stand-ins for what the rollout sets itself, so the Rules can be checked before it runs.
+PLACEHOLDERS = {"compute": {"CodeS3Bucket": "artifacts", "CodeS3Key": "handlers/pending.zip"}}
 
 
 class SettingsError(ValueError):

@@ -4,8 +4,8 @@
    it Api, Route, Integration and Stage through moto's own extension point (subclasses of
    `CloudFormationModel`, found via `__subclasses__()`), creating the real objects in moto's
    apigatewayv2 backend, with their Ref and GetAtt values.
-2. After `execute_change_set`, moto keeps the stack's old template, parameters and outputs:
-   they are rebuilt from the change set.
+2. After `execute_change_set`, moto keeps the stack's old template, parameters, outputs and
+   tags: they are rebuilt from the change set, as CloudFormation does.
 3. A change set's list of changes ignores parameter-only changes: it is computed with the
    parameters, as moto's own stack update does.
 4. `Fn::If` yielding `AWS::NoValue` inside a list leaves a null item (CloudFormation drops
@@ -304,6 +304,8 @@ def _execute_and_refresh(
     stack.template_dict = change_set.template_dict
     stack.parameters = dict(change_set.parameters)
     stack.output_map = stack._create_output_map()
+    if change_set.tags:
+        stack.tags = dict(change_set.tags)
     stack.description = change_set.template_dict.get("Description")
 
 

@@ -1,0 +1,78 @@
+"""Rollout fixtures: the embedded emulator (moto server, reset for every test), the handlers
+package built once per session, and settings for a test environment."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rollout import engine, package, settings
+from rollout.aws import Aws
+from rollout.emulator import running_emulator
+from rollout.rehearsal import prepare_account
+from rollout.report import Reporter
+
+
+@pytest.fixture(scope="session")
+def emulator_url() -> Iterator[str]:
+    with running_emulator() as url:
+        yield url
+
+
+@pytest.fixture
+def emulator(emulator_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A clean emulated account for each test."""
+    urllib.request.urlopen(
+        urllib.request.Request(f"{emulator_url}/moto-api/reset", method="POST")
+    ).read()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "rehearsal")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "rehearsal")
+    return emulator_url
+
+
+@pytest.fixture(scope="session")
+def built_artifact(tmp_path_factory: pytest.TempPathFactory) -> package.Artifact:
+    return package.build(package.Target(), tmp_path_factory.mktemp("lambda"))
+
+
+@pytest.fixture
+def env_settings() -> settings.EnvironmentSettings:
+    return settings.load("rehearsal")
+
+
+def with_parameters(
+    base: settings.EnvironmentSettings, stage: str, **values: str
+) -> settings.EnvironmentSettings:
+    raw = {"region": base.region, "artifacts_bucket": base.artifacts_bucket, "stacks": base.stacks,
+           "parameters": {**base.parameters, stage: {**base.parameters[stage], **values}}}  # fmt: skip
+    return settings.validate(base.name, base.path, raw)
+
+
+class Run:
+    """One rollout against the emulator, with its own call counter and captured report."""
+
+    def __init__(self, emulator: str, built: package.Artifact, tmp_path: Path) -> None:
+        self.emulator, self.built, self.tmp_path = emulator, built, tmp_path
+
+    def __call__(
+        self, env: settings.EnvironmentSettings, **option_overrides: Any
+    ) -> tuple[dict[str, Any], Aws, str]:
+        aws = Aws(env.region, endpoint_url=self.emulator)
+        prepare_account(aws, env)
+        aws.counter.calls.clear()
+        log = self.tmp_path / "report.log"
+        with log.open("w") as stream:
+            options = engine.Options(
+                poll_seconds=0, build_package=lambda _target: self.built, **option_overrides
+            )
+            summary = engine.run(env, aws, Reporter(stream), options)
+        return summary, aws, log.read_text()
+
+
+@pytest.fixture
+def rollout(emulator: str, built_artifact: package.Artifact, tmp_path: Path) -> Run:
+    return Run(emulator, built_artifact, tmp_path)

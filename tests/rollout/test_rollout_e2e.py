@@ -1,0 +1,163 @@
+"""The whole rollout, end to end, against the embedded emulator (moto server over HTTP)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+
+from generator.model import ENDPOINT_VARIABLE
+from rollout import settings
+from rollout.preflight import rendered_templates
+from rollout.rehearsal import prove, template_variables
+from tests.rollout.conftest import Run, with_parameters
+
+FUNCTIONS = [
+    "cc-websocket-connect",
+    "cc-websocket-disconnect",
+    "cc-websocket-default",
+    "cc-websocket-cleanup",
+]
+
+
+def actions(summary: dict[str, Any]) -> dict[str, str]:
+    return {stage["stage"]: stage["action"] for stage in summary["stages"]}
+
+
+def variables(aws: Any, function: str) -> dict[str, str]:
+    return aws.client("lambda").get_function_configuration(FunctionName=function)["Environment"][
+        "Variables"
+    ]
+
+
+def test_fresh_rollout_builds_everything_and_wires_the_endpoint(
+    rollout: Run, env_settings: settings.EnvironmentSettings
+) -> None:
+    summary, aws, log = rollout(env_settings)
+    assert summary["result"] == "succeeded"
+    assert actions(summary) == {"compute": "created", "websocket": "created", "endpoint": "updated"}
+    endpoint = summary["management_endpoint"]
+    assert endpoint.startswith("https://") and endpoint.endswith(
+        ".execute-api.eu-west-1.amazonaws.com/prod"
+    )
+    assert summary["websocket_url"] == endpoint.replace("https://", "wss://")
+    proof = prove(
+        aws, summary, template_variables(aws, env_settings, rendered_templates()["compute"])
+    )
+    assert proof["routes"] == ["$connect", "$default", "$disconnect"] and proof[
+        "functions"
+    ] == sorted(FUNCTIONS)
+    compute = aws.client("cloudformation").describe_stacks(StackName="cc-websocket-compute")[
+        "Stacks"
+    ][0]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in compute["Parameters"]}[
+        "ManagementEndpoint"
+    ] == endpoint
+    assert "Add      Stage" in log and "CREATE_COMPLETE" in log  # change set shown, events streamed
+
+
+def test_an_immediate_second_run_changes_nothing(
+    rollout: Run, env_settings: settings.EnvironmentSettings
+) -> None:
+    rollout(env_settings)
+    summary, aws, _ = rollout(env_settings)
+    assert actions(summary) == {
+        "compute": "unchanged",
+        "websocket": "unchanged",
+        "endpoint": "unchanged",
+    }
+    assert aws.counter.mutating == {}
+    assert aws.counter.total > 0
+
+
+def test_a_changed_parameter_updates_only_what_it_should(
+    rollout: Run, env_settings: settings.EnvironmentSettings
+) -> None:
+    rollout(env_settings)
+    faster = with_parameters(env_settings, "websocket", ThrottlingRateLimit="250")
+    summary, aws, _ = rollout(faster)
+    assert actions(summary) == {
+        "compute": "unchanged",
+        "websocket": "updated",
+        "endpoint": "unchanged",
+    }
+    (websocket,) = [s for s in summary["stages"] if s["stage"] == "websocket"]
+    assert [(c["action"], c["resource"]) for c in websocket["changes"]] == [("Modify", "Stage")]
+    stage = aws.client("apigatewayv2").get_stages(
+        ApiId=summary["management_endpoint"][8:].split(".")[0]
+    )["Items"][0]
+    assert stage["DefaultRouteSettings"]["ThrottlingRateLimit"] == 250
+    assert set(aws.counter.mutating) == {
+        "cloudformation:CreateChangeSet",
+        "cloudformation:ExecuteChangeSet",
+    }
+
+
+def test_pre_existing_environment_variables_survive(
+    rollout: Run, env_settings: settings.EnvironmentSettings
+) -> None:
+    summary, aws, _ = rollout(env_settings)
+    lam = aws.client("lambda")
+    before = variables(aws, "cc-websocket-default")
+    lam.update_function_configuration(FunctionName="cc-websocket-default", Environment={"Variables": {
+        **{k: str(v) for k, v in before.items()}, "FEATURE_FLAG": "on", ENDPOINT_VARIABLE: "https://stale/prod"}})  # fmt: skip
+    summary, aws, _ = rollout(env_settings)
+    after = variables(aws, "cc-websocket-default")
+    assert after[ENDPOINT_VARIABLE] == summary["management_endpoint"]
+    assert after["FEATURE_FLAG"] == "on"
+    assert {k: str(v) for k, v in after.items() if k not in (ENDPOINT_VARIABLE,)} == {
+        **{k: str(v) for k, v in before.items() if k != ENDPOINT_VARIABLE}, "FEATURE_FLAG": "on"}  # fmt: skip
+    assert aws.counter.mutating == {"lambda:UpdateFunctionConfiguration": 1}
+
+
+def test_dry_run_shows_the_plan_and_changes_nothing(
+    rollout: Run, env_settings: settings.EnvironmentSettings
+) -> None:
+    summary, aws, log = rollout(env_settings, dry_run=True)
+    assert summary["result"] == "planned"
+    assert actions(summary) == {"compute": "planned", "websocket": "planned", "endpoint": "planned"}
+    assert "Add      ConnectFunction" in log and "Add      Stage" in log
+    assert aws.client("cloudformation").describe_stacks()["Stacks"] == []
+    assert (
+        aws.client("s3").list_objects_v2(Bucket=env_settings.artifacts_bucket).get("KeyCount", 0)
+        == 0
+    )
+    assert set(aws.counter.mutating) <= {"cloudformation:CreateChangeSet", "cloudformation:DeleteChangeSet",
+                                         "cloudformation:DeleteStack"}  # fmt: skip
+
+
+def test_throttling_is_retried(
+    rollout: Run, env_settings: settings.EnvironmentSettings, monkeypatch: Any
+) -> None:
+    from rollout import aws as aws_module
+
+    throttled: list[str] = []
+    original_init = aws_module.Aws.__init__
+
+    def init_with_throttling(self: aws_module.Aws, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+
+        def throttle(request: Any, **_: Any) -> AWSResponse | None:
+            if len(throttled) < 3:
+                throttled.append("x")
+                body = (b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+                        b"<Message>Rate exceeded</Message></Error></ErrorResponse>")  # fmt: skip
+                return AWSResponse(request.url, 400, {}, _Raw(body))
+            return None
+
+        self.session.events.register("before-send.cloudformation.DescribeStacks", throttle)
+
+    monkeypatch.setattr(aws_module.Aws, "__init__", init_with_throttling)
+    summary, _, _ = rollout(env_settings)
+    assert summary["result"] == "succeeded" and len(throttled) == 3
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self.body
+
+    def read(self) -> bytes:
+        return self.body
