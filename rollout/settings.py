@@ -134,13 +134,11 @@ def _parameters(path: Path, raw: Any) -> dict[str, dict[str, str]]:
         raise _fail(
             path, f"parameters.shared.{unknown_shared[0]}", "no template has this parameter"
         )
+    for stage, stem in STACK_TEMPLATES.items():  # the templates' Rules (e.g. a method's inputs)
+        placeholders = dict.fromkeys(ROLLOUT_SET_PARAMETERS[stage], "") | PLACEHOLDERS.get(
+            stage, {}
+        )
+        broken = failed_rules(templates[stem].to_dict(), placeholders | result[stage])
+        if broken:
+            raise _fail(path, f"parameters.{stage}", "; ".join(broken))
     return result
-
-
-def check_rules(
-    settings: EnvironmentSettings, stage: str, template: dict[str, Any], values: dict[str, str]
-) -> None:
-    """The template's Rules, evaluated for the values a deploy will pass."""
-    broken = failed_rules(template, values)
-    if broken:
-        raise _fail(settings.path, f"parameters.{stage}", "; ".join(broken))

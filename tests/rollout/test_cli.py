@@ -1,0 +1,122 @@
+"""`python -m rollout`: exit codes and messages a release engineer relies on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rollout import cli, engine, package, preflight
+from rollout.stacks import StageFailed
+
+DEPLOY = ["deploy", "--env", "rehearsal", "--yes", "--json"]
+
+
+@pytest.fixture
+def cached_package(monkeypatch: pytest.MonkeyPatch, built_artifact: package.Artifact) -> None:
+    monkeypatch.setattr(engine.Options, "__init__", _options_with(built_artifact))
+
+
+def _options_with(artifact: package.Artifact) -> Any:
+    original = engine.Options.__init__
+
+    def init(self: engine.Options, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.build_package = lambda _target: artifact
+
+    return init
+
+
+def test_deploy_against_an_endpoint_url_then_again_as_a_no_op(
+    emulator: str, cached_package: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rollout.aws import Aws
+    from rollout.rehearsal import prepare_account
+    from rollout.settings import load
+
+    prepare_account(Aws("eu-west-1", endpoint_url=emulator), load("rehearsal"))
+    assert cli.main([*DEPLOY, "--endpoint-url", emulator, "--poll-seconds", "0"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["result"] == "succeeded" and first["websocket_url"].startswith("wss://")
+    assert cli.main([*DEPLOY, "--endpoint-url", emulator, "--poll-seconds", "0"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert (
+        second["aws_calls"]["mutating"] == {}
+        and second["management_endpoint"] == first["management_endpoint"]
+    )
+
+
+def test_rehearse_proves_its_result(
+    cached_package: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["rehearse", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["proof"]["routes"] == ["$connect", "$default", "$disconnect"]
+    assert len(summary["proof"]["functions"]) == 4
+
+
+def test_unknown_environment_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["deploy", "--env", "nowhere", "--yes"]) == 2
+    assert "unknown environment 'nowhere'" in capsys.readouterr().err
+
+
+def test_non_interactive_runs_need_yes(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert cli.main(["deploy", "--env", "rehearsal"]) == 2
+    assert "pass --yes" in capsys.readouterr().err
+
+
+def test_no_credentials_fail_before_anything(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:  # fmt: skip
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert cli.main([*DEPLOY, "--endpoint-url", "http://127.0.0.1:9"]) == 2
+    assert "Unable to locate credentials: configure credentials" in capsys.readouterr().err
+
+
+def test_unknown_profile_is_bad_usage(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                      tmp_path: Path) -> None:  # fmt: skip
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    assert cli.main([*DEPLOY, "--profile", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_stale_templates_are_refused(emulator: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    (tmp_path / "websocket.yaml").write_text("stale\n")
+    monkeypatch.setattr(preflight, "DEFAULT_OUT", tmp_path)
+    assert cli.main([*DEPLOY, "--endpoint-url", emulator]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "websocket.yaml: stale" in err
+        and "compute.yaml: missing" in err
+        and "python -m generator" in err
+    )
+
+
+def test_a_failed_stage_exits_1_and_an_interrupt_130(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    def failing(*_: Any, **__: Any) -> Any:
+        raise StageFailed(
+            "cc-websocket-api ended UPDATE_ROLLBACK_COMPLETE",
+            ["Stage (AWS::ApiGatewayV2::Stage): boom"],
+        )
+
+    monkeypatch.setattr(engine, "run", failing)
+    assert cli.main([*DEPLOY, "--endpoint-url", "http://127.0.0.1:9"]) == 1
+    err = capsys.readouterr().err
+    assert "Stage (AWS::ApiGatewayV2::Stage): boom" in err and "Later stages did not start" in err
+
+    def interrupted(*_: Any, **__: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "run", interrupted)
+    assert cli.main([*DEPLOY, "--endpoint-url", "http://127.0.0.1:9"]) == 130
+    assert "to resume" in capsys.readouterr().err

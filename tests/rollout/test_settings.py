@@ -1,0 +1,64 @@
+"""Environment settings: every mistake is named, with the file and what to fix, before any AWS call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rollout import settings
+
+GOOD: dict[str, Any] = yaml.safe_load((settings.ENVIRONMENTS_DIR / "rehearsal.yaml").read_text())
+
+
+def check(tmp_path: Path, **changes: Any) -> settings.EnvironmentSettings:
+    raw = {**GOOD, **changes}
+    path = tmp_path / "test.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return settings.load("test", directory=tmp_path)
+
+
+def test_repository_environments_load() -> None:
+    env = settings.load("rehearsal")
+    assert env.stacks == {"compute": "cc-websocket-compute", "websocket": "cc-websocket-api"}
+    assert env.parameters["websocket"]["NamePrefix"] == "cc"  # shared parameters reach both stacks
+    assert "prod" in settings.available()
+
+
+def test_unknown_environment_lists_the_known_ones() -> None:
+    with pytest.raises(
+        settings.SettingsError, match=r"unknown environment 'staging': expected one of .*rehearsal"
+    ):
+        settings.load("staging")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"region": "moon-1"}, "region: 'moon-1' is not an AWS region name"),
+        ({"artifacts_bucket": "Bad_Bucket"}, "artifacts_bucket: 'Bad_Bucket' is not an S3 bucket name"),
+        ({"colour": "blue"}, "colour: unknown setting"),
+        ({"stacks": {"compute": "a"}}, "stacks: expected exactly compute, websocket"),
+        ({"parameters": {"websocket": {"ThrottlingRateLimit": -1}}}, "parameters.websocket.ThrottlingRateLimit: expected a number from 1"),
+        ({"parameters": {"websocket": {"StageName": "$default"}}}, "parameters.websocket.StageName: expected matching"),
+        ({"parameters": {"compute": {"Colour": "x"}}}, "parameters.compute.Colour: no such parameter in the compute template"),
+        ({"parameters": {"compute": {"CodeS3Key": "x.zip"}}}, "parameters.compute.CodeS3Key: is set by the rollout itself"),
+        ({"parameters": {"compute": {"DatabaseAuth": "secret"}}}, "parameters.compute: DatabaseAuth=secret needs DatabaseSecretArn"),
+        ({"parameters": {"shared": {"Nope": "1"}}}, "parameters.shared.Nope: no template has this parameter"),
+    ],
+)  # fmt: skip
+def test_mistakes_are_named(tmp_path: Path, changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(settings.SettingsError) as raised:
+        check(tmp_path, **changes)
+    assert message in str(raised.value) and "test.yaml" in str(raised.value)
+
+
+def test_region_can_be_overridden() -> None:
+    assert settings.load("rehearsal", region="us-west-2").region == "us-west-2"
+
+
+def test_prod_refuses_until_filled_in() -> None:
+    with pytest.raises(settings.SettingsError, match="artifacts_bucket"):
+        settings.load("prod")
