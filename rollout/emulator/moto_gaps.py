@@ -121,6 +121,8 @@ class WebSocketChild:
     """Common ground of the API's children (route, integration, stage). Each child also
     subclasses CloudFormationModel directly: moto finds models by `__subclasses__()`."""
 
+    collection = ""  # the Api attribute holding these children, by physical id
+
     def __init__(self, api_id: str, child: Any, physical_id: str) -> None:
         self.api_id, self.child, self.physical_id = api_id, child, physical_id
 
@@ -155,7 +157,9 @@ class WebSocketChild:
         account_id: str,
         region_name: str,
     ) -> None:
-        raise NotImplementedError
+        api = _backend(account_id, region_name).apis.get(cloudformation_json["Properties"]["ApiId"])
+        if api is not None:
+            getattr(api, cls.collection).pop(resource_name, None)
 
     @classmethod
     def update_from_cloudformation_json(
@@ -173,6 +177,8 @@ class WebSocketChild:
 
 
 class WebSocketRoute(WebSocketChild, CloudFormationModel):
+    collection = "routes"
+
     @staticmethod
     def cloudformation_type() -> str:
         return "AWS::ApiGatewayV2::Route"
@@ -197,20 +203,10 @@ class WebSocketRoute(WebSocketChild, CloudFormationModel):
         )  # fmt: skip
         return cls(p["ApiId"], route, route.route_id)
 
-    @classmethod
-    def delete_from_cloudformation_json(
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> None:
-        api = _backend(account_id, region_name).apis.get(cloudformation_json["Properties"]["ApiId"])
-        if api is not None:
-            api.routes.pop(resource_name, None)
-
 
 class WebSocketIntegration(WebSocketChild, CloudFormationModel):
+    collection = "integrations"
+
     @staticmethod
     def cloudformation_type() -> str:
         return "AWS::ApiGatewayV2::Integration"
@@ -238,20 +234,10 @@ class WebSocketIntegration(WebSocketChild, CloudFormationModel):
         )  # fmt: skip
         return cls(p["ApiId"], integration, integration.id)
 
-    @classmethod
-    def delete_from_cloudformation_json(
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> None:
-        api = _backend(account_id, region_name).apis.get(cloudformation_json["Properties"]["ApiId"])
-        if api is not None:
-            api.integrations.pop(resource_name, None)
-
 
 class WebSocketStage(WebSocketChild, CloudFormationModel):
+    collection = "stages"
+
     @staticmethod
     def cloudformation_type() -> str:
         return "AWS::ApiGatewayV2::Stage"
@@ -273,18 +259,6 @@ class WebSocketStage(WebSocketChild, CloudFormationModel):
         }  # fmt: skip
         stage = _backend(account_id, region_name).create_stage(p["ApiId"], config)
         return cls(p["ApiId"], stage, stage.name)
-
-    @classmethod
-    def delete_from_cloudformation_json(
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> None:
-        api = _backend(account_id, region_name).apis.get(cloudformation_json["Properties"]["ApiId"])
-        if api is not None:
-            api.stages.pop(resource_name, None)
 
 
 MODELED_TYPES = tuple(
