@@ -20,6 +20,7 @@ from rollout import engine, package, settings
 from rollout.aws import Aws, CredentialsError
 from rollout.preflight import PreflightFailed
 from rollout.report import Reporter
+from rollout.sfn_engine import NoEchoRefused
 from rollout.stacks import Declined, StageFailed
 
 REHEARSAL_ENVIRONMENT = "rehearsal"
@@ -75,16 +76,21 @@ def _rollout(args: argparse.Namespace) -> int:
         if rehearsing:
             from rollout.rehearsal import rehearse
 
-            summary = rehearse(env, report, options)
+            summary = rehearse(env, report, options, args.engine)
         else:
             aws = Aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url)
             try:
-                summary = engine.run(env, aws, report, options)
+                if args.engine == "stepfunctions":
+                    from rollout import sfn_engine
+
+                    summary = sfn_engine.run(env, aws, report, options)
+                else:
+                    summary = engine.run(env, aws, report, options)
             finally:
                 summary.setdefault(
                     "aws_calls", {"total": aws.counter.total, "mutating": aws.counter.mutating}
                 )
-    except (settings.SettingsError, CredentialsError) as error:
+    except (settings.SettingsError, CredentialsError, NoEchoRefused) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except PreflightFailed as error:
@@ -120,6 +126,8 @@ def parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--json", action="store_true", help="print the summary as JSON")
         sub.add_argument("--poll-seconds", type=float, default=2.0, help=argparse.SUPPRESS)
+        sub.add_argument("--engine", choices=("local", "stepfunctions"), default="local",
+                         help="local: run the plan from here; stepfunctions: run it inside AWS")  # fmt: skip
 
     deploy = commands.add_parser("deploy", help="roll out an environment to AWS")
     deploy.add_argument(

@@ -79,12 +79,20 @@ def prove(aws: Aws, summary: dict[str, Any], expected_variables: set[str]) -> di
 
 
 def rehearse(
-    settings: EnvironmentSettings, report: Reporter, options: engine.Options
+    settings: EnvironmentSettings,
+    report: Reporter,
+    options: engine.Options,
+    engine_name: str = "local",
 ) -> dict[str, Any]:
     with running_emulator() as endpoint_url:
         aws = Aws(settings.region, endpoint_url=endpoint_url)
         prepare_account(aws, settings)
-        summary = engine.run(settings, aws, report, options)
+        if engine_name == "stepfunctions":
+            from rollout import sfn_engine
+
+            summary = sfn_engine.run(settings, aws, report, options)
+        else:
+            summary = engine.run(settings, aws, report, options)
         if not options.dry_run:
             from rollout.preflight import rendered_templates
 

@@ -3,8 +3,10 @@ rollout needs that moto lacks (see `moto_gaps`)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import urllib.request
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +17,8 @@ EMULATOR_ACCOUNT = "123456789012"
 
 @contextmanager
 def running_emulator() -> Iterator[str]:
-    """Start moto's server on a free loopback port; yields its endpoint URL."""
+    """Start moto's server on a free loopback port; yields its endpoint URL. State machines run
+    for real there (their aws-sdk tasks call this same server)."""
     from moto.server import ThreadedMotoServer
 
     from rollout.emulator import moto_gaps
@@ -28,10 +31,12 @@ def running_emulator() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    enable_state_machines(f"http://{host}:{port}")
     saved = {
         name: os.environ.get(name)
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MOTO_PORT")
     }
+    os.environ["MOTO_PORT"] = str(port)  # where moto's state machines send their aws-sdk calls
     # Credentials the emulator accepts; never real ones, so a rehearsal cannot reach AWS.
     os.environ.update({"AWS_ACCESS_KEY_ID": "rehearsal", "AWS_SECRET_ACCESS_KEY": "rehearsal"})
     os.environ.pop("AWS_SESSION_TOKEN", None)
@@ -44,3 +49,10 @@ def running_emulator() -> Iterator[str]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def enable_state_machines(url: str) -> None:
+    body = json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode()
+    request = urllib.request.Request(f"{url}/moto-api/config", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    urllib.request.urlopen(request, timeout=10).read()

@@ -10,6 +10,12 @@
    parameters, as moto's own stack update does.
 4. `Fn::If` yielding `AWS::NoValue` inside a list leaves a null item (CloudFormation drops
    it), which breaks e.g. a role's conditional inline policies: nulls are dropped from lists.
+5. Lambda's GetFunctionConfiguration has no RevisionId: one is derived from the configuration
+   (it changes whenever the configuration does), so a state machine can pass it on.
+6. A CloudFormation StateMachine given `Definition` (an object) and `DefinitionSubstitutions`
+   gets an empty definition, and lands in the backend the Step Functions API does not use once
+   state machines execute: the definition string is built first, and the machine is created in
+   the API's backend.
 
 `tests/rollout/test_moto_gaps.py` checks each gap still exists, so a moto upgrade that fixes
 one makes a test fail and this module can shrink.
@@ -17,13 +23,18 @@ one makes a test fail and this module can shrink.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import uuid
 from typing import Any
 
 from moto.apigatewayv2.models import ApiGatewayV2Backend, apigatewayv2_backends
+from moto.awslambda.models import LambdaFunction
 from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.cloudformation.models import ChangeSet, CloudFormationBackend
 from moto.core.common_models import CloudFormationModel
+from moto.stepfunctions.models import StateMachine, cfn_to_api_tags
 
 _installed = False
 
@@ -309,6 +320,50 @@ def _clean_json_without_novalue(resource_json: Any, resources_map: Any) -> Any:
     return cleaned
 
 
+def _configuration_with_revision(self: LambdaFunction, on_create: bool = False) -> dict[str, Any]:
+    config = _original_get_configuration(self, on_create)
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+    config.setdefault("RevisionId", str(uuid.UUID(digest[:32])))
+    return config
+
+
+def _with_definition_string(cloudformation_json: dict[str, Any]) -> dict[str, Any]:
+    props = dict(cloudformation_json.get("Properties", {}))
+    if "Definition" in props and "DefinitionString" not in props:
+        text = json.dumps(props.pop("Definition"))
+        for key, value in (props.pop("DefinitionSubstitutions", None) or {}).items():
+            text = text.replace("${" + key + "}", str(value))
+        props["DefinitionString"] = text
+    return {**cloudformation_json, "Properties": props}
+
+
+def _create_state_machine(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
+                          region_name: str, **kwargs: Any) -> Any:  # fmt: skip
+    from moto.stepfunctions.responses import get_backend
+
+    props = _with_definition_string(cloudformation_json)["Properties"]
+    return get_backend(account_id, region_name).create_state_machine(
+        props.get("StateMachineName", resource_name),
+        props["DefinitionString"],
+        props.get("RoleArn", ""),
+        tags=cfn_to_api_tags(props.get("Tags", [])),
+    )
+
+
+def _update_state_machine(cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: Any,
+                          account_id: str, region_name: str) -> Any:  # fmt: skip
+    return _original_update_state_machine.__func__(  # type: ignore[attr-defined]
+        cls,
+        original_resource,
+        new_resource_name,
+        _with_definition_string(cloudformation_json),
+        account_id,
+        region_name,
+    )
+
+
+_original_update_state_machine = StateMachine.update_from_cloudformation_json
+_original_get_configuration = LambdaFunction.get_configuration
 _original_execute = CloudFormationBackend.execute_change_set
 _original_clean_json = parsing.clean_json
 
@@ -321,4 +376,7 @@ def install() -> None:
     CloudFormationBackend.execute_change_set = _execute_and_refresh  # type: ignore[method-assign]
     ChangeSet.diff = _diff_with_parameters  # type: ignore[method-assign]
     parsing.clean_json = _clean_json_without_novalue
+    LambdaFunction.get_configuration = _configuration_with_revision  # type: ignore[method-assign]
+    StateMachine.create_from_cloudformation_json = classmethod(_create_state_machine)  # type: ignore[method-assign,assignment]
+    StateMachine.update_from_cloudformation_json = classmethod(_update_state_machine)  # type: ignore[method-assign,assignment]
     _installed = True

@@ -12,7 +12,7 @@ import pytest
 
 from rollout import engine, package, settings
 from rollout.aws import Aws
-from rollout.emulator import running_emulator
+from rollout.emulator import enable_state_machines, running_emulator
 from rollout.rehearsal import prepare_account
 from rollout.report import Reporter
 
@@ -29,6 +29,7 @@ def emulator(emulator_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     urllib.request.urlopen(
         urllib.request.Request(f"{emulator_url}/moto-api/reset", method="POST")
     ).read()
+    enable_state_machines(emulator_url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "rehearsal")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "rehearsal")
     return emulator_url

@@ -120,3 +120,30 @@ def test_a_failed_stage_exits_1_and_an_interrupt_130(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(engine, "run", interrupted)
     assert cli.main([*DEPLOY, "--endpoint-url", "http://127.0.0.1:9"]) == 130
     assert "to resume" in capsys.readouterr().err
+
+
+def test_rehearse_with_the_stepfunctions_engine(
+    cached_package: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["rehearse", "--engine", "stepfunctions", "--poll-seconds", "0", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["engine"] == "stepfunctions" and summary["state_transitions"] > 0
+    assert summary["proof"]["routes"] == ["$connect", "$default", "$disconnect"]
+    assert (
+        summary["execution"].split(":")[-1].startswith("rehearsal-")
+    )  # named after env and artifact
+
+
+def test_stepfunctions_engine_refuses_noecho_values(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    from rollout import sfn_engine
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise sfn_engine.NoEchoRefused("DatabaseUrl would appear in the execution history")
+
+    monkeypatch.setattr(sfn_engine, "run", refuse)
+    assert (
+        cli.main([*DEPLOY, "--engine", "stepfunctions", "--endpoint-url", "http://127.0.0.1:9"])
+        == 2
+    )
+    assert "DatabaseUrl would appear" in capsys.readouterr().err

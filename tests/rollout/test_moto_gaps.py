@@ -3,6 +3,8 @@ fixed that gap: drop the compensation (and this test) instead of keeping both.""
 
 from __future__ import annotations
 
+import inspect
+
 import moto
 from moto.cloudformation.models import CloudFormationBackend
 from moto.core.common_models import CloudFormationModel
@@ -68,3 +70,19 @@ def test_gap4_novalue_in_a_list_stays_null() -> None:
     no_value = [{"Fn::If": ["WithTopic", {"Key": "a"}, {"Ref": "AWS::NoValue"}]}]
     assert moto_gaps._original_clean_json(no_value, stack.resource_map) == [None]
     assert moto_gaps._clean_json_without_novalue(no_value, stack.resource_map) == []
+
+
+def test_gap5_lambda_configuration_has_no_revision_id() -> None:
+    # Read from moto's own code: when it starts returning a RevisionId, drop the compensation.
+    assert "RevisionId" not in inspect.getsource(moto_gaps._original_get_configuration)
+
+
+def test_gap6_cloudformation_state_machines_read_only_definition_string() -> None:
+    from moto.stepfunctions.models import StateMachine
+
+    create = inspect.getsource(StateMachine.__dict__["create_from_cloudformation_json"].__func__)
+    if moto_gaps._installed:  # the compensation replaced it: read moto's original from the module
+        create = inspect.getsource(inspect.getmodule(StateMachine))  # type: ignore[arg-type]
+    assert 'properties.get("DefinitionString", "")' in create
+    assert "DefinitionSubstitutions" not in create
+    assert "stepfunctions_backends[account_id][region_name]" in create  # not the executing backend

@@ -1,0 +1,172 @@
+"""The Step Functions engine: the same plan, executed by the state machine of the `rollout`
+template inside AWS. This module builds the execution input (the same parameters the local
+engine passes), starts the execution and streams its history until it ends."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from generator.build import build_all
+from generator.statemachine import POLL_SECONDS
+from rollout.plan import ARTIFACT_PARAMETERS, STACK_INPUTS, STACK_TEMPLATES, Plan
+from rollout.report import Reporter
+
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+class NoEchoRefused(ValueError):
+    """A NoEcho parameter would be written into the execution history."""
+
+
+def execution_input(plan: Plan, texts: dict[str, str], artifact_key: str,
+                    existing_outputs: dict[str, dict[str, str]], poll_seconds: int = POLL_SECONDS) -> dict[str, Any]:  # fmt: skip
+    """Every template parameter's value per stage: settings, else the template default; the
+    code location; and inputs from stacks that already exist (later stages' outputs, which the
+    state machine cannot read before they run). Forward wiring is the state machine's job."""
+    templates = build_all(list(STACK_TEMPLATES.values()))
+    stacks: dict[str, Any] = {}
+    earlier: set[str] = set()
+    for stage in plan.stacks:
+        declared = templates[stage.template].parameters
+        values = {name: str(p.properties.get("Default", "")) for name, p in declared.items()}
+        values |= stage.parameters
+        if stage.stage in ARTIFACT_PARAMETERS:
+            values |= dict(
+                zip(
+                    ARTIFACT_PARAMETERS[stage.stage],
+                    (plan.artifacts_bucket, artifact_key),
+                    strict=True,
+                )
+            )
+        for param, (source, key) in STACK_INPUTS[stage.stage].items():
+            if source not in earlier:
+                values[param] = existing_outputs.get(source, {}).get(key, "")
+        secret = sorted(
+            n for n, p in declared.items() if p.properties.get("NoEcho") and values.get(n)
+        )
+        if secret:
+            raise NoEchoRefused(
+                f"{', '.join(secret)} would appear in the execution history: use DatabaseAuth secret or iam "
+                "with the stepfunctions engine"
+            )
+        stacks[stage.stage] = {
+            "name": stage.stack_name,
+            "template": texts[stage.template],
+            "parameters": values,
+        }
+        earlier.add(stage.stage)
+    return {"changeSetName": change_set_name(stacks), "pollSeconds": poll_seconds, "stacks": stacks}
+
+
+def change_set_name(stacks: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(stacks, sort_keys=True).encode()).hexdigest()
+    return f"rollout-{digest[:16]}-{int(time.time())}"
+
+
+def execution_name(environment: str, artifact_sha: str) -> str:
+    return f"{environment}-{artifact_sha[:16]}-{int(time.time())}"[:80]
+
+
+def follow(stepfunctions: Any, execution_arn: str, report: Reporter, *, poll_seconds: float = 2.0,
+           sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:  # fmt: skip
+    """Stream state entries from the execution history until the execution ends."""
+    seen = 0
+    while True:
+        events = stepfunctions.get_execution_history(executionArn=execution_arn, maxResults=1000)[
+            "events"
+        ]
+        for event in events[seen:]:
+            entered = event.get("stateEnteredEventDetails")
+            if entered:
+                report.line("sfn", f"  {entered['name']}")
+            failed = event.get("executionFailedEventDetails")
+            if failed:
+                report.line("sfn", f"FAILED {failed.get('error', '')}: {failed.get('cause', '')}")
+        seen = len(events)
+        described = stepfunctions.describe_execution(executionArn=execution_arn)
+        if described["status"] in TERMINAL:
+            return {"status": described["status"], "events": events,
+                    "output": json.loads(described.get("output") or "{}")}  # fmt: skip
+        sleep(poll_seconds)
+
+
+def rollout_stack_name(plan: Plan) -> str:
+    """One rollout stack per environment, named after its compute stack (cc-websocket-rollout)."""
+    return plan.stack("compute").stack_name.removesuffix("-compute") + "-rollout"
+
+
+def run(settings: Any, aws: Any, report: Reporter, options: Any) -> dict[str, Any]:
+    """Deploy or refresh the rollout stack, upload, start an execution and follow it."""
+    from rollout import artifacts, engine, preflight
+    from rollout.stacks import StackDeployer, StageFailed, describe
+
+    plan = engine.plan_for(settings)
+    identity = aws.identity()
+    report.line("preflight", f"account {identity['account']} ({identity['arn']}), region {plan.region}, "
+                             f"environment {plan.environment}, engine stepfunctions")  # fmt: skip
+    texts = preflight.rendered_templates()
+    preflight.check_stacks(aws, plan)
+    cloudformation = aws.client("cloudformation")
+    deployer = StackDeployer(cloudformation, report, confirm=options.confirm, dry_run=options.dry_run,
+                             poll_seconds=options.poll_seconds, sleep=options.sleep)  # fmt: skip
+    name_prefix = plan.stack("compute").parameters.get("NamePrefix", "cc")
+    rollout = deployer.deploy("rollout", rollout_stack_name(plan), texts["rollout"], {
+        "NamePrefix": name_prefix, "ComputeStackName": plan.stack("compute").stack_name,
+        "WebSocketStackName": plan.stack("websocket").stack_name})  # fmt: skip
+    if options.dry_run:
+        return {"environment": plan.environment, "region": plan.region, "result": "planned", "dry_run": True,
+                "stages": [{"stage": "rollout", "action": rollout.action, "detail": rollout.stack_name}]}  # fmt: skip
+    bucket = rollout.outputs["ArtifactsBucketName"]
+    target = engine.package.Target(
+        architecture=plan.stack("compute").parameters.get("Architecture", "arm64")
+    )
+    artifact = options.build_package(target)
+    artifacts.upload_if_absent(
+        aws.client("s3"), bucket, artifact.s3_key, artifact.path.read_bytes()
+    )
+    for stem, text in texts.items():
+        artifacts.upload_if_absent(
+            aws.client("s3"), bucket, artifacts.template_key(stem, text), text.encode()
+        )
+    existing = {}
+    for stage in plan.stacks:
+        state = describe(cloudformation, stage.stack_name)
+        existing[stage.stage] = state.outputs if state else {}
+    shipped = type(plan)(plan.environment, plan.region, bucket, plan.stacks, plan.endpoint)
+    document = execution_input(
+        shipped, texts, artifact.s3_key, existing, int(max(options.poll_seconds, 0))
+    )
+    stepfunctions = aws.client("stepfunctions")
+    started = stepfunctions.start_execution(stateMachineArn=rollout.outputs["StateMachineArn"],
+                                            name=execution_name(plan.environment, artifact.sha256),
+                                            input=json.dumps(document))  # fmt: skip
+    report.line("sfn", f"execution {started['executionArn']}")
+    result = follow(stepfunctions, started["executionArn"], report, poll_seconds=options.poll_seconds,
+                    sleep=options.sleep)  # fmt: skip
+    transitions = sum(1 for e in result["events"] if e["type"].endswith("StateEntered"))
+    calls = Counter(e["taskScheduledEventDetails"]["resource"] for e in result["events"]
+                    if "taskScheduledEventDetails" in e)  # fmt: skip
+    if result["status"] != "SUCCEEDED":
+        failed: dict[str, str] = next((e["executionFailedEventDetails"] for e in result["events"]
+                       if "executionFailedEventDetails" in e), {})  # fmt: skip
+        raise StageFailed(f"execution {result['status']}: {failed.get('error', '')}",
+                          [failed.get("cause", "see the execution history")])  # fmt: skip
+    output = result["output"]
+    websocket_outputs = {
+        o["OutputKey"]: o["OutputValue"] for o in output["outputs"]["websocket"]["list"]
+    }
+    return {
+        "environment": plan.environment, "region": plan.region, "account": identity["account"],
+        "result": "succeeded", "engine": "stepfunctions", "execution": started["executionArn"],
+        "state_transitions": transitions, "state_machine_calls": dict(calls),
+        "stages": [{"stage": "rollout", "action": rollout.action, "detail": rollout.stack_name},
+                   {"stage": "execution", "action": "succeeded", "detail": f"{transitions} state transitions"}],
+        "management_endpoint": output["endpoint"]["value"],
+        "websocket_url": websocket_outputs.get("WebSocketStageInvokeUrl", ""),
+        "artifact": {"s3_key": artifact.s3_key, "sha256": artifact.sha256},
+    }  # fmt: skip

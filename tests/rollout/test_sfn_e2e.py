@@ -1,0 +1,242 @@
+"""The generated state machine, executed for real in the emulator: fresh and no-op rollouts, the
+endpoint merge, the same end state as the local engine, and every failure branch."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from moto.cloudformation.models import CloudFormationBackend, cloudformation_backends
+
+from generator.model import ENDPOINT_VARIABLE
+from generator.rollout_stack import template_parameters
+from generator.statemachine import definition, substituted, with_poll_limit
+from rollout import engine, package, sfn_engine
+from rollout.aws import Aws
+from rollout.preflight import rendered_templates
+from rollout.rehearsal import prepare_account, prove, template_variables
+from rollout.report import Reporter
+from rollout.settings import EnvironmentSettings
+from tests.rollout.conftest import Run
+
+ACCOUNT, REGION = "123456789012", "eu-west-1"
+TRIVIAL = '{"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}'
+
+
+def run_sfn(
+    emulator: str, env: EnvironmentSettings, artifact: package.Artifact
+) -> tuple[dict[str, Any], Aws]:
+    aws = Aws(env.region, endpoint_url=emulator)
+    prepare_account(aws, env)
+    options = engine.Options(poll_seconds=0, build_package=lambda _t: artifact)
+    return sfn_engine.run(env, aws, Reporter(io.StringIO()), options), aws
+
+
+def test_fresh_then_no_op(
+    emulator: str, env_settings: EnvironmentSettings, built_artifact: package.Artifact
+) -> None:
+    first, aws = run_sfn(emulator, env_settings, built_artifact)
+    assert first["result"] == "succeeded"
+    prove(aws, first, template_variables(aws, env_settings, rendered_templates()["compute"]))
+    assert first["state_machine_calls"]["executeChangeSet"] == 3  # compute, websocket, carry
+    assert first["state_machine_calls"]["updateFunctionConfiguration"] == 4
+    second, _ = run_sfn(emulator, env_settings, built_artifact)
+    assert second["result"] == "succeeded"
+    assert "executeChangeSet" not in second["state_machine_calls"]
+    assert "updateFunctionConfiguration" not in second["state_machine_calls"]
+    assert second["management_endpoint"] == first["management_endpoint"]
+
+
+def test_endpoint_merge_keeps_other_variables(emulator: str, env_settings: EnvironmentSettings,
+                                              built_artifact: package.Artifact) -> None:  # fmt: skip
+    first, aws = run_sfn(emulator, env_settings, built_artifact)
+    lam = aws.client("lambda")
+    variables = lam.get_function_configuration(FunctionName="cc-websocket-connect")["Environment"][
+        "Variables"
+    ]
+    lam.update_function_configuration(FunctionName="cc-websocket-connect", Environment={"Variables": {
+        **{k: str(v) for k, v in variables.items()}, "FEATURE_FLAG": "on", ENDPOINT_VARIABLE: "https://stale/x"}})  # fmt: skip
+    second, _ = run_sfn(emulator, env_settings, built_artifact)
+    after = lam.get_function_configuration(FunctionName="cc-websocket-connect")["Environment"][
+        "Variables"
+    ]
+    assert (
+        after["FEATURE_FLAG"] == "on" and after[ENDPOINT_VARIABLE] == first["management_endpoint"]
+    )
+    assert second["state_machine_calls"]["updateFunctionConfiguration"] == 1
+
+
+def snapshot(aws: Aws, env: EnvironmentSettings) -> dict[str, Any]:
+    """The deployed state, with ids and the bucket name (which differ between runs) masked."""
+    cf, lam, apigw = aws.client("cloudformation"), aws.client("lambda"), aws.client("apigatewayv2")
+    state: dict[str, Any] = {}
+    for stage, name in env.stacks.items():
+        (stack,) = cf.describe_stacks(StackName=name)["Stacks"]
+        state[stage] = {"status": stack["StackStatus"],
+                        "parameters": {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]},
+                        "outputs": {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}}  # fmt: skip
+    state["functions"] = {f["FunctionName"]: {k: str(v) for k, v in f.get("Environment", {}).get("Variables", {}).items()}
+                          for f in lam.list_functions()["Functions"]}  # fmt: skip
+    (api,) = apigw.get_apis()["Items"]
+    state["routes"] = sorted(r["RouteKey"] for r in apigw.get_routes(ApiId=api["ApiId"])["Items"])
+    text = json.dumps(state, sort_keys=True).replace(api["ApiId"], "API")
+    # moto shows an explicitly passed empty CommaDelimitedList as "['']", a defaulted one as "".
+    text = text.replace("\"['']\"", '""')
+    text = text.replace(state["compute"]["parameters"]["CodeS3Bucket"], "BUCKET")
+    return json.loads(re.sub(r"[a-z]{8}(?=\.execute-api)", "API", text))
+
+
+def test_end_state_equals_the_local_engine(rollout: Run, emulator: str, env_settings: EnvironmentSettings,
+                                           built_artifact: package.Artifact) -> None:  # fmt: skip
+    _, local_aws, _ = rollout(env_settings)
+    local = snapshot(local_aws, env_settings)
+    import urllib.request
+
+    from rollout.emulator import enable_state_machines
+
+    urllib.request.urlopen(
+        urllib.request.Request(f"{emulator}/moto-api/reset", method="POST")
+    ).read()
+    enable_state_machines(emulator)
+    _, sfn_aws = run_sfn(emulator, env_settings, built_artifact)
+    assert snapshot(sfn_aws, env_settings) == local
+
+
+@pytest.fixture
+def machine(
+    emulator: str, env_settings: EnvironmentSettings, built_artifact: package.Artifact
+) -> Iterator[Callable[..., tuple[str, str]]]:
+    """Runs the generated definition directly (no preflight) and returns (status, error)."""
+    aws = Aws(env_settings.region, endpoint_url=emulator)
+    prepare_account(aws, env_settings)
+    aws.client("s3").put_object(Bucket=env_settings.artifacts_bucket, Key=built_artifact.s3_key,
+                                Body=built_artifact.path.read_bytes())  # fmt: skip
+    sfn = aws.client("stepfunctions")
+
+    def execute(max_polls: int = 720) -> tuple[str, str]:
+        text = substituted(with_poll_limit(definition(template_parameters()), max_polls),
+                           {"CloudFormationRoleArn": f"arn:aws:iam::{ACCOUNT}:role/cfn"})  # fmt: skip
+        arn = sfn.create_state_machine(name=f"m{max_polls}", definition=text,
+                                       roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn")["stateMachineArn"]  # fmt: skip
+        document = sfn_engine.execution_input(engine.plan_for(env_settings), rendered_templates(),
+                                              built_artifact.s3_key, {}, poll_seconds=0)  # fmt: skip
+        started = sfn.start_execution(stateMachineArn=arn, input=json.dumps(document))
+        result = sfn_engine.follow(
+            sfn, started["executionArn"], Reporter(io.StringIO()), poll_seconds=0.2
+        )
+        failed = [
+            e["executionFailedEventDetails"]
+            for e in result["events"]
+            if "executionFailedEventDetails" in e
+        ]
+        return result["status"], failed[0]["error"] if failed else ""
+
+    yield execute
+
+
+def backend() -> CloudFormationBackend:
+    return cloudformation_backends[ACCOUNT][REGION]
+
+
+def existing_compute_stack(status: str) -> None:
+    stack = backend().create_stack("cc-websocket-compute", TRIVIAL, {})
+    stack.status = status
+
+
+@pytest.mark.parametrize(("status", "error"), [("UPDATE_IN_PROGRESS", "StackBusy"),
+                                               ("UPDATE_ROLLBACK_FAILED", "UpdateRollbackFailed")])  # fmt: skip
+def test_busy_and_stuck_stacks_end_in_their_fail_states(machine: Callable[..., tuple[str, str]], status: str,
+                                                        error: str) -> None:  # fmt: skip
+    existing_compute_stack(status)
+    assert machine() == ("FAILED", error)
+
+
+def test_a_failed_change_set_ends_in_change_set_failed(machine: Callable[..., tuple[str, str]],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    original = CloudFormationBackend.create_change_set
+
+    def failing(self: CloudFormationBackend, *args: Any, **kwargs: Any) -> Any:
+        ids = original(self, *args, **kwargs)
+        change_set = self.change_sets[ids[0]]
+        change_set.status, change_set.status_reason = (
+            "FAILED",
+            "Template format error: unsupported structure",
+        )
+        return ids
+
+    monkeypatch.setattr(CloudFormationBackend, "create_change_set", failing)
+    assert machine() == ("FAILED", "ChangeSetFailed")
+
+
+def test_a_stack_that_rolls_back_ends_in_stack_failed(machine: Callable[..., tuple[str, str]],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    def rolled_back(
+        self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None
+    ) -> None:
+        self.stacks[self.describe_change_set(change_set_name).stack_id].status = "ROLLBACK_COMPLETE"  # type: ignore[union-attr]
+
+    monkeypatch.setattr(CloudFormationBackend, "execute_change_set", rolled_back)
+    assert machine() == ("FAILED", "StackFailed")
+
+
+def test_a_stack_that_never_settles_times_out(machine: Callable[..., tuple[str, str]],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    def stuck(
+        self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None
+    ) -> None:
+        self.stacks[
+            self.describe_change_set(change_set_name).stack_id
+        ].status = "CREATE_IN_PROGRESS"  # type: ignore[union-attr]
+
+    monkeypatch.setattr(CloudFormationBackend, "execute_change_set", stuck)
+    assert machine(max_polls=3) == ("FAILED", "TimedOut")
+
+
+def test_describe_errors_other_than_missing_end_in_describe_failed(machine: Callable[..., tuple[str, str]],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from moto.cloudformation.exceptions import ValidationError
+
+    def denied(self: CloudFormationBackend, name_or_stack_id: str) -> Any:
+        raise ValidationError(
+            name_or_stack_id, message="User is not authorized to perform DescribeStacks"
+        )
+
+    monkeypatch.setattr(CloudFormationBackend, "describe_stacks", denied)
+    assert machine() == ("FAILED", "DescribeFailed")
+
+
+def test_a_first_create_that_rolled_back_is_deleted_and_created_again(
+    machine: Callable[..., tuple[str, str]],
+) -> None:
+    existing_compute_stack("ROLLBACK_COMPLETE")
+    assert machine() == ("SUCCEEDED", "")
+    (compute,) = [s for s in backend().stacks.values() if s.name == "cc-websocket-compute"]
+    assert (
+        compute.status in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+        and "ConnectFunction" in compute.template
+    )
+
+
+def test_a_failed_function_update_ends_in_function_update_failed(machine: Callable[..., tuple[str, str]],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from moto.awslambda.models import LambdaFunction
+
+    original = LambdaFunction.get_configuration
+
+    def failed_after_update(self: LambdaFunction, on_create: bool = False) -> dict[str, Any]:
+        config = original(self, on_create)
+        if (
+            config.get("Environment", {})
+            .get("Variables", {})
+            .get(ENDPOINT_VARIABLE, "")
+            .startswith("https://")
+        ):
+            config["LastUpdateStatus"] = "Failed"
+        return config
+
+    monkeypatch.setattr(LambdaFunction, "get_configuration", failed_after_update)
+    assert machine() == ("FAILED", "FunctionUpdateFailed")
