@@ -30,3 +30,12 @@ def upload_if_absent(s3: Any, bucket: str, key: str, body: bytes, *, dry_run: bo
     if not dry_run:
         s3.put_object(Bucket=bucket, Key=key, Body=body, ServerSideEncryption="AES256")
     return True
+
+
+def upload_all(s3: Any, bucket: str, artifact_key: str, artifact: bytes, texts: dict[str, str], *,
+               dry_run: bool = False) -> bool:  # fmt: skip
+    """The handlers zip and every template; True when the zip was uploaded (or would be)."""
+    uploaded = upload_if_absent(s3, bucket, artifact_key, artifact, dry_run=dry_run)
+    for stem, text in texts.items():
+        upload_if_absent(s3, bucket, template_key(stem, text), text.encode(), dry_run=dry_run)
+    return uploaded

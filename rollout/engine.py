@@ -21,7 +21,7 @@ from rollout.aws import Aws
 from rollout.plan import ARTIFACT_PARAMETERS, Plan, make_plan, wired_parameters
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
-from rollout.stacks import StackDeployer, StackResult, describe
+from rollout.stacks import StackDeployer, StackResult, describe, existing_outputs
 
 
 @dataclass
@@ -68,12 +68,8 @@ def run(
     compute_parameters = plan.stack("compute").parameters
     target = package.Target(architecture=compute_parameters.get("Architecture", "arm64"))
     artifact = options.build_package(target)
-    s3 = aws.client("s3")
-    uploaded = artifacts.upload_if_absent(s3, plan.artifacts_bucket, artifact.s3_key, artifact.path.read_bytes(),
-                                          dry_run=options.dry_run)  # fmt: skip
-    for stem, text in texts.items():
-        artifacts.upload_if_absent(s3, plan.artifacts_bucket, artifacts.template_key(stem, text), text.encode(),
-                                   dry_run=options.dry_run)  # fmt: skip
+    uploaded = artifacts.upload_all(aws.client("s3"), plan.artifacts_bucket, artifact.s3_key,
+                                    artifact.path.read_bytes(), texts, dry_run=options.dry_run)  # fmt: skip
     report.line("package", f"{artifact.s3_key} ({artifact.size:,} bytes) "
                            + ("uploaded" if uploaded else "already in the bucket"))  # fmt: skip
     summary["artifact"] = {
@@ -88,11 +84,7 @@ def run(
     cloudformation = aws.client("cloudformation")
     deployer = StackDeployer(cloudformation, report, confirm=options.confirm, dry_run=options.dry_run,
                              poll_seconds=options.poll_seconds, sleep=options.sleep)  # fmt: skip
-    outputs: dict[str, dict[str, str]] = {}
-    for stage in plan.stacks:  # outputs of stacks that already exist, e.g. the endpoint for compute
-        existing = describe(cloudformation, stage.stack_name)
-        outputs[stage.stage] = existing.outputs if existing else {}
-
+    outputs = existing_outputs(cloudformation, settings.stacks)
     for stage in plan.stacks:
         parameters = wired_parameters(stage, outputs, base[stage.stage])
         if stage.stage == "compute":

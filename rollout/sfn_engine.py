@@ -4,6 +4,7 @@ engine passes), starts the execution and streams its history until it ends."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -13,8 +14,12 @@ from typing import Any
 
 from generator.build import build_all
 from generator.statemachine import POLL_SECONDS
+from rollout import artifacts, engine, package, preflight
+from rollout.aws import Aws
 from rollout.plan import ARTIFACT_PARAMETERS, STACK_INPUTS, STACK_TEMPLATES, Plan
 from rollout.report import Reporter
+from rollout.settings import EnvironmentSettings
+from rollout.stacks import StackDeployer, StageFailed, existing_outputs
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
@@ -24,7 +29,7 @@ class NoEchoRefused(ValueError):
 
 
 def execution_input(plan: Plan, texts: dict[str, str], artifact_key: str,
-                    existing_outputs: dict[str, dict[str, str]], poll_seconds: int = POLL_SECONDS) -> dict[str, Any]:  # fmt: skip
+                    outputs_now: dict[str, dict[str, str]], poll_seconds: int = POLL_SECONDS) -> dict[str, Any]:  # fmt: skip
     """Every template parameter's value per stage: settings, else the template default; the
     code location; and inputs from stacks that already exist (later stages' outputs, which the
     state machine cannot read before they run). Forward wiring is the state machine's job."""
@@ -45,7 +50,7 @@ def execution_input(plan: Plan, texts: dict[str, str], artifact_key: str,
             )
         for param, (source, key) in STACK_INPUTS[stage.stage].items():
             if source not in earlier:
-                values[param] = existing_outputs.get(source, {}).get(key, "")
+                values[param] = outputs_now.get(source, {}).get(key, "")
         secret = sorted(
             n for n, p in declared.items() if p.properties.get("NoEcho") and values.get(n)
         )
@@ -100,11 +105,10 @@ def rollout_stack_name(plan: Plan) -> str:
     return plan.stack("compute").stack_name.removesuffix("-compute") + "-rollout"
 
 
-def run(settings: Any, aws: Any, report: Reporter, options: Any) -> dict[str, Any]:
+def run(
+    settings: EnvironmentSettings, aws: Aws, report: Reporter, options: engine.Options
+) -> dict[str, Any]:
     """Deploy or refresh the rollout stack, upload, start an execution and follow it."""
-    from rollout import artifacts, engine, preflight
-    from rollout.stacks import StackDeployer, StageFailed, describe
-
     plan = engine.plan_for(settings)
     identity = aws.identity()
     report.line("preflight", f"account {identity['account']} ({identity['arn']}), region {plan.region}, "
@@ -122,22 +126,15 @@ def run(settings: Any, aws: Any, report: Reporter, options: Any) -> dict[str, An
         return {"environment": plan.environment, "region": plan.region, "result": "planned", "dry_run": True,
                 "stages": [{"stage": "rollout", "action": rollout.action, "detail": rollout.stack_name}]}  # fmt: skip
     bucket = rollout.outputs["ArtifactsBucketName"]
-    target = engine.package.Target(
+    target = package.Target(
         architecture=plan.stack("compute").parameters.get("Architecture", "arm64")
     )
     artifact = options.build_package(target)
-    artifacts.upload_if_absent(
-        aws.client("s3"), bucket, artifact.s3_key, artifact.path.read_bytes()
+    artifacts.upload_all(
+        aws.client("s3"), bucket, artifact.s3_key, artifact.path.read_bytes(), texts
     )
-    for stem, text in texts.items():
-        artifacts.upload_if_absent(
-            aws.client("s3"), bucket, artifacts.template_key(stem, text), text.encode()
-        )
-    existing = {}
-    for stage in plan.stacks:
-        state = describe(cloudformation, stage.stack_name)
-        existing[stage.stage] = state.outputs if state else {}
-    shipped = type(plan)(plan.environment, plan.region, bucket, plan.stacks, plan.endpoint)
+    existing = existing_outputs(cloudformation, settings.stacks)
+    shipped = dataclasses.replace(plan, artifacts_bucket=bucket)
     document = execution_input(
         shipped, texts, artifact.s3_key, existing, int(max(options.poll_seconds, 0))
     )
