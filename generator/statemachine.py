@@ -61,6 +61,11 @@ def _fail(error: str, cause: str) -> State:
     return {"Type": "Fail", "Error": error, "Cause": cause}
 
 
+def _fail_with(error: str, cause_path: str) -> State:
+    """A Fail state whose cause is computed from the execution's data (a path or States.Format)."""
+    return {"Type": "Fail", "Error": error, "CausePath": cause_path}
+
+
 def poll_loop(
     name: str, check: State, rules: list[State], default: str, result: str
 ) -> dict[str, State]:
@@ -159,15 +164,15 @@ def stack_states(prefix: str, stage: str, sources: dict[str, str], done: str) ->
             ],
             "Default": f"{prefix}Busy",
         },
-        f"{prefix}Busy": _fail(
+        f"{prefix}Busy": _fail_with(
             "StackBusy",
-            f"{stage}: the stack is being changed by someone else or is stuck; "
-            "wait until it is stable, then start the rollout again",
+            f"States.Format('{{}} is {{}}: someone else is changing it or it is stuck; wait until it is "
+            f"stable, then start the rollout again', {stack_name}, {status})",
         ),
-        f"{prefix}RollbackFailed": _fail(
+        f"{prefix}RollbackFailed": _fail_with(
             "UpdateRollbackFailed",
-            f"{stage}: UPDATE_ROLLBACK_FAILED. Fix the resources "
-            "named in its events, run continue-update-rollback, then start again",
+            f"States.Format('{{}} is UPDATE_ROLLBACK_FAILED: fix the resources named in its events, run "
+            f"continue-update-rollback, then start again', {stack_name})",
         ),
         f"{prefix}Delete": _task(
             "cloudformation:deleteStack", describe, f"{prefix}DeletedStart", ResultPath=IGNORED
@@ -205,20 +210,38 @@ def stack_states(prefix: str, stage: str, sources: dict[str, str], done: str) ->
             f"{prefix}Outputs",
             ResultPath=IGNORED,
         ),
-        f"{prefix}ChangeSetFailed": _fail(
-            "ChangeSetFailed",
-            f"{stage}: the change set failed; its StatusReason in the execution history says why",
-        ),
+        f"{prefix}ChangeSetFailed": _fail_with("ChangeSetFailed", f"{work}.changeSetReason.reason"),
         f"{prefix}Execute": _task(
             "cloudformation:executeChangeSet",
             {"ChangeSetName.$": f"{work}.changeSet.id", "StackName.$": stack_name},
             f"{prefix}StackStart",
             ResultPath=IGNORED,
         ),
-        f"{prefix}Failed": _fail(
+        # A failed stack's cause is its StackStatusReason; without one, its final status.
+        f"{prefix}Failed": _task(
+            "cloudformation:describeStacks",
+            describe,
+            f"{prefix}FailedWithReason",
+            ResultPath=f"{work}.failure",
+            ResultSelector={"reason.$": "States.ArrayGetItem($.Stacks[*].StackStatusReason, 0)"},
+            Catch=[
+                {
+                    "ErrorEquals": ["States.ALL"],
+                    "ResultPath": f"{work}.failureLookup",
+                    "Next": f"{prefix}FailedWithStatus",
+                }
+            ],
+        ),
+        f"{prefix}DeleteFailed": _fail(
+            "StackFailed", f"{stage}: deleting the rolled-back stack failed"
+        ),
+        f"{prefix}FailedWithReason": _fail_with(
+            "StackFailed", f"States.Format('{{}}: {{}}', {stack_name}, {work}.failure.reason)"
+        ),
+        f"{prefix}FailedWithStatus": _fail_with(
             "StackFailed",
-            f"{stage}: the stack update failed or rolled back; its events name "
-            "the failing resources",
+            f"States.Format('{{}} ended {{}}; its events name the failing resources', "
+            f"{stack_name}, {work}.stackStatus.status)",
         ),
         f"{prefix}Outputs": _task(
             "cloudformation:describeStacks",
@@ -236,7 +259,7 @@ def stack_states(prefix: str, stage: str, sources: dict[str, str], done: str) ->
               Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": f"{work}.deleted", "Next": f"{prefix}PlanCreate"}]),
         [{"Variable": f"{work}.deleteStatus.status", "StringEquals": "DELETE_COMPLETE", "Next": f"{prefix}PlanCreate"},
          {"Variable": f"{work}.deleteStatus.status", "StringEquals": "DELETE_IN_PROGRESS", "Next": f"{prefix}DeletedCount"}],
-        f"{prefix}Failed", f"{work}.deleteStatus",
+        f"{prefix}DeleteFailed", f"{work}.deleteStatus",
     )  # fmt: skip
     states |= poll_loop(
         f"{prefix}ChangeSet",

@@ -79,12 +79,12 @@ def execution_name(environment: str, artifact_sha: str) -> str:
 
 def follow(stepfunctions: Any, execution_arn: str, report: Reporter, *, poll_seconds: float = 2.0,
            sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:  # fmt: skip
-    """Stream state entries from the execution history until the execution ends."""
+    """Stream state entries from the execution history until the execution ends. The status is
+    read before the history, so the history read last holds the final events."""
     seen = 0
     while True:
-        events = stepfunctions.get_execution_history(executionArn=execution_arn, maxResults=1000)[
-            "events"
-        ]
+        described = stepfunctions.describe_execution(executionArn=execution_arn)
+        events = _history(stepfunctions, execution_arn)
         for event in events[seen:]:
             entered = event.get("stateEnteredEventDetails")
             if entered:
@@ -93,11 +93,23 @@ def follow(stepfunctions: Any, execution_arn: str, report: Reporter, *, poll_sec
             if failed:
                 report.line("sfn", f"FAILED {failed.get('error', '')}: {failed.get('cause', '')}")
         seen = len(events)
-        described = stepfunctions.describe_execution(executionArn=execution_arn)
         if described["status"] in TERMINAL:
             return {"status": described["status"], "events": events,
                     "output": json.loads(described.get("output") or "{}")}  # fmt: skip
         sleep(poll_seconds)
+
+
+def _history(stepfunctions: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    token = None
+    while True:
+        page = stepfunctions.get_execution_history(
+            executionArn=execution_arn, maxResults=1000, **({"nextToken": token} if token else {})
+        )
+        events += page["events"]
+        token = page.get("nextToken")
+        if not token:
+            return events
 
 
 def rollout_stack_name(plan: Plan) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -116,11 +117,12 @@ def machine(
     aws.client("s3").put_object(Bucket=env_settings.artifacts_bucket, Key=built_artifact.s3_key,
                                 Body=built_artifact.path.read_bytes())  # fmt: skip
     sfn = aws.client("stepfunctions")
+    causes: list[str] = []
 
     def execute(max_polls: int = 720) -> tuple[str, str]:
         text = substituted(with_poll_limit(definition(template_parameters()), max_polls),
                            {"CloudFormationRoleArn": f"arn:aws:iam::{ACCOUNT}:role/cfn"})  # fmt: skip
-        arn = sfn.create_state_machine(name=f"m{max_polls}", definition=text,
+        arn = sfn.create_state_machine(name=f"m{max_polls}-{uuid.uuid4().hex[:8]}", definition=text,
                                        roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn")["stateMachineArn"]  # fmt: skip
         document = sfn_engine.execution_input(engine.plan_for(env_settings), rendered_templates(),
                                               built_artifact.s3_key, {}, poll_seconds=0)  # fmt: skip
@@ -133,8 +135,10 @@ def machine(
             for e in result["events"]
             if "executionFailedEventDetails" in e
         ]
+        causes.append(failed[0].get("cause", "") if failed else "")
         return result["status"], failed[0]["error"] if failed else ""
 
+    execute.causes = causes  # type: ignore[attr-defined]
     yield execute
 
 
@@ -153,6 +157,7 @@ def test_busy_and_stuck_stacks_end_in_their_fail_states(machine: Callable[..., t
                                                         error: str) -> None:  # fmt: skip
     existing_compute_stack(status)
     assert machine() == ("FAILED", error)
+    assert machine.causes[-1].startswith(f"cc-websocket-compute is {status}")  # type: ignore[attr-defined]
 
 
 def test_a_failed_change_set_ends_in_change_set_failed(machine: Callable[..., tuple[str, str]],
@@ -170,6 +175,7 @@ def test_a_failed_change_set_ends_in_change_set_failed(machine: Callable[..., tu
 
     monkeypatch.setattr(CloudFormationBackend, "create_change_set", failing)
     assert machine() == ("FAILED", "ChangeSetFailed")
+    assert machine.causes[-1] == "Template format error: unsupported structure"  # type: ignore[attr-defined]
 
 
 def test_a_stack_that_rolls_back_ends_in_stack_failed(machine: Callable[..., tuple[str, str]],
@@ -181,6 +187,8 @@ def test_a_stack_that_rolls_back_ends_in_stack_failed(machine: Callable[..., tup
 
     monkeypatch.setattr(CloudFormationBackend, "execute_change_set", rolled_back)
     assert machine() == ("FAILED", "StackFailed")
+    # moto keeps no StackStatusReason, so the cause falls back to the final status
+    assert machine.causes[-1].startswith("cc-websocket-compute ended ROLLBACK_COMPLETE")  # type: ignore[attr-defined]
 
 
 def test_a_stack_that_never_settles_times_out(machine: Callable[..., tuple[str, str]],
