@@ -6,7 +6,7 @@ from typing import Any
 
 from awacs.aws import Allow, PolicyDocument, Principal, Statement
 from awacs.sts import AssumeRole
-from troposphere import AWSHelperFn, Equals, If, Not, Ref, Tags
+from troposphere import AWSHelperFn, Equals, If, Not, Output, Ref, Tags, Template
 from troposphere.logs import LogGroup
 
 from generator.model import APPLICATION_TAG, LOG_RETENTION_DAYS
@@ -69,3 +69,20 @@ def assume_role_policy(service: str) -> PolicyDocument:
             Statement(Effect=Allow, Action=[AssumeRole], Principal=Principal("Service", service))
         ],
     )
+
+
+def new_template(description: str) -> tuple[Template, ParameterSet]:
+    """An empty template of the current format version, and the set its parameters go into."""
+    template = Template(Description=description)
+    template.set_version("2010-09-09")
+    return template, ParameterSet(template)
+
+
+def finish(
+    template: Template, params: ParameterSet, outputs: dict[str, tuple[str, object]]
+) -> Template:
+    """Add the outputs (key -> description, value) and the console's parameter groups."""
+    for key, (description, value) in outputs.items():
+        template.add_output(Output(key, Description=description, Value=value))
+    template.set_metadata({"AWS::CloudFormation::Interface": params.interface()})
+    return template

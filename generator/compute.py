@@ -21,7 +21,6 @@ from troposphere import (
     If,
     Join,
     Not,
-    Output,
     Ref,
     Sub,
     Template,
@@ -35,7 +34,9 @@ from generator.common import (
     add_log_parameters,
     assume_role_policy,
     checkov_skips,
+    finish,
     log_group,
+    new_template,
     tags,
 )
 from generator.model import (
@@ -426,38 +427,32 @@ def _cleanup_schedule(template: Template, cleanup: Function) -> None:
 
 
 def _outputs(
-    template: Template, functions: list[tuple[HandlerFunction, Function]], role: Role
-) -> None:
+    functions: list[tuple[HandlerFunction, Function]], role: Role
+) -> dict[str, tuple[str, object]]:
+    outputs: dict[str, tuple[str, object]] = {}
     for function, resource in functions:
-        template.add_output(
-            Output(f"{function.logical}FunctionArn", Description=f"ARN of {function.display_name}",
-                   Value=GetAtt(resource, "Arn"))
-        )  # fmt: skip
-        template.add_output(
-            Output(f"{function.logical}FunctionName", Description=f"Name of {function.display_name}",
-                   Value=Ref(resource))
-        )  # fmt: skip
-    template.add_output(
-        Output("HandlersRoleName", Description="Execution role name", Value=Ref(role))
-    )
-    template.add_output(
-        Output("HandlersRoleArn", Description="Execution role ARN", Value=GetAtt(role, "Arn"))
-    )
+        outputs[f"{function.logical}FunctionArn"] = (
+            f"ARN of {function.display_name}",
+            GetAtt(resource, "Arn"),
+        )
+        outputs[f"{function.logical}FunctionName"] = (
+            f"Name of {function.display_name}",
+            Ref(resource),
+        )
+    outputs["HandlersRoleName"] = ("Execution role name", Ref(role))
+    outputs["HandlersRoleArn"] = ("Execution role ARN", GetAtt(role, "Arn"))
+    return outputs
 
 
 def build() -> Template:
     """The whole compute template, as plain troposphere data."""
-    template = Template(
-        Description="CareConnect WebSocket compute: the handler Lambda functions, their log "
+    template, params = new_template(
+        "CareConnect WebSocket compute: the handler Lambda functions, their log "
         "groups and their least-privilege execution role."
     )
-    template.set_version("2010-09-09")
-    params = ParameterSet(template)
     _parameters(params)
     _conditions_and_rules(template)
     role = _role(template)
     functions = [(function, _function(template, function, role)) for function in HANDLER_FUNCTIONS]
     _cleanup_schedule(template, dict((f.logical, resource) for f, resource in functions)["Cleanup"])
-    _outputs(template, functions, role)
-    template.set_metadata({"AWS::CloudFormation::Interface": params.interface()})
-    return template
+    return finish(template, params, _outputs(functions, role))

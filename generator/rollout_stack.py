@@ -10,7 +10,7 @@ from __future__ import annotations
 from awacs import apigateway, cloudformation, events, iam, logs, s3, xray
 from awacs import awslambda as lambda_
 from awacs.aws import Allow, Bool, Condition, Deny, PolicyDocument, Principal, Statement
-from troposphere import Equals, GetAtt, If, Output, Ref, Sub, Template
+from troposphere import Equals, GetAtt, If, Ref, Sub, Template
 from troposphere.iam import Policy, Role
 from troposphere.s3 import AbortIncompleteMultipartUpload as AbortUploads
 from troposphere.s3 import (
@@ -34,7 +34,15 @@ from troposphere.stepfunctions import (
 )
 
 from generator import asl_checks, compute, websocket
-from generator.common import add_log_parameters, assume_role_policy, checkov_skips, log_group, tags
+from generator.common import (
+    add_log_parameters,
+    assume_role_policy,
+    checkov_skips,
+    finish,
+    log_group,
+    new_template,
+    tags,
+)
 from generator.model import NAME_PREFIX_PATTERN
 from generator.parameters import ParameterSet
 from generator.statemachine import definition
@@ -197,12 +205,10 @@ def template_parameters() -> dict[str, list[str]]:
 
 
 def build() -> Template:
-    template = Template(
-        Description="CareConnect WebSocket rollout inside AWS: artifacts bucket, CloudFormation service role "
+    template, params = new_template(
+        "CareConnect WebSocket rollout inside AWS: artifacts bucket, CloudFormation service role "
         "and the Step Functions state machine that runs compute -> websocket -> endpoint."
     )
-    template.set_version("2010-09-09")
-    params = ParameterSet(template)
     _parameters(params)
     template.add_condition("Tracing", Equals(Ref("TracingEnabled"), "true"))
     bucket = _bucket(template)
@@ -240,7 +246,4 @@ def build() -> Template:
             GetAtt(cloudformation_role, "Arn"),
         ),
     }
-    for key, (description, value) in outputs.items():
-        template.add_output(Output(key, Description=description, Value=value))
-    template.set_metadata({"AWS::CloudFormation::Interface": params.interface()})
-    return template
+    return finish(template, params, outputs)

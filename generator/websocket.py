@@ -18,7 +18,6 @@ from troposphere import (
     If,
     Join,
     Not,
-    Output,
     Ref,
     Sub,
     Template,
@@ -36,7 +35,15 @@ from troposphere.awslambda import Permission
 from troposphere.cloudformation import WaitConditionHandle
 from troposphere.iam import PolicyType, Role
 
-from generator.common import add_log_parameters, assume_role_policy, log_group, tag_map, tags
+from generator.common import (
+    add_log_parameters,
+    assume_role_policy,
+    finish,
+    log_group,
+    new_template,
+    tag_map,
+    tags,
+)
 from generator.model import (
     API_NAME,
     HANDLERS_ROLE_NAME,
@@ -295,8 +302,8 @@ def _management_policy(template: Template) -> None:
     )
 
 
-def _outputs(template: Template) -> None:
-    outputs = {
+def _outputs() -> dict[str, tuple[str, object]]:
+    return {
         "WebSocketApiId": ("WebSocket API id", Ref("Api")),
         "WebSocketStageName": ("Stage name", Ref("Stage")),
         "WebSocketManagementEndpoint": (
@@ -309,18 +316,14 @@ def _outputs(template: Template) -> None:
             Sub(EXECUTE_API_ARN),
         ),
     }
-    for key, (description, value) in outputs.items():
-        template.add_output(Output(key, Description=description, Value=value))
 
 
 def build() -> Template:
     """The whole websocket template, as plain troposphere data."""
-    template = Template(
-        Description="CareConnect WebSocket API: API Gateway WebSocket API, stage, access logs, "
+    template, params = new_template(
+        "CareConnect WebSocket API: API Gateway WebSocket API, stage, access logs, "
         "Lambda integrations and permissions, and the handlers' management-API grant."
     )
-    template.set_version("2010-09-09")
-    params = ParameterSet(template)
     _parameters(params)
     _conditions(template)
     api = template.add_resource(
@@ -337,6 +340,4 @@ def build() -> Template:
     _account_role(template)
     _stage(template, api, routes)
     _management_policy(template)
-    _outputs(template)
-    template.set_metadata({"AWS::CloudFormation::Interface": params.interface()})
-    return template
+    return finish(template, params, _outputs())
