@@ -121,6 +121,19 @@ def _allow(actions: list[object], resources: list[object]) -> Statement:
     return Statement(Effect=Allow, Action=actions, Resource=resources)
 
 
+def _service_role(logical_id: str, service: str, policy_name: str, statements: list[Statement],
+                  description: str) -> Role:  # fmt: skip
+    """A role only `service` may assume, with one inline policy."""
+    return Role(
+        logical_id,
+        Description=description,
+        AssumeRolePolicyDocument=assume_role_policy(service),
+        Policies=[Policy(PolicyName=policy_name,
+                         PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements))],
+        Tags=tags("rollout"),
+    )  # fmt: skip
+
+
 def _cloudformation_role(template: Template) -> Role:
     """What CloudFormation needs to create, update and delete the two stacks' resources."""
     functions = Sub(f"{ARN}:lambda:{HERE}:function:${{NamePrefix}}-websocket-*")
@@ -147,16 +160,9 @@ def _cloudformation_role(template: Template) -> Role:
                [Sub(f"{ARN}:events:{HERE}:rule/${{ComputeStackName}}-*")]),
         _allow([s3.GetObject, s3.GetObjectVersion], [Sub("${ArtifactsBucket.Arn}/handlers/*")]),
     ]  # fmt: skip
-    return template.add_resource(
-        Role(
-            "CloudFormationRole",
-            Description="CloudFormation service role for the CareConnect WebSocket stacks' change sets",
-            AssumeRolePolicyDocument=assume_role_policy("cloudformation.amazonaws.com"),
-            Policies=[Policy(PolicyName="websocket-stacks",
-                             PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements))],
-            Tags=tags("rollout"),
-        )
-    )  # fmt: skip
+    return template.add_resource(_service_role(
+        "CloudFormationRole", "cloudformation.amazonaws.com", "websocket-stacks", statements,
+        "CloudFormation service role for the CareConnect WebSocket stacks' change sets"))  # fmt: skip
 
 
 def _state_machine_role(template: Template, cloudformation_role: Role) -> Role:
@@ -175,17 +181,12 @@ def _state_machine_role(template: Template, cloudformation_role: Role) -> Role:
                 logs.ListLogDeliveries, logs.PutResourcePolicy, logs.DescribeResourcePolicies, logs.DescribeLogGroups,
                 xray.PutTraceSegments, xray.PutTelemetryRecords, xray.GetSamplingRules, xray.GetSamplingTargets], ["*"]),
     ]  # fmt: skip
-    return template.add_resource(
-        Role(
-            "StateMachineRole",
-            Description="Role of the CareConnect WebSocket rollout state machine",
-            AssumeRolePolicyDocument=assume_role_policy("states.amazonaws.com"),
-            Policies=[Policy(PolicyName="rollout",
-                             PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements))],
-            Tags=tags("rollout"),
-            Metadata=checkov_skips(("CKV_AWS_111", VENDED_LOGS_REASON), ("CKV_AWS_356", VENDED_LOGS_REASON)),
-        )
-    )  # fmt: skip
+    role = _service_role("StateMachineRole", "states.amazonaws.com", "rollout", statements,
+                         "Role of the CareConnect WebSocket rollout state machine")  # fmt: skip
+    role.Metadata = checkov_skips(
+        ("CKV_AWS_111", VENDED_LOGS_REASON), ("CKV_AWS_356", VENDED_LOGS_REASON)
+    )
+    return template.add_resource(role)
 
 
 def checked_definition() -> dict[str, object]:
