@@ -9,7 +9,7 @@ from awacs.sts import AssumeRole
 from troposphere import AWSHelperFn, Equals, If, Not, Output, Ref, Tags, Template
 from troposphere.logs import LogGroup
 
-from generator.model import APPLICATION_TAG, LOG_RETENTION_DAYS
+from generator.model import APPLICATION_TAG, LOG_RETENTION_DAYS, NAME_PREFIX_PATTERN
 from generator.parameters import ParameterSet
 
 KMS_KEY_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$"
@@ -27,6 +27,15 @@ def tag_map(component: str) -> dict[str, str]:
 def checkov_skips(*skips: tuple[str, str]) -> dict[str, Any]:
     """Resource metadata that tells checkov which checks do not apply, and why."""
     return {"checkov": {"skip": [{"id": check, "comment": reason} for check, reason in skips]}}
+
+
+def add_name_prefix(params: ParameterSet, description: str) -> None:
+    """`NamePrefix`, the same constraint in every template (an environment's names derive from it)."""
+    params.add(
+        "Naming", "NamePrefix", "Name prefix",
+        Type="String", Default="cc", AllowedPattern=NAME_PREFIX_PATTERN, Description=description,
+        ConstraintDescription="lower-case letter, then up to 19 lower-case letters, digits or '-'",
+    )  # fmt: skip
 
 
 def add_log_parameters(params: ParameterSet, group: str, what: str) -> None:

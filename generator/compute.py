@@ -32,6 +32,7 @@ from troposphere.iam import Policy, Role
 from generator.common import (
     KMS_KEY_ARN_PATTERN,
     add_log_parameters,
+    add_name_prefix,
     assume_role_policy,
     checkov_skips,
     finish,
@@ -44,7 +45,6 @@ from generator.model import (
     HANDLER_FUNCTIONS,
     HANDLERS_ROLE_NAME,
     LAMBDA_RUNTIME,
-    NAME_PREFIX_PATTERN,
     HandlerFunction,
 )
 from generator.parameters import ParameterSet
@@ -66,12 +66,9 @@ NOT_APPLICABLE = (
 
 
 def _parameters(params: ParameterSet) -> None:
-    params.add(
-        "Naming", "NamePrefix", "Name prefix",
-        Type="String", Default="cc", AllowedPattern=NAME_PREFIX_PATTERN,
-        Description="Prefix of every name (cc gives the original cc-websocket-* functions).",
-        ConstraintDescription="lower-case letter, then up to 19 lower-case letters, digits or '-'",
-    )  # fmt: skip
+    add_name_prefix(
+        params, "Prefix of every name (cc gives the original cc-websocket-* functions)."
+    )
     code = "Code"
     params.add(
         code, "CodeS3Bucket", "Code bucket",

@@ -36,6 +36,7 @@ from troposphere.stepfunctions import (
 from generator import asl_checks, compute, websocket
 from generator.common import (
     add_log_parameters,
+    add_name_prefix,
     assume_role_policy,
     checkov_skips,
     finish,
@@ -43,7 +44,6 @@ from generator.common import (
     new_template,
     tags,
 )
-from generator.model import NAME_PREFIX_PATTERN
 from generator.parameters import ParameterSet
 from generator.statemachine import definition
 
@@ -56,12 +56,9 @@ VENDED_LOGS_REASON = (
 
 
 def _parameters(params: ParameterSet) -> None:
-    params.add(
-        "Naming", "NamePrefix", "Name prefix",
-        Type="String", Default="cc", AllowedPattern=NAME_PREFIX_PATTERN,
-        Description="Prefix of the rolled-out resources' names (the environment's NamePrefix).",
-        ConstraintDescription="lower-case letter, then up to 19 lower-case letters, digits or '-'",
-    )  # fmt: skip
+    add_name_prefix(
+        params, "Prefix of the rolled-out resources' names (the environment's NamePrefix)."
+    )
     for name, default, label in (("ComputeStackName", "cc-websocket-compute", "Compute stack name"),
                                  ("WebSocketStackName", "cc-websocket-api", "WebSocket stack name")):  # fmt: skip
         params.add(

@@ -37,6 +37,7 @@ from troposphere.iam import PolicyType, Role
 
 from generator.common import (
     add_log_parameters,
+    add_name_prefix,
     assume_role_policy,
     finish,
     log_group,
@@ -47,7 +48,6 @@ from generator.common import (
 from generator.model import (
     API_NAME,
     HANDLERS_ROLE_NAME,
-    NAME_PREFIX_PATTERN,
     ROUTE_HANDLERS,
     HandlerFunction,
 )
@@ -82,13 +82,11 @@ INVOKE_URL = "wss://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}
 
 def _parameters(params: ParameterSet) -> None:
     naming = "Naming"
-    params.add(
-        naming, "NamePrefix", "Name prefix",
-        Type="String", Default="cc", AllowedPattern=NAME_PREFIX_PATTERN,
-        Description="Prefix of every name (cc gives the original cc-websocket-api); "
+    add_name_prefix(
+        params,
+        "Prefix of every name (cc gives the original cc-websocket-api); "
         "one per environment sharing an account.",
-        ConstraintDescription="lower-case letter, then up to 19 lower-case letters, digits or '-'",
-    )  # fmt: skip
+    )
     params.add(
         naming, "StageName", "Stage name",
         Type="String", Default="prod", AllowedPattern=r"^[A-Za-z0-9_-]{1,128}$",
