@@ -101,7 +101,7 @@ def _parameters(params: ParameterSet) -> None:
     )  # fmt: skip
     params.add(
         runtime, "ManagementEndpoint", "Management API endpoint",
-        Type="String", Default="", AllowedPattern=ENDPOINT_PATTERN,
+        Type="String", Default="", AllowedPattern=ENDPOINT_PATTERN, MaxLength=256,
         Description=f"{ENDPOINT_VARIABLE}: https://<api>.execute-api.<region>.<suffix>/<stage>. "
         "Empty until the websocket stack exists; the rollout fills it.",
         ConstraintDescription="empty, or an https:// URL with an optional stage path",
@@ -131,8 +131,8 @@ def _parameters(params: ParameterSet) -> None:
         network, "SubnetIds", "Subnet ids",
         Type="CommaDelimitedList", Default="", AllowedPattern=r"^$|^subnet-[0-9a-f]+$",
         Description="Subnets to place the functions in (e.g. beside RDS). Empty: no VPC. In a "
-        "VPC they reach the management API only through a NAT gateway or an execute-api "
-        "interface endpoint.",
+        "VPC they reach the public management API only through a NAT gateway (an execute-api "
+        "interface endpoint serves private APIs only).",
         ConstraintDescription="subnet ids, comma separated",
     )  # fmt: skip
     params.add(
@@ -162,7 +162,7 @@ def _database_parameters(params: ParameterSet) -> None:
     )  # fmt: skip
     params.add(
         db, "DatabaseUrl", "Database URL (url)",
-        Type="String", Default="", NoEcho=True, MaxLength=2048,
+        Type="String", Default="", NoEcho=True, MaxLength=1024,
         AllowedPattern=r"^$|^(jdbc:)?postgres(ql)?://.+$",
         Description="postgresql:// or jdbc:postgresql:// URL. Lands in the functions' "
         "environment: prefer secret or iam.",
@@ -170,13 +170,13 @@ def _database_parameters(params: ParameterSet) -> None:
     )  # fmt: skip
     params.add(
         db, "DatabaseSecretArn", "Database secret ARN (secret)",
-        Type="String", Default="", AllowedPattern=SECRET_ARN_PATTERN,
+        Type="String", Default="", AllowedPattern=SECRET_ARN_PATTERN, MaxLength=256,
         Description="Secrets Manager secret the functions may read (only this one).",
         ConstraintDescription="empty, or a Secrets Manager secret ARN",
     )  # fmt: skip
     params.add(
         db, "DatabaseHost", "Database host (iam)",
-        Type="String", Default="", AllowedPattern=r"^$|^[A-Za-z0-9.-]{1,253}$",
+        Type="String", Default="", AllowedPattern=r"^$|^[A-Za-z0-9.-]{1,253}$", MaxLength=253,
         Description="RDS endpoint host name for IAM authentication.",
         ConstraintDescription="empty, or a host name",
     )  # fmt: skip
@@ -187,13 +187,13 @@ def _database_parameters(params: ParameterSet) -> None:
     )  # fmt: skip
     params.add(
         db, "DatabaseName", "Database name (iam)",
-        Type="String", Default="careconnect", AllowedPattern=r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$",
+        Type="String", Default="careconnect", AllowedPattern=r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$", MaxLength=63,
         Description="Database holding the websocket_connections table (iam method).",
         ConstraintDescription="a PostgreSQL database name",
     )  # fmt: skip
     params.add(
         db, "DatabaseUser", "Database user (iam)",
-        Type="String", Default="", AllowedPattern=r"^$|^[A-Za-z_][A-Za-z0-9_$]{0,62}$",
+        Type="String", Default="", AllowedPattern=r"^$|^[A-Za-z_][A-Za-z0-9_$]{0,62}$", MaxLength=63,
         Description="Database user granted rds_iam; the role may connect as this user only.",
         ConstraintDescription="empty, or a PostgreSQL user name",
     )  # fmt: skip
@@ -215,26 +215,26 @@ def _jwt_parameters(params: ParameterSet) -> None:
     auth = "Client authentication (JWT)"
     params.add(
         auth, "JwtSecretArn", "HS256 key secret ARN",
-        Type="String", Default="", AllowedPattern=SECRET_ARN_PATTERN,
+        Type="String", Default="", AllowedPattern=SECRET_ARN_PATTERN, MaxLength=256,
         Description="Secrets Manager secret holding the HS256 key the backend signs tokens "
         "with. Empty: use JwtPublicKey.",
         ConstraintDescription="empty, or a Secrets Manager secret ARN",
     )  # fmt: skip
     params.add(
         auth, "JwtPublicKey", "RS256 public key (PEM)",
-        Type="String", Default="", MaxLength=4096, AllowedPattern=r"^$|^-----BEGIN PUBLIC KEY-----[A-Za-z0-9+/=\s\\n]+-----END PUBLIC KEY-----(\s|\\n)*$",
+        Type="String", Default="", MaxLength=1024, AllowedPattern=r"^$|^-----BEGIN PUBLIC KEY-----[A-Za-z0-9+/=\s\\n]+-----END PUBLIC KEY-----(\s|\\n)*$",
         Description="PEM public key for RS256 tokens (newlines may be written as \\n). "
         "Empty: use JwtSecretArn.",
         ConstraintDescription="empty, or a PEM public key",
     )  # fmt: skip
     params.add(
         auth, "JwtIssuer", "Required issuer",
-        Type="String", Default="", MaxLength=256, AllowedPattern=r"^[^\s]*$",
+        Type="String", Default="", MaxLength=128, AllowedPattern=r"^[^\s]*$",
         Description="If set, tokens must carry this iss claim.",
     )  # fmt: skip
     params.add(
         auth, "JwtAudience", "Required audience",
-        Type="String", Default="", MaxLength=256, AllowedPattern=r"^[^\s]*$",
+        Type="String", Default="", MaxLength=128, AllowedPattern=r"^[^\s]*$",
         Description="If set, tokens must carry this aud claim.",
     )  # fmt: skip
 
@@ -288,18 +288,24 @@ def _conditions_and_rules(template: Template) -> None:
             ]
         },
     )
+    # Rules accept only Fn::And/Contains/EachMemberEquals/EachMemberIn/Equals/Not/Or/RefAll/
+    # ValueOf/ValueOfAll and Ref (no Fn::Join): an empty list parameter is [""].
     template.add_rule(
         "VpcNeedsSecurityGroups",
         {
-            "RuleCondition": Not(Equals(Join("", Ref("SubnetIds")), "")),
+            "RuleCondition": Not(_all_empty("SubnetIds")),
             "Assertions": [
                 {
-                    "Assert": Not(Equals(Join("", Ref("SecurityGroupIds")), "")),
+                    "Assert": Not(_all_empty("SecurityGroupIds")),
                     "AssertDescription": "SubnetIds needs SecurityGroupIds",
                 }
             ],
         },
     )
+
+
+def _all_empty(list_parameter: str) -> dict[str, object]:
+    return {"Fn::EachMemberEquals": [Ref(list_parameter), ""]}
 
 
 def _environment() -> Environment:

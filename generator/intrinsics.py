@@ -3,7 +3,7 @@
 The rollout uses it to check an environment's parameters against a template's Rules before
 anything is deployed; tests use it to assert what a template resolves to (names, ARNs, URLs)
 for given parameters, not only how it is spelled. Resources resolve to `<LogicalId>-id`
-unless their physical ids are given.
+unless their physical ids are given. A function it does not implement is an error, never a guess.
 """
 
 from __future__ import annotations
@@ -80,6 +80,15 @@ class Evaluator:
                 return self.eval(arg[1])[int(self.eval(arg[0]))]
             if key == "Fn::Split":
                 return str(self.eval(arg[1])).split(arg[0])
+            if key == "Fn::Contains":
+                return self.eval(arg[1]) in self.eval(arg[0])
+            if key == "Fn::EachMemberEquals":
+                return all(member == self.eval(arg[1]) for member in self.eval(arg[0]))
+            if key == "Fn::EachMemberIn":
+                allowed = self.eval(arg[1])
+                return all(member in allowed for member in self.eval(arg[0]))
+            if key.startswith("Fn::"):
+                raise NotImplementedError(f"{key} is not implemented by this evaluator")
         resolved = {key: self.eval(value) for key, value in node.items()}
         return {key: value for key, value in resolved.items() if value is not None}
 

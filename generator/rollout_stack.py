@@ -7,10 +7,12 @@ handler functions and the resources those stacks own, by name prefix.
 
 from __future__ import annotations
 
-from awacs import apigateway, cloudformation, events, iam, logs, s3, xray
+import json
+
 from awacs import awslambda as lambda_
-from awacs.aws import Allow, Bool, Condition, Deny, PolicyDocument, Principal, Statement
-from troposphere import Equals, GetAtt, If, Ref, Sub, Template
+from awacs import iam, logs, s3, xray
+from awacs.aws import Action, Allow, Bool, Condition, Deny, PolicyDocument, Principal, Statement
+from troposphere import Equals, GetAtt, If, Not, Ref, Sub, Template
 from troposphere.iam import Policy, Role
 from troposphere.s3 import AbortIncompleteMultipartUpload as AbortUploads
 from troposphere.s3 import (
@@ -35,6 +37,7 @@ from troposphere.stepfunctions import (
 
 from generator import asl_checks, compute, websocket
 from generator.common import (
+    KMS_KEY_ARN_PATTERN,
     add_log_parameters,
     add_name_prefix,
     assume_role_policy,
@@ -77,6 +80,13 @@ def _parameters(params: ParameterSet) -> None:
         Type="String", Default="false", AllowedValues=["false", "true"],
         Description="Trace state machine executions with X-Ray.",
     )  # fmt: skip
+    params.add(
+        "Target stacks", "EnvironmentKmsKeyArn", "Functions' environment KMS key ARN",
+        Type="String", Default="", AllowedPattern=KMS_KEY_ARN_PATTERN,
+        Description="The compute stack's EnvironmentKmsKeyArn, if any: CloudFormation and the state "
+        "machine then need the key to write and read the functions' environment.",
+        ConstraintDescription="empty, or a KMS key ARN",
+    )  # fmt: skip
     add_log_parameters(params, "Logs", "State machine log")
 
 
@@ -118,48 +128,96 @@ def _allow(actions: list[object], resources: list[object]) -> Statement:
     return Statement(Effect=Allow, Action=actions, Resource=resources)
 
 
+def _actions(service: str, *names: str) -> list[object]:
+    return [Action(service, name) for name in names]
+
+
 def _service_role(logical_id: str, service: str, policy_name: str, statements: list[Statement],
-                  description: str) -> Role:  # fmt: skip
-    """A role only `service` may assume, with one inline policy."""
+                  description: str, key_actions: list[object]) -> Role:  # fmt: skip
+    """A role only `service` may assume, with one inline policy, and `key_actions` on the
+    functions' environment key in a second one when that key is given."""
+    key_policy = Policy(PolicyName="environment-key", PolicyDocument=PolicyDocument(
+        Version="2012-10-17", Statement=[_allow(key_actions, [Ref("EnvironmentKmsKeyArn")])]))  # fmt: skip
     return Role(
         logical_id,
         Description=description,
         AssumeRolePolicyDocument=assume_role_policy(service),
         Policies=[Policy(PolicyName=policy_name,
-                         PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements))],
+                         PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements)),
+                  If("EnvironmentKeyGiven", key_policy, Ref("AWS::NoValue"))],
         Tags=tags("rollout"),
     )  # fmt: skip
 
 
+# What the resource providers of the two stacks call (cfn-lint's provider schemas, handlers
+# create/read/update/delete), less what gates/permission_exceptions.yaml explains.
+FUNCTION_ACTIONS = _actions(
+    "lambda", "CreateFunction", "DeleteFunction", "GetFunction", "GetFunctionConfiguration", "UpdateFunctionCode",
+    "UpdateFunctionConfiguration", "PublishVersion", "AddPermission", "RemovePermission", "GetPolicy", "TagResource",
+    "UntagResource", "ListTags", "PutFunctionConcurrency", "DeleteFunctionConcurrency",
+    "GetFunctionCodeSigningConfig", "PutFunctionCodeSigningConfig", "DeleteFunctionCodeSigningConfig",
+    "GetRuntimeManagementConfig", "PutRuntimeManagementConfig", "GetFunctionRecursionConfig",
+    "PutFunctionRecursionConfig", "GetFunctionScalingConfig", "PutFunctionScalingConfig",
+)  # fmt: skip
+ROLE_ACTIONS = _actions(
+    "iam", "CreateRole", "DeleteRole", "GetRole", "UpdateRole", "UpdateRoleDescription", "UpdateAssumeRolePolicy",
+    "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies", "AttachRolePolicy",
+    "DetachRolePolicy", "ListAttachedRolePolicies", "TagRole", "UntagRole", "PassRole",
+)  # fmt: skip
+LOG_GROUP_ACTIONS = _actions(
+    "logs", "CreateLogGroup", "DeleteLogGroup", "PutRetentionPolicy", "DeleteRetentionPolicy", "TagResource",
+    "UntagResource", "ListTagsForResource", "AssociateKmsKey", "DisassociateKmsKey", "GetDataProtectionPolicy",
+    "DeleteDataProtectionPolicy", "DescribeIndexPolicies",
+)  # fmt: skip
+RULE_ACTIONS = _actions(
+    "events", "PutRule", "DeleteRule", "DescribeRule", "PutTargets", "RemoveTargets", "ListTargetsByRule",
+    "TagResource", "UntagResource", "ListTagsForResource",
+)  # fmt: skip
+API_ACTIONS = _actions(
+    "apigateway", "GET", "POST", "PATCH", "PUT", "DELETE"
+)  # tagging is PUT/DELETE on /tags
+# Calls that take no resource ARN (AWS documents "*"): read-only.
+UNSCOPED_READS = [*_actions("ec2", "DescribeSecurityGroups", "DescribeSubnets", "DescribeVpcs",
+                            "DescribeNetworkInterfaces"),
+                  *_actions("logs", "DescribeResourcePolicies")]  # fmt: skip
+ENVIRONMENT_KEY_ACTIONS = _actions(
+    "kms", "CreateGrant", "Decrypt", "DescribeKey", "Encrypt", "GenerateDataKey"
+)
+UNSCOPED_REASON = (
+    "EC2 Describe* (VPC placement) and logs:DescribeResourcePolicies take no resource ARN; "
+    "AWS documents '*'. Read-only."
+)
+
+
 def _cloudformation_role(template: Template) -> Role:
-    """What CloudFormation needs to create, update and delete the two stacks' resources."""
+    """What CloudFormation needs to create, read, update and delete the two stacks' resources."""
     functions = Sub(f"{ARN}:lambda:{HERE}:function:${{NamePrefix}}-websocket-*")
     roles = [Sub(f"{ARN}:iam::${{AWS::AccountId}}:role/${{NamePrefix}}-websocket-*"),
              Sub(f"{ARN}:iam::${{AWS::AccountId}}:role/${{WebSocketStackName}}-*")]  # fmt: skip
+    # Tagging calls name a log group without the trailing ':*', the others with it.
     log_groups = [Sub(f"{ARN}:logs:{HERE}:log-group:/aws/lambda/${{NamePrefix}}-websocket-*"),
+                  Sub(f"{ARN}:logs:{HERE}:log-group:/aws/apigateway/${{NamePrefix}}-websocket-api"),
                   Sub(f"{ARN}:logs:{HERE}:log-group:/aws/apigateway/${{NamePrefix}}-websocket-api:*")]  # fmt: skip
+    api_paths = [Sub(f"{ARN}:apigateway:${{AWS::Region}}::{path}")
+                 for path in ("/apis", "/apis/*", "/account", "/tags/*")]  # fmt: skip
     statements = [
-        _allow([lambda_.CreateFunction, lambda_.DeleteFunction, lambda_.GetFunction, lambda_.GetFunctionConfiguration,
-                lambda_.UpdateFunctionCode, lambda_.UpdateFunctionConfiguration, lambda_.AddPermission,
-                lambda_.RemovePermission, lambda_.GetPolicy, lambda_.TagResource, lambda_.UntagResource,
-                lambda_.ListTags], [functions]),
-        _allow([iam.CreateRole, iam.DeleteRole, iam.GetRole, iam.PassRole, iam.PutRolePolicy, iam.DeleteRolePolicy,
-                iam.GetRolePolicy, iam.AttachRolePolicy, iam.DetachRolePolicy, iam.TagRole, iam.UntagRole,
-                iam.UpdateAssumeRolePolicy], roles),
-        _allow([logs.CreateLogGroup, logs.DeleteLogGroup, logs.PutRetentionPolicy, logs.DeleteRetentionPolicy,
-                logs.TagResource, logs.UntagResource, logs.AssociateKmsKey, logs.DisassociateKmsKey,
-                logs.ListTagsForResource], log_groups),
-        _allow([apigateway.GET, apigateway.POST, apigateway.PATCH, apigateway.PUT, apigateway.DELETE],
-               [Sub(f"{ARN}:apigateway:${{AWS::Region}}::/apis"), Sub(f"{ARN}:apigateway:${{AWS::Region}}::/apis/*"),
-                Sub(f"{ARN}:apigateway:${{AWS::Region}}::/account"), Sub(f"{ARN}:apigateway:${{AWS::Region}}::/tags/*")]),
-        _allow([events.PutRule, events.DeleteRule, events.DescribeRule, events.PutTargets, events.RemoveTargets,
-                events.TagResource, events.UntagResource],
-               [Sub(f"{ARN}:events:{HERE}:rule/${{ComputeStackName}}-*")]),
-        _allow([s3.GetObject, s3.GetObjectVersion], [Sub("${ArtifactsBucket.Arn}/handlers/*")]),
+        _allow(FUNCTION_ACTIONS, [functions]),
+        _allow(ROLE_ACTIONS, roles),
+        _allow(LOG_GROUP_ACTIONS, log_groups),
+        _allow(_actions("logs", "DescribeLogGroups"), [Sub(f"{ARN}:logs:{HERE}:log-group:*")]),
+        _allow(API_ACTIONS, api_paths),
+        _allow(RULE_ACTIONS, [Sub(f"{ARN}:events:{HERE}:rule/${{ComputeStackName}}-*")]),
+        _allow(_actions("s3", "GetObject", "GetObjectVersion"),
+               [Sub("${ArtifactsBucket.Arn}/handlers/*"), Sub("${ArtifactsBucket.Arn}/templates/*")]),
+        _allow(UNSCOPED_READS, ["*"]),
     ]  # fmt: skip
-    return template.add_resource(_service_role(
-        "CloudFormationRole", "cloudformation.amazonaws.com", "websocket-stacks", statements,
-        "CloudFormation service role for the CareConnect WebSocket stacks' change sets"))  # fmt: skip
+    role = _service_role("CloudFormationRole", "cloudformation.amazonaws.com", "websocket-stacks", statements,
+                         "CloudFormation service role for the CareConnect WebSocket stacks' change sets",
+                         ENVIRONMENT_KEY_ACTIONS)  # fmt: skip
+    role.Metadata = checkov_skips(
+        ("CKV_AWS_111", UNSCOPED_REASON), ("CKV_AWS_356", UNSCOPED_REASON)
+    )
+    return template.add_resource(role)
 
 
 def _state_machine_role(template: Template, cloudformation_role: Role) -> Role:
@@ -168,18 +226,22 @@ def _state_machine_role(template: Template, cloudformation_role: Role) -> Role:
         for name in ("ComputeStackName", "WebSocketStackName")
     ]
     statements = [
-        _allow([cloudformation.DescribeStacks, cloudformation.CreateChangeSet, cloudformation.DescribeChangeSet,
-                cloudformation.ExecuteChangeSet, cloudformation.DeleteChangeSet, cloudformation.DeleteStack],
+        _allow(_actions("cloudformation", "DescribeStacks", "CreateChangeSet", "DescribeChangeSet",
+                        "ExecuteChangeSet", "DeleteChangeSet", "DeleteStack"),
                [*stacks, Sub(f"{ARN}:cloudformation:{HERE}:changeSet/rollout-*/*")]),
         _allow([iam.PassRole], [GetAtt(cloudformation_role, "Arn")]),
+        # CreateChangeSet with a TemplateURL reads the template as the caller.
+        _allow([s3.GetObject], [Sub("${ArtifactsBucket.Arn}/templates/*")]),
         _allow([lambda_.GetFunctionConfiguration, lambda_.UpdateFunctionConfiguration],
                [Sub(f"{ARN}:lambda:{HERE}:function:${{NamePrefix}}-websocket-*")]),
         _allow([logs.CreateLogDelivery, logs.GetLogDelivery, logs.UpdateLogDelivery, logs.DeleteLogDelivery,
                 logs.ListLogDeliveries, logs.PutResourcePolicy, logs.DescribeResourcePolicies, logs.DescribeLogGroups,
                 xray.PutTraceSegments, xray.PutTelemetryRecords, xray.GetSamplingRules, xray.GetSamplingTargets], ["*"]),
     ]  # fmt: skip
+    # Reading and writing an environment encrypted with a customer managed key needs the key.
     role = _service_role("StateMachineRole", "states.amazonaws.com", "rollout", statements,
-                         "Role of the CareConnect WebSocket rollout state machine")  # fmt: skip
+                         "Role of the CareConnect WebSocket rollout state machine",
+                         _actions("kms", "CreateGrant", "Decrypt", "Encrypt"))  # fmt: skip
     role.Metadata = checkov_skips(
         ("CKV_AWS_111", VENDED_LOGS_REASON), ("CKV_AWS_356", VENDED_LOGS_REASON)
     )
@@ -209,6 +271,7 @@ def build() -> Template:
     )
     _parameters(params)
     template.add_condition("Tracing", Equals(Ref("TracingEnabled"), "true"))
+    template.add_condition("EnvironmentKeyGiven", Not(Equals(Ref("EnvironmentKmsKeyArn"), "")))
     bucket = _bucket(template)
     cloudformation_role = _cloudformation_role(template)
     machine_role = _state_machine_role(template, cloudformation_role)
@@ -225,8 +288,10 @@ def build() -> Template:
             StateMachineName=Sub("${NamePrefix}-websocket-rollout"),
             StateMachineType="STANDARD",
             RoleArn=GetAtt(machine_role, "Arn"),
-            Definition=checked_definition(),
-            DefinitionSubstitutions={"CloudFormationRoleArn": GetAtt(cloudformation_role, "Arn")},
+            # A string, so the partition can be substituted: cfn-lint's E3601 refuses anything but
+            # `aws` in a Task resource (tests/generator/test_statemachine.py lints the object form).
+            DefinitionString=Sub(json.dumps(checked_definition(), separators=(",", ":")), Partition=Ref("AWS::Partition"),
+                                 CloudFormationRoleArn=GetAtt(cloudformation_role, "Arn")),
             # Execution data holds templates and parameters: errors only, without the data.
             LoggingConfiguration=LoggingConfiguration(
                 Level="ERROR", IncludeExecutionData=False,

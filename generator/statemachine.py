@@ -9,8 +9,10 @@ carry it into the compute stack's parameter. Every wait is a bounded Wait/descri
 every Task retries throttling and transient errors.
 
 Execution input (built by `rollout.sfn_engine`):
-  {"changeSetName": "...", "pollSeconds": 5, "stacks": {<stage>: {"name": ..., "template": <body>,
-   "parameters": {<every template parameter>: <value>}}}}
+  {"changeSetName": "...", "pollSeconds": 5, "stacks": {<stage>: {"name": ...,
+   "templateUrl": <S3 URL in the artifacts bucket>, "parameters": {<every template parameter>: <value>}}}}
+Each stack gets its own change set, `<changeSetName>-<state prefix>`: a stack keeps its executed
+change set, so a name is never used twice on one stack.
 """
 
 from __future__ import annotations
@@ -20,11 +22,10 @@ from typing import Any
 
 from rollout.plan import ENDPOINT_UPDATE, STACK_INPUTS, STACK_TEMPLATES, Source
 
-# cfn-lint (E3601) accepts only the aws partition in a Task's Resource, even through a
-# DefinitionSubstitution: the state machine targets the commercial partition.
-SDK = "arn:aws:states:::aws-sdk:"
+# ${Partition} and ${CloudFormationRoleArn} are filled by the template's Fn::Sub (see `substituted`).
+SDK = "arn:${Partition}:states:::aws-sdk:"
 POLL_SECONDS = 5  # the input's pollSeconds (the CLI passes this; tests pass 0)
-MAX_POLLS = 720  # x 5 s = 1 hour per wait; bounds the execution history (25,000 events)
+MAX_POLLS = 720  # checks per wait (1 hour at 5 s); bounds the execution history (25,000 events)
 UPDATABLE = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE",
              "IMPORT_ROLLBACK_COMPLETE")  # fmt: skip
 SUCCESS = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
@@ -99,8 +100,10 @@ def poll_loop(
             "ResultPath": counter,
             "Next": f"{name}Wait",
         },
-        f"{name}TimedOut": _fail(
-            "TimedOut", f"{name}: still waiting after {POLL_SECONDS * MAX_POLLS} s"
+        f"{name}TimedOut": _fail_with(
+            "TimedOut",
+            f"States.Format('{name}: still waiting after {{}} checks {{}} s apart', "
+            f"{counter}.n, $.pollSeconds)",
         ),
     }
 
@@ -193,9 +196,9 @@ def stack_states(prefix: str, stage: str, sources: dict[str, str], done: str) ->
             "cloudformation:createChangeSet",
             {
                 "StackName.$": stack_name,
-                "ChangeSetName.$": "$.changeSetName",
+                "ChangeSetName.$": f"States.Format('{{}}-{prefix.lower()}', $.changeSetName)",
                 "ChangeSetType.$": f"{work}.type",
-                "TemplateBody.$": f"$.stacks.{stage}.template",
+                "TemplateURL.$": f"$.stacks.{stage}.templateUrl",
                 "Capabilities": ["CAPABILITY_NAMED_IAM"],
                 "RoleARN": CLOUDFORMATION_ROLE,
                 "Parameters": parameters,
@@ -364,7 +367,7 @@ def with_poll_limit(machine: dict[str, Any], max_polls: int) -> dict[str, Any]:
 
 def definition(template_parameters: dict[str, list[str]]) -> dict[str, Any]:
     """The whole state machine, for templates with these parameter names (by stage). Its
-    ${CloudFormationRoleArn} is a DefinitionSubstitution (see `substituted`)."""
+    ${Partition} and ${CloudFormationRoleArn} are filled by the template (see `substituted`)."""
     stages = list(STACK_TEMPLATES)
     states: dict[str, State] = {}
     done: set[str] = set()

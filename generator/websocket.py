@@ -56,16 +56,16 @@ from generator.parameters import ParameterSet
 FUNCTION_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]+)?$"
 ROLE_NAME_PATTERN = r"^$|^[A-Za-z0-9+=,.@_-]{1,64}$"
 
-# At least the original module's access-log fields, requestId first (API Gateway requires it).
+# The original module's access-log fields that WebSocket APIs define (its protocol,
+# responseLength and integrationErrorMessage are HTTP/REST-only; integration.error replaces the
+# last), requestId first (API Gateway requires it).
 ACCESS_LOG_FIELDS = {
     "requestId": "$context.requestId",
     "sourceIp": "$context.identity.sourceIp",
     "requestTime": "$context.requestTime",
-    "protocol": "$context.protocol",
     "routeKey": "$context.routeKey",
     "status": "$context.status",
-    "responseLength": "$context.responseLength",
-    "integrationErrorMessage": "$context.integrationErrorMessage",
+    "integrationError": "$context.integration.error",
     "errorMessage": "$context.error.message",
     "connectionId": "$context.connectionId",
     "eventType": "$context.eventType",
@@ -130,8 +130,8 @@ def _parameters(params: ParameterSet) -> None:
     params.add(
         throttling, "LoggingLevel", "Execution logging level",
         Type="String", Default="INFO", AllowedValues=["OFF", "ERROR", "INFO"],
-        Description="Execution logging of every route (needs the account's API Gateway "
-        "CloudWatch role unless OFF).",
+        Description="Execution logging of every route. Access logging is always on; both need "
+        "the account's API Gateway CloudWatch role (see CreateApiGatewayAccountRole).",
     )  # fmt: skip
     params.add(
         throttling, "DataTraceEnabled", "Log full message bodies",
@@ -149,9 +149,10 @@ def _parameters(params: ParameterSet) -> None:
     params.add(
         logging, "CreateApiGatewayAccountRole", "Set the account's API Gateway CloudWatch role",
         Type="String", Default="true", AllowedValues=["true", "false"],
-        Description="Create the role API Gateway needs for execution logging and set it for the "
-        "whole account and region (one per region: the last stack to set it wins). Set false "
-        "when the account already has one.",
+        Description="Create the role API Gateway needs for access and execution logging and set "
+        "it for the whole account and region (one per region: the last stack to set it wins). "
+        "The role is retained when the stack is deleted or this is turned off, since the "
+        "account setting keeps naming it. Set false when the account already has one.",
     )  # fmt: skip
 
 
@@ -179,11 +180,17 @@ def handlers_role_name() -> If:
     return If("HandlersRoleNameGiven", Ref("HandlersRoleName"), Sub(HANDLERS_ROLE_NAME))
 
 
-def _account_role(template: Template) -> None:
+def _account_role(template: Template, wait_for: list[str]) -> None:
+    """The account's CloudWatch role and setting. The role is retained: deleting it would leave
+    the account setting naming nothing and break logging for every API in the region. The
+    setting waits for `wait_for`, giving IAM time to propagate the new role before API Gateway
+    checks it."""
     role = template.add_resource(
         Role(
             "ApiGatewayCloudWatchRole",
             Condition="CreateAccountRole",
+            DeletionPolicy="Retain",
+            UpdateReplacePolicy="Retain",
             AssumeRolePolicyDocument=assume_role_policy("apigateway.amazonaws.com"),
             ManagedPolicyArns=[
                 Sub(
@@ -198,6 +205,7 @@ def _account_role(template: Template) -> None:
         Account(
             "ApiGatewayAccount",
             Condition="CreateAccountRole",
+            DependsOn=wait_for,
             CloudWatchRoleArn=GetAtt(role, "Arn"),
         )
     )
@@ -281,13 +289,13 @@ def _stage(template: Template, api: Api, routes: list[Route]) -> Stage:
     )
 
 
-def _management_policy(template: Template) -> None:
+def _management_policy(template: Template) -> PolicyType:
     """execute-api:ManageConnections on this API's stage only: post, get and delete."""
     resources = [
         Sub(f"{EXECUTE_API_ARN}/${{StageName}}/{method}/@connections/*")
         for method in ("POST", "GET", "DELETE")
     ]
-    template.add_resource(
+    return template.add_resource(
         PolicyType(
             "ManageConnectionsPolicy",
             PolicyName=Sub("${NamePrefix}-websocket-manage-connections"),
@@ -335,7 +343,9 @@ def build() -> Template:
         )
     )
     routes = [_route(template, api, route) for route in ROUTE_HANDLERS]
-    _account_role(template)
+    policy = _management_policy(template)
+    _account_role(
+        template, [policy.title, *(f"{r.logical}InvokePermission" for r in ROUTE_HANDLERS)]
+    )
     _stage(template, api, routes)
-    _management_policy(template)
     return finish(template, params, _outputs())

@@ -1,16 +1,39 @@
 """Upload the handlers zip and the templates to the artifacts bucket, each under a key that
-carries its content hash; an object already there is not uploaded again."""
+carries its content hash; an object already there is not uploaded again.
+
+Templates reach CloudFormation by `TemplateURL`, never `TemplateBody`: a request body holds at
+most 51,200 bytes (the rollout template is larger), a template in S3 up to 1 MB.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+TEMPLATE_BODY_LIMIT = 51_200
+TEMPLATE_URL_LIMIT = 1_048_576
+
+
+@dataclass(frozen=True)
+class StoredTemplate:
+    """A template's text (for fingerprints and comparisons) and where CloudFormation reads it."""
+
+    stem: str
+    text: str
+    url: str
+
 
 def template_key(stem: str, text: str) -> str:
     return f"templates/{stem}-{hashlib.sha256(text.encode()).hexdigest()[:20]}.yaml"
+
+
+def object_url(bucket: str, key: str, region: str) -> str:
+    """The virtual-hosted S3 URL CloudFormation accepts as a TemplateURL."""
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://{bucket}.s3.{region}.{suffix}/{key}"
 
 
 def exists(s3: Any, bucket: str, key: str) -> bool:
@@ -32,10 +55,17 @@ def upload_if_absent(s3: Any, bucket: str, key: str, body: bytes, *, dry_run: bo
     return True
 
 
-def upload_all(s3: Any, bucket: str, artifact_key: str, artifact: bytes, texts: dict[str, str], *,
-               dry_run: bool = False) -> bool:  # fmt: skip
-    """The handlers zip and every template; True when the zip was uploaded (or would be)."""
-    uploaded = upload_if_absent(s3, bucket, artifact_key, artifact, dry_run=dry_run)
+def upload_templates(
+    s3: Any, bucket: str, region: str, texts: dict[str, str]
+) -> dict[str, StoredTemplate]:
+    """Every template, by stem. Also in a dry run: a change set can only be planned from S3."""
+    stored = {}
     for stem, text in texts.items():
-        upload_if_absent(s3, bucket, template_key(stem, text), text.encode(), dry_run=dry_run)
-    return uploaded
+        size = len(text.encode())
+        if size > TEMPLATE_URL_LIMIT:
+            raise ValueError(f"the {stem} template is {size:,} bytes; CloudFormation reads at most "
+                             f"{TEMPLATE_URL_LIMIT:,} from S3")  # fmt: skip
+        key = template_key(stem, text)
+        upload_if_absent(s3, bucket, key, text.encode())
+        stored[stem] = StoredTemplate(stem, text, object_url(bucket, key, region))
+    return stored

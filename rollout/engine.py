@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from generator.build import build_all
 from rollout import artifacts, endpoints, package, preflight
 from rollout.aws import Aws
 from rollout.plan import ARTIFACT_PARAMETERS, Plan, make_plan, wired_parameters
@@ -43,11 +42,6 @@ def plan_for(settings: EnvironmentSettings) -> Plan:
     )
 
 
-def _defaults(stem: str) -> dict[str, Any]:
-    template = build_all([stem])[stem]
-    return {name: p.properties.get("Default") for name, p in template.parameters.items()}
-
-
 def run(
     settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options
 ) -> dict[str, Any]:
@@ -58,18 +52,18 @@ def run(
     texts = preflight.rendered_templates()
     preflight.check_bucket(aws, plan.artifacts_bucket)
     preflight.check_stacks(aws, plan)
+    plan = preflight.with_account_role(aws, plan, report)
     base = {stage.stage: stage.parameters for stage in plan.stacks}
-    base["websocket"] = preflight.account_logging_role(
-        aws, base["websocket"], _defaults("websocket"), report, options.confirm
-    )
     summary: dict[str, Any] = {"environment": plan.environment, "region": plan.region,
                                "account": identity["account"], "stages": [], "dry_run": options.dry_run}  # fmt: skip
 
     compute_parameters = plan.stack("compute").parameters
     target = package.Target(architecture=compute_parameters.get("Architecture", "arm64"))
     artifact = options.build_package(target)
-    uploaded = artifacts.upload_all(aws.client("s3"), plan.artifacts_bucket, artifact.s3_key,
-                                    artifact.path.read_bytes(), texts, dry_run=options.dry_run)  # fmt: skip
+    s3 = aws.client("s3")
+    uploaded = artifacts.upload_if_absent(s3, plan.artifacts_bucket, artifact.s3_key, artifact.path.read_bytes(),
+                                          dry_run=options.dry_run)  # fmt: skip
+    stored = artifacts.upload_templates(s3, plan.artifacts_bucket, plan.region, texts)
     report.line("package", f"{artifact.s3_key} ({artifact.size:,} bytes) "
                            + ("uploaded" if uploaded else "already in the bucket"))  # fmt: skip
     summary["artifact"] = {
@@ -89,11 +83,11 @@ def run(
         parameters = wired_parameters(stage, outputs, base[stage.stage])
         if stage.stage == "compute":
             parameters |= code
-        result = deployer.deploy(stage.stage, stage.stack_name, texts[stage.template], parameters)
+        result = deployer.deploy(stage.stage, stage.stack_name, stored[stage.template], parameters)
         outputs[stage.stage] = result.outputs or outputs[stage.stage]
         summary["stages"].append(_stage_summary(result))
 
-    summary["stages"].append(_endpoint_stage(plan, outputs, aws, deployer, texts, base["compute"] | code, report,
+    summary["stages"].append(_endpoint_stage(plan, outputs, aws, deployer, stored, base["compute"] | code, report,
                                              options))  # fmt: skip
     endpoint = outputs["websocket"].get("WebSocketManagementEndpoint", "")
     summary["management_endpoint"] = endpoint
@@ -113,7 +107,7 @@ def _stage_summary(result: StackResult) -> dict[str, Any]:
 
 
 def _endpoint_stage(plan: Plan, outputs: dict[str, dict[str, str]], aws: Aws, deployer: StackDeployer,
-                    texts: dict[str, str], compute_base: dict[str, str], report: Reporter,
+                    stored: dict[str, artifacts.StoredTemplate], compute_base: dict[str, str], report: Reporter,
                     options: Options) -> dict[str, Any]:  # fmt: skip
     update = plan.endpoint
     source_stage, source_key = update.value_from
@@ -143,7 +137,9 @@ def _endpoint_stage(plan: Plan, outputs: dict[str, dict[str, str]], aws: Aws, de
     carried = "unchanged"
     if current is not None and current.parameters.get(carried_parameter) != value:
         parameters = wired_parameters(stage, outputs, compute_base) | {carried_parameter: value}
-        result = deployer.deploy(carried_stage, stage.stack_name, texts[stage.template], parameters)
+        result = deployer.deploy(
+            carried_stage, stage.stack_name, stored[stage.template], parameters
+        )
         carried = result.action
     action = (
         "planned"

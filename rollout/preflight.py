@@ -3,8 +3,7 @@ account's API Gateway CloudWatch role, and that nobody else is changing the stac
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from dataclasses import replace
 
 from botocore.exceptions import ClientError
 
@@ -54,30 +53,45 @@ def check_bucket(aws: Aws, bucket: str) -> None:
         ) from None
 
 
-def account_logging_role(aws: Aws, websocket_parameters: dict[str, str], defaults: dict[str, Any],
-                         report: Reporter, confirm: Callable[[str], bool]) -> dict[str, str]:  # fmt: skip
-    """The websocket parameters, with CreateApiGatewayAccountRole turned on when the account
-    lacks the role execution logging needs and the engineer agrees."""
-    creates = websocket_parameters.get(
-        "CreateApiGatewayAccountRole", str(defaults["CreateApiGatewayAccountRole"])
+ACCOUNT_ROLE_PARAMETER = "CreateApiGatewayAccountRole"
+
+
+def with_account_role(aws: Aws, plan: Plan, report: Reporter) -> Plan:
+    """The plan with CreateApiGatewayAccountRole decided for this account and region.
+
+    Access logging (always on) and execution logging need the account's API Gateway CloudWatch
+    role. An explicit setting is kept: `false` in an account without the role is refused (the
+    stage would fail), `true` where someone else's role is set is warned about (it is replaced).
+    Left unset, the stack creates the role when the account has none (or has this stack's),
+    and otherwise keeps the role someone else set.
+    """
+    websocket = plan.stack("websocket")
+    explicit = websocket.parameters.get(ACCOUNT_ROLE_PARAMETER)
+    role = aws.client("apigateway").get_account().get("cloudwatchRoleArn") or ""
+    ours = f":role/{websocket.stack_name}-ApiGatewayCloudWatchRole-" in role
+    if explicit == "false":
+        if not role:
+            raise PreflightFailed(
+                "this account and region have no API Gateway CloudWatch role, and the stage's access "
+                "logging needs one: set CreateApiGatewayAccountRole: true, or set a role first "
+                "(aws apigateway update-account --patch-operations op=replace,path=/cloudwatchRoleArn,value=<role ARN>)"
+            )
+        return plan
+    if explicit == "true":
+        if role and not ours:
+            report.line("preflight", f"the account's API Gateway CloudWatch role {role} will be replaced by this "
+                                     "stack's (CreateApiGatewayAccountRole: true)")  # fmt: skip
+        return plan
+    decided = "false" if role and not ours else "true"
+    report.line("preflight", f"API Gateway CloudWatch role: {'keeping ' + role if decided == 'false' else 'set by this stack'}"
+                             f" (CreateApiGatewayAccountRole {decided})")  # fmt: skip
+    stacks = tuple(
+        replace(stage, parameters={**stage.parameters, ACCOUNT_ROLE_PARAMETER: decided})
+        if stage.stage == "websocket"
+        else stage
+        for stage in plan.stacks
     )
-    logging_level = websocket_parameters.get("LoggingLevel", str(defaults["LoggingLevel"]))
-    role = aws.client("apigateway").get_account().get("cloudwatchRoleArn")
-    if role:
-        if creates == "true":
-            report.line("preflight", f"the account already has an API Gateway CloudWatch role ({role}); this stack "
-                                     "will replace it. Set CreateApiGatewayAccountRole: false to keep it.")  # fmt: skip
-        return websocket_parameters
-    if creates == "true" or logging_level == "OFF":
-        return websocket_parameters
-    question = ("This account and region have no API Gateway CloudWatch role, so a stage with execution "
-                f"logging ({logging_level}) would fail. Let the websocket stack create it?")  # fmt: skip
-    if confirm(question):
-        report.line("preflight", "CreateApiGatewayAccountRole set to true for this run")
-        return {**websocket_parameters, "CreateApiGatewayAccountRole": "true"}
-    raise PreflightFailed(
-        "no API Gateway CloudWatch role: set CreateApiGatewayAccountRole: true or LoggingLevel: OFF"
-    )
+    return replace(plan, stacks=stacks)
 
 
 def check_stacks(aws: Aws, plan: Plan) -> None:

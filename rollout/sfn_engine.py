@@ -28,7 +28,7 @@ class NoEchoRefused(ValueError):
     """A NoEcho parameter would be written into the execution history."""
 
 
-def execution_input(plan: Plan, texts: dict[str, str], artifact_key: str,
+def execution_input(plan: Plan, stored: dict[str, artifacts.StoredTemplate], artifact_key: str,
                     outputs_now: dict[str, dict[str, str]], poll_seconds: int = POLL_SECONDS) -> dict[str, Any]:  # fmt: skip
     """Every template parameter's value per stage: settings, else the template default; the
     code location; and inputs from stacks that already exist (later stages' outputs, which the
@@ -61,7 +61,7 @@ def execution_input(plan: Plan, texts: dict[str, str], artifact_key: str,
             )
         stacks[stage.stage] = {
             "name": stage.stack_name,
-            "template": texts[stage.template],
+            "templateUrl": stored[stage.template].url,
             "parameters": values,
         }
         earlier.add(stage.stage)
@@ -126,14 +126,23 @@ def run(
     report.line("preflight", f"account {identity['account']} ({identity['arn']}), region {plan.region}, "
                              f"environment {plan.environment}, engine stepfunctions")  # fmt: skip
     texts = preflight.rendered_templates()
+    # The rollout stack's own template goes through the environment's bucket: its first deploy
+    # has no bucket of its own yet.
+    preflight.check_bucket(aws, plan.artifacts_bucket)
     preflight.check_stacks(aws, plan)
+    plan = preflight.with_account_role(aws, plan, report)
+    s3 = aws.client("s3")
+    bootstrap = artifacts.upload_templates(
+        s3, plan.artifacts_bucket, plan.region, {"rollout": texts["rollout"]}
+    )
     cloudformation = aws.client("cloudformation")
     deployer = StackDeployer(cloudformation, report, confirm=options.confirm, dry_run=options.dry_run,
                              poll_seconds=options.poll_seconds, sleep=options.sleep)  # fmt: skip
-    name_prefix = plan.stack("compute").parameters.get("NamePrefix", "cc")
-    rollout = deployer.deploy("rollout", rollout_stack_name(plan), texts["rollout"], {
-        "NamePrefix": name_prefix, "ComputeStackName": plan.stack("compute").stack_name,
-        "WebSocketStackName": plan.stack("websocket").stack_name})  # fmt: skip
+    compute = plan.stack("compute").parameters
+    rollout = deployer.deploy("rollout", rollout_stack_name(plan), bootstrap["rollout"], {
+        "NamePrefix": compute.get("NamePrefix", "cc"), "ComputeStackName": plan.stack("compute").stack_name,
+        "WebSocketStackName": plan.stack("websocket").stack_name,
+        "EnvironmentKmsKeyArn": compute.get("EnvironmentKmsKeyArn", "")})  # fmt: skip
     if options.dry_run:
         return {"environment": plan.environment, "region": plan.region, "result": "planned", "dry_run": True,
                 "stages": [{"stage": "rollout", "action": rollout.action, "detail": rollout.stack_name}]}  # fmt: skip
@@ -142,13 +151,12 @@ def run(
         architecture=plan.stack("compute").parameters.get("Architecture", "arm64")
     )
     artifact = options.build_package(target)
-    artifacts.upload_all(
-        aws.client("s3"), bucket, artifact.s3_key, artifact.path.read_bytes(), texts
-    )
+    artifacts.upload_if_absent(s3, bucket, artifact.s3_key, artifact.path.read_bytes())
+    stored = artifacts.upload_templates(s3, bucket, plan.region, texts)
     existing = existing_outputs(cloudformation, settings.stacks)
     shipped = dataclasses.replace(plan, artifacts_bucket=bucket)
     document = execution_input(
-        shipped, texts, artifact.s3_key, existing, int(max(options.poll_seconds, 0))
+        shipped, stored, artifact.s3_key, existing, int(max(options.poll_seconds, 0))
     )
     stepfunctions = aws.client("stepfunctions")
     started = stepfunctions.start_execution(stateMachineArn=rollout.outputs["StateMachineArn"],

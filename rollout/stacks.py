@@ -18,6 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from rollout.artifacts import StoredTemplate
 from rollout.report import Reporter
 
 FINGERPRINT_TAG = "careconnect:rollout-fingerprint"
@@ -128,7 +129,7 @@ class StackDeployer:
         self.change_set_prefix = change_set_prefix
 
     def deploy(
-        self, stage: str, stack_name: str, template_text: str, parameters: dict[str, str]
+        self, stage: str, stack_name: str, template: StoredTemplate, parameters: dict[str, str]
     ) -> StackResult:
         state = describe(self.cf, stack_name)
         refused = refusal(stack_name, state)
@@ -141,12 +142,12 @@ class StackDeployer:
                 return StackResult(stage, stack_name, "planned")
             self._recreate(stage, stack_name, state, why)
             state = None
-        mark = fingerprint(template_text, parameters)
-        if state is not None and self._unchanged(stack_name, state, template_text, mark):
+        mark = fingerprint(template.text, parameters)
+        if state is not None and self._unchanged(stack_name, state, template.text, mark):
             self.report.line(stage, f"{stack_name}: unchanged")
             return StackResult(stage, stack_name, "unchanged", outputs=state.outputs)
         creating = state is None or state.status == "REVIEW_IN_PROGRESS"
-        change_set = self._plan(stage, stack_name, template_text, parameters, mark, creating)
+        change_set = self._plan(stage, stack_name, template.url, parameters, mark, creating)
         if change_set is None:
             self.report.line(stage, f"{stack_name}: no changes")
             return StackResult(
@@ -180,12 +181,12 @@ class StackDeployer:
         self.cf.delete_stack(StackName=stack_name)
         self._watch(stage, stack_name, state.stack_id, last_event, deleting=True)
 
-    def _plan(self, stage: str, stack_name: str, template_text: str, parameters: dict[str, str], mark: str,
+    def _plan(self, stage: str, stack_name: str, template_url: str, parameters: dict[str, str], mark: str,
               creating: bool) -> dict[str, Any] | None:  # fmt: skip
         name = f"{self.change_set_prefix}-{mark[:12]}-{int(time.time())}"
         created = self.cf.create_change_set(
             StackName=stack_name, ChangeSetName=name, ChangeSetType="CREATE" if creating else "UPDATE",
-            TemplateBody=template_text, Capabilities=CAPABILITIES,
+            TemplateURL=template_url, Capabilities=CAPABILITIES,
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())],
             Tags=[{"Key": FINGERPRINT_TAG, "Value": mark}, {"Key": "Application", "Value": "CareConnect"}],
             Description=f"CareConnect rollout, stage {stage}",

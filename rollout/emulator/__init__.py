@@ -1,5 +1,6 @@
 """The embedded AWS emulator for rehearsals: a moto server in this process, taught what the
-rollout needs that moto lacks (see `moto_gaps`)."""
+rollout needs that moto lacks (`moto_gaps`) and as strict as AWS where moto forgives
+(`aws_rules`)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ def running_emulator() -> Iterator[str]:
     for real there (their aws-sdk tasks call this same server)."""
     from moto.server import ThreadedMotoServer
 
-    from rollout.emulator import moto_gaps
+    from rollout.emulator import aws_rules, moto_gaps
 
     moto_gaps.install()
+    aws_rules.install()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    # moto says it skips AWS::ApiGateway::Account and WaitConditionHandle: expected (moto_gaps).
+    # moto says it skips WaitConditionHandle: expected (it has nothing to create).
     logging.getLogger("moto").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="Tried to parse AWS::", category=UserWarning)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

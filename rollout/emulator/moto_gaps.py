@@ -16,6 +16,8 @@
    gets an empty definition, and lands in the backend the Step Functions API does not use once
    state machines execute: the definition string is built first, and the machine is created in
    the API's backend.
+7. A change set adds resources in template order, ignoring `DependsOn` (only references order
+   them): resources are added after the ones they depend on.
 
 `tests/rollout/test_moto_gaps.py` checks each gap still exists, so a moto upgrade that fixes
 one makes a test fail and this module can shrink.
@@ -362,6 +364,30 @@ def _update_state_machine(cls: Any, original_resource: Any, new_resource_name: s
     )
 
 
+def in_dependency_order(resources: dict[str, Any]) -> dict[str, Any]:
+    """The same resources, each after everything its DependsOn names."""
+    ordered: dict[str, Any] = {}
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in ordered or name not in resources or name in path:
+            return
+        depends = resources[name].get("DependsOn") or []
+        for dependency in [depends] if isinstance(depends, str) else depends:
+            visit(dependency, (*path, name))
+        ordered[name] = resources[name]
+
+    for name in resources:
+        visit(name, ())
+    return ordered
+
+
+def _update_in_dependency_order(self: parsing.ResourceMap, template: dict[str, Any],
+                                parameters: dict[str, Any] | None = None) -> None:  # fmt: skip
+    ordered = {**template, "Resources": in_dependency_order(template.get("Resources", {}))}
+    _original_update(self, ordered, parameters)
+
+
+_original_update = parsing.ResourceMap.update
 _original_update_state_machine = StateMachine.update_from_cloudformation_json
 _original_get_configuration = LambdaFunction.get_configuration
 _original_execute = CloudFormationBackend.execute_change_set
@@ -376,6 +402,7 @@ def install() -> None:
     CloudFormationBackend.execute_change_set = _execute_and_refresh  # type: ignore[method-assign]
     ChangeSet.diff = _diff_with_parameters  # type: ignore[method-assign]
     parsing.clean_json = _clean_json_without_novalue
+    parsing.ResourceMap.update = _update_in_dependency_order  # type: ignore[method-assign]
     LambdaFunction.get_configuration = _configuration_with_revision  # type: ignore[method-assign]
     StateMachine.create_from_cloudformation_json = classmethod(_create_state_machine)  # type: ignore[method-assign,assignment]
     StateMachine.update_from_cloudformation_json = classmethod(_update_state_machine)  # type: ignore[method-assign,assignment]

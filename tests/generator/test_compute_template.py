@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +244,47 @@ def test_jwt_settings_reach_the_functions_and_the_secret_is_readable(
     both = {**CODE, "DatabaseUrl": "postgresql://db/cc", "JwtSecretArn": jwt_secret,
             "JwtPublicKey": "-----BEGIN PUBLIC KEY-----\\nAB\\n-----END PUBLIC KEY-----"}  # fmt: skip
     assert failed_rules(compute, both) == ["set JwtSecretArn or JwtPublicKey, not both"]
+
+
+RULE_FUNCTIONS = {"Fn::And", "Fn::Contains", "Fn::EachMemberEquals", "Fn::EachMemberIn", "Fn::Equals", "Fn::Not",
+                  "Fn::Or", "Fn::RefAll", "Fn::ValueOf", "Fn::ValueOfAll", "Ref"}  # fmt: skip
+
+
+def functions_in(node: Any) -> set[str]:
+    if isinstance(node, list):
+        return set().union(*map(functions_in, node)) if node else set()
+    if not isinstance(node, dict):
+        return set()
+    return {k for k in node if k.startswith("Fn::") or k == "Ref"}.union(*map(functions_in, node.values()))
+
+
+def test_rules_use_only_functions_cloudformation_accepts_in_rules(templates: dict[str, Any]) -> None:
+    for name, template in templates.items():
+        for rule_name, rule in template.get("Rules", {}).items():
+            assert functions_in(rule) <= RULE_FUNCTIONS, (name, rule_name)
+
+
+def test_the_evaluator_refuses_functions_it_does_not_implement(compute: dict[str, Any]) -> None:
+    with pytest.raises(NotImplementedError, match="Fn::GetAZs"):
+        Evaluator(compute, CODE).eval({"Fn::Not": [{"Fn::GetAZs": ""}]})
+
+
+def max_length(parameter: dict[str, Any]) -> int:
+    """The longest value a parameter admits, from its own constraints."""
+    if "AllowedValues" in parameter:
+        return max(len(str(v)) for v in parameter["AllowedValues"])
+    if parameter["Type"] == "Number":
+        return len(str(parameter["MaxValue"]))
+    return int(parameter["MaxLength"])
+
+
+@pytest.mark.parametrize("method", ["url", "secret", "iam"])
+def test_the_largest_environment_fits_lambdas_4_kb(compute: dict[str, Any], method: str) -> None:
+    """Lambda measures names and values as compact JSON; every variable at its longest allowed
+    value, for each database method, stays within 4,096 bytes."""
+    (function, *_) = [r for r in compute["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    environment = function["Properties"]["Environment"]["Variables"]
+    used = {ref for ref in re.findall(r'"Ref": "(\w+)"', json.dumps(environment)) if ref in compute["Parameters"]}
+    longest = {name: "x" * max_length(compute["Parameters"][name]) for name in used if name != "DatabaseAuth"}
+    variables = Evaluator(compute, {**CODE, **longest, "DatabaseAuth": method}).eval(environment)
+    assert len(json.dumps(variables, separators=(",", ":")).encode()) <= 4096

@@ -6,11 +6,13 @@ import copy
 import json
 from typing import Any
 
+import cfnlint.api
 import pytest
 
 from generator import asl_checks
 from generator.rollout_stack import template_parameters
-from generator.statemachine import MAX_POLLS, definition, output_path
+from generator.intrinsics import Evaluator
+from generator.statemachine import MAX_POLLS, definition, output_path, substituted
 from rollout.plan import ENDPOINT_UPDATE, STACK_INPUTS, STACK_TEMPLATES
 
 
@@ -63,7 +65,7 @@ def test_every_task_retries_and_every_wait_is_bounded(machine: dict[str, Any]) -
     for name, state in machine["States"].items():
         if state["Type"] == "Task":
             assert state["Retry"], name
-            assert state["Resource"].startswith("arn:aws:states:::aws-sdk:"), name
+            assert state["Resource"].startswith("arn:${Partition}:states:::aws-sdk:"), name
         if name.endswith("Decide"):
             bound = state["Choices"][0]
             assert (
@@ -93,8 +95,9 @@ def test_rollout_template_state_machine_and_bucket(templates: dict[str, Any]) ->
     rollout = templates["rollout"]
     machine = of_type(rollout, "AWS::StepFunctions::StateMachine")["Properties"]
     assert machine["StateMachineType"] == "STANDARD"
-    assert machine["Definition"]["StartAt"] == "ComputeDescribe"  # an object, so cfn-lint checks it
-    assert set(machine["DefinitionSubstitutions"]) == {"CloudFormationRoleArn"}
+    text, substitutions = machine["DefinitionString"]["Fn::Sub"]
+    assert set(substitutions) == {"Partition", "CloudFormationRoleArn"}
+    assert json.loads(text)["StartAt"] == "ComputeDescribe"
     assert machine["LoggingConfiguration"]["IncludeExecutionData"] is False
     bucket = of_type(rollout, "AWS::S3::Bucket")["Properties"]
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
@@ -125,5 +128,46 @@ def test_rollout_roles_are_scoped(templates: dict[str, Any]) -> None:
         a.startswith(("logs:", "xray:")) for a in wildcard[0]["Action"]
     )
     assert "lambda:UpdateFunctionConfiguration" in text and "${NamePrefix}-websocket-*" in text
-    service_role = json.dumps(resources["CloudFormationRole"]["Properties"])
-    assert '"*"' not in service_role
+    service_statements = resources["CloudFormationRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    unscoped = [s for s in service_statements if "*" in s["Resource"]]
+    # Only reads that take no resource ARN go unscoped.
+    assert len(unscoped) == 1 and all(
+        a.startswith(("ec2:Describe", "logs:Describe")) for a in unscoped[0]["Action"]
+    )
+
+
+@pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov"])
+def test_task_resources_name_the_stack_partition(templates: dict[str, Any], partition: str) -> None:
+    machine = of_type(templates["rollout"], "AWS::StepFunctions::StateMachine")["Properties"]
+    resolved = Evaluator(templates["rollout"], pseudo={"AWS::Partition": partition}).eval(machine["DefinitionString"])
+    tasks = [state["Resource"] for state in json.loads(resolved)["States"].values() if state["Type"] == "Task"]
+    assert tasks and all(task.startswith(f"arn:{partition}:states:::aws-sdk:") for task in tasks)
+    assert "${" not in resolved
+
+
+def test_cfn_lint_checks_the_definition_as_an_object(machine: dict[str, Any]) -> None:
+    """The template carries a string (so the partition can vary) that cfn-lint cannot read; the
+    same definition as an object, in the aws partition, passes its E3601 schema check."""
+    text = substituted(machine, {"Partition": "aws", "CloudFormationRoleArn": "arn:aws:iam::123456789012:role/cfn"})
+    template = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": {"Machine": {
+        "Type": "AWS::StepFunctions::StateMachine",
+        "Properties": {"RoleArn": "arn:aws:iam::123456789012:role/sfn", "Definition": json.loads(text)}}}}  # fmt: skip
+    assert [str(m) for m in cfnlint.api.lint(json.dumps(template))] == []
+    broken = json.loads(text)
+    broken["States"]["ComputeDescribe"]["Type"] = "Taks"
+    template["Resources"]["Machine"]["Properties"]["Definition"] = broken
+    assert any(m.rule.id == "E3601" for m in cfnlint.api.lint(json.dumps(template)))
+
+
+def test_timed_out_causes_count_checks_not_assumed_seconds(machine: dict[str, Any]) -> None:
+    timed_out = machine["States"]["ComputeStackTimedOut"]
+    assert "Cause" not in timed_out
+    assert "checks" in timed_out["CausePath"] and "$.pollSeconds" in timed_out["CausePath"]
+
+
+def test_each_stack_gets_its_own_change_set_name(machine: dict[str, Any]) -> None:
+    names = {state["Parameters"]["ChangeSetName.$"] for name, state in machine["States"].items()
+             if name.endswith("CreateChangeSet")}  # fmt: skip
+    assert len(names) == 3  # compute, websocket, and the compute carry each differ
+    creates = [s for n, s in machine["States"].items() if n.endswith("CreateChangeSet")]
+    assert all("TemplateURL.$" in s["Parameters"] and "TemplateBody" not in json.dumps(s) for s in creates)

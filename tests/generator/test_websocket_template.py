@@ -11,10 +11,21 @@ from generator.intrinsics import Evaluator
 from generator.model import LOG_RETENTION_DAYS
 
 ROUTES = {"$connect": "Connect", "$disconnect": "Disconnect", "$default": "Default"}
+# The original module's fields less protocol, responseLength and integrationErrorMessage, which
+# WebSocket APIs do not define.
 ORIGINAL_LOG_FIELDS = [
-    "requestId", "sourceIp", "requestTime", "protocol", "routeKey", "status", "responseLength",
-    "integrationErrorMessage", "errorMessage", "connectionId", "eventType",
+    "requestId", "sourceIp", "requestTime", "routeKey", "status", "errorMessage", "connectionId", "eventType",
 ]  # fmt: skip
+# $context variables of WebSocket APIs, from "Configure logging for WebSocket APIs in API Gateway"
+# (docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-logging.html), the ones of
+# interest here.
+WEBSOCKET_CONTEXT = {
+    "apiId", "connectedAt", "connectionId", "domainName", "error.message", "error.messageString",
+    "error.responseType", "eventType", "extendedRequestId", "identity.sourceIp", "identity.userAgent",
+    "integration.error", "integration.integrationStatus", "integration.latency", "integration.requestId",
+    "integration.status", "integrationLatency", "messageId", "requestId", "requestTime", "requestTimeEpoch",
+    "routeKey", "stage", "status",
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -113,6 +124,8 @@ def test_access_log_is_json_with_request_id_first_and_original_fields(ws: dict[s
     fields = json.loads(log_format)
     assert next(iter(fields)) == "requestId" and fields["requestId"] == "$context.requestId"
     assert set(ORIGINAL_LOG_FIELDS) <= set(fields)
+    used = {value.removeprefix("$context.") for value in fields.values()}
+    assert used <= WEBSOCKET_CONTEXT, used - WEBSOCKET_CONTEXT
     assert len(log_format.encode()) <= 3 * 1024
     assert stage["Properties"]["AccessLogSettings"]["DestinationArn"] == {
         "Fn::GetAtt": ["AccessLogGroup", "Arn"]
@@ -216,3 +229,12 @@ def test_outputs_resolve_to_the_documented_urls(ws: dict[str, Any]) -> None:
         values["WebSocketApiExecutionArn"]
         == "arn:aws-cn:execute-api:cn-north-1:123456789012:a1b2c3"
     )
+
+
+def test_the_account_role_is_retained_and_set_after_other_iam_work(ws: dict[str, Any]) -> None:
+    role = ws["Resources"]["ApiGatewayCloudWatchRole"]
+    assert role["DeletionPolicy"] == "Retain" and role["UpdateReplacePolicy"] == "Retain"
+    account = ws["Resources"]["ApiGatewayAccount"]
+    assert "ManageConnectionsPolicy" in account["DependsOn"]  # time for IAM to propagate the role
+    text = ws["Parameters"]["LoggingLevel"]["Description"] + ws["Parameters"]["CreateApiGatewayAccountRole"]["Description"]
+    assert "unless OFF" not in text and "Access logging is always on" in text

@@ -86,3 +86,14 @@ def test_gap6_cloudformation_state_machines_read_only_definition_string() -> Non
     assert 'properties.get("DefinitionString", "")' in create
     assert "DefinitionSubstitutions" not in create
     assert "stepfunctions_backends[account_id][region_name]" in create  # not the executing backend
+
+
+def test_gap7_moto_adds_resources_in_template_order_ignoring_depends_on() -> None:
+    source = inspect.getsource(moto_gaps._original_update)
+    assert 'for logical_name in resource_names_by_action["Add"]' in source
+    assert "DependsOn" not in source
+
+
+def test_dependency_order_puts_depends_on_targets_first() -> None:
+    resources = {"Stage": {"DependsOn": ["Account"]}, "Role": {}, "Account": {"DependsOn": "Role"}}
+    assert list(moto_gaps.in_dependency_order(resources)) == ["Role", "Account", "Stage"]

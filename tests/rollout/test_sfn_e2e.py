@@ -16,7 +16,7 @@ from moto.cloudformation.models import CloudFormationBackend, cloudformation_bac
 from generator.model import ENDPOINT_VARIABLE
 from generator.rollout_stack import template_parameters
 from generator.statemachine import definition, substituted, with_poll_limit
-from rollout import engine, package, sfn_engine
+from rollout import artifacts, engine, package, sfn_engine
 from rollout.aws import Aws
 from rollout.preflight import rendered_templates
 from rollout.rehearsal import prepare_account, prove, template_variables
@@ -116,15 +116,17 @@ def machine(
     prepare_account(aws, env_settings)
     aws.client("s3").put_object(Bucket=env_settings.artifacts_bucket, Key=built_artifact.s3_key,
                                 Body=built_artifact.path.read_bytes())  # fmt: skip
+    stored = artifacts.upload_templates(aws.client("s3"), env_settings.artifacts_bucket, env_settings.region,
+                                        rendered_templates())  # fmt: skip
     sfn = aws.client("stepfunctions")
     causes: list[str] = []
 
     def execute(max_polls: int = 720) -> tuple[str, str]:
         text = substituted(with_poll_limit(definition(template_parameters()), max_polls),
-                           {"CloudFormationRoleArn": f"arn:aws:iam::{ACCOUNT}:role/cfn"})  # fmt: skip
+                           {"CloudFormationRoleArn": f"arn:aws:iam::{ACCOUNT}:role/cfn", "Partition": "aws"})  # fmt: skip
         arn = sfn.create_state_machine(name=f"m{max_polls}-{uuid.uuid4().hex[:8]}", definition=text,
                                        roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn")["stateMachineArn"]  # fmt: skip
-        document = sfn_engine.execution_input(engine.plan_for(env_settings), rendered_templates(),
+        document = sfn_engine.execution_input(engine.plan_for(env_settings), stored,
                                               built_artifact.s3_key, {}, poll_seconds=0)  # fmt: skip
         started = sfn.start_execution(stateMachineArn=arn, input=json.dumps(document))
         result = sfn_engine.follow(

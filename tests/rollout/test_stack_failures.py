@@ -11,6 +11,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
+from rollout.artifacts import StoredTemplate
 from rollout.report import Reporter
 from rollout.stacks import Declined, StackDeployer, StageFailed
 
@@ -18,7 +19,9 @@ NAME = "cc-websocket-api"
 STACK_ID = f"arn:aws:cloudformation:eu-west-1:123456789012:stack/{NAME}/1"
 CHANGE_SET_ID = "arn:aws:cloudformation:eu-west-1:123456789012:changeSet/rollout-x/1"
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
-TEMPLATE = "Resources: {}\n"
+TEMPLATE = StoredTemplate(
+    "websocket", "Resources: {}\n", "https://b.s3.eu-west-1.amazonaws.com/templates/ws.yaml"
+)
 
 
 def stack(status: str, reason: str = "", tags: dict[str, str] | None = None) -> dict[str, Any]:
@@ -71,7 +74,7 @@ class Harness:
 
     def planned(self, change_set_type: str) -> None:
         self.expect("create_change_set", {"Id": CHANGE_SET_ID, "StackId": STACK_ID},
-                    {"StackName": NAME, "ChangeSetName": ANY, "ChangeSetType": change_set_type, "TemplateBody": TEMPLATE,
+                    {"StackName": NAME, "ChangeSetName": ANY, "ChangeSetType": change_set_type, "TemplateURL": TEMPLATE.url,
                      "Capabilities": ["CAPABILITY_NAMED_IAM"], "Parameters": ANY, "Tags": ANY, "Description": ANY})  # fmt: skip
         self.expect("describe_change_set", {"Status": "CREATE_COMPLETE", "StackId": STACK_ID, "Changes": [
             {"Type": "Resource", "ResourceChange": {"Action": "Modify", "LogicalResourceId": "Stage",

@@ -1,0 +1,191 @@
+"""The emulator refuses what AWS refuses (rollout/emulator/aws_rules.py), with AWS's error codes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from botocore.exceptions import ClientError
+
+from rollout.emulator.aws_rules import LOGGING_NEEDS_ROLE, TEMPLATE_BODY_LIMIT, TEMPLATE_URL_LIMIT
+
+REGION = "eu-west-1"
+BUCKET = "rules-test-bucket"
+TOPIC = {"Topic": {"Type": "AWS::SNS::Topic"}}
+TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"}, "Action": "sts:AssumeRole"}]}  # fmt: skip
+
+
+def client(emulator: str, service: str) -> Any:
+    return boto3.client(service, region_name=REGION, endpoint_url=emulator)
+
+
+def template(resources: dict[str, Any], **sections: Any) -> str:
+    return json.dumps({"AWSTemplateFormatVersion": "2010-09-09", **sections, "Resources": resources})
+
+
+def create(emulator: str, name: str, body: str, change_set: str = "first", **extra: Any) -> dict[str, Any]:
+    cf = client(emulator, "cloudformation")
+    return cf.create_change_set(StackName=name, ChangeSetName=change_set, ChangeSetType="CREATE",
+                                TemplateBody=body, Capabilities=["CAPABILITY_NAMED_IAM"], **extra)  # fmt: skip
+
+
+def refusal(call: Any) -> tuple[str, str]:
+    with pytest.raises(ClientError) as caught:
+        call()
+    error = caught.value.response["Error"]
+    return error["Code"], error["Message"]
+
+
+def test_a_template_body_over_51200_bytes_is_refused(emulator: str) -> None:
+    padded = template(TOPIC, Description="x" * 1000, Metadata={"pad": "y" * TEMPLATE_BODY_LIMIT})
+    code, message = refusal(lambda: create(emulator, "big", padded))
+    assert code == "ValidationError" and "less than or equal to 51200" in message
+    assert create(emulator, "small", template(TOPIC))["Id"]
+
+
+def test_a_template_url_over_1_mb_is_refused(emulator: str) -> None:
+    s3 = client(emulator, "s3")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    huge = template(TOPIC, Metadata={"pad": "y" * TEMPLATE_URL_LIMIT})
+    s3.put_object(Bucket=BUCKET, Key="huge.json", Body=huge.encode())
+    s3.put_object(Bucket=BUCKET, Key="fine.json", Body=template(TOPIC, Metadata={"pad": "y" * 60_000}).encode())
+    cf = client(emulator, "cloudformation")
+
+    def by_url(key: str) -> Any:
+        return cf.create_change_set(StackName=key.split(".")[0], ChangeSetName="first", ChangeSetType="CREATE",
+                                    TemplateURL=f"https://{BUCKET}.s3.{REGION}.amazonaws.com/{key}")  # fmt: skip
+
+    assert refusal(lambda: by_url("huge.json")) == (
+        "ValidationError",
+        "Template may not exceed 1048576 bytes in size.",
+    )
+    assert by_url("fine.json")["Id"]  # over the TemplateBody limit, fine from S3
+
+
+@pytest.mark.parametrize("function", ["Fn::Join", "Fn::Sub", "Fn::If"])
+def test_rules_refuse_functions_rules_do_not_support(emulator: str, function: str) -> None:
+    arguments = {"Fn::Join": ["", {"Ref": "Subnets"}], "Fn::Sub": "${Env}", "Fn::If": ["C", "a", "b"]}
+    rules = {"Check": {"Assertions": [{"Assert": {"Fn::Not": [{"Fn::Equals": [{function: arguments[function]}, ""]}]}}]}}
+    parameters = {"Subnets": {"Type": "CommaDelimitedList", "Default": ""}, "Env": {"Type": "String", "Default": "x"}}
+    code, message = refusal(lambda: create(emulator, "rules", template(TOPIC, Parameters=parameters, Rules=rules)))
+    assert code == "ValidationError" and function in message and "Check" in message
+
+
+def test_rules_accept_each_member_equals(emulator: str) -> None:
+    rules = {"Vpc": {"RuleCondition": {"Fn::Not": [{"Fn::EachMemberEquals": [{"Ref": "Subnets"}, ""]}]},
+                     "Assertions": [{"Assert": {"Fn::Contains": [["a"], "a"]}}]}}  # fmt: skip
+    parameters = {"Subnets": {"Type": "CommaDelimitedList", "Default": ""}}
+    assert create(emulator, "rules-ok", template(TOPIC, Parameters=parameters, Rules=rules))["Id"]
+
+
+def test_a_change_set_name_is_used_once_per_stack_and_execute_keeps_only_the_executed_one(emulator: str) -> None:
+    cf = client(emulator, "cloudformation")
+    first = create(emulator, "names", template(TOPIC))
+    cf.execute_change_set(ChangeSetName=first["Id"], StackName="names")
+
+    def update(name: str, topics: int) -> dict[str, Any]:
+        resources = {f"Topic{i}": {"Type": "AWS::SNS::Topic"} for i in range(topics)}
+        return cf.create_change_set(StackName="names", ChangeSetName=name, ChangeSetType="UPDATE",
+                                    TemplateBody=template(resources))  # fmt: skip
+
+    code, message = refusal(lambda: update("first", 2))
+    assert code == "AlreadyExistsException" and "first" in message
+    update("second", 2)
+    third = update("third", 3)
+    cf.execute_change_set(ChangeSetName=third["Id"], StackName="names")
+    remaining = [summary["ChangeSetName"] for summary in cf.list_change_sets(StackName="names")["Summaries"]]
+    assert remaining == ["third"]
+    assert refusal(lambda: update("third", 4))[0] == "AlreadyExistsException"
+    assert create(emulator, "other-stack", template(TOPIC), change_set="third")["Id"]  # names are per stack
+
+
+def function_spec(variables: dict[str, str]) -> dict[str, Any]:
+    return {"FunctionName": "env-test", "Runtime": "python3.12", "Handler": "x.handler", "Role":
+            "arn:aws:iam::123456789012:role/r", "Code": {"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
+            "Environment": {"Variables": variables}}  # fmt: skip
+
+
+def test_a_lambda_environment_over_4_kb_is_refused(emulator: str) -> None:
+    lam = client(emulator, "lambda")
+    iam = client(emulator, "iam")
+    iam.create_role(RoleName="r", AssumeRolePolicyDocument=json.dumps(TRUST))
+    too_big = {"A": "x" * 4090}  # {"A":"..."} measures 4,098 bytes
+    code, message = refusal(lambda: lam.create_function(**function_spec(too_big)))
+    assert code == "InvalidParameterValueException" and "exceeded the 4KB limit" in message
+    lam.create_function(**function_spec({"A": "x" * 4000}))
+    code, _ = refusal(lambda: lam.update_function_configuration(FunctionName="env-test",
+                                                                Environment={"Variables": too_big}))  # fmt: skip
+    assert code == "InvalidParameterValueException"
+
+
+STAGE_TEMPLATE = {
+    "Api": {"Type": "AWS::ApiGatewayV2::Api",
+            "Properties": {"Name": "a", "ProtocolType": "WEBSOCKET", "RouteSelectionExpression": "$request.body.action"}},
+    "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "/aws/apigateway/a"}},
+    "Stage": {"Type": "AWS::ApiGatewayV2::Stage",
+              "Properties": {"ApiId": {"Ref": "Api"}, "StageName": "prod", "DefaultRouteSettings": {"LoggingLevel": "OFF"},
+                             "AccessLogSettings": {"DestinationArn": {"Fn::GetAtt": ["Logs", "Arn"]},
+                                                   "Format": "$context.requestId"}}},
+}  # fmt: skip
+
+
+def run_to_end(emulator: str, name: str, resources: dict[str, Any]) -> dict[str, Any]:
+    cf = client(emulator, "cloudformation")
+    created = create(emulator, name, template(resources))
+    cf.execute_change_set(ChangeSetName=created["Id"], StackName=name)
+    return cf.describe_stacks(StackName=name)["Stacks"][0]
+
+
+def test_access_logging_without_the_account_role_fails_the_stage_and_rolls_back(emulator: str) -> None:
+    apigw = client(emulator, "apigatewayv2")
+    api = apigw.create_api(Name="direct", ProtocolType="WEBSOCKET", RouteSelectionExpression="$request.body.action")
+    code, message = refusal(lambda: apigw.create_stage(ApiId=api["ApiId"], StageName="prod", AccessLogSettings={
+        "DestinationArn": "arn:aws:logs:eu-west-1:123456789012:log-group:x", "Format": "$context.requestId"}))  # fmt: skip
+    assert (code, message) == ("BadRequestException", LOGGING_NEEDS_ROLE)
+    stack = run_to_end(emulator, "no-role", STAGE_TEMPLATE)
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert stack["StackStatusReason"].startswith("The following resource(s) failed to create: [Stage]")
+    events = client(emulator, "cloudformation").describe_stack_events(StackName="no-role")["StackEvents"]
+    failed = [e for e in events if e["ResourceStatus"] == "CREATE_FAILED"]
+    assert [(e["LogicalResourceId"], e["ResourceStatusReason"]) for e in failed] == [("Stage", LOGGING_NEEDS_ROLE)]
+    assert client(emulator, "logs").describe_log_groups()["logGroups"] == []  # rolled back
+
+
+def account_resources(trust: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **STAGE_TEMPLATE,
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": trust}},
+        "Account": {"Type": "AWS::ApiGateway::Account", "Properties": {"CloudWatchRoleArn": {"Fn::GetAtt": ["Role", "Arn"]}}},
+        "Stage": {**STAGE_TEMPLATE["Stage"], "DependsOn": ["Account"]},
+    }  # fmt: skip
+
+
+def test_the_account_resource_sets_the_role_the_stage_needs(emulator: str) -> None:
+    stack = run_to_end(emulator, "with-role", account_resources(TRUST))
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    role = client(emulator, "apigateway").get_account()["cloudwatchRoleArn"]
+    assert role.startswith("arn:aws:iam::123456789012:role/with-role-Role-")
+
+
+def test_the_account_resource_refuses_a_role_api_gateway_cannot_assume(emulator: str) -> None:
+    lambda_trust = yaml.safe_load(json.dumps(TRUST).replace("apigateway", "lambda"))
+    stack = run_to_end(emulator, "bad-role", account_resources(lambda_trust))
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert client(emulator, "apigateway").get_account().get("cloudwatchRoleArn") is None
+
+
+def test_removing_a_retained_resource_keeps_it(emulator: str) -> None:
+    cf, iam = client(emulator, "cloudformation"), client(emulator, "iam")
+    role = {"Type": "AWS::IAM::Role", "DeletionPolicy": "Retain",
+            "Properties": {"RoleName": "kept", "AssumeRolePolicyDocument": TRUST}}  # fmt: skip
+    run_to_end(emulator, "retain", {**TOPIC, "Role": role})
+    update = cf.create_change_set(StackName="retain", ChangeSetName="drop", ChangeSetType="UPDATE",
+                                  TemplateBody=template(TOPIC), Capabilities=["CAPABILITY_NAMED_IAM"])  # fmt: skip
+    cf.execute_change_set(ChangeSetName=update["Id"], StackName="retain")
+    assert iam.get_role(RoleName="kept")["Role"]["RoleName"] == "kept"
+    cf.delete_stack(StackName="retain")
+    assert iam.get_role(RoleName="kept")["Role"]["RoleName"] == "kept"
