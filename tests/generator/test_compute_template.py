@@ -255,10 +255,14 @@ def functions_in(node: Any) -> set[str]:
         return set().union(*map(functions_in, node)) if node else set()
     if not isinstance(node, dict):
         return set()
-    return {k for k in node if k.startswith("Fn::") or k == "Ref"}.union(*map(functions_in, node.values()))
+    return {k for k in node if k.startswith("Fn::") or k == "Ref"}.union(
+        *map(functions_in, node.values())
+    )
 
 
-def test_rules_use_only_functions_cloudformation_accepts_in_rules(templates: dict[str, Any]) -> None:
+def test_rules_use_only_functions_cloudformation_accepts_in_rules(
+    templates: dict[str, Any],
+) -> None:
     for name, template in templates.items():
         for rule_name, rule in template.get("Rules", {}).items():
             assert functions_in(rule) <= RULE_FUNCTIONS, (name, rule_name)
@@ -282,9 +286,19 @@ def max_length(parameter: dict[str, Any]) -> int:
 def test_the_largest_environment_fits_lambdas_4_kb(compute: dict[str, Any], method: str) -> None:
     """Lambda measures names and values as compact JSON; every variable at its longest allowed
     value, for each database method, stays within 4,096 bytes."""
-    (function, *_) = [r for r in compute["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    (function, *_) = [
+        r for r in compute["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
+    ]
     environment = function["Properties"]["Environment"]["Variables"]
-    used = {ref for ref in re.findall(r'"Ref": "(\w+)"', json.dumps(environment)) if ref in compute["Parameters"]}
-    longest = {name: "x" * max_length(compute["Parameters"][name]) for name in used if name != "DatabaseAuth"}
+    used = {
+        ref
+        for ref in re.findall(r'"Ref": "(\w+)"', json.dumps(environment))
+        if ref in compute["Parameters"]
+    }
+    longest = {
+        name: "x" * max_length(compute["Parameters"][name])
+        for name in used
+        if name != "DatabaseAuth"
+    }
     variables = Evaluator(compute, {**CODE, **longest, "DatabaseAuth": method}).eval(environment)
     assert len(json.dumps(variables, separators=(",", ":")).encode()) <= 4096

@@ -10,8 +10,8 @@ import cfnlint.api
 import pytest
 
 from generator import asl_checks
-from generator.rollout_stack import template_parameters
 from generator.intrinsics import Evaluator
+from generator.rollout_stack import template_parameters
 from generator.statemachine import MAX_POLLS, definition, output_path, substituted
 from rollout.plan import ENDPOINT_UPDATE, STACK_INPUTS, STACK_TEMPLATES
 
@@ -128,7 +128,9 @@ def test_rollout_roles_are_scoped(templates: dict[str, Any]) -> None:
         a.startswith(("logs:", "xray:")) for a in wildcard[0]["Action"]
     )
     assert "lambda:UpdateFunctionConfiguration" in text and "${NamePrefix}-websocket-*" in text
-    service_statements = resources["CloudFormationRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    service_statements = resources["CloudFormationRole"]["Properties"]["Policies"][0][
+        "PolicyDocument"
+    ]["Statement"]
     unscoped = [s for s in service_statements if "*" in s["Resource"]]
     # Only reads that take no resource ARN go unscoped.
     assert len(unscoped) == 1 and all(
@@ -139,8 +141,14 @@ def test_rollout_roles_are_scoped(templates: dict[str, Any]) -> None:
 @pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov"])
 def test_task_resources_name_the_stack_partition(templates: dict[str, Any], partition: str) -> None:
     machine = of_type(templates["rollout"], "AWS::StepFunctions::StateMachine")["Properties"]
-    resolved = Evaluator(templates["rollout"], pseudo={"AWS::Partition": partition}).eval(machine["DefinitionString"])
-    tasks = [state["Resource"] for state in json.loads(resolved)["States"].values() if state["Type"] == "Task"]
+    resolved = Evaluator(templates["rollout"], pseudo={"AWS::Partition": partition}).eval(
+        machine["DefinitionString"]
+    )
+    tasks = [
+        state["Resource"]
+        for state in json.loads(resolved)["States"].values()
+        if state["Type"] == "Task"
+    ]
     assert tasks and all(task.startswith(f"arn:{partition}:states:::aws-sdk:") for task in tasks)
     assert "${" not in resolved
 
@@ -148,7 +156,9 @@ def test_task_resources_name_the_stack_partition(templates: dict[str, Any], part
 def test_cfn_lint_checks_the_definition_as_an_object(machine: dict[str, Any]) -> None:
     """The template carries a string (so the partition can vary) that cfn-lint cannot read; the
     same definition as an object, in the aws partition, passes its E3601 schema check."""
-    text = substituted(machine, {"Partition": "aws", "CloudFormationRoleArn": "arn:aws:iam::123456789012:role/cfn"})
+    text = substituted(
+        machine, {"Partition": "aws", "CloudFormationRoleArn": "arn:aws:iam::123456789012:role/cfn"}
+    )
     template = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": {"Machine": {
         "Type": "AWS::StepFunctions::StateMachine",
         "Properties": {"RoleArn": "arn:aws:iam::123456789012:role/sfn", "Definition": json.loads(text)}}}}  # fmt: skip
@@ -170,4 +180,6 @@ def test_each_stack_gets_its_own_change_set_name(machine: dict[str, Any]) -> Non
              if name.endswith("CreateChangeSet")}  # fmt: skip
     assert len(names) == 3  # compute, websocket, and the compute carry each differ
     creates = [s for n, s in machine["States"].items() if n.endswith("CreateChangeSet")]
-    assert all("TemplateURL.$" in s["Parameters"] and "TemplateBody" not in json.dumps(s) for s in creates)
+    assert all(
+        "TemplateURL.$" in s["Parameters"] and "TemplateBody" not in json.dumps(s) for s in creates
+    )

@@ -236,5 +236,8 @@ def test_the_account_role_is_retained_and_set_after_other_iam_work(ws: dict[str,
     assert role["DeletionPolicy"] == "Retain" and role["UpdateReplacePolicy"] == "Retain"
     account = ws["Resources"]["ApiGatewayAccount"]
     assert "ManageConnectionsPolicy" in account["DependsOn"]  # time for IAM to propagate the role
-    text = ws["Parameters"]["LoggingLevel"]["Description"] + ws["Parameters"]["CreateApiGatewayAccountRole"]["Description"]
+    text = (
+        ws["Parameters"]["LoggingLevel"]["Description"]
+        + ws["Parameters"]["CreateApiGatewayAccountRole"]["Description"]
+    )
     assert "unless OFF" not in text and "Access logging is always on" in text
