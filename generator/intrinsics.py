@@ -28,8 +28,10 @@ class Evaluator:
         parameters: dict[str, Any] | None = None,
         physical_ids: dict[str, str] | None = None,
         pseudo: dict[str, Any] | None = None,
+        attributes: dict[str, str] | None = None,
     ):
         self.template = template
+        self.attributes = dict(attributes or {})  # "Logical.Attribute" -> value, for GetAtt
         self.values: dict[str, Any] = dict(PSEUDO, **(pseudo or {}))
         for name, spec in template.get("Parameters", {}).items():
             if "Default" in spec:
@@ -75,7 +77,7 @@ class Evaluator:
                 return self.condition(arg)
             if key == "Fn::GetAtt":
                 logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-                return f"{self.values[logical]}.{attribute}"
+                return self._attribute(logical, attribute)
             if key == "Fn::Select":
                 return self.eval(arg[1])[int(self.eval(arg[0]))]
             if key == "Fn::Split":
@@ -92,6 +94,9 @@ class Evaluator:
         resolved = {key: self.eval(value) for key, value in node.items()}
         return {key: value for key, value in resolved.items() if value is not None}
 
+    def _attribute(self, logical: str, attribute: str) -> str:
+        return self.attributes.get(f"{logical}.{attribute}", f"{self.values[logical]}.{attribute}")
+
     def _sub(self, arg: Any) -> str:
         text, local = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
 
@@ -100,8 +105,7 @@ class Evaluator:
             if name in local:
                 return str(self.eval(local[name]))
             if "." in name:
-                logical, attribute = name.split(".", 1)
-                return f"{self.values[logical]}.{attribute}"
+                return self._attribute(*name.split(".", 1))
             return str(self.values[name])
 
         return re.sub(r"\$\{([^}!]+)\}", replace, text)

@@ -1,0 +1,1 @@
+"""CI gates that check the generated templates against AWS's own rules (no AWS calls)."""
