@@ -32,6 +32,7 @@ from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 
 from generator.build import build_all
 from generator.intrinsics import Evaluator
+from generator.model import HANDLER_FUNCTIONS
 from generator.rollout_stack import template_parameters
 from generator.statemachine import definition, substituted
 from rollout.artifacts import template_key
@@ -213,6 +214,8 @@ class StackResources:
             return [self.role_arn(logical)]
         if kind == "AWS::IAM::Policy":
             return [f"arn:{PARTITION}:iam::{ACCOUNT}:role/{role}" for role in props["Roles"]]
+        if kind == "AWS::IAM::ManagedPolicy":
+            return [f"arn:{PARTITION}:iam::{ACCOUNT}:policy/{props['ManagedPolicyName']}"]
         if kind == "AWS::Events::Rule":
             return [_arn("events", f"rule/{self.stack}-{logical}-GENERATED")]
         if kind == "AWS::ApiGateway::Account":
@@ -316,7 +319,7 @@ def state_machine_checks(option: Option, rollout_parameters: dict[str, str]) -> 
     machine = json.loads(substituted(definition(template_parameters()), {"Partition": PARTITION,
                                                                          "CloudFormationRoleArn": "x"}))  # fmt: skip
     functions = [_arn("lambda", f"function:{prefix}-websocket-{suffix}")
-                 for suffix in ("connect", "disconnect", "default", "cleanup")]  # fmt: skip
+                 for suffix in (f.suffix for f in HANDLER_FUNCTIONS)]  # fmt: skip
     key = rollout_parameters.get("EnvironmentKmsKeyArn", "")
     texts = {stem: "" for stem in STACKS}  # the key's hash part does not matter to the policy
     for state_name, state in machine["States"].items():

@@ -10,6 +10,7 @@ management-API grant is attached later by the websocket template, scoped to the 
 from __future__ import annotations
 
 from awacs.aws import Allow, PolicyDocument, Statement
+from awacs.awslambda import InvokeFunction
 from awacs.logs import CreateLogStream, PutLogEvents
 from awacs.rds_db import connect as RdsDbConnect
 from awacs.secretsmanager import GetSecretValue
@@ -27,7 +28,7 @@ from troposphere import (
 )
 from troposphere.awslambda import Code, Environment, Function, LoggingConfig, Permission, VPCConfig
 from troposphere.events import Rule, Target
-from troposphere.iam import Policy, Role
+from troposphere.iam import ManagedPolicy, Policy, Role
 
 from generator.common import (
     KMS_KEY_ARN_PATTERN,
@@ -50,6 +51,7 @@ from generator.model import (
 from generator.parameters import ParameterSet
 
 DATABASE_AUTH_METHODS = ("url", "secret", "iam")
+TIMEOUT_PARAMETERS = {"Cleanup": "CleanupTimeout", "Notify": "NotifyTimeout"}  # routes: Timeout
 ENDPOINT_PATTERN = r"^$|^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9_-]+)?$"
 SECRET_ARN_PATTERN = (
     r"^$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$"
@@ -116,6 +118,12 @@ def _parameters(params: ParameterSet) -> None:
         runtime, "CleanupTimeout", "Cleanup timeout (s)",
         Type="Number", Default=60, MinValue=1, MaxValue=900,
         Description="Timeout of the scheduled cleanup function.",
+    )  # fmt: skip
+    params.add(
+        runtime, "NotifyTimeout", "Notify timeout (s)",
+        Type="Number", Default=60, MinValue=1, MaxValue=900,
+        Description="Timeout of the notify function (the backend's push path; a push to many "
+        "connections takes longer than one reply).",
     )  # fmt: skip
     params.add(
         runtime, "CleanupSchedule", "Cleanup schedule",
@@ -216,8 +224,8 @@ def _jwt_parameters(params: ParameterSet) -> None:
     params.add(
         auth, "JwtSecretArn", "HS256 key secret ARN",
         Type="String", Default="", AllowedPattern=SECRET_ARN_PATTERN, MaxLength=256,
-        Description="Secrets Manager secret holding the HS256 key the backend signs tokens "
-        "with. Empty: use JwtPublicKey.",
+        Description="Secrets Manager secret holding the backend's security.jwt.secret (the base64 "
+        "text; the key is its decoded bytes). Empty: use JwtPublicKey.",
         ConstraintDescription="empty, or a Secrets Manager secret ARN",
     )  # fmt: skip
     params.add(
@@ -229,8 +237,9 @@ def _jwt_parameters(params: ParameterSet) -> None:
     )  # fmt: skip
     params.add(
         auth, "JwtIssuer", "Required issuer",
-        Type="String", Default="", MaxLength=128, AllowedPattern=r"^[^\s]*$",
-        Description="If set, tokens must carry this iss claim.",
+        Type="String", Default="careconnect", MaxLength=128, AllowedPattern=r"^[^\s]*$",
+        Description="Tokens must carry this iss claim (the backend's JwtTokenProvider issues "
+        "careconnect; empty means careconnect too).",
     )  # fmt: skip
     params.add(
         auth, "JwtAudience", "Required audience",
@@ -389,7 +398,7 @@ def _function(template: Template, function: HandlerFunction, role: Role) -> Func
             Handler=function.handler,
             Architectures=[Ref("Architecture")],
             MemorySize=Ref("MemorySize"),
-            Timeout=Ref("Timeout") if function.route_key else Ref("CleanupTimeout"),
+            Timeout=Ref(TIMEOUT_PARAMETERS.get(function.logical, "Timeout")),
             Role=GetAtt(role, "Arn"),
             Code=Code(S3Bucket=Ref("CodeS3Bucket"), S3Key=Ref("CodeS3Key")),
             Environment=_environment(),
@@ -429,8 +438,22 @@ def _cleanup_schedule(template: Template, cleanup: Function) -> None:
     )
 
 
+def _notify_invoke_policy(template: Template, notify: Function) -> ManagedPolicy:
+    """What the backend's own role attaches to invoke the notify function, and nothing else."""
+    return template.add_resource(
+        ManagedPolicy(
+            "NotifyInvokePolicy",
+            ManagedPolicyName=Sub("${NamePrefix}-websocket-notify-invoke"),
+            Description="Lets the CareConnect backend push to connected apps (invoke the notify function)",
+            PolicyDocument=_document(
+                Statement(Effect=Allow, Action=[InvokeFunction], Resource=[GetAtt(notify, "Arn")])
+            ),
+        )
+    )
+
+
 def _outputs(
-    functions: list[tuple[HandlerFunction, Function]], role: Role
+    functions: list[tuple[HandlerFunction, Function]], role: Role, notify_policy: ManagedPolicy
 ) -> dict[str, tuple[str, object]]:
     outputs: dict[str, tuple[str, object]] = {}
     for function, resource in functions:
@@ -444,6 +467,10 @@ def _outputs(
         )
     outputs["HandlersRoleName"] = ("Execution role name", Ref(role))
     outputs["HandlersRoleArn"] = ("Execution role ARN", GetAtt(role, "Arn"))
+    outputs["NotifyInvokePolicyArn"] = (
+        "Managed policy the backend's role attaches to invoke the notify function",
+        Ref(notify_policy),
+    )
     return outputs
 
 
@@ -457,5 +484,7 @@ def build() -> Template:
     _conditions_and_rules(template)
     role = _role(template)
     functions = [(function, _function(template, function, role)) for function in HANDLER_FUNCTIONS]
-    _cleanup_schedule(template, dict((f.logical, resource) for f, resource in functions)["Cleanup"])
-    return finish(template, params, _outputs(functions, role))
+    by_name = {f.logical: resource for f, resource in functions}
+    _cleanup_schedule(template, by_name["Cleanup"])
+    notify_policy = _notify_invoke_policy(template, by_name["Notify"])
+    return finish(template, params, _outputs(functions, role, notify_policy))

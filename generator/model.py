@@ -57,6 +57,7 @@ HANDLER_FUNCTIONS = (
     HandlerFunction("Disconnect", "disconnect", "handlers.disconnect", "WebSocket $disconnect: deactivates the connection", "$disconnect"),
     HandlerFunction("Default", "default", "handlers.default", "WebSocket $default: CareConnect's message protocol", "$default"),
     HandlerFunction("Cleanup", "cleanup", "handlers.cleanup", "Scheduled: deactivates expired connections, deletes old rows"),
+    HandlerFunction("Notify", "notify", "handlers.notify", "Backend push: delivers the backend's notifications to connected apps"),
 )  # fmt: skip
 ROUTE_HANDLERS = tuple(f for f in HANDLER_FUNCTIONS if f.route_key is not None)
 

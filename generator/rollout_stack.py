@@ -159,6 +159,10 @@ FUNCTION_ACTIONS = _actions(
     "GetRuntimeManagementConfig", "PutRuntimeManagementConfig", "GetFunctionRecursionConfig",
     "PutFunctionRecursionConfig", "GetFunctionScalingConfig", "PutFunctionScalingConfig",
 )  # fmt: skip
+MANAGED_POLICY_ACTIONS = _actions(
+    "iam", "CreatePolicy", "DeletePolicy", "GetPolicy", "GetPolicyVersion", "ListPolicyVersions",
+    "CreatePolicyVersion", "DeletePolicyVersion", "ListEntitiesForPolicy", "TagPolicy", "UntagPolicy",
+)  # fmt: skip
 ROLE_ACTIONS = _actions(
     "iam", "CreateRole", "DeleteRole", "GetRole", "UpdateRole", "UpdateRoleDescription", "UpdateAssumeRolePolicy",
     "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies", "AttachRolePolicy",
@@ -203,6 +207,7 @@ def _cloudformation_role(template: Template) -> Role:
     statements = [
         _allow(FUNCTION_ACTIONS, [functions]),
         _allow(ROLE_ACTIONS, roles),
+        _allow(MANAGED_POLICY_ACTIONS, [Sub(f"{ARN}:iam::${{AWS::AccountId}}:policy/${{NamePrefix}}-websocket-*")]),
         _allow(LOG_GROUP_ACTIONS, log_groups),
         _allow(_actions("logs", "DescribeLogGroups"), [Sub(f"{ARN}:logs:{HERE}:log-group:*")]),
         _allow(API_ACTIONS, api_paths),

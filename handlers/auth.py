@@ -1,99 +1,118 @@
-"""Verifying the JWT a client sends in `authenticate`: HS256 with a shared secret, or RS256 with
-the backend's public key. Signature and expiry are always checked; issuer and audience when set."""
+"""Authentication exactly as the CareConnect backend does it (`JwtTokenProvider` and the
+WebSocket handlers' `handleAuthentication`).
+
+The key is `Keys.hmacShaKeyFor(Base64.getDecoder().decode(security.jwt.secret))`: the HMAC key
+is the base64-*decoded* secret, never its text. Tokens are HS256 with `iss` (careconnect),
+`sub` (the user's email), `role`, `iat` and `exp`, and no user id. The identity is the `users`
+row whose email is the subject (its id, name and role); a user whose status is not ACTIVE is
+refused, and so is a message whose `userId` differs from that row's id. RS256 with a public key
+stays available as an option.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from handlers import aws
 from handlers.settings import ConfigurationError, JwtSettings
+from handlers.users import User, UserDirectory
 
 if TYPE_CHECKING:
     from jwt.types import Options
 
-USER_ID_CLAIMS = ("userId", "user_id", "uid", "id")
-EMAIL_CLAIMS = ("email", "userEmail", "sub")
-ROLE_CLAIMS = ("role", "userRole", "roles")
+MIN_HMAC_KEY_BYTES = 32  # Keys.hmacShaKeyFor refuses shorter keys for HS256 (WeakKeyException)
+INVALID_TOKEN = "Invalid or missing token"  # the backend's words; clients may show them
+USER_NOT_FOUND = "User not found"
 
 
 class AuthenticationFailed(Exception):
-    """The token is forged, expired or does not name the user; the text is safe to send back."""
+    """The token or its user is refused. `message` is the backend's text for clients; `reason`
+    says why, for the log and the client's `reason` field."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(f"{message}: {reason}")
+        self.message, self.reason = message, reason
 
 
-@dataclass(frozen=True)
-class Identity:
-    user_id: int
-    email: str | None
-    role: str | None
+def hmac_key(secret_base64: str) -> bytes:
+    """Java's `Base64.getDecoder().decode`: the standard alphabet, padding optional."""
+    text = secret_base64.strip()
+    try:
+        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigurationError(
+            "the JWT secret is not base64: it must hold the backend's security.jwt.secret "
+            "(SECURITY_JWT_SECRET) exactly as the backend reads it"
+        ) from None
+    if len(key) < MIN_HMAC_KEY_BYTES:
+        raise ConfigurationError(
+            f"the JWT secret decodes to {len(key)} bytes; HS256 needs at least {MIN_HMAC_KEY_BYTES} "
+            "(the backend refuses shorter keys too)"
+        )
+    return key
 
 
 class TokenVerifier:
+    """Checks a token's signature, expiry and issuer; the key is read once per container."""
+
     def __init__(
         self, settings: JwtSettings, secret_reader: Callable[[str], str] | None = None
     ) -> None:
         if not settings.configured:
             raise ConfigurationError(
-                "no JWT key: set JWT_SECRET_ARN (HS256) or JWT_PUBLIC_KEY (RS256)"
+                "no JWT key: set JWT_SECRET_ARN (or JWT_SECRET locally) to the backend's "
+                "security.jwt.secret, or JWT_PUBLIC_KEY for RS256"
             )
         self.settings = settings
         self._secret_reader = secret_reader
-        self._key: str | None = None
+        self._key: bytes | str | None = None
 
-    def _signing_key(self) -> tuple[str, list[str]]:
+    def _signing_key(self) -> tuple[bytes | str, list[str]]:
         if self.settings.rs256_public_key:
             return self.settings.rs256_public_key, ["RS256"]
         if self._key is None:
-            if self.settings.hs256_secret:
-                self._key = self.settings.hs256_secret
-            else:
+            text = self.settings.hs256_secret
+            if not text:
                 reader = self._secret_reader or aws.read_secret
-                self._key = reader(self.settings.hs256_secret_arn)
+                text = reader(self.settings.hs256_secret_arn)
+            self._key = hmac_key(text)
         return self._key, ["HS256"]
 
-    def verify(self, token: str, claimed_user_id: int | None = None) -> Identity:
+    def claims(self, token: str) -> dict[str, Any]:
         import jwt  # with cryptography ~0.1 s: paid by the first authenticate, not every cold start
 
         key, algorithms = self._signing_key()
-        options: Options = {"require": ["exp"], "verify_aud": bool(self.settings.audience)}
+        options: Options = {"require": ["exp", "sub"], "verify_aud": bool(self.settings.audience)}
         try:
-            claims = jwt.decode(
+            return jwt.decode(
                 token, key, algorithms=algorithms, options=options,
                 audience=self.settings.audience or None, issuer=self.settings.issuer or None,
             )  # fmt: skip
         except jwt.ExpiredSignatureError:
-            raise AuthenticationFailed("token expired") from None
+            raise AuthenticationFailed(INVALID_TOKEN, "token expired") from None
+        except jwt.InvalidIssuerError:
+            raise AuthenticationFailed(INVALID_TOKEN, "wrong issuer") from None
         except jwt.InvalidTokenError as error:
-            raise AuthenticationFailed(f"invalid token ({type(error).__name__})") from None
-        user_id = _claim_user_id(claims)
-        if user_id is None:
-            if claimed_user_id is None:
-                raise AuthenticationFailed("token names no user id and the message gives none")
-            user_id = claimed_user_id
-        elif claimed_user_id is not None and claimed_user_id != user_id:
-            raise AuthenticationFailed("userId does not match the token")
-        email = next(
-            (
-                str(claims[c])
-                for c in EMAIL_CLAIMS
-                if isinstance(claims.get(c), str) and "@" in claims[c]
-            ),
-            None,
-        )
-        role = next((_role(claims[c]) for c in ROLE_CLAIMS if claims.get(c)), None)
-        return Identity(user_id, email.lower() if email else None, role)
+            raise AuthenticationFailed(
+                INVALID_TOKEN, f"invalid token ({type(error).__name__})"
+            ) from None
 
 
-def _claim_user_id(claims: dict[str, Any]) -> int | None:
-    for name in USER_ID_CLAIMS:
-        value = claims.get(name)
-        if isinstance(value, str) and value.isdigit():
-            value = int(value)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
-
-
-def _role(value: Any) -> str:
-    return str(value[0]) if isinstance(value, list) and value else str(value)
+def authenticate(
+    verifier: TokenVerifier, users: UserDirectory, token: str, claimed_user_id: int | None
+) -> User:
+    """The user a token was issued to, from the `users` table; never the message's word."""
+    subject = verifier.claims(token).get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise AuthenticationFailed(INVALID_TOKEN, "the token names no user (sub)")
+    user = users.by_email(subject)
+    if user is None:
+        raise AuthenticationFailed(USER_NOT_FOUND, "no users row has the token's email")
+    if not user.active:
+        raise AuthenticationFailed("User account is not active", f"user status is {user.status}")
+    if claimed_user_id is not None and claimed_user_id != user.id:
+        raise AuthenticationFailed(INVALID_TOKEN, "userId does not match the token's user")
+    return user

@@ -1,10 +1,12 @@
-"""`$default`: every client message, dispatched on its `type` (or `action`).
+"""`$default`: every client message, dispatched on its `type` (or `action`), with the replies the
+CareConnect backend's two WebSocket handlers give (CareConnectWebSocketHandler, /ws/careconnect,
+and CallNotificationHandler, /ws/calls), field for field; every timestamp is epoch milliseconds.
 
-A bad frame gets an `error {message, timestamp}` frame naming the problem, the handler returns
-normally, and the store is untouched. A valid message records activity; the first one from a
-connection is greeted with `connection-established` (posting during `$connect` fails, because
-the connection is not open yet). Messages addressed to another user need an authenticated
-sender and reach every active connection of that user.
+A bad frame gets an `error {message, timestamp}` frame naming the problem and the store is
+untouched. A valid message records activity; the first one from a connection is greeted with
+`connection-established` (posting during `$connect` fails, because the connection is not open
+yet). Messages to another user need an authenticated sender (else `error "User not
+authenticated"`, the backend's words) and reach every live connection of that user.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from handlers import runtime
-from handlers.auth import AuthenticationFailed, TokenVerifier
+from handlers.auth import AuthenticationFailed, TokenVerifier, authenticate
 from handlers.entry import logger, run
 from handlers.events import Request, response
-from handlers.protocol import Message, ProtocolError, error_frame, frame, parse
+from handlers.protocol import Message, ProtocolError, error_frame, frame, parse, timestamp
 from handlers.sender import Outcome, PayloadTooLarge, Sender
 from handlers.store import Connection, ConnectionStore
+from handlers.users import UserDirectory
 
-GREETING = "Connected to CareConnect real-time updates"
-LOGGED_ONLY = ("mood-pain-log-update", "vital-signs-alert")
+GREETING = "Connected to CareConnect real-time service"
+NOT_AUTHENTICATED = "User not authenticated"
+NOT_ONLINE = "Recipient not online"
 
 
 @dataclass(frozen=True)
@@ -33,19 +37,27 @@ class Conversation:
     connection: Connection
     message: Message
     store: ConnectionStore
+    users: UserDirectory
     sender: Sender
     verifier: TokenVerifier | None
 
+    @property
+    def fields(self) -> dict[str, Any]:
+        return self.message.fields
+
     def reply(self, kind: str, **fields: Any) -> None:
         self.sender.send(self.request.connection_id, frame(kind, **fields))
+
+    def reply_untimed(self, kind: str, **fields: Any) -> None:
+        """The few backend replies that carry no timestamp (call-invitation-sent, sms-sent...)."""
+        self.sender.send(self.request.connection_id, {"type": kind, **fields})
 
     def error(self, text: str) -> None:
         self.sender.send(self.request.connection_id, error_frame(text))
 
 
-def handle_message(
-    request: Request, store: ConnectionStore, sender: Sender, verifier: TokenVerifier | None
-) -> dict[str, Any]:
+def handle_message(request: Request, store: ConnectionStore, users: UserDirectory, sender: Sender,
+                   verifier: TokenVerifier | None) -> dict[str, Any]:  # fmt: skip
     try:
         message = parse(request.body, is_base64=request.is_base64)
     except ProtocolError as problem:
@@ -67,44 +79,50 @@ def handle_message(
         sender.send(request.connection_id, frame("connection-established", message=GREETING,
                                                  sessionId=request.connection_id))  # fmt: skip
     logger().info("message", extra={"messageType": message.type})
-    HANDLERS[message.type](Conversation(request, connection, message, store, sender, verifier))
+    HANDLERS[message.type](
+        Conversation(request, connection, message, store, users, sender, verifier)
+    )
     return response(200)
 
 
-def authenticate(c: Conversation) -> None:
+def on_authenticate(c: Conversation) -> None:
     if c.verifier is None:
         c.error("authentication is not configured on this server")
         return
     try:
-        identity = c.verifier.verify(c.message.fields["token"], c.message.fields.get("userId"))
+        user = authenticate(c.verifier, c.users, c.fields["token"], c.fields.get("userId"))
     except AuthenticationFailed as failure:
-        logger().warning("authentication failed", extra={"reason": str(failure)})
-        c.reply("authentication-failed", message=f"authentication failed: {failure}")
+        logger().warning("authentication failed", extra={"reason": failure.reason})
+        c.reply_untimed("authentication-failed", message=failure.message, reason=failure.reason)
         c.store.deactivate(c.request.connection_id)
         c.sender.close(c.request.connection_id)
         return
-    c.store.authenticate(
-        c.request.connection_id, user_id=identity.user_id, email=identity.email, role=identity.role
-    )
-    c.reply(
-        "authentication-success",
-        userId=identity.user_id,
-        userEmail=identity.email,
-        userRole=identity.role,
+    c.store.authenticate(c.request.connection_id, user)
+    c.reply_untimed(
+        "authentication-success", userId=user.id, userEmail=user.email, userRole=user.role
     )
 
 
 def subscribe_email_verification(c: Conversation) -> None:
-    email = c.message.fields["email"]
+    email = c.fields["email"]
     c.store.subscribe_email_verification(c.request.connection_id, email)
     c.reply("email-verification-subscription-confirmed", email=email,
-            message="You will be notified when this email address is verified")  # fmt: skip
+            message="Subscribed to email verification notifications")  # fmt: skip
+
+
+def _authenticated(c: Conversation) -> bool:
+    if not c.connection.authenticated:
+        c.error(NOT_AUTHENTICATED)
+        return False
+    return True
 
 
 def subscribe_to_updates(c: Conversation) -> None:
-    update_types = c.message.fields["updateTypes"]
+    if not _authenticated(c):
+        return
+    update_types = c.fields.get("updateTypes") or ["all"]
     c.store.subscribe_updates(c.request.connection_id, update_types)
-    c.reply("subscription-confirmed", updateTypes=update_types)
+    c.reply("subscription-confirmed", userId=c.connection.user_id, subscribedTo=update_types)
 
 
 def heartbeat(c: Conversation) -> None:
@@ -112,91 +130,157 @@ def heartbeat(c: Conversation) -> None:
 
 
 def log_only(c: Conversation) -> None:
-    """Health updates are recorded by the REST API; here only their arrival is logged."""
+    """Health updates are recorded by the REST API; the backend only logs their arrival."""
+    _authenticated(c)
 
 
-def _authenticated(c: Conversation) -> bool:
-    if not c.connection.authenticated:
-        c.error(f"authenticate before sending {c.message.type}")
-        return False
-    return True
-
-
-def deliver(c: Conversation, user_id: int, payload: dict[str, Any]) -> None:
-    """Send to every active connection of a user; a too-large payload is refused to the sender."""
+def deliver(c: Conversation, user_id: int, *payloads: dict[str, Any]) -> int:
+    """Send each payload to every live connection of a user; the number of connections reached.
+    A too-large payload is refused to the sender."""
     targets = c.store.active_connections_of_user(user_id)
-    try:
-        outcomes = c.sender.fan_out(targets, payload)
-    except PayloadTooLarge as error:
-        c.error(f"cannot deliver {c.message.type}: {error}")
-        return
-    logger().info(
-        "delivered",
-        extra={"messageType": c.message.type, "targets": len(targets), "sent": outcomes[Outcome.SENT],
-               "gone": outcomes[Outcome.GONE], "failed": outcomes[Outcome.FAILED]},
-    )  # fmt: skip
+    sent = 0
+    for payload in payloads:
+        try:
+            outcomes = c.sender.fan_out(targets, payload)
+        except PayloadTooLarge as error:
+            c.error(f"cannot deliver {c.message.type}: {error}")
+            return 0
+        sent = max(sent, outcomes[Outcome.SENT])
+        logger().info("delivered", extra={"messageType": payload["type"], "targets": len(targets),
+                                          "sent": outcomes[Outcome.SENT], "gone": outcomes[Outcome.GONE],
+                                          "failed": outcomes[Outcome.FAILED]})  # fmt: skip
+    return sent
 
 
-def addressed(
-    target_field: str, kind: str, fields: Callable[[Conversation], dict[str, Any]]
-) -> Callable[[Conversation], None]:
-    """A handler that forwards a message to the user named by `target_field`."""
+def _sender_fields(c: Conversation) -> dict[str, Any]:
+    return {"senderId": c.connection.user_id, "senderName": c.connection.display_name,
+            "senderEmail": c.connection.user_email, "senderRole": c.connection.role}  # fmt: skip
 
-    def forward(c: Conversation) -> None:
-        if _authenticated(c):
-            deliver(
-                c,
-                c.message.fields[target_field],
-                frame(kind, fromUserId=c.connection.user_id, **fields(c)),
-            )
 
-    return forward
+def ai_chat_notification(c: Conversation) -> None:
+    if _authenticated(c):
+        deliver(c, c.fields["targetUserId"], frame(
+            "ai-chat-response", fromUserId=c.connection.user_id, fromUserName=c.connection.display_name,
+            conversationId=c.fields.get("conversationId"), message=c.fields["message"]))  # fmt: skip
+
+
+def medication_reminder(c: Conversation) -> None:
+    if _authenticated(c):
+        name = c.fields["medicationName"]
+        deliver(c, c.fields["patientId"], frame("medication-reminder", medicationName=name,
+                                                reminderTime=c.fields["reminderTime"],
+                                                message=f"Time to take your {name}"))  # fmt: skip
+
+
+def family_member_request(c: Conversation) -> None:
+    if _authenticated(c):
+        deliver(c, c.fields["patientId"], frame(
+            "family-member-request", fromUserId=c.connection.user_id, fromUserName=c.connection.display_name,
+            fromUserEmail=c.connection.user_email, requestType=c.fields["requestType"]))  # fmt: skip
 
 
 def join_user_room(c: Conversation) -> None:
-    """Sent by the Flutter app; rooms are implicit here (a user's connections), so only check it."""
-    if _authenticated(c) and c.message.fields["userId"] != c.connection.user_id:
+    """Rooms are implicit here (a user's connections): confirm the join as the backend does."""
+    if not _authenticated(c):
+        return
+    claimed = c.fields.get("userId")
+    if claimed is not None and claimed != c.connection.user_id:
         c.error("join-user-room: userId is not the authenticated user")
+        return
+    c.reply_untimed("user-joined", userId=str(c.connection.user_id), userEmail=c.connection.user_email,
+                    userRole=c.connection.role, joinedAt=timestamp())  # fmt: skip
+
+
+def _recipient(c: Conversation) -> Any:
+    recipient = c.users.by_id(c.fields["recipientId"])
+    if recipient is None:
+        c.error("Recipient not found")
+    return recipient
 
 
 def send_video_call_invitation(c: Conversation) -> None:
     if not _authenticated(c):
         return
-    fields = c.message.fields
-    if fields.get("senderId", c.connection.user_id) != c.connection.user_id:
+    if c.fields.get("senderId", c.connection.user_id) != c.connection.user_id:
         c.error("send-video-call-invitation: senderId is not the authenticated user")
         return
-    invitation = frame("video-call-invitation", callType=fields["callType"], callId=fields["callId"],
-                       senderId=c.connection.user_id)  # fmt: skip
-    deliver(c, fields["recipientId"], invitation)
+    recipient = _recipient(c)
+    if recipient is None:
+        return
+    call = {**_sender_fields(c), "callId": c.fields["callId"], "isVideoCall": c.fields.get("isVideoCall", True),
+            "callType": c.fields.get("callType", "general")}  # fmt: skip
+    # The backend sends incoming-video-call; the app's CareConnectWebSocketService listens for
+    # video-call-invitation: each client gets the frame it understands.
+    reached = deliver(
+        c,
+        recipient.id,
+        frame("incoming-video-call", **call),
+        frame("video-call-invitation", **call),
+    )
+    recipient_id = str(c.fields["recipientId"])
+    if reached:
+        c.reply_untimed("call-invitation-sent", callId=c.fields["callId"], recipientId=recipient_id,
+                        recipientName=recipient.display_name, status="delivered")  # fmt: skip
+    else:
+        c.reply_untimed("call-invitation-failed", callId=c.fields["callId"], reason=NOT_ONLINE,
+                        recipientId=recipient_id)  # fmt: skip
+
+
+def send_sms_notification(c: Conversation) -> None:
+    if not _authenticated(c):
+        return
+    recipient = _recipient(c)
+    if recipient is None:
+        return
+    reached = deliver(c, recipient.id, frame("incoming-sms", **_sender_fields(c), message=c.fields["message"],
+                                             messageType=c.fields.get("messageType", "general")))  # fmt: skip
+    recipient_id = str(c.fields["recipientId"])
+    if reached:
+        c.reply_untimed(
+            "sms-sent",
+            recipientId=recipient_id,
+            recipientName=recipient.display_name,
+            status="delivered",
+        )
+    else:
+        c.reply_untimed("sms-failed", reason=NOT_ONLINE, recipientId=recipient_id)
+
+
+def call_answer(kind: str, target: str, by: str, **extra: str) -> Callable[[Conversation], None]:
+    """accept-call / decline-call / end-call: tell the other party, as the backend does."""
+
+    def answer(c: Conversation) -> None:
+        if _authenticated(c):
+            more = {name: c.fields.get(name, default) for name, default in extra.items()}
+            deliver(c, c.fields[target], frame(kind, callId=c.fields["callId"], **{by: c.connection.user_id},
+                                               **{f"{by}Name": c.connection.display_name}, **more))  # fmt: skip
+
+    return answer
 
 
 HANDLERS: dict[str, Callable[[Conversation], None]] = {
-    "authenticate": authenticate,
+    "authenticate": on_authenticate,
     "subscribe-email-verification": subscribe_email_verification,
     "subscribe-to-updates": subscribe_to_updates,
-    "ai-chat-notification": addressed(
-        "targetUserId", "ai-chat-response",
-        lambda c: {"message": c.message.fields["message"], "conversationId": c.message.fields.get("conversationId")},
-    ),
-    "medication-reminder": addressed(
-        "patientId", "medication-reminder",
-        lambda c: {"medicationName": c.message.fields["medicationName"], "reminderTime": c.message.fields["reminderTime"]},
-    ),
-    "family-member-request": addressed(
-        "patientId", "family-member-request", lambda c: {"requestType": c.message.fields["requestType"]}
-    ),
+    "ai-chat-notification": ai_chat_notification,
+    "medication-reminder": medication_reminder,
+    "family-member-request": family_member_request,
     "mood-pain-log-update": log_only,
     "vital-signs-alert": log_only,
     "heartbeat": heartbeat,
     "ping": heartbeat,
     "join-user-room": join_user_room,
     "send-video-call-invitation": send_video_call_invitation,
-}  # fmt: skip
+    "send-sms-notification": send_sms_notification,
+    "accept-call": call_answer("call-answered", "senderId", "answeredBy"),
+    "decline-call": call_answer("call-declined", "senderId", "declinedBy", reason="declined"),
+    "end-call": call_answer("call-ended", "otherPartyId", "endedBy"),
+}
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
     return run(
         event, context,
-        lambda request: handle_message(request, runtime.store(), runtime.sender_for(request), runtime.verifier()),
+        lambda request: handle_message(request, runtime.store(), runtime.users(), runtime.sender_for(request),
+                                       runtime.verifier()),
     )  # fmt: skip

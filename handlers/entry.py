@@ -1,5 +1,6 @@
 """What every Lambda entry point does around its plain function: parse the event, bind log ids,
-and turn infrastructure failures into a 5xx with one log line (never a raised exception)."""
+and turn infrastructure failures into one log line and an answer (never a raised exception):
+a 5xx for API Gateway's routes (`run`), an `{"error": ...}` for direct invocations (`invoke`)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,22 @@ def run(event: Any, context: Any, action: Callable[[Request], dict[str, Any]]) -
     except Exception as error:
         log.error("unexpected failure", extra={"error": type(error).__name__}, exc_info=True)
         return response(500, "internal error")
+
+
+def invoke(context: Any, action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """For functions invoked directly (the notify path): ids bound, failures answered."""
+    logs.bind(awsRequestId=getattr(context, "aws_request_id", None))
+    try:
+        return action()
+    except DatabaseUnavailable as error:
+        log.error("database unavailable", extra={"reason": str(error)})
+        return {"error": "database unavailable"}
+    except ConfigurationError as error:
+        log.error("function misconfigured", extra={"reason": str(error)})
+        return {"error": f"function misconfigured: {error}"}
+    except Exception as error:
+        log.error("unexpected failure", extra={"error": type(error).__name__}, exc_info=True)
+        return {"error": "internal error"}
 
 
 def logger() -> logging.Logger:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 MAX_MESSAGE_BYTES = 128 * 1024  # API Gateway's message limit; larger ones close with 1009
@@ -60,16 +60,23 @@ def _update_types(name: str, value: Any) -> list[str]:
     return [_text(64)(f"{name}[{i}]", item) for i, item in enumerate(value)]
 
 
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ProtocolError(f"'{name}' must be true or false")
+    return value
+
+
 def _anything(name: str, value: Any) -> Any:
     return value
 
 
 Check = Callable[[str, Any], Any]
-# type -> {field: (check, required)}
+# type -> {field: (check, required)}. The two backend handlers' messages (/ws/careconnect and
+# /ws/calls) and what the Flutter clients send; unknown fields are ignored, as the backend does.
 MESSAGE_FIELDS: dict[str, dict[str, tuple[Check, bool]]] = {
     "authenticate": {"token": (_text(8192), True), "userId": (_user_id, False)},
     "subscribe-email-verification": {"email": (_email, True)},
-    "subscribe-to-updates": {"updateTypes": (_update_types, True)},
+    "subscribe-to-updates": {"updateTypes": (_update_types, False)},
     "ai-chat-notification": {
         # AI answers can be long: the frame limit is the only bound on the message.
         "targetUserId": (_user_id, True), "message": (_text(MAX_MESSAGE_BYTES), True),
@@ -79,14 +86,21 @@ MESSAGE_FIELDS: dict[str, dict[str, tuple[Check, bool]]] = {
         "patientId": (_user_id, True), "medicationName": (_text(256), True), "reminderTime": (_text(64), True),
     },
     "family-member-request": {"patientId": (_user_id, True), "requestType": (_text(64), True)},
-    "mood-pain-log-update": {},
-    "vital-signs-alert": {},
+    "mood-pain-log-update": {"moodValue": (_anything, False), "painValue": (_anything, False)},
+    "vital-signs-alert": {"alertType": (_anything, False), "message": (_anything, False),
+                          "severity": (_anything, False)},
     "heartbeat": {},
     "ping": {},
-    "join-user-room": {"userId": (_user_id, True)},
+    "join-user-room": {"userId": (_user_id, False)},
     "send-video-call-invitation": {
-        "recipientId": (_user_id, True), "callType": (_text(32), True), "callId": (_identifier, True),
-        "senderId": (_user_id, False), "timestamp": (_anything, False),
+        "recipientId": (_user_id, True), "callId": (_identifier, True), "callType": (_text(32), False),
+        "isVideoCall": (_flag, False), "senderId": (_user_id, False), "timestamp": (_anything, False),
+    },
+    "accept-call": {"callId": (_identifier, True), "senderId": (_user_id, True)},
+    "decline-call": {"callId": (_identifier, True), "senderId": (_user_id, True), "reason": (_text(256), False)},
+    "end-call": {"callId": (_identifier, True), "otherPartyId": (_user_id, True)},
+    "send-sms-notification": {
+        "recipientId": (_user_id, True), "message": (_text(MAX_TEXT), True), "messageType": (_text(64), False),
     },
 }  # fmt: skip
 
@@ -138,8 +152,9 @@ def _json_kind(value: Any) -> str:
     )
 
 
-def timestamp() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def timestamp() -> int:
+    """Epoch milliseconds, a number, as every backend frame carries (System.currentTimeMillis)."""
+    return time.time_ns() // 1_000_000
 
 
 def frame(kind: str, **fields: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from handlers.db import Database
 from handlers.events import Request
 from handlers.settings import Settings, load
 from handlers.store import ConnectionStore
+from handlers.users import UserDirectory
 
 if TYPE_CHECKING:  # imported where used: $connect and $disconnect need neither (cold start)
     from handlers.auth import TokenVerifier
@@ -31,6 +32,12 @@ def store() -> ConnectionStore:
     return ConnectionStore(Database.from_settings(settings().database))
 
 
+@cache
+def users() -> UserDirectory:
+    """The backend's users table, through the same connection as the store."""
+    return UserDirectory(store().db)
+
+
 def endpoint_for(request: Request) -> str:
     """AWS_WEBSOCKET_API_GATEWAY_ENDPOINT, else the endpoint of the API that sent the event."""
     return settings().management_endpoint or request.event_endpoint
@@ -47,6 +54,18 @@ def _sender(endpoint: str) -> Sender:
 
     client = aws.management_client(endpoint, settings().region or None, FAN_OUT_CONCURRENCY)
     return Sender(client, on_gone=store().deactivate, max_workers=FAN_OUT_CONCURRENCY)
+
+
+def management_sender() -> Sender:
+    """The sender for pushes that arrive with no WebSocket event (the notify path)."""
+    from handlers.settings import ConfigurationError
+
+    endpoint = settings().management_endpoint
+    if not endpoint:
+        raise ConfigurationError(
+            "AWS_WEBSOCKET_API_GATEWAY_ENDPOINT is not set: run the rollout (its endpoint stage sets it)"
+        )
+    return _sender(endpoint)
 
 
 @cache

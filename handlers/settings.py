@@ -12,6 +12,7 @@ from dataclasses import dataclass
 ENDPOINT_VARIABLE = "AWS_WEBSOCKET_API_GATEWAY_ENDPOINT"
 DATABASE_AUTH_METHODS = ("url", "secret", "iam")
 MAX_TTL_MINUTES = 120  # API Gateway closes every connection after 2 hours
+DEFAULT_JWT_ISSUER = "careconnect"  # JwtTokenProvider's ISSUER
 
 
 class ConfigurationError(RuntimeError):
@@ -98,7 +99,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             hs256_secret=env.get("JWT_SECRET", ""),
             hs256_secret_arn=env.get("JWT_SECRET_ARN", ""),
             rs256_public_key=env.get("JWT_PUBLIC_KEY", "").replace("\\n", "\n"),
-            issuer=env.get("JWT_ISSUER", ""),
+            issuer=env.get("JWT_ISSUER", "") or DEFAULT_JWT_ISSUER,
             audience=env.get("JWT_AUDIENCE", ""),
         ),
         management_endpoint=env.get(ENDPOINT_VARIABLE, "").rstrip("/"),

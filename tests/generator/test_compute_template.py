@@ -18,6 +18,7 @@ FUNCTIONS = {
     "Disconnect": "disconnect",
     "Default": "default",
     "Cleanup": "cleanup",
+    "Notify": "notify",
 }
 ROUTE_FUNCTIONS = ("Connect", "Disconnect", "Default")
 CODE = {"CodeS3Bucket": "artifacts-bucket", "CodeS3Key": "handlers/abc123.zip"}
@@ -50,7 +51,9 @@ def test_functions_with_original_names_and_handlers(compute: dict[str, Any]) -> 
         assert props["Runtime"] == LAMBDA_RUNTIME
         assert props["Architectures"] == ["arm64"]
         assert props["Code"] == {"S3Bucket": "artifacts-bucket", "S3Key": "handlers/abc123.zip"}
-        assert props["Timeout"] == ("29" if stem in ROUTE_FUNCTIONS else "60")
+        assert props["Timeout"] == (
+            "29" if stem in ROUTE_FUNCTIONS else "60"
+        )  # cleanup, notify: their own
         assert props["MemorySize"] == "256"
         assert props["LoggingConfig"]["LogGroup"] == f"{stem}LogGroup-id"
         assert "VpcConfig" not in props and "KmsKeyArn" not in props

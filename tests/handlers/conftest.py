@@ -4,12 +4,10 @@ HTTP), and fault-injecting doubles for what moto cannot produce (410 Gone, throt
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
-import jwt
 import psycopg
 import pytest
 from botocore.exceptions import ClientError
@@ -21,9 +19,12 @@ from handlers.db import Database
 from handlers.sender import Sender
 from handlers.settings import JwtSettings
 from handlers.store import ConnectionStore
+from handlers.users import UserDirectory
+from tests.handlers.careconnect import USERS_DDL, BackendSecret, mint
 
 REGION = "eu-west-1"
-JWT_SECRET = "test-signing-secret-of-sufficient-length-0123456789"
+SECRET = BackendSecret.generate()
+JWT_SECRET = SECRET.text  # what JWT_SECRET / the JWT_SECRET_ARN secret holds
 
 
 @pytest.fixture
@@ -38,6 +39,41 @@ def database(postgres_url: str) -> Iterator[Database]:
 @pytest.fixture
 def store(database: Database) -> ConnectionStore:
     return ConnectionStore(database)
+
+
+class Users:
+    """The backend's `users` table, for the tests to add people to."""
+
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    def add(
+        self, email: str, role: str = "PATIENT", name: str | None = None, status: str = "ACTIVE"
+    ) -> int:
+        rows = self.db.run(
+            """INSERT INTO users (email, password, role, email_verified, status, name, created_at)
+               VALUES (%s, '$2a$10$hash', %s, TRUE, %s, %s, now()) RETURNING id""",
+            (email, role, status, name),
+        )
+        return int(rows[0][0])
+
+    def person(self, n: int, role: str = "PATIENT") -> int:
+        """The id of user n (`user<n>@example.org`, named "User <n>"), added on first use."""
+        email = f"user{n}@example.org"
+        found = self.db.run("SELECT id FROM users WHERE email = %s", (email,))
+        return int(found[0][0]) if found else self.add(email, role, name=f"User {n}")
+
+
+@pytest.fixture
+def users(database: Database) -> Users:
+    database.run(USERS_DDL)
+    database.run("TRUNCATE users RESTART IDENTITY")
+    return Users(database)
+
+
+@pytest.fixture
+def directory(database: Database, users: Users) -> UserDirectory:
+    return UserDirectory(database)
 
 
 COLUMNS = (
@@ -164,7 +200,7 @@ def sender(faulty: FaultyClient, store: ConnectionStore) -> Sender:
 
 @pytest.fixture
 def verifier() -> TokenVerifier:
-    return TokenVerifier(JwtSettings(hs256_secret=JWT_SECRET))
+    return TokenVerifier(JwtSettings(hs256_secret=JWT_SECRET, issuer="careconnect"))
 
 
 TokenMaker = Callable[..., str]
@@ -172,17 +208,16 @@ TokenMaker = Callable[..., str]
 
 @pytest.fixture
 def make_token() -> TokenMaker:
-    def make(user_id: int, email: str = "user@example.org", role: str = "PATIENT", *, expires_in: int = 600,
-             key: str = JWT_SECRET, algorithm: str = "HS256", **claims: Any) -> str:  # fmt: skip
-        payload = {"sub": email, "email": email, "userId": user_id, "role": role,
-                   "exp": int(time.time()) + expires_in, **claims}  # fmt: skip
-        return jwt.encode(payload, key, algorithm=algorithm)
+    """Tokens as the backend's JwtTokenProvider mints them (tests/handlers/careconnect.py)."""
+
+    def make(email: str, role: str = "PATIENT", *, key: bytes = SECRET.key, **options: Any) -> str:
+        return mint(key, email, role, **options)
 
     return make
 
 
 @pytest.fixture
-def lambda_env(postgres_url: str, moto_endpoint: str, management: Any, store: ConnectionStore,
+def lambda_env(postgres_url: str, moto_endpoint: str, management: Any, store: ConnectionStore, users: Users,
                monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:  # fmt: skip
     """The environment the compute template gives the functions, pointing at the test services;
     the entry points (`handlers.<route>.handler`) then run exactly as in Lambda."""
@@ -200,6 +235,7 @@ def lambda_env(postgres_url: str, moto_endpoint: str, management: Any, store: Co
         runtime.store,
         runtime._sender,
         runtime.verifier,
+        runtime.users,
         aws.management_client,
     )
 

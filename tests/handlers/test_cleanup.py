@@ -28,7 +28,7 @@ def test_cleanup_deactivates_expired_and_deletes_week_old_rows(
         "UPDATE websocket_connections SET expires_at = connected_at WHERE connection_id = 'expired'"
     )
     store.db.run("""UPDATE websocket_connections SET is_active = false,
-                    last_activity_at = connected_at - interval '7 days 1 minute' WHERE connection_id = 'old'""")
+                    connected_at = connected_at - interval '7 days 1 minute' WHERE connection_id = 'old'""")
     capsys.readouterr()
     assert cleanup.handler(SCHEDULED_EVENT, SimpleNamespace(aws_request_id="r")) == {
         "deactivated": 1,

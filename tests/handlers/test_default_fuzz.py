@@ -15,11 +15,14 @@ from handlers.entry import run
 from handlers.protocol import MESSAGE_FIELDS
 from handlers.sender import Sender
 from handlers.store import ConnectionStore
+from handlers.users import User, UserDirectory
 from tests.handlers.conftest import table
 from tests.handlers.events import message_event
 
 pytestmark = pytest.mark.postgres
 SUBSCRIPTIONS = {"email-verification", "authenticated", "notifications"}
+ONE = User(1, "One", "one@example.org", "PATIENT", "ACTIVE")
+TWO = User(2, None, "two@example.org", "CAREGIVER", "ACTIVE")
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
@@ -57,6 +60,7 @@ def snapshot(store: ConnectionStore) -> dict[str, dict[str, Any]]:
 @given(frame=frames, binary=st.booleans(), sender_id=st.sampled_from(["anon", "user1"]))
 def test_any_frame_is_answered_and_the_table_stays_sound(
     store: ConnectionStore,
+    directory: UserDirectory,
     sender: Sender,
     verifier: TokenVerifier,
     frame: str,
@@ -67,11 +71,11 @@ def test_any_frame_is_answered_and_the_table_stays_sound(
         for cid in ("anon", "user1", "user2"):
             store.register(cid, subscription_type="notifications", email=None, endpoint="https://x/prod",
                            ttl_minutes=120, metadata={"authenticated": False})  # fmt: skip
-        store.authenticate("user1", user_id=1, email="one@example.org", role="PATIENT")
-        store.authenticate("user2", user_id=2, email="two@example.org", role="PATIENT")
+        store.authenticate("user1", ONE)
+        store.authenticate("user2", TWO)
     before = snapshot(store)
     result = run(message_event(sender_id, frame, binary=binary), None,
-                 lambda request: handle_message(request, store, sender, verifier))  # fmt: skip
+                 lambda request: handle_message(request, store, directory, sender, verifier))  # fmt: skip
     assert result["statusCode"] == 200
     after = snapshot(store)
     assert set(after) == set(before)
@@ -89,4 +93,4 @@ def test_any_frame_is_answered_and_the_table_stays_sound(
         store.register(sender_id, subscription_type="notifications", email=None, endpoint="https://x/prod",
                        ttl_minutes=120, metadata={"authenticated": False})  # fmt: skip
         if sender_id == "user1":
-            store.authenticate("user1", user_id=1, email="one@example.org", role="PATIENT")
+            store.authenticate("user1", ONE)

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from handlers import connect, default, disconnect
+from handlers import connect, default, disconnect, notify
 from handlers.store import ConnectionStore
-from tests.handlers.conftest import Inbox, TokenMaker, table
+from tests.handlers.conftest import Inbox, TokenMaker, Users, table
 from tests.handlers.events import connect_event, disconnect_event, message_event
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("lambda_env")]
@@ -28,92 +28,63 @@ def say(connection_id: str, message: dict[str, Any]) -> None:
 
 def without_timestamps(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for frame in frames:
-        assert frame.pop("timestamp").endswith("Z")
+        stamp = frame.pop("timestamp", None) or frame.pop("joinedAt", None)
+        assert stamp is None or (isinstance(stamp, int) and stamp > 1_700_000_000_000)  # epoch ms
     return frames
 
 
 def test_flutter_app_session(
-    store: ConnectionStore, make_token: TokenMaker, management: Any
+    store: ConnectionStore, make_token: TokenMaker, users: Users, management: Any
 ) -> None:
     inbox = Inbox({})
-    # A patient (user 7) on a phone, a caregiver (user 9), and a new user waiting for email verification.
+    pat = users.add("pat@example.org", "PATIENT", "Pat Patient")
+    care = users.add("care@example.org", "CAREGIVER", None)
+    # A patient on a phone, a caregiver, and a new user waiting for email verification.
     assert connect.handler(connect_event("patient-phone"), CONTEXT)["statusCode"] == 200
     assert connect.handler(connect_event("caregiver"), CONTEXT)["statusCode"] == 200
-    assert connect.handler(connect_event("signup", {"email": "New@Example.org", "type": "email-verification"}),
-                           CONTEXT)["statusCode"] == 200  # fmt: skip
+    assert (
+        connect.handler(connect_event("signup"), CONTEXT)["statusCode"] == 200
+    )  # the dialog sends no query
 
+    # CareConnectWebSocketService sends its session's userId along; the backend ignores it.
     say(
         "patient-phone",
-        {"type": "authenticate", "token": make_token(7, "pat@example.org", "PATIENT"), "userId": 7},
+        {"type": "authenticate", "token": make_token("pat@example.org"), "userId": str(pat)},
     )
-    say(
-        "caregiver",
-        {
-            "type": "authenticate",
-            "token": make_token(9, "care@example.org", "CAREGIVER"),
-            "userId": 9,
-        },
-    )
+    say("caregiver", {"type": "authenticate", "token": make_token("care@example.org", "CAREGIVER")})
     say("patient-phone", {"type": "subscribe-to-updates", "updateTypes": ["medication", "ai-chat"]})
-    say("patient-phone", {"type": "join-user-room", "userId": 7})
+    say("patient-phone", {"type": "join-user-room", "userId": str(pat)})
     say("signup", {"type": "subscribe-email-verification", "email": "New@Example.org"})
     say("patient-phone", {"type": "ping"})
-    say(
-        "caregiver",
-        {
-            "type": "medication-reminder",
-            "patientId": 7,
-            "medicationName": "Lisinopril",
-            "reminderTime": "09:00",
-        },
-    )
-    say(
-        "caregiver",
-        {
-            "type": "ai-chat-notification",
-            "targetUserId": 7,
-            "message": "Dr. Lee replied",
-            "conversationId": "c-1",
-        },
-    )
+    say("caregiver", {"type": "medication-reminder", "patientId": str(pat), "medicationName": "Lisinopril",
+                      "reminderTime": "09:00"})  # fmt: skip
+    say("caregiver", {"type": "ai-chat-notification", "targetUserId": str(pat), "message": "Dr. Lee replied",
+                      "conversationId": "c-1"})  # fmt: skip
     say("patient-phone", {"type": "vital-signs-alert", "heartRate": 130})
     say("caregiver", {"type": "heartbeat"})
+    # AuthService verifies the address and pushes through the notify function.
+    assert notify.handler({"message": {"type": "email-verified", "email": "new@example.org"}}, CONTEXT) == {
+        "delivered": 1, "gone": 0, "failed": 0}  # fmt: skip
     assert disconnect.handler(disconnect_event("patient-phone"), CONTEXT)["statusCode"] == 200
-    say("caregiver", {"type": "family-member-request", "patientId": 7, "requestType": "access"})
+    say("caregiver", {"type": "family-member-request", "patientId": pat, "requestType": "access"})
 
     assert without_timestamps(inbox.all("patient-phone")) == [
-        {
-            "type": "connection-established",
-            "message": default.GREETING,
-            "sessionId": "patient-phone",
-        },
-        {
-            "type": "authentication-success",
-            "userId": 7,
-            "userEmail": "pat@example.org",
-            "userRole": "PATIENT",
-        },
-        {"type": "subscription-confirmed", "updateTypes": ["medication", "ai-chat"]},
+        {"type": "connection-established", "message": default.GREETING, "sessionId": "patient-phone"},
+        {"type": "authentication-success", "userId": pat, "userEmail": "pat@example.org", "userRole": "PATIENT"},
+        {"type": "subscription-confirmed", "userId": pat, "subscribedTo": ["medication", "ai-chat"]},
+        {"type": "user-joined", "userId": str(pat), "userEmail": "pat@example.org", "userRole": "PATIENT"},
         {"type": "heartbeat-response"},
-        {
-            "type": "medication-reminder",
-            "fromUserId": 9,
-            "medicationName": "Lisinopril",
-            "reminderTime": "09:00",
-        },
-        {
-            "type": "ai-chat-response",
-            "fromUserId": 9,
-            "message": "Dr. Lee replied",
-            "conversationId": "c-1",
-        },
-        # nothing after disconnect: the family-member-request found no active connection of user 7
-    ]
+        {"type": "medication-reminder", "medicationName": "Lisinopril", "reminderTime": "09:00",
+         "message": "Time to take your Lisinopril"},
+        {"type": "ai-chat-response", "fromUserId": care, "fromUserName": "care@example.org",
+         "conversationId": "c-1", "message": "Dr. Lee replied"},
+        # nothing after disconnect: the family-member-request found no active connection of the patient
+    ]  # fmt: skip
     assert without_timestamps(inbox.all("caregiver")) == [
         {"type": "connection-established", "message": default.GREETING, "sessionId": "caregiver"},
         {
             "type": "authentication-success",
-            "userId": 9,
+            "userId": care,
             "userEmail": "care@example.org",
             "userRole": "CAREGIVER",
         },
@@ -122,20 +93,21 @@ def test_flutter_app_session(
     assert without_timestamps(inbox.all("signup")) == [
         {"type": "connection-established", "message": default.GREETING, "sessionId": "signup"},
         {"type": "email-verification-subscription-confirmed", "email": "new@example.org",
-         "message": "You will be notified when this email address is verified"},
+         "message": "Subscribed to email verification notifications"},
+        {"type": "email-verified", "email": "new@example.org", "verified": True,
+         "message": "Your email has been verified successfully!"},
     ]  # fmt: skip
 
     rows = {r["connection_id"]: r for r in table(store)}
-    assert {
-        cid: (r["user_id"], r["user_email"], r["subscription_type"], r["is_active"])
-        for cid, r in rows.items()
-    } == {
-        "patient-phone": (7, "pat@example.org", "authenticated", False),
-        "caregiver": (9, "care@example.org", "authenticated", True),
-        "signup": (None, "new@example.org", "email-verification", True),
-    }
+    assert {cid: (r["user_id"], r["user_email"], r["subscription_type"], r["is_active"])
+            for cid, r in rows.items()} == {
+        "patient-phone": (pat, "pat@example.org", "authenticated", False),
+        "caregiver": (care, "care@example.org", "authenticated", True),
+        "signup": (None, "new@example.org", "email-verification", False),  # dropped once notified
+    }  # fmt: skip
     assert json.loads(rows["patient-phone"]["metadata"]) == {
-        "authenticated": True, "role": "PATIENT", "updateTypes": ["medication", "ai-chat"]}  # fmt: skip
+        "authenticated": True, "greeted": True, "role": "PATIENT", "name": "Pat Patient",
+        "updateTypes": ["medication", "ai-chat"]}  # fmt: skip
     assert all(
         r["last_activity_at"] is not None and r["connection_type"] == "aws" for r in rows.values()
     )

@@ -129,20 +129,37 @@ def test_iam_method_uses_a_fresh_token_over_tls(monkeypatch: pytest.MonkeyPatch)
     assert "Action=connect" in args["password"] and "DBUser=ws_app" in args["password"]
 
 
-def test_hs256_key_is_read_once_from_its_secret() -> None:
-    import time
-
-    import jwt as pyjwt
-
+def test_hs256_key_is_read_once_from_its_secret_and_decoded() -> None:
     from handlers.auth import TokenVerifier
     from handlers.settings import JwtSettings
+    from tests.handlers.careconnect import BackendSecret, mint
 
+    secret = BackendSecret.generate()
     reads: list[str] = []
-    key = "k" * 48
-    verifier = TokenVerifier(
-        JwtSettings(hs256_secret_arn="arn:jwt"), secret_reader=lambda arn: reads.append(arn) or key
-    )
-    token = pyjwt.encode({"userId": 3, "exp": int(time.time()) + 60}, key, algorithm="HS256")
-    assert verifier.verify(token).user_id == 3
-    assert verifier.verify(token).user_id == 3
+    verifier = TokenVerifier(JwtSettings(hs256_secret_arn="arn:jwt", issuer="careconnect"),
+                             secret_reader=lambda arn: reads.append(arn) or secret.text)  # fmt: skip
+    token = mint(secret.key, "pat@example.org", "PATIENT")
+    assert verifier.claims(token)["sub"] == "pat@example.org"
+    assert verifier.claims(token)["role"] == "PATIENT"
     assert reads == ["arn:jwt"]
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("not base64 at all!", "is not base64"),
+    ("c2hvcnQ=", "decodes to 5 bytes"),
+])  # fmt: skip
+def test_a_jwt_secret_the_backend_could_not_use_is_explained(text: str, problem: str) -> None:
+    from handlers.auth import TokenVerifier
+    from handlers.settings import ConfigurationError, JwtSettings
+
+    verifier = TokenVerifier(JwtSettings(hs256_secret=text, issuer="careconnect"))
+    with pytest.raises(ConfigurationError, match=problem):
+        verifier.claims("a.b.c")
+
+
+def test_the_issuer_defaults_to_the_backends() -> None:
+    from handlers.settings import load
+
+    env = {"DATABASE_URL": "postgresql://u@h/d", "JWT_SECRET": "x"}
+    assert load(env).jwt.issuer == "careconnect"
+    assert load({**env, "JWT_ISSUER": "other"}).jwt.issuer == "other"

@@ -4,13 +4,17 @@ backend's table, its queries, reconnecting, and failing cleanly when the databas
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from handlers.db import Database, DatabaseUnavailable, schema_sql
 from handlers.store import ConnectionStore
+from handlers.users import User
 from tests.handlers.conftest import row, table
 
 ENDPOINT = "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/prod"
@@ -21,14 +25,27 @@ JAVA_COLUMNS = {
     "user_email": ("character varying(255)", "YES"),
     "user_id": ("bigint", "YES"),
     "subscription_type": ("character varying(50)", "NO"),
-    "connection_type": ("character varying(20)", "YES"),
+    "connection_type": ("character varying(20)", "NO"),
     "api_gateway_endpoint": ("character varying(512)", "YES"),
     "metadata": ("text", "YES"),
     "connected_at": ("timestamp without time zone", "NO"),
     "last_activity_at": ("timestamp without time zone", "YES"),
     "expires_at": ("timestamp without time zone", "NO"),
-    "is_active": ("boolean", "YES"),
+    "is_active": ("boolean", "NO"),
 }
+JPA_INDEXES = {"idx_connection_id": "connection_id", "idx_user_email": "user_email",
+               "idx_subscription_type": "subscription_type", "idx_expires_at": "expires_at"}  # fmt: skip
+
+
+def indexes(run: Callable[[str], Any]) -> dict[str, str]:
+    """Index name -> indexed column, for the non-unique indexes of the table."""
+    rows = run(
+        """SELECT c.relname, a.attname FROM pg_index i
+           JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
+           JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY(i.indkey)
+           WHERE t.relname = 'websocket_connections' AND t.relnamespace = current_schema()::regnamespace
+             AND NOT i.indisprimary AND NOT i.indisunique""")  # fmt: skip
+    return dict(rows)
 
 
 def register(store: ConnectionStore, cid: str, **kw: object) -> None:
@@ -51,12 +68,11 @@ def test_schema_matches_the_java_entity(store: ConnectionStore) -> None:
     found = {name: (kind, nullable) for name, kind, nullable, _ in columns}
     assert found == JAVA_COLUMNS
     defaults = {name: default for name, _, _, default in columns}
-    assert "local" in defaults["connection_type"] and defaults["is_active"] == "true"
-    indexed = {r[0] for r in store.db.run(
-        """SELECT a.attname FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
-           JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY(i.indkey)
-           WHERE t.relname = 'websocket_connections' AND t.relnamespace = current_schema()::regnamespace""")}  # fmt: skip
-    assert {"connection_id", "user_email", "subscription_type", "expires_at"} <= indexed
+    assert (
+        defaults["connection_type"] is None and defaults["is_active"] is None
+    )  # none in JPA either
+    # JPA's index names (a table JPA created gets no duplicates), plus ours on user_id.
+    assert indexes(store.db.run) == JPA_INDEXES | {"idx_websocket_user_id": "user_id"}
 
 
 @pytest.mark.postgres
@@ -77,7 +93,9 @@ def test_register_writes_a_row_the_java_backend_understands(store: ConnectionSto
     assert r["user_email"] == "jane.doe@example.org"
     assert r["subscription_type"] == "email-verification"
     assert r["connection_type"] == "aws" and r["api_gateway_endpoint"] == ENDPOINT
-    assert r["is_active"] is True and r["last_activity_at"] is None
+    assert (
+        r["is_active"] is True and r["last_activity_at"] == r["connected_at"]
+    )  # set at connect, as Java does
     assert r["expires_at"] - r["connected_at"] == timedelta(minutes=120)
     assert json.loads(r["metadata"]) == {"authenticated": False}
     # The Java backend's queries, as it runs them:
@@ -112,7 +130,7 @@ def test_touch_reports_the_first_message_once(store: ConnectionStore) -> None:
     second = store.touch("c1")
     assert first is not None and first.first_message is True
     assert second is not None and second.first_message is False
-    assert row(store, "c1")["last_activity_at"] is not None
+    assert row(store, "c1")["last_activity_at"] >= row(store, "c1")["connected_at"]
     store.deactivate("c1")
     assert store.touch("c1") is None
     assert store.touch("unknown") is None
@@ -123,9 +141,13 @@ def test_authenticate_and_lookup_by_user(store: ConnectionStore) -> None:
     register(store, "c1")
     register(store, "c2")
     register(store, "c3")
-    store.authenticate("c1", user_id=7, email="P@Example.org", role="PATIENT")
-    store.authenticate("c2", user_id=7, email="p@example.org", role="PATIENT")
-    store.authenticate("c3", user_id=8, email="q@example.org", role="CAREGIVER")
+    pat, quinn = (
+        User(7, "Pat", "P@Example.org", "PATIENT", "ACTIVE"),
+        User(8, None, "q@example.org", "CAREGIVER", "ACTIVE"),
+    )
+    store.authenticate("c1", pat)
+    store.authenticate("c2", pat)
+    store.authenticate("c3", quinn)
     store.deactivate("c2")
     assert store.active_connections_of_user(7) == ["c1"]
     r = row(store, "c1")
@@ -134,9 +156,13 @@ def test_authenticate_and_lookup_by_user(store: ConnectionStore) -> None:
         "p@example.org",
         "authenticated",
     )
-    assert json.loads(r["metadata"]) == {"authenticated": True, "role": "PATIENT"}
+    assert json.loads(r["metadata"]) == {"authenticated": True, "role": "PATIENT", "name": "Pat"}
     touched = store.touch("c1")
-    assert touched is not None and touched.authenticated
+    assert touched is not None and touched.authenticated and touched.display_name == "Pat"
+    assert store.recipients(roles=["CAREGIVER"]) == ["c3"]
+    assert store.recipients(emails=["P@EXAMPLE.ORG"]) == ["c1"] and store.recipients(
+        everyone=True
+    ) == ["c1", "c3"]
 
 
 @pytest.mark.postgres
@@ -146,10 +172,11 @@ def test_cleanup_deactivates_expired_and_deletes_old_inactive(store: ConnectionS
     store.db.run(
         "UPDATE websocket_connections SET expires_at = connected_at - interval '1 minute' WHERE connection_id = 'expired'"
     )
+    # Retention counts from connected_at, as the backend's deleteInactiveConnectionsOlderThan does.
     store.db.run("""UPDATE websocket_connections SET is_active = false,
-                    last_activity_at = connected_at - interval '8 days' WHERE connection_id = 'old-inactive'""")
+                    connected_at = connected_at - interval '8 days' WHERE connection_id = 'old-inactive'""")
     store.db.run("""UPDATE websocket_connections SET is_active = false,
-                    last_activity_at = connected_at - interval '6 days' WHERE connection_id = 'recent-inactive'""")
+                    connected_at = connected_at - interval '6 days' WHERE connection_id = 'recent-inactive'""")
     assert store.deactivate_expired() == 1
     assert store.delete_inactive_older_than() == 1
     state = {r["connection_id"]: r["is_active"] for r in table(store)}
@@ -186,3 +213,78 @@ def test_database_down_is_reported_not_half_done() -> None:
     store = ConnectionStore(Database(refuse))
     with pytest.raises(DatabaseUnavailable, match="cannot connect to PostgreSQL"):
         register(store, "c1")
+
+
+EARLIER_SCHEMA = (Path(__file__).parent / "fixtures" / "schema_before_jpa_parity.sql").read_text()
+
+
+@pytest.mark.postgres
+def test_a_table_from_the_earlier_schema_is_migrated_in_place(postgres_server: str) -> None:
+    """From the state the earlier schema.sql left (nullable columns, NULLs in them, its index
+    names), the current schema fills the NULLs, adds NOT NULL, renames the indexes to JPA's,
+    keeps every row, and is a no-op the second time."""
+    schema = "cc_migration_test"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}".encode())
+    try:
+        with psycopg.connect(
+            postgres_server, autocommit=True, options=f"-csearch_path={schema}"
+        ) as conn:
+            conn.execute(EARLIER_SCHEMA.encode())
+            conn.execute("""INSERT INTO websocket_connections (connection_id, subscription_type, connected_at, expires_at,
+                            connection_type, is_active) VALUES
+                            ('kept', 'notifications', now(), now() + interval '1 hour', 'aws', TRUE),
+                            ('null-type', 'notifications', now(), now() + interval '1 hour', NULL, TRUE),
+                            ('null-active', 'notifications', now(), now() + interval '1 hour', 'aws', NULL)""")
+            conn.execute(schema_sql().encode())
+            conn.execute(schema_sql().encode())  # idempotent
+            rows = dict(
+                conn.execute(
+                    "SELECT connection_id, connection_type || '/' || is_active::text "
+                    "FROM websocket_connections"
+                ).fetchall()
+            )
+            names = indexes(lambda sql: conn.execute(sql.encode()).fetchall())
+            nullable = dict(
+                conn.execute("""SELECT column_name, is_nullable FROM information_schema.columns
+                WHERE table_schema = current_schema() AND table_name = 'websocket_connections'
+                  AND column_name IN ('connection_type', 'is_active')""").fetchall()
+            )
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE".encode())
+    assert rows == {"kept": "aws/true", "null-type": "aws/true", "null-active": "aws/false"}
+    assert nullable == {"connection_type": "NO", "is_active": "NO"}
+    assert names == JPA_INDEXES | {"idx_websocket_user_id": "user_id"}
+
+
+@pytest.mark.postgres
+def test_a_table_jpa_created_gets_no_duplicate_indexes(postgres_server: str) -> None:
+    schema = "cc_jpa_table_test"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}".encode())
+    try:
+        with psycopg.connect(
+            postgres_server, autocommit=True, options=f"-csearch_path={schema}"
+        ) as conn:
+            conn.execute(JPA_DDL.encode())
+            conn.execute(schema_sql().encode())
+            names = indexes(lambda sql: conn.execute(sql.encode()).fetchall())
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE".encode())
+    assert names == JPA_INDEXES | {"idx_websocket_user_id": "user_id"}
+
+
+# What Hibernate 6 creates from the entity WebSocketConnection (ddl-auto=update in development).
+JPA_DDL = """
+CREATE TABLE websocket_connections (
+    id bigint GENERATED BY DEFAULT AS IDENTITY, api_gateway_endpoint varchar(512), connected_at timestamp(6) NOT NULL,
+    connection_id varchar(128) NOT NULL, connection_type varchar(20) NOT NULL, expires_at timestamp(6) NOT NULL,
+    is_active boolean NOT NULL, last_activity_at timestamp(6), metadata TEXT, subscription_type varchar(50) NOT NULL,
+    user_email varchar(255), user_id bigint, PRIMARY KEY (id), CONSTRAINT uk_connection_id UNIQUE (connection_id));
+CREATE INDEX idx_connection_id ON websocket_connections (connection_id);
+CREATE INDEX idx_user_email ON websocket_connections (user_email);
+CREATE INDEX idx_subscription_type ON websocket_connections (subscription_type);
+CREATE INDEX idx_expires_at ON websocket_connections (expires_at);
+"""

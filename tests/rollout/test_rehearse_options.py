@@ -34,7 +34,10 @@ def run(engine_name: str, emulator: str, env: settings.EnvironmentSettings,
 def vpc(aws: Aws) -> dict[str, str]:
     ec2 = aws.client("ec2")
     vpc_id = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.20.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.20.{i}.0/24")["Subnet"]["SubnetId"]
+        for i in (1, 2)
+    ]
     group = ec2.create_security_group(GroupName="ws", Description="ws", VpcId=vpc_id)["GroupId"]
     return {"SubnetIds": ",".join(subnets), "SecurityGroupIds": group}
 
@@ -48,7 +51,9 @@ def keys(aws: Aws) -> dict[str, str]:
 def secret(aws: Aws) -> dict[str, str]:
     arn = aws.client("secretsmanager").create_secret(Name="cc/db", SecretString=json.dumps(
         {"host": "db", "port": 5432, "dbname": "cc", "username": "u", "password": "p"}))["ARN"]  # fmt: skip
-    jwt = aws.client("secretsmanager").create_secret(Name="cc/jwt", SecretString="c2VjcmV0LWtleQ==")["ARN"]
+    jwt = aws.client("secretsmanager").create_secret(
+        Name="cc/jwt", SecretString="c2VjcmV0LWtleQ=="
+    )["ARN"]
     return {"DatabaseAuth": "secret", "DatabaseSecretArn": arn, "JwtSecretArn": jwt}
 
 
@@ -70,19 +75,28 @@ def test_each_option_rolls_out_and_proves(emulator: str, env_settings: settings.
     function = aws.client("lambda").get_function_configuration(FunctionName="cc-websocket-connect")
     if option == "vpc":
         assert sorted(function["VpcConfig"]["SubnetIds"]) == sorted(values["SubnetIds"].split(","))
-    if option == "keys":  # moto's Lambda does not keep KmsKeyArn from CloudFormation: the stack does
-        stack = aws.client("cloudformation").describe_stacks(StackName="cc-websocket-compute")["Stacks"][0]
+    if (
+        option == "keys"
+    ):  # moto's Lambda does not keep KmsKeyArn from CloudFormation: the stack does
+        stack = aws.client("cloudformation").describe_stacks(StackName="cc-websocket-compute")[
+            "Stacks"
+        ][0]
         given = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
         assert given["EnvironmentKmsKeyArn"] == values["EnvironmentKmsKeyArn"]
     if option == "database secret":
-        assert function["Environment"]["Variables"]["DATABASE_SECRET_ARN"] == values["DatabaseSecretArn"]
+        assert (
+            function["Environment"]["Variables"]["DATABASE_SECRET_ARN"]
+            == values["DatabaseSecretArn"]
+        )
 
 
 def test_the_url_method_rolls_out_locally_and_is_refused_by_step_functions(
     emulator: str, env_settings: settings.EnvironmentSettings, built_artifact: package.Artifact
 ) -> None:
-    env = with_parameters(env_settings, "compute", DatabaseAuth="url", DatabaseUrl="postgresql://u:p@db:5432/cc")
-    summary, aws = run("local", emulator, env, built_artifact)
+    env = with_parameters(
+        env_settings, "compute", DatabaseAuth="url", DatabaseUrl="postgresql://u:p@db:5432/cc"
+    )
+    summary, _ = run("local", emulator, env, built_artifact)
     assert summary["result"] == "succeeded"
     with pytest.raises(sfn_engine.NoEchoRefused, match="DatabaseUrl"):
         run("stepfunctions", emulator, env, built_artifact)
@@ -105,13 +119,15 @@ def test_an_existing_account_role_is_kept(emulator: str, env_settings: settings.
     assert summary["result"] == "succeeded"
     assert aws.client("apigateway").get_account()["cloudwatchRoleArn"] == role
     stack = aws.client("cloudformation").describe_stacks(StackName="cc-websocket-api")["Stacks"][0]
-    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["CreateApiGatewayAccountRole"] == "false"
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}[
+        "CreateApiGatewayAccountRole"
+    ] == "false"
 
 
 def test_a_fresh_account_gets_the_role_and_a_second_run_keeps_owning_it(
     emulator: str, env_settings: settings.EnvironmentSettings, built_artifact: package.Artifact
 ) -> None:
-    first, aws = run("local", emulator, env_settings, built_artifact)
+    _, aws = run("local", emulator, env_settings, built_artifact)
     role = aws.client("apigateway").get_account()["cloudwatchRoleArn"]
     assert ":role/cc-websocket-api-ApiGatewayCloudWatchRole-" in role
     second, _ = run("local", emulator, env_settings, built_artifact)
