@@ -61,6 +61,7 @@ def cold_imports() -> None:
         "handlers.disconnect",
         "handlers.default",
         "handlers.cleanup",
+        "handlers.notify",
     ):
         took = fresh(f"import {module}")
         print(

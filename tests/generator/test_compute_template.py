@@ -305,3 +305,45 @@ def test_the_largest_environment_fits_lambdas_4_kb(compute: dict[str, Any], meth
     }
     variables = Evaluator(compute, {**CODE, **longest, "DatabaseAuth": method}).eval(environment)
     assert len(json.dumps(variables, separators=(",", ":")).encode()) <= 4096
+
+
+def test_notify_function_and_the_policy_the_backend_attaches(compute: dict[str, Any]) -> None:
+    resources = resolved(compute)
+    function = resources["NotifyFunction"]["Properties"]
+    assert (function["FunctionName"], function["Handler"]) == (
+        "cc-websocket-notify",
+        "handlers.notify.handler",
+    )
+    assert (
+        function["Timeout"] == "60"
+        and function["Environment"] == resources["ConnectFunction"]["Properties"]["Environment"]
+    )
+    policy = resources["NotifyInvokePolicy"]["Properties"]
+    assert policy["ManagedPolicyName"] == "cc-websocket-notify-invoke"
+    assert policy["PolicyDocument"]["Statement"] == [
+        {"Effect": "Allow", "Action": ["lambda:InvokeFunction"], "Resource": ["NotifyFunction-id.Arn"]}]  # fmt: skip
+    assert not {"Roles", "Users", "Groups"} & set(policy)  # the backend's stack attaches it
+    assert {"NotifyFunctionArn", "NotifyInvokePolicyArn"} <= set(compute["Outputs"])
+
+
+IAM_DB_VALUES = {"DatabaseAuth": "iam", "DatabaseHost": "db.example.internal", "DatabaseUser": "ws_app",
+                 "DatabaseResourceId": "db-ABCDEFGH"}  # fmt: skip
+
+
+@pytest.mark.parametrize("values", [
+    {"DatabaseAuth": "url", "DatabaseUrl": "jdbc:postgresql://db:5432/cc?user=u&password=p"},
+    {"DatabaseAuth": "secret", "DatabaseSecretArn": SECRET, "JwtSecretArn": SECRET},
+    IAM_DB_VALUES,
+])  # fmt: skip
+def test_the_environment_the_template_sets_loads_in_the_handlers(
+    compute: dict[str, Any], values: dict[str, str]
+) -> None:
+    """The contract between generator/compute.py and handlers/settings.py, per database method."""
+    from handlers.settings import load
+
+    variables = resolved(compute, **values)["ConnectFunction"]["Properties"]["Environment"][
+        "Variables"
+    ]
+    settings = load({name: str(value) for name, value in variables.items()})
+    assert settings.database.auth == values["DatabaseAuth"]
+    assert settings.jwt.issuer == "careconnect" and settings.ttl_minutes == 120

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from generator.model import HANDLER_FUNCTIONS
 from rollout import cli, engine, package, preflight
 from rollout.stacks import StageFailed
 
@@ -54,7 +55,7 @@ def test_rehearse_proves_its_result(
     assert cli.main(["rehearse", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["proof"]["routes"] == ["$connect", "$default", "$disconnect"]
-    assert len(summary["proof"]["functions"]) == 4
+    assert len(summary["proof"]["functions"]) == len(HANDLER_FUNCTIONS)
 
 
 def test_unknown_environment_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:

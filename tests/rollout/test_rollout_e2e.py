@@ -17,6 +17,7 @@ FUNCTIONS = [
     "cc-websocket-disconnect",
     "cc-websocket-default",
     "cc-websocket-cleanup",
+    "cc-websocket-notify",
 ]
 
 

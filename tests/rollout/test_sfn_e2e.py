@@ -44,7 +44,9 @@ def test_fresh_then_no_op(
     assert first["result"] == "succeeded"
     prove(aws, first, template_variables(aws, env_settings, rendered_templates()["compute"]))
     assert first["state_machine_calls"]["executeChangeSet"] == 3  # compute, websocket, carry
-    assert first["state_machine_calls"]["updateFunctionConfiguration"] == 4
+    assert (
+        first["state_machine_calls"]["updateFunctionConfiguration"] == 5
+    )  # every function, notify too
     second, _ = run_sfn(emulator, env_settings, built_artifact)
     assert second["result"] == "succeeded"
     assert "executeChangeSet" not in second["state_machine_calls"]
