@@ -1,6 +1,6 @@
 """The rollout as an AWS Step Functions state machine (Amazon States Language, JSONPath mode).
 
-Generated from the same plan as the local engine (`rollout.plan`): stage order and the wiring
+Generated from the same stages as the local engine (`generator.stages`): stage order and the wiring
 of outputs into parameters are defined once. Per stack: describe it; refuse a busy or stuck
 stack; delete and re-create a first create that rolled back; plan a change set (CREATE or
 UPDATE), skip one without changes, execute it and wait; read its outputs. Then merge the
@@ -20,16 +20,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rollout.plan import ENDPOINT_UPDATE, STACK_INPUTS, STACK_TEMPLATES, Source
+from generator.stages import (
+    ENDPOINT_UPDATE,
+    NO_CHANGES,
+    STACK_INPUTS,
+    STACK_TEMPLATES,
+    SUCCESS,
+    UPDATABLE,
+    Source,
+)
 
 # ${Partition} and ${CloudFormationRoleArn} are filled by the template's Fn::Sub (see `substituted`).
 SDK = "arn:${Partition}:states:::aws-sdk:"
 POLL_SECONDS = 5  # the input's pollSeconds (the CLI passes this; tests pass 0)
 MAX_POLLS = 720  # checks per wait (1 hour at 5 s); bounds the execution history (25,000 events)
-UPDATABLE = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE",
-             "IMPORT_ROLLBACK_COMPLETE")  # fmt: skip
-SUCCESS = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
-NO_CHANGES = ("*didn't contain changes*", "*No updates are to be performed*")
 # CloudFormation's SDK errors (throttling included) all arrive as CloudFormationException, so
 # they get a short retry; Lambda names its throttling and transient errors.
 RETRY = [
@@ -279,7 +283,7 @@ def stack_states(prefix: str, stage: str, sources: dict[str, str], done: str) ->
             "cloudformation:describeChangeSet", {"ChangeSetName.$": f"{work}.changeSet.id", "StackName.$": stack_name},
             f"{prefix}NoChanges", ResultPath=f"{work}.changeSetReason", ResultSelector={"reason.$": "$.StatusReason"}),
         f"{prefix}NoChanges": {"Type": "Choice", "Choices": [
-            {**_any_of(reason, NO_CHANGES, "StringMatches"), "Next": f"{prefix}DeleteChangeSet"}],
+            {**_any_of(reason, tuple(f"*{text}*" for text in NO_CHANGES), "StringMatches"), "Next": f"{prefix}DeleteChangeSet"}],
             "Default": f"{prefix}ChangeSetFailed"},
     }  # fmt: skip
     stack_status = f"{work}.stackStatus.status"

@@ -3,6 +3,7 @@
   deploy --env NAME     compute stack, then websocket stack, then the endpoint, on AWS
   rehearse              the same rollout against the embedded emulator (no account needed)
   package               build the handlers' Lambda zip
+  emulator [--port N]   serve the embedded emulator on 127.0.0.1 until interrupted
 
 Exit codes: 0 success or nothing to do, 1 a stage failed, 2 bad usage or settings,
 130 interrupted.
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +113,32 @@ def _rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _emulator(args: argparse.Namespace) -> int:
+    """Serve the rehearsal's emulator (moto plus what this project teaches it) for other tools."""
+    from rollout.emulator import EMULATOR_ACCOUNT, EMULATOR_REGION, running_emulator
+
+    try:
+        if args.port:  # moto's server thread would only print a bind failure: check first
+            socket.create_server(("127.0.0.1", args.port)).close()
+        with running_emulator(args.port) as url:
+            print(f"emulator listening on {url} (account {EMULATOR_ACCOUNT}, e.g. region {EMULATOR_REGION}); "
+                  f"any credentials work. Ctrl-C stops it.", flush=True)  # fmt: skip
+            print(
+                f"  AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x", flush=True
+            )
+            while True:
+                time.sleep(3600)
+    except OSError as error:
+        print(
+            f"error: cannot listen on 127.0.0.1:{args.port}: {error.strerror}; pick another --port",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        print("emulator stopped", file=sys.stderr)
+        return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m rollout", description=__doc__.splitlines()[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
@@ -160,6 +189,12 @@ def parser() -> argparse.ArgumentParser:
     pkg.add_argument("--cache", type=Path, default=package.DEFAULT_CACHE, help="wheel cache folder")
     pkg.add_argument("--json", action="store_true", help="print the result as JSON")
     pkg.set_defaults(run=_package)
+
+    emulator = commands.add_parser("emulator", help="serve the embedded emulator for other tools")
+    emulator.add_argument(
+        "--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)"
+    )
+    emulator.set_defaults(run=_emulator)
     return root
 
 

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from generator.stages import ARTIFACT_PARAMETERS
 from rollout import artifacts, endpoints, package, preflight
 from rollout.aws import Aws
-from rollout.plan import ARTIFACT_PARAMETERS, Plan, make_plan, wired_parameters
+from rollout.plan import Plan, make_plan, wired_parameters
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
 from rollout.stacks import StackDeployer, StackResult, describe, existing_outputs
@@ -82,12 +83,12 @@ def run(
     for stage in plan.stacks:
         parameters = wired_parameters(stage, outputs, base[stage.stage])
         if stage.stage == "compute":
-            parameters |= code
+            parameters.update(code)
         result = deployer.deploy(stage.stage, stage.stack_name, stored[stage.template], parameters)
         outputs[stage.stage] = result.outputs or outputs[stage.stage]
         summary["stages"].append(_stage_summary(result))
 
-    summary["stages"].append(_endpoint_stage(plan, outputs, aws, deployer, stored, base["compute"] | code, report,
+    summary["stages"].append(_endpoint_stage(plan, outputs, aws, deployer, stored, {**base["compute"], **code}, report,
                                              options))  # fmt: skip
     endpoint = outputs["websocket"].get("WebSocketManagementEndpoint", "")
     summary["management_endpoint"] = endpoint

@@ -7,11 +7,9 @@ from dataclasses import replace
 
 from botocore.exceptions import ClientError
 
-from generator.build import build_all, render_all
-from generator.cli import DEFAULT_OUT
-from generator.render import compare
 from rollout.aws import Aws
-from rollout.plan import Plan
+from rollout.freshness import StaleTemplates, fresh_templates
+from rollout.plan import Plan, frozen
 from rollout.report import Reporter
 from rollout.stacks import describe, refusal
 
@@ -27,15 +25,10 @@ class PreflightFailed(RuntimeError):
 
 def rendered_templates() -> dict[str, str]:
     """The templates as the generator produces them now, by stem; refused if templates_out/ differs."""
-    texts = render_all(build_all(), "yaml")
-    stale = compare(texts, DEFAULT_OUT, "yaml")
-    if not stale.clean:
-        raise PreflightFailed(
-            "templates_out/ is not what the generator produces:\n"
-            + stale.explain(DEFAULT_OUT)
-            + "\nRun `python -m generator`, review and commit templates_out/, then deploy."
-        )
-    return {name.removesuffix(".yaml"): text for name, text in texts.items()}
+    try:
+        return fresh_templates()
+    except StaleTemplates as stale:
+        raise PreflightFailed(str(stale)) from None
 
 
 def check_bucket(aws: Aws, bucket: str) -> None:
@@ -86,7 +79,7 @@ def with_account_role(aws: Aws, plan: Plan, report: Reporter) -> Plan:
     report.line("preflight", f"API Gateway CloudWatch role: {'keeping ' + role if decided == 'false' else 'set by this stack'}"
                              f" (CreateApiGatewayAccountRole {decided})")  # fmt: skip
     stacks = tuple(
-        replace(stage, parameters={**stage.parameters, ACCOUNT_ROLE_PARAMETER: decided})
+        replace(stage, parameters=frozen({**stage.parameters, ACCOUNT_ROLE_PARAMETER: decided}))
         if stage.stage == "websocket"
         else stage
         for stage in plan.stacks

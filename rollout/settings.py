@@ -17,7 +17,7 @@ import yaml
 from generator.build import build_all
 from generator.intrinsics import failed_rules
 from generator.parameters import InvalidSetting, check_values
-from rollout.plan import ROLLOUT_SET_PARAMETERS, STACK_TEMPLATES
+from generator.stages import ROLLOUT_SET_PARAMETERS, STACK_TEMPLATES
 
 ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "environments"
 REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 from generator.build import build_all
+from generator.stages import ARTIFACT_PARAMETERS, STACK_INPUTS, STACK_TEMPLATES
 from generator.statemachine import POLL_SECONDS
 from rollout import artifacts, engine, package, preflight
 from rollout.aws import Aws
-from rollout.plan import ARTIFACT_PARAMETERS, STACK_INPUTS, STACK_TEMPLATES, Plan
+from rollout.plan import Plan
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
 from rollout.stacks import StackDeployer, StageFailed, existing_outputs

@@ -18,15 +18,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from generator.stages import NO_CHANGES, SUCCESS, UPDATABLE
 from rollout.artifacts import StoredTemplate
 from rollout.report import Reporter
 
 FINGERPRINT_TAG = "careconnect:rollout-fingerprint"
 CAPABILITIES = ["CAPABILITY_NAMED_IAM"]
-NO_CHANGES = ("didn't contain changes", "no updates are to be performed")
-UPDATABLE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE",
-             "IMPORT_ROLLBACK_COMPLETE"}  # fmt: skip
-SUCCESS = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
 
 
 class StageFailed(RuntimeError):
@@ -95,7 +92,7 @@ def existing_outputs(cloudformation: Any, stacks: dict[str, str]) -> dict[str, d
 
 def refusal(stack_name: str, state: StackState | None) -> str | None:
     """Why this stack cannot be deployed now (someone else's change, a stuck state), or None."""
-    if state is None or state.status in UPDATABLE | {"ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS"}:
+    if state is None or state.status in (*UPDATABLE, "ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS"):
         return None
     if state.status.endswith("_IN_PROGRESS"):
         return (f"stack {stack_name} is {state.status}: someone else is changing it. Wait until it "
@@ -202,7 +199,7 @@ class StackDeployer:
             self.sleep(min(self.poll_seconds, 1.0))
         if status == "FAILED":
             reason = described.get("StatusReason", "")
-            if any(text in reason.lower() for text in NO_CHANGES):
+            if any(text.lower() in reason.lower() for text in NO_CHANGES):
                 self.cf.delete_change_set(ChangeSetName=change_set_id, StackName=stack_name)
                 return None
             raise StageFailed(f"{stack_name}: the change set failed: {reason}")

@@ -17,9 +17,9 @@ EMULATOR_ACCOUNT = "123456789012"
 
 
 @contextmanager
-def running_emulator() -> Iterator[str]:
-    """Start moto's server on a free loopback port; yields its endpoint URL. State machines run
-    for real there (their aws-sdk tasks call this same server)."""
+def running_emulator(port: int = 0) -> Iterator[str]:
+    """Start moto's server on a loopback port (0: a free one); yields its endpoint URL. State
+    machines run for real there (their aws-sdk tasks call this same server)."""
     from moto.server import ThreadedMotoServer
 
     from rollout.emulator import aws_rules, moto_gaps
@@ -30,7 +30,7 @@ def running_emulator() -> Iterator[str]:
     # moto says it skips WaitConditionHandle: expected (it has nothing to create).
     logging.getLogger("moto").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="Tried to parse AWS::", category=UserWarning)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     enable_state_machines(f"http://{host}:{port}")

@@ -12,8 +12,8 @@ import pytest
 from generator import asl_checks
 from generator.intrinsics import Evaluator
 from generator.rollout_stack import template_parameters
+from generator.stages import ENDPOINT_UPDATE, STACK_INPUTS, STACK_TEMPLATES
 from generator.statemachine import MAX_POLLS, definition, output_path, substituted
-from rollout.plan import ENDPOINT_UPDATE, STACK_INPUTS, STACK_TEMPLATES
 
 
 @pytest.fixture(scope="module")

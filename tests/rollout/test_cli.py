@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from generator.model import HANDLER_FUNCTIONS
-from rollout import cli, engine, package, preflight
+from rollout import cli, engine, freshness, package
 from rollout.stacks import StageFailed
 
 DEPLOY = ["deploy", "--env", "rehearsal", "--yes", "--json"]
@@ -92,7 +92,8 @@ def test_unknown_profile_is_bad_usage(capsys: pytest.CaptureFixture[str], monkey
 def test_stale_templates_are_refused(emulator: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     (tmp_path / "websocket.yaml").write_text("stale\n")
-    monkeypatch.setattr(preflight, "DEFAULT_OUT", tmp_path)
+    monkeypatch.setattr(freshness, "OUT", tmp_path)
+    monkeypatch.setattr(freshness, "RECORD", tmp_path / "verified")
     assert cli.main([*DEPLOY, "--endpoint-url", emulator]) == 2
     err = capsys.readouterr().err
     assert (
@@ -148,3 +149,57 @@ def test_stepfunctions_engine_refuses_noecho_values(monkeypatch: pytest.MonkeyPa
         == 2
     )
     assert "DatabaseUrl would appear" in capsys.readouterr().err
+
+
+def test_freshness_is_remembered_and_any_change_renders_again(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:  # fmt: skip
+    import shutil
+
+    out = tmp_path / "templates_out"
+    shutil.copytree(freshness.OUT, out)
+    monkeypatch.setattr(freshness, "OUT", out)
+    monkeypatch.setattr(freshness, "RECORD", tmp_path / "verified")
+    renders: list[int] = []
+    import generator.build
+
+    real = generator.build.render_all
+    monkeypatch.setattr(generator.build, "render_all", lambda *a: renders.append(1) or real(*a))
+    first = freshness.fresh_templates()
+    assert freshness.fresh_templates() == first and renders == [
+        1
+    ]  # the second check reads the files
+    (out / "compute.yaml").write_text(first["compute"] + "# edited by hand\n")
+    with pytest.raises(freshness.StaleTemplates, match="compute.yaml: stale"):
+        freshness.fresh_templates()
+    assert renders == [1, 1]
+
+
+def test_the_emulator_command_serves_until_interrupted(tmp_path: Path) -> None:
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import boto3
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "rollout", "emulator", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=package.REPO)  # fmt: skip
+    try:
+        assert process.stdout is not None
+        assert f"http://127.0.0.1:{port}" in process.stdout.readline()
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="eu-west-1",
+                          aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
+        s3.create_bucket(
+            Bucket="from-another-tool",
+            CreateBucketConfiguration={"LocationConstraint": "eu-west-1"},
+        )
+        assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["from-another-tool"]
+        busy = subprocess.run([sys.executable, "-m", "rollout", "emulator", "--port", str(port)],
+                              capture_output=True, text=True, cwd=package.REPO, timeout=60)  # fmt: skip
+        assert busy.returncode == 2 and "pick another --port" in busy.stderr
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0

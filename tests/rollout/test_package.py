@@ -70,6 +70,33 @@ def test_a_changed_handler_changes_the_key(
     assert changed.s3_key != lambda_zip.s3_key
 
 
+def test_unchanged_inputs_reuse_the_zip_without_pip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = package.build(package.Target(), tmp_path)
+    calls: list[object] = []
+    real = package.install_dependencies
+    monkeypatch.setattr(package, "install_dependencies", lambda *a: calls.append(a) or real(*a))
+    again = package.build(package.Target(), tmp_path)
+    assert again == first and calls == []  # no pip, no zip
+    first.path.write_bytes(b"tampered")  # a zip that no longer matches its record is rebuilt
+    rebuilt = package.build(package.Target(), tmp_path)
+    assert rebuilt.sha256 == first.sha256 and len(calls) == 1
+    package.build(package.Target("x86_64"), tmp_path)  # another target is another input
+    assert len(calls) == 2
+
+
+def test_a_changed_handler_is_never_served_from_the_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "handlers"
+    shutil.copytree(package.HANDLERS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(package, "HANDLERS_DIR", copy)
+    before = package.build(package.Target(), tmp_path / "out")
+    (copy / "connect.py").write_text((copy / "connect.py").read_text() + "\n# changed\n")
+    assert package.build(package.Target(), tmp_path / "out").sha256 != before.sha256
+
+
 def test_refuses_a_package_over_the_limits(tmp_path: Path) -> None:
     with pytest.raises(
         package.PackagingError, match=r"the zip would be [\d,]+ bytes; Lambda allows 1,000,000"

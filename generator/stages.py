@@ -1,0 +1,60 @@
+"""The rollout's stages as data, owned by the generator: which stacks, in which order, how one
+stack's outputs feed the next one's parameters, and the CloudFormation states that decide
+what to do with a stack. The local engine (`rollout/`) and the state machine
+(`generator/statemachine.py`) both read this module, so they cannot drift, and neither package
+imports the other's internals.
+
+1. compute   -> the handler functions (its ManagementEndpoint comes from the websocket stack
+                once that exists, so a later compute deploy never erases the endpoint);
+2. websocket -> the API, fed the compute stack's function ARNs and role name;
+3. endpoint  -> AWS_WEBSOCKET_API_GATEWAY_ENDPOINT merged into every handler function, and
+                carried into the compute stack's ManagementEndpoint parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from generator.model import ENDPOINT_VARIABLE, HANDLER_FUNCTIONS, ROUTE_HANDLERS
+
+# Stage -> template stem, in deploy order.
+STACK_TEMPLATES = {"compute": "compute", "websocket": "websocket"}
+
+Source = tuple[str, str]  # (stage, output key)
+
+# Stage -> {parameter: where its value comes from}.
+STACK_INPUTS: dict[str, dict[str, Source]] = {
+    "compute": {"ManagementEndpoint": ("websocket", "WebSocketManagementEndpoint")},
+    "websocket": {
+        **{f.arn_parameter: ("compute", f"{f.logical}FunctionArn") for f in ROUTE_HANDLERS},
+        "HandlersRoleName": ("compute", "HandlersRoleName"),
+    },
+}
+ARTIFACT_PARAMETERS = {"compute": ("CodeS3Bucket", "CodeS3Key")}
+ROLLOUT_SET_PARAMETERS = {
+    stage: set(STACK_INPUTS[stage]) | set(ARTIFACT_PARAMETERS.get(stage, ()))
+    for stage in STACK_TEMPLATES
+}
+
+
+@dataclass(frozen=True)
+class EndpointUpdate:
+    variable: str
+    value_from: Source
+    functions_from: tuple[Source, ...]
+    carried_by: tuple[str, str]  # (stage, parameter) that keeps the value in CloudFormation
+
+
+ENDPOINT_UPDATE = EndpointUpdate(
+    variable=ENDPOINT_VARIABLE,
+    value_from=("websocket", "WebSocketManagementEndpoint"),
+    functions_from=tuple(("compute", f"{f.logical}FunctionName") for f in HANDLER_FUNCTIONS),
+    carried_by=("compute", "ManagementEndpoint"),
+)
+
+# CloudFormation stack states, as both engines act on them.
+UPDATABLE = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE",
+             "IMPORT_ROLLBACK_COMPLETE")  # fmt: skip
+SUCCESS = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+# A change set without changes FAILS with one of these reasons (AWS's spelling).
+NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
