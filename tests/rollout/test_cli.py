@@ -169,7 +169,7 @@ def test_freshness_is_remembered_and_any_change_renders_again(monkeypatch: pytes
         1
     ]  # the second check reads the files
     (out / "compute.yaml").write_text(first["compute"] + "# edited by hand\n")
-    with pytest.raises(freshness.StaleTemplates, match="compute.yaml: stale"):
+    with pytest.raises(freshness.StaleTemplates, match=r"compute\.yaml: stale"):
         freshness.fresh_templates()
     assert renders == [1, 1]
 
