@@ -11,7 +11,9 @@ error codes, so a rehearsal fails where a real account would:
    resource whose DeletionPolicy is Retain keeps it.
 4. Lambda: an environment (names and values, measured as compact JSON) over 4 KB is refused
    (InvalidParameterValueException).
-5. API Gateway: `AWS::ApiGateway::Account` is modelled (it sets the account's CloudWatch role,
+5. CloudFormation: an UpdateStack with the stack's own template and effective parameters is
+   refused ("No updates are to be performed."), as AWS does, instead of running an update.
+6. API Gateway: `AWS::ApiGateway::Account` is modelled (it sets the account's CloudWatch role,
    which must exist and trust apigateway.amazonaws.com); a WebSocket stage with access logging
    or execution logging in an account without that role is refused (BadRequestException).
 
@@ -100,6 +102,24 @@ def _checked_request(
         return method(self)
 
     return checked
+
+
+def _no_op_update_refused(
+    self: Any, incoming: list[dict[str, Any]] | None, body: str, old: Stack
+) -> None:
+    """AWS compares the template and every parameter's effective value (given, previous or default);
+    the stack's original text is compared, since moto edits its parsed template."""
+    if not body or not isinstance(old.template, str):
+        return
+    template = Stack.parse_template(body)
+    if not isinstance(template, dict) or template != Stack.parse_template(old.template):
+        return
+    defaults = {name: str(spec["Default"]) for name, spec in (template.get("Parameters") or {}).items()
+                if "Default" in spec}  # fmt: skip
+    given = self._get_param_values(incoming or [], old.parameters)
+    effective_new = defaults | {k: str(v) for k, v in given.items()}
+    if effective_new == defaults | {k: str(v) for k, v in old.parameters.items()}:
+        raise ValidationError(old.name, message="No updates are to be performed.")
 
 
 # 2. Change set names ----------------------------------------------------------------------------
@@ -339,6 +359,11 @@ def install() -> None:
         return
     for action in ("create_stack", "update_stack", "create_change_set", "validate_template"):
         _wrap(CloudFormationResponse, action, _checked_request)
+    _wrap(
+        CloudFormationResponse,
+        "_validate_different_update",
+        lambda _moto_check: _no_op_update_refused,
+    )
     _wrap(CloudFormationBackend, "create_change_set", _create_change_set_once)
     _wrap(CloudFormationBackend, "execute_change_set", _execute_or_roll_back)
     _wrap(parsing, "parse_and_create_resource", _failing_as_resource)

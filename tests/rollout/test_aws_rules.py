@@ -228,3 +228,24 @@ def test_removing_a_retained_resource_keeps_it(emulator: str) -> None:
     assert iam.get_role(RoleName="kept")["Role"]["RoleName"] == "kept"
     cf.delete_stack(StackName="retain")
     assert iam.get_role(RoleName="kept")["Role"]["RoleName"] == "kept"
+
+
+def test_an_update_that_changes_nothing_is_refused_as_aws_does(emulator: str) -> None:
+    cf = client(emulator, "cloudformation")
+    body = template(TOPIC, Parameters={"Name": {"Type": "String", "Default": "a"}})
+    cf.create_stack(
+        StackName="same",
+        TemplateBody=body,
+        Parameters=[{"ParameterKey": "Name", "ParameterValue": "b"}],
+    )
+    code, message = refusal(lambda: cf.update_stack(StackName="same", TemplateBody=body, Parameters=[
+        {"ParameterKey": "Name", "ParameterValue": "b"}]))  # fmt: skip
+    assert (code, message) == ("ValidationError", "No updates are to be performed.")
+    code, _ = refusal(lambda: cf.update_stack(StackName="same", TemplateBody=body, Parameters=[
+        {"ParameterKey": "Name", "UsePreviousValue": True}]))  # fmt: skip
+    assert code == "ValidationError"
+    cf.update_stack(
+        StackName="same",
+        TemplateBody=body,
+        Parameters=[{"ParameterKey": "Name", "ParameterValue": "c"}],
+    )
