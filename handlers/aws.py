@@ -29,12 +29,14 @@ def _client(service: str, region: str | None = None) -> Any:
 
 @cache
 def management_client(endpoint: str, region: str | None, pool_size: int) -> Any:
-    """API Gateway management API client for one endpoint; our Sender does the retrying."""
+    """API Gateway management API client for one endpoint. botocore's standard retry mode retries
+    throttling (LimitExceededException, TooManyRequestsException...) and 5xx with backoff and
+    jitter; a 410 (GoneException) is never retried."""
     import boto3
     from botocore.config import Config
 
     config = Config(
-        retries={"total_max_attempts": 1},
+        retries={"mode": "standard", "max_attempts": 5},
         max_pool_connections=pool_size,
         connect_timeout=2,
         read_timeout=5,

@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from handlers import runtime
-from handlers.db import DatabaseUnavailable
-from handlers.entry import logger
+from handlers.entry import invoke, logger
 from handlers.store import INACTIVE_RETENTION_DAYS, ConnectionStore
 
 
@@ -18,10 +17,9 @@ def clean(store: ConnectionStore, retention_days: int = INACTIVE_RETENTION_DAYS)
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    try:
+    def action() -> dict[str, int]:
         result = clean(runtime.store())
-    except DatabaseUnavailable as error:
-        logger().error("cleanup failed: database unavailable", extra={"reason": str(error)})
-        raise  # a failed scheduled run shows in the function's Errors metric and is retried
-    logger().info("cleanup done", extra=result)
-    return result
+        logger().info("cleanup done", extra=result)
+        return result
+
+    return invoke(context, action, raise_failures=True)

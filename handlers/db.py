@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
@@ -113,6 +114,9 @@ class Database:
         self._open_connection = open_connection
         self._connection: psycopg.Connection[Any] | None = None
         self._schema_ready = False
+        # Fan-out threads deactivate gone connections through the same Database: one statement
+        # at a time, so none runs on a connection another thread is replacing.
+        self._lock = threading.RLock()
 
     @classmethod
     def from_settings(cls, settings: DatabaseSettings, **kwargs: Any) -> Database:
@@ -141,6 +145,10 @@ class Database:
         self._schema_ready = True
 
     def run(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._run(sql, params)
+
+    def _run(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:
         reused = self._connection is not None and not (
             self._connection.closed or self._connection.broken
         )

@@ -41,20 +41,26 @@ def run(event: Any, context: Any, action: Callable[[Request], dict[str, Any]]) -
         return response(500, "internal error")
 
 
-def invoke(context: Any, action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """For functions invoked directly (the notify path): ids bound, failures answered."""
+def invoke(context: Any, action: Callable[[], dict[str, Any]], *, raise_failures: bool = False) -> dict[str, Any]:
+    """For functions invoked directly: ids bound, failures logged once and answered with
+    `{"error": ...}` (the notify path), or raised (`raise_failures`: the scheduled cleanup, so a
+    failed run counts in the function's Errors metric and EventBridge retries it)."""
     logs.bind(awsRequestId=getattr(context, "aws_request_id", None))
     try:
         return action()
-    except DatabaseUnavailable as error:
-        log.error("database unavailable", extra={"reason": str(error)})
-        return {"error": "database unavailable"}
-    except ConfigurationError as error:
-        log.error("function misconfigured", extra={"reason": str(error)})
-        return {"error": f"function misconfigured: {error}"}
     except Exception as error:
-        log.error("unexpected failure", extra={"error": type(error).__name__}, exc_info=True)
-        return {"error": "internal error"}
+        if isinstance(error, DatabaseUnavailable):
+            log.error("database unavailable", extra={"reason": str(error)})
+            answer = "database unavailable"
+        elif isinstance(error, ConfigurationError):
+            log.error("function misconfigured", extra={"reason": str(error)})
+            answer = f"function misconfigured: {error}"
+        else:
+            log.error("unexpected failure", extra={"error": type(error).__name__}, exc_info=True)
+            answer = "internal error"
+        if raise_failures:
+            raise
+        return {"error": answer}
 
 
 def logger() -> logging.Logger:

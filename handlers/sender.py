@@ -1,17 +1,17 @@
 """Sending frames through the API Gateway management API.
 
 One client per container and endpoint. A fan-out posts to many connections with bounded
-concurrency; a 410 (GoneException) deactivates that connection while the others still get the
-message; throttling is retried with exponential backoff and jitter; a payload over API
-Gateway's 128 KB limit is refused before any post.
+concurrency, each post in a copy of the caller's context (so its log lines keep the request
+ids); a 410 (GoneException) deactivates that connection while the others still get the
+message; throttling is retried by the client (botocore's standard retry mode, handlers/aws.py);
+a payload over API Gateway's 128 KB limit is refused before any post.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
-import random
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,12 +24,6 @@ from handlers.protocol import MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
-THROTTLING_CODES = {
-    "LimitExceededException",
-    "TooManyRequestsException",
-    "ThrottlingException",
-    "Throttling",
-}
 GONE_CODES = {"GoneException"}
 
 
@@ -53,24 +47,10 @@ def encode(payload: dict[str, Any]) -> bytes:
 
 
 class Sender:
-    def __init__(
-        self,
-        client: Any,
-        on_gone: Callable[[str], object],
-        *,
-        max_workers: int = 16,
-        max_attempts: int = 5,
-        base_delay: float = 0.05,
-        max_delay: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, client: Any, on_gone: Callable[[str], object], *, max_workers: int = 16) -> None:
         self.client = client
         self.on_gone = on_gone
         self.max_workers = max_workers
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self.sleep = sleep
 
     def send(self, connection_id: str, payload: dict[str, Any]) -> Outcome:
         """Post one frame; raises PayloadTooLarge before posting anything too big."""
@@ -82,8 +62,10 @@ class Sender:
         targets = list(dict.fromkeys(connection_ids))
         if len(targets) <= 1 or self.max_workers <= 1:
             return Counter(self._post(cid, data) for cid in targets)
+        # One copy of the caller's context per post: a context cannot be entered by two threads.
+        contexts = [contextvars.copy_context() for _ in targets]
         with ThreadPoolExecutor(max_workers=min(self.max_workers, len(targets))) as pool:
-            return Counter(pool.map(lambda cid: self._post(cid, data), targets))
+            return Counter(pool.map(lambda ctx, cid: ctx.run(self._post, cid, data), contexts, targets))
 
     def close(self, connection_id: str) -> None:
         """Close a connection from the server side; a connection already gone is fine."""
@@ -94,24 +76,19 @@ class Sender:
                 log.warning("closing a connection failed", extra={"error": _code(error)})
 
     def _post(self, connection_id: str, data: bytes) -> Outcome:
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                self.client.post_to_connection(ConnectionId=connection_id, Data=data)
-                return Outcome.SENT
-            except ClientError as error:
-                code = _code(error)
-                if code in GONE_CODES:
-                    self.on_gone(connection_id)
-                    return Outcome.GONE
-                if code in THROTTLING_CODES and attempt < self.max_attempts:
-                    self.sleep(random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt)))
-                    continue
-                log.warning("post to connection failed", extra={"error": code, "attempts": attempt})
-                return Outcome.FAILED
-            except BotoCoreError as error:
-                log.warning("post to connection failed", extra={"error": type(error).__name__})
-                return Outcome.FAILED
-        return Outcome.FAILED  # pragma: no cover - the loop always returns
+        try:
+            self.client.post_to_connection(ConnectionId=connection_id, Data=data)
+            return Outcome.SENT
+        except ClientError as error:
+            code = _code(error)
+            if code in GONE_CODES:
+                self.on_gone(connection_id)
+                return Outcome.GONE
+            log.warning("post to connection failed", extra={"error": code})
+            return Outcome.FAILED
+        except BotoCoreError as error:
+            log.warning("post to connection failed", extra={"error": type(error).__name__})
+            return Outcome.FAILED
 
 
 def _code(error: ClientError) -> str:

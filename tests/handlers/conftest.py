@@ -4,13 +4,14 @@ HTTP), and fault-injecting doubles for what moto cannot produce (410 Gone, throt
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import unquote
 
-import boto3
 import psycopg
 import pytest
-from botocore.exceptions import ClientError
+from botocore.awsrequest import AWSResponse
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.server import ThreadedMotoServer
 
@@ -114,11 +115,15 @@ def moto_endpoint() -> Iterator[str]:
 
 @pytest.fixture
 def management(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The management client exactly as the handlers configure it (handlers/aws.py)."""
+    from handlers import aws
+
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     backend = apigatewaymanagementapi_backends["123456789012"][REGION]
     backend.connections.clear()
-    return boto3.client("apigatewaymanagementapi", endpoint_url=moto_endpoint, region_name=REGION)
+    aws.management_client.cache_clear()
+    return aws.management_client(moto_endpoint, REGION, 16)
 
 
 def _backend() -> Any:
@@ -160,25 +165,39 @@ def inbox(faulty: FaultyClient) -> Inbox:
 
 
 class FaultyClient:
-    """The real (moto) client, except: `gone` ids answer 410, and the first `throttle` posts
-    answer LimitExceededException, as API Gateway does."""
+    """The real (moto) client, except, as API Gateway answers: `gone` ids get a 410, `broken` ids
+    a 403, and the first `throttle` posts an HTTP 429 LimitExceededException. Faults are HTTP
+    responses injected under botocore, so its retry mode handles them as it would AWS's."""
 
     def __init__(self, client: Any, gone: set[str] | None = None, throttle: int = 0) -> None:
         self.client = client
         self.gone = gone or set()
+        self.broken: set[str] = set()
         self.throttle = throttle
-        self.calls: list[str] = []
+        self.calls: list[str] = []  # every HTTP attempt, retries included
         self.closed: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        client.meta.events.register(
+            "before-send.apigatewaymanagementapi.PostToConnection", self._answer
+        )
+
+    def _answer(self, request: Any, **_: Any) -> AWSResponse | None:
+        connection_id = unquote(request.url.rsplit("/", 1)[-1])
+        with self._lock:
+            self.calls.append(connection_id)
+            throttled = self.throttle > 0
+            self.throttle -= throttled
+        fault = (410, "GoneException") if connection_id in self.gone else (
+            (403, "ForbiddenException") if connection_id in self.broken else ((429, "LimitExceededException")
+                                                                              if throttled else None))  # fmt: skip
+        if fault is None:
+            return None
+        status, code = fault
+        body = json.dumps({"message": code}).encode()
+        return AWSResponse(request.url, status, {"x-amzn-ErrorType": code, "Content-Type": "application/json"},
+                           _Raw(body))  # fmt: skip
 
     def post_to_connection(self, ConnectionId: str, Data: bytes) -> Any:
-        self.calls.append(ConnectionId)
-        if ConnectionId in self.gone:
-            raise ClientError({"Error": {"Code": "GoneException", "Message": ""},
-                               "ResponseMetadata": {"HTTPStatusCode": 410}}, "PostToConnection")  # fmt: skip
-        if self.throttle > 0:
-            self.throttle -= 1
-            raise ClientError({"Error": {"Code": "LimitExceededException", "Message": "Rate exceeded"},
-                               "ResponseMetadata": {"HTTPStatusCode": 429}}, "PostToConnection")  # fmt: skip
         return self.client.post_to_connection(ConnectionId=ConnectionId, Data=Data)
 
     def delete_connection(self, ConnectionId: str) -> Any:
@@ -188,14 +207,28 @@ class FaultyClient:
         return self.client.delete_connection(ConnectionId=ConnectionId)
 
 
+class _Raw:
+    """The raw body botocore reads from an HTTP response."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_: Any) -> Any:
+        yield self.data
+
+
 @pytest.fixture
-def faulty(management: Any) -> FaultyClient:
-    return FaultyClient(management)
+def faulty(management: Any) -> Iterator[FaultyClient]:
+    client = FaultyClient(management)
+    yield client
+    management.meta.events.unregister(
+        "before-send.apigatewaymanagementapi.PostToConnection", client._answer
+    )
 
 
 @pytest.fixture
 def sender(faulty: FaultyClient, store: ConnectionStore) -> Sender:
-    return Sender(faulty, on_gone=store.deactivate, max_workers=8, sleep=lambda _s: None)
+    return Sender(faulty, on_gone=store.deactivate, max_workers=8)
 
 
 @pytest.fixture

@@ -288,3 +288,24 @@ CREATE INDEX idx_user_email ON websocket_connections (user_email);
 CREATE INDEX idx_subscription_type ON websocket_connections (subscription_type);
 CREATE INDEX idx_expires_at ON websocket_connections (expires_at);
 """
+
+
+@pytest.mark.postgres
+def test_sixteen_threads_deactivate_while_the_connection_is_reopened(
+    database: Database, postgres_server: str, store: ConnectionStore
+) -> None:
+    """Fan-out threads share the container's Database: after RDS drops the connection, all of
+    them still get their statement through, each on the one fresh connection."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ids = [f"c{i}" for i in range(16)]
+    for _ in range(10):  # a race: several rounds, so a missing lock shows
+        for cid in ids:
+            register(store, cid)
+        (pid,) = database.run("SELECT pg_backend_pid()")[0]
+        with psycopg.connect(postgres_server, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            assert list(pool.map(store.deactivate, ids)) == [True] * 16
+        assert {r["connection_id"]: r["is_active"] for r in table(store)} == dict.fromkeys(ids, False)
+    assert database.run("SELECT count(*) FROM pg_stat_activity WHERE pid = pg_backend_pid()")[0][0] == 1
