@@ -41,7 +41,9 @@ def run(event: Any, context: Any, action: Callable[[Request], dict[str, Any]]) -
         return response(500, "internal error")
 
 
-def invoke(context: Any, action: Callable[[], dict[str, Any]], *, raise_failures: bool = False) -> dict[str, Any]:
+def invoke(
+    context: Any, action: Callable[[], dict[str, Any]], *, raise_failures: bool = False
+) -> dict[str, Any]:
     """For functions invoked directly: ids bound, failures logged once and answered with
     `{"error": ...}` (the notify path), or raised (`raise_failures`: the scheduled cleanup, so a
     failed run counts in the function's Errors metric and EventBridge retries it)."""

@@ -1,85 +1,54 @@
-"""The local engine: execute the rollout plan with boto3.
+"""The local engine: execute the prepared plan with boto3.
 
 Pipeline (a dry run is the same pipeline with nothing executed):
-  preflight -> package and upload -> each stack stage in plan order (outputs feed the next
-  stage's parameters) -> endpoint stage (merge the variable into every function, then carry it
-  into the compute stack's parameter) -> summary.
+  prepare (rollout.prepare: checks, package, upload, current outputs) -> each stack stage in plan
+  order (outputs feed the next stage's parameters) -> endpoint stage (merge the variable into
+  every function, then carry it into the compute stack's parameter) -> summary.
 A stage that fails stops the run: later stages do not start. Re-running resumes: finished
 stages are recognised as unchanged and cost no mutating call.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from generator.stages import ARTIFACT_PARAMETERS
-from rollout import artifacts, endpoints, package, preflight
+from rollout import artifacts, endpoints
 from rollout.aws import Aws
-from rollout.plan import Plan, make_plan, wired_parameters
+from rollout.options import Options
+from rollout.plan import Plan, wired_parameters
+from rollout.prepare import Prepared, plan_for, prepare
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
-from rollout.stacks import StackDeployer, StackResult, describe, existing_outputs
+from rollout.stacks import StackDeployer, StackResult, describe
 
-
-@dataclass
-class Options:
-    dry_run: bool = False
-    poll_seconds: float = 2.0
-    sleep: Callable[[float], None] = time.sleep
-    confirm: Callable[[str], bool] = field(default=lambda _question: True)
-    build_package: Callable[[package.Target], package.Artifact] = package.build
-
-
-def plan_for(settings: EnvironmentSettings) -> Plan:
-    return make_plan(
-        settings.name,
-        settings.region,
-        settings.artifacts_bucket,
-        settings.stacks,
-        settings.parameters,
-    )
+__all__ = ["Options", "execute", "plan_for", "run"]
 
 
 def run(
     settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options
 ) -> dict[str, Any]:
-    plan = plan_for(settings)
-    identity = aws.identity()
-    report.line("preflight", f"account {identity['account']} ({identity['arn']}), region {plan.region}, "
-                             f"environment {plan.environment}" + (" - DRY RUN" if options.dry_run else ""))  # fmt: skip
-    texts = preflight.rendered_templates()
-    preflight.check_bucket(aws, plan.artifacts_bucket)
-    preflight.check_stacks(aws, plan)
-    plan = preflight.with_account_role(aws, plan, report)
-    base = {stage.stage: stage.parameters for stage in plan.stacks}
-    summary: dict[str, Any] = {"environment": plan.environment, "region": plan.region,
-                               "account": identity["account"], "stages": [], "dry_run": options.dry_run}  # fmt: skip
+    return execute(prepare(settings, aws, report, options, "local"), aws, report, options)
 
-    compute_parameters = plan.stack("compute").parameters
-    target = package.Target(architecture=compute_parameters.get("Architecture", "arm64"))
-    artifact = options.build_package(target)
-    s3 = aws.client("s3")
-    uploaded = artifacts.upload_if_absent(s3, plan.artifacts_bucket, artifact.s3_key, artifact.path.read_bytes(),
-                                          dry_run=options.dry_run)  # fmt: skip
-    stored = artifacts.upload_templates(s3, plan.artifacts_bucket, plan.region, texts)
-    report.line("package", f"{artifact.s3_key} ({artifact.size:,} bytes) "
-                           + ("uploaded" if uploaded else "already in the bucket"))  # fmt: skip
-    summary["artifact"] = {
-        "s3_key": artifact.s3_key,
-        "sha256": artifact.sha256,
-        "uploaded": uploaded,
-    }
+
+def execute(prepared: Prepared, aws: Aws, report: Reporter, options: Options) -> dict[str, Any]:
+    plan, stored = prepared.plan, prepared.templates
+    base = {stage.stage: dict(stage.parameters) for stage in plan.stacks}
+    summary: dict[str, Any] = {"environment": plan.environment, "region": plan.region, "account": prepared.account,
+                               "stages": [], "dry_run": options.dry_run}  # fmt: skip
+    summary["artifact"] = {"s3_key": prepared.artifact.s3_key, "sha256": prepared.artifact.sha256,
+                           "uploaded": prepared.uploaded and not options.dry_run}  # fmt: skip
     code = dict(
-        zip(ARTIFACT_PARAMETERS["compute"], (plan.artifacts_bucket, artifact.s3_key), strict=True)
+        zip(
+            ARTIFACT_PARAMETERS["compute"],
+            (plan.artifacts_bucket, prepared.artifact.s3_key),
+            strict=True,
+        )
     )
-
-    cloudformation = aws.client("cloudformation")
-    deployer = StackDeployer(cloudformation, report, confirm=options.confirm, dry_run=options.dry_run,
-                             poll_seconds=options.poll_seconds, sleep=options.sleep)  # fmt: skip
-    outputs = existing_outputs(cloudformation, settings.stacks)
+    deployer = StackDeployer(aws.client("cloudformation"), report, confirm=options.confirm, dry_run=options.dry_run,
+                             poll_seconds=options.poll_seconds, sleep=options.sleep,
+                             approved_recreates=prepared.approved_recreates)  # fmt: skip
+    outputs = {stage: dict(values) for stage, values in prepared.outputs.items()}
     for stage in plan.stacks:
         parameters = wired_parameters(stage, outputs, base[stage.stage])
         if stage.stage == "compute":

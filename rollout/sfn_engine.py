@@ -15,12 +15,14 @@ from typing import Any
 from generator.build import build_all
 from generator.stages import ARTIFACT_PARAMETERS, STACK_INPUTS, STACK_TEMPLATES
 from generator.statemachine import POLL_SECONDS
-from rollout import artifacts, engine, package, preflight
+from rollout import artifacts, engine
 from rollout.aws import Aws
+from rollout.options import Options
 from rollout.plan import Plan
+from rollout.prepare import prepare
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
-from rollout.stacks import StackDeployer, StageFailed, existing_outputs
+from rollout.stacks import StackDeployer, StageFailed
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
@@ -119,45 +121,42 @@ def rollout_stack_name(plan: Plan) -> str:
 
 
 def run(
-    settings: EnvironmentSettings, aws: Aws, report: Reporter, options: engine.Options
+    settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options
 ) -> dict[str, Any]:
-    """Deploy or refresh the rollout stack, upload, start an execution and follow it."""
-    plan = engine.plan_for(settings)
-    identity = aws.identity()
-    report.line("preflight", f"account {identity['account']} ({identity['arn']}), region {plan.region}, "
-                             f"environment {plan.environment}, engine stepfunctions")  # fmt: skip
-    texts = preflight.rendered_templates()
-    # The rollout stack's own template goes through the environment's bucket: its first deploy
-    # has no bucket of its own yet.
-    preflight.check_bucket(aws, plan.artifacts_bucket)
-    preflight.check_stacks(aws, plan)
-    plan = preflight.with_account_role(aws, plan, report)
-    s3 = aws.client("s3")
-    bootstrap = artifacts.upload_templates(
-        s3, plan.artifacts_bucket, plan.region, {"rollout": texts["rollout"]}
-    )
-    cloudformation = aws.client("cloudformation")
-    deployer = StackDeployer(cloudformation, report, confirm=options.confirm, dry_run=options.dry_run,
+    """The same preparation as the local engine; then deploy or refresh the rollout stack, ship
+    code and templates to its bucket, start an execution and follow it. A dry run shows the
+    rollout stack's change set and every stage's, as the local engine plans them."""
+    prepared = prepare(settings, aws, report, options, "stepfunctions")
+    plan = prepared.plan
+    deployer = StackDeployer(aws.client("cloudformation"), report, confirm=options.confirm, dry_run=options.dry_run,
                              poll_seconds=options.poll_seconds, sleep=options.sleep)  # fmt: skip
     compute = plan.stack("compute").parameters
-    rollout = deployer.deploy("rollout", rollout_stack_name(plan), bootstrap["rollout"], {
+    # The rollout stack's own template comes from the environment's bucket (prepare uploaded it):
+    # its first deploy has no bucket of its own yet.
+    rollout = deployer.deploy("rollout", rollout_stack_name(plan), prepared.templates["rollout"], {
         "NamePrefix": compute.get("NamePrefix", "cc"), "ComputeStackName": plan.stack("compute").stack_name,
         "WebSocketStackName": plan.stack("websocket").stack_name,
         "EnvironmentKmsKeyArn": compute.get("EnvironmentKmsKeyArn", "")})  # fmt: skip
     if options.dry_run:
-        return {"environment": plan.environment, "region": plan.region, "result": "planned", "dry_run": True,
-                "stages": [{"stage": "rollout", "action": rollout.action, "detail": rollout.stack_name}]}  # fmt: skip
+        summary = engine.execute(prepared, aws, report, options)
+        summary["engine"] = "stepfunctions"
+        summary["stages"].insert(0, {"stage": "rollout", "action": rollout.action, "detail": rollout.stack_name,
+                                     "changes": rollout.changes})  # fmt: skip
+        return summary
+    if prepared.approved_recreates:
+        report.line(
+            "sfn",
+            f"the state machine deletes and re-creates {', '.join(sorted(prepared.approved_recreates))}",
+        )
     bucket = rollout.outputs["ArtifactsBucketName"]
-    target = package.Target(
-        architecture=plan.stack("compute").parameters.get("Architecture", "arm64")
-    )
-    artifact = options.build_package(target)
+    artifact, s3 = prepared.artifact, aws.client("s3")
     artifacts.upload_if_absent(s3, bucket, artifact.s3_key, artifact.path.read_bytes())
-    stored = artifacts.upload_templates(s3, bucket, plan.region, texts)
-    existing = existing_outputs(cloudformation, settings.stacks)
+    stored = artifacts.upload_templates(
+        s3, bucket, plan.region, {stem: t.text for stem, t in prepared.templates.items()}
+    )
     shipped = dataclasses.replace(plan, artifacts_bucket=bucket)
     document = execution_input(
-        shipped, stored, artifact.s3_key, existing, int(max(options.poll_seconds, 0))
+        shipped, stored, artifact.s3_key, prepared.outputs, int(max(options.poll_seconds, 0))
     )
     stepfunctions = aws.client("stepfunctions")
     started = stepfunctions.start_execution(stateMachineArn=rollout.outputs["StateMachineArn"],
@@ -179,7 +178,7 @@ def run(
         o["OutputKey"]: o["OutputValue"] for o in output["outputs"]["websocket"]["list"]
     }
     return {
-        "environment": plan.environment, "region": plan.region, "account": identity["account"],
+        "environment": plan.environment, "region": plan.region, "account": prepared.account,
         "result": "succeeded", "engine": "stepfunctions", "execution": started["executionArn"],
         "state_transitions": transitions, "state_machine_calls": dict(calls),
         "stages": [{"stage": "rollout", "action": rollout.action, "detail": rollout.stack_name},

@@ -116,6 +116,7 @@ class StackDeployer:
         poll_seconds: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
         change_set_prefix: str = "rollout",
+        approved_recreates: frozenset[str] = frozenset(),
     ) -> None:
         self.cf = cloudformation
         self.report = report
@@ -124,6 +125,7 @@ class StackDeployer:
         self.poll_seconds = poll_seconds
         self.sleep = sleep
         self.change_set_prefix = change_set_prefix
+        self.approved_recreates = approved_recreates  # asked in preparation already
 
     def deploy(
         self, stage: str, stack_name: str, template: StoredTemplate, parameters: dict[str, str]
@@ -172,7 +174,9 @@ class StackDeployer:
         return body == template_text  # someone may have updated the stack by other means
 
     def _recreate(self, stage: str, stack_name: str, state: StackState, why: str) -> None:
-        if not self.confirm(f"{why}. Delete it and create it again?"):
+        if stack_name not in self.approved_recreates and not self.confirm(
+            f"{why}. Delete it and create it again?"
+        ):
             raise Declined(f"{stack_name}: left in ROLLBACK_COMPLETE")
         last_event = self._latest_event_id(stack_name)
         self.cf.delete_stack(StackName=stack_name)

@@ -254,8 +254,14 @@ def test_fan_out_threads_keep_the_request_ids_in_their_log_lines(
         login(send, inbox, make_token, users, cid, 2)
     faulty.broken |= {"t1", "t3"}  # 403s, logged by the pool threads
     capsys.readouterr()
-    send("sender", {"type": "ai-chat-notification", "targetUserId": users.person(2), "message": "hello"})
+    send(
+        "sender",
+        {"type": "ai-chat-notification", "targetUserId": users.person(2), "message": "hello"},
+    )
     lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     failures = [line for line in lines if line["message"] == "post to connection failed"]
     assert len(failures) == 2 and {line["error"] for line in failures} == {"ForbiddenException"}
-    assert all(line["requestId"] == lines[0]["requestId"] and line["connectionId"] == "sender" for line in failures)
+    assert all(
+        line["requestId"] == lines[0]["requestId"] and line["connectionId"] == "sender"
+        for line in failures
+    )

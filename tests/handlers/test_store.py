@@ -307,5 +307,10 @@ def test_sixteen_threads_deactivate_while_the_connection_is_reopened(
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         with ThreadPoolExecutor(max_workers=16) as pool:
             assert list(pool.map(store.deactivate, ids)) == [True] * 16
-        assert {r["connection_id"]: r["is_active"] for r in table(store)} == dict.fromkeys(ids, False)
-    assert database.run("SELECT count(*) FROM pg_stat_activity WHERE pid = pg_backend_pid()")[0][0] == 1
+        assert {r["connection_id"]: r["is_active"] for r in table(store)} == dict.fromkeys(
+            ids, False
+        )
+    assert (
+        database.run("SELECT count(*) FROM pg_stat_activity WHERE pid = pg_backend_pid()")[0][0]
+        == 1
+    )

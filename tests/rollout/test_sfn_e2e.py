@@ -22,19 +22,19 @@ from rollout.preflight import rendered_templates
 from rollout.rehearsal import prepare_account, prove, template_variables
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
+from rollout.stacks import Declined
 from tests.rollout.conftest import Run
 
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 TRIVIAL = '{"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}'
 
 
-def run_sfn(
-    emulator: str, env: EnvironmentSettings, artifact: package.Artifact
-) -> tuple[dict[str, Any], Aws]:
+def run_sfn(emulator: str, env: EnvironmentSettings, artifact: package.Artifact, report: io.StringIO | None = None,
+            **options: Any) -> tuple[dict[str, Any], Aws]:  # fmt: skip
     aws = Aws(env.region, endpoint_url=emulator)
     prepare_account(aws, env)
-    options = engine.Options(poll_seconds=0, build_package=lambda _t: artifact)
-    return sfn_engine.run(env, aws, Reporter(io.StringIO()), options), aws
+    chosen = engine.Options(poll_seconds=0, build_package=lambda _t: artifact, **options)
+    return sfn_engine.run(env, aws, Reporter(report or io.StringIO()), chosen), aws
 
 
 def test_fresh_then_no_op(
@@ -252,3 +252,43 @@ def test_a_failed_function_update_ends_in_function_update_failed(machine: Callab
 
     monkeypatch.setattr(LambdaFunction, "get_configuration", failed_after_update)
     assert machine() == ("FAILED", "FunctionUpdateFailed")
+
+
+def test_a_dry_run_shows_every_stages_change_set_and_changes_nothing(
+    emulator: str, env_settings: EnvironmentSettings, built_artifact: package.Artifact
+) -> None:
+    log = io.StringIO()
+    summary, aws = run_sfn(emulator, env_settings, built_artifact, log, dry_run=True)
+    assert [s["stage"] for s in summary["stages"]] == [
+        "rollout",
+        "compute",
+        "websocket",
+        "endpoint",
+    ]
+    assert {s["action"] for s in summary["stages"]} == {"planned"}
+    text = log.getvalue()
+    assert (
+        "Add      RolloutStateMachine" in text
+        and "Add      ConnectFunction" in text
+        and "Add      Stage" in text
+    )
+    assert aws.client("cloudformation").describe_stacks()["Stacks"] == []
+
+
+@pytest.mark.parametrize("answer", [False, True])
+def test_a_rolled_back_stack_is_recreated_only_after_the_same_question(
+    emulator: str, env_settings: EnvironmentSettings, built_artifact: package.Artifact, answer: bool
+) -> None:
+    existing_compute_stack("ROLLBACK_COMPLETE")
+    questions: list[str] = []
+    confirm = lambda question: questions.append(question) or answer  # noqa: E731
+    if not answer:
+        with pytest.raises(Declined, match="left in ROLLBACK_COMPLETE"):
+            run_sfn(emulator, env_settings, built_artifact, confirm=confirm)
+        assert backend().describe_stacks("cc-websocket-compute")[0].status == "ROLLBACK_COMPLETE"
+    else:
+        summary, _ = run_sfn(emulator, env_settings, built_artifact, confirm=confirm)
+        assert summary["result"] == "succeeded"
+    assert [q for q in questions if "ROLLBACK_COMPLETE" in q] == [
+        "cc-websocket-compute is ROLLBACK_COMPLETE: its first create failed and it holds no resources. "
+        "Delete it and create it again?"]  # fmt: skip

@@ -1,0 +1,18 @@
+"""How a rollout runs: dry or not, how it waits, how it asks, how it builds the handlers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rollout import package
+
+
+@dataclass
+class Options:
+    dry_run: bool = False
+    poll_seconds: float = 2.0
+    sleep: Callable[[float], None] = time.sleep
+    confirm: Callable[[str], bool] = field(default=lambda _question: True)
+    build_package: Callable[[package.Target], package.Artifact] = package.build

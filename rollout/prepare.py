@@ -1,0 +1,83 @@
+"""What both engines do before their first change, in one place and one order:
+
+  who and where -> templates_out/ fresh -> the environment's bucket -> the stacks deployable
+  (a ROLLBACK_COMPLETE stack re-created only after a yes) -> the account's logging role decided
+  -> the handlers built (reused when unchanged) -> code and templates uploaded -> the stacks'
+  current outputs.
+
+The local engine (`rollout.engine`) then runs the stages from here; the Step Functions engine
+(`rollout.sfn_engine`) hands the same plan to its state machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rollout import artifacts, package, preflight
+from rollout.aws import Aws
+from rollout.options import Options
+from rollout.plan import Plan, make_plan
+from rollout.report import Reporter
+from rollout.settings import EnvironmentSettings
+from rollout.stacks import Declined, describe, existing_outputs
+
+
+@dataclass(frozen=True)
+class Prepared:
+    plan: Plan
+    account: str
+    artifact: package.Artifact
+    uploaded: bool  # the zip was not in the bucket (a dry run uploads nothing but the templates)
+    templates: dict[str, artifacts.StoredTemplate]
+    outputs: dict[str, dict[str, str]]
+    approved_recreates: frozenset[str]  # ROLLBACK_COMPLETE stacks the engineer agreed to re-create
+
+
+def plan_for(settings: EnvironmentSettings) -> Plan:
+    return make_plan(settings.name, settings.region, settings.artifacts_bucket, settings.stacks,
+                     settings.parameters)  # fmt: skip
+
+
+def prepare(
+    settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options, engine: str
+) -> Prepared:
+    plan = plan_for(settings)
+    identity = aws.identity()
+    report.line("preflight", f"account {identity['account']} ({identity['arn']}), region {plan.region}, "
+                             f"environment {plan.environment}, engine {engine}"
+                             + (" - DRY RUN" if options.dry_run else ""))  # fmt: skip
+    texts = preflight.rendered_templates()
+    preflight.check_bucket(aws, plan.artifacts_bucket)
+    preflight.check_stacks(aws, plan)
+    approved = _approve_recreates(aws, plan, report, options)
+    plan = preflight.with_account_role(aws, plan, report)
+    target = package.Target(
+        architecture=plan.stack("compute").parameters.get("Architecture", "arm64")
+    )
+    artifact = options.build_package(target)
+    s3 = aws.client("s3")
+    uploaded = artifacts.upload_if_absent(s3, plan.artifacts_bucket, artifact.s3_key, artifact.path.read_bytes(),
+                                          dry_run=options.dry_run)  # fmt: skip
+    templates = artifacts.upload_templates(s3, plan.artifacts_bucket, plan.region, texts)
+    report.line("package", f"{artifact.s3_key} ({artifact.size:,} bytes) "
+                           + ("uploaded" if uploaded and not options.dry_run else
+                              "would be uploaded" if uploaded else "already in the bucket"))  # fmt: skip
+    outputs = existing_outputs(aws.client("cloudformation"), dict(settings.stacks))
+    return Prepared(plan, identity["account"], artifact, uploaded, templates, outputs, approved)
+
+
+def _approve_recreates(aws: Aws, plan: Plan, report: Reporter, options: Options) -> frozenset[str]:
+    """A first create that rolled back holds nothing; re-creating it deletes it first: ask once."""
+    approved = set()
+    for stage in plan.stacks:
+        state = describe(aws.client("cloudformation"), stage.stack_name)
+        if state is None or state.status != "ROLLBACK_COMPLETE":
+            continue
+        why = f"{stage.stack_name} is ROLLBACK_COMPLETE: its first create failed and it holds no resources"
+        if options.dry_run:
+            report.line("preflight", f"{why}; a real run deletes it and creates it again")
+        elif options.confirm(f"{why}. Delete it and create it again?"):
+            approved.add(stage.stack_name)
+        else:
+            raise Declined(f"{stage.stack_name}: left in ROLLBACK_COMPLETE")
+    return frozenset(approved)
