@@ -50,25 +50,30 @@ def authenticate_against_connect(db: Database, store: ConnectionStore) -> None:
     secret = BackendSecret.generate()
     verifier = TokenVerifier(JwtSettings(hs256_secret=secret.text, issuer="careconnect"))
     users = UserDirectory(db)
-    db.run("""INSERT INTO users (email, password, role, email_verified, status, name)
+    db.run(
+        """INSERT INTO users (email, password, role, email_verified, status, name)
               SELECT 'user' || n || '@example.org', 'x', 'PATIENT', TRUE, 'ACTIVE', 'User ' || n
-              FROM generate_series(1, %s) AS n""", (ROUNDS,))  # fmt: skip
+              FROM generate_series(1, %s) AS n""",
+        (ROUNDS,),
+    )
     connects, authenticates = [], []
     for i in range(ROUNDS):
         request = parse_event(connect_event(f"auth-{i}"))
-        connects.append(seconds(lambda r=request: register_connection(r, store, endpoint="https://x/prod",
-                                                                      ttl_minutes=120)))  # fmt: skip
+        connects.append(
+            seconds(lambda r=request: register_connection(r, store, endpoint="https://x/prod", ttl_minutes=120))
+        )
     tokens = [mint(secret.key, f"user{i + 1}@example.org", "PATIENT") for i in range(ROUNDS)]
-    verifier.claims(
-        tokens[0]
-    )  # the first call imports PyJWT and reads the key: a cold start's cost
+    verifier.claims(tokens[0])  # the first call imports PyJWT and reads the key: a cold start's cost
     for i, token in enumerate(tokens):
-        authenticates.append(seconds(lambda t=token, cid=f"auth-{i}": store.authenticate(
-            cid, authenticate(verifier, users, t, None))))  # fmt: skip
+        authenticates.append(
+            seconds(lambda t=token, cid=f"auth-{i}": store.authenticate(cid, authenticate(verifier, users, t, None)))
+        )
     base = median_ms(connects)
     print(f"authenticate as the backend does it (median of {ROUNDS}; $connect {base:.3f} ms)")
-    print(f"  authenticate (HS256 + users row + mark)  {median_ms(authenticates):6.3f} ms  "
-          f"= {median_ms(authenticates) / base:4.1f}x $connect")  # fmt: skip
+    print(
+        f"  authenticate (HS256 + users row + mark)  {median_ms(authenticates):6.3f} ms  "
+        f"= {median_ms(authenticates) / base:4.1f}x $connect"
+    )
 
 
 def notify_a_role(db: Database, store: ConnectionStore) -> None:
@@ -77,30 +82,24 @@ def notify_a_role(db: Database, store: ConnectionStore) -> None:
                    connection_type, metadata, connected_at, last_activity_at, expires_at, is_active)
                SELECT 'care-' || n, n, 'care' || n || '@example.org', 'authenticated', 'aws',
                       '{"authenticated": true, "role": "CAREGIVER"}', now(), now(), now() + interval '2 hours', TRUE
-               FROM generate_series(1, 1000) AS n""")  # fmt: skip
-    notification = parse_notification({"recipients": {"roles": ["CAREGIVER"]}, "message": {
-        "type": "emergency-alert", "patientId": "7", "patientName": "Pat", "message": "Fall detected"}})  # fmt: skip
+               FROM generate_series(1, 1000) AS n""")
+    notification = parse_notification(
+        {
+            "recipients": {"roles": ["CAREGIVER"]},
+            "message": {"type": "emergency-alert", "patientId": "7", "patientName": "Pat", "message": "Fall detected"},
+        }
+    )
     print("notify function: one emergency-alert to 1,000 connections of one role")
     for label, client in (("10 ms per post, no server", Delayed(None, 0.010)),):
-        one = seconds(
-            lambda c=client: notify(
-                notification, store, Sender(c, on_gone=store.deactivate, max_workers=1)
-            )
-        )
+        one = seconds(lambda c=client: notify(notification, store, Sender(c, on_gone=store.deactivate, max_workers=1)))
         many = seconds(
-            lambda c=client: notify(
-                notification, store, Sender(c, on_gone=store.deactivate, max_workers=16)
-            )
+            lambda c=client: notify(notification, store, Sender(c, on_gone=store.deactivate, max_workers=16))
         )
-        print(
-            f"  {label:26s} one-by-one {one:6.2f} s   16 in parallel {many:6.2f} s   speed-up {one / many:4.1f}x"
-        )
+        print(f"  {label:26s} one-by-one {one:6.2f} s   16 in parallel {many:6.2f} s   speed-up {one / many:4.1f}x")
 
 
 if __name__ == "__main__":
-    logging.getLogger("handlers").setLevel(
-        logging.WARNING
-    )  # one line per call would drown the figures
+    logging.getLogger("handlers").setLevel(logging.WARNING)  # one line per call would drown the figures
     database, connection_store = fresh_store()
     try:
         authenticate_against_connect(database, connection_store)

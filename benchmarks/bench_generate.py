@@ -24,18 +24,19 @@ def timed(action) -> float:  # type: ignore[no-untyped-def]
 def main() -> None:
     cold = timed(
         lambda: subprocess.run(
-            [sys.executable, "-c", "from generator.build import build_all, render_all; render_all(build_all(), 'yaml')"],
-            cwd=REPO, check=True,
+            [
+                sys.executable,
+                "-c",
+                "from generator.build import build_all, render_all; render_all(build_all(), 'yaml')",
+            ],
+            cwd=REPO,
+            check=True,
         )
-    )  # fmt: skip
+    )
     from generator.build import build_all, render_all
 
     warm = statistics.median(timed(lambda: render_all(build_all(), "yaml")) for _ in range(ROUNDS))
-    lint = timed(
-        lambda: subprocess.run(
-            [str(Path(sys.executable).parent / "cfn-lint")], cwd=REPO, check=True
-        )
-    )
+    lint = timed(lambda: subprocess.run([str(Path(sys.executable).parent / "cfn-lint")], cwd=REPO, check=True))
     print("generate + render all templates")
     print(f"  in-process (median of {ROUNDS}): {warm * 1000:8.1f} ms   target < 1000 ms")
     print(f"  fresh interpreter incl. imports: {cold * 1000:8.1f} ms")

@@ -50,8 +50,7 @@ def median_ms(samples: list[float]) -> float:
 def cold_imports() -> None:
     def fresh(code: str) -> float:
         return statistics.median(
-            seconds(lambda: subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True))
-            for _ in range(5)
+            seconds(lambda: subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)) for _ in range(5)
         )
 
     base = fresh("pass")
@@ -79,17 +78,9 @@ def latencies() -> None:
     select = [seconds(lambda: db.run("SELECT 1")) for _ in range(rounds)]
     connects, disconnects = [], []
     for i in range(rounds):
-        request = parse_event(
-            connect_event(
-                f"bench-{i}", {"email": f"u{i}@example.org", "type": "email-verification"}
-            )
-        )
+        request = parse_event(connect_event(f"bench-{i}", {"email": f"u{i}@example.org", "type": "email-verification"}))
         connects.append(
-            seconds(
-                lambda r=request: register_connection(
-                    r, store, endpoint="https://x/prod", ttl_minutes=120
-                )
-            )
+            seconds(lambda r=request: register_connection(r, store, endpoint="https://x/prod", ttl_minutes=120))
         )
     for i in range(rounds):
         request = parse_event(disconnect_event(f"bench-{i}"))
@@ -128,20 +119,23 @@ def fan_out() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     try:
         host, port = server.get_host_and_port()
-        client = boto3.client("apigatewaymanagementapi", endpoint_url=f"http://{host}:{port}", region_name="eu-west-1",
-                              config=__import__("botocore.config").config.Config(max_pool_connections=16))  # fmt: skip
+        client = boto3.client(
+            "apigatewaymanagementapi",
+            endpoint_url=f"http://{host}:{port}",
+            region_name="eu-west-1",
+            config=__import__("botocore.config").config.Config(max_pool_connections=16),
+        )
         targets = [f"conn-{i}" for i in range(1000)]
         payload = {"type": "ai-chat-response", "message": "x" * 200}
         print("fan-out of one frame to 1,000 connections")
-        cases = (("moto server, loopback", client), ("moto + 10 ms per post", Delayed(client, 0.010)),
-                 ("10 ms per post, no server", Delayed(None, 0.010)))  # fmt: skip
+        cases = (
+            ("moto server, loopback", client),
+            ("moto + 10 ms per post", Delayed(client, 0.010)),
+            ("10 ms per post, no server", Delayed(None, 0.010)),
+        )
         for label, target in cases:
-            serial = seconds(
-                lambda t=target: Sender(t, on_gone=print, max_workers=1).fan_out(targets, payload)
-            )
-            parallel = seconds(
-                lambda t=target: Sender(t, on_gone=print, max_workers=16).fan_out(targets, payload)
-            )
+            serial = seconds(lambda t=target: Sender(t, on_gone=print, max_workers=1).fan_out(targets, payload))
+            parallel = seconds(lambda t=target: Sender(t, on_gone=print, max_workers=16).fan_out(targets, payload))
             print(
                 f"  {label:26s} one-by-one {serial:6.2f} s   16 in parallel {parallel:6.2f} s   speed-up {serial / parallel:4.1f}x"
             )
@@ -150,9 +144,7 @@ def fan_out() -> None:
 
 
 if __name__ == "__main__":
-    logging.getLogger("handlers").setLevel(
-        logging.WARNING
-    )  # one line per call would drown the figures
+    logging.getLogger("handlers").setLevel(logging.WARNING)  # one line per call would drown the figures
     cold_imports()
     latencies()
     fan_out()

@@ -38,9 +38,11 @@ def main() -> None:
     print(f"  cold build (empty wheel cache): {cold_s:6.2f} s")
     print(f"  warm build (median of 3):       {warm_s:6.2f} s   = {warm_s / cold_s:.2f}x cold")
     print(f"  reused, inputs unchanged:       {reuse_s:6.3f} s   = {reuse_s / warm_s:.3f}x warm")
-    print(f"  zip {cold.size / 1e6:.2f} MB, unzipped {cold.unzipped_size / 1e6:.2f} MB "
-          f"({cold.size / package.MAX_ZIPPED_BYTES:.0%} of Lambda's 50 MB zip limit, "
-          f"{cold.unzipped_size / package.MAX_UNZIPPED_BYTES:.0%} of 250 MB unzipped)")  # fmt: skip
+    print(
+        f"  zip {cold.size / 1e6:.2f} MB, unzipped {cold.unzipped_size / 1e6:.2f} MB "
+        f"({cold.size / package.MAX_ZIPPED_BYTES:.0%} of Lambda's 50 MB zip limit, "
+        f"{cold.unzipped_size / package.MAX_UNZIPPED_BYTES:.0%} of 250 MB unzipped)"
+    )
 
 
 if __name__ == "__main__":

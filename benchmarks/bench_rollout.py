@@ -37,9 +37,7 @@ class InProgressDouble:
 
     def __init__(self, aws: Aws, stack: str, stack_id: str, status: str) -> None:
         self.stack, self.stack_id, self.status, self.until = stack, stack_id, status, 0.0
-        aws.client("cloudformation").meta.events.register(
-            "before-call.cloudformation.DescribeStacks", self
-        )
+        aws.client("cloudformation").meta.events.register("before-call.cloudformation.DescribeStacks", self)
 
     def hold(self, seconds: float) -> float:
         self.until = time.monotonic() + seconds
@@ -48,8 +46,16 @@ class InProgressDouble:
     def __call__(self, **_: Any) -> Any:
         if time.monotonic() >= self.until:
             return None
-        return _Ok(), {"Stacks": [{"StackName": self.stack, "StackId": self.stack_id, "CreationTime": time.time(),
-                                   "StackStatus": self.status}]}  # fmt: skip
+        return _Ok(), {
+            "Stacks": [
+                {
+                    "StackName": self.stack,
+                    "StackId": self.stack_id,
+                    "CreationTime": time.time(),
+                    "StackStatus": self.status,
+                }
+            ]
+        }
 
 
 def rehearsals(env: settings.EnvironmentSettings, artifact: package.Artifact) -> None:
@@ -73,9 +79,7 @@ def rehearsals(env: settings.EnvironmentSettings, artifact: package.Artifact) ->
         print("rehearsal (embedded emulator; handlers package prebuilt)")
         for label, seconds, total, mutating in rows:
             print(f"  {label:6s} {seconds:6.2f} s   {total:3d} AWS calls ({mutating} mutating)")
-        print(
-            f"  no-op / fresh: {rows[1][1] / rows[0][1]:.2f}x time, {rows[1][2] / rows[0][2]:.2f}x calls"
-        )
+        print(f"  no-op / fresh: {rows[1][1] / rows[0][1]:.2f}x time, {rows[1][2] / rows[0][2]:.2f}x calls")
         print()
         delays(aws, env.stacks["websocket"])
 
@@ -96,9 +100,7 @@ def delays(aws: Aws, stack: str) -> None:
     boto3_delay = time.monotonic() - final_at
     print(f"delay from final state to moving on (stack held {HOLD_SECONDS:.0f} s in progress)")
     print(f"  rollout polling (2 s):   {ours:6.2f} s")
-    print(
-        f"  boto3 waiter (30 s):     {boto3_delay:6.2f} s   = {boto3_delay / max(ours, 0.001):.0f}x the rollout's"
-    )
+    print(f"  boto3 waiter (30 s):     {boto3_delay:6.2f} s   = {boto3_delay / max(ours, 0.001):.0f}x the rollout's")
 
 
 if __name__ == "__main__":

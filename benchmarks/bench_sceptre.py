@@ -33,8 +33,13 @@ SCEPTRE_VENV = REPO / ".cache" / "bench-sceptre"
 REGION = "eu-west-1"
 BUCKET = "cc-websocket-rehearsal-artifacts"  # environments/rehearsal.yaml's
 ROUNDS = 3
-DATABASE = {"DatabaseAuth": "iam", "DatabaseHost": "db.rehearsal.invalid", "DatabaseName": "careconnect",
-            "DatabaseUser": "careconnect_ws", "DatabaseResourceId": "db-REHEARSAL"}  # fmt: skip
+DATABASE = {
+    "DatabaseAuth": "iam",
+    "DatabaseHost": "db.rehearsal.invalid",
+    "DatabaseName": "careconnect",
+    "DatabaseUser": "careconnect_ws",
+    "DatabaseResourceId": "db-REHEARSAL",
+}
 
 
 def sceptre() -> Path:
@@ -42,8 +47,16 @@ def sceptre() -> Path:
     executable = SCEPTRE_VENV / "bin" / "sceptre"
     if not executable.exists():
         subprocess.run([sys.executable, "-m", "venv", str(SCEPTRE_VENV)], check=True)
-        subprocess.run([str(SCEPTRE_VENV / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-                        f"sceptre=={SCEPTRE_VERSION}"], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                str(SCEPTRE_VENV / "bin" / "pip"),
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                f"sceptre=={SCEPTRE_VERSION}",
+            ],
+            check=True,
+        )
     return executable
 
 
@@ -66,14 +79,16 @@ def sceptre_project(root: Path, code_key: str) -> Path:
         "template:\n  type: file\n  path: compute.yaml\nstack_name: sc-websocket-compute\nparameters:\n"
         + "".join(f"  {k}: {v}\n" for k, v in compute.items())
     )
-    wired = {"ConnectFunctionArn": "ConnectFunctionArn", "DisconnectFunctionArn": "DisconnectFunctionArn",
-             "DefaultFunctionArn": "DefaultFunctionArn", "HandlersRoleName": "HandlersRoleName"}  # fmt: skip
+    wired = {
+        "ConnectFunctionArn": "ConnectFunctionArn",
+        "DisconnectFunctionArn": "DisconnectFunctionArn",
+        "DefaultFunctionArn": "DefaultFunctionArn",
+        "HandlersRoleName": "HandlersRoleName",
+    }
     (group / "websocket.yaml").write_text(
         "template:\n  type: file\n  path: websocket.yaml\nstack_name: sc-websocket-api\n"
         "dependencies:\n  - bench/compute.yaml\nparameters:\n  NamePrefix: sc\n  StageName: prod\n"
-        + "".join(
-            f"  {k}: !stack_output_external sc-websocket-compute::{v}\n" for k, v in wired.items()
-        )
+        + "".join(f"  {k}: !stack_output_external sc-websocket-compute::{v}\n" for k, v in wired.items())
     )
     return root
 
@@ -94,10 +109,21 @@ def main() -> None:
     artifact = package.build(package.Target())
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-           "AWS_DEFAULT_REGION": REGION, "PYTHONWARNINGS": "ignore"}  # fmt: skip
-    emulator = subprocess.Popen([sys.executable, "-m", "rollout", "emulator", "--port", str(port)],
-                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": REGION,
+        "PYTHONWARNINGS": "ignore",
+    }
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "rollout", "emulator", "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert emulator.stdout is not None and url in emulator.stdout.readline()
     ours = [
         sys.executable,
@@ -123,14 +149,11 @@ def main() -> None:
             project = sceptre_project(Path(tmp), artifact.s3_key)
             launch = [str(tool), "--no-colour", "launch", "-y", "bench"]
             for _ in range(ROUNDS):
-                urllib.request.urlopen(
-                    urllib.request.Request(f"{url}/moto-api/reset", method="POST")
-                ).read()
-                s3 = boto3.client("s3", endpoint_url=url, region_name=REGION, aws_access_key_id="bench",
-                                  aws_secret_access_key="bench")  # fmt: skip
-                s3.create_bucket(
-                    Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+                urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).read()
+                s3 = boto3.client(
+                    "s3", endpoint_url=url, region_name=REGION, aws_access_key_id="bench", aws_secret_access_key="bench"
                 )
+                s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
                 s3.put_object(Bucket=BUCKET, Key=artifact.s3_key, Body=artifact.path.read_bytes())
                 figures["ours fresh"].append(timed(ours, env, REPO))
                 figures["ours no-op"].append(timed(ours, env, REPO))
@@ -140,12 +163,12 @@ def main() -> None:
         emulator.send_signal(signal.SIGINT)
         emulator.wait(timeout=30)
     median = {name: statistics.median(values) for name, values in figures.items()}
-    print(
-        f"rollout vs Sceptre {SCEPTRE_VERSION}, whole processes on one emulator (median of {ROUNDS})"
-    )
+    print(f"rollout vs Sceptre {SCEPTRE_VERSION}, whole processes on one emulator (median of {ROUNDS})")
     for kind in ("fresh", "no-op"):
-        print(f"  {kind:6s} ours {median[f'ours {kind}']:5.2f} s   Sceptre {median[f'sceptre {kind}']:5.2f} s   "
-              f"Sceptre / ours = {median[f'sceptre {kind}'] / median[f'ours {kind}']:4.1f}x")  # fmt: skip
+        print(
+            f"  {kind:6s} ours {median[f'ours {kind}']:5.2f} s   Sceptre {median[f'sceptre {kind}']:5.2f} s   "
+            f"Sceptre / ours = {median[f'sceptre {kind}'] / median[f'ours {kind}']:4.1f}x"
+        )
 
 
 if __name__ == "__main__":

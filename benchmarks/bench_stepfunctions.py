@@ -29,18 +29,12 @@ def main() -> None:
         for label in ("fresh", "no-op"):
             summary = sfn_engine.run(env, aws, Reporter(io.StringIO()), options)
             calls = summary["state_machine_calls"]
-            mutating = sum(
-                n for name, n in calls.items() if not name.startswith(("describe", "get"))
-            )
+            mutating = sum(n for name, n in calls.items() if not name.startswith(("describe", "get")))
             rows.append((label, summary["state_transitions"], sum(calls.values()), mutating))
     print("Step Functions rollout (embedded emulator, waits of 0 s)")
     for label, transitions, total, mutating in rows:
-        print(
-            f"  {label:6s} {transitions:4d} state transitions   {total:3d} AWS calls ({mutating} mutating)"
-        )
-    print(
-        f"  no-op / fresh: {rows[1][1] / rows[0][1]:.2f}x transitions, {rows[1][2] / rows[0][2]:.2f}x calls"
-    )
+        print(f"  {label:6s} {transitions:4d} state transitions   {total:3d} AWS calls ({mutating} mutating)")
+    print(f"  no-op / fresh: {rows[1][1] / rows[0][1]:.2f}x transitions, {rows[1][2] / rows[0][2]:.2f}x calls")
 
 
 if __name__ == "__main__":

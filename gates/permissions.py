@@ -60,25 +60,33 @@ class Option:
 
     def parameters(self, stem: str) -> dict[str, str]:
         prefix = {"NamePrefix": self.compute.get("NamePrefix", "cc")}
-        return {**prefix, **{"compute": CODE | self.compute, "websocket": self.websocket,
-                             "rollout": self.rollout}[stem]}  # fmt: skip
+        return {
+            **prefix,
+            **{"compute": CODE | self.compute, "websocket": self.websocket, "rollout": self.rollout}[stem],
+        }
 
 
-IAM_DB = {"DatabaseAuth": "iam", "DatabaseHost": "db.example.internal", "DatabaseUser": "ws_app",
-          "DatabaseResourceId": "db-ABCDEFGH"}  # fmt: skip
+IAM_DB = {
+    "DatabaseAuth": "iam",
+    "DatabaseHost": "db.example.internal",
+    "DatabaseUser": "ws_app",
+    "DatabaseResourceId": "db-ABCDEFGH",
+}
 OPTIONS = (
     Option("database url", {"DatabaseAuth": "url", "DatabaseUrl": "postgresql://u:p@db/cc"}),
     Option("database secret", {"DatabaseAuth": "secret", "DatabaseSecretArn": SECRET, "JwtSecretArn": SECRET}),
     Option("database iam", IAM_DB),
     Option("vpc", {**IAM_DB, "SubnetIds": "subnet-0a1b,subnet-2c3d", "SecurityGroupIds": "sg-0e4f"}),
-    Option("environment key", {**IAM_DB, "EnvironmentKmsKeyArn": ENVIRONMENT_KEY},
-           rollout={"EnvironmentKmsKeyArn": ENVIRONMENT_KEY}),
+    Option(
+        "environment key",
+        {**IAM_DB, "EnvironmentKmsKeyArn": ENVIRONMENT_KEY},
+        rollout={"EnvironmentKmsKeyArn": ENVIRONMENT_KEY},
+    ),
     Option("log keys", {**IAM_DB, "LogsKmsKeyArn": LOGS_KEY}, {"LogsKmsKeyArn": LOGS_KEY}),
     Option("account role on", IAM_DB, {"CreateApiGatewayAccountRole": "true"}),
     Option("account role off", IAM_DB, {"CreateApiGatewayAccountRole": "false"}),
-    Option("another prefix", {**IAM_DB, "NamePrefix": "staging"}, {"NamePrefix": "staging"},
-           {"NamePrefix": "staging"}),
-)  # fmt: skip
+    Option("another prefix", {**IAM_DB, "NamePrefix": "staging"}, {"NamePrefix": "staging"}, {"NamePrefix": "staging"}),
+)
 
 
 # --- policy evaluation -------------------------------------------------------------------------
@@ -110,8 +118,11 @@ def _wildcard(pattern: str, value: str) -> bool:
 
 def allowed(documents: list[dict[str, Any]], action: str, resource: str) -> bool:
     """Identity policies: allowed when some statement allows and none denies."""
-    results = [StrictStatement(s).is_action_permitted(action, resource)
-               for document in documents for s in _statements(document)]  # fmt: skip
+    results = [
+        StrictStatement(s).is_action_permitted(action, resource)
+        for document in documents
+        for s in _statements(document)
+    ]
     return PermissionResult.DENIED not in results and PermissionResult.PERMITTED in results
 
 
@@ -160,11 +171,7 @@ def load_exceptions(path: Path = EXCEPTIONS_FILE) -> list[Exception_]:
     for entry in entries:
         if not str(entry.get("reason", "")).strip():
             raise ValueError(f"{path}: every exception needs a reason: {entry}")
-        found.append(
-            Exception_(
-                entry["type"], frozenset(a.lower() for a in entry["actions"]), entry["reason"]
-            )
-        )
+        found.append(Exception_(entry["type"], frozenset(a.lower() for a in entry["actions"]), entry["reason"]))
     return found
 
 
@@ -180,12 +187,12 @@ class StackResources:
         self.stack = STACKS[stem]
         pseudo = {**ARN_CONTEXT, "AWS::StackName": self.stack}
         first = Evaluator(template, parameters, pseudo=pseudo, physical_ids=self._generated_names())
-        named = {name: str(first.eval(resource["Properties"][NAME_PROPERTIES[resource["Type"]]]))
-                 for name, resource in template["Resources"].items()
-                 if NAME_PROPERTIES.get(resource["Type"]) in resource.get("Properties", {})}  # fmt: skip
-        self.evaluator = Evaluator(
-            template, parameters, pseudo=pseudo, physical_ids=self._generated_names() | named
-        )
+        named = {
+            name: str(first.eval(resource["Properties"][NAME_PROPERTIES[resource["Type"]]]))
+            for name, resource in template["Resources"].items()
+            if NAME_PROPERTIES.get(resource["Type"]) in resource.get("Properties", {})
+        }
+        self.evaluator = Evaluator(template, parameters, pseudo=pseudo, physical_ids=self._generated_names() | named)
         self.resources = {
             name: self.evaluator.eval(resource)
             for name, resource in template["Resources"].items()
@@ -220,8 +227,12 @@ class StackResources:
             return [_arn("events", f"rule/{self.stack}-{logical}-GENERATED")]
         if kind == "AWS::ApiGateway::Account":
             return [f"arn:{PARTITION}:apigateway:{REGION}::/account"]
-        children = {"AWS::ApiGatewayV2::Api": "", "AWS::ApiGatewayV2::Route": "/routes",
-                    "AWS::ApiGatewayV2::Integration": "/integrations", "AWS::ApiGatewayV2::Stage": "/stages"}  # fmt: skip
+        children = {
+            "AWS::ApiGatewayV2::Api": "",
+            "AWS::ApiGatewayV2::Route": "/routes",
+            "AWS::ApiGatewayV2::Integration": "/integrations",
+            "AWS::ApiGatewayV2::Stage": "/stages",
+        }
         if kind in children:
             collection = f"{api}{children[kind]}" if children[kind] else api.rsplit("/", 1)[0]
             return [collection] if handler == "create" else [f"{collection}/x1y2z3"]
@@ -241,36 +252,25 @@ class StackResources:
             "untagresource",
             "listtagsforresource",
         ):
-            return [
-                _arn("logs", f"log-group:{props['LogGroupName']}")
-            ]  # tagging names the group without ':*'
+            return [_arn("logs", f"log-group:{props['LogGroupName']}")]  # tagging names the group without ':*'
         if kind == "AWS::Lambda::Function":
             if action.lower() == "iam:passrole":
-                return [
-                    self.role_arn(
-                        _logical_of(self.template["Resources"][logical]["Properties"]["Role"])
-                    )
-                ]
+                return [self.role_arn(_logical_of(self.template["Resources"][logical]["Properties"]["Role"]))]
             if service == "s3":
-                return [
-                    f"arn:{PARTITION}:s3:::{props['Code']['S3Bucket']}/{props['Code']['S3Key']}"
-                ]
+                return [f"arn:{PARTITION}:s3:::{props['Code']['S3Bucket']}/{props['Code']['S3Key']}"]
             if service == "kms":
                 return [props["KmsKeyArn"]] if props.get("KmsKeyArn") else None
         if kind == "AWS::ApiGateway::Account" and service == "iam":
-            return [
-                self.role_arn(
-                    _logical_of(
-                        self.template["Resources"][logical]["Properties"]["CloudWatchRoleArn"]
-                    )
-                )
-            ]
+            return [self.role_arn(_logical_of(self.template["Resources"][logical]["Properties"]["CloudWatchRoleArn"]))]
         return self.own_arns(logical, handler)
 
 
 # Where a resource type takes its physical name (its Ref) from, when the template names it.
-NAME_PROPERTIES = {"AWS::Lambda::Function": "FunctionName", "AWS::IAM::Role": "RoleName",
-                   "AWS::Logs::LogGroup": "LogGroupName"}  # fmt: skip
+NAME_PROPERTIES = {
+    "AWS::Lambda::Function": "FunctionName",
+    "AWS::IAM::Role": "RoleName",
+    "AWS::Logs::LogGroup": "LogGroupName",
+}
 
 
 def _logical_of(get_att: dict[str, Any]) -> str:
@@ -285,16 +285,18 @@ TRANSLATED = {
 }
 
 
-def stack_checks(option: Option, templates: dict[str, dict[str, Any]],
-                 exceptions: list[Exception_], used: set[tuple[str, str]]) -> Iterator[Check]:  # fmt: skip
+def stack_checks(
+    option: Option, templates: dict[str, dict[str, Any]], exceptions: list[Exception_], used: set[tuple[str, str]]
+) -> Iterator[Check]:
     for stem in STACKS:
         stack = StackResources(stem, templates[stem], option.parameters(stem))
         for logical, resource in stack.resources.items():
             kind = resource["Type"]
             for handler, permissions in provider_permissions(kind).items():
                 for permission in permissions:
-                    excepted = next((e for e in exceptions if e.resource_type == kind
-                                     and permission.lower() in e.actions), None)  # fmt: skip
+                    excepted = next(
+                        (e for e in exceptions if e.resource_type == kind and permission.lower() in e.actions), None
+                    )
                     if excepted:
                         used.add((kind, permission.lower()))
                         continue
@@ -304,22 +306,21 @@ def stack_checks(option: Option, templates: dict[str, dict[str, Any]],
                     action = TRANSLATED.get(permission.lower(), permission)
                     if action != permission:
                         arns = [
-                            f"arn:{PARTITION}:apigateway:{REGION}::/tags/{a}"
-                            for a in stack.own_arns(logical, handler)
+                            f"arn:{PARTITION}:apigateway:{REGION}::/tags/{a}" for a in stack.own_arns(logical, handler)
                         ]
                     for arn in arns:
-                        yield Check(
-                            "CloudFormationRole", f"{stem} {logical} ({kind})", handler, action, arn
-                        )
+                        yield Check("CloudFormationRole", f"{stem} {logical} ({kind})", handler, action, arn)
 
 
 def state_machine_checks(option: Option, rollout_parameters: dict[str, str]) -> Iterator[Check]:
     """Each aws-sdk Task's call on what it names, plus PassRole, the template read and the key."""
     prefix = rollout_parameters.get("NamePrefix", "cc")
-    machine = json.loads(substituted(definition(template_parameters()), {"Partition": PARTITION,
-                                                                         "CloudFormationRoleArn": "x"}))  # fmt: skip
-    functions = [_arn("lambda", f"function:{prefix}-websocket-{suffix}")
-                 for suffix in (f.suffix for f in HANDLER_FUNCTIONS)]  # fmt: skip
+    machine = json.loads(
+        substituted(definition(template_parameters()), {"Partition": PARTITION, "CloudFormationRoleArn": "x"})
+    )
+    functions = [
+        _arn("lambda", f"function:{prefix}-websocket-{suffix}") for suffix in (f.suffix for f in HANDLER_FUNCTIONS)
+    ]
     key = rollout_parameters.get("EnvironmentKmsKeyArn", "")
     texts = {stem: "" for stem in STACKS}  # the key's hash part does not matter to the policy
     for state_name, state in machine["States"].items():
@@ -330,14 +331,22 @@ def state_machine_checks(option: Option, rollout_parameters: dict[str, str]) -> 
         parameters = state.get("Parameters", {})
         if service == "cloudformation":
             stage = parameters["StackName.$"].split(".")[2]
-            yield Check("StateMachineRole", state_name, "task", action,
-                        _arn("cloudformation", f"stack/{STACKS[stage]}/0f1e2d3c"))  # fmt: skip
+            yield Check(
+                "StateMachineRole",
+                state_name,
+                "task",
+                action,
+                _arn("cloudformation", f"stack/{STACKS[stage]}/0f1e2d3c"),
+            )
             if api == "createChangeSet":
+                yield Check("StateMachineRole", state_name, "task", "iam:PassRole", "CloudFormationRole")
                 yield Check(
-                    "StateMachineRole", state_name, "task", "iam:PassRole", "CloudFormationRole"
+                    "StateMachineRole",
+                    state_name,
+                    "task",
+                    "s3:GetObject",
+                    f"arn:{PARTITION}:s3:::{BUCKET}/{template_key(stage, texts[stage])}",
                 )
-                yield Check("StateMachineRole", state_name, "task", "s3:GetObject",
-                            f"arn:{PARTITION}:s3:::{BUCKET}/{template_key(stage, texts[stage])}")  # fmt: skip
         elif service == "lambda":
             for function in functions:
                 yield Check("StateMachineRole", state_name, "task", action, function)
@@ -352,17 +361,20 @@ def state_machine_checks(option: Option, rollout_parameters: dict[str, str]) -> 
             raise KeyError(f"the gate does not know Tasks of {service}: teach state_machine_checks")
 
 
-SERVICE_ROLE_ARN = (
-    f"arn:{PARTITION}:iam::{ACCOUNT}:role/cc-websocket-rollout-CloudFormationRole-GENERATED"
-)
+SERVICE_ROLE_ARN = f"arn:{PARTITION}:iam::{ACCOUNT}:role/cc-websocket-rollout-CloudFormationRole-GENERATED"
 
 
-def role_documents(
-    rollout: dict[str, Any], parameters: dict[str, str], role: str
-) -> list[dict[str, Any]]:
-    evaluator = Evaluator(rollout, parameters, pseudo=ARN_CONTEXT, physical_ids={"ArtifactsBucket": BUCKET},
-                          attributes={"ArtifactsBucket.Arn": f"arn:{PARTITION}:s3:::{BUCKET}",
-                                      "CloudFormationRole.Arn": SERVICE_ROLE_ARN})  # fmt: skip
+def role_documents(rollout: dict[str, Any], parameters: dict[str, str], role: str) -> list[dict[str, Any]]:
+    evaluator = Evaluator(
+        rollout,
+        parameters,
+        pseudo=ARN_CONTEXT,
+        physical_ids={"ArtifactsBucket": BUCKET},
+        attributes={
+            "ArtifactsBucket.Arn": f"arn:{PARTITION}:s3:::{BUCKET}",
+            "CloudFormationRole.Arn": SERVICE_ROLE_ARN,
+        },
+    )
     policies = evaluator.eval(rollout["Resources"][role]["Properties"]["Policies"])
     return [policy["PolicyDocument"] for policy in policies]
 
@@ -376,9 +388,7 @@ class Report:
     resources: set[str] = field(default_factory=set)
 
 
-def run(
-    exceptions_path: Path = EXCEPTIONS_FILE, rollout_override: dict[str, Any] | None = None
-) -> Report:
+def run(exceptions_path: Path = EXCEPTIONS_FILE, rollout_override: dict[str, Any] | None = None) -> Report:
     templates = {stem: template.to_dict() for stem, template in build_all().items()}
     rollout = rollout_override or templates["rollout"]
     exceptions = load_exceptions(exceptions_path)
@@ -386,18 +396,17 @@ def run(
     report = Report()
     for option in OPTIONS:
         rollout_parameters = {**STACK_NAMES, **option.parameters("rollout")}
-        documents = {role: role_documents(rollout, rollout_parameters, role)
-                     for role in ("CloudFormationRole", "StateMachineRole")}  # fmt: skip
-        checks = [*stack_checks(option, templates, exceptions, used),
-                  *state_machine_checks(option, rollout_parameters)]  # fmt: skip
+        documents = {
+            role: role_documents(rollout, rollout_parameters, role)
+            for role in ("CloudFormationRole", "StateMachineRole")
+        }
+        checks = [*stack_checks(option, templates, exceptions, used), *state_machine_checks(option, rollout_parameters)]
         for check in checks:
             arn = SERVICE_ROLE_ARN if check.arn == "CloudFormationRole" else check.arn
             report.checked += 1
             report.resources.add(check.resource)
             if not allowed(documents[check.role], check.action, arn):
-                report.misses.append(
-                    Check(check.role, check.resource, check.handler, check.action, arn)
-                )
+                report.misses.append(Check(check.role, check.resource, check.handler, check.action, arn))
         report.by_option[option.name] = len(checks)
     report.unused_exceptions = sorted(
         f"{e.resource_type}: {action}"
@@ -419,9 +428,11 @@ def main() -> int:
     for line in report.unused_exceptions:
         print(f"UNUSED EXCEPTION {line} (no resource under any option needs it: remove it)")
     exceptions = load_exceptions()
-    print(f"permission gate: {report.checked} checks over {len(OPTIONS)} options "
-          f"({len(report.resources)} resources and tasks), {len(misses)} missing, "
-          f"{sum(len(e.actions) for e in exceptions)} excepted permissions in {EXCEPTIONS_FILE.name}")  # fmt: skip
+    print(
+        f"permission gate: {report.checked} checks over {len(OPTIONS)} options "
+        f"({len(report.resources)} resources and tasks), {len(misses)} missing, "
+        f"{sum(len(e.actions) for e in exceptions)} excepted permissions in {EXCEPTIONS_FILE.name}"
+    )
     return 1 if misses or report.unused_exceptions else 0
 
 

@@ -26,17 +26,11 @@ def problems(definition: dict[str, Any]) -> list[str]:
         for target in successors(state):
             if target not in states:
                 found.append(f"{name} goes to {target!r}, which does not exist")
-        if (
-            state["Type"] not in TERMINAL | {"Choice"}
-            and "Next" not in state
-            and not state.get("End")
-        ):
+        if state["Type"] not in TERMINAL | {"Choice"} and "Next" not in state and not state.get("End"):
             found.append(f"{name} has neither Next nor End")
     found += [f"{name} is unreachable" for name in sorted(set(states) - _reachable(definition))]
     found += [
-        f"loop without a bound: {', '.join(sorted(loop))}"
-        for loop in _loops(states)
-        if not _bounded(loop, states)
+        f"loop without a bound: {', '.join(sorted(loop))}" for loop in _loops(states) if not _bounded(loop, states)
     ]
     return found
 
@@ -104,7 +98,10 @@ def _loops(states: dict[str, dict[str, Any]]) -> list[set[str]]:
 def _bounded(loop: set[str], states: dict[str, dict[str, Any]]) -> bool:
     for name in loop:
         for rule in states[name].get("Choices", []):
-            if (str(rule.get("Variable", "")).startswith("$.polls.") and "NumericGreaterThanEquals" in rule
-                    and rule["Next"] not in loop):  # fmt: skip
+            if (
+                str(rule.get("Variable", "")).startswith("$.polls.")
+                and "NumericGreaterThanEquals" in rule
+                and rule["Next"] not in loop
+            ):
                 return True
     return False

@@ -15,9 +15,7 @@ def build_all(only: list[str] | None = None) -> dict[str, Template]:
     names = only or list(TEMPLATES)
     unknown = [n for n in names if n not in TEMPLATES]
     if unknown:
-        raise InvalidSetting(
-            "--only", unknown[0], f"no such template; known: {', '.join(TEMPLATES)}"
-        )
+        raise InvalidSetting("--only", unknown[0], f"no such template; known: {', '.join(TEMPLATES)}")
     return {name: TEMPLATES[name]() for name in names}
 
 
@@ -33,9 +31,7 @@ def apply_defaults(templates: Mapping[str, Template], defaults: Mapping[str, str
             declared.setdefault(name, []).append(parameter)
     for name, value in defaults.items():
         if name not in declared:
-            raise InvalidSetting(
-                name, value, f"no template has this parameter; known: {', '.join(sorted(declared))}"
-            )
+            raise InvalidSetting(name, value, f"no template has this parameter; known: {', '.join(sorted(declared))}")
         for parameter in declared[name]:
             check_value(parameter, value)
     for name, value in defaults.items():

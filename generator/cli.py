@@ -28,23 +28,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m generator",
         description="Generate the CareConnect WebSocket CloudFormation templates.",
     )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: templates_out/)")
+    parser.add_argument("--format", choices=FORMATS, default="yaml", help="template format (default yaml)")
     parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="output folder (default: templates_out/)"
-    )
-    parser.add_argument(
-        "--format", choices=FORMATS, default="yaml", help="template format (default yaml)"
-    )
-    parser.add_argument(
-        "--check", action="store_true",
+        "--check",
+        action="store_true",
         help="write nothing; exit 1 naming every file in --out that is stale, missing or unexpected",
-    )  # fmt: skip
-    parser.add_argument(
-        "--set", dest="defaults", action="append", type=_setting, default=[], metavar="NAME=VALUE",
-        help="override a parameter's default (checked against its constraints); repeatable",
-    )  # fmt: skip
-    parser.add_argument(
-        "--only", action="append", metavar="TEMPLATE", help="generate only this template"
     )
+    parser.add_argument(
+        "--set",
+        dest="defaults",
+        action="append",
+        type=_setting,
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a parameter's default (checked against its constraints); repeatable",
+    )
+    parser.add_argument("--only", action="append", metavar="TEMPLATE", help="generate only this template")
     return parser.parse_args(argv)
 
 

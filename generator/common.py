@@ -32,26 +32,38 @@ def checkov_skips(*skips: tuple[str, str]) -> dict[str, Any]:
 def add_name_prefix(params: ParameterSet, description: str) -> None:
     """`NamePrefix`, the same constraint in every template (an environment's names derive from it)."""
     params.add(
-        "Naming", "NamePrefix", "Name prefix",
-        Type="String", Default="cc", AllowedPattern=NAME_PREFIX_PATTERN, Description=description,
+        "Naming",
+        "NamePrefix",
+        "Name prefix",
+        Type="String",
+        Default="cc",
+        AllowedPattern=NAME_PREFIX_PATTERN,
+        Description=description,
         ConstraintDescription="lower-case letter, then up to 19 lower-case letters, digits or '-'",
-    )  # fmt: skip
+    )
 
 
 def add_log_parameters(params: ParameterSet, group: str, what: str) -> None:
     """`LogRetentionInDays` and `LogsKmsKeyArn`, with the condition `LogsKmsKeyGiven`."""
     params.add(
-        group, "LogRetentionInDays", f"{what} retention (days)",
-        Type="Number", Default=30, AllowedValues=list(LOG_RETENTION_DAYS),
+        group,
+        "LogRetentionInDays",
+        f"{what} retention (days)",
+        Type="Number",
+        Default=30,
+        AllowedValues=list(LOG_RETENTION_DAYS),
         Description=f"Days CloudWatch keeps the {what.lower()} (only the values CloudWatch accepts).",
-    )  # fmt: skip
+    )
     params.add(
-        group, "LogsKmsKeyArn", f"{what} KMS key ARN",
-        Type="String", Default="", AllowedPattern=KMS_KEY_ARN_PATTERN,
-        Description=f"Customer managed KMS key for the {what.lower()}. Empty: CloudWatch's "
-        "default encryption.",
+        group,
+        "LogsKmsKeyArn",
+        f"{what} KMS key ARN",
+        Type="String",
+        Default="",
+        AllowedPattern=KMS_KEY_ARN_PATTERN,
+        Description=f"Customer managed KMS key for the {what.lower()}. Empty: CloudWatch's default encryption.",
         ConstraintDescription="empty, or a KMS key ARN",
-    )  # fmt: skip
+    )
     params.template.add_condition("LogsKmsKeyGiven", Not(Equals(Ref("LogsKmsKeyArn"), "")))
 
 
@@ -74,9 +86,7 @@ def assume_role_policy(service: str) -> PolicyDocument:
     """Trust policy letting one AWS service (e.g. `lambda.amazonaws.com`) assume a role."""
     return PolicyDocument(
         Version="2012-10-17",
-        Statement=[
-            Statement(Effect=Allow, Action=[AssumeRole], Principal=Principal("Service", service))
-        ],
+        Statement=[Statement(Effect=Allow, Action=[AssumeRole], Principal=Principal("Service", service))],
     )
 
 
@@ -87,9 +97,7 @@ def new_template(description: str) -> tuple[Template, ParameterSet]:
     return template, ParameterSet(template)
 
 
-def finish(
-    template: Template, params: ParameterSet, outputs: dict[str, tuple[str, object]]
-) -> Template:
+def finish(template: Template, params: ParameterSet, outputs: dict[str, tuple[str, object]]) -> Template:
     """Add the outputs (key -> description, value) and the console's parameter groups."""
     for key, (description, value) in outputs.items():
         template.add_output(Output(key, Description=description, Value=value))

@@ -53,206 +53,315 @@ from generator.parameters import ParameterSet
 DATABASE_AUTH_METHODS = ("url", "secret", "iam")
 TIMEOUT_PARAMETERS = {"Cleanup": "CleanupTimeout", "Notify": "NotifyTimeout"}  # routes: Timeout
 ENDPOINT_PATTERN = r"^$|^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9_-]+)?$"
-SECRET_ARN_PATTERN = (
-    r"^$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$"
-)
-VPC_ACCESS_POLICY = (
-    "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaENIManagementAccess"
-)
+SECRET_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$"
+VPC_ACCESS_POLICY = "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaENIManagementAccess"
 
 NOT_APPLICABLE = (
     ("CKV_AWS_116", "Invoked synchronously by API Gateway or EventBridge: no async events to dead-letter."),
-    ("CKV_AWS_115", "Concurrency follows WebSocket traffic; a reserved limit would drop connections. "
-     "API Gateway throttling (the websocket stack) bounds it."),
-)  # fmt: skip
+    (
+        "CKV_AWS_115",
+        "Concurrency follows WebSocket traffic; a reserved limit would drop connections. "
+        "API Gateway throttling (the websocket stack) bounds it.",
+    ),
+)
 
 
 def _parameters(params: ParameterSet) -> None:
-    add_name_prefix(
-        params, "Prefix of every name (cc gives the original cc-websocket-* functions)."
-    )
+    add_name_prefix(params, "Prefix of every name (cc gives the original cc-websocket-* functions).")
     code = "Code"
     params.add(
-        code, "CodeS3Bucket", "Code bucket",
-        Type="String", AllowedPattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        code,
+        "CodeS3Bucket",
+        "Code bucket",
+        Type="String",
+        AllowedPattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
         Description="S3 bucket holding the handlers zip (the rollout's artifacts bucket).",
         ConstraintDescription="an S3 bucket name",
-    )  # fmt: skip
+    )
     params.add(
-        code, "CodeS3Key", "Code key",
-        Type="String", AllowedPattern=r"^[A-Za-z0-9!_.*'()/-]+\.zip$", MaxLength=1024,
-        Description="S3 key of the handlers zip; it carries the content hash, so new code is a "
-        "new key.",
+        code,
+        "CodeS3Key",
+        "Code key",
+        Type="String",
+        AllowedPattern=r"^[A-Za-z0-9!_.*'()/-]+\.zip$",
+        MaxLength=1024,
+        Description="S3 key of the handlers zip; it carries the content hash, so new code is a new key.",
         ConstraintDescription="an S3 key ending in .zip",
-    )  # fmt: skip
+    )
     runtime = "Runtime"
     params.add(
-        runtime, "Architecture", "Architecture",
-        Type="String", Default="arm64", AllowedValues=["arm64", "x86_64"],
+        runtime,
+        "Architecture",
+        "Architecture",
+        Type="String",
+        Default="arm64",
+        AllowedValues=["arm64", "x86_64"],
         Description="Processor architecture; the zip must be built for the same one.",
-    )  # fmt: skip
+    )
     params.add(
-        runtime, "MemorySize", "Memory (MB)",
-        Type="Number", Default=256, MinValue=128, MaxValue=10240,
+        runtime,
+        "MemorySize",
+        "Memory (MB)",
+        Type="Number",
+        Default=256,
+        MinValue=128,
+        MaxValue=10240,
         Description="Memory of each handler function (CPU scales with it).",
-    )  # fmt: skip
+    )
     params.add(
-        runtime, "Timeout", "Timeout (s)",
-        Type="Number", Default=29, MinValue=1, MaxValue=29,
+        runtime,
+        "Timeout",
+        "Timeout (s)",
+        Type="Number",
+        Default=29,
+        MinValue=1,
+        MaxValue=29,
         Description="Timeout of each route handler; API Gateway stops waiting after 29 s.",
-    )  # fmt: skip
+    )
     params.add(
-        runtime, "ManagementEndpoint", "Management API endpoint",
-        Type="String", Default="", AllowedPattern=ENDPOINT_PATTERN, MaxLength=256,
+        runtime,
+        "ManagementEndpoint",
+        "Management API endpoint",
+        Type="String",
+        Default="",
+        AllowedPattern=ENDPOINT_PATTERN,
+        MaxLength=256,
         Description=f"{ENDPOINT_VARIABLE}: https://<api>.execute-api.<region>.<suffix>/<stage>. "
         "Empty until the websocket stack exists; the rollout fills it.",
         ConstraintDescription="empty, or an https:// URL with an optional stage path",
-    )  # fmt: skip
+    )
     params.add(
-        runtime, "ConnectionTtlMinutes", "Connection TTL (minutes)",
-        Type="Number", Default=120, MinValue=1, MaxValue=120,
-        Description="How long a connection row stays valid; API Gateway closes every "
-        "connection after 2 hours.",
-    )  # fmt: skip
+        runtime,
+        "ConnectionTtlMinutes",
+        "Connection TTL (minutes)",
+        Type="Number",
+        Default=120,
+        MinValue=1,
+        MaxValue=120,
+        Description="How long a connection row stays valid; API Gateway closes every connection after 2 hours.",
+    )
     params.add(
-        runtime, "CleanupTimeout", "Cleanup timeout (s)",
-        Type="Number", Default=60, MinValue=1, MaxValue=900,
+        runtime,
+        "CleanupTimeout",
+        "Cleanup timeout (s)",
+        Type="Number",
+        Default=60,
+        MinValue=1,
+        MaxValue=900,
         Description="Timeout of the scheduled cleanup function.",
-    )  # fmt: skip
+    )
     params.add(
-        runtime, "NotifyTimeout", "Notify timeout (s)",
-        Type="Number", Default=60, MinValue=1, MaxValue=900,
+        runtime,
+        "NotifyTimeout",
+        "Notify timeout (s)",
+        Type="Number",
+        Default=60,
+        MinValue=1,
+        MaxValue=900,
         Description="Timeout of the notify function (the backend's push path; a push to many "
         "connections takes longer than one reply).",
-    )  # fmt: skip
+    )
     params.add(
-        runtime, "CleanupSchedule", "Cleanup schedule",
-        Type="String", Default="rate(1 hour)", AllowedPattern=r"^(rate|cron)\(.+\)$",
-        Description="EventBridge schedule of the cleanup (expired connections, inactive rows "
-        "older than 7 days).",
+        runtime,
+        "CleanupSchedule",
+        "Cleanup schedule",
+        Type="String",
+        Default="rate(1 hour)",
+        AllowedPattern=r"^(rate|cron)\(.+\)$",
+        Description="EventBridge schedule of the cleanup (expired connections, inactive rows older than 7 days).",
         ConstraintDescription="an EventBridge rate(...) or cron(...) expression",
-    )  # fmt: skip
+    )
     _database_parameters(params)
     _jwt_parameters(params)
     network = "Network (optional)"
     params.add(
-        network, "SubnetIds", "Subnet ids",
-        Type="CommaDelimitedList", Default="", AllowedPattern=r"^$|^subnet-[0-9a-f]+$",
+        network,
+        "SubnetIds",
+        "Subnet ids",
+        Type="CommaDelimitedList",
+        Default="",
+        AllowedPattern=r"^$|^subnet-[0-9a-f]+$",
         Description="Subnets to place the functions in (e.g. beside RDS). Empty: no VPC. In a "
         "VPC they reach the public management API only through a NAT gateway (an execute-api "
         "interface endpoint serves private APIs only).",
         ConstraintDescription="subnet ids, comma separated",
-    )  # fmt: skip
+    )
     params.add(
-        network, "SecurityGroupIds", "Security group ids",
-        Type="CommaDelimitedList", Default="", AllowedPattern=r"^$|^sg-[0-9a-f]+$",
+        network,
+        "SecurityGroupIds",
+        "Security group ids",
+        Type="CommaDelimitedList",
+        Default="",
+        AllowedPattern=r"^$|^sg-[0-9a-f]+$",
         Description="Security groups of the functions when SubnetIds is set.",
         ConstraintDescription="security group ids, comma separated",
-    )  # fmt: skip
+    )
     params.add(
-        runtime, "EnvironmentKmsKeyArn", "Environment KMS key ARN",
-        Type="String", Default="", AllowedPattern=KMS_KEY_ARN_PATTERN,
+        runtime,
+        "EnvironmentKmsKeyArn",
+        "Environment KMS key ARN",
+        Type="String",
+        Default="",
+        AllowedPattern=KMS_KEY_ARN_PATTERN,
         Description="Customer managed KMS key for the functions' environment variables "
         "(worth it with DatabaseAuth=url). Empty: Lambda's AWS managed key.",
         ConstraintDescription="empty, or a KMS key ARN",
-    )  # fmt: skip
+    )
     add_log_parameters(params, "Logs", "Function log")
 
 
 def _database_parameters(params: ParameterSet) -> None:
     db = "Database"
     params.add(
-        db, "DatabaseAuth", "Database authentication",
-        Type="String", Default="url", AllowedValues=list(DATABASE_AUTH_METHODS),
+        db,
+        "DatabaseAuth",
+        "Database authentication",
+        Type="String",
+        Default="url",
+        AllowedValues=list(DATABASE_AUTH_METHODS),
         Description="url: DatabaseUrl (as the original design). secret: a Secrets Manager "
         "secret with host, port, dbname, username, password. iam: RDS IAM authentication as "
         "DatabaseUser.",
-    )  # fmt: skip
+    )
     params.add(
-        db, "DatabaseUrl", "Database URL (url)",
-        Type="String", Default="", NoEcho=True, MaxLength=1024,
+        db,
+        "DatabaseUrl",
+        "Database URL (url)",
+        Type="String",
+        Default="",
+        NoEcho=True,
+        MaxLength=1024,
         AllowedPattern=r"^$|^(jdbc:)?postgres(ql)?://.+$",
         Description="postgresql:// or jdbc:postgresql:// URL. Lands in the functions' "
         "environment: prefer secret or iam.",
         ConstraintDescription="empty, or a postgresql:// or jdbc:postgresql:// URL",
-    )  # fmt: skip
+    )
     params.add(
-        db, "DatabaseSecretArn", "Database secret ARN (secret)",
-        Type="String", Default="", AllowedPattern=SECRET_ARN_PATTERN, MaxLength=256,
+        db,
+        "DatabaseSecretArn",
+        "Database secret ARN (secret)",
+        Type="String",
+        Default="",
+        AllowedPattern=SECRET_ARN_PATTERN,
+        MaxLength=256,
         Description="Secrets Manager secret the functions may read (only this one).",
         ConstraintDescription="empty, or a Secrets Manager secret ARN",
-    )  # fmt: skip
+    )
     params.add(
-        db, "DatabaseHost", "Database host (iam)",
-        Type="String", Default="", AllowedPattern=r"^$|^[A-Za-z0-9.-]{1,253}$", MaxLength=253,
+        db,
+        "DatabaseHost",
+        "Database host (iam)",
+        Type="String",
+        Default="",
+        AllowedPattern=r"^$|^[A-Za-z0-9.-]{1,253}$",
+        MaxLength=253,
         Description="RDS endpoint host name for IAM authentication.",
         ConstraintDescription="empty, or a host name",
-    )  # fmt: skip
+    )
     params.add(
-        db, "DatabasePort", "Database port (iam)",
-        Type="Number", Default=5432, MinValue=1, MaxValue=65535,
+        db,
+        "DatabasePort",
+        "Database port (iam)",
+        Type="Number",
+        Default=5432,
+        MinValue=1,
+        MaxValue=65535,
         Description="PostgreSQL port for IAM authentication.",
-    )  # fmt: skip
+    )
     params.add(
-        db, "DatabaseName", "Database name (iam)",
-        Type="String", Default="careconnect", AllowedPattern=r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$", MaxLength=63,
+        db,
+        "DatabaseName",
+        "Database name (iam)",
+        Type="String",
+        Default="careconnect",
+        AllowedPattern=r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$",
+        MaxLength=63,
         Description="Database holding the websocket_connections table (iam method).",
         ConstraintDescription="a PostgreSQL database name",
-    )  # fmt: skip
+    )
     params.add(
-        db, "DatabaseUser", "Database user (iam)",
-        Type="String", Default="", AllowedPattern=r"^$|^[A-Za-z_][A-Za-z0-9_$]{0,62}$", MaxLength=63,
+        db,
+        "DatabaseUser",
+        "Database user (iam)",
+        Type="String",
+        Default="",
+        AllowedPattern=r"^$|^[A-Za-z_][A-Za-z0-9_$]{0,62}$",
+        MaxLength=63,
         Description="Database user granted rds_iam; the role may connect as this user only.",
         ConstraintDescription="empty, or a PostgreSQL user name",
-    )  # fmt: skip
+    )
     params.add(
-        db, "DatabaseResourceId", "DB resource id (iam)",
-        Type="String", Default="", AllowedPattern=r"^$|^(db|cluster)-[A-Z0-9]+$",
-        Description="DbiResourceId (db-...) or cluster resource id (cluster-...) for the "
-        "rds-db:connect grant.",
+        db,
+        "DatabaseResourceId",
+        "DB resource id (iam)",
+        Type="String",
+        Default="",
+        AllowedPattern=r"^$|^(db|cluster)-[A-Z0-9]+$",
+        Description="DbiResourceId (db-...) or cluster resource id (cluster-...) for the rds-db:connect grant.",
         ConstraintDescription="empty, or db-XXXX / cluster-XXXX",
-    )  # fmt: skip
+    )
     params.add(
-        db, "DatabaseSslMode", "TLS mode",
-        Type="String", Default="require", AllowedValues=["require", "verify-full", "prefer", "disable"],
+        db,
+        "DatabaseSslMode",
+        "TLS mode",
+        Type="String",
+        Default="require",
+        AllowedValues=["require", "verify-full", "prefer", "disable"],
         Description="libpq sslmode for the secret and iam methods (iam needs TLS).",
-    )  # fmt: skip
+    )
 
 
 def _jwt_parameters(params: ParameterSet) -> None:
     auth = "Client authentication (JWT)"
     params.add(
-        auth, "JwtSecretArn", "HS256 key secret ARN",
-        Type="String", Default="", AllowedPattern=SECRET_ARN_PATTERN, MaxLength=256,
+        auth,
+        "JwtSecretArn",
+        "HS256 key secret ARN",
+        Type="String",
+        Default="",
+        AllowedPattern=SECRET_ARN_PATTERN,
+        MaxLength=256,
         Description="Secrets Manager secret holding the backend's security.jwt.secret (the base64 "
         "text; the key is its decoded bytes). Empty: use JwtPublicKey.",
         ConstraintDescription="empty, or a Secrets Manager secret ARN",
-    )  # fmt: skip
+    )
     params.add(
-        auth, "JwtPublicKey", "RS256 public key (PEM)",
-        Type="String", Default="", MaxLength=1024, AllowedPattern=r"^$|^-----BEGIN PUBLIC KEY-----[A-Za-z0-9+/=\s\\n]+-----END PUBLIC KEY-----(\s|\\n)*$",
-        Description="PEM public key for RS256 tokens (newlines may be written as \\n). "
-        "Empty: use JwtSecretArn.",
+        auth,
+        "JwtPublicKey",
+        "RS256 public key (PEM)",
+        Type="String",
+        Default="",
+        MaxLength=1024,
+        AllowedPattern=r"^$|^-----BEGIN PUBLIC KEY-----[A-Za-z0-9+/=\s\\n]+-----END PUBLIC KEY-----(\s|\\n)*$",
+        Description="PEM public key for RS256 tokens (newlines may be written as \\n). Empty: use JwtSecretArn.",
         ConstraintDescription="empty, or a PEM public key",
-    )  # fmt: skip
+    )
     params.add(
-        auth, "JwtIssuer", "Required issuer",
-        Type="String", Default="careconnect", MaxLength=128, AllowedPattern=r"^[^\s]*$",
+        auth,
+        "JwtIssuer",
+        "Required issuer",
+        Type="String",
+        Default="careconnect",
+        MaxLength=128,
+        AllowedPattern=r"^[^\s]*$",
         Description="Tokens must carry this iss claim (the backend's JwtTokenProvider issues "
         "careconnect; empty means careconnect too).",
-    )  # fmt: skip
+    )
     params.add(
-        auth, "JwtAudience", "Required audience",
-        Type="String", Default="", MaxLength=128, AllowedPattern=r"^[^\s]*$",
+        auth,
+        "JwtAudience",
+        "Required audience",
+        Type="String",
+        Default="",
+        MaxLength=128,
+        AllowedPattern=r"^[^\s]*$",
         Description="If set, tokens must carry this aud claim.",
-    )  # fmt: skip
+    )
 
 
 def _conditions_and_rules(template: Template) -> None:
     for method in DATABASE_AUTH_METHODS:
-        template.add_condition(
-            f"DatabaseAuthIs{method.capitalize()}", Equals(Ref("DatabaseAuth"), method)
-        )
+        template.add_condition(f"DatabaseAuthIs{method.capitalize()}", Equals(Ref("DatabaseAuth"), method))
     template.add_condition("EnvironmentKmsKeyGiven", Not(Equals(Ref("EnvironmentKmsKeyArn"), "")))
     template.add_condition("InVpc", Not(Equals(Join("", Ref("SubnetIds")), "")))
     # Rules stop a create or update before anything changes when a method lacks its inputs.
@@ -260,8 +369,7 @@ def _conditions_and_rules(template: Template) -> None:
         "url": [("DatabaseUrl", "DatabaseAuth=url needs DatabaseUrl")],
         "secret": [("DatabaseSecretArn", "DatabaseAuth=secret needs DatabaseSecretArn")],
         "iam": [
-            (name, f"DatabaseAuth=iam needs {name}")
-            for name in ("DatabaseHost", "DatabaseUser", "DatabaseResourceId")
+            (name, f"DatabaseAuth=iam needs {name}") for name in ("DatabaseHost", "DatabaseUser", "DatabaseResourceId")
         ],
     }
     for method, needs in required.items():
@@ -270,8 +378,7 @@ def _conditions_and_rules(template: Template) -> None:
             {
                 "RuleCondition": Equals(Ref("DatabaseAuth"), method),
                 "Assertions": [
-                    {"Assert": Not(Equals(Ref(name), "")), "AssertDescription": message}
-                    for name, message in needs
+                    {"Assert": Not(Equals(Ref(name), "")), "AssertDescription": message} for name, message in needs
                 ],
             },
         )
@@ -363,9 +470,15 @@ def _role(template: Template) -> Role:
     policies = [
         Policy(PolicyName="logs", PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements)),
         If("ReadsSecret", Policy(PolicyName="database-secret", PolicyDocument=_document(secret)), Ref("AWS::NoValue")),
-        If("ReadsJwtSecret", Policy(PolicyName="jwt-secret", PolicyDocument=_document(jwt_secret)), Ref("AWS::NoValue")),
-        If("DatabaseAuthIsIam", Policy(PolicyName="database-iam-auth", PolicyDocument=_document(iam_connect)), Ref("AWS::NoValue")),
-    ]  # fmt: skip
+        If(
+            "ReadsJwtSecret", Policy(PolicyName="jwt-secret", PolicyDocument=_document(jwt_secret)), Ref("AWS::NoValue")
+        ),
+        If(
+            "DatabaseAuthIsIam",
+            Policy(PolicyName="database-iam-auth", PolicyDocument=_document(iam_connect)),
+            Ref("AWS::NoValue"),
+        ),
+    ]
     return template.add_resource(
         Role(
             "HandlersRole",
@@ -385,9 +498,7 @@ def _document(statement: Statement) -> PolicyDocument:
 
 def _function(template: Template, function: HandlerFunction, role: Role) -> Function:
     logs = template.add_resource(
-        log_group(
-            f"{function.logical}LogGroup", Sub(f"/aws/lambda/{function.function_name}"), "compute"
-        )
+        log_group(f"{function.logical}LogGroup", Sub(f"/aws/lambda/{function.function_name}"), "compute")
     )
     return template.add_resource(
         Function(
@@ -402,9 +513,7 @@ def _function(template: Template, function: HandlerFunction, role: Role) -> Func
             Role=GetAtt(role, "Arn"),
             Code=Code(S3Bucket=Ref("CodeS3Bucket"), S3Key=Ref("CodeS3Key")),
             Environment=_environment(),
-            KmsKeyArn=If(
-                "EnvironmentKmsKeyGiven", Ref("EnvironmentKmsKeyArn"), Ref("AWS::NoValue")
-            ),
+            KmsKeyArn=If("EnvironmentKmsKeyGiven", Ref("EnvironmentKmsKeyArn"), Ref("AWS::NoValue")),
             LoggingConfig=LoggingConfig(LogGroup=Ref(logs)),
             VpcConfig=If(
                 "InVpc",

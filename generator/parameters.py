@@ -48,8 +48,7 @@ class ParameterSet:
         """The `AWS::CloudFormation::Interface` metadata that orders the console form."""
         return {
             "ParameterGroups": [
-                {"Label": {"default": group}, "Parameters": names}
-                for group, names in self._groups.items()
+                {"Label": {"default": group}, "Parameters": names} for group, names in self._groups.items()
             ],
             "ParameterLabels": {name: {"default": label} for name, label in self._labels.items()},
         }
@@ -68,9 +67,7 @@ def describe_constraints(parameter: Parameter) -> str:
     if "AllowedPattern" in props:
         parts.append(f"matching {props['AllowedPattern']}")
     if "MinValue" in props or "MaxValue" in props:
-        parts.append(
-            f"a number from {props.get('MinValue', '-inf')} to {props.get('MaxValue', 'inf')}"
-        )
+        parts.append(f"a number from {props.get('MinValue', '-inf')} to {props.get('MaxValue', 'inf')}")
     if "MinLength" in props or "MaxLength" in props:
         parts.append(f"{props.get('MinLength', 0)} to {props.get('MaxLength', 'any')} characters")
     text = "; ".join(parts) or f"any {props.get('Type', 'String')}"
@@ -113,9 +110,7 @@ def _as_text(value: object) -> str:
     return str(value)
 
 
-def _check_number(
-    name: str, value: object, item: str, props: Mapping[str, Any], accepted: str
-) -> None:
+def _check_number(name: str, value: object, item: str, props: Mapping[str, Any], accepted: str) -> None:
     try:
         number = float(item)
     except ValueError:
@@ -126,9 +121,7 @@ def _check_number(
         raise InvalidSetting(name, value, f"expected {accepted}")
 
 
-def check_values(
-    parameters: Mapping[str, Parameter], values: Mapping[str, object], *, where: str
-) -> dict[str, str]:
+def check_values(parameters: Mapping[str, Parameter], values: Mapping[str, object], *, where: str) -> dict[str, str]:
     """Validate many values at once; unknown names are an error that lists the known ones."""
     unknown = sorted(set(values) - set(parameters))
     if unknown:

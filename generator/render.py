@@ -53,9 +53,7 @@ class Staleness:
 
     def explain(self, out_dir: Path) -> str:
         lines = [f"{out_dir}/{n}: missing" for n in self.missing]
-        lines += [
-            f"{out_dir}/{n}: stale (differs from what the generator produces)" for n in self.stale
-        ]
+        lines += [f"{out_dir}/{n}: stale (differs from what the generator produces)" for n in self.stale]
         lines += [f"{out_dir}/{n}: not produced by the generator" for n in self.unexpected]
         return "\n".join(lines)
 
@@ -64,8 +62,6 @@ def compare(texts: Mapping[str, str], out_dir: Path, fmt: str) -> Staleness:
     """Compare freshly rendered texts with the files in `out_dir` (only files of `fmt`)."""
     present = {p.name for p in out_dir.glob(f"*.{fmt}")} if out_dir.is_dir() else set()
     missing = sorted(n for n in texts if n not in present)
-    stale = sorted(
-        n for n in texts if n in present and (out_dir / n).read_text(encoding="utf-8") != texts[n]
-    )
+    stale = sorted(n for n in texts if n in present and (out_dir / n).read_text(encoding="utf-8") != texts[n])
     unexpected = sorted(present - set(texts))
     return Staleness(missing, stale, unexpected)

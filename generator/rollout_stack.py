@@ -53,40 +53,55 @@ from generator.statemachine import definition
 ARN = "arn:${AWS::Partition}"
 HERE = "${AWS::Region}:${AWS::AccountId}"
 STACK_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,127}$"
-VENDED_LOGS_REASON = (
-    "CloudWatch Logs log delivery and X-Ray APIs take no resource ARN; AWS documents '*'."
-)
+VENDED_LOGS_REASON = "CloudWatch Logs log delivery and X-Ray APIs take no resource ARN; AWS documents '*'."
 
 
 def _parameters(params: ParameterSet) -> None:
-    add_name_prefix(
-        params, "Prefix of the rolled-out resources' names (the environment's NamePrefix)."
-    )
-    for name, default, label in (("ComputeStackName", "cc-websocket-compute", "Compute stack name"),
-                                 ("WebSocketStackName", "cc-websocket-api", "WebSocket stack name")):  # fmt: skip
+    add_name_prefix(params, "Prefix of the rolled-out resources' names (the environment's NamePrefix).")
+    for name, default, label in (
+        ("ComputeStackName", "cc-websocket-compute", "Compute stack name"),
+        ("WebSocketStackName", "cc-websocket-api", "WebSocket stack name"),
+    ):
         params.add(
-            "Target stacks", name, label,
-            Type="String", Default=default, AllowedPattern=STACK_NAME_PATTERN,
+            "Target stacks",
+            name,
+            label,
+            Type="String",
+            Default=default,
+            AllowedPattern=STACK_NAME_PATTERN,
             Description=f"{label} the state machine may change (and nothing else).",
             ConstraintDescription="a CloudFormation stack name",
-        )  # fmt: skip
+        )
     params.add(
-        "Artifacts", "ArtifactRetentionDays", "Old artifact retention (days)",
-        Type="Number", Default=90, MinValue=1, MaxValue=3650,
+        "Artifacts",
+        "ArtifactRetentionDays",
+        "Old artifact retention (days)",
+        Type="Number",
+        Default=90,
+        MinValue=1,
+        MaxValue=3650,
         Description="Days a replaced (noncurrent) artifact version is kept before deletion.",
-    )  # fmt: skip
+    )
     params.add(
-        "Logs", "TracingEnabled", "X-Ray tracing",
-        Type="String", Default="false", AllowedValues=["false", "true"],
+        "Logs",
+        "TracingEnabled",
+        "X-Ray tracing",
+        Type="String",
+        Default="false",
+        AllowedValues=["false", "true"],
         Description="Trace state machine executions with X-Ray.",
-    )  # fmt: skip
+    )
     params.add(
-        "Target stacks", "EnvironmentKmsKeyArn", "Functions' environment KMS key ARN",
-        Type="String", Default="", AllowedPattern=KMS_KEY_ARN_PATTERN,
+        "Target stacks",
+        "EnvironmentKmsKeyArn",
+        "Functions' environment KMS key ARN",
+        Type="String",
+        Default="",
+        AllowedPattern=KMS_KEY_ARN_PATTERN,
         Description="The compute stack's EnvironmentKmsKeyArn, if any: CloudFormation and the state "
         "machine then need the key to write and read the functions' environment.",
         ConstraintDescription="empty, or a KMS key ARN",
-    )  # fmt: skip
+    )
     add_log_parameters(params, "Logs", "State machine log")
 
 
@@ -96,31 +111,59 @@ def _bucket(template: Template) -> Bucket:
             "ArtifactsBucket",
             DeletionPolicy="Retain",
             UpdateReplacePolicy="Retain",
-            BucketEncryption=BucketEncryption(ServerSideEncryptionConfiguration=[ServerSideEncryptionRule(
-                ServerSideEncryptionByDefault=ServerSideEncryptionByDefault(SSEAlgorithm="aws:kms"),
-                BucketKeyEnabled=True)]),
+            BucketEncryption=BucketEncryption(
+                ServerSideEncryptionConfiguration=[
+                    ServerSideEncryptionRule(
+                        ServerSideEncryptionByDefault=ServerSideEncryptionByDefault(SSEAlgorithm="aws:kms"),
+                        BucketKeyEnabled=True,
+                    )
+                ]
+            ),
             VersioningConfiguration=VersioningConfiguration(Status="Enabled"),
             PublicAccessBlockConfiguration=PublicAccessBlockConfiguration(
-                BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True, RestrictPublicBuckets=True),
-            LifecycleConfiguration=LifecycleConfiguration(Rules=[LifecycleRule(
-                Id="expire-replaced-artifacts", Status="Enabled",
-                NoncurrentVersionExpiration=NoncurrentVersionExpiration(NoncurrentDays=Ref("ArtifactRetentionDays")),
-                AbortIncompleteMultipartUpload=AbortUploads(DaysAfterInitiation=7))]),
+                BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True, RestrictPublicBuckets=True
+            ),
+            LifecycleConfiguration=LifecycleConfiguration(
+                Rules=[
+                    LifecycleRule(
+                        Id="expire-replaced-artifacts",
+                        Status="Enabled",
+                        NoncurrentVersionExpiration=NoncurrentVersionExpiration(
+                            NoncurrentDays=Ref("ArtifactRetentionDays")
+                        ),
+                        AbortIncompleteMultipartUpload=AbortUploads(DaysAfterInitiation=7),
+                    )
+                ]
+            ),
             Tags=tags("rollout"),
-            Metadata=checkov_skips(("CKV_AWS_18", "Holds build artifacts only; CloudTrail records who read or "
-                                                  "wrote them, server access logs would add nothing.")),
+            Metadata=checkov_skips(
+                (
+                    "CKV_AWS_18",
+                    "Holds build artifacts only; CloudTrail records who read or "
+                    "wrote them, server access logs would add nothing.",
+                )
+            ),
         )
-    )  # fmt: skip
+    )
     template.add_resource(
         BucketPolicy(
             "ArtifactsBucketPolicy",
             Bucket=Ref(bucket),
-            PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(
-                Sid="TlsOnly", Effect=Deny, Principal=Principal("*"), Action=[s3.Action("*")],
-                Resource=[GetAtt(bucket, "Arn"), Sub("${ArtifactsBucket.Arn}/*")],
-                Condition=Condition(Bool("aws:SecureTransport", False)))]),
+            PolicyDocument=PolicyDocument(
+                Version="2012-10-17",
+                Statement=[
+                    Statement(
+                        Sid="TlsOnly",
+                        Effect=Deny,
+                        Principal=Principal("*"),
+                        Action=[s3.Action("*")],
+                        Resource=[GetAtt(bucket, "Arn"), Sub("${ArtifactsBucket.Arn}/*")],
+                        Condition=Condition(Bool("aws:SecureTransport", False)),
+                    )
+                ],
+            ),
         )
-    )  # fmt: skip
+    )
     return bucket
 
 
@@ -132,61 +175,129 @@ def _actions(service: str, *names: str) -> list[object]:
     return [Action(service, name) for name in names]
 
 
-def _service_role(logical_id: str, service: str, policy_name: str, statements: list[Statement],
-                  description: str, key_actions: list[object]) -> Role:  # fmt: skip
+def _service_role(
+    logical_id: str,
+    service: str,
+    policy_name: str,
+    statements: list[Statement],
+    description: str,
+    key_actions: list[object],
+) -> Role:
     """A role only `service` may assume, with one inline policy, and `key_actions` on the
     functions' environment key in a second one when that key is given."""
-    key_policy = Policy(PolicyName="environment-key", PolicyDocument=PolicyDocument(
-        Version="2012-10-17", Statement=[_allow(key_actions, [Ref("EnvironmentKmsKeyArn")])]))  # fmt: skip
+    key_policy = Policy(
+        PolicyName="environment-key",
+        PolicyDocument=PolicyDocument(
+            Version="2012-10-17", Statement=[_allow(key_actions, [Ref("EnvironmentKmsKeyArn")])]
+        ),
+    )
     return Role(
         logical_id,
         Description=description,
         AssumeRolePolicyDocument=assume_role_policy(service),
-        Policies=[Policy(PolicyName=policy_name,
-                         PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements)),
-                  If("EnvironmentKeyGiven", key_policy, Ref("AWS::NoValue"))],
+        Policies=[
+            Policy(PolicyName=policy_name, PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements)),
+            If("EnvironmentKeyGiven", key_policy, Ref("AWS::NoValue")),
+        ],
         Tags=tags("rollout"),
-    )  # fmt: skip
+    )
 
 
 # What the resource providers of the two stacks call (cfn-lint's provider schemas, handlers
 # create/read/update/delete), less what gates/permission_exceptions.yaml explains.
 FUNCTION_ACTIONS = _actions(
-    "lambda", "CreateFunction", "DeleteFunction", "GetFunction", "GetFunctionConfiguration", "UpdateFunctionCode",
-    "UpdateFunctionConfiguration", "PublishVersion", "AddPermission", "RemovePermission", "GetPolicy", "TagResource",
-    "UntagResource", "ListTags", "PutFunctionConcurrency", "DeleteFunctionConcurrency",
-    "GetFunctionCodeSigningConfig", "PutFunctionCodeSigningConfig", "DeleteFunctionCodeSigningConfig",
-    "GetRuntimeManagementConfig", "PutRuntimeManagementConfig", "GetFunctionRecursionConfig",
-    "PutFunctionRecursionConfig", "GetFunctionScalingConfig", "PutFunctionScalingConfig",
-)  # fmt: skip
-MANAGED_POLICY_ACTIONS = _actions(
-    "iam", "CreatePolicy", "DeletePolicy", "GetPolicy", "GetPolicyVersion", "ListPolicyVersions",
-    "CreatePolicyVersion", "DeletePolicyVersion", "ListEntitiesForPolicy", "TagPolicy", "UntagPolicy",
-)  # fmt: skip
-ROLE_ACTIONS = _actions(
-    "iam", "CreateRole", "DeleteRole", "GetRole", "UpdateRole", "UpdateRoleDescription", "UpdateAssumeRolePolicy",
-    "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies", "AttachRolePolicy",
-    "DetachRolePolicy", "ListAttachedRolePolicies", "TagRole", "UntagRole", "PassRole",
-)  # fmt: skip
-LOG_GROUP_ACTIONS = _actions(
-    "logs", "CreateLogGroup", "DeleteLogGroup", "PutRetentionPolicy", "DeleteRetentionPolicy", "TagResource",
-    "UntagResource", "ListTagsForResource", "AssociateKmsKey", "DisassociateKmsKey", "GetDataProtectionPolicy",
-    "DeleteDataProtectionPolicy", "DescribeIndexPolicies",
-)  # fmt: skip
-RULE_ACTIONS = _actions(
-    "events", "PutRule", "DeleteRule", "DescribeRule", "PutTargets", "RemoveTargets", "ListTargetsByRule",
-    "TagResource", "UntagResource", "ListTagsForResource",
-)  # fmt: skip
-API_ACTIONS = _actions(
-    "apigateway", "GET", "POST", "PATCH", "PUT", "DELETE"
-)  # tagging is PUT/DELETE on /tags
-# Calls that take no resource ARN (AWS documents "*"): read-only.
-UNSCOPED_READS = [*_actions("ec2", "DescribeSecurityGroups", "DescribeSubnets", "DescribeVpcs",
-                            "DescribeNetworkInterfaces"),
-                  *_actions("logs", "DescribeResourcePolicies")]  # fmt: skip
-ENVIRONMENT_KEY_ACTIONS = _actions(
-    "kms", "CreateGrant", "Decrypt", "DescribeKey", "Encrypt", "GenerateDataKey"
+    "lambda",
+    "CreateFunction",
+    "DeleteFunction",
+    "GetFunction",
+    "GetFunctionConfiguration",
+    "UpdateFunctionCode",
+    "UpdateFunctionConfiguration",
+    "PublishVersion",
+    "AddPermission",
+    "RemovePermission",
+    "GetPolicy",
+    "TagResource",
+    "UntagResource",
+    "ListTags",
+    "PutFunctionConcurrency",
+    "DeleteFunctionConcurrency",
+    "GetFunctionCodeSigningConfig",
+    "PutFunctionCodeSigningConfig",
+    "DeleteFunctionCodeSigningConfig",
+    "GetRuntimeManagementConfig",
+    "PutRuntimeManagementConfig",
+    "GetFunctionRecursionConfig",
+    "PutFunctionRecursionConfig",
+    "GetFunctionScalingConfig",
+    "PutFunctionScalingConfig",
 )
+MANAGED_POLICY_ACTIONS = _actions(
+    "iam",
+    "CreatePolicy",
+    "DeletePolicy",
+    "GetPolicy",
+    "GetPolicyVersion",
+    "ListPolicyVersions",
+    "CreatePolicyVersion",
+    "DeletePolicyVersion",
+    "ListEntitiesForPolicy",
+    "TagPolicy",
+    "UntagPolicy",
+)
+ROLE_ACTIONS = _actions(
+    "iam",
+    "CreateRole",
+    "DeleteRole",
+    "GetRole",
+    "UpdateRole",
+    "UpdateRoleDescription",
+    "UpdateAssumeRolePolicy",
+    "PutRolePolicy",
+    "GetRolePolicy",
+    "DeleteRolePolicy",
+    "ListRolePolicies",
+    "AttachRolePolicy",
+    "DetachRolePolicy",
+    "ListAttachedRolePolicies",
+    "TagRole",
+    "UntagRole",
+    "PassRole",
+)
+LOG_GROUP_ACTIONS = _actions(
+    "logs",
+    "CreateLogGroup",
+    "DeleteLogGroup",
+    "PutRetentionPolicy",
+    "DeleteRetentionPolicy",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+    "AssociateKmsKey",
+    "DisassociateKmsKey",
+    "GetDataProtectionPolicy",
+    "DeleteDataProtectionPolicy",
+    "DescribeIndexPolicies",
+)
+RULE_ACTIONS = _actions(
+    "events",
+    "PutRule",
+    "DeleteRule",
+    "DescribeRule",
+    "PutTargets",
+    "RemoveTargets",
+    "ListTargetsByRule",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+)
+API_ACTIONS = _actions("apigateway", "GET", "POST", "PATCH", "PUT", "DELETE")  # tagging is PUT/DELETE on /tags
+# Calls that take no resource ARN (AWS documents "*"): read-only.
+UNSCOPED_READS = [
+    *_actions("ec2", "DescribeSecurityGroups", "DescribeSubnets", "DescribeVpcs", "DescribeNetworkInterfaces"),
+    *_actions("logs", "DescribeResourcePolicies"),
+]
+ENVIRONMENT_KEY_ACTIONS = _actions("kms", "CreateGrant", "Decrypt", "DescribeKey", "Encrypt", "GenerateDataKey")
 UNSCOPED_REASON = (
     "EC2 Describe* (VPC placement) and logs:DescribeResourcePolicies take no resource ARN; "
     "AWS documents '*'. Read-only."
@@ -196,14 +307,19 @@ UNSCOPED_REASON = (
 def _cloudformation_role(template: Template) -> Role:
     """What CloudFormation needs to create, read, update and delete the two stacks' resources."""
     functions = Sub(f"{ARN}:lambda:{HERE}:function:${{NamePrefix}}-websocket-*")
-    roles = [Sub(f"{ARN}:iam::${{AWS::AccountId}}:role/${{NamePrefix}}-websocket-*"),
-             Sub(f"{ARN}:iam::${{AWS::AccountId}}:role/${{WebSocketStackName}}-*")]  # fmt: skip
+    roles = [
+        Sub(f"{ARN}:iam::${{AWS::AccountId}}:role/${{NamePrefix}}-websocket-*"),
+        Sub(f"{ARN}:iam::${{AWS::AccountId}}:role/${{WebSocketStackName}}-*"),
+    ]
     # Tagging calls name a log group without the trailing ':*', the others with it.
-    log_groups = [Sub(f"{ARN}:logs:{HERE}:log-group:/aws/lambda/${{NamePrefix}}-websocket-*"),
-                  Sub(f"{ARN}:logs:{HERE}:log-group:/aws/apigateway/${{NamePrefix}}-websocket-api"),
-                  Sub(f"{ARN}:logs:{HERE}:log-group:/aws/apigateway/${{NamePrefix}}-websocket-api:*")]  # fmt: skip
-    api_paths = [Sub(f"{ARN}:apigateway:${{AWS::Region}}::{path}")
-                 for path in ("/apis", "/apis/*", "/account", "/tags/*")]  # fmt: skip
+    log_groups = [
+        Sub(f"{ARN}:logs:{HERE}:log-group:/aws/lambda/${{NamePrefix}}-websocket-*"),
+        Sub(f"{ARN}:logs:{HERE}:log-group:/aws/apigateway/${{NamePrefix}}-websocket-api"),
+        Sub(f"{ARN}:logs:{HERE}:log-group:/aws/apigateway/${{NamePrefix}}-websocket-api:*"),
+    ]
+    api_paths = [
+        Sub(f"{ARN}:apigateway:${{AWS::Region}}::{path}") for path in ("/apis", "/apis/*", "/account", "/tags/*")
+    ]
     statements = [
         _allow(FUNCTION_ACTIONS, [functions]),
         _allow(ROLE_ACTIONS, roles),
@@ -212,44 +328,76 @@ def _cloudformation_role(template: Template) -> Role:
         _allow(_actions("logs", "DescribeLogGroups"), [Sub(f"{ARN}:logs:{HERE}:log-group:*")]),
         _allow(API_ACTIONS, api_paths),
         _allow(RULE_ACTIONS, [Sub(f"{ARN}:events:{HERE}:rule/${{ComputeStackName}}-*")]),
-        _allow(_actions("s3", "GetObject", "GetObjectVersion"),
-               [Sub("${ArtifactsBucket.Arn}/handlers/*"), Sub("${ArtifactsBucket.Arn}/templates/*")]),
+        _allow(
+            _actions("s3", "GetObject", "GetObjectVersion"),
+            [Sub("${ArtifactsBucket.Arn}/handlers/*"), Sub("${ArtifactsBucket.Arn}/templates/*")],
+        ),
         _allow(UNSCOPED_READS, ["*"]),
-    ]  # fmt: skip
-    role = _service_role("CloudFormationRole", "cloudformation.amazonaws.com", "websocket-stacks", statements,
-                         "CloudFormation service role for the CareConnect WebSocket stacks' change sets",
-                         ENVIRONMENT_KEY_ACTIONS)  # fmt: skip
-    role.Metadata = checkov_skips(
-        ("CKV_AWS_111", UNSCOPED_REASON), ("CKV_AWS_356", UNSCOPED_REASON)
+    ]
+    role = _service_role(
+        "CloudFormationRole",
+        "cloudformation.amazonaws.com",
+        "websocket-stacks",
+        statements,
+        "CloudFormation service role for the CareConnect WebSocket stacks' change sets",
+        ENVIRONMENT_KEY_ACTIONS,
     )
+    role.Metadata = checkov_skips(("CKV_AWS_111", UNSCOPED_REASON), ("CKV_AWS_356", UNSCOPED_REASON))
     return template.add_resource(role)
 
 
 def _state_machine_role(template: Template, cloudformation_role: Role) -> Role:
     stacks = [
-        Sub(f"{ARN}:cloudformation:{HERE}:stack/${{{name}}}/*")
-        for name in ("ComputeStackName", "WebSocketStackName")
+        Sub(f"{ARN}:cloudformation:{HERE}:stack/${{{name}}}/*") for name in ("ComputeStackName", "WebSocketStackName")
     ]
     statements = [
-        _allow(_actions("cloudformation", "DescribeStacks", "CreateChangeSet", "DescribeChangeSet",
-                        "ExecuteChangeSet", "DeleteChangeSet", "DeleteStack"),
-               [*stacks, Sub(f"{ARN}:cloudformation:{HERE}:changeSet/rollout-*/*")]),
+        _allow(
+            _actions(
+                "cloudformation",
+                "DescribeStacks",
+                "CreateChangeSet",
+                "DescribeChangeSet",
+                "ExecuteChangeSet",
+                "DeleteChangeSet",
+                "DeleteStack",
+            ),
+            [*stacks, Sub(f"{ARN}:cloudformation:{HERE}:changeSet/rollout-*/*")],
+        ),
         _allow([iam.PassRole], [GetAtt(cloudformation_role, "Arn")]),
         # CreateChangeSet with a TemplateURL reads the template as the caller.
         _allow([s3.GetObject], [Sub("${ArtifactsBucket.Arn}/templates/*")]),
-        _allow([lambda_.GetFunctionConfiguration, lambda_.UpdateFunctionConfiguration],
-               [Sub(f"{ARN}:lambda:{HERE}:function:${{NamePrefix}}-websocket-*")]),
-        _allow([logs.CreateLogDelivery, logs.GetLogDelivery, logs.UpdateLogDelivery, logs.DeleteLogDelivery,
-                logs.ListLogDeliveries, logs.PutResourcePolicy, logs.DescribeResourcePolicies, logs.DescribeLogGroups,
-                xray.PutTraceSegments, xray.PutTelemetryRecords, xray.GetSamplingRules, xray.GetSamplingTargets], ["*"]),
-    ]  # fmt: skip
+        _allow(
+            [lambda_.GetFunctionConfiguration, lambda_.UpdateFunctionConfiguration],
+            [Sub(f"{ARN}:lambda:{HERE}:function:${{NamePrefix}}-websocket-*")],
+        ),
+        _allow(
+            [
+                logs.CreateLogDelivery,
+                logs.GetLogDelivery,
+                logs.UpdateLogDelivery,
+                logs.DeleteLogDelivery,
+                logs.ListLogDeliveries,
+                logs.PutResourcePolicy,
+                logs.DescribeResourcePolicies,
+                logs.DescribeLogGroups,
+                xray.PutTraceSegments,
+                xray.PutTelemetryRecords,
+                xray.GetSamplingRules,
+                xray.GetSamplingTargets,
+            ],
+            ["*"],
+        ),
+    ]
     # Reading and writing an environment encrypted with a customer managed key needs the key.
-    role = _service_role("StateMachineRole", "states.amazonaws.com", "rollout", statements,
-                         "Role of the CareConnect WebSocket rollout state machine",
-                         _actions("kms", "CreateGrant", "Decrypt", "Encrypt"))  # fmt: skip
-    role.Metadata = checkov_skips(
-        ("CKV_AWS_111", VENDED_LOGS_REASON), ("CKV_AWS_356", VENDED_LOGS_REASON)
+    role = _service_role(
+        "StateMachineRole",
+        "states.amazonaws.com",
+        "rollout",
+        statements,
+        "Role of the CareConnect WebSocket rollout state machine",
+        _actions("kms", "CreateGrant", "Decrypt", "Encrypt"),
     )
+    role.Metadata = checkov_skips(("CKV_AWS_111", VENDED_LOGS_REASON), ("CKV_AWS_356", VENDED_LOGS_REASON))
     return template.add_resource(role)
 
 
@@ -295,17 +443,23 @@ def build() -> Template:
             RoleArn=GetAtt(machine_role, "Arn"),
             # A string, so the partition can be substituted: cfn-lint's E3601 refuses anything but
             # `aws` in a Task resource (tests/generator/test_statemachine.py lints the object form).
-            DefinitionString=Sub(json.dumps(checked_definition(), separators=(",", ":")), Partition=Ref("AWS::Partition"),
-                                 CloudFormationRoleArn=GetAtt(cloudformation_role, "Arn")),
+            DefinitionString=Sub(
+                json.dumps(checked_definition(), separators=(",", ":")),
+                Partition=Ref("AWS::Partition"),
+                CloudFormationRoleArn=GetAtt(cloudformation_role, "Arn"),
+            ),
             # Execution data holds templates and parameters: errors only, without the data.
             LoggingConfiguration=LoggingConfiguration(
-                Level="ERROR", IncludeExecutionData=False,
-                Destinations=[LogDestination(CloudWatchLogsLogGroup=CloudWatchLogsLogGroup(
-                    LogGroupArn=GetAtt(logs_group, "Arn")))]),
+                Level="ERROR",
+                IncludeExecutionData=False,
+                Destinations=[
+                    LogDestination(CloudWatchLogsLogGroup=CloudWatchLogsLogGroup(LogGroupArn=GetAtt(logs_group, "Arn")))
+                ],
+            ),
             TracingConfiguration=TracingConfiguration(Enabled=If("Tracing", True, False)),
             Tags=tags("rollout"),
         )
-    )  # fmt: skip
+    )
     outputs = {
         "ArtifactsBucketName": ("Bucket for handler zips and templates", Ref(bucket)),
         "StateMachineArn": ("The rollout state machine", Ref(machine)),

@@ -32,8 +32,7 @@ STACK_INPUTS: dict[str, dict[str, Source]] = {
 }
 ARTIFACT_PARAMETERS = {"compute": ("CodeS3Bucket", "CodeS3Key")}
 ROLLOUT_SET_PARAMETERS = {
-    stage: set(STACK_INPUTS[stage]) | set(ARTIFACT_PARAMETERS.get(stage, ()))
-    for stage in STACK_TEMPLATES
+    stage: set(STACK_INPUTS[stage]) | set(ARTIFACT_PARAMETERS.get(stage, ())) for stage in STACK_TEMPLATES
 }
 
 

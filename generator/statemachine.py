@@ -37,11 +37,19 @@ MAX_POLLS = 720  # checks per wait (1 hour at 5 s); bounds the execution history
 # CloudFormation's SDK errors (throttling included) all arrive as CloudFormationException, so
 # they get a short retry; Lambda names its throttling and transient errors.
 RETRY = [
-    {"ErrorEquals": ["CloudFormation.CloudFormationException"], "IntervalSeconds": 1, "MaxAttempts": 3,
-     "BackoffRate": 2.0},
-    {"ErrorEquals": ["Lambda.TooManyRequestsException", "Lambda.ServiceException", "States.Timeout"],
-     "IntervalSeconds": 2, "MaxAttempts": 6, "BackoffRate": 2.0},
-]  # fmt: skip
+    {
+        "ErrorEquals": ["CloudFormation.CloudFormationException"],
+        "IntervalSeconds": 1,
+        "MaxAttempts": 3,
+        "BackoffRate": 2.0,
+    },
+    {
+        "ErrorEquals": ["Lambda.TooManyRequestsException", "Lambda.ServiceException", "States.Timeout"],
+        "IntervalSeconds": 2,
+        "MaxAttempts": 6,
+        "BackoffRate": 2.0,
+    },
+]
 CLOUDFORMATION_ROLE = "${CloudFormationRoleArn}"
 IGNORED = "$.ignored"  # where results nobody reads go (a null ResultPath loses the input in moto)
 
@@ -58,8 +66,14 @@ def output_path(source: Source) -> str:
 
 
 def _task(resource: str, parameters: dict[str, Any], next_state: str, **extra: Any) -> State:
-    return {"Type": "Task", "Resource": f"{SDK}{resource}", "Parameters": parameters, "Retry": RETRY,
-            "Next": next_state, **extra}  # fmt: skip
+    return {
+        "Type": "Task",
+        "Resource": f"{SDK}{resource}",
+        "Parameters": parameters,
+        "Retry": RETRY,
+        "Next": next_state,
+        **extra,
+    }
 
 
 def _fail(error: str, cause: str) -> State:
@@ -71,9 +85,7 @@ def _fail_with(error: str, cause_path: str) -> State:
     return {"Type": "Fail", "Error": error, "CausePath": cause_path}
 
 
-def poll_loop(
-    name: str, check: State, rules: list[State], default: str, result: str
-) -> dict[str, State]:
+def poll_loop(name: str, check: State, rules: list[State], default: str, result: str) -> dict[str, State]:
     """Reset a counter, then Wait -> `check` -> Choice. The bound is the first rule, so no loop
     outlives MAX_POLLS; rules that go on waiting name `<name>Count`."""
     counter = f"$.polls.{name}"
@@ -106,8 +118,7 @@ def poll_loop(
         },
         f"{name}TimedOut": _fail_with(
             "TimedOut",
-            f"States.Format('{name}: still waiting after {{}} checks {{}} s apart', "
-            f"{counter}.n, $.pollSeconds)",
+            f"States.Format('{name}: still waiting after {{}} checks {{}} s apart', {counter}.n, $.pollSeconds)",
         ),
     }
 
@@ -122,9 +133,7 @@ def stack_states(prefix: str, stage: str, sources: dict[str, str], done: str) ->
     work = f"$.work.{prefix}"
     stack_name = f"$.stacks.{stage}.name"
     status = f"{work}.status"
-    parameters = [
-        {"ParameterKey": name, "ParameterValue.$": path} for name, path in sorted(sources.items())
-    ]
+    parameters = [{"ParameterKey": name, "ParameterValue.$": path} for name, path in sorted(sources.items())]
     describe = {"StackName.$": stack_name}
     states: dict[str, State] = {
         f"{prefix}Describe": _task(
@@ -146,9 +155,7 @@ def stack_states(prefix: str, stage: str, sources: dict[str, str], done: str) ->
             ],
             "Default": f"{prefix}DescribeFailed",
         },
-        f"{prefix}DescribeFailed": _fail(
-            "DescribeFailed", f"{stage}: the stack could not be described"
-        ),
+        f"{prefix}DescribeFailed": _fail("DescribeFailed", f"{stage}: the stack could not be described"),
         f"{prefix}Status": {
             "Type": "Choice",
             "Choices": [
@@ -181,9 +188,7 @@ def stack_states(prefix: str, stage: str, sources: dict[str, str], done: str) ->
             f"States.Format('{{}} is UPDATE_ROLLBACK_FAILED: fix the resources named in its events, run "
             f"continue-update-rollback, then start again', {stack_name})",
         ),
-        f"{prefix}Delete": _task(
-            "cloudformation:deleteStack", describe, f"{prefix}DeletedStart", ResultPath=IGNORED
-        ),
+        f"{prefix}Delete": _task("cloudformation:deleteStack", describe, f"{prefix}DeletedStart", ResultPath=IGNORED),
         f"{prefix}PlanCreate": {
             "Type": "Pass",
             "Result": "CREATE",
@@ -239,9 +244,7 @@ def stack_states(prefix: str, stage: str, sources: dict[str, str], done: str) ->
                 }
             ],
         ),
-        f"{prefix}DeleteFailed": _fail(
-            "StackFailed", f"{stage}: deleting the rolled-back stack failed"
-        ),
+        f"{prefix}DeleteFailed": _fail("StackFailed", f"{stage}: deleting the rolled-back stack failed"),
         f"{prefix}FailedWithReason": _fail_with(
             "StackFailed", f"States.Format('{{}}: {{}}', {stack_name}, {work}.failure.reason)"
         ),
@@ -261,40 +264,80 @@ def stack_states(prefix: str, stage: str, sources: dict[str, str], done: str) ->
     change_set = f"{work}.changeSetStatus"
     states |= poll_loop(
         f"{prefix}Deleted",
-        _task("cloudformation:describeStacks", describe, "",
-              ResultSelector={"status.$": "States.ArrayGetItem($.Stacks[*].StackStatus, 0)"},
-              Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": f"{work}.deleted", "Next": f"{prefix}PlanCreate"}]),
-        [{"Variable": f"{work}.deleteStatus.status", "StringEquals": "DELETE_COMPLETE", "Next": f"{prefix}PlanCreate"},
-         {"Variable": f"{work}.deleteStatus.status", "StringEquals": "DELETE_IN_PROGRESS", "Next": f"{prefix}DeletedCount"}],
-        f"{prefix}DeleteFailed", f"{work}.deleteStatus",
-    )  # fmt: skip
+        _task(
+            "cloudformation:describeStacks",
+            describe,
+            "",
+            ResultSelector={"status.$": "States.ArrayGetItem($.Stacks[*].StackStatus, 0)"},
+            Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": f"{work}.deleted", "Next": f"{prefix}PlanCreate"}],
+        ),
+        [
+            {
+                "Variable": f"{work}.deleteStatus.status",
+                "StringEquals": "DELETE_COMPLETE",
+                "Next": f"{prefix}PlanCreate",
+            },
+            {
+                "Variable": f"{work}.deleteStatus.status",
+                "StringEquals": "DELETE_IN_PROGRESS",
+                "Next": f"{prefix}DeletedCount",
+            },
+        ],
+        f"{prefix}DeleteFailed",
+        f"{work}.deleteStatus",
+    )
     states |= poll_loop(
         f"{prefix}ChangeSet",
-        _task("cloudformation:describeChangeSet", {"ChangeSetName.$": f"{work}.changeSet.id", "StackName.$": stack_name},
-              "", ResultSelector={"status.$": "$.Status"}),
-        [{"Variable": f"{change_set}.status", "StringEquals": "CREATE_COMPLETE", "Next": f"{prefix}Execute"},
-         {"Variable": f"{change_set}.status", "StringEquals": "FAILED", "Next": f"{prefix}ChangeSetReason"}],
-        f"{prefix}ChangeSetCount", change_set,
-    )  # fmt: skip
+        _task(
+            "cloudformation:describeChangeSet",
+            {"ChangeSetName.$": f"{work}.changeSet.id", "StackName.$": stack_name},
+            "",
+            ResultSelector={"status.$": "$.Status"},
+        ),
+        [
+            {"Variable": f"{change_set}.status", "StringEquals": "CREATE_COMPLETE", "Next": f"{prefix}Execute"},
+            {"Variable": f"{change_set}.status", "StringEquals": "FAILED", "Next": f"{prefix}ChangeSetReason"},
+        ],
+        f"{prefix}ChangeSetCount",
+        change_set,
+    )
     reason = f"{work}.changeSetReason.reason"
     states |= {
         # A FAILED change set always has a StatusReason; "no changes" is a skip, not a failure.
         f"{prefix}ChangeSetReason": _task(
-            "cloudformation:describeChangeSet", {"ChangeSetName.$": f"{work}.changeSet.id", "StackName.$": stack_name},
-            f"{prefix}NoChanges", ResultPath=f"{work}.changeSetReason", ResultSelector={"reason.$": "$.StatusReason"}),
-        f"{prefix}NoChanges": {"Type": "Choice", "Choices": [
-            {**_any_of(reason, tuple(f"*{text}*" for text in NO_CHANGES), "StringMatches"), "Next": f"{prefix}DeleteChangeSet"}],
-            "Default": f"{prefix}ChangeSetFailed"},
-    }  # fmt: skip
+            "cloudformation:describeChangeSet",
+            {"ChangeSetName.$": f"{work}.changeSet.id", "StackName.$": stack_name},
+            f"{prefix}NoChanges",
+            ResultPath=f"{work}.changeSetReason",
+            ResultSelector={"reason.$": "$.StatusReason"},
+        ),
+        f"{prefix}NoChanges": {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    **_any_of(reason, tuple(f"*{text}*" for text in NO_CHANGES), "StringMatches"),
+                    "Next": f"{prefix}DeleteChangeSet",
+                }
+            ],
+            "Default": f"{prefix}ChangeSetFailed",
+        },
+    }
     stack_status = f"{work}.stackStatus.status"
     states |= poll_loop(
         f"{prefix}Stack",
-        _task("cloudformation:describeStacks", describe, "",
-              ResultSelector={"status.$": "States.ArrayGetItem($.Stacks[*].StackStatus, 0)"}),
-        [{**_any_of(stack_status, SUCCESS), "Next": f"{prefix}Outputs"},
-         {"Variable": stack_status, "StringMatches": "*_IN_PROGRESS", "Next": f"{prefix}StackCount"}],
-        f"{prefix}Failed", f"{work}.stackStatus",
-    )  # fmt: skip
+        _task(
+            "cloudformation:describeStacks",
+            describe,
+            "",
+            ResultSelector={"status.$": "States.ArrayGetItem($.Stacks[*].StackStatus, 0)"},
+        ),
+        [
+            {**_any_of(stack_status, SUCCESS), "Next": f"{prefix}Outputs"},
+            {"Variable": stack_status, "StringMatches": "*_IN_PROGRESS", "Next": f"{prefix}StackCount"},
+        ],
+        f"{prefix}Failed",
+        f"{work}.stackStatus",
+    )
     return states
 
 
@@ -316,55 +359,80 @@ def endpoint_states(first: str, done: str) -> dict[str, State]:
         function = {"FunctionName.$": output_path(source)}
         current = f"$.work.{name}.variables.{update.variable}"
         states |= {
-            f"{name}Read": _task("lambda:getFunctionConfiguration", function, f"{name}Check", ResultPath=f"$.work.{name}",
-                                 ResultSelector={"variables.$": "$.Environment.Variables", "revision.$": "$.RevisionId"}),
-            f"{name}Check": {"Type": "Choice", "Choices": [
-                {"And": [{"Variable": current, "IsPresent": True}, {"Variable": current, "StringEqualsPath": value}],
-                 "Next": after}], "Default": f"{name}Patch"},
-            f"{name}Patch": {"Type": "Pass", "Parameters": {f"{update.variable}.$": value},
-                             "ResultPath": f"$.work.{name}.patch", "Next": f"{name}Update"},
+            f"{name}Read": _task(
+                "lambda:getFunctionConfiguration",
+                function,
+                f"{name}Check",
+                ResultPath=f"$.work.{name}",
+                ResultSelector={"variables.$": "$.Environment.Variables", "revision.$": "$.RevisionId"},
+            ),
+            f"{name}Check": {
+                "Type": "Choice",
+                "Choices": [
+                    {
+                        "And": [
+                            {"Variable": current, "IsPresent": True},
+                            {"Variable": current, "StringEqualsPath": value},
+                        ],
+                        "Next": after,
+                    }
+                ],
+                "Default": f"{name}Patch",
+            },
+            f"{name}Patch": {
+                "Type": "Pass",
+                "Parameters": {f"{update.variable}.$": value},
+                "ResultPath": f"$.work.{name}.patch",
+                "Next": f"{name}Update",
+            },
             f"{name}Update": _task(
                 "lambda:updateFunctionConfiguration",
-                {**function, "RevisionId.$": f"$.work.{name}.revision",
-                 "Environment": {"Variables.$": f"States.JsonMerge($.work.{name}.variables, $.work.{name}.patch, false)"}},
-                f"{name}UpdatedStart", ResultPath=IGNORED,
-                Retry=[*RETRY, {"ErrorEquals": ["Lambda.ResourceConflictException"], "IntervalSeconds": 5,
-                                "MaxAttempts": 10, "BackoffRate": 1.5}]),
+                {
+                    **function,
+                    "RevisionId.$": f"$.work.{name}.revision",
+                    "Environment": {
+                        "Variables.$": f"States.JsonMerge($.work.{name}.variables, $.work.{name}.patch, false)"
+                    },
+                },
+                f"{name}UpdatedStart",
+                ResultPath=IGNORED,
+                Retry=[
+                    *RETRY,
+                    {
+                        "ErrorEquals": ["Lambda.ResourceConflictException"],
+                        "IntervalSeconds": 5,
+                        "MaxAttempts": 10,
+                        "BackoffRate": 1.5,
+                    },
+                ],
+            ),
             f"{name}Failed": _fail("FunctionUpdateFailed", f"{name}: the configuration update failed"),
-        }  # fmt: skip
+        }
         status = f"$.work.{name}.updated.status"
         states |= poll_loop(
             f"{name}Updated",
             _task("lambda:getFunctionConfiguration", function, "", ResultSelector={"status.$": "$.LastUpdateStatus"}),
-            [{"Variable": status, "StringEquals": "Successful", "Next": after},
-             {"Variable": status, "StringEquals": "InProgress", "Next": f"{name}UpdatedCount"}],
-            f"{name}Failed", f"$.work.{name}.updated",
-        )  # fmt: skip
+            [
+                {"Variable": status, "StringEquals": "Successful", "Next": after},
+                {"Variable": status, "StringEquals": "InProgress", "Next": f"{name}UpdatedCount"},
+            ],
+            f"{name}Failed",
+            f"$.work.{name}.updated",
+        )
     return states
 
 
-def parameter_sources(
-    stage: str, template_parameters: list[str], forward: set[str]
-) -> dict[str, str]:
+def parameter_sources(stage: str, template_parameters: list[str], forward: set[str]) -> dict[str, str]:
     """Where each parameter comes from: an earlier stage's output, or the execution input."""
-    wired = {
-        param: output_path(source)
-        for param, source in STACK_INPUTS[stage].items()
-        if source[0] in forward
-    }
-    return {
-        name: wired.get(name, f"$.stacks.{stage}.parameters.{name}") for name in template_parameters
-    }
+    wired = {param: output_path(source) for param, source in STACK_INPUTS[stage].items() if source[0] in forward}
+    return {name: wired.get(name, f"$.stacks.{stage}.parameters.{name}") for name in template_parameters}
 
 
 def with_poll_limit(machine: dict[str, Any], max_polls: int) -> dict[str, Any]:
     """The same machine with every wait bounded by `max_polls` checks (tests use a small one)."""
     for state in machine["States"].values():
         for rule in state.get("Choices", []):
-            if (
-                str(rule.get("Variable", "")).startswith("$.polls.")
-                and "NumericGreaterThanEquals" in rule
-            ):
+            if str(rule.get("Variable", "")).startswith("$.polls.") and "NumericGreaterThanEquals" in rule:
                 rule["NumericGreaterThanEquals"] = max_polls
     return machine
 
@@ -377,9 +445,7 @@ def definition(template_parameters: dict[str, list[str]]) -> dict[str, Any]:
     done: set[str] = set()
     for index, stage in enumerate(stages):
         after = f"{_title(stages[index + 1])}Describe" if index + 1 < len(stages) else "Endpoint"
-        states |= stack_states(
-            _title(stage), stage, parameter_sources(stage, template_parameters[stage], done), after
-        )
+        states |= stack_states(_title(stage), stage, parameter_sources(stage, template_parameters[stage], done), after)
         done.add(stage)
     carry_stage, carry_parameter = ENDPOINT_UPDATE.carried_by
     states |= endpoint_states("Endpoint", f"Carry{_title(carry_stage)}Describe")

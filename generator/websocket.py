@@ -53,7 +53,9 @@ from generator.model import (
 )
 from generator.parameters import ParameterSet
 
-FUNCTION_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]+)?$"
+FUNCTION_ARN_PATTERN = (
+    r"^$|^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]+)?$"
+)
 ROLE_NAME_PATTERN = r"^$|^[A-Za-z0-9+=,.@_-]{1,64}$"
 
 # The original module's access-log fields that WebSocket APIs define (its protocol,
@@ -84,83 +86,123 @@ def _parameters(params: ParameterSet) -> None:
     naming = "Naming"
     add_name_prefix(
         params,
-        "Prefix of every name (cc gives the original cc-websocket-api); "
-        "one per environment sharing an account.",
+        "Prefix of every name (cc gives the original cc-websocket-api); one per environment sharing an account.",
     )
     params.add(
-        naming, "StageName", "Stage name",
-        Type="String", Default="prod", AllowedPattern=r"^[A-Za-z0-9_-]{1,128}$",
+        naming,
+        "StageName",
+        "Stage name",
+        Type="String",
+        Default="prod",
+        AllowedPattern=r"^[A-Za-z0-9_-]{1,128}$",
         Description="WebSocket stage name, part of every URL. '$default' breaks WebSocket APIs.",
         ConstraintDescription="1-128 letters, digits, '-' or '_' (so never '$default')",
-    )  # fmt: skip
+    )
     functions = "Handler functions"
     for route in ROUTE_HANDLERS:
         params.add(
-            functions, route.arn_parameter, f"{route.route_key} function ARN",
-            Type="String", Default="", AllowedPattern=FUNCTION_ARN_PATTERN,
+            functions,
+            route.arn_parameter,
+            f"{route.route_key} function ARN",
+            Type="String",
+            Default="",
+            AllowedPattern=FUNCTION_ARN_PATTERN,
             Description=f"ARN of the {route.route_key} Lambda function (the compute stack's "
             f"{route.logical}FunctionArn output). Empty: {route.display_name} in this "
             "account and region.",
             ConstraintDescription="empty, or a Lambda function ARN",
-        )  # fmt: skip
+        )
     params.add(
-        functions, "HandlersRoleName", "Handlers role name",
-        Type="String", Default="", AllowedPattern=ROLE_NAME_PATTERN,
+        functions,
+        "HandlersRoleName",
+        "Handlers role name",
+        Type="String",
+        Default="",
+        AllowedPattern=ROLE_NAME_PATTERN,
         Description="Execution role of the handler functions, granted the management API of "
         "this stage (the compute stack's HandlersRoleName). Empty: <NamePrefix>-websocket-handlers.",
         ConstraintDescription="empty, or an IAM role name",
-    )  # fmt: skip
+    )
     params.add(
-        functions, "IntegrationTimeoutMillis", "Integration timeout (ms)",
-        Type="Number", Default=29000, MinValue=50, MaxValue=29000,
+        functions,
+        "IntegrationTimeoutMillis",
+        "Integration timeout (ms)",
+        Type="Number",
+        Default=29000,
+        MinValue=50,
+        MaxValue=29000,
         Description="How long API Gateway waits for a handler; 29 s is API Gateway's limit.",
-    )  # fmt: skip
+    )
     throttling = "Stage settings"
     params.add(
-        throttling, "ThrottlingRateLimit", "Throttling rate (requests/s)",
-        Type="Number", Default=100, MinValue=1, MaxValue=10000,
+        throttling,
+        "ThrottlingRateLimit",
+        "Throttling rate (requests/s)",
+        Type="Number",
+        Default=100,
+        MinValue=1,
+        MaxValue=10000,
         Description="Steady-state requests per second for every route. Stated explicitly: "
         "a rate of 0 rejects every request with 429.",
-    )  # fmt: skip
+    )
     params.add(
-        throttling, "ThrottlingBurstLimit", "Throttling burst",
-        Type="Number", Default=500, MinValue=1, MaxValue=5000,
+        throttling,
+        "ThrottlingBurstLimit",
+        "Throttling burst",
+        Type="Number",
+        Default=500,
+        MinValue=1,
+        MaxValue=5000,
         Description="Burst of requests allowed above the rate for every route.",
-    )  # fmt: skip
+    )
     params.add(
-        throttling, "LoggingLevel", "Execution logging level",
-        Type="String", Default="INFO", AllowedValues=["OFF", "ERROR", "INFO"],
+        throttling,
+        "LoggingLevel",
+        "Execution logging level",
+        Type="String",
+        Default="INFO",
+        AllowedValues=["OFF", "ERROR", "INFO"],
         Description="Execution logging of every route. Access logging is always on; both need "
         "the account's API Gateway CloudWatch role (see CreateApiGatewayAccountRole).",
-    )  # fmt: skip
+    )
     params.add(
-        throttling, "DataTraceEnabled", "Log full message bodies",
-        Type="String", Default="false", AllowedValues=["false", "true"],
+        throttling,
+        "DataTraceEnabled",
+        "Log full message bodies",
+        Type="String",
+        Default="false",
+        AllowedValues=["false", "true"],
         Description="Writes every message body to the execution log: patient data. "
         "Keep false outside short debugging sessions.",
-    )  # fmt: skip
+    )
     params.add(
-        throttling, "DetailedMetricsEnabled", "Detailed per-route metrics",
-        Type="String", Default="true", AllowedValues=["true", "false"],
+        throttling,
+        "DetailedMetricsEnabled",
+        "Detailed per-route metrics",
+        Type="String",
+        Default="true",
+        AllowedValues=["true", "false"],
         Description="Per-route CloudWatch metrics (ConnectCount, MessageCount, latency, errors).",
-    )  # fmt: skip
+    )
     logging = "Logs"
     add_log_parameters(params, logging, "Access log")
     params.add(
-        logging, "CreateApiGatewayAccountRole", "Set the account's API Gateway CloudWatch role",
-        Type="String", Default="true", AllowedValues=["true", "false"],
+        logging,
+        "CreateApiGatewayAccountRole",
+        "Set the account's API Gateway CloudWatch role",
+        Type="String",
+        Default="true",
+        AllowedValues=["true", "false"],
         Description="Create the role API Gateway needs for access and execution logging and set "
         "it for the whole account and region (one per region: the last stack to set it wins). "
         "The role is retained when the stack is deleted or this is turned off, since the "
         "account setting keeps naming it. Set false when the account already has one.",
-    )  # fmt: skip
+    )
 
 
 def _conditions(template: Template) -> None:
     for route in ROUTE_HANDLERS:
-        template.add_condition(
-            f"{route.arn_parameter}Given", Not(Equals(Ref(route.arn_parameter), ""))
-        )
+        template.add_condition(f"{route.arn_parameter}Given", Not(Equals(Ref(route.arn_parameter), "")))
     template.add_condition("HandlersRoleNameGiven", Not(Equals(Ref("HandlersRoleName"), "")))
     template.add_condition("CreateAccountRole", Equals(Ref("CreateApiGatewayAccountRole"), "true"))
     template.add_condition("DataTraceOn", Equals(Ref("DataTraceEnabled"), "true"))
@@ -169,10 +211,7 @@ def _conditions(template: Template) -> None:
 
 def function_arn(route: HandlerFunction) -> If:
     """The ARN given as a parameter, else the function the compute stack names by default."""
-    default = Sub(
-        "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
-        + route.function_name
-    )
+    default = Sub("arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:" + route.function_name)
     return If(f"{route.arn_parameter}Given", Ref(route.arn_parameter), default)
 
 
@@ -193,10 +232,7 @@ def _account_role(template: Template, wait_for: list[str]) -> None:
             UpdateReplacePolicy="Retain",
             AssumeRolePolicyDocument=assume_role_policy("apigateway.amazonaws.com"),
             ManagedPolicyArns=[
-                Sub(
-                    "arn:${AWS::Partition}:iam::aws:policy/service-role/"
-                    "AmazonAPIGatewayPushToCloudWatchLogs"
-                )
+                Sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs")
             ],
             Tags=tags("websocket"),
         )
@@ -230,9 +266,7 @@ def _route(template: Template, api: Api, route: HandlerFunction) -> Route:
             IntegrationUri=Join(
                 "",
                 [
-                    Sub(
-                        "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
-                    ),
+                    Sub("arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"),
                     function_arn(route),
                     "/invocations",
                 ],
@@ -263,9 +297,7 @@ def _route(template: Template, api: Api, route: HandlerFunction) -> Route:
 
 
 def _stage(template: Template, api: Api, routes: list[Route]) -> Stage:
-    logs = template.add_resource(
-        log_group("AccessLogGroup", Sub(f"/aws/apigateway/{API_NAME}"), "websocket")
-    )
+    logs = template.add_resource(log_group("AccessLogGroup", Sub(f"/aws/apigateway/{API_NAME}"), "websocket"))
     return template.add_resource(
         Stage(
             "Stage",
@@ -281,9 +313,7 @@ def _stage(template: Template, api: Api, routes: list[Route]) -> Stage:
                 ThrottlingRateLimit=Ref("ThrottlingRateLimit"),
                 ThrottlingBurstLimit=Ref("ThrottlingBurstLimit"),
             ),
-            AccessLogSettings=AccessLogSettings(
-                DestinationArn=GetAtt(logs, "Arn"), Format=ACCESS_LOG_FORMAT
-            ),
+            AccessLogSettings=AccessLogSettings(DestinationArn=GetAtt(logs, "Arn"), Format=ACCESS_LOG_FORMAT),
             Tags=tag_map("websocket"),
         )
     )
@@ -292,8 +322,7 @@ def _stage(template: Template, api: Api, routes: list[Route]) -> Stage:
 def _management_policy(template: Template) -> PolicyType:
     """execute-api:ManageConnections on this API's stage only: post, get and delete."""
     resources = [
-        Sub(f"{EXECUTE_API_ARN}/${{StageName}}/{method}/@connections/*")
-        for method in ("POST", "GET", "DELETE")
+        Sub(f"{EXECUTE_API_ARN}/${{StageName}}/{method}/@connections/*") for method in ("POST", "GET", "DELETE")
     ]
     return template.add_resource(
         PolicyType(
@@ -344,8 +373,6 @@ def build() -> Template:
     )
     routes = [_route(template, api, route) for route in ROUTE_HANDLERS]
     policy = _management_policy(template)
-    _account_role(
-        template, [policy.title, *(f"{r.logical}InvokePermission" for r in ROUTE_HANDLERS)]
-    )
+    _account_role(template, [policy.title, *(f"{r.logical}InvokePermission" for r in ROUTE_HANDLERS)])
     _stage(template, api, routes)
     return finish(template, params, _outputs())

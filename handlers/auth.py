@@ -58,9 +58,7 @@ def hmac_key(secret_base64: str) -> bytes:
 class TokenVerifier:
     """Checks a token's signature, expiry and issuer; the key is read once per container."""
 
-    def __init__(
-        self, settings: JwtSettings, secret_reader: Callable[[str], str] | None = None
-    ) -> None:
+    def __init__(self, settings: JwtSettings, secret_reader: Callable[[str], str] | None = None) -> None:
         if not settings.configured:
             raise ConfigurationError(
                 "no JWT key: set JWT_SECRET_ARN (or JWT_SECRET locally) to the backend's "
@@ -88,22 +86,22 @@ class TokenVerifier:
         options: Options = {"require": ["exp", "sub"], "verify_aud": bool(self.settings.audience)}
         try:
             return jwt.decode(
-                token, key, algorithms=algorithms, options=options,
-                audience=self.settings.audience or None, issuer=self.settings.issuer or None,
-            )  # fmt: skip
+                token,
+                key,
+                algorithms=algorithms,
+                options=options,
+                audience=self.settings.audience or None,
+                issuer=self.settings.issuer or None,
+            )
         except jwt.ExpiredSignatureError:
             raise AuthenticationFailed(INVALID_TOKEN, "token expired") from None
         except jwt.InvalidIssuerError:
             raise AuthenticationFailed(INVALID_TOKEN, "wrong issuer") from None
         except jwt.InvalidTokenError as error:
-            raise AuthenticationFailed(
-                INVALID_TOKEN, f"invalid token ({type(error).__name__})"
-            ) from None
+            raise AuthenticationFailed(INVALID_TOKEN, f"invalid token ({type(error).__name__})") from None
 
 
-def authenticate(
-    verifier: TokenVerifier, users: UserDirectory, token: str, claimed_user_id: int | None
-) -> User:
+def authenticate(verifier: TokenVerifier, users: UserDirectory, token: str, claimed_user_id: int | None) -> User:
     """The user a token was issued to, from the `users` table; never the message's word."""
     subject = verifier.claims(token).get("sub")
     if not isinstance(subject, str) or not subject:

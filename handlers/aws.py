@@ -13,11 +13,7 @@ def read_secret(secret_arn: str) -> str:
 
 def rds_auth_token(host: str, port: int, user: str, region: str) -> str:
     client = _client("rds", region or None)
-    return str(
-        client.generate_db_auth_token(
-            DBHostname=host, Port=port, DBUsername=user, Region=region or None
-        )
-    )
+    return str(client.generate_db_auth_token(DBHostname=host, Port=port, DBUsername=user, Region=region or None))
 
 
 @cache
@@ -41,6 +37,4 @@ def management_client(endpoint: str, region: str | None, pool_size: int) -> Any:
         connect_timeout=2,
         read_timeout=5,
     )
-    return boto3.client(
-        "apigatewaymanagementapi", endpoint_url=endpoint, region_name=region, config=config
-    )
+    return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint, region_name=region, config=config)

@@ -35,27 +35,32 @@ def connect_parameters(query: dict[str, str]) -> tuple[str, str | None]:
     return subscription, email.lower() if email else None
 
 
-def register_connection(
-    request: Request, store: ConnectionStore, *, endpoint: str, ttl_minutes: int
-) -> dict[str, Any]:
+def register_connection(request: Request, store: ConnectionStore, *, endpoint: str, ttl_minutes: int) -> dict[str, Any]:
     try:
         subscription, email = connect_parameters(request.query)
     except InvalidQuery as error:
         logger().warning("refused connect", extra={"reason": str(error)})
         return response(400, str(error))
     store.register(
-        request.connection_id, subscription_type=subscription, email=email, endpoint=endpoint,
-        ttl_minutes=ttl_minutes, metadata={"authenticated": False},
-    )  # fmt: skip
+        request.connection_id,
+        subscription_type=subscription,
+        email=email,
+        endpoint=endpoint,
+        ttl_minutes=ttl_minutes,
+        metadata={"authenticated": False},
+    )
     logger().info("connected", extra={"subscriptionType": subscription})
     return response(200)
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
     return run(
-        event, context,
+        event,
+        context,
         lambda request: register_connection(
-            request, runtime.store(), endpoint=runtime.endpoint_for(request),
+            request,
+            runtime.store(),
+            endpoint=runtime.endpoint_for(request),
             ttl_minutes=runtime.settings().ttl_minutes,
         ),
-    )  # fmt: skip
+    )

@@ -80,11 +80,14 @@ def connection_arguments(
         try:
             secret = json.loads(reader(settings.secret_arn))
             return {
-                "host": secret["host"], "port": int(secret.get("port", 5432)),
+                "host": secret["host"],
+                "port": int(secret.get("port", 5432)),
                 "dbname": secret.get("dbname") or secret.get("database") or "postgres",
-                "user": secret["username"], "password": secret["password"],
-                "sslmode": settings.sslmode, **common,
-            }  # fmt: skip
+                "user": secret["username"],
+                "password": secret["password"],
+                "sslmode": settings.sslmode,
+                **common,
+            }
         except (ValueError, KeyError, TypeError) as error:
             raise ConfigurationError(
                 "the DATABASE_SECRET_ARN secret must be JSON with host, port, dbname, username "
@@ -92,11 +95,14 @@ def connection_arguments(
             ) from None
     maker = token_maker or _iam_token
     return {
-        "host": settings.host, "port": settings.port, "dbname": settings.name, "user": settings.user,
+        "host": settings.host,
+        "port": settings.port,
+        "dbname": settings.name,
+        "user": settings.user,
         "password": maker(settings),
         "sslmode": settings.sslmode if settings.sslmode in ("require", "verify-ca", "verify-full") else "require",
         **common,
-    }  # fmt: skip
+    }
 
 
 def _iam_token(settings: DatabaseSettings) -> str:
@@ -130,9 +136,7 @@ class Database:
         try:
             connection = self._open_connection()
         except psycopg.Error as error:
-            raise DatabaseUnavailable(
-                f"cannot connect to PostgreSQL: {type(error).__name__}"
-            ) from error
+            raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {type(error).__name__}") from error
         if not self._schema_ready:
             self._ensure_schema(connection)
         self._connection = connection
@@ -149,9 +153,7 @@ class Database:
             return self._run(sql, params)
 
     def _run(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:
-        reused = self._connection is not None and not (
-            self._connection.closed or self._connection.broken
-        )
+        reused = self._connection is not None and not (self._connection.closed or self._connection.broken)
         connection = self._connection if reused and self._connection else self._fresh()
         try:
             return self._execute(connection, sql, params)
@@ -167,9 +169,7 @@ class Database:
             raise DatabaseUnavailable(f"PostgreSQL failed: {type(error).__name__}") from error
 
     @staticmethod
-    def _execute(
-        connection: psycopg.Connection[Any], sql: str, params: Any
-    ) -> list[tuple[Any, ...]]:
+    def _execute(connection: psycopg.Connection[Any], sql: str, params: Any) -> list[tuple[Any, ...]]:
         with connection.cursor() as cursor:
             cursor.execute(sql.encode(), params)
             return cursor.fetchall() if cursor.description else []

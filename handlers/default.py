@@ -56,8 +56,9 @@ class Conversation:
         self.sender.send(self.request.connection_id, error_frame(text))
 
 
-def handle_message(request: Request, store: ConnectionStore, users: UserDirectory, sender: Sender,
-                   verifier: TokenVerifier | None) -> dict[str, Any]:  # fmt: skip
+def handle_message(
+    request: Request, store: ConnectionStore, users: UserDirectory, sender: Sender, verifier: TokenVerifier | None
+) -> dict[str, Any]:
     try:
         message = parse(request.body, is_base64=request.is_base64)
     except ProtocolError as problem:
@@ -66,9 +67,7 @@ def handle_message(request: Request, store: ConnectionStore, users: UserDirector
         return response(200)
     connection = store.touch(request.connection_id)
     if connection is None:
-        logger().warning(
-            "message from an unknown or expired connection", extra={"messageType": message.type}
-        )
+        logger().warning("message from an unknown or expired connection", extra={"messageType": message.type})
         sender.send(
             request.connection_id,
             error_frame("connection is not registered or has expired: reconnect"),
@@ -76,12 +75,11 @@ def handle_message(request: Request, store: ConnectionStore, users: UserDirector
         sender.close(request.connection_id)
         return response(200)
     if connection.first_message:
-        sender.send(request.connection_id, frame("connection-established", message=GREETING,
-                                                 sessionId=request.connection_id))  # fmt: skip
+        sender.send(
+            request.connection_id, frame("connection-established", message=GREETING, sessionId=request.connection_id)
+        )
     logger().info("message", extra={"messageType": message.type})
-    HANDLERS[message.type](
-        Conversation(request, connection, message, store, users, sender, verifier)
-    )
+    HANDLERS[message.type](Conversation(request, connection, message, store, users, sender, verifier))
     return response(200)
 
 
@@ -98,16 +96,17 @@ def on_authenticate(c: Conversation) -> None:
         c.sender.close(c.request.connection_id)
         return
     c.store.authenticate(c.request.connection_id, user)
-    c.reply_untimed(
-        "authentication-success", userId=user.id, userEmail=user.email, userRole=user.role
-    )
+    c.reply_untimed("authentication-success", userId=user.id, userEmail=user.email, userRole=user.role)
 
 
 def subscribe_email_verification(c: Conversation) -> None:
     email = c.fields["email"]
     c.store.subscribe_email_verification(c.request.connection_id, email)
-    c.reply("email-verification-subscription-confirmed", email=email,
-            message="Subscribed to email verification notifications")  # fmt: skip
+    c.reply(
+        "email-verification-subscription-confirmed",
+        email=email,
+        message="Subscribed to email verification notifications",
+    )
 
 
 def _authenticated(c: Conversation) -> bool:
@@ -146,37 +145,71 @@ def deliver(c: Conversation, user_id: int, *payloads: dict[str, Any]) -> int:
             c.error(f"cannot deliver {c.message.type}: {error}")
             return 0
         sent = max(sent, outcomes[Outcome.SENT])
-        logger().info("delivered", extra={"messageType": payload["type"], "targets": len(targets),
-                                          "sent": outcomes[Outcome.SENT], "gone": outcomes[Outcome.GONE],
-                                          "failed": outcomes[Outcome.FAILED]})  # fmt: skip
+        logger().info(
+            "delivered",
+            extra={
+                "messageType": payload["type"],
+                "targets": len(targets),
+                "sent": outcomes[Outcome.SENT],
+                "gone": outcomes[Outcome.GONE],
+                "failed": outcomes[Outcome.FAILED],
+            },
+        )
     return sent
 
 
 def _sender_fields(c: Conversation) -> dict[str, Any]:
-    return {"senderId": c.connection.user_id, "senderName": c.connection.display_name,
-            "senderEmail": c.connection.user_email, "senderRole": c.connection.role}  # fmt: skip
+    return {
+        "senderId": c.connection.user_id,
+        "senderName": c.connection.display_name,
+        "senderEmail": c.connection.user_email,
+        "senderRole": c.connection.role,
+    }
 
 
 def ai_chat_notification(c: Conversation) -> None:
     if _authenticated(c):
-        deliver(c, c.fields["targetUserId"], frame(
-            "ai-chat-response", fromUserId=c.connection.user_id, fromUserName=c.connection.display_name,
-            conversationId=c.fields.get("conversationId"), message=c.fields["message"]))  # fmt: skip
+        deliver(
+            c,
+            c.fields["targetUserId"],
+            frame(
+                "ai-chat-response",
+                fromUserId=c.connection.user_id,
+                fromUserName=c.connection.display_name,
+                conversationId=c.fields.get("conversationId"),
+                message=c.fields["message"],
+            ),
+        )
 
 
 def medication_reminder(c: Conversation) -> None:
     if _authenticated(c):
         name = c.fields["medicationName"]
-        deliver(c, c.fields["patientId"], frame("medication-reminder", medicationName=name,
-                                                reminderTime=c.fields["reminderTime"],
-                                                message=f"Time to take your {name}"))  # fmt: skip
+        deliver(
+            c,
+            c.fields["patientId"],
+            frame(
+                "medication-reminder",
+                medicationName=name,
+                reminderTime=c.fields["reminderTime"],
+                message=f"Time to take your {name}",
+            ),
+        )
 
 
 def family_member_request(c: Conversation) -> None:
     if _authenticated(c):
-        deliver(c, c.fields["patientId"], frame(
-            "family-member-request", fromUserId=c.connection.user_id, fromUserName=c.connection.display_name,
-            fromUserEmail=c.connection.user_email, requestType=c.fields["requestType"]))  # fmt: skip
+        deliver(
+            c,
+            c.fields["patientId"],
+            frame(
+                "family-member-request",
+                fromUserId=c.connection.user_id,
+                fromUserName=c.connection.display_name,
+                fromUserEmail=c.connection.user_email,
+                requestType=c.fields["requestType"],
+            ),
+        )
 
 
 def join_user_room(c: Conversation) -> None:
@@ -187,8 +220,13 @@ def join_user_room(c: Conversation) -> None:
     if claimed is not None and claimed != c.connection.user_id:
         c.error("join-user-room: userId is not the authenticated user")
         return
-    c.reply_untimed("user-joined", userId=str(c.connection.user_id), userEmail=c.connection.user_email,
-                    userRole=c.connection.role, joinedAt=timestamp())  # fmt: skip
+    c.reply_untimed(
+        "user-joined",
+        userId=str(c.connection.user_id),
+        userEmail=c.connection.user_email,
+        userRole=c.connection.role,
+        joinedAt=timestamp(),
+    )
 
 
 def _recipient(c: Conversation) -> Any:
@@ -207,8 +245,12 @@ def send_video_call_invitation(c: Conversation) -> None:
     recipient = _recipient(c)
     if recipient is None:
         return
-    call = {**_sender_fields(c), "callId": c.fields["callId"], "isVideoCall": c.fields.get("isVideoCall", True),
-            "callType": c.fields.get("callType", "general")}  # fmt: skip
+    call = {
+        **_sender_fields(c),
+        "callId": c.fields["callId"],
+        "isVideoCall": c.fields.get("isVideoCall", True),
+        "callType": c.fields.get("callType", "general"),
+    }
     # The backend sends incoming-video-call; the app's CareConnectWebSocketService listens for
     # video-call-invitation: each client gets the frame it understands.
     reached = deliver(
@@ -219,11 +261,17 @@ def send_video_call_invitation(c: Conversation) -> None:
     )
     recipient_id = str(c.fields["recipientId"])
     if reached:
-        c.reply_untimed("call-invitation-sent", callId=c.fields["callId"], recipientId=recipient_id,
-                        recipientName=recipient.display_name, status="delivered")  # fmt: skip
+        c.reply_untimed(
+            "call-invitation-sent",
+            callId=c.fields["callId"],
+            recipientId=recipient_id,
+            recipientName=recipient.display_name,
+            status="delivered",
+        )
     else:
-        c.reply_untimed("call-invitation-failed", callId=c.fields["callId"], reason=NOT_ONLINE,
-                        recipientId=recipient_id)  # fmt: skip
+        c.reply_untimed(
+            "call-invitation-failed", callId=c.fields["callId"], reason=NOT_ONLINE, recipientId=recipient_id
+        )
 
 
 def send_sms_notification(c: Conversation) -> None:
@@ -232,8 +280,16 @@ def send_sms_notification(c: Conversation) -> None:
     recipient = _recipient(c)
     if recipient is None:
         return
-    reached = deliver(c, recipient.id, frame("incoming-sms", **_sender_fields(c), message=c.fields["message"],
-                                             messageType=c.fields.get("messageType", "general")))  # fmt: skip
+    reached = deliver(
+        c,
+        recipient.id,
+        frame(
+            "incoming-sms",
+            **_sender_fields(c),
+            message=c.fields["message"],
+            messageType=c.fields.get("messageType", "general"),
+        ),
+    )
     recipient_id = str(c.fields["recipientId"])
     if reached:
         c.reply_untimed(
@@ -252,8 +308,17 @@ def call_answer(kind: str, target: str, by: str, **extra: str) -> Callable[[Conv
     def answer(c: Conversation) -> None:
         if _authenticated(c):
             more = {name: c.fields.get(name, default) for name, default in extra.items()}
-            deliver(c, c.fields[target], frame(kind, callId=c.fields["callId"], **{by: c.connection.user_id},
-                                               **{f"{by}Name": c.connection.display_name}, **more))  # fmt: skip
+            deliver(
+                c,
+                c.fields[target],
+                frame(
+                    kind,
+                    callId=c.fields["callId"],
+                    **{by: c.connection.user_id},
+                    **{f"{by}Name": c.connection.display_name},
+                    **more,
+                ),
+            )
 
     return answer
 
@@ -280,7 +345,9 @@ HANDLERS: dict[str, Callable[[Conversation], None]] = {
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
     return run(
-        event, context,
-        lambda request: handle_message(request, runtime.store(), runtime.users(), runtime.sender_for(request),
-                                       runtime.verifier()),
-    )  # fmt: skip
+        event,
+        context,
+        lambda request: handle_message(
+            request, runtime.store(), runtime.users(), runtime.sender_for(request), runtime.verifier()
+        ),
+    )

@@ -25,9 +25,11 @@ def run(event: Any, context: Any, action: Callable[[Request], dict[str, Any]]) -
         log.error("rejected a malformed event", extra={"reason": str(error)})
         return response(400, str(error))
     logs.bind(
-        requestId=request.request_id, connectionId=request.connection_id,
-        route=request.route_key, awsRequestId=aws_request_id,
-    )  # fmt: skip
+        requestId=request.request_id,
+        connectionId=request.connection_id,
+        route=request.route_key,
+        awsRequestId=aws_request_id,
+    )
     try:
         return action(request)
     except DatabaseUnavailable as error:
@@ -41,9 +43,7 @@ def run(event: Any, context: Any, action: Callable[[Request], dict[str, Any]]) -
         return response(500, "internal error")
 
 
-def invoke(
-    context: Any, action: Callable[[], dict[str, Any]], *, raise_failures: bool = False
-) -> dict[str, Any]:
+def invoke(context: Any, action: Callable[[], dict[str, Any]], *, raise_failures: bool = False) -> dict[str, Any]:
     """For functions invoked directly: ids bound, failures logged once and answered with
     `{"error": ...}` (the notify path), or raised (`raise_failures`: the scheduled cleanup, so a
     failed run counts in the function's Errors metric and EventBridge retries it)."""

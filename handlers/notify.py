@@ -78,9 +78,7 @@ class Notification:
 def _list(recipients: Mapping[str, Any], name: str) -> list[Any]:
     value = recipients.get(name, [])
     if not isinstance(value, list) or len(value) > MAX_RECIPIENTS:
-        raise InvalidNotification(
-            f"recipients.{name} must be a list of at most {MAX_RECIPIENTS} items"
-        )
+        raise InvalidNotification(f"recipients.{name} must be a list of at most {MAX_RECIPIENTS} items")
     return value
 
 
@@ -88,9 +86,7 @@ def _user_id(value: Any) -> int:
     if isinstance(value, str) and value.isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidNotification(
-            f"recipients.userIds holds {value!r}: user ids are positive integers"
-        )
+        raise InvalidNotification(f"recipients.userIds holds {value!r}: user ids are positive integers")
     return value
 
 
@@ -98,14 +94,10 @@ def parse_recipients(raw: Any) -> Recipients:
     if raw is None:
         return Recipients()
     if not isinstance(raw, dict):
-        raise InvalidNotification(
-            "'recipients' must be an object with userIds, emails, roles and/or all"
-        )
+        raise InvalidNotification("'recipients' must be an object with userIds, emails, roles and/or all")
     unknown = set(raw) - {"userIds", "emails", "roles", "all"}
     if unknown:
-        raise InvalidNotification(
-            f"recipients has unknown keys {sorted(unknown)}: use userIds, emails, roles, all"
-        )
+        raise InvalidNotification(f"recipients has unknown keys {sorted(unknown)}: use userIds, emails, roles, all")
     emails = _list(raw, "emails")
     bad = [i for i, e in enumerate(emails) if not isinstance(e, str) or not EMAIL.match(e)]
     if bad:  # the value itself is not repeated: errors are logged, addresses are personal data
@@ -116,24 +108,24 @@ def parse_recipients(raw: Any) -> Recipients:
     everyone = raw.get("all", False)
     if not isinstance(everyone, bool):
         raise InvalidNotification("recipients.all must be true or false")
-    return Recipients(tuple(_user_id(u) for u in _list(raw, "userIds")), tuple(e.lower() for e in emails),
-                      tuple(r.upper() for r in roles), everyone)  # fmt: skip
+    return Recipients(
+        tuple(_user_id(u) for u in _list(raw, "userIds")),
+        tuple(e.lower() for e in emails),
+        tuple(r.upper() for r in roles),
+        everyone,
+    )
 
 
 def parse_notification(event: Any) -> Notification:
     """Validate an invocation; raise InvalidNotification naming the first problem."""
     if not isinstance(event, dict):
-        raise InvalidNotification(
-            "the payload must be a JSON object with 'recipients' and 'message'"
-        )
+        raise InvalidNotification("the payload must be a JSON object with 'recipients' and 'message'")
     message = event.get("message")
     if not isinstance(message, dict):
         raise InvalidNotification("'message' must be an object with a 'type'")
     kind = message.get("type")
     if kind not in PUSH_MESSAGES:
-        raise InvalidNotification(
-            f"unknown message type {kind!r}; expected one of {', '.join(PUSH_MESSAGES)}"
-        )
+        raise InvalidNotification(f"unknown message type {kind!r}; expected one of {', '.join(PUSH_MESSAGES)}")
     missing = [name for name in PUSH_MESSAGES[kind] if message.get(name) in (None, "")]
     if missing:
         raise InvalidNotification(f"{kind} needs {', '.join(missing)}")
@@ -146,9 +138,7 @@ def parse_notification(event: Any) -> Notification:
             **{k: v for k, v in EMAIL_VERIFIED_DEFAULTS.items() if k not in message},
         }
     elif recipients.empty:
-        raise InvalidNotification(
-            "no recipients: give recipients.userIds, emails, roles, or all: true"
-        )
+        raise InvalidNotification("no recipients: give recipients.userIds, emails, roles, or all: true")
     message = {**message, "timestamp": message.get("timestamp", timestamp())}
     try:
         encode(message)
@@ -163,9 +153,7 @@ def notify(notification: Notification, store: ConnectionStore, sender: Sender) -
         targets = store.email_verification_subscribers(message["email"])
     else:
         r = notification.recipients
-        targets = store.recipients(
-            user_ids=r.user_ids, emails=r.emails, roles=r.roles, everyone=r.everyone
-        )
+        targets = store.recipients(user_ids=r.user_ids, emails=r.emails, roles=r.roles, everyone=r.everyone)
     outcomes = sender.fan_out(targets, message)
     also = ALSO_SENT_AS.get(notification.type)
     if also:
@@ -178,9 +166,7 @@ def notify(notification: Notification, store: ConnectionStore, sender: Sender) -
         "gone": outcomes[Outcome.GONE],
         "failed": outcomes[Outcome.FAILED],
     }
-    logger().info(
-        "notified", extra={"messageType": notification.type, "targets": len(targets), **result}
-    )
+    logger().info("notified", extra={"messageType": notification.type, "targets": len(targets), **result})
     return result
 
 

@@ -79,30 +79,42 @@ MESSAGE_FIELDS: dict[str, dict[str, tuple[Check, bool]]] = {
     "subscribe-to-updates": {"updateTypes": (_update_types, False)},
     "ai-chat-notification": {
         # AI answers can be long: the frame limit is the only bound on the message.
-        "targetUserId": (_user_id, True), "message": (_text(MAX_MESSAGE_BYTES), True),
+        "targetUserId": (_user_id, True),
+        "message": (_text(MAX_MESSAGE_BYTES), True),
         "conversationId": (_identifier, False),
     },
     "medication-reminder": {
-        "patientId": (_user_id, True), "medicationName": (_text(256), True), "reminderTime": (_text(64), True),
+        "patientId": (_user_id, True),
+        "medicationName": (_text(256), True),
+        "reminderTime": (_text(64), True),
     },
     "family-member-request": {"patientId": (_user_id, True), "requestType": (_text(64), True)},
     "mood-pain-log-update": {"moodValue": (_anything, False), "painValue": (_anything, False)},
-    "vital-signs-alert": {"alertType": (_anything, False), "message": (_anything, False),
-                          "severity": (_anything, False)},
+    "vital-signs-alert": {
+        "alertType": (_anything, False),
+        "message": (_anything, False),
+        "severity": (_anything, False),
+    },
     "heartbeat": {},
     "ping": {},
     "join-user-room": {"userId": (_user_id, False)},
     "send-video-call-invitation": {
-        "recipientId": (_user_id, True), "callId": (_identifier, True), "callType": (_text(32), False),
-        "isVideoCall": (_flag, False), "senderId": (_user_id, False), "timestamp": (_anything, False),
+        "recipientId": (_user_id, True),
+        "callId": (_identifier, True),
+        "callType": (_text(32), False),
+        "isVideoCall": (_flag, False),
+        "senderId": (_user_id, False),
+        "timestamp": (_anything, False),
     },
     "accept-call": {"callId": (_identifier, True), "senderId": (_user_id, True)},
     "decline-call": {"callId": (_identifier, True), "senderId": (_user_id, True), "reason": (_text(256), False)},
     "end-call": {"callId": (_identifier, True), "otherPartyId": (_user_id, True)},
     "send-sms-notification": {
-        "recipientId": (_user_id, True), "message": (_text(MAX_TEXT), True), "messageType": (_text(64), False),
+        "recipientId": (_user_id, True),
+        "message": (_text(MAX_TEXT), True),
+        "messageType": (_text(64), False),
     },
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -133,9 +145,7 @@ def parse(body: str | None, *, is_base64: bool = False) -> Message:
         raise ProtocolError("'type' must be a string")
     if kind not in MESSAGE_FIELDS:
         shown = kind if len(kind) <= 64 else kind[:64] + "..."
-        raise ProtocolError(
-            f"unknown message type {shown!r}; expected one of {', '.join(MESSAGE_FIELDS)}"
-        )
+        raise ProtocolError(f"unknown message type {shown!r}; expected one of {', '.join(MESSAGE_FIELDS)}")
     fields: dict[str, Any] = {}
     for name, (check, required) in MESSAGE_FIELDS[kind].items():
         if name not in data or data[name] is None:
@@ -147,9 +157,7 @@ def parse(body: str | None, *, is_base64: bool = False) -> Message:
 
 
 def _json_kind(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number"
-    )
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
 
 
 def timestamp() -> int:

@@ -47,9 +47,7 @@ def encode(payload: dict[str, Any]) -> bytes:
 
 
 class Sender:
-    def __init__(
-        self, client: Any, on_gone: Callable[[str], object], *, max_workers: int = 16
-    ) -> None:
+    def __init__(self, client: Any, on_gone: Callable[[str], object], *, max_workers: int = 16) -> None:
         self.client = client
         self.on_gone = on_gone
         self.max_workers = max_workers
@@ -67,9 +65,7 @@ class Sender:
         # One copy of the caller's context per post: a context cannot be entered by two threads.
         contexts = [contextvars.copy_context() for _ in targets]
         with ThreadPoolExecutor(max_workers=min(self.max_workers, len(targets))) as pool:
-            return Counter(
-                pool.map(lambda ctx, cid: ctx.run(self._post, cid, data), contexts, targets)
-            )
+            return Counter(pool.map(lambda ctx, cid: ctx.run(self._post, cid, data), contexts, targets))
 
     def close(self, connection_id: str) -> None:
         """Close a connection from the server side; a connection already gone is fine."""

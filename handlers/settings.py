@@ -73,8 +73,11 @@ def database_settings(env: Mapping[str, str]) -> DatabaseSettings:
         raise ConfigurationError(
             f"DATABASE_AUTH={auth!r} is not supported: expected one of {', '.join(DATABASE_AUTH_METHODS)}"
         )
-    needs = {"url": ["DATABASE_URL"], "secret": ["DATABASE_SECRET_ARN"],
-             "iam": ["DATABASE_HOST", "DATABASE_USER", "DATABASE_NAME"]}[auth]  # fmt: skip
+    needs = {
+        "url": ["DATABASE_URL"],
+        "secret": ["DATABASE_SECRET_ARN"],
+        "iam": ["DATABASE_HOST", "DATABASE_USER", "DATABASE_NAME"],
+    }[auth]
     missing = [name for name in needs if not env.get(name)]
     if missing:
         raise ConfigurationError(f"DATABASE_AUTH={auth} needs {', '.join(missing)} to be set")

@@ -56,9 +56,15 @@ class ConnectionStore:
         self.db = database
 
     def register(
-        self, connection_id: str, *, subscription_type: str, email: str | None, endpoint: str,
-        ttl_minutes: int, metadata: dict[str, Any],
-    ) -> None:  # fmt: skip
+        self,
+        connection_id: str,
+        *,
+        subscription_type: str,
+        email: str | None,
+        endpoint: str,
+        ttl_minutes: int,
+        metadata: dict[str, Any],
+    ) -> None:
         """One round trip; a retried $connect for the same id refreshes the row."""
         self.db.run(
             f"""
@@ -75,9 +81,15 @@ class ConnectionStore:
                 connected_at = EXCLUDED.connected_at, last_activity_at = EXCLUDED.last_activity_at,
                 expires_at = EXCLUDED.expires_at, is_active = TRUE
             """,
-            {"id": connection_id, "email": email, "type": subscription_type, "endpoint": endpoint,
-             "metadata": json.dumps(metadata), "ttl": ttl_minutes},
-        )  # fmt: skip
+            {
+                "id": connection_id,
+                "email": email,
+                "type": subscription_type,
+                "endpoint": endpoint,
+                "metadata": json.dumps(metadata),
+                "ttl": ttl_minutes,
+            },
+        )
 
     def deactivate(self, connection_id: str) -> bool:
         """Soft delete (the Java backend expects rows to stay); idempotent. True if it changed."""
@@ -116,9 +128,13 @@ class ConnectionStore:
                 metadata = (COALESCE(NULLIF(metadata, ''), '{}')::jsonb || %(extra)s::jsonb)::text
             WHERE connection_id = %(id)s AND is_active = TRUE
             """,
-            {"id": connection_id, "user_id": user.id, "email": user.email,
-             "extra": json.dumps({"authenticated": True, "role": user.role, "name": user.name})},
-        )  # fmt: skip
+            {
+                "id": connection_id,
+                "user_id": user.id,
+                "email": user.email,
+                "extra": json.dumps({"authenticated": True, "role": user.role, "name": user.name}),
+            },
+        )
 
     def subscribe_email_verification(self, connection_id: str, email: str) -> None:
         self.db.run(
@@ -140,8 +156,14 @@ class ConnectionStore:
     def active_connections_of_user(self, user_id: int) -> list[str]:
         return self.recipients(user_ids=[user_id])
 
-    def recipients(self, *, user_ids: Sequence[int] = (), emails: Sequence[str] = (), roles: Sequence[str] = (),
-                   everyone: bool = False) -> list[str]:  # fmt: skip
+    def recipients(
+        self,
+        *,
+        user_ids: Sequence[int] = (),
+        emails: Sequence[str] = (),
+        roles: Sequence[str] = (),
+        everyone: bool = False,
+    ) -> list[str]:
         """Live connections of any of these users, emails or roles (authenticated users' roles),
         or of every authenticated user: one query, each connection once."""
         rows = self.db.run(
@@ -151,9 +173,8 @@ class ConnectionStore:
                        OR (user_id IS NOT NULL AND COALESCE(NULLIF(metadata, ''), '{{}}')::jsonb ->> 'role' = ANY(%(roles)s))
                        OR (%(everyone)s AND user_id IS NOT NULL))
                 ORDER BY id""",
-            {"ids": list(user_ids), "emails": [e.lower() for e in emails], "roles": list(roles),
-             "everyone": everyone},
-        )  # fmt: skip
+            {"ids": list(user_ids), "emails": [e.lower() for e in emails], "roles": list(roles), "everyone": everyone},
+        )
         return [row[0] for row in rows]
 
     def email_verification_subscribers(self, email: str) -> list[str]:

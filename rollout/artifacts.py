@@ -55,16 +55,15 @@ def upload_if_absent(s3: Any, bucket: str, key: str, body: bytes, *, dry_run: bo
     return True
 
 
-def upload_templates(
-    s3: Any, bucket: str, region: str, texts: dict[str, str]
-) -> dict[str, StoredTemplate]:
+def upload_templates(s3: Any, bucket: str, region: str, texts: dict[str, str]) -> dict[str, StoredTemplate]:
     """Every template, by stem. Also in a dry run: a change set can only be planned from S3."""
     stored = {}
     for stem, text in texts.items():
         size = len(text.encode())
         if size > TEMPLATE_URL_LIMIT:
-            raise ValueError(f"the {stem} template is {size:,} bytes; CloudFormation reads at most "
-                             f"{TEMPLATE_URL_LIMIT:,} from S3")  # fmt: skip
+            raise ValueError(
+                f"the {stem} template is {size:,} bytes; CloudFormation reads at most {TEMPLATE_URL_LIMIT:,} from S3"
+            )
         key = template_key(stem, text)
         upload_if_absent(s3, bucket, key, text.encode())
         stored[stem] = StoredTemplate(stem, text, object_url(bucket, key, region))

@@ -23,9 +23,7 @@ MUTATING_PREFIXES = (
     "Untag",
     "Start",
 )
-RETRIES = Config(
-    retries={"mode": "standard", "max_attempts": 10}, connect_timeout=10, read_timeout=60
-)
+RETRIES = Config(retries={"mode": "standard", "max_attempts": 10}, connect_timeout=10, read_timeout=60)
 
 
 class CredentialsError(RuntimeError):
@@ -45,17 +43,13 @@ class CallCounter:
 
     @property
     def mutating(self) -> dict[str, int]:
-        return {
-            k: v for k, v in self.calls.items() if k.split(":", 1)[1].startswith(MUTATING_PREFIXES)
-        }
+        return {k: v for k, v in self.calls.items() if k.split(":", 1)[1].startswith(MUTATING_PREFIXES)}
 
 
 class Aws:
     """Clients sharing one session; `counter` sees every call made through them."""
 
-    def __init__(
-        self, region: str, profile: str | None = None, endpoint_url: str | None = None
-    ) -> None:
+    def __init__(self, region: str, profile: str | None = None, endpoint_url: str | None = None) -> None:
         try:
             self.session = boto3.Session(region_name=region, profile_name=profile)
         except ProfileNotFound as error:
@@ -68,9 +62,7 @@ class Aws:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.session.client(
-                service, endpoint_url=self.endpoint_url, config=RETRIES
-            )
+            self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url, config=RETRIES)
         return self._clients[service]
 
     def identity(self) -> dict[str, str]:

@@ -40,15 +40,19 @@ def _package(args: argparse.Namespace) -> int:
     except package.PackagingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    summary = {"path": str(artifact.path), "s3_key": artifact.s3_key, "sha256": artifact.sha256,
-               "bytes": artifact.size, "unzipped_bytes": artifact.unzipped_size,
-               "architecture": target.architecture, "python": target.python_version}  # fmt: skip
+    summary = {
+        "path": str(artifact.path),
+        "s3_key": artifact.s3_key,
+        "sha256": artifact.sha256,
+        "bytes": artifact.size,
+        "unzipped_bytes": artifact.unzipped_size,
+        "architecture": target.architecture,
+        "python": target.python_version,
+    }
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(
-            f"built {artifact.path} ({artifact.size:,} bytes, {artifact.unzipped_size:,} unzipped)"
-        )
+        print(f"built {artifact.path} ({artifact.size:,} bytes, {artifact.unzipped_size:,} unzipped)")
         print(f"S3 key {artifact.s3_key}")
     return 0
 
@@ -68,11 +72,15 @@ def _rollout(args: argparse.Namespace) -> int:
     rehearsing = args.command == "rehearse"
     environment = REHEARSAL_ENVIRONMENT if rehearsing else args.env
     if not (rehearsing or args.yes or args.dry_run or sys.stdin.isatty()):
-        print("error: not an interactive terminal: pass --yes to execute without questions "
-              "(or --dry-run to only show the plan)", file=sys.stderr)  # fmt: skip
+        print(
+            "error: not an interactive terminal: pass --yes to execute without questions "
+            "(or --dry-run to only show the plan)",
+            file=sys.stderr,
+        )
         return 2
-    options = engine.Options(dry_run=args.dry_run, poll_seconds=args.poll_seconds,
-                             confirm=_confirm(args.yes or rehearsing))  # fmt: skip
+    options = engine.Options(
+        dry_run=args.dry_run, poll_seconds=args.poll_seconds, confirm=_confirm(args.yes or rehearsing)
+    )
     summary: dict[str, Any] = {"environment": environment, "result": "failed", "stages": []}
     try:
         env = settings.load(environment, region=getattr(args, "region", None))
@@ -90,9 +98,7 @@ def _rollout(args: argparse.Namespace) -> int:
                 else:
                     summary = engine.run(env, aws, report, options)
             finally:
-                summary.setdefault(
-                    "aws_calls", {"total": aws.counter.total, "mutating": aws.counter.mutating}
-                )
+                summary.setdefault("aws_calls", {"total": aws.counter.total, "mutating": aws.counter.mutating})
     except (settings.SettingsError, CredentialsError, NoEchoRefused) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -101,13 +107,18 @@ def _rollout(args: argparse.Namespace) -> int:
         return error.exit_code
     except (StageFailed, Declined, package.PackagingError) as error:
         report.failure("rollout", str(error), getattr(error, "details", []))
-        print("Later stages did not start. Fix the cause and run the same command again: "
-              "finished stages are skipped.", file=sys.stderr)  # fmt: skip
+        print(
+            "Later stages did not start. Fix the cause and run the same command again: finished stages are skipped.",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
-        print(f"\ninterrupted: stopped watching. CloudFormation carries on with any change already started "
-              f"(it finishes or rolls back by itself). Run `python -m rollout deploy --env {environment}` again "
-              "to resume: finished stages are skipped.", file=sys.stderr)  # fmt: skip
+        print(
+            f"\ninterrupted: stopped watching. CloudFormation carries on with any change already started "
+            f"(it finishes or rolls back by itself). Run `python -m rollout deploy --env {environment}` again "
+            "to resume: finished stages are skipped.",
+            file=sys.stderr,
+        )
         return 130
     report.summary(summary, args.json)
     return 0
@@ -121,11 +132,12 @@ def _emulator(args: argparse.Namespace) -> int:
         if args.port:  # moto's server thread would only print a bind failure: check first
             socket.create_server(("127.0.0.1", args.port)).close()
         with running_emulator(args.port) as url:
-            print(f"emulator listening on {url} (account {EMULATOR_ACCOUNT}, e.g. region {EMULATOR_REGION}); "
-                  f"any credentials work. Ctrl-C stops it.", flush=True)  # fmt: skip
             print(
-                f"  AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x", flush=True
+                f"emulator listening on {url} (account {EMULATOR_ACCOUNT}, e.g. region {EMULATOR_REGION}); "
+                f"any credentials work. Ctrl-C stops it.",
+                flush=True,
             )
+            print(f"  AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x", flush=True)
             while True:
                 time.sleep(3600)
     except OSError as error:
@@ -140,14 +152,16 @@ def _emulator(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m rollout", description=__doc__.splitlines()[0],
-                                   formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
+    root = argparse.ArgumentParser(
+        prog="python -m rollout",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
-            "--dry-run", action="store_true", help="show every stage's change set; change nothing"
-        )
+        sub.add_argument("--dry-run", action="store_true", help="show every stage's change set; change nothing")
         sub.add_argument(
             "--yes",
             action="store_true",
@@ -155,24 +169,22 @@ def parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--json", action="store_true", help="print the summary as JSON")
         sub.add_argument("--poll-seconds", type=float, default=2.0, help=argparse.SUPPRESS)
-        sub.add_argument("--engine", choices=("local", "stepfunctions"), default="local",
-                         help="local: run the plan from here; stepfunctions: run it inside AWS")  # fmt: skip
+        sub.add_argument(
+            "--engine",
+            choices=("local", "stepfunctions"),
+            default="local",
+            help="local: run the plan from here; stepfunctions: run it inside AWS",
+        )
 
     deploy = commands.add_parser("deploy", help="roll out an environment to AWS")
-    deploy.add_argument(
-        "--env", required=True, help=f"environment: one of {', '.join(settings.available())}"
-    )
+    deploy.add_argument("--env", required=True, help=f"environment: one of {', '.join(settings.available())}")
     deploy.add_argument("--region", help="override the environment's region")
     deploy.add_argument("--profile", help="AWS profile (default: the standard credential chain)")
-    deploy.add_argument(
-        "--endpoint-url", help="any AWS-compatible endpoint (e.g. a local emulator)"
-    )
+    deploy.add_argument("--endpoint-url", help="any AWS-compatible endpoint (e.g. a local emulator)")
     common(deploy)
     deploy.set_defaults(run=_rollout)
 
-    rehearse = commands.add_parser(
-        "rehearse", help="the full rollout against the embedded emulator"
-    )
+    rehearse = commands.add_parser("rehearse", help="the full rollout against the embedded emulator")
     common(rehearse)
     rehearse.set_defaults(run=_rollout)
 
@@ -183,17 +195,13 @@ def parser() -> argparse.ArgumentParser:
         default=package.Target().python_version,
         help="e.g. 3.14 (the runtime's)",
     )
-    pkg.add_argument(
-        "--out", type=Path, default=package.REPO / "build" / "lambda", help="output folder"
-    )
+    pkg.add_argument("--out", type=Path, default=package.REPO / "build" / "lambda", help="output folder")
     pkg.add_argument("--cache", type=Path, default=package.DEFAULT_CACHE, help="wheel cache folder")
     pkg.add_argument("--json", action="store_true", help="print the result as JSON")
     pkg.set_defaults(run=_package)
 
     emulator = commands.add_parser("emulator", help="serve the embedded emulator for other tools")
-    emulator.add_argument(
-        "--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)"
-    )
+    emulator.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     emulator.set_defaults(run=_emulator)
     return root
 

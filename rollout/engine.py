@@ -25,19 +25,25 @@ from rollout.stacks import StackDeployer, StackResult, describe
 __all__ = ["Options", "execute", "plan_for", "run"]
 
 
-def run(
-    settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options
-) -> dict[str, Any]:
+def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> dict[str, Any]:
     return execute(prepare(settings, aws, report, options, "local"), aws, report, options)
 
 
 def execute(prepared: Prepared, aws: Aws, report: Reporter, options: Options) -> dict[str, Any]:
     plan, stored = prepared.plan, prepared.templates
     base = {stage.stage: dict(stage.parameters) for stage in plan.stacks}
-    summary: dict[str, Any] = {"environment": plan.environment, "region": plan.region, "account": prepared.account,
-                               "stages": [], "dry_run": options.dry_run}  # fmt: skip
-    summary["artifact"] = {"s3_key": prepared.artifact.s3_key, "sha256": prepared.artifact.sha256,
-                           "uploaded": prepared.uploaded and not options.dry_run}  # fmt: skip
+    summary: dict[str, Any] = {
+        "environment": plan.environment,
+        "region": plan.region,
+        "account": prepared.account,
+        "stages": [],
+        "dry_run": options.dry_run,
+    }
+    summary["artifact"] = {
+        "s3_key": prepared.artifact.s3_key,
+        "sha256": prepared.artifact.sha256,
+        "uploaded": prepared.uploaded and not options.dry_run,
+    }
     code = dict(
         zip(
             ARTIFACT_PARAMETERS["compute"],
@@ -45,9 +51,15 @@ def execute(prepared: Prepared, aws: Aws, report: Reporter, options: Options) ->
             strict=True,
         )
     )
-    deployer = StackDeployer(aws.client("cloudformation"), report, confirm=options.confirm, dry_run=options.dry_run,
-                             poll_seconds=options.poll_seconds, sleep=options.sleep,
-                             approved_recreates=prepared.approved_recreates)  # fmt: skip
+    deployer = StackDeployer(
+        aws.client("cloudformation"),
+        report,
+        confirm=options.confirm,
+        dry_run=options.dry_run,
+        poll_seconds=options.poll_seconds,
+        sleep=options.sleep,
+        approved_recreates=prepared.approved_recreates,
+    )
     outputs = {stage: dict(values) for stage, values in prepared.outputs.items()}
     for stage in plan.stacks:
         parameters = wired_parameters(stage, outputs, base[stage.stage])
@@ -57,8 +69,9 @@ def execute(prepared: Prepared, aws: Aws, report: Reporter, options: Options) ->
         outputs[stage.stage] = result.outputs or outputs[stage.stage]
         summary["stages"].append(_stage_summary(result))
 
-    summary["stages"].append(_endpoint_stage(plan, outputs, aws, deployer, stored, {**base["compute"], **code}, report,
-                                             options))  # fmt: skip
+    summary["stages"].append(
+        _endpoint_stage(plan, outputs, aws, deployer, stored, {**base["compute"], **code}, report, options)
+    )
     endpoint = outputs["websocket"].get("WebSocketManagementEndpoint", "")
     summary["management_endpoint"] = endpoint
     summary["websocket_url"] = outputs["websocket"].get("WebSocketStageInvokeUrl", "")
@@ -67,54 +80,64 @@ def execute(prepared: Prepared, aws: Aws, report: Reporter, options: Options) ->
 
 
 def _stage_summary(result: StackResult) -> dict[str, Any]:
-    detail = (
-        f"{result.stack_name}: {len(result.changes)} change(s)"
-        if result.changes
-        else result.stack_name
-    )
-    return {"stage": result.stage, "stack": result.stack_name, "action": result.action,
-            "changes": result.changes, "detail": detail}  # fmt: skip
+    detail = f"{result.stack_name}: {len(result.changes)} change(s)" if result.changes else result.stack_name
+    return {
+        "stage": result.stage,
+        "stack": result.stack_name,
+        "action": result.action,
+        "changes": result.changes,
+        "detail": detail,
+    }
 
 
-def _endpoint_stage(plan: Plan, outputs: dict[str, dict[str, str]], aws: Aws, deployer: StackDeployer,
-                    stored: dict[str, artifacts.StoredTemplate], compute_base: dict[str, str], report: Reporter,
-                    options: Options) -> dict[str, Any]:  # fmt: skip
+def _endpoint_stage(
+    plan: Plan,
+    outputs: dict[str, dict[str, str]],
+    aws: Aws,
+    deployer: StackDeployer,
+    stored: dict[str, artifacts.StoredTemplate],
+    compute_base: dict[str, str],
+    report: Reporter,
+    options: Options,
+) -> dict[str, Any]:
     update = plan.endpoint
     source_stage, source_key = update.value_from
     value = outputs.get(source_stage, {}).get(source_key, "")
     if not value:
-        report.line(
-            "endpoint", "the websocket stack does not exist yet: the endpoint is set by a real run"
-        )
+        report.line("endpoint", "the websocket stack does not exist yet: the endpoint is set by a real run")
         return {
             "stage": "endpoint",
             "action": "planned",
             "functions": [],
             "detail": "after the API exists",
         }
-    functions = [
-        outputs[stage][key] for stage, key in update.functions_from if key in outputs.get(stage, {})
-    ]
+    functions = [outputs[stage][key] for stage, key in update.functions_from if key in outputs.get(stage, {})]
     lambda_client = aws.client("lambda")
-    changed = [f for f in functions if endpoints.set_variable(lambda_client, f, update.variable, value,
-                                                               dry_run=options.dry_run, sleep=options.sleep)]  # fmt: skip
+    changed = [
+        f
+        for f in functions
+        if endpoints.set_variable(
+            lambda_client, f, update.variable, value, dry_run=options.dry_run, sleep=options.sleep
+        )
+    ]
     for function in functions:
-        report.line("endpoint", f"{function}: {'set' if function in changed else 'already set'}"
-                                + (" (dry run)" if options.dry_run and function in changed else ""))  # fmt: skip
+        report.line(
+            "endpoint",
+            f"{function}: {'set' if function in changed else 'already set'}"
+            + (" (dry run)" if options.dry_run and function in changed else ""),
+        )
     carried_stage, carried_parameter = update.carried_by
     stage = plan.stack(carried_stage)
     current = describe(aws.client("cloudformation"), stage.stack_name)
     carried = "unchanged"
     if current is not None and current.parameters.get(carried_parameter) != value:
         parameters = wired_parameters(stage, outputs, compute_base) | {carried_parameter: value}
-        result = deployer.deploy(
-            carried_stage, stage.stack_name, stored[stage.template], parameters
-        )
+        result = deployer.deploy(carried_stage, stage.stack_name, stored[stage.template], parameters)
         carried = result.action
-    action = (
-        "planned"
-        if options.dry_run
-        else ("updated" if changed or carried != "unchanged" else "unchanged")
-    )
-    return {"stage": "endpoint", "action": action, "functions": changed,
-            "detail": f"{len(changed)} of {len(functions)} function(s) changed; {carried_stage} parameter {carried}"}  # fmt: skip
+    action = "planned" if options.dry_run else ("updated" if changed or carried != "unchanged" else "unchanged")
+    return {
+        "stage": "endpoint",
+        "action": action,
+        "functions": changed,
+        "detail": f"{len(changed)} of {len(functions)} function(s) changed; {carried_stage} parameter {carried}",
+    }

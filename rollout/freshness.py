@@ -30,9 +30,7 @@ def inputs_key() -> str:
         digest.update(f"{package}=={metadata.version(package)}|".encode())
     for folder, pattern in ((GENERATOR, "*.py"), (OUT, "*.yaml")):
         for path in sorted(folder.glob(pattern)):
-            digest.update(
-                f"{folder.name}/{path.name}|".encode() + hashlib.sha256(path.read_bytes()).digest()
-            )
+            digest.update(f"{folder.name}/{path.name}|".encode() + hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 
@@ -48,9 +46,10 @@ def fresh_templates() -> dict[str, str]:
     stale = compare(texts, OUT, "yaml")
     if not stale.clean:
         raise StaleTemplates(
-            "templates_out/ is not what the generator produces:\n" + stale.explain(OUT)
+            "templates_out/ is not what the generator produces:\n"
+            + stale.explain(OUT)
             + "\nRun `python -m generator`, review and commit templates_out/, then deploy."
-        )  # fmt: skip
+        )
     RECORD.parent.mkdir(parents=True, exist_ok=True)
     RECORD.write_text(key)
     return {name.removesuffix(".yaml"): text for name, text in texts.items()}

@@ -61,9 +61,7 @@ class Target:
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
-            raise PackagingError(
-                f"architecture {self.architecture!r}: expected one of {', '.join(ARCHITECTURES)}"
-            )
+            raise PackagingError(f"architecture {self.architecture!r}: expected one of {', '.join(ARCHITECTURES)}")
         if not re.fullmatch(r"3\.\d+", self.python_version):
             raise PackagingError(f"python version {self.python_version!r}: expected e.g. 3.14")
 
@@ -104,10 +102,34 @@ def install_dependencies(target: Target, into: Path, cache: Path) -> None:
     for tag in target.platforms:
         platform_args += ["--platform", tag]
     cache.mkdir(parents=True, exist_ok=True)
-    download = [*pip, "download", "--quiet", "--dest", str(cache), *platform_args,
-                "-r", str(REQUIREMENTS), "-c", str(LOCK)]  # fmt: skip
-    install = [*pip, "install", "--quiet", "--no-index", "--find-links", str(cache), "--no-compile",
-               "--target", str(into), *platform_args, "-r", str(REQUIREMENTS), "-c", str(LOCK)]  # fmt: skip
+    download = [
+        *pip,
+        "download",
+        "--quiet",
+        "--dest",
+        str(cache),
+        *platform_args,
+        "-r",
+        str(REQUIREMENTS),
+        "-c",
+        str(LOCK),
+    ]
+    install = [
+        *pip,
+        "install",
+        "--quiet",
+        "--no-index",
+        "--find-links",
+        str(cache),
+        "--no-compile",
+        "--target",
+        str(into),
+        *platform_args,
+        "-r",
+        str(REQUIREMENTS),
+        "-c",
+        str(LOCK),
+    ]
     if subprocess.run(install, capture_output=True, text=True).returncode != 0:
         _run(download, "downloading the handlers' dependencies")
         _run(install, "installing the handlers' dependencies")
@@ -131,10 +153,7 @@ def _normalise(name: str) -> str:
 def _locked() -> list[str]:
     """`name==version` for every pin in the lock file."""
     pins = [line.split("#")[0].strip() for line in LOCK.read_text().splitlines()]
-    return [
-        f"{_normalise(name)}=={version}"
-        for name, _, version in (p.partition("==") for p in pins if "==" in p)
-    ]
+    return [f"{_normalise(name)}=={version}" for name, _, version in (p.partition("==") for p in pins if "==" in p)]
 
 
 def _installed(into: Path) -> list[str]:
@@ -156,9 +175,7 @@ def _files(root: Path, patterns: Iterable[str] = ("**/*",)) -> dict[str, Path]:
 def zip_bytes(files: dict[str, Path]) -> bytes:
     """A zip of `files` (archive name -> source) that depends only on names and contents."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(
-        buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL
-    ) as archive:
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as archive:
         for name in sorted(files):
             info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
@@ -170,9 +187,7 @@ def zip_bytes(files: dict[str, Path]) -> bytes:
 
 def input_key(target: Target) -> str:
     """The hash of everything a build reads: handler sources, requirements, lock, target."""
-    digest = hashlib.sha256(
-        f"{BUILD_FORMAT}|{target.architecture}|{target.python_version}".encode()
-    )
+    digest = hashlib.sha256(f"{BUILD_FORMAT}|{target.architecture}|{target.python_version}".encode())
     inputs = {f"handlers/{n}": p for n, p in _files(HANDLERS_DIR, HANDLER_FILES).items()}
     inputs |= {"requirements.txt": REQUIREMENTS, "handlers.lock": LOCK}
     for name in sorted(inputs):
@@ -212,9 +227,7 @@ def build(
         staging = Path(staging_dir)
         install_dependencies(target, staging, cache)
         files = _files(staging)
-        handlers = {
-            f"handlers/{name}": path for name, path in _files(HANDLERS_DIR, HANDLER_FILES).items()
-        }
+        handlers = {f"handlers/{name}": path for name, path in _files(HANDLERS_DIR, HANDLER_FILES).items()}
         clash = sorted(set(files) & set(handlers))
         if clash:
             raise PackagingError(f"a dependency ships files inside handlers/: {', '.join(clash)}")
@@ -227,9 +240,7 @@ def build(
             )
         data = zip_bytes(files)
     if len(data) > max_zipped:
-        raise PackagingError(
-            f"the zip would be {len(data):,} bytes; Lambda allows {max_zipped:,}. Drop a dependency."
-        )
+        raise PackagingError(f"the zip would be {len(data):,} bytes; Lambda allows {max_zipped:,}. Drop a dependency.")
     digest = hashlib.sha256(data).hexdigest()
     path = out_dir / artifact_name(target, digest)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -43,8 +43,9 @@ def frozen(values: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(values))
 
 
-def make_plan(environment: str, region: str, bucket: str, stacks: dict[str, str],
-              parameters: dict[str, dict[str, str]]) -> Plan:  # fmt: skip
+def make_plan(
+    environment: str, region: str, bucket: str, stacks: dict[str, str], parameters: dict[str, dict[str, str]]
+) -> Plan:
     return Plan(
         environment=environment,
         region=region,
@@ -63,12 +64,9 @@ def make_plan(environment: str, region: str, bucket: str, stacks: dict[str, str]
     )
 
 
-def wired_parameters(stage: StackStage, outputs: dict[str, dict[str, str]],
-                     base: Mapping[str, str] | None = None) -> dict[str, str]:  # fmt: skip
+def wired_parameters(
+    stage: StackStage, outputs: dict[str, dict[str, str]], base: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The stage's parameters (from settings, or `base`) plus every input whose source exists."""
-    wired = {
-        param: outputs[src][key]
-        for param, (src, key) in stage.inputs.items()
-        if key in outputs.get(src, {})
-    }
+    wired = {param: outputs[src][key] for param, (src, key) in stage.inputs.items() if key in outputs.get(src, {})}
     return {**(stage.parameters if base is None else base), **wired}

@@ -36,11 +36,7 @@ def check_bucket(aws: Aws, bucket: str) -> None:
         aws.client("s3").head_bucket(Bucket=bucket)
     except ClientError as error:
         code = error.response["Error"]["Code"]
-        what = (
-            "does not exist"
-            if code in ("404", "NoSuchBucket", "NotFound")
-            else f"is not usable ({code})"
-        )
+        what = "does not exist" if code in ("404", "NoSuchBucket", "NotFound") else f"is not usable ({code})"
         raise PreflightFailed(
             f"artifacts bucket {bucket} {what}: create it (private, versioned) or set artifacts_bucket"
         ) from None
@@ -72,12 +68,18 @@ def with_account_role(aws: Aws, plan: Plan, report: Reporter) -> Plan:
         return plan
     if explicit == "true":
         if role and not ours:
-            report.line("preflight", f"the account's API Gateway CloudWatch role {role} will be replaced by this "
-                                     "stack's (CreateApiGatewayAccountRole: true)")  # fmt: skip
+            report.line(
+                "preflight",
+                f"the account's API Gateway CloudWatch role {role} will be replaced by this "
+                "stack's (CreateApiGatewayAccountRole: true)",
+            )
         return plan
     decided = "false" if role and not ours else "true"
-    report.line("preflight", f"API Gateway CloudWatch role: {'keeping ' + role if decided == 'false' else 'set by this stack'}"
-                             f" (CreateApiGatewayAccountRole {decided})")  # fmt: skip
+    report.line(
+        "preflight",
+        f"API Gateway CloudWatch role: {'keeping ' + role if decided == 'false' else 'set by this stack'}"
+        f" (CreateApiGatewayAccountRole {decided})",
+    )
     stacks = tuple(
         replace(stage, parameters=frozen({**stage.parameters, ACCOUNT_ROLE_PARAMETER: decided}))
         if stage.stage == "websocket"
@@ -89,8 +91,6 @@ def with_account_role(aws: Aws, plan: Plan, report: Reporter) -> Plan:
 
 def check_stacks(aws: Aws, plan: Plan) -> None:
     for stage in plan.stacks:
-        problem = refusal(
-            stage.stack_name, describe(aws.client("cloudformation"), stage.stack_name)
-        )
+        problem = refusal(stage.stack_name, describe(aws.client("cloudformation"), stage.stack_name))
         if problem:
             raise PreflightFailed(problem, exit_code=1)

@@ -34,34 +34,40 @@ class Prepared:
 
 
 def plan_for(settings: EnvironmentSettings) -> Plan:
-    return make_plan(settings.name, settings.region, settings.artifacts_bucket, settings.stacks,
-                     settings.parameters)  # fmt: skip
+    return make_plan(settings.name, settings.region, settings.artifacts_bucket, settings.stacks, settings.parameters)
 
 
-def prepare(
-    settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options, engine: str
-) -> Prepared:
+def prepare(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options, engine: str) -> Prepared:
     plan = plan_for(settings)
     identity = aws.identity()
-    report.line("preflight", f"account {identity['account']} ({identity['arn']}), region {plan.region}, "
-                             f"environment {plan.environment}, engine {engine}"
-                             + (" - DRY RUN" if options.dry_run else ""))  # fmt: skip
+    report.line(
+        "preflight",
+        f"account {identity['account']} ({identity['arn']}), region {plan.region}, "
+        f"environment {plan.environment}, engine {engine}" + (" - DRY RUN" if options.dry_run else ""),
+    )
     texts = preflight.rendered_templates()
     preflight.check_bucket(aws, plan.artifacts_bucket)
     preflight.check_stacks(aws, plan)
     approved = _approve_recreates(aws, plan, report, options)
     plan = preflight.with_account_role(aws, plan, report)
-    target = package.Target(
-        architecture=plan.stack("compute").parameters.get("Architecture", "arm64")
-    )
+    target = package.Target(architecture=plan.stack("compute").parameters.get("Architecture", "arm64"))
     artifact = options.build_package(target)
     s3 = aws.client("s3")
-    uploaded = artifacts.upload_if_absent(s3, plan.artifacts_bucket, artifact.s3_key, artifact.path.read_bytes(),
-                                          dry_run=options.dry_run)  # fmt: skip
+    uploaded = artifacts.upload_if_absent(
+        s3, plan.artifacts_bucket, artifact.s3_key, artifact.path.read_bytes(), dry_run=options.dry_run
+    )
     templates = artifacts.upload_templates(s3, plan.artifacts_bucket, plan.region, texts)
-    report.line("package", f"{artifact.s3_key} ({artifact.size:,} bytes) "
-                           + ("uploaded" if uploaded and not options.dry_run else
-                              "would be uploaded" if uploaded else "already in the bucket"))  # fmt: skip
+    report.line(
+        "package",
+        f"{artifact.s3_key} ({artifact.size:,} bytes) "
+        + (
+            "uploaded"
+            if uploaded and not options.dry_run
+            else "would be uploaded"
+            if uploaded
+            else "already in the bucket"
+        ),
+    )
     outputs = existing_outputs(aws.client("cloudformation"), dict(settings.stacks))
     return Prepared(plan, identity["account"], artifact, uploaded, templates, outputs, approved)
 

@@ -27,8 +27,9 @@ def prepare_account(aws: Aws, settings: EnvironmentSettings) -> None:
     """What a real account would already have: the artifacts bucket."""
     s3 = aws.client("s3")
     if settings.artifacts_bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
-        s3.create_bucket(Bucket=settings.artifacts_bucket,
-                         CreateBucketConfiguration={"LocationConstraint": settings.region})  # fmt: skip
+        s3.create_bucket(
+            Bucket=settings.artifacts_bucket, CreateBucketConfiguration={"LocationConstraint": settings.region}
+        )
 
 
 def template_variables(aws: Aws, settings: EnvironmentSettings, compute_template: str) -> set[str]:
@@ -38,9 +39,7 @@ def template_variables(aws: Aws, settings: EnvironmentSettings, compute_template
     stack = describe(aws.client("cloudformation"), settings.stacks["compute"])
     assert stack is not None
     evaluator = Evaluator(template, stack.parameters)
-    function = next(
-        r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
-    )
+    function = next(r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function")
     return set(evaluator.eval(function["Properties"]["Environment"]["Variables"]))
 
 
@@ -74,8 +73,13 @@ def prove(aws: Aws, summary: dict[str, Any], expected_variables: set[str]) -> di
             problems.append(f"{function['FunctionName']} lost {sorted(lost)}")
     if problems:
         raise RehearsalFailed("; ".join(problems))
-    return {"api_id": api_id, "routes": sorted(routes), "integrations": len(integrations), "stage": stage_name,
-            "functions": sorted(functions)}  # fmt: skip
+    return {
+        "api_id": api_id,
+        "routes": sorted(routes),
+        "integrations": len(integrations),
+        "stage": stage_name,
+        "functions": sorted(functions),
+    }
 
 
 def rehearse(

@@ -17,8 +17,11 @@ class Reporter:
 
     def event(self, stage: str, event: dict[str, Any]) -> None:
         reason = event.get("ResourceStatusReason") or ""
-        self.line(stage, f"  {event['ResourceStatus']:<28s} {event['LogicalResourceId']:<28s} "
-                         f"{event['ResourceType']}" + (f"  ({reason})" if reason else ""))  # fmt: skip
+        self.line(
+            stage,
+            f"  {event['ResourceStatus']:<28s} {event['LogicalResourceId']:<28s} "
+            f"{event['ResourceType']}" + (f"  ({reason})" if reason else ""),
+        )
 
     def changes(self, stage: str, stack_name: str, changes: list[dict[str, str]]) -> None:
         self.line(stage, f"{stack_name}: {len(changes)} planned change(s)")
@@ -44,17 +47,18 @@ class Reporter:
             file=out,
         )
         for stage in summary["stages"]:
-            print(
-                f"  {stage['stage']:<9s} {stage['action']:<10s} {stage.get('detail', '')}", file=out
-            )
+            print(f"  {stage['stage']:<9s} {stage['action']:<10s} {stage.get('detail', '')}", file=out)
         for key in ("websocket_url", "management_endpoint"):
             if summary.get(key):
                 print(f"  {key.replace('_', ' ')}: {summary[key]}", file=out)
         if summary.get("proof"):
             proof = summary["proof"]
-            print(f"  proven: API {proof['api_id']} with routes {', '.join(proof['routes'])}, "
-                  f"{proof['integrations']} integrations, stage {proof['stage']}; "
-                  f"{len(proof['functions'])} functions carry the endpoint, no variable lost", file=out)  # fmt: skip
+            print(
+                f"  proven: API {proof['api_id']} with routes {', '.join(proof['routes'])}, "
+                f"{proof['integrations']} integrations, stage {proof['stage']}; "
+                f"{len(proof['functions'])} functions carry the endpoint, no variable lost",
+                file=out,
+            )
         if summary.get("aws_calls"):
             calls = summary["aws_calls"]
             print(

@@ -46,15 +46,11 @@ def available() -> list[str]:
     return sorted(p.stem for p in ENVIRONMENTS_DIR.glob("*.yaml"))
 
 
-def load(
-    name: str, *, region: str | None = None, directory: Path = ENVIRONMENTS_DIR
-) -> EnvironmentSettings:
+def load(name: str, *, region: str | None = None, directory: Path = ENVIRONMENTS_DIR) -> EnvironmentSettings:
     path = directory / f"{name}.yaml"
     if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or not path.is_file():
         known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml"))) or "none"
-        raise SettingsError(
-            f"unknown environment {name!r}: expected one of {known} (files in {directory})"
-        )
+        raise SettingsError(f"unknown environment {name!r}: expected one of {known} (files in {directory})")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
@@ -68,9 +64,7 @@ def _fail(path: Path, setting: str, problem: str) -> SettingsError:
     return SettingsError(f"{path}: {setting}: {problem}")
 
 
-def validate(
-    name: str, path: Path, raw: dict[str, Any], *, region_override: str | None = None
-) -> EnvironmentSettings:
+def validate(name: str, path: Path, raw: dict[str, Any], *, region_override: str | None = None) -> EnvironmentSettings:
     unknown = sorted(set(raw) - KNOWN_KEYS)
     if unknown:
         raise _fail(path, unknown[0], f"unknown setting; expected {', '.join(sorted(KNOWN_KEYS))}")
@@ -90,18 +84,14 @@ def validate(
         )
     stacks = raw.get("stacks") or {}
     if not isinstance(stacks, dict) or set(stacks) != set(STACK_TEMPLATES):
-        raise _fail(
-            path, "stacks", f"expected exactly {', '.join(STACK_TEMPLATES)} with a stack name each"
-        )
+        raise _fail(path, "stacks", f"expected exactly {', '.join(STACK_TEMPLATES)} with a stack name each")
     for stage, stack in stacks.items():
         if not STACK_NAME_PATTERN.match(str(stack)):
             raise _fail(path, f"stacks.{stage}", f"{stack!r} is not a CloudFormation stack name")
     if len(set(stacks.values())) != len(stacks):
         raise _fail(path, "stacks", "each stage needs its own stack")
     parameters = _parameters(path, raw.get("parameters") or {})
-    return EnvironmentSettings(
-        name, path, region, bucket, {k: str(v) for k, v in stacks.items()}, parameters
-    )
+    return EnvironmentSettings(name, path, region, bucket, {k: str(v) for k, v in stacks.items()}, parameters)
 
 
 def _parameters(path: Path, raw: Any) -> dict[str, dict[str, str]]:
@@ -114,30 +104,20 @@ def _parameters(path: Path, raw: Any) -> dict[str, dict[str, str]]:
         declared = templates[stem].parameters
         own = raw.get(stage) or {}
         if not isinstance(own, dict) or not isinstance(shared, dict):
-            raise _fail(
-                path, f"parameters.{stage}", "expected a mapping of parameter names to values"
-            )
+            raise _fail(path, f"parameters.{stage}", "expected a mapping of parameter names to values")
         values = {k: v for k, v in shared.items() if k in declared} | own
         for name in sorted(set(values) & ROLLOUT_SET_PARAMETERS[stage]):
-            raise _fail(
-                path, f"parameters.{stage}.{name}", "is set by the rollout itself; remove it"
-            )
+            raise _fail(path, f"parameters.{stage}.{name}", "is set by the rollout itself; remove it")
         try:
             checked = check_values(declared, values, where=f"the {stem} template")
         except InvalidSetting as error:
             raise _fail(path, f"parameters.{stage}.{error.name}", error.reason) from None
         result[stage] = checked
-    unknown_shared = sorted(
-        set(shared) - {p for stem in STACK_TEMPLATES.values() for p in templates[stem].parameters}
-    )
+    unknown_shared = sorted(set(shared) - {p for stem in STACK_TEMPLATES.values() for p in templates[stem].parameters})
     if unknown_shared:
-        raise _fail(
-            path, f"parameters.shared.{unknown_shared[0]}", "no template has this parameter"
-        )
+        raise _fail(path, f"parameters.shared.{unknown_shared[0]}", "no template has this parameter")
     for stage, stem in STACK_TEMPLATES.items():  # the templates' Rules (e.g. a method's inputs)
-        placeholders = dict.fromkeys(ROLLOUT_SET_PARAMETERS[stage], "") | PLACEHOLDERS.get(
-            stage, {}
-        )
+        placeholders = dict.fromkeys(ROLLOUT_SET_PARAMETERS[stage], "") | PLACEHOLDERS.get(stage, {})
         broken = failed_rules(templates[stem].to_dict(), placeholders | result[stage])
         if broken:
             raise _fail(path, f"parameters.{stage}", "; ".join(broken))

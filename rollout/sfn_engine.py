@@ -31,8 +31,13 @@ class NoEchoRefused(ValueError):
     """A NoEcho parameter would be written into the execution history."""
 
 
-def execution_input(plan: Plan, stored: dict[str, artifacts.StoredTemplate], artifact_key: str,
-                    outputs_now: dict[str, dict[str, str]], poll_seconds: int = POLL_SECONDS) -> dict[str, Any]:  # fmt: skip
+def execution_input(
+    plan: Plan,
+    stored: dict[str, artifacts.StoredTemplate],
+    artifact_key: str,
+    outputs_now: dict[str, dict[str, str]],
+    poll_seconds: int = POLL_SECONDS,
+) -> dict[str, Any]:
     """Every template parameter's value per stage: settings, else the template default; the
     code location; and inputs from stacks that already exist (later stages' outputs, which the
     state machine cannot read before they run). Forward wiring is the state machine's job."""
@@ -54,9 +59,7 @@ def execution_input(plan: Plan, stored: dict[str, artifacts.StoredTemplate], art
         for param, (source, key) in STACK_INPUTS[stage.stage].items():
             if source not in earlier:
                 values[param] = outputs_now.get(source, {}).get(key, "")
-        secret = sorted(
-            n for n, p in declared.items() if p.properties.get("NoEcho") and values.get(n)
-        )
+        secret = sorted(n for n, p in declared.items() if p.properties.get("NoEcho") and values.get(n))
         if secret:
             raise NoEchoRefused(
                 f"{', '.join(secret)} would appear in the execution history: use DatabaseAuth secret or iam "
@@ -80,8 +83,14 @@ def execution_name(environment: str, artifact_sha: str) -> str:
     return f"{environment}-{artifact_sha[:16]}-{int(time.time())}"[:80]
 
 
-def follow(stepfunctions: Any, execution_arn: str, report: Reporter, *, poll_seconds: float = 2.0,
-           sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:  # fmt: skip
+def follow(
+    stepfunctions: Any,
+    execution_arn: str,
+    report: Reporter,
+    *,
+    poll_seconds: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
     """Stream state entries from the execution history until the execution ends. The status is
     read before the history, so the history read last holds the final events."""
     seen = 0
@@ -97,8 +106,11 @@ def follow(stepfunctions: Any, execution_arn: str, report: Reporter, *, poll_sec
                 report.line("sfn", f"FAILED {failed.get('error', '')}: {failed.get('cause', '')}")
         seen = len(events)
         if described["status"] in TERMINAL:
-            return {"status": described["status"], "events": events,
-                    "output": json.loads(described.get("output") or "{}")}  # fmt: skip
+            return {
+                "status": described["status"],
+                "events": events,
+                "output": json.loads(described.get("output") or "{}"),
+            }
         sleep(poll_seconds)
 
 
@@ -120,28 +132,40 @@ def rollout_stack_name(plan: Plan) -> str:
     return plan.stack("compute").stack_name.removesuffix("-compute") + "-rollout"
 
 
-def run(
-    settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options
-) -> dict[str, Any]:
+def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> dict[str, Any]:
     """The same preparation as the local engine; then deploy or refresh the rollout stack, ship
     code and templates to its bucket, start an execution and follow it. A dry run shows the
     rollout stack's change set and every stage's, as the local engine plans them."""
     prepared = prepare(settings, aws, report, options, "stepfunctions")
     plan = prepared.plan
-    deployer = StackDeployer(aws.client("cloudformation"), report, confirm=options.confirm, dry_run=options.dry_run,
-                             poll_seconds=options.poll_seconds, sleep=options.sleep)  # fmt: skip
+    deployer = StackDeployer(
+        aws.client("cloudformation"),
+        report,
+        confirm=options.confirm,
+        dry_run=options.dry_run,
+        poll_seconds=options.poll_seconds,
+        sleep=options.sleep,
+    )
     compute = plan.stack("compute").parameters
     # The rollout stack's own template comes from the environment's bucket (prepare uploaded it):
     # its first deploy has no bucket of its own yet.
-    rollout = deployer.deploy("rollout", rollout_stack_name(plan), prepared.templates["rollout"], {
-        "NamePrefix": compute.get("NamePrefix", "cc"), "ComputeStackName": plan.stack("compute").stack_name,
-        "WebSocketStackName": plan.stack("websocket").stack_name,
-        "EnvironmentKmsKeyArn": compute.get("EnvironmentKmsKeyArn", "")})  # fmt: skip
+    rollout = deployer.deploy(
+        "rollout",
+        rollout_stack_name(plan),
+        prepared.templates["rollout"],
+        {
+            "NamePrefix": compute.get("NamePrefix", "cc"),
+            "ComputeStackName": plan.stack("compute").stack_name,
+            "WebSocketStackName": plan.stack("websocket").stack_name,
+            "EnvironmentKmsKeyArn": compute.get("EnvironmentKmsKeyArn", ""),
+        },
+    )
     if options.dry_run:
         summary = engine.execute(prepared, aws, report, options)
         summary["engine"] = "stepfunctions"
-        summary["stages"].insert(0, {"stage": "rollout", "action": rollout.action, "detail": rollout.stack_name,
-                                     "changes": rollout.changes})  # fmt: skip
+        summary["stages"].insert(
+            0, {"stage": "rollout", "action": rollout.action, "detail": rollout.stack_name, "changes": rollout.changes}
+        )
         return summary
     if prepared.approved_recreates:
         report.line(
@@ -155,35 +179,45 @@ def run(
         s3, bucket, plan.region, {stem: t.text for stem, t in prepared.templates.items()}
     )
     shipped = dataclasses.replace(plan, artifacts_bucket=bucket)
-    document = execution_input(
-        shipped, stored, artifact.s3_key, prepared.outputs, int(max(options.poll_seconds, 0))
-    )
+    document = execution_input(shipped, stored, artifact.s3_key, prepared.outputs, int(max(options.poll_seconds, 0)))
     stepfunctions = aws.client("stepfunctions")
-    started = stepfunctions.start_execution(stateMachineArn=rollout.outputs["StateMachineArn"],
-                                            name=execution_name(plan.environment, artifact.sha256),
-                                            input=json.dumps(document))  # fmt: skip
+    started = stepfunctions.start_execution(
+        stateMachineArn=rollout.outputs["StateMachineArn"],
+        name=execution_name(plan.environment, artifact.sha256),
+        input=json.dumps(document),
+    )
     report.line("sfn", f"execution {started['executionArn']}")
-    result = follow(stepfunctions, started["executionArn"], report, poll_seconds=options.poll_seconds,
-                    sleep=options.sleep)  # fmt: skip
+    result = follow(
+        stepfunctions, started["executionArn"], report, poll_seconds=options.poll_seconds, sleep=options.sleep
+    )
     transitions = sum(1 for e in result["events"] if e["type"].endswith("StateEntered"))
-    calls = Counter(e["taskScheduledEventDetails"]["resource"] for e in result["events"]
-                    if "taskScheduledEventDetails" in e)  # fmt: skip
+    calls = Counter(
+        e["taskScheduledEventDetails"]["resource"] for e in result["events"] if "taskScheduledEventDetails" in e
+    )
     if result["status"] != "SUCCEEDED":
-        failed: dict[str, str] = next((e["executionFailedEventDetails"] for e in result["events"]
-                       if "executionFailedEventDetails" in e), {})  # fmt: skip
-        raise StageFailed(f"execution {result['status']}: {failed.get('error', '')}",
-                          [failed.get("cause", "see the execution history")])  # fmt: skip
+        failed: dict[str, str] = next(
+            (e["executionFailedEventDetails"] for e in result["events"] if "executionFailedEventDetails" in e), {}
+        )
+        raise StageFailed(
+            f"execution {result['status']}: {failed.get('error', '')}",
+            [failed.get("cause", "see the execution history")],
+        )
     output = result["output"]
-    websocket_outputs = {
-        o["OutputKey"]: o["OutputValue"] for o in output["outputs"]["websocket"]["list"]
-    }
+    websocket_outputs = {o["OutputKey"]: o["OutputValue"] for o in output["outputs"]["websocket"]["list"]}
     return {
-        "environment": plan.environment, "region": plan.region, "account": prepared.account,
-        "result": "succeeded", "engine": "stepfunctions", "execution": started["executionArn"],
-        "state_transitions": transitions, "state_machine_calls": dict(calls),
-        "stages": [{"stage": "rollout", "action": rollout.action, "detail": rollout.stack_name},
-                   {"stage": "execution", "action": "succeeded", "detail": f"{transitions} state transitions"}],
+        "environment": plan.environment,
+        "region": plan.region,
+        "account": prepared.account,
+        "result": "succeeded",
+        "engine": "stepfunctions",
+        "execution": started["executionArn"],
+        "state_transitions": transitions,
+        "state_machine_calls": dict(calls),
+        "stages": [
+            {"stage": "rollout", "action": rollout.action, "detail": rollout.stack_name},
+            {"stage": "execution", "action": "succeeded", "detail": f"{transitions} state transitions"},
+        ],
         "management_endpoint": output["endpoint"]["value"],
         "websocket_url": websocket_outputs.get("WebSocketStageInvokeUrl", ""),
         "artifact": {"s3_key": artifact.s3_key, "sha256": artifact.sha256},
-    }  # fmt: skip
+    }

@@ -74,9 +74,7 @@ def describe(cloudformation: Any, stack_name: str) -> StackState | None:
         status=stack["StackStatus"],
         reason=stack.get("StackStatusReason", ""),
         outputs={o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
-        parameters={
-            p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])
-        },
+        parameters={p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])},
         tags={t["Key"]: t["Value"] for t in stack.get("Tags", [])},
     )
 
@@ -95,14 +93,20 @@ def refusal(stack_name: str, state: StackState | None) -> str | None:
     if state is None or state.status in (*UPDATABLE, "ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS"):
         return None
     if state.status.endswith("_IN_PROGRESS"):
-        return (f"stack {stack_name} is {state.status}: someone else is changing it. Wait until it "
-                "finishes (or rolls back), then run the rollout again.")  # fmt: skip
+        return (
+            f"stack {stack_name} is {state.status}: someone else is changing it. Wait until it "
+            "finishes (or rolls back), then run the rollout again."
+        )
     if state.status == "UPDATE_ROLLBACK_FAILED":
-        return (f"stack {stack_name} is UPDATE_ROLLBACK_FAILED ({state.reason or 'no reason given'}). Fix the "
-                "resources named in its events, then run `aws cloudformation continue-update-rollback "
-                f"--stack-name {stack_name}` and, once it is UPDATE_ROLLBACK_COMPLETE, run the rollout again.")  # fmt: skip
-    return (f"stack {stack_name} is {state.status} ({state.reason or 'no reason given'}); it cannot be "
-            "updated. Inspect its events in the CloudFormation console.")  # fmt: skip
+        return (
+            f"stack {stack_name} is UPDATE_ROLLBACK_FAILED ({state.reason or 'no reason given'}). Fix the "
+            "resources named in its events, then run `aws cloudformation continue-update-rollback "
+            f"--stack-name {stack_name}` and, once it is UPDATE_ROLLBACK_COMPLETE, run the rollout again."
+        )
+    return (
+        f"stack {stack_name} is {state.status} ({state.reason or 'no reason given'}); it cannot be "
+        "updated. Inspect its events in the CloudFormation console."
+    )
 
 
 class StackDeployer:
@@ -127,9 +131,7 @@ class StackDeployer:
         self.change_set_prefix = change_set_prefix
         self.approved_recreates = approved_recreates  # asked in preparation already
 
-    def deploy(
-        self, stage: str, stack_name: str, template: StoredTemplate, parameters: dict[str, str]
-    ) -> StackResult:
+    def deploy(self, stage: str, stack_name: str, template: StoredTemplate, parameters: dict[str, str]) -> StackResult:
         state = describe(self.cf, stack_name)
         refused = refusal(stack_name, state)
         if refused:
@@ -149,9 +151,7 @@ class StackDeployer:
         change_set = self._plan(stage, stack_name, template.url, parameters, mark, creating)
         if change_set is None:
             self.report.line(stage, f"{stack_name}: no changes")
-            return StackResult(
-                stage, stack_name, "unchanged", outputs=state.outputs if state else {}
-            )
+            return StackResult(stage, stack_name, "unchanged", outputs=state.outputs if state else {})
         changes = change_set["changes"]
         self.report.changes(stage, stack_name, changes)
         if self.dry_run:
@@ -163,9 +163,7 @@ class StackDeployer:
         last_event = self._latest_event_id(stack_name)
         self.cf.execute_change_set(ChangeSetName=change_set["id"], StackName=stack_name)
         final = self._watch(stage, stack_name, change_set["stack_id"], last_event)
-        return StackResult(
-            stage, stack_name, "created" if creating else "updated", changes, final.outputs
-        )
+        return StackResult(stage, stack_name, "created" if creating else "updated", changes, final.outputs)
 
     def _unchanged(self, stack_name: str, state: StackState, template_text: str, mark: str) -> bool:
         if state.status not in UPDATABLE or state.tags.get(FINGERPRINT_TAG) != mark:
@@ -174,29 +172,29 @@ class StackDeployer:
         return body == template_text  # someone may have updated the stack by other means
 
     def _recreate(self, stage: str, stack_name: str, state: StackState, why: str) -> None:
-        if stack_name not in self.approved_recreates and not self.confirm(
-            f"{why}. Delete it and create it again?"
-        ):
+        if stack_name not in self.approved_recreates and not self.confirm(f"{why}. Delete it and create it again?"):
             raise Declined(f"{stack_name}: left in ROLLBACK_COMPLETE")
         last_event = self._latest_event_id(stack_name)
         self.cf.delete_stack(StackName=stack_name)
         self._watch(stage, stack_name, state.stack_id, last_event, deleting=True)
 
-    def _plan(self, stage: str, stack_name: str, template_url: str, parameters: dict[str, str], mark: str,
-              creating: bool) -> dict[str, Any] | None:  # fmt: skip
+    def _plan(
+        self, stage: str, stack_name: str, template_url: str, parameters: dict[str, str], mark: str, creating: bool
+    ) -> dict[str, Any] | None:
         name = f"{self.change_set_prefix}-{mark[:12]}-{int(time.time())}"
         created = self.cf.create_change_set(
-            StackName=stack_name, ChangeSetName=name, ChangeSetType="CREATE" if creating else "UPDATE",
-            TemplateURL=template_url, Capabilities=CAPABILITIES,
+            StackName=stack_name,
+            ChangeSetName=name,
+            ChangeSetType="CREATE" if creating else "UPDATE",
+            TemplateURL=template_url,
+            Capabilities=CAPABILITIES,
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())],
             Tags=[{"Key": FINGERPRINT_TAG, "Value": mark}, {"Key": "Application", "Value": "CareConnect"}],
             Description=f"CareConnect rollout, stage {stage}",
-        )  # fmt: skip
+        )
         change_set_id, stack_id = created["Id"], created["StackId"]
         while True:
-            described = self.cf.describe_change_set(
-                ChangeSetName=change_set_id, StackName=stack_name
-            )
+            described = self.cf.describe_change_set(ChangeSetName=change_set_id, StackName=stack_name)
             status = described["Status"]
             if status in ("CREATE_COMPLETE", "FAILED"):
                 break
@@ -210,13 +208,14 @@ class StackDeployer:
         changes = self._changes(described, stack_name, change_set_id)
         return {"id": change_set_id, "stack_id": stack_id, "changes": changes}
 
-    def _changes(
-        self, described: dict[str, Any], stack_name: str, change_set_id: str
-    ) -> list[dict[str, str]]:
+    def _changes(self, described: dict[str, Any], stack_name: str, change_set_id: str) -> list[dict[str, str]]:
         pages = [described]
         while pages[-1].get("NextToken"):
-            pages.append(self.cf.describe_change_set(ChangeSetName=change_set_id, StackName=stack_name,
-                                                     NextToken=pages[-1]["NextToken"]))  # fmt: skip
+            pages.append(
+                self.cf.describe_change_set(
+                    ChangeSetName=change_set_id, StackName=stack_name, NextToken=pages[-1]["NextToken"]
+                )
+            )
         return [
             {
                 "action": c["ResourceChange"]["Action"],
@@ -245,16 +244,19 @@ class StackDeployer:
             fresh.append(event)
         return fresh[::-1]
 
-    def _watch(self, stage: str, stack_name: str, stack_id: str, last_seen: str | None, *,
-               deleting: bool = False) -> StackState:  # fmt: skip
+    def _watch(
+        self, stage: str, stack_name: str, stack_id: str, last_seen: str | None, *, deleting: bool = False
+    ) -> StackState:
         failures: list[str] = []
         while True:
             for event in self._new_events(stack_id, last_seen):
                 last_seen = event["EventId"]
                 self.report.event(stage, event)
                 if event["ResourceStatus"].endswith("FAILED") and event.get("ResourceStatusReason"):
-                    failures.append(f"{event['LogicalResourceId']} ({event['ResourceType']}): "
-                                    f"{event['ResourceStatus']}: {event['ResourceStatusReason']}")  # fmt: skip
+                    failures.append(
+                        f"{event['LogicalResourceId']} ({event['ResourceType']}): "
+                        f"{event['ResourceStatus']}: {event['ResourceStatusReason']}"
+                    )
             state = describe(self.cf, stack_id)
             if state is None or (deleting and state.status == "DELETE_COMPLETE"):
                 return StackState(stack_id, "DELETE_COMPLETE", "", {}, {}, {})

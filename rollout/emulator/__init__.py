@@ -55,6 +55,7 @@ def running_emulator(port: int = 0) -> Iterator[str]:
 
 def enable_state_machines(url: str) -> None:
     body = json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode()
-    request = urllib.request.Request(f"{url}/moto-api/config", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    request = urllib.request.Request(
+        f"{url}/moto-api/config", data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
     urllib.request.urlopen(request, timeout=10).read()

@@ -57,9 +57,7 @@ _installed = False
 # 1. Template size and Rules -------------------------------------------------------------------
 
 
-def template_problem(
-    body: str | None, url: str | None, account_id: str, partition: str
-) -> str | None:
+def template_problem(body: str | None, url: str | None, account_id: str, partition: str) -> str | None:
     """AWS's refusal of a template passed to CreateStack/UpdateStack/CreateChangeSet, or None."""
     if body is not None and len(body.encode()) > TEMPLATE_BODY_LIMIT:
         return ("1 validation error detected: Value at 'templateBody' failed to satisfy constraint: "
@@ -71,9 +69,7 @@ def template_problem(
     if not body:
         return None
     template = Stack.parse_template(body)
-    for rule_name, rule in (
-        (template.get("Rules") or {}).items() if isinstance(template, dict) else ()
-    ):
+    for rule_name, rule in (template.get("Rules") or {}).items() if isinstance(template, dict) else ():
         for function in sorted(_functions(rule)):
             if function not in RULE_FUNCTIONS:
                 return (f"Template format error: Unsupported function {function} in Rules ({rule_name}); "
@@ -104,9 +100,7 @@ def _checked_request(
     return checked
 
 
-def _no_op_update_refused(
-    self: Any, incoming: list[dict[str, Any]] | None, body: str, old: Stack
-) -> None:
+def _no_op_update_refused(self: Any, incoming: list[dict[str, Any]] | None, body: str, old: Stack) -> None:
     """AWS compares the template and every parameter's effective value (given, previous or default);
     the stack's original text is compared, since moto edits its parsed template."""
     if not body or not isinstance(old.template, str):
@@ -169,17 +163,13 @@ def _failing_as_resource(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return original(logical_id, resource_json, *args, **kwargs)
         except (JsonRESTError, ServiceException) as error:
-            raise ResourceFailed(
-                logical_id, resource_json["Type"], _service_message(error)
-            ) from error
+            raise ResourceFailed(logical_id, resource_json["Type"], _service_message(error)) from error
 
     return parse
 
 
 def _execute_or_roll_back(original: Callable[..., Any]) -> Callable[..., Any]:
-    def execute(
-        self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None
-    ) -> None:
+    def execute(self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None) -> None:
         change_set = self.describe_change_set(change_set_name)
         assert change_set is not None
         stack = change_set.stack
@@ -199,15 +189,11 @@ def _roll_back(stack: Stack, change_set_type: str, failure: ResourceFailed,
                before: tuple[Any, dict[str, Any], dict[str, Any]]) -> None:  # fmt: skip
     creating = change_set_type == "CREATE"
     verb = "create" if creating else "update"
-    _resource_event(
-        stack, failure.logical_id, failure.resource_type, f"{verb.upper()}_FAILED", failure.reason
-    )
+    _resource_event(stack, failure.logical_id, failure.resource_type, f"{verb.upper()}_FAILED", failure.reason)
     reason = f"The following resource(s) failed to {verb}: [{failure.logical_id}]. "
     if creating:
         stack.status = "ROLLBACK_IN_PROGRESS"
-        stack._add_stack_event(
-            "ROLLBACK_IN_PROGRESS", resource_status_reason=reason + "Rollback requested by user."
-        )
+        stack._add_stack_event("ROLLBACK_IN_PROGRESS", resource_status_reason=reason + "Rollback requested by user.")
         with contextlib.suppress(Exception):  # a half-made resource may refuse; AWS would retry
             stack.resource_map.delete()
         stack.status = "ROLLBACK_COMPLETE"
@@ -222,18 +208,14 @@ def _roll_back(stack: Stack, change_set_type: str, failure: ResourceFailed,
     stack._add_stack_event(stack.status)
 
 
-def _resource_event(
-    stack: Stack, logical_id: str, resource_type: str, status: str, reason: str
-) -> None:
+def _resource_event(stack: Stack, logical_id: str, resource_type: str, status: str, reason: str) -> None:
     stack.events.append(Event(stack_id=stack.stack_id, stack_name=stack.name, logical_resource_id=logical_id,
                              physical_resource_id="", resource_type=resource_type, resource_status=status,
                              resource_status_reason=reason, resource_properties=None))  # fmt: skip
 
 
 def _delete_unless_retained(original: Callable[..., Any]) -> Callable[..., Any]:
-    def delete(
-        self: parsing.ResourceMap, parsed_resource: Any, resource_json: dict[str, Any]
-    ) -> None:
+    def delete(self: parsing.ResourceMap, parsed_resource: Any, resource_json: dict[str, Any]) -> None:
         if resource_json.get("DeletionPolicy") == "Retain":
             return
         original(self, parsed_resource, resource_json)
@@ -321,9 +303,7 @@ class ApiGatewayAccount(CloudFormationModel):
     def update_from_cloudformation_json(cls, original_resource: ApiGatewayAccount, new_resource_name: str,
                                         cloudformation_json: dict[str, Any], account_id: str,
                                         region_name: str) -> ApiGatewayAccount:  # fmt: skip
-        return cls.create_from_cloudformation_json(
-            new_resource_name, cloudformation_json, account_id, region_name
-        )
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
 
     @classmethod
     def delete_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],

@@ -103,14 +103,16 @@ class WebSocketApi(CloudFormationModel):
 
     @classmethod
     def update_from_cloudformation_json(
-        cls, original_resource: WebSocketApi, new_resource_name: str, cloudformation_json: dict[str, Any],
-        account_id: str, region_name: str,
-    ) -> WebSocketApi:  # fmt: skip
+        cls,
+        original_resource: WebSocketApi,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> WebSocketApi:
         props = cloudformation_json["Properties"]
         original_resource.api.name = props.get("Name", original_resource.api.name)
-        original_resource.api.description = props.get(
-            "Description", original_resource.api.description
-        )
+        original_resource.api.description = props.get("Description", original_resource.api.description)
         original_resource.api.route_selection_expression = props.get(
             "RouteSelectionExpression", original_resource.api.route_selection_expression
         )
@@ -176,14 +178,17 @@ class WebSocketChild:
 
     @classmethod
     def update_from_cloudformation_json(
-        cls, original_resource: WebSocketChild, new_resource_name: str, cloudformation_json: dict[str, Any],
-        account_id: str, region_name: str,
-    ) -> WebSocketChild:  # fmt: skip
-        cls.delete_from_cloudformation_json(original_resource.physical_id, {"Properties": {"ApiId": original_resource.api_id}},
-                                            account_id, region_name)  # fmt: skip
-        return cls.create_from_cloudformation_json(
-            new_resource_name, cloudformation_json, account_id, region_name
+        cls,
+        original_resource: WebSocketChild,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> WebSocketChild:
+        cls.delete_from_cloudformation_json(
+            original_resource.physical_id, {"Properties": {"ApiId": original_resource.api_id}}, account_id, region_name
         )
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
 
     def is_created(self) -> bool:
         return True
@@ -207,13 +212,19 @@ class WebSocketRoute(WebSocketChild, CloudFormationModel):
     ) -> WebSocketRoute:
         p = cloudformation_json["Properties"]
         route = _backend(account_id, region_name).create_route(
-            api_id=p["ApiId"], api_key_required=p.get("ApiKeyRequired", False),
-            authorization_scopes=p.get("AuthorizationScopes", []), authorization_type=p.get("AuthorizationType", "NONE"),
-            authorizer_id=p.get("AuthorizerId", ""), model_selection_expression=p.get("ModelSelectionExpression", ""),
-            operation_name=p.get("OperationName", ""), request_models=p.get("RequestModels"),
-            request_parameters=p.get("RequestParameters"), route_key=p["RouteKey"],
-            route_response_selection_expression=p.get("RouteResponseSelectionExpression", ""), target=p.get("Target", ""),
-        )  # fmt: skip
+            api_id=p["ApiId"],
+            api_key_required=p.get("ApiKeyRequired", False),
+            authorization_scopes=p.get("AuthorizationScopes", []),
+            authorization_type=p.get("AuthorizationType", "NONE"),
+            authorizer_id=p.get("AuthorizerId", ""),
+            model_selection_expression=p.get("ModelSelectionExpression", ""),
+            operation_name=p.get("OperationName", ""),
+            request_models=p.get("RequestModels"),
+            request_parameters=p.get("RequestParameters"),
+            route_key=p["RouteKey"],
+            route_response_selection_expression=p.get("RouteResponseSelectionExpression", ""),
+            target=p.get("Target", ""),
+        )
         return cls(p["ApiId"], route, route.route_id)
 
 
@@ -235,16 +246,25 @@ class WebSocketIntegration(WebSocketChild, CloudFormationModel):
     ) -> WebSocketIntegration:
         p = cloudformation_json["Properties"]
         integration = _backend(account_id, region_name).create_integration(
-            api_id=p["ApiId"], connection_id=p.get("ConnectionId", ""), connection_type=p.get("ConnectionType", ""),
-            content_handling_strategy=p.get("ContentHandlingStrategy", ""), credentials_arn=p.get("CredentialsArn", ""),
-            description=p.get("Description", ""), integration_method=p.get("IntegrationMethod", ""),
-            integration_subtype=p.get("IntegrationSubtype", ""), integration_type=p["IntegrationType"],
-            integration_uri=p.get("IntegrationUri", ""), passthrough_behavior=p.get("PassthroughBehavior", ""),
-            payload_format_version=p.get("PayloadFormatVersion", ""), request_parameters=p.get("RequestParameters"),
-            request_templates=p.get("RequestTemplates"), response_parameters=p.get("ResponseParameters"),
+            api_id=p["ApiId"],
+            connection_id=p.get("ConnectionId", ""),
+            connection_type=p.get("ConnectionType", ""),
+            content_handling_strategy=p.get("ContentHandlingStrategy", ""),
+            credentials_arn=p.get("CredentialsArn", ""),
+            description=p.get("Description", ""),
+            integration_method=p.get("IntegrationMethod", ""),
+            integration_subtype=p.get("IntegrationSubtype", ""),
+            integration_type=p["IntegrationType"],
+            integration_uri=p.get("IntegrationUri", ""),
+            passthrough_behavior=p.get("PassthroughBehavior", ""),
+            payload_format_version=p.get("PayloadFormatVersion", ""),
+            request_parameters=p.get("RequestParameters"),
+            request_templates=p.get("RequestTemplates"),
+            response_parameters=p.get("ResponseParameters"),
             template_selection_expression=p.get("TemplateSelectionExpression", ""),
-            timeout_in_millis=str(p.get("TimeoutInMillis", "")), tls_config=p.get("TlsConfig") or {},
-        )  # fmt: skip
+            timeout_in_millis=str(p.get("TimeoutInMillis", "")),
+            tls_config=p.get("TlsConfig") or {},
+        )
         return cls(p["ApiId"], integration, integration.id)
 
 
@@ -266,23 +286,23 @@ class WebSocketStage(WebSocketChild, CloudFormationModel):
     ) -> WebSocketStage:
         p = cloudformation_json["Properties"]
         config = {
-            "stageName": p["StageName"], "autoDeploy": p.get("AutoDeploy"), "description": p.get("Description"),
+            "stageName": p["StageName"],
+            "autoDeploy": p.get("AutoDeploy"),
+            "description": p.get("Description"),
             "defaultRouteSettings": _camel(p.get("DefaultRouteSettings")),
-            "accessLogSettings": _camel(p.get("AccessLogSettings")), "tags": p.get("Tags") or {},
-        }  # fmt: skip
+            "accessLogSettings": _camel(p.get("AccessLogSettings")),
+            "tags": p.get("Tags") or {},
+        }
         stage = _backend(account_id, region_name).create_stage(p["ApiId"], config)
         return cls(p["ApiId"], stage, stage.name)
 
 
 MODELED_TYPES = tuple(
-    cls.cloudformation_type()
-    for cls in (WebSocketApi, WebSocketRoute, WebSocketIntegration, WebSocketStage)
+    cls.cloudformation_type() for cls in (WebSocketApi, WebSocketRoute, WebSocketIntegration, WebSocketStage)
 )
 
 
-def _execute_and_refresh(
-    self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None
-) -> None:
+def _execute_and_refresh(self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None) -> None:
     """moto's execute_change_set, then the stack's template, parameters and outputs rebuilt."""
     _original_execute(self, change_set_name, stack_name)
     change_set = self.describe_change_set(change_set_name)
@@ -307,11 +327,7 @@ def _diff_with_parameters(self: ChangeSet) -> list[Any]:
     for action, logical_ids in names.items():
         for logical_id in dict.fromkeys(logical_ids):
             resource = new.get(logical_id) or old[logical_id]
-            changes.append(
-                Change(
-                    action=action, logical_resource_id=logical_id, resource_type=resource["Type"]
-                )
-            )
+            changes.append(Change(action=action, logical_resource_id=logical_id, resource_type=resource["Type"]))
     return changes
 
 
@@ -339,8 +355,9 @@ def _with_definition_string(cloudformation_json: dict[str, Any]) -> dict[str, An
     return {**cloudformation_json, "Properties": props}
 
 
-def _create_state_machine(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
-                          region_name: str, **kwargs: Any) -> Any:  # fmt: skip
+def _create_state_machine(
+    cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+) -> Any:
     from moto.stepfunctions.responses import get_backend
 
     props = _with_definition_string(cloudformation_json)["Properties"]
@@ -352,8 +369,14 @@ def _create_state_machine(cls: Any, resource_name: str, cloudformation_json: Any
     )
 
 
-def _update_state_machine(cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: Any,
-                          account_id: str, region_name: str) -> Any:  # fmt: skip
+def _update_state_machine(
+    cls: Any,
+    original_resource: Any,
+    new_resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+) -> Any:
     return _original_update_state_machine.__func__(  # type: ignore[attr-defined]
         cls,
         original_resource,
@@ -381,8 +404,9 @@ def in_dependency_order(resources: dict[str, Any]) -> dict[str, Any]:
     return ordered
 
 
-def _update_in_dependency_order(self: parsing.ResourceMap, template: dict[str, Any],
-                                parameters: dict[str, Any] | None = None) -> None:  # fmt: skip
+def _update_in_dependency_order(
+    self: parsing.ResourceMap, template: dict[str, Any], parameters: dict[str, Any] | None = None
+) -> None:
     ordered = {**template, "Resources": in_dependency_order(template.get("Resources", {}))}
     _original_update(self, ordered, parameters)
 

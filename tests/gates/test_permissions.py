@@ -21,16 +21,10 @@ def rollout() -> dict[str, Any]:
 def without(rollout: dict[str, Any], role: str, action: str) -> dict[str, Any]:
     """The rollout template with `action` taken out of `role`'s main policy."""
     changed = copy.deepcopy(rollout)
-    for statement in changed["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"][
-        "Statement"
-    ]:
+    for statement in changed["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]:
         statement["Action"] = [a for a in statement["Action"] if a != action]
     changed["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"] = [
-        s
-        for s in changed["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"][
-            "Statement"
-        ]
-        if s["Action"]
+        s for s in changed["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"] if s["Action"]
     ]
     return changed
 
@@ -53,9 +47,7 @@ def test_a_missing_permission_fails_naming_resource_handler_action_and_arn(
     rollout: dict[str, Any], role: str, action: str, expected: str
 ) -> None:
     report = permissions.run(rollout_override=without(rollout, role, action))
-    assert any(expected in miss.explain() for miss in report.misses), [
-        m.explain() for m in report.misses
-    ][:5]
+    assert any(expected in miss.explain() for miss in report.misses), [m.explain() for m in report.misses][:5]
 
 
 def test_log_group_tagging_needs_the_arn_without_the_trailing_wildcard(
@@ -66,9 +58,9 @@ def test_log_group_tagging_needs_the_arn_without_the_trailing_wildcard(
         "/aws/apigateway/${NamePrefix}-websocket-api"
     }  # what the earlier role lacked
     changed = copy.deepcopy(rollout)
-    for statement in changed["Resources"]["CloudFormationRole"]["Properties"]["Policies"][0][
-        "PolicyDocument"
-    ]["Statement"]:
+    for statement in changed["Resources"]["CloudFormationRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+        "Statement"
+    ]:
         statement["Resource"] = [r for r in statement["Resource"] if r != plain]
     report = permissions.run(rollout_override=changed)
     tagging = {m.action for m in report.misses if "AccessLogGroup" in m.resource}
@@ -78,9 +70,7 @@ def test_log_group_tagging_needs_the_arn_without_the_trailing_wildcard(
 def test_the_environment_key_is_checked_only_under_that_option(rollout: dict[str, Any]) -> None:
     changed = copy.deepcopy(rollout)
     for role in ("CloudFormationRole", "StateMachineRole"):
-        changed["Resources"][role]["Properties"]["Policies"] = changed["Resources"][role][
-            "Properties"
-        ]["Policies"][:1]
+        changed["Resources"][role]["Properties"]["Policies"] = changed["Resources"][role]["Properties"]["Policies"][:1]
     report = permissions.run(rollout_override=changed)
     assert {m.action.split(":")[0] for m in report.misses} == {"kms"}
     assert all(m.arn == permissions.ENVIRONMENT_KEY for m in report.misses)
@@ -94,9 +84,7 @@ def test_an_exception_without_a_reason_is_refused_and_an_unused_one_fails(tmp_pa
     extra = tmp_path / "extra.yaml"
     extra.write_text(permissions.EXCEPTIONS_FILE.read_text()
                      + "- {type: AWS::SNS::Topic, actions: [sns:Publish], reason: nothing uses it}\n")  # fmt: skip
-    assert permissions.run(exceptions_path=extra).unused_exceptions == [
-        "AWS::SNS::Topic: sns:publish"
-    ]
+    assert permissions.run(exceptions_path=extra).unused_exceptions == ["AWS::SNS::Topic: sns:publish"]
 
 
 STATEMENT = {

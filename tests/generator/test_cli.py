@@ -21,13 +21,9 @@ def test_writes_every_template_and_check_passes(tmp_path: Path) -> None:
     assert main(["--out", str(tmp_path), "--check"]) == 0
 
 
-def test_check_names_stale_missing_and_unexpected_files(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_check_names_stale_missing_and_unexpected_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main(["--out", str(tmp_path)])
-    (tmp_path / "websocket.yaml").write_text(
-        (tmp_path / "websocket.yaml").read_text() + "# edited\n"
-    )
+    (tmp_path / "websocket.yaml").write_text((tmp_path / "websocket.yaml").read_text() + "# edited\n")
     (tmp_path / "old.yaml").write_text("{}\n")
     capsys.readouterr()
     assert main(["--out", str(tmp_path), "--check"]) == 1
@@ -48,12 +44,7 @@ def test_json_on_request_holds_the_same_template(tmp_path: Path) -> None:
 
 
 def test_set_changes_a_default_after_validating_it(tmp_path: Path) -> None:
-    assert (
-        main(
-            ["--out", str(tmp_path), "--set", "StageName=beta", "--set", "ThrottlingRateLimit=250"]
-        )
-        == 0
-    )
+    assert main(["--out", str(tmp_path), "--set", "StageName=beta", "--set", "ThrottlingRateLimit=250"]) == 0
     params = yaml.safe_load((tmp_path / "websocket.yaml").read_text())["Parameters"]
     assert params["StageName"]["Default"] == "beta"
     assert params["ThrottlingRateLimit"]["Default"] == 250
@@ -82,9 +73,7 @@ def test_bad_settings_name_the_setting_and_write_nothing(
     assert not out.exists()
 
 
-def test_unknown_option_and_template_are_usage_errors(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_unknown_option_and_template_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as raised:
         main(["--out", str(tmp_path / "o"), "--frobnicate"])
     assert raised.value.code == 2
@@ -96,7 +85,5 @@ def test_unknown_option_and_template_are_usage_errors(
 
 def test_committed_templates_are_up_to_date() -> None:
     """The same gate CI runs: `python -m generator --check` against templates_out/."""
-    result = subprocess.run(
-        [sys.executable, "-m", "generator", "--check"], cwd=REPO, capture_output=True, text=True
-    )
+    result = subprocess.run([sys.executable, "-m", "generator", "--check"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -51,9 +51,7 @@ def test_functions_with_original_names_and_handlers(compute: dict[str, Any]) -> 
         assert props["Runtime"] == LAMBDA_RUNTIME
         assert props["Architectures"] == ["arm64"]
         assert props["Code"] == {"S3Bucket": "artifacts-bucket", "S3Key": "handlers/abc123.zip"}
-        assert props["Timeout"] == (
-            "29" if stem in ROUTE_FUNCTIONS else "60"
-        )  # cleanup, notify: their own
+        assert props["Timeout"] == ("29" if stem in ROUTE_FUNCTIONS else "60")  # cleanup, notify: their own
         assert props["MemorySize"] == "256"
         assert props["LoggingConfig"]["LogGroup"] == f"{stem}LogGroup-id"
         assert "VpcConfig" not in props and "KmsKeyArn" not in props
@@ -62,19 +60,14 @@ def test_functions_with_original_names_and_handlers(compute: dict[str, Any]) -> 
 
 
 def test_runtime_is_the_newest_python_cfn_lint_knows_as_current() -> None:
-    lifecycle_file = (
-        Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs" / "LmbdRuntimeLifecycle.json"
-    )
+    lifecycle_file = Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs" / "LmbdRuntimeLifecycle.json"
     lifecycle = json.loads(lifecycle_file.read_text())
     pythons = sorted(
         (name for name in lifecycle if name.startswith("python3.")),
         key=lambda name: int(name.removeprefix("python3.")),
     )
     assert pythons[-1] == LAMBDA_RUNTIME
-    assert (
-        "deprecated" not in lifecycle[LAMBDA_RUNTIME]
-        or lifecycle[LAMBDA_RUNTIME]["deprecated"] > "2026-11-25"
-    )
+    assert "deprecated" not in lifecycle[LAMBDA_RUNTIME] or lifecycle[LAMBDA_RUNTIME]["deprecated"] > "2026-11-25"
 
 
 @pytest.mark.parametrize(
@@ -90,12 +83,8 @@ def test_runtime_is_the_newest_python_cfn_lint_knows_as_current() -> None:
 def test_environment_carries_only_the_chosen_database_method(
     compute: dict[str, Any], parameters: dict[str, str], expected: dict[str, str]
 ) -> None:
-    env = resolved(compute, **parameters)["ConnectFunction"]["Properties"]["Environment"][
-        "Variables"
-    ]
-    database = {
-        k: v for k, v in env.items() if k.startswith("DATABASE_") and k != "DATABASE_SSLMODE"
-    }
+    env = resolved(compute, **parameters)["ConnectFunction"]["Properties"]["Environment"]["Variables"]
+    database = {k: v for k, v in env.items() if k.startswith("DATABASE_") and k != "DATABASE_SSLMODE"}
     assert database == expected
     assert env[ENDPOINT_VARIABLE] == ""
     assert env["CONNECTION_TTL_MINUTES"] == "120"
@@ -106,12 +95,7 @@ def test_endpoint_parameter_feeds_every_function(compute: dict[str, Any]) -> Non
     endpoint = "https://a1b2c3.execute-api.eu-west-1.amazonaws.com/prod"
     resources = resolved(compute, ManagementEndpoint=endpoint)
     for stem in FUNCTIONS:
-        assert (
-            resources[f"{stem}Function"]["Properties"]["Environment"]["Variables"][
-                ENDPOINT_VARIABLE
-            ]
-            == endpoint
-        )
+        assert resources[f"{stem}Function"]["Properties"]["Environment"]["Variables"][ENDPOINT_VARIABLE] == endpoint
 
 
 @pytest.mark.parametrize(
@@ -175,25 +159,17 @@ def test_role_writes_only_its_own_log_groups_and_nothing_else_by_default(
 def test_role_reads_only_the_given_secret(compute: dict[str, Any]) -> None:
     granted = statements(resolved(compute, DatabaseAuth="secret", DatabaseSecretArn=SECRET))
     secret = [s for s in granted if s["Action"] == ["secretsmanager:GetSecretValue"]]
-    assert secret == [
-        {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": [SECRET]}
-    ]
+    assert secret == [{"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": [SECRET]}]
 
 
 def test_role_connects_only_as_the_given_db_user(compute: dict[str, Any]) -> None:
     granted = statements(resolved(compute, **IAM_DB))
     (connect,) = [s for s in granted if s["Action"] == ["rds-db:connect"]]
-    assert connect["Resource"] == [
-        "arn:aws:rds-db:eu-west-1:123456789012:dbuser:db-ABCDEFGH/ws_app"
-    ]
+    assert connect["Resource"] == ["arn:aws:rds-db:eu-west-1:123456789012:dbuser:db-ABCDEFGH/ws_app"]
 
 
-@pytest.mark.parametrize(
-    "parameters", [{}, {"DatabaseAuth": "secret", "DatabaseSecretArn": SECRET}, IAM_DB]
-)
-def test_role_has_no_wildcards_and_no_management_api(
-    compute: dict[str, Any], parameters: dict[str, str]
-) -> None:
+@pytest.mark.parametrize("parameters", [{}, {"DatabaseAuth": "secret", "DatabaseSecretArn": SECRET}, IAM_DB])
+def test_role_has_no_wildcards_and_no_management_api(compute: dict[str, Any], parameters: dict[str, str]) -> None:
     text = json.dumps(statements(resolved(compute, **parameters)))
     assert "execute-api" not in text
     assert '"*"' not in text and ":*" not in text.replace(".Arn", "")
@@ -217,9 +193,7 @@ def test_cleanup_runs_hourly_by_default_and_only_events_may_invoke_it(
     (rule,) = [r for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
     assert rule["Properties"]["Targets"] == [{"Arn": "CleanupFunction-id.Arn", "Id": "cleanup"}]
-    (permission,) = [
-        r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"
-    ]
+    (permission,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
     assert permission == {"Action": "lambda:InvokeFunction", "FunctionName": "CleanupFunction-id",
                           "Principal": "events.amazonaws.com", "SourceArn": "CleanupScheduleRule-id.Arn"}  # fmt: skip
     assert resources["CleanupFunction"]["Properties"]["Handler"] == "handlers.cleanup.handler"
@@ -229,20 +203,14 @@ def test_jwt_settings_reach_the_functions_and_the_secret_is_readable(
     compute: dict[str, Any],
 ) -> None:
     jwt_secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cc/jwt-XyZ123"
-    resources = resolved(
-        compute, DatabaseUrl="postgresql://db/cc", JwtSecretArn=jwt_secret, JwtIssuer="careconnect"
-    )
+    resources = resolved(compute, DatabaseUrl="postgresql://db/cc", JwtSecretArn=jwt_secret, JwtIssuer="careconnect")
     env = resources["DefaultFunction"]["Properties"]["Environment"]["Variables"]
     assert (env["JWT_SECRET_ARN"], env["JWT_ISSUER"], env["JWT_PUBLIC_KEY"]) == (
         jwt_secret,
         "careconnect",
         "",
     )
-    readable = [
-        s["Resource"]
-        for s in statements(resources)
-        if s["Action"] == ["secretsmanager:GetSecretValue"]
-    ]
+    readable = [s["Resource"] for s in statements(resources) if s["Action"] == ["secretsmanager:GetSecretValue"]]
     assert readable == [[jwt_secret]]
     both = {**CODE, "DatabaseUrl": "postgresql://db/cc", "JwtSecretArn": jwt_secret,
             "JwtPublicKey": "-----BEGIN PUBLIC KEY-----\\nAB\\n-----END PUBLIC KEY-----"}  # fmt: skip
@@ -258,9 +226,7 @@ def functions_in(node: Any) -> set[str]:
         return set().union(*map(functions_in, node)) if node else set()
     if not isinstance(node, dict):
         return set()
-    return {k for k in node if k.startswith("Fn::") or k == "Ref"}.union(
-        *map(functions_in, node.values())
-    )
+    return {k for k in node if k.startswith("Fn::") or k == "Ref"}.union(*map(functions_in, node.values()))
 
 
 def test_rules_use_only_functions_cloudformation_accepts_in_rules(
@@ -289,20 +255,10 @@ def max_length(parameter: dict[str, Any]) -> int:
 def test_the_largest_environment_fits_lambdas_4_kb(compute: dict[str, Any], method: str) -> None:
     """Lambda measures names and values as compact JSON; every variable at its longest allowed
     value, for each database method, stays within 4,096 bytes."""
-    (function, *_) = [
-        r for r in compute["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
-    ]
+    (function, *_) = [r for r in compute["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
     environment = function["Properties"]["Environment"]["Variables"]
-    used = {
-        ref
-        for ref in re.findall(r'"Ref": "(\w+)"', json.dumps(environment))
-        if ref in compute["Parameters"]
-    }
-    longest = {
-        name: "x" * max_length(compute["Parameters"][name])
-        for name in used
-        if name != "DatabaseAuth"
-    }
+    used = {ref for ref in re.findall(r'"Ref": "(\w+)"', json.dumps(environment)) if ref in compute["Parameters"]}
+    longest = {name: "x" * max_length(compute["Parameters"][name]) for name in used if name != "DatabaseAuth"}
     variables = Evaluator(compute, {**CODE, **longest, "DatabaseAuth": method}).eval(environment)
     assert len(json.dumps(variables, separators=(",", ":")).encode()) <= 4096
 
@@ -341,9 +297,7 @@ def test_the_environment_the_template_sets_loads_in_the_handlers(
     """The contract between generator/compute.py and handlers/settings.py, per database method."""
     from handlers.settings import load
 
-    variables = resolved(compute, **values)["ConnectFunction"]["Properties"]["Environment"][
-        "Variables"
-    ]
+    variables = resolved(compute, **values)["ConnectFunction"]["Properties"]["Environment"]["Variables"]
     settings = load({name: str(value) for name, value in variables.items()})
     assert settings.database.auth == values["DatabaseAuth"]
     assert settings.jwt.issuer == "careconnect" and settings.ttl_minutes == 120

@@ -32,9 +32,7 @@ def test_generated_templates_are_clean(tmp_path: Path, rendered: dict[str, str])
     assert result.returncode == 0, result.stdout
 
 
-def _broken(
-    tmp_path: Path, rendered: dict[str, str], mutate: Callable[[dict[str, Any]], None]
-) -> Path:
+def _broken(tmp_path: Path, rendered: dict[str, str], mutate: Callable[[dict[str, Any]], None]) -> Path:
     template = yaml.safe_load(rendered["websocket.yaml"])
     mutate(template)
     path = tmp_path / "websocket.yaml"
@@ -43,9 +41,7 @@ def _broken(
 
 
 def test_gate_fails_on_an_error(tmp_path: Path, rendered: dict[str, str]) -> None:
-    path = _broken(
-        tmp_path, rendered, lambda t: t["Resources"]["Stage"]["DependsOn"].append("NoSuchRoute")
-    )
+    path = _broken(tmp_path, rendered, lambda t: t["Resources"]["Stage"]["DependsOn"].append("NoSuchRoute"))
     result = lint(path)
     assert result.returncode != 0
     assert "E3005" in result.stdout and "NoSuchRoute" in result.stdout

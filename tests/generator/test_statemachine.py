@@ -32,9 +32,7 @@ def test_checks_catch_a_missing_target_an_orphan_and_an_unbounded_loop(
     broken = copy.deepcopy(machine)
     broken["States"]["ComputeExecute"]["Next"] = "Nowhere"
     broken["States"]["Orphan"] = {"Type": "Succeed"}
-    broken["States"]["ComputeStackDecide"]["Choices"] = broken["States"]["ComputeStackDecide"][
-        "Choices"
-    ][1:]
+    broken["States"]["ComputeStackDecide"]["Choices"] = broken["States"]["ComputeStackDecide"]["Choices"][1:]
     found = asl_checks.problems(broken)
     assert "ComputeExecute goes to 'Nowhere', which does not exist" in found
     assert "Orphan is unreachable" in found
@@ -52,9 +50,7 @@ def test_stage_order_and_wiring_come_from_the_plan(machine: dict[str, Any]) -> N
     assert values["StageName"] == "$.stacks.websocket.parameters.StageName"
     compute = {p["ParameterKey"]: p["ParameterValue.$"] for p in
                machine["States"]["ComputeCreateChangeSet"]["Parameters"]["Parameters"]}  # fmt: skip
-    assert (
-        compute["ManagementEndpoint"] == "$.stacks.compute.parameters.ManagementEndpoint"
-    )  # from the input
+    assert compute["ManagementEndpoint"] == "$.stacks.compute.parameters.ManagementEndpoint"  # from the input
     carried = {p["ParameterKey"]: p["ParameterValue.$"] for p in
                machine["States"]["CarryComputeCreateChangeSet"]["Parameters"]["Parameters"]}  # fmt: skip
     assert carried[ENDPOINT_UPDATE.carried_by[1]] == "$.endpoint.value"
@@ -68,18 +64,13 @@ def test_every_task_retries_and_every_wait_is_bounded(machine: dict[str, Any]) -
             assert state["Resource"].startswith("arn:${Partition}:states:::aws-sdk:"), name
         if name.endswith("Decide"):
             bound = state["Choices"][0]
-            assert (
-                bound["Variable"].startswith("$.polls.")
-                and bound["NumericGreaterThanEquals"] == MAX_POLLS
-            )
+            assert bound["Variable"].startswith("$.polls.") and bound["NumericGreaterThanEquals"] == MAX_POLLS
 
 
 def test_endpoint_is_merged_with_the_revision_and_skipped_when_set(machine: dict[str, Any]) -> None:
     update = machine["States"]["Function0Update"]["Parameters"]
     assert update["RevisionId.$"] == "$.work.Function0.revision"
-    assert update["Environment"]["Variables.$"].startswith(
-        "States.JsonMerge($.work.Function0.variables"
-    )
+    assert update["Environment"]["Variables.$"].startswith("States.JsonMerge($.work.Function0.variables")
     check = machine["States"]["Function0Check"]["Choices"][0]
     assert check["Next"] == "Function1Read"
     functions = [k for k in machine["States"] if k.endswith("Read") and k.startswith("Function")]
@@ -102,21 +93,15 @@ def test_rollout_template_state_machine_and_bucket(templates: dict[str, Any]) ->
     bucket = of_type(rollout, "AWS::S3::Bucket")["Properties"]
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
     assert all(bucket["PublicAccessBlockConfiguration"].values())
-    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
-        "ServerSideEncryptionByDefault"
-    ]
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
     assert bucket["LifecycleConfiguration"]["Rules"][0]["NoncurrentVersionExpiration"]
     (deny,) = of_type(rollout, "AWS::S3::BucketPolicy")["Properties"]["PolicyDocument"]["Statement"]
-    assert deny["Effect"] == "Deny" and deny["Condition"] == {
-        "Bool": {"aws:SecureTransport": False}
-    }
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": False}}
 
 
 def test_rollout_roles_are_scoped(templates: dict[str, Any]) -> None:
     resources = templates["rollout"]["Resources"]
-    machine_role = resources["StateMachineRole"]["Properties"]["Policies"][0]["PolicyDocument"][
-        "Statement"
-    ]
+    machine_role = resources["StateMachineRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     text = json.dumps(machine_role)
     (cloudformation,) = [s for s in machine_role if "cloudformation:CreateChangeSet" in s["Action"]]
     assert all("${ComputeStackName}" in json.dumps(r) or "${WebSocketStackName}" in json.dumps(r)
@@ -124,31 +109,19 @@ def test_rollout_roles_are_scoped(templates: dict[str, Any]) -> None:
     (pass_role,) = [s for s in machine_role if s["Action"] == ["iam:PassRole"]]
     assert pass_role["Resource"] == [{"Fn::GetAtt": ["CloudFormationRole", "Arn"]}]
     wildcard = [s for s in machine_role if s["Resource"] == ["*"]]
-    assert len(wildcard) == 1 and all(
-        a.startswith(("logs:", "xray:")) for a in wildcard[0]["Action"]
-    )
+    assert len(wildcard) == 1 and all(a.startswith(("logs:", "xray:")) for a in wildcard[0]["Action"])
     assert "lambda:UpdateFunctionConfiguration" in text and "${NamePrefix}-websocket-*" in text
-    service_statements = resources["CloudFormationRole"]["Properties"]["Policies"][0][
-        "PolicyDocument"
-    ]["Statement"]
+    service_statements = resources["CloudFormationRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     unscoped = [s for s in service_statements if "*" in s["Resource"]]
     # Only reads that take no resource ARN go unscoped.
-    assert len(unscoped) == 1 and all(
-        a.startswith(("ec2:Describe", "logs:Describe")) for a in unscoped[0]["Action"]
-    )
+    assert len(unscoped) == 1 and all(a.startswith(("ec2:Describe", "logs:Describe")) for a in unscoped[0]["Action"])
 
 
 @pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov"])
 def test_task_resources_name_the_stack_partition(templates: dict[str, Any], partition: str) -> None:
     machine = of_type(templates["rollout"], "AWS::StepFunctions::StateMachine")["Properties"]
-    resolved = Evaluator(templates["rollout"], pseudo={"AWS::Partition": partition}).eval(
-        machine["DefinitionString"]
-    )
-    tasks = [
-        state["Resource"]
-        for state in json.loads(resolved)["States"].values()
-        if state["Type"] == "Task"
-    ]
+    resolved = Evaluator(templates["rollout"], pseudo={"AWS::Partition": partition}).eval(machine["DefinitionString"])
+    tasks = [state["Resource"] for state in json.loads(resolved)["States"].values() if state["Type"] == "Task"]
     assert tasks and all(task.startswith(f"arn:{partition}:states:::aws-sdk:") for task in tasks)
     assert "${" not in resolved
 
@@ -156,9 +129,7 @@ def test_task_resources_name_the_stack_partition(templates: dict[str, Any], part
 def test_cfn_lint_checks_the_definition_as_an_object(machine: dict[str, Any]) -> None:
     """The template carries a string (so the partition can vary) that cfn-lint cannot read; the
     same definition as an object, in the aws partition, passes its E3601 schema check."""
-    text = substituted(
-        machine, {"Partition": "aws", "CloudFormationRoleArn": "arn:aws:iam::123456789012:role/cfn"}
-    )
+    text = substituted(machine, {"Partition": "aws", "CloudFormationRoleArn": "arn:aws:iam::123456789012:role/cfn"})
     template = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": {"Machine": {
         "Type": "AWS::StepFunctions::StateMachine",
         "Properties": {"RoleArn": "arn:aws:iam::123456789012:role/sfn", "Definition": json.loads(text)}}}}  # fmt: skip
@@ -180,6 +151,4 @@ def test_each_stack_gets_its_own_change_set_name(machine: dict[str, Any]) -> Non
              if name.endswith("CreateChangeSet")}  # fmt: skip
     assert len(names) == 3  # compute, websocket, and the compute carry each differ
     creates = [s for n, s in machine["States"].items() if n.endswith("CreateChangeSet")]
-    assert all(
-        "TemplateURL.$" in s["Parameters"] and "TemplateBody" not in json.dumps(s) for s in creates
-    )
+    assert all("TemplateURL.$" in s["Parameters"] and "TemplateBody" not in json.dumps(s) for s in creates)

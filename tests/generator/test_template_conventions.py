@@ -26,9 +26,7 @@ CONSTRAINT_KEYS = {
 
 
 @pytest.mark.parametrize("name", list(TEMPLATES))
-def test_every_parameter_is_described_constrained_defaulted_and_grouped(
-    templates: dict[str, Any], name: str
-) -> None:
+def test_every_parameter_is_described_constrained_defaulted_and_grouped(templates: dict[str, Any], name: str) -> None:
     template = templates[name]
     parameters = template["Parameters"]
     grouped = [
@@ -63,9 +61,7 @@ def _policy_documents(node: Any, path: str = "") -> list[tuple[str, Any]]:
 def test_every_policy_document_is_built_with_awacs(name: str) -> None:
     template = build_all([name])[name]
     documents = [
-        found
-        for resource in template.resources.values()
-        for found in _policy_documents(resource, resource.title)
+        found for resource in template.resources.values() for found in _policy_documents(resource, resource.title)
     ]
     assert documents, "a template with IAM resources has policy documents"
     for where, document in documents:

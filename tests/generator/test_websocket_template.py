@@ -52,8 +52,7 @@ def test_each_route_has_its_own_proxy_integration_to_its_function(ws: dict[str, 
     integrations = of_type(ws, "AWS::ApiGatewayV2::Integration")
     assert sorted(r["Properties"]["RouteKey"] for r in routes.values()) == sorted(ROUTES)
     given = {
-        f"{stem}FunctionArn": f"arn:aws:lambda:eu-west-1:123456789012:function:fn-{stem}"
-        for stem in ROUTES.values()
+        f"{stem}FunctionArn": f"arn:aws:lambda:eu-west-1:123456789012:function:fn-{stem}" for stem in ROUTES.values()
     }
     ev = Evaluator(ws, given)
     targets = set()
@@ -79,8 +78,7 @@ def test_function_arns_default_to_the_original_function_names(ws: dict[str, Any]
     permissions = of_type(ws, "AWS::Lambda::Permission")
     names = {Evaluator(ws).eval(p["Properties"]["FunctionName"]) for p in permissions.values()}
     assert names == {
-        f"arn:aws:lambda:eu-west-1:123456789012:function:cc-websocket-{s}"
-        for s in ("connect", "disconnect", "default")
+        f"arn:aws:lambda:eu-west-1:123456789012:function:cc-websocket-{s}" for s in ("connect", "disconnect", "default")
     }
 
 
@@ -127,9 +125,7 @@ def test_access_log_is_json_with_request_id_first_and_original_fields(ws: dict[s
     used = {value.removeprefix("$context.") for value in fields.values()}
     assert used <= WEBSOCKET_CONTEXT, used - WEBSOCKET_CONTEXT
     assert len(log_format.encode()) <= 3 * 1024
-    assert stage["Properties"]["AccessLogSettings"]["DestinationArn"] == {
-        "Fn::GetAtt": ["AccessLogGroup", "Arn"]
-    }
+    assert stage["Properties"]["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": ["AccessLogGroup", "Arn"]}
 
 
 def test_log_group_name_and_retention(ws: dict[str, Any]) -> None:
@@ -149,36 +145,22 @@ def test_account_cloudwatch_role_is_optional_and_the_stage_waits_for_it(ws: dict
     role = ws["Resources"][account_res["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]]
     assert account_res["Condition"] == role["Condition"] == "CreateAccountRole"
     assert Evaluator(ws).condition("CreateAccountRole") is True
-    assert (
-        Evaluator(ws, {"CreateApiGatewayAccountRole": "false"}).condition("CreateAccountRole")
-        is False
-    )
-    assert "AmazonAPIGatewayPushToCloudWatchLogs" in json.dumps(
-        role["Properties"]["ManagedPolicyArns"]
-    )
+    assert Evaluator(ws, {"CreateApiGatewayAccountRole": "false"}).condition("CreateAccountRole") is False
+    assert "AmazonAPIGatewayPushToCloudWatchLogs" in json.dumps(role["Properties"]["ManagedPolicyArns"])
     (stage,) = of_type(ws, "AWS::ApiGatewayV2::Stage").values()
     handle = next(
-        d
-        for d in stage["DependsOn"]
-        if ws["Resources"][d]["Type"] == "AWS::CloudFormation::WaitConditionHandle"
+        d for d in stage["DependsOn"] if ws["Resources"][d]["Type"] == "AWS::CloudFormation::WaitConditionHandle"
     )
-    assert ws["Resources"][handle]["Metadata"]["AccountRoleSet"]["Fn::If"][1] == {
-        "Ref": account_name
-    }
+    assert ws["Resources"][handle]["Metadata"]["AccountRoleSet"]["Fn::If"][1] == {"Ref": account_name}
 
 
 @pytest.mark.parametrize("route_key", list(ROUTES))
-def test_permission_source_arn_is_this_api_stage_and_route(
-    ws: dict[str, Any], route_key: str
-) -> None:
+def test_permission_source_arn_is_this_api_stage_and_route(ws: dict[str, Any], route_key: str) -> None:
     permission = ws["Resources"][f"{ROUTES[route_key]}InvokePermission"]["Properties"]
     ev = Evaluator(ws, physical_ids={"Api": "a1b2c3"}, parameters={"StageName": "beta"})
     assert permission["Principal"] == "apigateway.amazonaws.com"
     assert permission["Action"] == "lambda:InvokeFunction"
-    assert (
-        ev.eval(permission["SourceArn"])
-        == f"arn:aws:execute-api:eu-west-1:123456789012:a1b2c3/beta/{route_key}"
-    )
+    assert ev.eval(permission["SourceArn"]) == f"arn:aws:execute-api:eu-west-1:123456789012:a1b2c3/beta/{route_key}"
     assert "*" not in ev.eval(permission["SourceArn"])
 
 
@@ -187,9 +169,7 @@ def test_manage_connections_grant_is_scoped_to_this_stage(ws: dict[str, Any]) ->
     ev = Evaluator(ws, physical_ids={"Api": "a1b2c3"})
     props = ev.eval(policy["Properties"])
     assert props["Roles"] == ["cc-websocket-handlers"]
-    assert Evaluator(ws, {"HandlersRoleName": "other"}).eval(policy["Properties"]["Roles"]) == [
-        "other"
-    ]
+    assert Evaluator(ws, {"HandlersRoleName": "other"}).eval(policy["Properties"]["Roles"]) == ["other"]
     (statement,) = props["PolicyDocument"]["Statement"]
     assert statement["Effect"] == "Allow"
     assert statement["Action"] == ["execute-api:ManageConnections"]
@@ -217,18 +197,9 @@ def test_outputs_resolve_to_the_documented_urls(ws: dict[str, Any]) -> None:
     values = {k: ev.eval(v["Value"]) for k, v in outputs.items()}
     assert values["WebSocketApiId"] == "a1b2c3"
     assert values["WebSocketStageName"] == "prod"
-    assert (
-        values["WebSocketManagementEndpoint"]
-        == "https://a1b2c3.execute-api.cn-north-1.amazonaws.com.cn/prod"
-    )
-    assert (
-        values["WebSocketStageInvokeUrl"]
-        == "wss://a1b2c3.execute-api.cn-north-1.amazonaws.com.cn/prod"
-    )
-    assert (
-        values["WebSocketApiExecutionArn"]
-        == "arn:aws-cn:execute-api:cn-north-1:123456789012:a1b2c3"
-    )
+    assert values["WebSocketManagementEndpoint"] == "https://a1b2c3.execute-api.cn-north-1.amazonaws.com.cn/prod"
+    assert values["WebSocketStageInvokeUrl"] == "wss://a1b2c3.execute-api.cn-north-1.amazonaws.com.cn/prod"
+    assert values["WebSocketApiExecutionArn"] == "arn:aws-cn:execute-api:cn-north-1:123456789012:a1b2c3"
 
 
 def test_the_account_role_is_retained_and_set_after_other_iam_work(ws: dict[str, Any]) -> None:
@@ -237,7 +208,6 @@ def test_the_account_role_is_retained_and_set_after_other_iam_work(ws: dict[str,
     account = ws["Resources"]["ApiGatewayAccount"]
     assert "ManageConnectionsPolicy" in account["DependsOn"]  # time for IAM to propagate the role
     text = (
-        ws["Parameters"]["LoggingLevel"]["Description"]
-        + ws["Parameters"]["CreateApiGatewayAccountRole"]["Description"]
+        ws["Parameters"]["LoggingLevel"]["Description"] + ws["Parameters"]["CreateApiGatewayAccountRole"]["Description"]
     )
     assert "unless OFF" not in text and "Access logging is always on" in text

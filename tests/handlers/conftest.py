@@ -48,9 +48,7 @@ class Users:
     def __init__(self, database: Database) -> None:
         self.db = database
 
-    def add(
-        self, email: str, role: str = "PATIENT", name: str | None = None, status: str = "ACTIVE"
-    ) -> int:
+    def add(self, email: str, role: str = "PATIENT", name: str | None = None, status: str = "ACTIVE") -> int:
         rows = self.db.run(
             """INSERT INTO users (email, password, role, email_verified, status, name, created_at)
                VALUES (%s, '$2a$10$hash', %s, TRUE, %s, %s, now()) RETURNING id""",
@@ -140,11 +138,7 @@ class Inbox:
 
     def all(self, connection_id: str) -> list[dict[str, Any]]:
         connections = _backend().connections
-        raw = (
-            connections[connection_id].data
-            if connection_id in connections
-            else self._closed.get(connection_id, b"")
-        )
+        raw = connections[connection_id].data if connection_id in connections else self._closed.get(connection_id, b"")
         data = raw.decode()
         frames, decoder, index = [], json.JSONDecoder(), 0
         while index < len(data):
@@ -177,9 +171,7 @@ class FaultyClient:
         self.calls: list[str] = []  # every HTTP attempt, retries included
         self.closed: dict[str, bytes] = {}
         self._lock = threading.Lock()
-        client.meta.events.register(
-            "before-send.apigatewaymanagementapi.PostToConnection", self._answer
-        )
+        client.meta.events.register("before-send.apigatewaymanagementapi.PostToConnection", self._answer)
 
     def _answer(self, request: Any, **_: Any) -> AWSResponse | None:
         connection_id = unquote(request.url.rsplit("/", 1)[-1])
@@ -221,9 +213,7 @@ class _Raw:
 def faulty(management: Any) -> Iterator[FaultyClient]:
     client = FaultyClient(management)
     yield client
-    management.meta.events.unregister(
-        "before-send.apigatewaymanagementapi.PostToConnection", client._answer
-    )
+    management.meta.events.unregister("before-send.apigatewaymanagementapi.PostToConnection", client._answer)
 
 
 @pytest.fixture

@@ -24,9 +24,7 @@ def test_cleanup_deactivates_expired_and_deletes_week_old_rows(
 ) -> None:
     for cid in ("live", "expired", "old"):
         connect.handler(connect_event(cid), SimpleNamespace(aws_request_id="r"))
-    store.db.run(
-        "UPDATE websocket_connections SET expires_at = connected_at WHERE connection_id = 'expired'"
-    )
+    store.db.run("UPDATE websocket_connections SET expires_at = connected_at WHERE connection_id = 'expired'")
     store.db.run("""UPDATE websocket_connections SET is_active = false,
                     connected_at = connected_at - interval '7 days 1 minute' WHERE connection_id = 'old'""")
     capsys.readouterr()

@@ -16,9 +16,7 @@ CONTEXT = SimpleNamespace(aws_request_id="lambda-req-1")
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("lambda_env")]
 
 
-def test_connect_registers_with_query_parameters(
-    store: ConnectionStore, moto_endpoint: str
-) -> None:
+def test_connect_registers_with_query_parameters(store: ConnectionStore, moto_endpoint: str) -> None:
     result = connect.handler(
         connect_event("c1", {"email": "New.User@Example.org", "type": "email-verification"}),
         CONTEXT,
@@ -36,18 +34,13 @@ def test_connect_without_query_is_a_plain_connection(store: ConnectionStore) -> 
     assert r["user_email"] is None and r["subscription_type"] == "notifications"
 
 
-def test_endpoint_falls_back_to_the_event_when_unset(
-    store: ConnectionStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_endpoint_falls_back_to_the_event_when_unset(store: ConnectionStore, monkeypatch: pytest.MonkeyPatch) -> None:
     from handlers import runtime
 
     monkeypatch.setenv("AWS_WEBSOCKET_API_GATEWAY_ENDPOINT", "")
     runtime.settings.cache_clear()
     connect.handler(connect_event("c1"), CONTEXT)
-    assert (
-        row(store, "c1")["api_gateway_endpoint"]
-        == "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/prod"
-    )
+    assert row(store, "c1")["api_gateway_endpoint"] == "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/prod"
 
 
 @pytest.mark.parametrize(
@@ -93,11 +86,7 @@ def test_database_down_gives_500_and_one_log_line(
     out = capsys.readouterr().out
     (line,) = [json.loads(text) for text in out.strip().splitlines()]
     assert line["level"] == "ERROR" and line["message"] == "database unavailable"
-    assert (
-        line["requestId"]
-        and line["connectionId"] == "c1"
-        and line["awsRequestId"] == "lambda-req-1"
-    )
+    assert line["requestId"] and line["connectionId"] == "c1" and line["awsRequestId"] == "lambda-req-1"
     assert "secret.patient" not in out
     assert table(store) == []
 

@@ -52,9 +52,7 @@ class Cast:
                                 ttl_minutes=120, metadata={"authenticated": False})  # fmt: skip
 
     def login(self, connection_id: str, email: str) -> None:
-        self.send(
-            connection_id, {"type": "authenticate", "token": mint(SECRET.key, email, "PATIENT")}
-        )
+        self.send(connection_id, {"type": "authenticate", "token": mint(SECRET.key, email, "PATIENT")})
 
 
 @pytest.fixture
@@ -68,9 +66,7 @@ def cast(store: ConnectionStore, directory: UserDirectory, users: Users, sender:
     c.login("pat", "pat@example.org")
     c.login("cara", "cara@example.org")
     for cid in ("pat", "cara", "anon"):
-        c.send(
-            cid, {"type": "heartbeat"}
-        )  # greeted and answered: start every case with empty inboxes
+        c.send(cid, {"type": "heartbeat"})  # greeted and answered: start every case with empty inboxes
         inbox.new(cid)
     return c
 
@@ -87,12 +83,7 @@ def fill(value: Any, ids: Ids) -> Any:
         return [fill(v, ids) for v in value]
     if isinstance(value, str) and value.startswith("str:{"):
         return str(ids[value[5:-1]])
-    if (
-        isinstance(value, str)
-        and value.startswith("{")
-        and value.endswith("}")
-        and value[1:-1] in ids
-    ):
+    if isinstance(value, str) and value.startswith("{") and value.endswith("}") and value[1:-1] in ids:
         return ids[value[1:-1]]
     return value
 
@@ -173,9 +164,7 @@ TIMED = {"heartbeat-response", "subscription-confirmed", "email-verification-sub
          "video-call-invitation", "call-answered", "call-declined", "call-ended", "incoming-sms", "error"}  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("sender_id", "frame", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
-)
+@pytest.mark.parametrize(("sender_id", "frame", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_every_message_gets_the_backends_answer(cast: Cast, sender_id: str, frame: Frame | str,
                                                 expected: Expect) -> None:  # fmt: skip
     cast.send(sender_id, fill(frame, cast.ids))
@@ -186,16 +175,11 @@ def test_every_message_gets_the_backends_answer(cast: Cast, sender_id: str, fram
             wanted = fill(fields, cast.ids)
             assert {k: received.get(k) for k in wanted} == wanted, kind
             if kind in TIMED:  # System.currentTimeMillis(): a number of milliseconds
-                assert (
-                    isinstance(received["timestamp"], int)
-                    and received["timestamp"] > 1_700_000_000_000
-                )
+                assert isinstance(received["timestamp"], int) and received["timestamp"] > 1_700_000_000_000
 
 
 def test_the_table_covers_every_message_type_and_the_dispatch_table_matches() -> None:
-    sent = {c[2]["type"] for c in CASES if isinstance(c[2], dict)} - {"make-coffee"} | {
-        "authenticate"
-    }  # below
+    sent = {c[2]["type"] for c in CASES if isinstance(c[2], dict)} - {"make-coffee"} | {"authenticate"}  # below
     assert sent == set(MESSAGE_FIELDS) == set(HANDLERS)
 
 
@@ -206,9 +190,7 @@ def authenticate(cast: Cast, token: str, connection_id: str = "new", **extra: An
 
 
 def test_a_backend_token_authenticates_as_that_user_from_the_users_table(cast: Cast) -> None:
-    reply = authenticate(
-        cast, mint(SECRET.key, "cara@example.org", "PATIENT")
-    )  # the role claim is not trusted
+    reply = authenticate(cast, mint(SECRET.key, "cara@example.org", "PATIENT"))  # the role claim is not trusted
     assert reply == {"type": "authentication-success", "userId": cast.ids["cara"], "userEmail": "cara@example.org",
                      "userRole": "CAREGIVER"}  # fmt: skip
     r = row(cast.store, "new")
@@ -234,9 +216,7 @@ REFUSALS: dict[str, tuple[Refusal, str]] = {
 
 
 @pytest.mark.parametrize("case", list(REFUSALS))
-def test_refused_tokens_fail_close_and_leave_no_identity(
-    cast: Cast, users: Users, case: str
-) -> None:
+def test_refused_tokens_fail_close_and_leave_no_identity(cast: Cast, users: Users, case: str) -> None:
     make, message = REFUSALS[case]
     reply = authenticate(cast, make(cast, users))
     assert reply["type"] == "authentication-failed" and reply["message"] == message
@@ -246,9 +226,7 @@ def test_refused_tokens_fail_close_and_leave_no_identity(
 
 def test_impersonation_by_user_id_is_refused(cast: Cast) -> None:
     """The backend ignores the message's userId; here a userId naming someone else is refused."""
-    reply = authenticate(
-        cast, mint(SECRET.key, "pat@example.org", "PATIENT"), userId=cast.ids["cara"]
-    )
+    reply = authenticate(cast, mint(SECRET.key, "pat@example.org", "PATIENT"), userId=cast.ids["cara"])
     assert reply["type"] == "authentication-failed"
     assert authenticate(cast, mint(SECRET.key, "pat@example.org", "PATIENT"), "again",
                         userId=cast.ids["pat"])["type"] == "authentication-success"  # fmt: skip

@@ -31,15 +31,11 @@ Send = Callable[..., dict[str, Any]]
 
 
 @pytest.fixture
-def send(
-    store: ConnectionStore, directory: UserDirectory, sender: Sender, verifier: TokenVerifier
-) -> Send:
+def send(store: ConnectionStore, directory: UserDirectory, sender: Sender, verifier: TokenVerifier) -> Send:
     def deliver(connection_id: str, body: Any, *, binary: bool = False) -> dict[str, Any]:
         text = body if isinstance(body, str) or body is None else json.dumps(body)
         event = message_event(connection_id, text, binary=binary)
-        return run(
-            event, None, lambda request: handle_message(request, store, directory, sender, verifier)
-        )
+        return run(event, None, lambda request: handle_message(request, store, directory, sender, verifier))
 
     return deliver
 
@@ -62,9 +58,7 @@ def types(frames: list[dict[str, Any]]) -> list[str]:
     return [f["type"] for f in frames]
 
 
-def test_first_message_is_greeted_then_answered(
-    store: ConnectionStore, send: Send, inbox: Inbox
-) -> None:
+def test_first_message_is_greeted_then_answered(store: ConnectionStore, send: Send, inbox: Inbox) -> None:
     connect(store, "c1")
     send("c1", {"type": "ping"})
     frames = inbox.new("c1")
@@ -72,9 +66,7 @@ def test_first_message_is_greeted_then_answered(
     assert frames[0]["sessionId"] == "c1" and frames[0]["message"]
     send("c1", {"type": "heartbeat"})
     assert types(inbox.new("c1")) == ["heartbeat-response"]
-    assert all(
-        isinstance(f["timestamp"], int) and f["timestamp"] > 1.7e12 for f in frames
-    )  # epoch ms
+    assert all(isinstance(f["timestamp"], int) and f["timestamp"] > 1.7e12 for f in frames)  # epoch ms
 
 
 def test_rs256_public_key_verification(
@@ -94,9 +86,7 @@ def test_rs256_public_key_verification(
     }
 
     def auth(cid: str, token: str) -> str:
-        event = parse_event(
-            message_event(cid, json.dumps({"type": "authenticate", "token": token}))
-        )
+        event = parse_event(message_event(cid, json.dumps({"type": "authenticate", "token": token})))
         handle_message(event, store, directory, sender, rs_verifier)
         return inbox.new(cid)[-1]["type"]
 
@@ -194,9 +184,7 @@ def test_bad_frames_get_an_error_frame_and_leave_the_store_alone(
     assert log_line["message"] == "rejected frame" and log_line["connectionId"] == "c1"
 
 
-def test_oversized_frame_gets_an_error_frame(
-    store: ConnectionStore, send: Send, inbox: Inbox
-) -> None:
+def test_oversized_frame_gets_an_error_frame(store: ConnectionStore, send: Send, inbox: Inbox) -> None:
     connect(store, "c1")
     send("c1", json.dumps({"type": "ping", "pad": "x" * MAX_MESSAGE_BYTES}))
     assert "the limit is 131072" in inbox.new("c1")[-1]["message"]
@@ -261,7 +249,4 @@ def test_fan_out_threads_keep_the_request_ids_in_their_log_lines(
     lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     failures = [line for line in lines if line["message"] == "post to connection failed"]
     assert len(failures) == 2 and {line["error"] for line in failures} == {"ForbiddenException"}
-    assert all(
-        line["requestId"] == lines[0]["requestId"] and line["connectionId"] == "sender"
-        for line in failures
-    )
+    assert all(line["requestId"] == lines[0]["requestId"] and line["connectionId"] == "sender" for line in failures)

@@ -26,14 +26,10 @@ TWO = User(2, None, "two@example.org", "CAREGIVER", "ACTIVE")
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
-field_names = st.sampled_from(
-    sorted({f for fields in MESSAGE_FIELDS.values() for f in fields})
-) | st.text(max_size=12)
+field_names = st.sampled_from(sorted({f for fields in MESSAGE_FIELDS.values() for f in fields})) | st.text(max_size=12)
 messages = st.fixed_dictionaries(
     {"type": st.sampled_from(sorted(MESSAGE_FIELDS)) | json_values},
     optional={"action": json_values},
@@ -54,9 +50,7 @@ def snapshot(store: ConnectionStore) -> dict[str, dict[str, Any]]:
     return {r["connection_id"]: r for r in table(store)}
 
 
-@settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(frame=frames, binary=st.booleans(), sender_id=st.sampled_from(["anon", "user1"]))
 def test_any_frame_is_answered_and_the_table_stays_sound(
     store: ConnectionStore,
@@ -85,10 +79,7 @@ def test_any_frame_is_answered_and_the_table_stays_sound(
         assert r["subscription_type"] in SUBSCRIPTIONS
         assert r["user_email"] is None or r["user_email"] == r["user_email"].lower()
         assert isinstance(json.loads(r["metadata"]), dict)
-        assert (
-            r["expires_at"] == before[cid]["expires_at"]
-            and r["connected_at"] == before[cid]["connected_at"]
-        )
+        assert r["expires_at"] == before[cid]["expires_at"] and r["connected_at"] == before[cid]["connected_at"]
     if not after[sender_id]["is_active"]:  # only a failed authenticate deactivates the sender
         store.register(sender_id, subscription_type="notifications", email=None, endpoint="https://x/prod",
                        ttl_minutes=120, metadata={"authenticated": False})  # fmt: skip

@@ -20,10 +20,7 @@ CONTEXT = SimpleNamespace(aws_request_id="lambda-req")
 
 
 def say(connection_id: str, message: dict[str, Any]) -> None:
-    assert (
-        default.handler(message_event(connection_id, json.dumps(message)), CONTEXT)["statusCode"]
-        == 200
-    )
+    assert default.handler(message_event(connection_id, json.dumps(message)), CONTEXT)["statusCode"] == 200
 
 
 def without_timestamps(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -33,18 +30,14 @@ def without_timestamps(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return frames
 
 
-def test_flutter_app_session(
-    store: ConnectionStore, make_token: TokenMaker, users: Users, management: Any
-) -> None:
+def test_flutter_app_session(store: ConnectionStore, make_token: TokenMaker, users: Users, management: Any) -> None:
     inbox = Inbox({})
     pat = users.add("pat@example.org", "PATIENT", "Pat Patient")
     care = users.add("care@example.org", "CAREGIVER", None)
     # A patient on a phone, a caregiver, and a new user waiting for email verification.
     assert connect.handler(connect_event("patient-phone"), CONTEXT)["statusCode"] == 200
     assert connect.handler(connect_event("caregiver"), CONTEXT)["statusCode"] == 200
-    assert (
-        connect.handler(connect_event("signup"), CONTEXT)["statusCode"] == 200
-    )  # the dialog sends no query
+    assert connect.handler(connect_event("signup"), CONTEXT)["statusCode"] == 200  # the dialog sends no query
 
     # CareConnectWebSocketService sends its session's userId along; the backend ignores it.
     say(
@@ -108,6 +101,4 @@ def test_flutter_app_session(
     assert json.loads(rows["patient-phone"]["metadata"]) == {
         "authenticated": True, "greeted": True, "role": "PATIENT", "name": "Pat Patient",
         "updateTypes": ["medication", "ai-chat"]}  # fmt: skip
-    assert all(
-        r["last_activity_at"] is not None and r["connection_type"] == "aws" for r in rows.values()
-    )
+    assert all(r["last_activity_at"] is not None and r["connection_type"] == "aws" for r in rows.values())

@@ -101,9 +101,7 @@ def test_the_table_covers_every_push_type() -> None:
 
 def test_an_incoming_call_is_also_sent_as_the_apps_video_call_invitation(people: ConnectionStore,
                                                                           inbox: Inbox) -> None:  # fmt: skip
-    invoke(
-        {"recipients": {"userIds": [CARA.id]}, "message": BACKEND_MESSAGES["sendCallInvitation"]}
-    )
+    invoke({"recipients": {"userIds": [CARA.id]}, "message": BACKEND_MESSAGES["sendCallInvitation"]})
     assert received(inbox, "cara")["cara"] == ["incoming-video-call", "video-call-invitation"]
 
 
@@ -122,19 +120,14 @@ def test_recipients_by_role_email_and_everyone(people: ConnectionStore, inbox: I
     assert all(types == ["system-announcement"] for types in got.values() if types)
 
 
-def test_email_verified_reaches_its_subscribers_then_drops_them(
-    people: ConnectionStore, inbox: Inbox
-) -> None:
+def test_email_verified_reaches_its_subscribers_then_drops_them(people: ConnectionStore, inbox: Inbox) -> None:
     assert invoke({"message": {"type": "email-verified", "email": "New@Example.org"}}) == {
         "delivered": 1, "gone": 0, "failed": 0}  # fmt: skip
     (frame,) = inbox.new("signup")
     assert frame | {"timestamp": 0} == {"type": "email-verified", "email": "New@Example.org", "verified": True,
                                         "message": "Your email has been verified successfully!", "timestamp": 0}  # fmt: skip
     assert row(people, "signup")["is_active"] is False
-    assert (
-        invoke({"message": {"type": "email-verified", "email": "new@example.org"}})["delivered"]
-        == 0
-    )
+    assert invoke({"message": {"type": "email-verified", "email": "new@example.org"}})["delivered"] == 0
 
 
 def test_a_gone_connection_is_counted_and_deactivated(people: ConnectionStore, sender: Sender,
@@ -145,10 +138,7 @@ def test_a_gone_connection_is_counted_and_deactivated(people: ConnectionStore, s
                                        "message": BACKEND_MESSAGES["sendEmergencyAlert"]})  # fmt: skip
     result = notify.notify(notification, people, sender)
     assert result == {"delivered": 1, "gone": 1, "failed": 0}
-    assert (
-        row(people, "pat-tablet")["is_active"] is False
-        and row(people, "pat-phone")["is_active"] is True
-    )
+    assert row(people, "pat-tablet")["is_active"] is False and row(people, "pat-phone")["is_active"] is True
 
 
 BAD: list[tuple[Any, str]] = [
@@ -187,9 +177,7 @@ def test_without_the_endpoint_the_answer_says_what_to_set(people: ConnectionStor
 
     monkeypatch.setenv("AWS_WEBSOCKET_API_GATEWAY_ENDPOINT", "")
     runtime.settings.cache_clear()
-    answer = invoke(
-        {"recipients": {"all": True}, "message": BACKEND_MESSAGES["broadcastSystemAnnouncement"]}
-    )
+    answer = invoke({"recipients": {"all": True}, "message": BACKEND_MESSAGES["broadcastSystemAnnouncement"]})
     assert "AWS_WEBSOCKET_API_GATEWAY_ENDPOINT is not set" in answer["error"]
 
 
@@ -210,10 +198,6 @@ def test_logs_name_counts_never_bodies_or_addresses(people: ConnectionStore, inb
     )
     out = capsys.readouterr().out
     lines = [json.loads(line) for line in out.strip().splitlines()]
-    assert (
-        lines[0]["message"] == "notified"
-        and lines[0]["delivered"] == 2
-        and lines[0]["awsRequestId"] == "invoke-1"
-    )
+    assert lines[0]["message"] == "notified" and lines[0]["delivered"] == 2 and lines[0]["awsRequestId"] == "invoke-1"
     for private in ("Fall detected", "pat@example.org", "Pat Patient", "secret-person"):
         assert private not in out

@@ -52,10 +52,6 @@ def test_action_is_accepted_for_clients_that_route_by_it() -> None:
 
 
 def test_fields_are_normalised() -> None:
-    message = parse(
-        '{"type": "ai-chat-notification", "targetUserId": "42", "message": "hi", "conversationId": 9}'
-    )
+    message = parse('{"type": "ai-chat-notification", "targetUserId": "42", "message": "hi", "conversationId": 9}')
     assert message.fields == {"targetUserId": 42, "message": "hi", "conversationId": "9"}
-    assert parse('{"type": "subscribe-email-verification", "email": "A@B.org"}').fields == {
-        "email": "a@b.org"
-    }
+    assert parse('{"type": "subscribe-email-verification", "email": "A@B.org"}').fields == {"email": "a@b.org"}

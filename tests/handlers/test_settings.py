@@ -29,9 +29,7 @@ def test_urls_in_every_form_the_backend_uses(url: str, expected: str) -> None:
     assert libpq_url(url) == expected
 
 
-@pytest.mark.parametrize(
-    "url", ["mysql://db/cc", "jdbc:mysql://db/cc", "db:5432/cc", "postgresql://"]
-)
+@pytest.mark.parametrize("url", ["mysql://db/cc", "jdbc:mysql://db/cc", "db:5432/cc", "postgresql://"])
 def test_other_urls_are_refused_with_the_expected_form(url: str) -> None:
     with pytest.raises(ConfigurationError, match="postgresql://user:password@host:5432/db"):
         libpq_url(url)
@@ -90,16 +88,10 @@ def test_secret_method_reads_the_secret_and_connects(postgres_server: str, moto_
     parts = urlsplit(postgres_server)
     secret = {"engine": "postgres", "host": parts.hostname, "port": parts.port or 5432,
               "username": parts.username, "password": parts.password or "", "dbname": parts.path.lstrip("/")}  # fmt: skip
-    arn = boto3.client("secretsmanager").create_secret(
-        Name="cc/db-test", SecretString=json.dumps(secret)
-    )["ARN"]
+    arn = boto3.client("secretsmanager").create_secret(Name="cc/db-test", SecretString=json.dumps(secret))["ARN"]
     try:
-        db = Database.from_settings(
-            DatabaseSettings(auth="secret", secret_arn=arn, sslmode="prefer")
-        )
-        assert db.run("SELECT current_database(), current_user") == [
-            (secret["dbname"], secret["username"])
-        ]
+        db = Database.from_settings(DatabaseSettings(auth="secret", secret_arn=arn, sslmode="prefer"))
+        assert db.run("SELECT current_database(), current_user") == [(secret["dbname"], secret["username"])]
         db.close()
     finally:
         boto3.client("secretsmanager").delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
@@ -108,9 +100,7 @@ def test_secret_method_reads_the_secret_and_connects(postgres_server: str, moto_
 
 def test_secret_without_the_expected_keys_is_explained() -> None:
     settings = DatabaseSettings(auth="secret", secret_arn="arn:x")
-    with pytest.raises(
-        ConfigurationError, match="JSON with host, port, dbname, username and password"
-    ):
+    with pytest.raises(ConfigurationError, match="JSON with host, port, dbname, username and password"):
         connection_arguments(settings, secret_reader=lambda _arn: json.dumps({"host": "h"}))
 
 

@@ -68,17 +68,13 @@ def test_schema_matches_the_java_entity(store: ConnectionStore) -> None:
     found = {name: (kind, nullable) for name, kind, nullable, _ in columns}
     assert found == JAVA_COLUMNS
     defaults = {name: default for name, _, _, default in columns}
-    assert (
-        defaults["connection_type"] is None and defaults["is_active"] is None
-    )  # none in JPA either
+    assert defaults["connection_type"] is None and defaults["is_active"] is None  # none in JPA either
     # JPA's index names (a table JPA created gets no duplicates), plus ours on user_id.
     assert indexes(store.db.run) == JPA_INDEXES | {"idx_websocket_user_id": "user_id"}
 
 
 @pytest.mark.postgres
-def test_schema_creation_is_idempotent_and_keeps_rows(
-    store: ConnectionStore, postgres_url: str
-) -> None:
+def test_schema_creation_is_idempotent_and_keeps_rows(store: ConnectionStore, postgres_url: str) -> None:
     register(store, "c1")
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(schema_sql().encode())
@@ -93,9 +89,7 @@ def test_register_writes_a_row_the_java_backend_understands(store: ConnectionSto
     assert r["user_email"] == "jane.doe@example.org"
     assert r["subscription_type"] == "email-verification"
     assert r["connection_type"] == "aws" and r["api_gateway_endpoint"] == ENDPOINT
-    assert (
-        r["is_active"] is True and r["last_activity_at"] == r["connected_at"]
-    )  # set at connect, as Java does
+    assert r["is_active"] is True and r["last_activity_at"] == r["connected_at"]  # set at connect, as Java does
     assert r["expires_at"] - r["connected_at"] == timedelta(minutes=120)
     assert json.loads(r["metadata"]) == {"authenticated": False}
     # The Java backend's queries, as it runs them:
@@ -160,9 +154,7 @@ def test_authenticate_and_lookup_by_user(store: ConnectionStore) -> None:
     touched = store.touch("c1")
     assert touched is not None and touched.authenticated and touched.display_name == "Pat"
     assert store.recipients(roles=["CAREGIVER"]) == ["c3"]
-    assert store.recipients(emails=["P@EXAMPLE.ORG"]) == ["c1"] and store.recipients(
-        everyone=True
-    ) == ["c1", "c3"]
+    assert store.recipients(emails=["P@EXAMPLE.ORG"]) == ["c1"] and store.recipients(everyone=True) == ["c1", "c3"]
 
 
 @pytest.mark.postgres
@@ -189,15 +181,11 @@ def test_sql_looking_values_are_data(store: ConnectionStore) -> None:
     register(store, evil, email="o'brien@example.org")
     store.subscribe_updates(evil, ["'; DELETE FROM websocket_connections; --"])
     assert [r["connection_id"] for r in table(store)] == [evil]
-    assert json.loads(row(store, evil)["metadata"])["updateTypes"] == [
-        "'; DELETE FROM websocket_connections; --"
-    ]
+    assert json.loads(row(store, evil)["metadata"])["updateTypes"] == ["'; DELETE FROM websocket_connections; --"]
 
 
 @pytest.mark.postgres
-def test_a_broken_connection_is_reopened(
-    database: Database, postgres_server: str, store: ConnectionStore
-) -> None:
+def test_a_broken_connection_is_reopened(database: Database, postgres_server: str, store: ConnectionStore) -> None:
     register(store, "c1")
     (pid,) = database.run("SELECT pg_backend_pid()")[0]
     with psycopg.connect(postgres_server, autocommit=True) as admin:
@@ -227,9 +215,7 @@ def test_a_table_from_the_earlier_schema_is_migrated_in_place(postgres_server: s
     with psycopg.connect(postgres_server, autocommit=True) as admin:
         admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}".encode())
     try:
-        with psycopg.connect(
-            postgres_server, autocommit=True, options=f"-csearch_path={schema}"
-        ) as conn:
+        with psycopg.connect(postgres_server, autocommit=True, options=f"-csearch_path={schema}") as conn:
             conn.execute(EARLIER_SCHEMA.encode())
             conn.execute("""INSERT INTO websocket_connections (connection_id, subscription_type, connected_at, expires_at,
                             connection_type, is_active) VALUES
@@ -240,8 +226,7 @@ def test_a_table_from_the_earlier_schema_is_migrated_in_place(postgres_server: s
             conn.execute(schema_sql().encode())  # idempotent
             rows = dict(
                 conn.execute(
-                    "SELECT connection_id, connection_type || '/' || is_active::text "
-                    "FROM websocket_connections"
+                    "SELECT connection_id, connection_type || '/' || is_active::text FROM websocket_connections"
                 ).fetchall()
             )
             names = indexes(lambda sql: conn.execute(sql.encode()).fetchall())
@@ -264,9 +249,7 @@ def test_a_table_jpa_created_gets_no_duplicate_indexes(postgres_server: str) -> 
     with psycopg.connect(postgres_server, autocommit=True) as admin:
         admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}".encode())
     try:
-        with psycopg.connect(
-            postgres_server, autocommit=True, options=f"-csearch_path={schema}"
-        ) as conn:
+        with psycopg.connect(postgres_server, autocommit=True, options=f"-csearch_path={schema}") as conn:
             conn.execute(JPA_DDL.encode())
             conn.execute(schema_sql().encode())
             names = indexes(lambda sql: conn.execute(sql.encode()).fetchall())
@@ -307,10 +290,5 @@ def test_sixteen_threads_deactivate_while_the_connection_is_reopened(
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         with ThreadPoolExecutor(max_workers=16) as pool:
             assert list(pool.map(store.deactivate, ids)) == [True] * 16
-        assert {r["connection_id"]: r["is_active"] for r in table(store)} == dict.fromkeys(
-            ids, False
-        )
-    assert (
-        database.run("SELECT count(*) FROM pg_stat_activity WHERE pid = pg_backend_pid()")[0][0]
-        == 1
-    )
+        assert {r["connection_id"]: r["is_active"] for r in table(store)} == dict.fromkeys(ids, False)
+    assert database.run("SELECT count(*) FROM pg_stat_activity WHERE pid = pg_backend_pid()")[0][0] == 1

@@ -26,9 +26,7 @@ def emulator_url() -> Iterator[str]:
 @pytest.fixture
 def emulator(emulator_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A clean emulated account for each test."""
-    urllib.request.urlopen(
-        urllib.request.Request(f"{emulator_url}/moto-api/reset", method="POST")
-    ).read()
+    urllib.request.urlopen(urllib.request.Request(f"{emulator_url}/moto-api/reset", method="POST")).read()
     enable_state_machines(emulator_url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "rehearsal")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "rehearsal")
@@ -45,9 +43,7 @@ def env_settings() -> settings.EnvironmentSettings:
     return settings.load("rehearsal")
 
 
-def with_parameters(
-    base: settings.EnvironmentSettings, stage: str, **values: str
-) -> settings.EnvironmentSettings:
+def with_parameters(base: settings.EnvironmentSettings, stage: str, **values: str) -> settings.EnvironmentSettings:
     raw = {"region": base.region, "artifacts_bucket": base.artifacts_bucket, "stacks": base.stacks,
            "parameters": {**base.parameters, stage: {**base.parameters[stage], **values}}}  # fmt: skip
     return settings.validate(base.name, base.path, raw)
@@ -59,17 +55,13 @@ class Run:
     def __init__(self, emulator: str, built: package.Artifact, tmp_path: Path) -> None:
         self.emulator, self.built, self.tmp_path = emulator, built, tmp_path
 
-    def __call__(
-        self, env: settings.EnvironmentSettings, **option_overrides: Any
-    ) -> tuple[dict[str, Any], Aws, str]:
+    def __call__(self, env: settings.EnvironmentSettings, **option_overrides: Any) -> tuple[dict[str, Any], Aws, str]:
         aws = Aws(env.region, endpoint_url=self.emulator)
         prepare_account(aws, env)
         aws.counter.calls.clear()
         log = self.tmp_path / "report.log"
         with log.open("w") as stream:
-            options = engine.Options(
-                poll_seconds=0, build_package=lambda _target: self.built, **option_overrides
-            )
+            options = engine.Options(poll_seconds=0, build_package=lambda _target: self.built, **option_overrides)
             summary = engine.run(env, aws, Reporter(stream), options)
         return summary, aws, log.read_text()
 

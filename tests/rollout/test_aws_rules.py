@@ -24,14 +24,10 @@ def client(emulator: str, service: str) -> Any:
 
 
 def template(resources: dict[str, Any], **sections: Any) -> str:
-    return json.dumps(
-        {"AWSTemplateFormatVersion": "2010-09-09", **sections, "Resources": resources}
-    )
+    return json.dumps({"AWSTemplateFormatVersion": "2010-09-09", **sections, "Resources": resources})
 
 
-def create(
-    emulator: str, name: str, body: str, change_set: str = "first", **extra: Any
-) -> dict[str, Any]:
+def create(emulator: str, name: str, body: str, change_set: str = "first", **extra: Any) -> dict[str, Any]:
     cf = client(emulator, "cloudformation")
     return cf.create_change_set(StackName=name, ChangeSetName=change_set, ChangeSetType="CREATE",
                                 TemplateBody=body, Capabilities=["CAPABILITY_NAMED_IAM"], **extra)  # fmt: skip
@@ -82,19 +78,13 @@ def test_rules_refuse_functions_rules_do_not_support(emulator: str, function: st
         "Fn::If": ["C", "a", "b"],
     }
     rules = {
-        "Check": {
-            "Assertions": [
-                {"Assert": {"Fn::Not": [{"Fn::Equals": [{function: arguments[function]}, ""]}]}}
-            ]
-        }
+        "Check": {"Assertions": [{"Assert": {"Fn::Not": [{"Fn::Equals": [{function: arguments[function]}, ""]}]}}]}
     }
     parameters = {
         "Subnets": {"Type": "CommaDelimitedList", "Default": ""},
         "Env": {"Type": "String", "Default": "x"},
     }
-    code, message = refusal(
-        lambda: create(emulator, "rules", template(TOPIC, Parameters=parameters, Rules=rules))
-    )
+    code, message = refusal(lambda: create(emulator, "rules", template(TOPIC, Parameters=parameters, Rules=rules)))
     assert code == "ValidationError" and function in message and "Check" in message
 
 
@@ -122,14 +112,10 @@ def test_a_change_set_name_is_used_once_per_stack_and_execute_keeps_only_the_exe
     update("second", 2)
     third = update("third", 3)
     cf.execute_change_set(ChangeSetName=third["Id"], StackName="names")
-    remaining = [
-        summary["ChangeSetName"] for summary in cf.list_change_sets(StackName="names")["Summaries"]
-    ]
+    remaining = [summary["ChangeSetName"] for summary in cf.list_change_sets(StackName="names")["Summaries"]]
     assert remaining == ["third"]
     assert refusal(lambda: update("third", 4))[0] == "AlreadyExistsException"
-    assert create(emulator, "other-stack", template(TOPIC), change_set="third")[
-        "Id"
-    ]  # names are per stack
+    assert create(emulator, "other-stack", template(TOPIC), change_set="third")["Id"]  # names are per stack
 
 
 def function_spec(variables: dict[str, str]) -> dict[str, Any]:
@@ -173,24 +159,16 @@ def test_access_logging_without_the_account_role_fails_the_stage_and_rolls_back(
     emulator: str,
 ) -> None:
     apigw = client(emulator, "apigatewayv2")
-    api = apigw.create_api(
-        Name="direct", ProtocolType="WEBSOCKET", RouteSelectionExpression="$request.body.action"
-    )
+    api = apigw.create_api(Name="direct", ProtocolType="WEBSOCKET", RouteSelectionExpression="$request.body.action")
     code, message = refusal(lambda: apigw.create_stage(ApiId=api["ApiId"], StageName="prod", AccessLogSettings={
         "DestinationArn": "arn:aws:logs:eu-west-1:123456789012:log-group:x", "Format": "$context.requestId"}))  # fmt: skip
     assert (code, message) == ("BadRequestException", LOGGING_NEEDS_ROLE)
     stack = run_to_end(emulator, "no-role", STAGE_TEMPLATE)
     assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
-    assert stack["StackStatusReason"].startswith(
-        "The following resource(s) failed to create: [Stage]"
-    )
-    events = client(emulator, "cloudformation").describe_stack_events(StackName="no-role")[
-        "StackEvents"
-    ]
+    assert stack["StackStatusReason"].startswith("The following resource(s) failed to create: [Stage]")
+    events = client(emulator, "cloudformation").describe_stack_events(StackName="no-role")["StackEvents"]
     failed = [e for e in events if e["ResourceStatus"] == "CREATE_FAILED"]
-    assert [(e["LogicalResourceId"], e["ResourceStatusReason"]) for e in failed] == [
-        ("Stage", LOGGING_NEEDS_ROLE)
-    ]
+    assert [(e["LogicalResourceId"], e["ResourceStatusReason"]) for e in failed] == [("Stage", LOGGING_NEEDS_ROLE)]
     assert client(emulator, "logs").describe_log_groups()["logGroups"] == []  # rolled back
 
 

@@ -43,15 +43,10 @@ def test_deploy_against_an_endpoint_url_then_again_as_a_no_op(
     assert first["result"] == "succeeded" and first["websocket_url"].startswith("wss://")
     assert cli.main([*DEPLOY, "--endpoint-url", emulator, "--poll-seconds", "0"]) == 0
     second = json.loads(capsys.readouterr().out)
-    assert (
-        second["aws_calls"]["mutating"] == {}
-        and second["management_endpoint"] == first["management_endpoint"]
-    )
+    assert second["aws_calls"]["mutating"] == {} and second["management_endpoint"] == first["management_endpoint"]
 
 
-def test_rehearse_proves_its_result(
-    cached_package: None, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_rehearse_proves_its_result(cached_package: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["rehearse", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["proof"]["routes"] == ["$connect", "$default", "$disconnect"]
@@ -63,9 +58,7 @@ def test_unknown_environment_is_bad_usage(capsys: pytest.CaptureFixture[str]) ->
     assert "unknown environment 'nowhere'" in capsys.readouterr().err
 
 
-def test_non_interactive_runs_need_yes(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_non_interactive_runs_need_yes(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     assert cli.main(["deploy", "--env", "rehearsal"]) == 2
     assert "pass --yes" in capsys.readouterr().err
@@ -96,11 +89,7 @@ def test_stale_templates_are_refused(emulator: str, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(freshness, "RECORD", tmp_path / "verified")
     assert cli.main([*DEPLOY, "--endpoint-url", emulator]) == 2
     err = capsys.readouterr().err
-    assert (
-        "websocket.yaml: stale" in err
-        and "compute.yaml: missing" in err
-        and "python -m generator" in err
-    )
+    assert "websocket.yaml: stale" in err and "compute.yaml: missing" in err and "python -m generator" in err
 
 
 def test_a_failed_stage_exits_1_and_an_interrupt_130(monkeypatch: pytest.MonkeyPatch,
@@ -124,16 +113,12 @@ def test_a_failed_stage_exits_1_and_an_interrupt_130(monkeypatch: pytest.MonkeyP
     assert "to resume" in capsys.readouterr().err
 
 
-def test_rehearse_with_the_stepfunctions_engine(
-    cached_package: None, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_rehearse_with_the_stepfunctions_engine(cached_package: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["rehearse", "--engine", "stepfunctions", "--poll-seconds", "0", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["engine"] == "stepfunctions" and summary["state_transitions"] > 0
     assert summary["proof"]["routes"] == ["$connect", "$default", "$disconnect"]
-    assert (
-        summary["execution"].split(":")[-1].startswith("rehearsal-")
-    )  # named after env and artifact
+    assert summary["execution"].split(":")[-1].startswith("rehearsal-")  # named after env and artifact
 
 
 def test_stepfunctions_engine_refuses_noecho_values(monkeypatch: pytest.MonkeyPatch,
@@ -144,10 +129,7 @@ def test_stepfunctions_engine_refuses_noecho_values(monkeypatch: pytest.MonkeyPa
         raise sfn_engine.NoEchoRefused("DatabaseUrl would appear in the execution history")
 
     monkeypatch.setattr(sfn_engine, "run", refuse)
-    assert (
-        cli.main([*DEPLOY, "--engine", "stepfunctions", "--endpoint-url", "http://127.0.0.1:9"])
-        == 2
-    )
+    assert cli.main([*DEPLOY, "--engine", "stepfunctions", "--endpoint-url", "http://127.0.0.1:9"]) == 2
     assert "DatabaseUrl would appear" in capsys.readouterr().err
 
 
@@ -165,9 +147,7 @@ def test_freshness_is_remembered_and_any_change_renders_again(monkeypatch: pytes
     real = generator.build.render_all
     monkeypatch.setattr(generator.build, "render_all", lambda *a: renders.append(1) or real(*a))
     first = freshness.fresh_templates()
-    assert freshness.fresh_templates() == first and renders == [
-        1
-    ]  # the second check reads the files
+    assert freshness.fresh_templates() == first and renders == [1]  # the second check reads the files
     (out / "compute.yaml").write_text(first["compute"] + "# edited by hand\n")
     with pytest.raises(freshness.StaleTemplates, match=r"compute\.yaml: stale"):
         freshness.fresh_templates()

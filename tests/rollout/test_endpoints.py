@@ -24,17 +24,13 @@ def config(revision: str, status: str = "Successful", **variables: str) -> dict[
 
 @pytest.fixture
 def lam() -> Any:
-    return boto3.client(
-        "lambda", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y"
-    )
+    return boto3.client("lambda", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
 
 
 def test_merges_with_the_revision_and_waits_for_the_update(lam: Any) -> None:
     sleeps: list[float] = []
     with Stubber(lam) as stub:
-        stub.add_response(
-            "get_function_configuration", config("r1", DATABASE_URL="postgresql://x/y", **{VAR: ""})
-        )
+        stub.add_response("get_function_configuration", config("r1", DATABASE_URL="postgresql://x/y", **{VAR: ""}))
         stub.add_response("update_function_configuration", config("r2", "InProgress"), {
             "FunctionName": FN, "RevisionId": "r1",
             "Environment": {"Variables": {"DATABASE_URL": "postgresql://x/y", VAR: URL}}})  # fmt: skip
@@ -55,9 +51,7 @@ def test_a_function_already_carrying_the_value_is_not_touched(lam: Any) -> None:
 def test_a_conflict_is_retried_on_a_fresh_read(lam: Any) -> None:
     with Stubber(lam) as stub:
         stub.add_response("get_function_configuration", config("r1"))
-        stub.add_client_error(
-            "update_function_configuration", "PreconditionFailedException", "revision moved"
-        )
+        stub.add_client_error("update_function_configuration", "PreconditionFailedException", "revision moved")
         stub.add_response("get_function_configuration", config("r3", OTHER="kept"))
         stub.add_response("update_function_configuration", config("r4"), {
             "FunctionName": FN, "RevisionId": "r3", "Environment": {"Variables": {"OTHER": "kept", VAR: URL}}})  # fmt: skip

@@ -44,17 +44,11 @@ def _backend() -> CloudFormationBackend:
 
 def test_gap2_and_3_execute_change_set_keeps_old_outputs_and_ignores_parameter_changes() -> None:
     backend = _backend()
-    change_set_id, _ = backend.create_change_set(
-        "s", "c1", TEMPLATE, {}, "", "CREATE", tags={"t": "1"}
-    )
+    change_set_id, _ = backend.create_change_set("s", "c1", TEMPLATE, {}, "", "CREATE", tags={"t": "1"})
     moto_gaps._original_execute(backend, change_set_id)
     (stack,) = backend.stacks.values()
-    assert (
-        stack.template_dict == {} and stack.outputs is None
-    )  # gap 2: template and outputs not rebuilt
-    second, _ = backend.create_change_set(
-        "s", "c2", TEMPLATE, {"Rate": "5"}, "", "UPDATE", tags={"t": "2"}
-    )
+    assert stack.template_dict == {} and stack.outputs is None  # gap 2: template and outputs not rebuilt
+    second, _ = backend.create_change_set("s", "c2", TEMPLATE, {"Rate": "5"}, "", "UPDATE", tags={"t": "2"})
     change_set = backend.describe_change_set(second)
     assert change_set is not None
     original_changes = stack.resource_map.build_change_set_actions(change_set.template_dict)

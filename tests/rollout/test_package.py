@@ -14,9 +14,7 @@ import pytest
 from rollout import package
 from rollout.cli import main
 
-HANDLER_SOURCES = sorted(
-    f"handlers/{p.name}" for p in package.HANDLERS_DIR.iterdir() if p.suffix in (".py", ".sql")
-)
+HANDLER_SOURCES = sorted(f"handlers/{p.name}" for p in package.HANDLERS_DIR.iterdir() if p.suffix in (".py", ".sql"))
 HOST = package.Target(
     "x86_64" if package.os_machine() == "x86_64" else "arm64",
     f"{sys.version_info.major}.{sys.version_info.minor}",
@@ -70,9 +68,7 @@ def test_a_changed_handler_changes_the_key(
     assert changed.s3_key != lambda_zip.s3_key
 
 
-def test_unchanged_inputs_reuse_the_zip_without_pip(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unchanged_inputs_reuse_the_zip_without_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = package.build(package.Target(), tmp_path)
     calls: list[object] = []
     real = package.install_dependencies
@@ -86,9 +82,7 @@ def test_unchanged_inputs_reuse_the_zip_without_pip(
     assert len(calls) == 2
 
 
-def test_a_changed_handler_is_never_served_from_the_record(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_changed_handler_is_never_served_from_the_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     copy = tmp_path / "handlers"
     shutil.copytree(package.HANDLERS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(package, "HANDLERS_DIR", copy)
@@ -98,9 +92,7 @@ def test_a_changed_handler_is_never_served_from_the_record(
 
 
 def test_refuses_a_package_over_the_limits(tmp_path: Path) -> None:
-    with pytest.raises(
-        package.PackagingError, match=r"the zip would be [\d,]+ bytes; Lambda allows 1,000,000"
-    ):
+    with pytest.raises(package.PackagingError, match=r"the zip would be [\d,]+ bytes; Lambda allows 1,000,000"):
         package.build(package.Target(), tmp_path, max_zipped=1_000_000)
     with pytest.raises(package.PackagingError, match="unzipped; Lambda allows 2,000,000"):
         package.build(package.Target(), tmp_path, max_unzipped=2_000_000)
@@ -109,16 +101,10 @@ def test_refuses_a_package_over_the_limits(tmp_path: Path) -> None:
 
 def test_refuses_unpinned_dependencies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lock = tmp_path / "handlers.lock"
-    lock.write_text(
-        "\n".join(
-            pin for pin in package.LOCK.read_text().splitlines() if not pin.startswith("cffi")
-        )
-    )
+    lock.write_text("\n".join(pin for pin in package.LOCK.read_text().splitlines() if not pin.startswith("cffi")))
     monkeypatch.setattr(package, "LOCK", lock)
     monkeypatch.setattr(package, "REPO", tmp_path)
-    with pytest.raises(
-        package.PackagingError, match=r"not pinned in handlers\.lock: cffi==2\.1\.1"
-    ):
+    with pytest.raises(package.PackagingError, match=r"not pinned in handlers\.lock: cffi==2\.1\.1"):
         package.build(package.Target(), tmp_path / "out")
 
 
@@ -166,9 +152,7 @@ def test_handlers_import_in_a_clean_interpreter_from_the_unpacked_zip(tmp_path: 
     assert impl == "binary" and location.startswith(str(unpacked))
 
 
-def test_cli_reports_the_key_and_refuses_bad_targets(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_reports_the_key_and_refuses_bad_targets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["package", "--out", str(tmp_path), "--json"]) == 0
     assert '"s3_key": "handlers/handlers-arm64-py3.14-' in capsys.readouterr().out
     assert main(["package", "--python-version", "three"]) == 2

@@ -34,10 +34,7 @@ def run(engine_name: str, emulator: str, env: settings.EnvironmentSettings,
 def vpc(aws: Aws) -> dict[str, str]:
     ec2 = aws.client("ec2")
     vpc_id = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.20.{i}.0/24")["Subnet"]["SubnetId"]
-        for i in (1, 2)
-    ]
+    subnets = [ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.20.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)]
     group = ec2.create_security_group(GroupName="ws", Description="ws", VpcId=vpc_id)["GroupId"]
     return {"SubnetIds": ",".join(subnets), "SecurityGroupIds": group}
 
@@ -51,9 +48,7 @@ def keys(aws: Aws) -> dict[str, str]:
 def secret(aws: Aws) -> dict[str, str]:
     arn = aws.client("secretsmanager").create_secret(Name="cc/db", SecretString=json.dumps(
         {"host": "db", "port": 5432, "dbname": "cc", "username": "u", "password": "p"}))["ARN"]  # fmt: skip
-    jwt = aws.client("secretsmanager").create_secret(
-        Name="cc/jwt", SecretString="c2VjcmV0LWtleQ=="
-    )["ARN"]
+    jwt = aws.client("secretsmanager").create_secret(Name="cc/jwt", SecretString="c2VjcmV0LWtleQ==")["ARN"]
     return {"DatabaseAuth": "secret", "DatabaseSecretArn": arn, "JwtSecretArn": jwt}
 
 
@@ -75,27 +70,18 @@ def test_each_option_rolls_out_and_proves(emulator: str, env_settings: settings.
     function = aws.client("lambda").get_function_configuration(FunctionName="cc-websocket-connect")
     if option == "vpc":
         assert sorted(function["VpcConfig"]["SubnetIds"]) == sorted(values["SubnetIds"].split(","))
-    if (
-        option == "keys"
-    ):  # moto's Lambda does not keep KmsKeyArn from CloudFormation: the stack does
-        stack = aws.client("cloudformation").describe_stacks(StackName="cc-websocket-compute")[
-            "Stacks"
-        ][0]
+    if option == "keys":  # moto's Lambda does not keep KmsKeyArn from CloudFormation: the stack does
+        stack = aws.client("cloudformation").describe_stacks(StackName="cc-websocket-compute")["Stacks"][0]
         given = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
         assert given["EnvironmentKmsKeyArn"] == values["EnvironmentKmsKeyArn"]
     if option == "database secret":
-        assert (
-            function["Environment"]["Variables"]["DATABASE_SECRET_ARN"]
-            == values["DatabaseSecretArn"]
-        )
+        assert function["Environment"]["Variables"]["DATABASE_SECRET_ARN"] == values["DatabaseSecretArn"]
 
 
 def test_the_url_method_rolls_out_locally_and_is_refused_by_step_functions(
     emulator: str, env_settings: settings.EnvironmentSettings, built_artifact: package.Artifact
 ) -> None:
-    env = with_parameters(
-        env_settings, "compute", DatabaseAuth="url", DatabaseUrl="postgresql://u:p@db:5432/cc"
-    )
+    env = with_parameters(env_settings, "compute", DatabaseAuth="url", DatabaseUrl="postgresql://u:p@db:5432/cc")
     summary, _ = run("local", emulator, env, built_artifact)
     assert summary["result"] == "succeeded"
     with pytest.raises(sfn_engine.NoEchoRefused, match="DatabaseUrl"):

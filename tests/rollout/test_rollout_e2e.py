@@ -26,9 +26,7 @@ def actions(summary: dict[str, Any]) -> dict[str, str]:
 
 
 def variables(aws: Any, function: str) -> dict[str, str]:
-    return aws.client("lambda").get_function_configuration(FunctionName=function)["Environment"][
-        "Variables"
-    ]
+    return aws.client("lambda").get_function_configuration(FunctionName=function)["Environment"]["Variables"]
 
 
 def test_fresh_rollout_builds_everything_and_wires_the_endpoint(
@@ -38,28 +36,16 @@ def test_fresh_rollout_builds_everything_and_wires_the_endpoint(
     assert summary["result"] == "succeeded"
     assert actions(summary) == {"compute": "created", "websocket": "created", "endpoint": "updated"}
     endpoint = summary["management_endpoint"]
-    assert endpoint.startswith("https://") and endpoint.endswith(
-        ".execute-api.eu-west-1.amazonaws.com/prod"
-    )
+    assert endpoint.startswith("https://") and endpoint.endswith(".execute-api.eu-west-1.amazonaws.com/prod")
     assert summary["websocket_url"] == endpoint.replace("https://", "wss://")
-    proof = prove(
-        aws, summary, template_variables(aws, env_settings, rendered_templates()["compute"])
-    )
-    assert proof["routes"] == ["$connect", "$default", "$disconnect"] and proof[
-        "functions"
-    ] == sorted(FUNCTIONS)
-    compute = aws.client("cloudformation").describe_stacks(StackName="cc-websocket-compute")[
-        "Stacks"
-    ][0]
-    assert {p["ParameterKey"]: p["ParameterValue"] for p in compute["Parameters"]}[
-        "ManagementEndpoint"
-    ] == endpoint
+    proof = prove(aws, summary, template_variables(aws, env_settings, rendered_templates()["compute"]))
+    assert proof["routes"] == ["$connect", "$default", "$disconnect"] and proof["functions"] == sorted(FUNCTIONS)
+    compute = aws.client("cloudformation").describe_stacks(StackName="cc-websocket-compute")["Stacks"][0]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in compute["Parameters"]}["ManagementEndpoint"] == endpoint
     assert "Add      Stage" in log and "CREATE_COMPLETE" in log  # change set shown, events streamed
 
 
-def test_an_immediate_second_run_changes_nothing(
-    rollout: Run, env_settings: settings.EnvironmentSettings
-) -> None:
+def test_an_immediate_second_run_changes_nothing(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:
     rollout(env_settings)
     summary, aws, _ = rollout(env_settings)
     assert actions(summary) == {
@@ -93,9 +79,7 @@ def test_a_changed_parameter_updates_only_what_it_should(
     }
 
 
-def test_pre_existing_environment_variables_survive(
-    rollout: Run, env_settings: settings.EnvironmentSettings
-) -> None:
+def test_pre_existing_environment_variables_survive(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:
     summary, aws, _ = rollout(env_settings)
     lam = aws.client("lambda")
     before = variables(aws, "cc-websocket-default")
@@ -110,9 +94,7 @@ def test_pre_existing_environment_variables_survive(
     assert aws.counter.mutating == {"lambda:UpdateFunctionConfiguration": 1}
 
 
-def test_dry_run_shows_the_plan_and_changes_nothing(
-    rollout: Run, env_settings: settings.EnvironmentSettings
-) -> None:
+def test_dry_run_shows_the_plan_and_changes_nothing(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:
     summary, aws, log = rollout(env_settings, dry_run=True)
     assert summary["result"] == "planned"
     assert actions(summary) == {"compute": "planned", "websocket": "planned", "endpoint": "planned"}
@@ -120,18 +102,13 @@ def test_dry_run_shows_the_plan_and_changes_nothing(
     assert aws.client("cloudformation").describe_stacks()["Stacks"] == []
     # Change sets are planned from S3, so the templates (content-hash keys) are uploaded; the
     # handlers zip is not.
-    keys = [
-        o["Key"]
-        for o in aws.client("s3").list_objects_v2(Bucket=env_settings.artifacts_bucket)["Contents"]
-    ]
+    keys = [o["Key"] for o in aws.client("s3").list_objects_v2(Bucket=env_settings.artifacts_bucket)["Contents"]]
     assert keys and all(key.startswith("templates/") for key in keys)
     assert set(aws.counter.mutating) <= {"cloudformation:CreateChangeSet", "cloudformation:DeleteChangeSet",
                                          "cloudformation:DeleteStack", "s3:PutObject"}  # fmt: skip
 
 
-def test_throttling_is_retried(
-    rollout: Run, env_settings: settings.EnvironmentSettings, monkeypatch: Any
-) -> None:
+def test_throttling_is_retried(rollout: Run, env_settings: settings.EnvironmentSettings, monkeypatch: Any) -> None:
     from rollout import aws as aws_module
 
     throttled: list[str] = []

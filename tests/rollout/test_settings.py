@@ -28,9 +28,7 @@ def test_repository_environments_load() -> None:
 
 
 def test_unknown_environment_lists_the_known_ones() -> None:
-    with pytest.raises(
-        settings.SettingsError, match=r"unknown environment 'staging': expected one of .*rehearsal"
-    ):
+    with pytest.raises(settings.SettingsError, match=r"unknown environment 'staging': expected one of .*rehearsal"):
         settings.load("staging")
 
 

@@ -37,16 +37,12 @@ def run_sfn(emulator: str, env: EnvironmentSettings, artifact: package.Artifact,
     return sfn_engine.run(env, aws, Reporter(report or io.StringIO()), chosen), aws
 
 
-def test_fresh_then_no_op(
-    emulator: str, env_settings: EnvironmentSettings, built_artifact: package.Artifact
-) -> None:
+def test_fresh_then_no_op(emulator: str, env_settings: EnvironmentSettings, built_artifact: package.Artifact) -> None:
     first, aws = run_sfn(emulator, env_settings, built_artifact)
     assert first["result"] == "succeeded"
     prove(aws, first, template_variables(aws, env_settings, rendered_templates()["compute"]))
     assert first["state_machine_calls"]["executeChangeSet"] == 3  # compute, websocket, carry
-    assert (
-        first["state_machine_calls"]["updateFunctionConfiguration"] == 5
-    )  # every function, notify too
+    assert first["state_machine_calls"]["updateFunctionConfiguration"] == 5  # every function, notify too
     second, _ = run_sfn(emulator, env_settings, built_artifact)
     assert second["result"] == "succeeded"
     assert "executeChangeSet" not in second["state_machine_calls"]
@@ -58,18 +54,12 @@ def test_endpoint_merge_keeps_other_variables(emulator: str, env_settings: Envir
                                               built_artifact: package.Artifact) -> None:  # fmt: skip
     first, aws = run_sfn(emulator, env_settings, built_artifact)
     lam = aws.client("lambda")
-    variables = lam.get_function_configuration(FunctionName="cc-websocket-connect")["Environment"][
-        "Variables"
-    ]
+    variables = lam.get_function_configuration(FunctionName="cc-websocket-connect")["Environment"]["Variables"]
     lam.update_function_configuration(FunctionName="cc-websocket-connect", Environment={"Variables": {
         **{k: str(v) for k, v in variables.items()}, "FEATURE_FLAG": "on", ENDPOINT_VARIABLE: "https://stale/x"}})  # fmt: skip
     second, _ = run_sfn(emulator, env_settings, built_artifact)
-    after = lam.get_function_configuration(FunctionName="cc-websocket-connect")["Environment"][
-        "Variables"
-    ]
-    assert (
-        after["FEATURE_FLAG"] == "on" and after[ENDPOINT_VARIABLE] == first["management_endpoint"]
-    )
+    after = lam.get_function_configuration(FunctionName="cc-websocket-connect")["Environment"]["Variables"]
+    assert after["FEATURE_FLAG"] == "on" and after[ENDPOINT_VARIABLE] == first["management_endpoint"]
     assert second["state_machine_calls"]["updateFunctionConfiguration"] == 1
 
 
@@ -101,9 +91,7 @@ def test_end_state_equals_the_local_engine(rollout: Run, emulator: str, env_sett
 
     from rollout.emulator import enable_state_machines
 
-    urllib.request.urlopen(
-        urllib.request.Request(f"{emulator}/moto-api/reset", method="POST")
-    ).read()
+    urllib.request.urlopen(urllib.request.Request(f"{emulator}/moto-api/reset", method="POST")).read()
     enable_state_machines(emulator)
     _, sfn_aws = run_sfn(emulator, env_settings, built_artifact)
     assert snapshot(sfn_aws, env_settings) == local
@@ -131,14 +119,8 @@ def machine(
         document = sfn_engine.execution_input(engine.plan_for(env_settings), stored,
                                               built_artifact.s3_key, {}, poll_seconds=0)  # fmt: skip
         started = sfn.start_execution(stateMachineArn=arn, input=json.dumps(document))
-        result = sfn_engine.follow(
-            sfn, started["executionArn"], Reporter(io.StringIO()), poll_seconds=0.2
-        )
-        failed = [
-            e["executionFailedEventDetails"]
-            for e in result["events"]
-            if "executionFailedEventDetails" in e
-        ]
+        result = sfn_engine.follow(sfn, started["executionArn"], Reporter(io.StringIO()), poll_seconds=0.2)
+        failed = [e["executionFailedEventDetails"] for e in result["events"] if "executionFailedEventDetails" in e]
         causes.append(failed[0].get("cause", "") if failed else "")
         return result["status"], failed[0]["error"] if failed else ""
 
@@ -184,9 +166,7 @@ def test_a_failed_change_set_ends_in_change_set_failed(machine: Callable[..., tu
 
 def test_a_stack_that_rolls_back_ends_in_stack_failed(machine: Callable[..., tuple[str, str]],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    def rolled_back(
-        self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None
-    ) -> None:
+    def rolled_back(self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None) -> None:
         self.stacks[self.describe_change_set(change_set_name).stack_id].status = "ROLLBACK_COMPLETE"  # type: ignore[union-attr]
 
     monkeypatch.setattr(CloudFormationBackend, "execute_change_set", rolled_back)
@@ -197,12 +177,8 @@ def test_a_stack_that_rolls_back_ends_in_stack_failed(machine: Callable[..., tup
 
 def test_a_stack_that_never_settles_times_out(machine: Callable[..., tuple[str, str]],
                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    def stuck(
-        self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None
-    ) -> None:
-        self.stacks[
-            self.describe_change_set(change_set_name).stack_id
-        ].status = "CREATE_IN_PROGRESS"  # type: ignore[union-attr]
+    def stuck(self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None) -> None:
+        self.stacks[self.describe_change_set(change_set_name).stack_id].status = "CREATE_IN_PROGRESS"  # type: ignore[union-attr]
 
     monkeypatch.setattr(CloudFormationBackend, "execute_change_set", stuck)
     assert machine(max_polls=3) == ("FAILED", "TimedOut")
@@ -213,9 +189,7 @@ def test_describe_errors_other_than_missing_end_in_describe_failed(machine: Call
     from moto.cloudformation.exceptions import ValidationError
 
     def denied(self: CloudFormationBackend, name_or_stack_id: str) -> Any:
-        raise ValidationError(
-            name_or_stack_id, message="User is not authorized to perform DescribeStacks"
-        )
+        raise ValidationError(name_or_stack_id, message="User is not authorized to perform DescribeStacks")
 
     monkeypatch.setattr(CloudFormationBackend, "describe_stacks", denied)
     assert machine() == ("FAILED", "DescribeFailed")
@@ -227,10 +201,7 @@ def test_a_first_create_that_rolled_back_is_deleted_and_created_again(
     existing_compute_stack("ROLLBACK_COMPLETE")
     assert machine() == ("SUCCEEDED", "")
     (compute,) = [s for s in backend().stacks.values() if s.name == "cc-websocket-compute"]
-    assert (
-        compute.status in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
-        and "ConnectFunction" in compute.template
-    )
+    assert compute.status in ("CREATE_COMPLETE", "UPDATE_COMPLETE") and "ConnectFunction" in compute.template
 
 
 def test_a_failed_function_update_ends_in_function_update_failed(machine: Callable[..., tuple[str, str]],
@@ -241,12 +212,7 @@ def test_a_failed_function_update_ends_in_function_update_failed(machine: Callab
 
     def failed_after_update(self: LambdaFunction, on_create: bool = False) -> dict[str, Any]:
         config = original(self, on_create)
-        if (
-            config.get("Environment", {})
-            .get("Variables", {})
-            .get(ENDPOINT_VARIABLE, "")
-            .startswith("https://")
-        ):
+        if config.get("Environment", {}).get("Variables", {}).get(ENDPOINT_VARIABLE, "").startswith("https://"):
             config["LastUpdateStatus"] = "Failed"
         return config
 
@@ -267,11 +233,7 @@ def test_a_dry_run_shows_every_stages_change_set_and_changes_nothing(
     ]
     assert {s["action"] for s in summary["stages"]} == {"planned"}
     text = log.getvalue()
-    assert (
-        "Add      RolloutStateMachine" in text
-        and "Add      ConnectFunction" in text
-        and "Add      Stage" in text
-    )
+    assert "Add      RolloutStateMachine" in text and "Add      ConnectFunction" in text and "Add      Stage" in text
     assert aws.client("cloudformation").describe_stacks()["Stacks"] == []
 
 

@@ -9,9 +9,7 @@ from rollout.preflight import rendered_templates
 from tests.rollout.conftest import with_parameters
 
 
-def stored(
-    bucket: str = "bucket", region: str = "eu-west-1"
-) -> dict[str, artifacts.StoredTemplate]:
+def stored(bucket: str = "bucket", region: str = "eu-west-1") -> dict[str, artifacts.StoredTemplate]:
     """The templates as if uploaded (nothing reads the URLs here)."""
     return {
         stem: artifacts.StoredTemplate(

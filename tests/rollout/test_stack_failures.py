@@ -19,9 +19,7 @@ NAME = "cc-websocket-api"
 STACK_ID = f"arn:aws:cloudformation:eu-west-1:123456789012:stack/{NAME}/1"
 CHANGE_SET_ID = "arn:aws:cloudformation:eu-west-1:123456789012:changeSet/rollout-x/1"
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
-TEMPLATE = StoredTemplate(
-    "websocket", "Resources: {}\n", "https://b.s3.eu-west-1.amazonaws.com/templates/ws.yaml"
-)
+TEMPLATE = StoredTemplate("websocket", "Resources: {}\n", "https://b.s3.eu-west-1.amazonaws.com/templates/ws.yaml")
 
 
 def stack(status: str, reason: str = "", tags: dict[str, str] | None = None) -> dict[str, Any]:
@@ -62,15 +60,11 @@ class Harness:
         self.deployer = StackDeployer(self.cf, Reporter(self.out), confirm=answer, poll_seconds=2.0,
                                       sleep=self.sleeps.append)  # fmt: skip
 
-    def expect(
-        self, operation: str, response: dict[str, Any], params: dict[str, Any] | None = None
-    ) -> None:
+    def expect(self, operation: str, response: dict[str, Any], params: dict[str, Any] | None = None) -> None:
         self.stub.add_response(operation, response, params)
 
     def missing(self) -> None:
-        self.stub.add_client_error(
-            "describe_stacks", "ValidationError", f"Stack with id {NAME} does not exist"
-        )
+        self.stub.add_client_error("describe_stacks", "ValidationError", f"Stack with id {NAME} does not exist")
 
     def planned(self, change_set_type: str) -> None:
         self.expect("create_change_set", {"Id": CHANGE_SET_ID, "StackId": STACK_ID},
@@ -111,9 +105,7 @@ def test_a_create_that_rolls_back_names_the_failing_resource() -> None:
     )
     with pytest.raises(StageFailed) as raised:
         h.deploy()
-    assert "ended ROLLBACK_COMPLETE: The following resource(s) failed to create: [Stage]" in str(
-        raised.value
-    )
+    assert "ended ROLLBACK_COMPLETE: The following resource(s) failed to create: [Stage]" in str(raised.value)
     assert raised.value.details == ["Stage (AWS::ApiGatewayV2::Stage): CREATE_FAILED: CloudWatch Logs role ARN "
                                     "must be set in account settings to enable logging"]  # fmt: skip
     assert h.sleeps == [2.0]  # polled every poll_seconds, not boto3's 30 s
@@ -133,25 +125,19 @@ def test_an_update_that_rolls_back_is_a_failure_with_its_cause() -> None:
     with pytest.raises(StageFailed) as raised:
         h.deploy()
     assert "ended UPDATE_ROLLBACK_COMPLETE" in str(raised.value)
-    assert raised.value.details == [
-        "Stage (AWS::ApiGatewayV2::Stage): UPDATE_FAILED: Throttling rate must be positive"
-    ]
+    assert raised.value.details == ["Stage (AWS::ApiGatewayV2::Stage): UPDATE_FAILED: Throttling rate must be positive"]
 
 
 def test_update_rollback_failed_is_explained_and_nothing_is_tried() -> None:
     h = Harness()
-    h.expect(
-        "describe_stacks", stack("UPDATE_ROLLBACK_FAILED", "Resource Stage failed to roll back")
-    )
+    h.expect("describe_stacks", stack("UPDATE_ROLLBACK_FAILED", "Resource Stage failed to roll back"))
     with pytest.raises(StageFailed) as raised:
         h.deploy()
     assert f"continue-update-rollback --stack-name {NAME}" in str(raised.value)
     assert "Resource Stage failed to roll back" in str(raised.value)
 
 
-@pytest.mark.parametrize(
-    "status", ["UPDATE_IN_PROGRESS", "CREATE_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS"]
-)
+@pytest.mark.parametrize("status", ["UPDATE_IN_PROGRESS", "CREATE_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS"])
 def test_someone_elses_change_in_progress_is_refused(status: str) -> None:
     h = Harness()
     h.expect("describe_stacks", stack(status))
@@ -202,9 +188,7 @@ def test_a_failed_change_set_says_why() -> None:
     h.expect("create_change_set", {"Id": CHANGE_SET_ID, "StackId": STACK_ID})
     h.expect("describe_change_set", {"Status": "FAILED", "StackId": STACK_ID,
                                      "StatusReason": "Parameter validation failed: StageName"})  # fmt: skip
-    with pytest.raises(
-        StageFailed, match="the change set failed: Parameter validation failed: StageName"
-    ):
+    with pytest.raises(StageFailed, match="the change set failed: Parameter validation failed: StageName"):
         h.deploy()
 
 
