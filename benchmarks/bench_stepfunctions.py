@@ -28,9 +28,9 @@ def main() -> None:
         options = engine.Options(poll_seconds=0, build_package=lambda _t: artifact)
         for label in ("fresh", "no-op"):
             summary = sfn_engine.run(env, aws, Reporter(io.StringIO()), options)
-            calls = summary["state_machine_calls"]
+            calls = summary.state_machine_calls or {}
             mutating = sum(n for name, n in calls.items() if not name.startswith(("describe", "get")))
-            rows.append((label, summary["state_transitions"], sum(calls.values()), mutating))
+            rows.append((label, summary.state_transitions, sum(calls.values()), mutating))
     print("Step Functions rollout (embedded emulator, waits of 0 s)")
     for label, transitions, total, mutating in rows:
         print(f"  {label:6s} {transitions:4d} state transitions   {total:3d} AWS calls ({mutating} mutating)")

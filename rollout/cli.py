@@ -81,7 +81,6 @@ def _rollout(args: argparse.Namespace) -> int:
     options = engine.Options(
         dry_run=args.dry_run, poll_seconds=args.poll_seconds, confirm=_confirm(args.yes or rehearsing)
     )
-    summary: dict[str, Any] = {"environment": environment, "result": "failed", "stages": []}
     try:
         env = settings.load(environment, region=getattr(args, "region", None))
         if rehearsing:
@@ -90,15 +89,13 @@ def _rollout(args: argparse.Namespace) -> int:
             summary = rehearse(env, report, options, args.engine)
         else:
             aws = Aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url)
-            try:
-                if args.engine == "stepfunctions":
-                    from rollout import sfn_engine
+            if args.engine == "stepfunctions":
+                from rollout import sfn_engine
 
-                    summary = sfn_engine.run(env, aws, report, options)
-                else:
-                    summary = engine.run(env, aws, report, options)
-            finally:
-                summary.setdefault("aws_calls", {"total": aws.counter.total, "mutating": aws.counter.mutating})
+                summary = sfn_engine.run(env, aws, report, options)
+            else:
+                summary = engine.run(env, aws, report, options)
+            summary.aws_calls = {"total": aws.counter.total, "mutating": aws.counter.mutating}
     except (settings.SettingsError, CredentialsError, NoEchoRefused) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -120,7 +117,7 @@ def _rollout(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    report.summary(summary, args.json)
+    report.summary(summary.to_dict(), args.json)
     return 0
 
 

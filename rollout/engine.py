@@ -10,134 +10,95 @@ stages are recognised as unchanged and cost no mutating call.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from generator.stages import ARTIFACT_PARAMETERS
-from rollout import artifacts, endpoints
+from rollout import endpoints
 from rollout.aws import Aws
 from rollout.options import Options
-from rollout.plan import Plan, wired_parameters
+from rollout.plan import StackStage, wired_parameters
 from rollout.prepare import Prepared, plan_for, prepare
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
-from rollout.stacks import StackDeployer, StackResult, describe
+from rollout.stacks import StackDeployer, describe
+from rollout.summary import ArtifactSummary, StageResult, Summary
 
 __all__ = ["Options", "execute", "plan_for", "run"]
 
 
-def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> dict[str, Any]:
+def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
     return execute(prepare(settings, aws, report, options, "local"), aws, report, options)
 
 
-def execute(prepared: Prepared, aws: Aws, report: Reporter, options: Options) -> dict[str, Any]:
-    plan, stored = prepared.plan, prepared.templates
-    base = {stage.stage: dict(stage.parameters) for stage in plan.stacks}
-    summary: dict[str, Any] = {
-        "environment": plan.environment,
-        "region": plan.region,
-        "account": prepared.account,
-        "stages": [],
-        "dry_run": options.dry_run,
-    }
-    summary["artifact"] = {
-        "s3_key": prepared.artifact.s3_key,
-        "sha256": prepared.artifact.sha256,
-        "uploaded": prepared.uploaded and not options.dry_run,
-    }
-    code = dict(
-        zip(
-            ARTIFACT_PARAMETERS["compute"],
-            (plan.artifacts_bucket, prepared.artifact.s3_key),
-            strict=True,
+def execute(prepared: Prepared, aws: Aws, report: Reporter, options: Options) -> Summary:
+    return _Execution(prepared, aws, report, options).run()
+
+
+@dataclass
+class _Execution:
+    """One run of the plan: the stack stages in order, then the endpoint stage."""
+
+    prepared: Prepared
+    aws: Aws
+    report: Reporter
+    options: Options
+
+    def __post_init__(self) -> None:
+        plan, artifact = self.prepared.plan, self.prepared.artifact
+        self.outputs = {stage: dict(values) for stage, values in self.prepared.outputs.items()}
+        code = (plan.artifacts_bucket, artifact.s3_key)
+        self.parameters = {stage.stage: dict(stage.parameters) for stage in plan.stacks}
+        self.parameters["compute"].update(zip(ARTIFACT_PARAMETERS["compute"], code, strict=True))
+        self.deployer = StackDeployer(
+            self.aws.client("cloudformation"), self.report, confirm=self.options.confirm,
+            dry_run=self.options.dry_run, poll_seconds=self.options.poll_seconds, sleep=self.options.sleep,
+            approved_recreates=self.prepared.approved_recreates,
+        )  # fmt: skip
+
+    def run(self) -> Summary:
+        plan, artifact, dry = self.prepared.plan, self.prepared.artifact, self.options.dry_run
+        summary = Summary(plan.environment, plan.region, account=self.prepared.account, dry_run=dry,
+                          artifact=ArtifactSummary(artifact.s3_key, artifact.sha256, self.prepared.uploaded and not dry))  # fmt: skip
+        for stage in plan.stacks:
+            summary.stages.append(self.stack(stage))
+        summary.stages.append(self.endpoint())
+        summary.management_endpoint = self.outputs["websocket"].get("WebSocketManagementEndpoint", "")
+        summary.websocket_url = self.outputs["websocket"].get("WebSocketStageInvokeUrl", "")
+        summary.result = "planned" if dry else "succeeded"
+        return summary
+
+    def stack(self, stage: StackStage, extra: dict[str, str] | None = None) -> StageResult:
+        parameters = wired_parameters(stage, self.outputs, self.parameters[stage.stage]) | (extra or {})
+        result = self.deployer.deploy(
+            stage.stage, stage.stack_name, self.prepared.templates[stage.template], parameters
         )
-    )
-    deployer = StackDeployer(
-        aws.client("cloudformation"),
-        report,
-        confirm=options.confirm,
-        dry_run=options.dry_run,
-        poll_seconds=options.poll_seconds,
-        sleep=options.sleep,
-        approved_recreates=prepared.approved_recreates,
-    )
-    outputs = {stage: dict(values) for stage, values in prepared.outputs.items()}
-    for stage in plan.stacks:
-        parameters = wired_parameters(stage, outputs, base[stage.stage])
-        if stage.stage == "compute":
-            parameters.update(code)
-        result = deployer.deploy(stage.stage, stage.stack_name, stored[stage.template], parameters)
-        outputs[stage.stage] = result.outputs or outputs[stage.stage]
-        summary["stages"].append(_stage_summary(result))
+        self.outputs[stage.stage] = result.outputs or self.outputs[stage.stage]
+        detail = f"{result.stack_name}: {len(result.changes)} change(s)" if result.changes else result.stack_name
+        return StageResult(result.stage, result.action, detail, result.stack_name, result.changes)
 
-    summary["stages"].append(
-        _endpoint_stage(plan, outputs, aws, deployer, stored, {**base["compute"], **code}, report, options)
-    )
-    endpoint = outputs["websocket"].get("WebSocketManagementEndpoint", "")
-    summary["management_endpoint"] = endpoint
-    summary["websocket_url"] = outputs["websocket"].get("WebSocketStageInvokeUrl", "")
-    summary["result"] = "planned" if options.dry_run else "succeeded"
-    return summary
-
-
-def _stage_summary(result: StackResult) -> dict[str, Any]:
-    detail = f"{result.stack_name}: {len(result.changes)} change(s)" if result.changes else result.stack_name
-    return {
-        "stage": result.stage,
-        "stack": result.stack_name,
-        "action": result.action,
-        "changes": result.changes,
-        "detail": detail,
-    }
-
-
-def _endpoint_stage(
-    plan: Plan,
-    outputs: dict[str, dict[str, str]],
-    aws: Aws,
-    deployer: StackDeployer,
-    stored: dict[str, artifacts.StoredTemplate],
-    compute_base: dict[str, str],
-    report: Reporter,
-    options: Options,
-) -> dict[str, Any]:
-    update = plan.endpoint
-    source_stage, source_key = update.value_from
-    value = outputs.get(source_stage, {}).get(source_key, "")
-    if not value:
-        report.line("endpoint", "the websocket stack does not exist yet: the endpoint is set by a real run")
-        return {
-            "stage": "endpoint",
-            "action": "planned",
-            "functions": [],
-            "detail": "after the API exists",
-        }
-    functions = [outputs[stage][key] for stage, key in update.functions_from if key in outputs.get(stage, {})]
-    lambda_client = aws.client("lambda")
-    changed = [
-        f
-        for f in functions
-        if endpoints.set_variable(
-            lambda_client, f, update.variable, value, dry_run=options.dry_run, sleep=options.sleep
-        )
-    ]
-    for function in functions:
-        report.line(
-            "endpoint",
-            f"{function}: {'set' if function in changed else 'already set'}"
-            + (" (dry run)" if options.dry_run and function in changed else ""),
-        )
-    carried_stage, carried_parameter = update.carried_by
-    stage = plan.stack(carried_stage)
-    current = describe(aws.client("cloudformation"), stage.stack_name)
-    carried = "unchanged"
-    if current is not None and current.parameters.get(carried_parameter) != value:
-        parameters = wired_parameters(stage, outputs, compute_base) | {carried_parameter: value}
-        result = deployer.deploy(carried_stage, stage.stack_name, stored[stage.template], parameters)
-        carried = result.action
-    action = "planned" if options.dry_run else ("updated" if changed or carried != "unchanged" else "unchanged")
-    return {
-        "stage": "endpoint",
-        "action": action,
-        "functions": changed,
-        "detail": f"{len(changed)} of {len(functions)} function(s) changed; {carried_stage} parameter {carried}",
-    }
+    def endpoint(self) -> StageResult:
+        """Merge the management endpoint into every function, then carry it into the compute
+        stack's parameter so later compute deploys keep it."""
+        update, dry = self.prepared.plan.endpoint, self.options.dry_run
+        value = self.outputs.get(update.value_from[0], {}).get(update.value_from[1], "")
+        if not value:
+            self.report.line("endpoint", "the websocket stack does not exist yet: the endpoint is set by a real run")
+            return StageResult("endpoint", "planned", "after the API exists")
+        functions = [
+            self.outputs[stage][key] for stage, key in update.functions_from if key in self.outputs.get(stage, {})
+        ]
+        lambda_client = self.aws.client("lambda")
+        changed = [f for f in functions
+                   if endpoints.set_variable(lambda_client, f, update.variable, value, dry_run=dry, sleep=self.options.sleep)]  # fmt: skip
+        for function in functions:
+            done = "set" if function in changed else "already set"
+            self.report.line("endpoint", f"{function}: {done}" + (" (dry run)" if dry and function in changed else ""))
+        carried_stage, carried_parameter = update.carried_by
+        stage = self.prepared.plan.stack(carried_stage)
+        current = describe(self.aws.client("cloudformation"), stage.stack_name)
+        carried = "unchanged"
+        if current is not None and current.parameters.get(carried_parameter) != value:
+            carried = self.stack(stage, {carried_parameter: value}).action
+        action = "planned" if dry else ("updated" if changed or carried != "unchanged" else "unchanged")
+        detail = f"{len(changed)} of {len(functions)} function(s) changed; {carried_stage} parameter {carried}"
+        return StageResult("endpoint", action, detail, functions=changed)

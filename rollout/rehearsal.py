@@ -15,6 +15,7 @@ from rollout.emulator import running_emulator
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
 from rollout.stacks import describe
+from rollout.summary import Summary
 
 ROUTE_KEYS = {"$connect", "$disconnect", "$default"}
 
@@ -43,10 +44,10 @@ def template_variables(aws: Aws, settings: EnvironmentSettings, compute_template
     return set(evaluator.eval(function["Properties"]["Environment"]["Variables"]))
 
 
-def prove(aws: Aws, summary: dict[str, Any], expected_variables: set[str]) -> dict[str, Any]:
+def prove(aws: Aws, management_endpoint: str, expected_variables: set[str]) -> dict[str, Any]:
     """Check what the rollout left behind: the API, its routes, integrations and stage, and every
     function carrying the endpoint with no other variable lost."""
-    api_id = summary["management_endpoint"].split("//", 1)[1].split(".", 1)[0]
+    api_id = management_endpoint.split("//", 1)[1].split(".", 1)[0]
     apigw = aws.client("apigatewayv2")
     routes = {r["RouteKey"]: r for r in apigw.get_routes(ApiId=api_id)["Items"]}
     integrations = {i["IntegrationId"]: i for i in apigw.get_integrations(ApiId=api_id)["Items"]}
@@ -58,7 +59,7 @@ def prove(aws: Aws, summary: dict[str, Any], expected_variables: set[str]) -> di
         target = integrations.get(route.get("Target", "").removeprefix("integrations/"))
         if target is None or target["IntegrationType"] != "AWS_PROXY":
             problems.append(f"route {key} has no AWS_PROXY integration")
-    stage_name = summary["management_endpoint"].rsplit("/", 1)[1]
+    stage_name = management_endpoint.rsplit("/", 1)[1]
     if stages != [stage_name]:
         problems.append(f"stages are {stages}, expected [{stage_name}]")
     lambda_client = aws.client("lambda")
@@ -66,7 +67,7 @@ def prove(aws: Aws, summary: dict[str, Any], expected_variables: set[str]) -> di
     for function in lambda_client.list_functions()["Functions"]:
         variables = function.get("Environment", {}).get("Variables", {})
         functions[function["FunctionName"]] = variables.get(ENDPOINT_VARIABLE)
-        if variables.get(ENDPOINT_VARIABLE) != summary["management_endpoint"]:
+        if variables.get(ENDPOINT_VARIABLE) != management_endpoint:
             problems.append(f"{function['FunctionName']} does not carry the endpoint")
         lost = expected_variables - set(variables)
         if lost:
@@ -87,7 +88,7 @@ def rehearse(
     report: Reporter,
     options: engine.Options,
     engine_name: str = "local",
-) -> dict[str, Any]:
+) -> Summary:
     with running_emulator() as endpoint_url:
         aws = Aws(settings.region, endpoint_url=endpoint_url)
         prepare_account(aws, settings)
@@ -101,6 +102,6 @@ def rehearse(
             from rollout.preflight import rendered_templates
 
             expected = template_variables(aws, settings, rendered_templates()["compute"])
-            summary["proof"] = prove(aws, summary, expected)
-        summary["aws_calls"] = {"total": aws.counter.total, "mutating": aws.counter.mutating}
+            summary.proof = prove(aws, summary.management_endpoint, expected)
+        summary.aws_calls = {"total": aws.counter.total, "mutating": aws.counter.mutating}
     return summary

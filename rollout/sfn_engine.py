@@ -23,6 +23,7 @@ from rollout.prepare import prepare
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
 from rollout.stacks import StackDeployer, StageFailed
+from rollout.summary import ArtifactSummary, StageResult, Summary
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
@@ -132,7 +133,7 @@ def rollout_stack_name(plan: Plan) -> str:
     return plan.stack("compute").stack_name.removesuffix("-compute") + "-rollout"
 
 
-def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> dict[str, Any]:
+def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
     """The same preparation as the local engine; then deploy or refresh the rollout stack, ship
     code and templates to its bucket, start an execution and follow it. A dry run shows the
     rollout stack's change set and every stage's, as the local engine plans them."""
@@ -162,10 +163,9 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
     )
     if options.dry_run:
         summary = engine.execute(prepared, aws, report, options)
-        summary["engine"] = "stepfunctions"
-        summary["stages"].insert(
-            0, {"stage": "rollout", "action": rollout.action, "detail": rollout.stack_name, "changes": rollout.changes}
-        )
+        summary.engine = "stepfunctions"
+        summary.stages.insert(0, StageResult("rollout", rollout.action, rollout.stack_name, rollout.stack_name,
+                                             rollout.changes))  # fmt: skip
         return summary
     if prepared.approved_recreates:
         report.line(
@@ -204,20 +204,12 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
         )
     output = result["output"]
     websocket_outputs = {o["OutputKey"]: o["OutputValue"] for o in output["outputs"]["websocket"]["list"]}
-    return {
-        "environment": plan.environment,
-        "region": plan.region,
-        "account": prepared.account,
-        "result": "succeeded",
-        "engine": "stepfunctions",
-        "execution": started["executionArn"],
-        "state_transitions": transitions,
-        "state_machine_calls": dict(calls),
-        "stages": [
-            {"stage": "rollout", "action": rollout.action, "detail": rollout.stack_name},
-            {"stage": "execution", "action": "succeeded", "detail": f"{transitions} state transitions"},
-        ],
-        "management_endpoint": output["endpoint"]["value"],
-        "websocket_url": websocket_outputs.get("WebSocketStageInvokeUrl", ""),
-        "artifact": {"s3_key": artifact.s3_key, "sha256": artifact.sha256},
-    }
+    return Summary(
+        plan.environment, plan.region, engine="stepfunctions", account=prepared.account, result="succeeded",
+        stages=[StageResult("rollout", rollout.action, rollout.stack_name, rollout.stack_name),
+                StageResult("execution", "succeeded", f"{transitions} state transitions")],
+        artifact=ArtifactSummary(artifact.s3_key, artifact.sha256, prepared.uploaded),
+        management_endpoint=output["endpoint"]["value"],
+        websocket_url=websocket_outputs.get("WebSocketStageInvokeUrl", ""),
+        execution=started["executionArn"], state_transitions=transitions, state_machine_calls=dict(calls),
+    )  # fmt: skip

@@ -28,7 +28,7 @@ def run(engine_name: str, emulator: str, env: settings.EnvironmentSettings,
     prepare_account(aws, env)
     options = engine.Options(poll_seconds=0, build_package=lambda _target: artifact)
     runner = sfn_engine.run if engine_name == "stepfunctions" else engine.run
-    return runner(env, aws, Reporter(io.StringIO()), options), aws
+    return runner(env, aws, Reporter(io.StringIO()), options).to_dict(), aws
 
 
 def vpc(aws: Aws) -> dict[str, str]:
@@ -66,7 +66,7 @@ def test_each_option_rolls_out_and_proves(emulator: str, env_settings: settings.
         env = with_parameters(env, "websocket", LogsKmsKeyArn=values["LogsKmsKeyArn"])
     summary, aws = run(engine_name, emulator, env, built_artifact)
     assert summary["result"] == "succeeded"
-    prove(aws, summary, template_variables(aws, env, rendered_templates()["compute"]))
+    prove(aws, summary["management_endpoint"], template_variables(aws, env, rendered_templates()["compute"]))
     function = aws.client("lambda").get_function_configuration(FunctionName="cc-websocket-connect")
     if option == "vpc":
         assert sorted(function["VpcConfig"]["SubnetIds"]) == sorted(values["SubnetIds"].split(","))

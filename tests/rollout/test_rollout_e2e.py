@@ -38,7 +38,9 @@ def test_fresh_rollout_builds_everything_and_wires_the_endpoint(
     endpoint = summary["management_endpoint"]
     assert endpoint.startswith("https://") and endpoint.endswith(".execute-api.eu-west-1.amazonaws.com/prod")
     assert summary["websocket_url"] == endpoint.replace("https://", "wss://")
-    proof = prove(aws, summary, template_variables(aws, env_settings, rendered_templates()["compute"]))
+    proof = prove(
+        aws, summary["management_endpoint"], template_variables(aws, env_settings, rendered_templates()["compute"])
+    )
     assert proof["routes"] == ["$connect", "$default", "$disconnect"] and proof["functions"] == sorted(FUNCTIONS)
     compute = aws.client("cloudformation").describe_stacks(StackName="cc-websocket-compute")["Stacks"][0]
     assert {p["ParameterKey"]: p["ParameterValue"] for p in compute["Parameters"]}["ManagementEndpoint"] == endpoint

@@ -34,13 +34,13 @@ def run_sfn(emulator: str, env: EnvironmentSettings, artifact: package.Artifact,
     aws = Aws(env.region, endpoint_url=emulator)
     prepare_account(aws, env)
     chosen = engine.Options(poll_seconds=0, build_package=lambda _t: artifact, **options)
-    return sfn_engine.run(env, aws, Reporter(report or io.StringIO()), chosen), aws
+    return sfn_engine.run(env, aws, Reporter(report or io.StringIO()), chosen).to_dict(), aws
 
 
 def test_fresh_then_no_op(emulator: str, env_settings: EnvironmentSettings, built_artifact: package.Artifact) -> None:
     first, aws = run_sfn(emulator, env_settings, built_artifact)
     assert first["result"] == "succeeded"
-    prove(aws, first, template_variables(aws, env_settings, rendered_templates()["compute"]))
+    prove(aws, first["management_endpoint"], template_variables(aws, env_settings, rendered_templates()["compute"]))
     assert first["state_machine_calls"]["executeChangeSet"] == 3  # compute, websocket, carry
     assert first["state_machine_calls"]["updateFunctionConfiguration"] == 5  # every function, notify too
     second, _ = run_sfn(emulator, env_settings, built_artifact)
