@@ -18,6 +18,7 @@ change set, so a name is never used twice on one stack.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from generator.stages import (
@@ -127,218 +128,161 @@ def _any_of(variable: str, values: tuple[str, ...], test: str = "StringEquals") 
     return {"Or": [{"Variable": variable, test: value} for value in values]}
 
 
+@dataclass(frozen=True)
+class _Stack:
+    """Names and paths of one stack's states: `<prefix>Describe`, `$.work.<prefix>`, ..."""
+
+    prefix: str
+    stage: str
+
+    @property
+    def work(self) -> str:
+        return f"$.work.{self.prefix}"
+
+    @property
+    def name_path(self) -> str:
+        return f"$.stacks.{self.stage}.name"
+
+    def state(self, suffix: str) -> str:
+        return f"{self.prefix}{suffix}"
+
+    def describe(self, next_state: str, **extra: Any) -> State:
+        return _task("cloudformation:describeStacks", {"StackName.$": self.name_path}, next_state, **extra)
+
+    def status_of_describe(self, next_state: str, **extra: Any) -> State:
+        selector = {"status.$": "States.ArrayGetItem($.Stacks[*].StackStatus, 0)"}
+        return self.describe(next_state, ResultSelector=selector, **extra)
+
+    def change_set_task(self, api: str, next_state: str, **extra: Any) -> State:
+        parameters = {"ChangeSetName.$": f"{self.work}.changeSet.id", "StackName.$": self.name_path}
+        return _task(f"cloudformation:{api}", parameters, next_state, **extra)
+
+
 def stack_states(prefix: str, stage: str, sources: dict[str, str], done: str) -> dict[str, State]:
     """The states that bring one stack to its template; `sources` maps each template parameter
     to the JSONPath (or intrinsic) giving its value. Ends in `done` with outputs at $.outputs."""
-    work = f"$.work.{prefix}"
-    stack_name = f"$.stacks.{stage}.name"
-    status = f"{work}.status"
-    parameters = [{"ParameterKey": name, "ParameterValue.$": path} for name, path in sorted(sources.items())]
-    describe = {"StackName.$": stack_name}
-    states: dict[str, State] = {
-        f"{prefix}Describe": _task(
-            "cloudformation:describeStacks",
-            describe,
-            f"{prefix}Status",
-            ResultPath=work,
-            ResultSelector={"status.$": "States.ArrayGetItem($.Stacks[*].StackStatus, 0)"},
-            Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": work, "Next": f"{prefix}Missing"}],
+    stack = _Stack(prefix, stage)
+    return {**_inspect(stack), **_recreate(stack), **_change_set(stack, sources), **_wait_for_stack(stack, done)}
+
+
+def _inspect(s: _Stack) -> dict[str, State]:
+    """Describe the stack and decide: create, update, re-create, or refuse (busy or stuck)."""
+    status = f"{s.work}.status"
+    missing = {"Variable": f"{s.work}.Cause", "StringMatches": "*does not exist*", "Next": s.state("PlanCreate")}
+    return {
+        s.state("Describe"): s.status_of_describe(
+            s.state("Status"), ResultPath=s.work,
+            Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": s.work, "Next": s.state("Missing")}],
         ),
-        f"{prefix}Missing": {
+        s.state("Missing"): {"Type": "Choice", "Choices": [missing], "Default": s.state("DescribeFailed")},
+        s.state("DescribeFailed"): _fail("DescribeFailed", f"{s.stage}: the stack could not be described"),
+        s.state("Status"): {
             "Type": "Choice",
             "Choices": [
-                {
-                    "Variable": f"{work}.Cause",
-                    "StringMatches": "*does not exist*",
-                    "Next": f"{prefix}PlanCreate",
-                },
+                {**_any_of(status, UPDATABLE), "Next": s.state("PlanUpdate")},
+                {"Variable": status, "StringEquals": "REVIEW_IN_PROGRESS", "Next": s.state("PlanCreate")},
+                {"Variable": status, "StringEquals": "ROLLBACK_COMPLETE", "Next": s.state("Delete")},
+                {"Variable": status, "StringEquals": "UPDATE_ROLLBACK_FAILED", "Next": s.state("RollbackFailed")},
             ],
-            "Default": f"{prefix}DescribeFailed",
+            "Default": s.state("Busy"),
         },
-        f"{prefix}DescribeFailed": _fail("DescribeFailed", f"{stage}: the stack could not be described"),
-        f"{prefix}Status": {
-            "Type": "Choice",
-            "Choices": [
-                {**_any_of(status, UPDATABLE), "Next": f"{prefix}PlanUpdate"},
-                {
-                    "Variable": status,
-                    "StringEquals": "REVIEW_IN_PROGRESS",
-                    "Next": f"{prefix}PlanCreate",
-                },
-                {
-                    "Variable": status,
-                    "StringEquals": "ROLLBACK_COMPLETE",
-                    "Next": f"{prefix}Delete",
-                },
-                {
-                    "Variable": status,
-                    "StringEquals": "UPDATE_ROLLBACK_FAILED",
-                    "Next": f"{prefix}RollbackFailed",
-                },
-            ],
-            "Default": f"{prefix}Busy",
-        },
-        f"{prefix}Busy": _fail_with(
+        s.state("Busy"): _fail_with(
             "StackBusy",
             f"States.Format('{{}} is {{}}: someone else is changing it or it is stuck; wait until it is "
-            f"stable, then start the rollout again', {stack_name}, {status})",
+            f"stable, then start the rollout again', {s.name_path}, {status})",
         ),
-        f"{prefix}RollbackFailed": _fail_with(
+        s.state("RollbackFailed"): _fail_with(
             "UpdateRollbackFailed",
             f"States.Format('{{}} is UPDATE_ROLLBACK_FAILED: fix the resources named in its events, run "
-            f"continue-update-rollback, then start again', {stack_name})",
+            f"continue-update-rollback, then start again', {s.name_path})",
         ),
-        f"{prefix}Delete": _task("cloudformation:deleteStack", describe, f"{prefix}DeletedStart", ResultPath=IGNORED),
-        f"{prefix}PlanCreate": {
-            "Type": "Pass",
-            "Result": "CREATE",
-            "ResultPath": f"{work}.type",
-            "Next": f"{prefix}CreateChangeSet",
-        },
-        f"{prefix}PlanUpdate": {
-            "Type": "Pass",
-            "Result": "UPDATE",
-            "ResultPath": f"{work}.type",
-            "Next": f"{prefix}CreateChangeSet",
-        },
-        f"{prefix}CreateChangeSet": _task(
+    }  # fmt: skip
+
+
+def _recreate(s: _Stack) -> dict[str, State]:
+    """A first create that rolled back: delete it, wait, then create it again."""
+    deleted = f"{s.work}.deleteStatus.status"
+    return {
+        s.state("Delete"): _task("cloudformation:deleteStack", {"StackName.$": s.name_path},
+                                 s.state("DeletedStart"), ResultPath=IGNORED),
+        s.state("DeleteFailed"): _fail("StackFailed", f"{s.stage}: deleting the rolled-back stack failed"),
+        **poll_loop(
+            s.state("Deleted"),
+            s.status_of_describe("", Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": f"{s.work}.deleted",
+                                             "Next": s.state("PlanCreate")}]),
+            [{"Variable": deleted, "StringEquals": "DELETE_COMPLETE", "Next": s.state("PlanCreate")},
+             {"Variable": deleted, "StringEquals": "DELETE_IN_PROGRESS", "Next": s.state("DeletedCount")}],
+            s.state("DeleteFailed"), f"{s.work}.deleteStatus",
+        ),
+    }  # fmt: skip
+
+
+def _change_set(s: _Stack, sources: dict[str, str]) -> dict[str, State]:
+    """Create a change set (CREATE or UPDATE), wait for it, skip it when it has no changes (the
+    stack's outputs are read as they are), else execute it."""
+    parameters = [{"ParameterKey": name, "ParameterValue.$": path} for name, path in sorted(sources.items())]
+    status, reason = f"{s.work}.changeSetStatus", f"{s.work}.changeSetReason.reason"
+    no_changes = tuple(f"*{text}*" for text in NO_CHANGES)
+    return {
+        s.state("PlanCreate"): {"Type": "Pass", "Result": "CREATE", "ResultPath": f"{s.work}.type",
+                                "Next": s.state("CreateChangeSet")},
+        s.state("PlanUpdate"): {"Type": "Pass", "Result": "UPDATE", "ResultPath": f"{s.work}.type",
+                                "Next": s.state("CreateChangeSet")},
+        s.state("CreateChangeSet"): _task(
             "cloudformation:createChangeSet",
-            {
-                "StackName.$": stack_name,
-                "ChangeSetName.$": f"States.Format('{{}}-{prefix.lower()}', $.changeSetName)",
-                "ChangeSetType.$": f"{work}.type",
-                "TemplateURL.$": f"$.stacks.{stage}.templateUrl",
-                "Capabilities": ["CAPABILITY_NAMED_IAM"],
-                "RoleARN": CLOUDFORMATION_ROLE,
-                "Parameters": parameters,
-            },
-            f"{prefix}ChangeSetStart",
-            ResultPath=f"{work}.changeSet",
-            ResultSelector={"id.$": "$.Id"},
+            {"StackName.$": s.name_path,
+             "ChangeSetName.$": f"States.Format('{{}}-{s.prefix.lower()}', $.changeSetName)",
+             "ChangeSetType.$": f"{s.work}.type", "TemplateURL.$": f"$.stacks.{s.stage}.templateUrl",
+             "Capabilities": ["CAPABILITY_NAMED_IAM"], "RoleARN": CLOUDFORMATION_ROLE, "Parameters": parameters},
+            s.state("ChangeSetStart"), ResultPath=f"{s.work}.changeSet", ResultSelector={"id.$": "$.Id"},
         ),
-        f"{prefix}DeleteChangeSet": _task(
-            "cloudformation:deleteChangeSet",
-            {"ChangeSetName.$": f"{work}.changeSet.id", "StackName.$": stack_name},
-            f"{prefix}Outputs",
-            ResultPath=IGNORED,
+        **poll_loop(
+            s.state("ChangeSet"),
+            s.change_set_task("describeChangeSet", "", ResultSelector={"status.$": "$.Status"}),
+            [{"Variable": f"{status}.status", "StringEquals": "CREATE_COMPLETE", "Next": s.state("Execute")},
+             {"Variable": f"{status}.status", "StringEquals": "FAILED", "Next": s.state("ChangeSetReason")}],
+            s.state("ChangeSetCount"), status,
         ),
-        f"{prefix}ChangeSetFailed": _fail_with("ChangeSetFailed", f"{work}.changeSetReason.reason"),
-        f"{prefix}Execute": _task(
-            "cloudformation:executeChangeSet",
-            {"ChangeSetName.$": f"{work}.changeSet.id", "StackName.$": stack_name},
-            f"{prefix}StackStart",
-            ResultPath=IGNORED,
-        ),
-        # A failed stack's cause is its StackStatusReason; without one, its final status.
-        f"{prefix}Failed": _task(
-            "cloudformation:describeStacks",
-            describe,
-            f"{prefix}FailedWithReason",
-            ResultPath=f"{work}.failure",
-            ResultSelector={"reason.$": "States.ArrayGetItem($.Stacks[*].StackStatusReason, 0)"},
-            Catch=[
-                {
-                    "ErrorEquals": ["States.ALL"],
-                    "ResultPath": f"{work}.failureLookup",
-                    "Next": f"{prefix}FailedWithStatus",
-                }
-            ],
-        ),
-        f"{prefix}DeleteFailed": _fail("StackFailed", f"{stage}: deleting the rolled-back stack failed"),
-        f"{prefix}FailedWithReason": _fail_with(
-            "StackFailed", f"States.Format('{{}}: {{}}', {stack_name}, {work}.failure.reason)"
-        ),
-        f"{prefix}FailedWithStatus": _fail_with(
-            "StackFailed",
-            f"States.Format('{{}} ended {{}}; its events name the failing resources', "
-            f"{stack_name}, {work}.stackStatus.status)",
-        ),
-        f"{prefix}Outputs": _task(
-            "cloudformation:describeStacks",
-            describe,
-            done,
-            ResultPath=f"$.outputs.{stage}",
-            ResultSelector={"list.$": "States.ArrayGetItem($.Stacks[*].Outputs, 0)"},
-        ),
-    }
-    change_set = f"{work}.changeSetStatus"
-    states |= poll_loop(
-        f"{prefix}Deleted",
-        _task(
-            "cloudformation:describeStacks",
-            describe,
-            "",
-            ResultSelector={"status.$": "States.ArrayGetItem($.Stacks[*].StackStatus, 0)"},
-            Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": f"{work}.deleted", "Next": f"{prefix}PlanCreate"}],
-        ),
-        [
-            {
-                "Variable": f"{work}.deleteStatus.status",
-                "StringEquals": "DELETE_COMPLETE",
-                "Next": f"{prefix}PlanCreate",
-            },
-            {
-                "Variable": f"{work}.deleteStatus.status",
-                "StringEquals": "DELETE_IN_PROGRESS",
-                "Next": f"{prefix}DeletedCount",
-            },
-        ],
-        f"{prefix}DeleteFailed",
-        f"{work}.deleteStatus",
-    )
-    states |= poll_loop(
-        f"{prefix}ChangeSet",
-        _task(
-            "cloudformation:describeChangeSet",
-            {"ChangeSetName.$": f"{work}.changeSet.id", "StackName.$": stack_name},
-            "",
-            ResultSelector={"status.$": "$.Status"},
-        ),
-        [
-            {"Variable": f"{change_set}.status", "StringEquals": "CREATE_COMPLETE", "Next": f"{prefix}Execute"},
-            {"Variable": f"{change_set}.status", "StringEquals": "FAILED", "Next": f"{prefix}ChangeSetReason"},
-        ],
-        f"{prefix}ChangeSetCount",
-        change_set,
-    )
-    reason = f"{work}.changeSetReason.reason"
-    states |= {
         # A FAILED change set always has a StatusReason; "no changes" is a skip, not a failure.
-        f"{prefix}ChangeSetReason": _task(
-            "cloudformation:describeChangeSet",
-            {"ChangeSetName.$": f"{work}.changeSet.id", "StackName.$": stack_name},
-            f"{prefix}NoChanges",
-            ResultPath=f"{work}.changeSetReason",
+        s.state("ChangeSetReason"): s.change_set_task(
+            "describeChangeSet", s.state("NoChanges"), ResultPath=f"{s.work}.changeSetReason",
             ResultSelector={"reason.$": "$.StatusReason"},
         ),
-        f"{prefix}NoChanges": {
-            "Type": "Choice",
-            "Choices": [
-                {
-                    **_any_of(reason, tuple(f"*{text}*" for text in NO_CHANGES), "StringMatches"),
-                    "Next": f"{prefix}DeleteChangeSet",
-                }
-            ],
-            "Default": f"{prefix}ChangeSetFailed",
-        },
-    }
-    stack_status = f"{work}.stackStatus.status"
-    states |= poll_loop(
-        f"{prefix}Stack",
-        _task(
-            "cloudformation:describeStacks",
-            describe,
-            "",
-            ResultSelector={"status.$": "States.ArrayGetItem($.Stacks[*].StackStatus, 0)"},
+        s.state("NoChanges"): {"Type": "Choice",
+                               "Choices": [{**_any_of(reason, no_changes, "StringMatches"),
+                                            "Next": s.state("DeleteChangeSet")}],
+                               "Default": s.state("ChangeSetFailed")},
+        s.state("DeleteChangeSet"): s.change_set_task("deleteChangeSet", s.state("Outputs"), ResultPath=IGNORED),
+        s.state("ChangeSetFailed"): _fail_with("ChangeSetFailed", reason),
+        s.state("Execute"): s.change_set_task("executeChangeSet", s.state("StackStart"), ResultPath=IGNORED),
+    }  # fmt: skip
+
+
+def _wait_for_stack(s: _Stack, done: str) -> dict[str, State]:
+    """Wait for the executed change set; read the outputs, or fail with the stack's reason."""
+    status = f"{s.work}.stackStatus.status"
+    return {
+        **poll_loop(
+            s.state("Stack"), s.status_of_describe(""),
+            [{**_any_of(status, SUCCESS), "Next": s.state("Outputs")},
+             {"Variable": status, "StringMatches": "*_IN_PROGRESS", "Next": s.state("StackCount")}],
+            s.state("Failed"), f"{s.work}.stackStatus",
         ),
-        [
-            {**_any_of(stack_status, SUCCESS), "Next": f"{prefix}Outputs"},
-            {"Variable": stack_status, "StringMatches": "*_IN_PROGRESS", "Next": f"{prefix}StackCount"},
-        ],
-        f"{prefix}Failed",
-        f"{work}.stackStatus",
-    )
-    return states
+        # A failed stack's cause is its StackStatusReason; without one, its final status.
+        s.state("Failed"): s.describe(
+            s.state("FailedWithReason"), ResultPath=f"{s.work}.failure",
+            ResultSelector={"reason.$": "States.ArrayGetItem($.Stacks[*].StackStatusReason, 0)"},
+            Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": f"{s.work}.failureLookup",
+                    "Next": s.state("FailedWithStatus")}],
+        ),
+        s.state("FailedWithReason"): _fail_with(
+            "StackFailed", f"States.Format('{{}}: {{}}', {s.name_path}, {s.work}.failure.reason)"),
+        s.state("FailedWithStatus"): _fail_with(
+            "StackFailed", f"States.Format('{{}} ended {{}}; its events name the failing resources', "
+                           f"{s.name_path}, {status})"),
+        s.state("Outputs"): s.describe(done, ResultPath=f"$.outputs.{s.stage}",
+                                       ResultSelector={"list.$": "States.ArrayGetItem($.Stacks[*].Outputs, 0)"}),
+    }  # fmt: skip
 
 
 def endpoint_states(first: str, done: str) -> dict[str, State]:
