@@ -47,6 +47,9 @@ CODE = {"CodeS3Bucket": BUCKET, "CodeS3Key": "handlers/handlers-arm64-py3.14-012
 SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:cc/db-AbCdEf"
 ENVIRONMENT_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
 LOGS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/66666666-7777-8888-9999-000000000000"
+CONSUMER_FUNCTIONS = (f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:careconnect-backend",
+                      f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:careconnect-notifications")  # fmt: skip
+CONSUMER_ROLES = ("careconnect-backend-role",)
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,15 @@ OPTIONS = (
     Option("account role on", IAM_DB, {"CreateApiGatewayAccountRole": "true"}),
     Option("account role off", IAM_DB, {"CreateApiGatewayAccountRole": "false"}),
     Option("another prefix", {**IAM_DB, "NamePrefix": "staging"}, {"NamePrefix": "staging"}, {"NamePrefix": "staging"}),
+    Option(
+        "endpoint consumers",
+        IAM_DB,
+        {"ManageConnectionsRoleNames": ",".join(CONSUMER_ROLES)},
+        {
+            "EndpointConsumerArns": ",".join(CONSUMER_FUNCTIONS),
+            "EndpointConsumerRoleArns": ",".join(f"arn:aws:iam::{ACCOUNT}:role/{r}" for r in CONSUMER_ROLES),
+        },
+    ),
 )
 
 
@@ -312,6 +324,20 @@ def stack_checks(
                         yield Check("CloudFormationRole", f"{stem} {logical} ({kind})", handler, action, arn)
 
 
+def _tasks(machine: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every Task state, those inside a Map's iteration too."""
+    for name, state in machine["States"].items():
+        if state.get("Type") == "Task":
+            yield name, state
+        if "ItemProcessor" in state:
+            yield from _tasks(state["ItemProcessor"])
+
+
+def _action(state: dict[str, Any]) -> str:
+    service, api = state["Resource"].rsplit(":", 2)[-2:]
+    return f"{service}:{api[0].upper()}{api[1:]}"
+
+
 def state_machine_checks(option: Option, rollout_parameters: dict[str, str]) -> Iterator[Check]:
     """Each aws-sdk Task's call on what it names, plus PassRole, the template read and the key."""
     prefix = rollout_parameters.get("NamePrefix", "cc")
@@ -322,9 +348,12 @@ def state_machine_checks(option: Option, rollout_parameters: dict[str, str]) -> 
         _arn("lambda", f"function:{prefix}-websocket-{suffix}") for suffix in (f.suffix for f in HANDLER_FUNCTIONS)
     ]
     key = rollout_parameters.get("EnvironmentKmsKeyArn", "")
+    consumers = [arn for arn in rollout_parameters.get("EndpointConsumerArns", "").split(",") if arn]
     texts = {stem: "" for stem in STACKS}  # the key's hash part does not matter to the policy
-    for state_name, state in machine["States"].items():
-        if state.get("Type") != "Task":
+    for state_name, state in _tasks(machine):
+        if state_name.startswith("Consumer"):  # inside the Map over the endpoint consumers
+            for function in consumers:
+                yield Check("StateMachineRole", state_name, "task", _action(state), function)
             continue
         service, api = state["Resource"].rsplit(":", 2)[-2:]
         action = f"{service}:{api[0].upper()}{api[1:]}"

@@ -29,6 +29,9 @@ def problems(definition: dict[str, Any]) -> list[str]:
         if state["Type"] not in TERMINAL | {"Choice"} and "Next" not in state and not state.get("End"):
             found.append(f"{name} has neither Next nor End")
     found += [f"{name} is unreachable" for name in sorted(set(states) - _reachable(definition))]
+    for name, state in states.items():  # a Map's iteration is a machine of its own
+        if "ItemProcessor" in state:
+            found += [f"{name}: {problem}" for problem in problems(state["ItemProcessor"])]
     found += [
         f"loop without a bound: {', '.join(sorted(loop))}" for loop in _loops(states) if not _bounded(loop, states)
     ]

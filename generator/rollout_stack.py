@@ -12,7 +12,7 @@ import json
 from awacs import awslambda as lambda_
 from awacs import iam, logs, s3, xray
 from awacs.aws import Action, Allow, Bool, Condition, Deny, PolicyDocument, Principal, Statement
-from troposphere import Equals, GetAtt, If, Not, Ref, Sub, Template
+from troposphere import Equals, GetAtt, If, Join, Not, Ref, Sub, Template
 from troposphere.iam import Policy, Role
 from troposphere.s3 import AbortIncompleteMultipartUpload as AbortUploads
 from troposphere.s3 import (
@@ -53,6 +53,8 @@ from generator.statemachine import definition
 ARN = "arn:${AWS::Partition}"
 HERE = "${AWS::Region}:${AWS::AccountId}"
 STACK_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,127}$"
+CONSUMER_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64}$"
+CONSUMER_ROLE_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$"
 VENDED_LOGS_REASON = "CloudWatch Logs log delivery and X-Ray APIs take no resource ARN; AWS documents '*'."
 
 
@@ -102,6 +104,17 @@ def _parameters(params: ParameterSet) -> None:
         "machine then need the key to write and read the functions' environment.",
         ConstraintDescription="empty, or a KMS key ARN",
     )
+    for name, label, pattern, what in (
+        ("EndpointConsumerArns", "Endpoint consumers' function ARNs", CONSUMER_ARN_PATTERN, "Lambda function ARNs"),
+        ("EndpointConsumerRoleArns", "Endpoint consumers' role ARNs", CONSUMER_ROLE_ARN_PATTERN, "IAM role ARNs"),
+    ):  # fmt: skip
+        params.add(
+            "Target stacks", name, label, Type="CommaDelimitedList", Default="", AllowedPattern=pattern,
+            Description=f"The environment's endpoint_consumers ({what}): the state machine may read and update "
+            "exactly these functions' configuration, CloudFormation may attach the stage's management-API "
+            "policy to exactly these roles. The rollout fills both.",
+            ConstraintDescription=f"{what}, comma separated",
+        )  # fmt: skip
     add_log_parameters(params, "Logs", "State machine log")
 
 
@@ -175,29 +188,28 @@ def _actions(service: str, *names: str) -> list[object]:
     return [Action(service, name) for name in names]
 
 
+def _when(condition: str, name: str, actions: list[object], resources: object) -> If:
+    """An inline policy that exists only when `condition` holds."""
+    document = PolicyDocument(Version="2012-10-17", Statement=[_allow(actions, resources)])  # type: ignore[arg-type]
+    return If(condition, Policy(PolicyName=name, PolicyDocument=document), Ref("AWS::NoValue"))
+
+
 def _service_role(
     logical_id: str,
     service: str,
     policy_name: str,
     statements: list[Statement],
     description: str,
-    key_actions: list[object],
+    conditional: list[If],
 ) -> Role:
-    """A role only `service` may assume, with one inline policy, and `key_actions` on the
-    functions' environment key in a second one when that key is given."""
-    key_policy = Policy(
-        PolicyName="environment-key",
-        PolicyDocument=PolicyDocument(
-            Version="2012-10-17", Statement=[_allow(key_actions, [Ref("EnvironmentKmsKeyArn")])]
-        ),
-    )
+    """A role only `service` may assume, with one inline policy and the `conditional` ones."""
     return Role(
         logical_id,
         Description=description,
         AssumeRolePolicyDocument=assume_role_policy(service),
         Policies=[
             Policy(PolicyName=policy_name, PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements)),
-            If("EnvironmentKeyGiven", key_policy, Ref("AWS::NoValue")),
+            *conditional,
         ],
         Tags=tags("rollout"),
     )
@@ -340,7 +352,16 @@ def _cloudformation_role(template: Template) -> Role:
         "websocket-stacks",
         statements,
         "CloudFormation service role for the CareConnect WebSocket stacks' change sets",
-        ENVIRONMENT_KEY_ACTIONS,
+        [
+            _when("EnvironmentKeyGiven", "environment-key", ENVIRONMENT_KEY_ACTIONS, [Ref("EnvironmentKmsKeyArn")]),
+            # The stage's management-API policy on the endpoint consumers' own roles.
+            _when(
+                "ConsumersGiven",
+                "endpoint-consumer-roles",
+                _actions("iam", "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy"),
+                Ref("EndpointConsumerRoleArns"),
+            ),
+        ],
     )
     role.Metadata = checkov_skips(("CKV_AWS_111", UNSCOPED_REASON), ("CKV_AWS_356", UNSCOPED_REASON))
     return template.add_resource(role)
@@ -395,7 +416,20 @@ def _state_machine_role(template: Template, cloudformation_role: Role) -> Role:
         "rollout",
         statements,
         "Role of the CareConnect WebSocket rollout state machine",
-        _actions("kms", "CreateGrant", "Decrypt", "Encrypt"),
+        [
+            _when(
+                "EnvironmentKeyGiven",
+                "environment-key",
+                _actions("kms", "CreateGrant", "Decrypt", "Encrypt"),
+                [Ref("EnvironmentKmsKeyArn")],
+            ),
+            _when(
+                "ConsumersGiven",
+                "endpoint-consumers",
+                [lambda_.GetFunctionConfiguration, lambda_.UpdateFunctionConfiguration],
+                Ref("EndpointConsumerArns"),
+            ),
+        ],
     )
     role.Metadata = checkov_skips(("CKV_AWS_111", VENDED_LOGS_REASON), ("CKV_AWS_356", VENDED_LOGS_REASON))
     return template.add_resource(role)
@@ -425,6 +459,7 @@ def build() -> Template:
     _parameters(params)
     template.add_condition("Tracing", Equals(Ref("TracingEnabled"), "true"))
     template.add_condition("EnvironmentKeyGiven", Not(Equals(Ref("EnvironmentKmsKeyArn"), "")))
+    template.add_condition("ConsumersGiven", Not(Equals(Join("", Ref("EndpointConsumerArns")), "")))
     bucket = _bucket(template)
     cloudformation_role = _cloudformation_role(template)
     machine_role = _state_machine_role(template, cloudformation_role)

@@ -31,8 +31,15 @@ STACK_INPUTS: dict[str, dict[str, Source]] = {
     },
 }
 ARTIFACT_PARAMETERS = {"compute": ("CodeS3Bucket", "CodeS3Key")}
+# The roles of the environment's endpoint consumers (functions outside these stacks that get the
+# endpoint too), granted the management API of this stage; the rollout looks them up.
+CONSUMER_ROLES_PARAMETER = ("websocket", "ManageConnectionsRoleNames")
+MAX_CONSUMERS = 10  # endpoint consumers one rollout serves (the state machine has this many slots)
 ROLLOUT_SET_PARAMETERS = {
-    stage: set(STACK_INPUTS[stage]) | set(ARTIFACT_PARAMETERS.get(stage, ())) for stage in STACK_TEMPLATES
+    stage: set(STACK_INPUTS[stage])
+    | set(ARTIFACT_PARAMETERS.get(stage, ()))
+    | ({CONSUMER_ROLES_PARAMETER[1]} if stage == CONSUMER_ROLES_PARAMETER[0] else set())
+    for stage in STACK_TEMPLATES
 }
 
 

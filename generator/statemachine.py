@@ -23,6 +23,7 @@ from typing import Any
 
 from generator.stages import (
     ENDPOINT_UPDATE,
+    MAX_CONSUMERS,
     NO_CHANGES,
     STACK_INPUTS,
     STACK_TEMPLATES,
@@ -286,9 +287,9 @@ def _wait_for_stack(s: _Stack, done: str) -> dict[str, State]:
 
 
 def endpoint_states(first: str, done: str) -> dict[str, State]:
-    """Merge the endpoint into each handler function, in turn; functions carrying it are skipped."""
+    """Merge the endpoint into each handler function, in turn, then into every endpoint consumer
+    of the input (`$.consumers`, functions outside the stacks); functions carrying it are skipped."""
     update = ENDPOINT_UPDATE
-    value = "$.endpoint.value"
     states: dict[str, State] = {
         first: {
             "Type": "Pass",
@@ -298,72 +299,52 @@ def endpoint_states(first: str, done: str) -> dict[str, State]:
         },
     }
     for index, source in enumerate(update.functions_from):
-        name = f"Function{index}"
-        after = f"Function{index + 1}Read" if index + 1 < len(update.functions_from) else done
-        function = {"FunctionName.$": output_path(source)}
-        current = f"$.work.{name}.variables.{update.variable}"
-        states |= {
-            f"{name}Read": _task(
-                "lambda:getFunctionConfiguration",
-                function,
-                f"{name}Check",
-                ResultPath=f"$.work.{name}",
-                ResultSelector={"variables.$": "$.Environment.Variables", "revision.$": "$.RevisionId"},
-            ),
-            f"{name}Check": {
-                "Type": "Choice",
-                "Choices": [
-                    {
-                        "And": [
-                            {"Variable": current, "IsPresent": True},
-                            {"Variable": current, "StringEqualsPath": value},
-                        ],
-                        "Next": after,
-                    }
-                ],
-                "Default": f"{name}Patch",
-            },
-            f"{name}Patch": {
-                "Type": "Pass",
-                "Parameters": {f"{update.variable}.$": value},
-                "ResultPath": f"$.work.{name}.patch",
-                "Next": f"{name}Update",
-            },
-            f"{name}Update": _task(
-                "lambda:updateFunctionConfiguration",
-                {
-                    **function,
-                    "RevisionId.$": f"$.work.{name}.revision",
-                    "Environment": {
-                        "Variables.$": f"States.JsonMerge($.work.{name}.variables, $.work.{name}.patch, false)"
-                    },
-                },
-                f"{name}UpdatedStart",
-                ResultPath=IGNORED,
-                Retry=[
-                    *RETRY,
-                    {
-                        "ErrorEquals": ["Lambda.ResourceConflictException"],
-                        "IntervalSeconds": 5,
-                        "MaxAttempts": 10,
-                        "BackoffRate": 1.5,
-                    },
-                ],
-            ),
-            f"{name}Failed": _fail("FunctionUpdateFailed", f"{name}: the configuration update failed"),
+        after = f"Function{index + 1}Read" if index + 1 < len(update.functions_from) else "Consumer0Present"
+        states |= merge_endpoint(f"Function{index}", output_path(source), after)
+    # The consumers, unrolled (a Map's item context is not available in every Step Functions
+    # implementation the rollout is rehearsed on): each slot runs only when the list reaches it.
+    for index in range(MAX_CONSUMERS):
+        name, after = f"Consumer{index}", f"Consumer{index + 1}Present" if index + 1 < MAX_CONSUMERS else done
+        states[f"{name}Present"] = {
+            "Type": "Choice",
+            "Choices": [{"Variable": f"$.consumers[{index}]", "IsPresent": True, "Next": f"{name}Read"}],
+            "Default": done,
         }
-        status = f"$.work.{name}.updated.status"
-        states |= poll_loop(
+        states |= merge_endpoint(name, f"States.ArrayGetItem($.consumers, {index})", after)
+    return states
+
+
+def merge_endpoint(name: str, function_path: str, after: str) -> dict[str, State]:
+    """Read one function's environment, skip it if it carries the endpoint (`$.endpoint.value`),
+    else merge the variable in, update with the RevisionId and wait for the update."""
+    variable, value = ENDPOINT_UPDATE.variable, "$.endpoint.value"
+    function = {"FunctionName.$": function_path}
+    current = f"$.work.{name}.variables.{variable}"
+    conflict = {"ErrorEquals": ["Lambda.ResourceConflictException"], "IntervalSeconds": 5, "MaxAttempts": 10,
+                "BackoffRate": 1.5}  # fmt: skip
+    status = f"$.work.{name}.updated.status"
+    return {
+        f"{name}Read": _task("lambda:getFunctionConfiguration", function, f"{name}Check", ResultPath=f"$.work.{name}",
+                             ResultSelector={"variables.$": "$.Environment.Variables", "revision.$": "$.RevisionId"}),
+        f"{name}Check": {"Type": "Choice", "Choices": [
+            {"And": [{"Variable": current, "IsPresent": True}, {"Variable": current, "StringEqualsPath": value}],
+             "Next": after}], "Default": f"{name}Patch"},
+        f"{name}Patch": {"Type": "Pass", "Parameters": {f"{variable}.$": value}, "ResultPath": f"$.work.{name}.patch",
+                         "Next": f"{name}Update"},
+        f"{name}Update": _task(
+            "lambda:updateFunctionConfiguration",
+            {**function, "RevisionId.$": f"$.work.{name}.revision",
+             "Environment": {"Variables.$": f"States.JsonMerge($.work.{name}.variables, $.work.{name}.patch, false)"}},
+            f"{name}UpdatedStart", ResultPath=IGNORED, Retry=[*RETRY, conflict]),
+        f"{name}Failed": _fail("FunctionUpdateFailed", f"{name}: the configuration update failed"),
+        **poll_loop(
             f"{name}Updated",
             _task("lambda:getFunctionConfiguration", function, "", ResultSelector={"status.$": "$.LastUpdateStatus"}),
-            [
-                {"Variable": status, "StringEquals": "Successful", "Next": after},
-                {"Variable": status, "StringEquals": "InProgress", "Next": f"{name}UpdatedCount"},
-            ],
-            f"{name}Failed",
-            f"$.work.{name}.updated",
-        )
-    return states
+            [{"Variable": status, "StringEquals": "Successful", "Next": after},
+             {"Variable": status, "StringEquals": "InProgress", "Next": f"{name}UpdatedCount"}],
+            f"{name}Failed", f"$.work.{name}.updated",
+        ),
+    }  # fmt: skip
 
 
 def parameter_sources(stage: str, template_parameters: list[str], forward: set[str]) -> dict[str, str]:

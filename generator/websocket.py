@@ -125,6 +125,17 @@ def _parameters(params: ParameterSet) -> None:
     )
     params.add(
         functions,
+        "ManageConnectionsRoleNames",
+        "Endpoint consumers' roles",
+        Type="CommaDelimitedList",
+        Default="",
+        AllowedPattern=r"^$|^[A-Za-z0-9+=,.@_-]{1,64}$",
+        Description="Roles of other functions that post to connections (e.g. the CareConnect backend's), "
+        "granted the management API of this stage only. The rollout fills it from endpoint_consumers.",
+        ConstraintDescription="IAM role names, comma separated",
+    )
+    params.add(
+        functions,
         "IntegrationTimeoutMillis",
         "Integration timeout (ms)",
         Type="Number",
@@ -204,6 +215,7 @@ def _conditions(template: Template) -> None:
     for route in ROUTE_HANDLERS:
         template.add_condition(f"{route.arn_parameter}Given", Not(Equals(Ref(route.arn_parameter), "")))
     template.add_condition("HandlersRoleNameGiven", Not(Equals(Ref("HandlersRoleName"), "")))
+    template.add_condition("ConsumerRolesGiven", Not(Equals(Join("", Ref("ManageConnectionsRoleNames")), "")))
     template.add_condition("CreateAccountRole", Equals(Ref("CreateApiGatewayAccountRole"), "true"))
     template.add_condition("DataTraceOn", Equals(Ref("DataTraceEnabled"), "true"))
     template.add_condition("DetailedMetricsOn", Equals(Ref("DetailedMetricsEnabled"), "true"))
@@ -319,20 +331,34 @@ def _stage(template: Template, api: Api, routes: list[Route]) -> Stage:
     )
 
 
-def _management_policy(template: Template) -> PolicyType:
+def _manage_connections() -> PolicyDocument:
     """execute-api:ManageConnections on this API's stage only: post, get and delete."""
     resources = [
         Sub(f"{EXECUTE_API_ARN}/${{StageName}}/{method}/@connections/*") for method in ("POST", "GET", "DELETE")
     ]
+    return PolicyDocument(
+        Version="2012-10-17", Statement=[Statement(Effect=Allow, Action=[ManageConnections], Resource=resources)]
+    )
+
+
+def _management_policy(template: Template) -> PolicyType:
+    """The handlers' role, and the endpoint consumers' roles when given, may use this stage's
+    management API (and no other API's)."""
+    template.add_resource(
+        PolicyType(
+            "ConsumersManageConnectionsPolicy",
+            Condition="ConsumerRolesGiven",
+            PolicyName=Sub("${NamePrefix}-websocket-manage-connections"),
+            Roles=Ref("ManageConnectionsRoleNames"),
+            PolicyDocument=_manage_connections(),
+        )
+    )
     return template.add_resource(
         PolicyType(
             "ManageConnectionsPolicy",
             PolicyName=Sub("${NamePrefix}-websocket-manage-connections"),
             Roles=[handlers_role_name()],
-            PolicyDocument=PolicyDocument(
-                Version="2012-10-17",
-                Statement=[Statement(Effect=Allow, Action=[ManageConnections], Resource=resources)],
-            ),
+            PolicyDocument=_manage_connections(),
         )
     )
 

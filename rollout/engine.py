@@ -77,8 +77,8 @@ class _Execution:
         return StageResult(result.stage, result.action, detail, result.stack_name, result.changes)
 
     def endpoint(self) -> StageResult:
-        """Merge the management endpoint into every function, then carry it into the compute
-        stack's parameter so later compute deploys keep it."""
+        """Merge the management endpoint into every function (ours, then the endpoint consumers'),
+        then carry it into the compute stack's parameter so later compute deploys keep it."""
         update, dry = self.prepared.plan.endpoint, self.options.dry_run
         value = self.outputs.get(update.value_from[0], {}).get(update.value_from[1], "")
         if not value:
@@ -87,6 +87,7 @@ class _Execution:
         functions = [
             self.outputs[stage][key] for stage, key in update.functions_from if key in self.outputs.get(stage, {})
         ]
+        functions += [consumer.function_arn for consumer in self.prepared.consumers]
         lambda_client = self.aws.client("lambda")
         changed = [f for f in functions
                    if endpoints.set_variable(lambda_client, f, update.variable, value, dry_run=dry, sleep=self.options.sleep)]  # fmt: skip
@@ -100,5 +101,7 @@ class _Execution:
         if current is not None and current.parameters.get(carried_parameter) != value:
             carried = self.stack(stage, {carried_parameter: value}).action
         action = "planned" if dry else ("updated" if changed or carried != "unchanged" else "unchanged")
-        detail = f"{len(changed)} of {len(functions)} function(s) changed; {carried_stage} parameter {carried}"
+        consumers = len(self.prepared.consumers)
+        detail = (f"{len(changed)} of {len(functions)} function(s) changed"
+                  + (f" ({consumers} endpoint consumer(s))" if consumers else "") + f"; {carried_stage} parameter {carried}")  # fmt: skip
         return StageResult("endpoint", action, detail, functions=changed)

@@ -2,7 +2,7 @@
 
   who and where -> templates_out/ fresh -> the environment's bucket -> the stacks deployable
   (a ROLLBACK_COMPLETE stack re-created only after a yes) -> the account's logging role decided
-  -> the handlers built (reused when unchanged) -> code and templates uploaded -> the stacks'
+  -> the endpoint consumers found (their roles granted the stage's management API) -> the handlers built (reused when unchanged) -> code and templates uploaded -> the stacks'
   current outputs.
 
 The local engine (`rollout.engine`) then runs the stages from here; the Step Functions engine
@@ -11,12 +11,15 @@ The local engine (`rollout.engine`) then runs the stages from here; the Step Fun
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from botocore.exceptions import ClientError
+
+from generator.stages import CONSUMER_ROLES_PARAMETER
 from rollout import artifacts, package, preflight
 from rollout.aws import Aws
 from rollout.options import Options
-from rollout.plan import Plan, make_plan
+from rollout.plan import Plan, frozen, make_plan
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
 from rollout.stacks import Declined, describe, existing_outputs
@@ -31,6 +34,20 @@ class Prepared:
     templates: dict[str, artifacts.StoredTemplate]
     outputs: dict[str, dict[str, str]]
     approved_recreates: frozenset[str]  # ROLLBACK_COMPLETE stacks the engineer agreed to re-create
+    consumers: tuple[Consumer, ...] = ()
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A function outside the stacks that gets the endpoint, and the role it runs as."""
+
+    function: str  # as the settings name it
+    function_arn: str
+    role_arn: str
+
+    @property
+    def role_name(self) -> str:
+        return self.role_arn.rsplit("/", 1)[-1]
 
 
 def plan_for(settings: EnvironmentSettings) -> Plan:
@@ -50,6 +67,8 @@ def prepare(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: 
     preflight.check_stacks(aws, plan)
     approved = _approve_recreates(aws, plan, report, options)
     plan = preflight.with_account_role(aws, plan, report)
+    consumers = find_consumers(aws, settings.endpoint_consumers, identity["account"], report)
+    plan = _with_consumer_roles(plan, consumers)
     target = package.Target(architecture=plan.stack("compute").parameters.get("Architecture", "arm64"))
     artifact = options.build_package(target)
     s3 = aws.client("s3")
@@ -69,7 +88,46 @@ def prepare(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: 
         ),
     )
     outputs = existing_outputs(aws.client("cloudformation"), dict(settings.stacks))
-    return Prepared(plan, identity["account"], artifact, uploaded, templates, outputs, approved)
+    return Prepared(plan, identity["account"], artifact, uploaded, templates, outputs, approved, consumers)
+
+
+def find_consumers(aws: Aws, names: tuple[str, ...], account: str, report: Reporter) -> tuple[Consumer, ...]:
+    """Each endpoint consumer's ARN and role; one that does not exist, or runs as a role of another
+    account (which this stack cannot grant), is refused by name before anything changes."""
+    lambda_client, found = aws.client("lambda"), []
+    for name in names:
+        try:
+            config = lambda_client.get_function_configuration(FunctionName=name)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                raise preflight.PreflightFailed(
+                    f"endpoint consumer {name} does not exist in {aws.region}: fix endpoint_consumers"
+                ) from None
+            raise
+        role_account = config["Role"].split(":")[4]
+        if role_account != account:
+            raise preflight.PreflightFailed(
+                f"endpoint consumer {name} runs as {config['Role']}, a role of account {role_account}: this stack "
+                f"can grant only roles of {account}; grant that role ManageConnections in its own account"
+            )
+        found.append(Consumer(name, config["FunctionArn"], config["Role"]))
+    if found:
+        report.line(
+            "preflight", "endpoint consumers: " + ", ".join(f"{c.function} (role {c.role_name})" for c in found)
+        )
+    return tuple(found)
+
+
+def _with_consumer_roles(plan: Plan, consumers: tuple[Consumer, ...]) -> Plan:
+    stage_name, parameter = CONSUMER_ROLES_PARAMETER
+    roles = ",".join(sorted({c.role_name for c in consumers}))
+    stacks = tuple(
+        replace(stage, parameters=frozen({**stage.parameters, parameter: roles}))
+        if stage.stage == stage_name
+        else stage
+        for stage in plan.stacks
+    )
+    return replace(plan, stacks=stacks)
 
 
 def _approve_recreates(aws: Aws, plan: Plan, report: Reporter, options: Options) -> frozenset[str]:

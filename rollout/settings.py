@@ -17,13 +17,16 @@ import yaml
 from generator.build import build_all
 from generator.intrinsics import failed_rules
 from generator.parameters import InvalidSetting, check_values
-from generator.stages import ROLLOUT_SET_PARAMETERS, STACK_TEMPLATES
+from generator.stages import MAX_CONSUMERS, ROLLOUT_SET_PARAMETERS, STACK_TEMPLATES
 
 ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "environments"
 REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 STACK_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
-KNOWN_KEYS = {"region", "artifacts_bucket", "stacks", "parameters"}
+KNOWN_KEYS = {"region", "artifacts_bucket", "stacks", "parameters", "endpoint_consumers"}
+CONSUMER_PATTERN = re.compile(
+    r"^([A-Za-z0-9_-]{1,64}|arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64})$"
+)
 # Stand-ins for what the rollout sets itself, so the Rules can be checked before it runs.
 PLACEHOLDERS = {"compute": {"CodeS3Bucket": "artifacts", "CodeS3Key": "handlers/pending.zip"}}
 
@@ -40,6 +43,7 @@ class EnvironmentSettings:
     artifacts_bucket: str
     stacks: dict[str, str]  # stage -> stack name
     parameters: dict[str, dict[str, str]] = field(default_factory=dict)  # stage -> name -> value
+    endpoint_consumers: tuple[str, ...] = ()  # functions outside the stacks that get the endpoint too
 
 
 def available() -> list[str]:
@@ -91,7 +95,24 @@ def validate(name: str, path: Path, raw: dict[str, Any], *, region_override: str
     if len(set(stacks.values())) != len(stacks):
         raise _fail(path, "stacks", "each stage needs its own stack")
     parameters = _parameters(path, raw.get("parameters") or {})
-    return EnvironmentSettings(name, path, region, bucket, {k: str(v) for k, v in stacks.items()}, parameters)
+    consumers = _consumers(path, raw.get("endpoint_consumers") or [])
+    return EnvironmentSettings(
+        name, path, region, bucket, {k: str(v) for k, v in stacks.items()}, parameters, consumers
+    )
+
+
+def _consumers(path: Path, raw: Any) -> tuple[str, ...]:
+    """Function names or ARNs, each once."""
+    if not isinstance(raw, list):
+        raise _fail(path, "endpoint_consumers", "expected a list of Lambda function names or ARNs")
+    for index, item in enumerate(raw):
+        if not isinstance(item, str) or not CONSUMER_PATTERN.match(item):
+            raise _fail(path, f"endpoint_consumers[{index}]", f"{item!r} is not a Lambda function name or ARN")
+    if len(set(raw)) != len(raw):
+        raise _fail(path, "endpoint_consumers", "lists a function twice")
+    if len(raw) > MAX_CONSUMERS:
+        raise _fail(path, "endpoint_consumers", f"{len(raw)} functions; at most {MAX_CONSUMERS} are served")
+    return tuple(raw)
 
 
 def _parameters(path: Path, raw: Any) -> dict[str, dict[str, str]]:

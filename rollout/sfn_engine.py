@@ -38,8 +38,9 @@ def execution_input(
     artifact_key: str,
     outputs_now: dict[str, dict[str, str]],
     poll_seconds: int = POLL_SECONDS,
+    consumers: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Every template parameter's value per stage: settings, else the template default; the
+    """The endpoint consumers' function ARNs, and every template parameter's value per stage: settings, else the template default; the
     code location; and inputs from stacks that already exist (later stages' outputs, which the
     state machine cannot read before they run). Forward wiring is the state machine's job."""
     templates = build_all(list(STACK_TEMPLATES.values()))
@@ -72,7 +73,8 @@ def execution_input(
             "parameters": values,
         }
         earlier.add(stage.stage)
-    return {"changeSetName": change_set_name(stacks), "pollSeconds": poll_seconds, "stacks": stacks}
+    return {"changeSetName": change_set_name(stacks), "pollSeconds": poll_seconds, "stacks": stacks,
+            "consumers": list(consumers)}  # fmt: skip
 
 
 def change_set_name(stacks: dict[str, Any]) -> str:
@@ -159,6 +161,8 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
             "ComputeStackName": plan.stack("compute").stack_name,
             "WebSocketStackName": plan.stack("websocket").stack_name,
             "EnvironmentKmsKeyArn": compute.get("EnvironmentKmsKeyArn", ""),
+            "EndpointConsumerArns": ",".join(c.function_arn for c in prepared.consumers),
+            "EndpointConsumerRoleArns": ",".join(sorted({c.role_arn for c in prepared.consumers})),
         },
     )
     if options.dry_run:
@@ -179,7 +183,9 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
         s3, bucket, plan.region, {stem: t.text for stem, t in prepared.templates.items()}
     )
     shipped = dataclasses.replace(plan, artifacts_bucket=bucket)
-    document = execution_input(shipped, stored, artifact.s3_key, prepared.outputs, int(max(options.poll_seconds, 0)))
+    consumers = tuple(c.function_arn for c in prepared.consumers)
+    document = execution_input(shipped, stored, artifact.s3_key, prepared.outputs, int(max(options.poll_seconds, 0)),
+                               consumers)  # fmt: skip
     stepfunctions = aws.client("stepfunctions")
     started = stepfunctions.start_execution(
         stateMachineArn=rollout.outputs["StateMachineArn"],

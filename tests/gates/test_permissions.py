@@ -67,13 +67,31 @@ def test_log_group_tagging_needs_the_arn_without_the_trailing_wildcard(
     assert tagging == {"logs:TagResource", "logs:UntagResource", "logs:ListTagsForResource"}
 
 
-def test_the_environment_key_is_checked_only_under_that_option(rollout: dict[str, Any]) -> None:
+def without_conditional(rollout: dict[str, Any], condition: str) -> dict[str, Any]:
+    """The rollout template without the inline policies that exist under `condition`."""
     changed = copy.deepcopy(rollout)
     for role in ("CloudFormationRole", "StateMachineRole"):
-        changed["Resources"][role]["Properties"]["Policies"] = changed["Resources"][role]["Properties"]["Policies"][:1]
-    report = permissions.run(rollout_override=changed)
+        policies = changed["Resources"][role]["Properties"]["Policies"]
+        changed["Resources"][role]["Properties"]["Policies"] = [
+            p for p in policies if p.get("Fn::If", [None])[0] != condition
+        ]
+    return changed
+
+
+def test_the_environment_key_is_checked_only_under_that_option(rollout: dict[str, Any]) -> None:
+    report = permissions.run(rollout_override=without_conditional(rollout, "EnvironmentKeyGiven"))
     assert {m.action.split(":")[0] for m in report.misses} == {"kms"}
     assert all(m.arn == permissions.ENVIRONMENT_KEY for m in report.misses)
+
+
+def test_endpoint_consumers_need_their_functions_and_roles_and_nothing_wider(rollout: dict[str, Any]) -> None:
+    report = permissions.run(rollout_override=without_conditional(rollout, "ConsumersGiven"))
+    assert {(m.role, m.action) for m in report.misses} == {
+        ("StateMachineRole", "lambda:GetFunctionConfiguration"), ("StateMachineRole", "lambda:UpdateFunctionConfiguration"),
+        ("CloudFormationRole", "iam:PutRolePolicy"), ("CloudFormationRole", "iam:DeleteRolePolicy"),
+        ("CloudFormationRole", "iam:GetRolePolicy")}  # fmt: skip
+    assert {m.arn for m in report.misses} == {*permissions.CONSUMER_FUNCTIONS,
+                                              f"arn:aws:iam::123456789012:role/{permissions.CONSUMER_ROLES[0]}"}  # fmt: skip
 
 
 def test_an_exception_without_a_reason_is_refused_and_an_unused_one_fails(tmp_path: Path) -> None:

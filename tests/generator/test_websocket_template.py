@@ -165,7 +165,7 @@ def test_permission_source_arn_is_this_api_stage_and_route(ws: dict[str, Any], r
 
 
 def test_manage_connections_grant_is_scoped_to_this_stage(ws: dict[str, Any]) -> None:
-    (policy,) = of_type(ws, "AWS::IAM::Policy").values()
+    policy = ws["Resources"]["ManageConnectionsPolicy"]
     ev = Evaluator(ws, physical_ids={"Api": "a1b2c3"})
     props = ev.eval(policy["Properties"])
     assert props["Roles"] == ["cc-websocket-handlers"]
@@ -211,3 +211,15 @@ def test_the_account_role_is_retained_and_set_after_other_iam_work(ws: dict[str,
         ws["Parameters"]["LoggingLevel"]["Description"] + ws["Parameters"]["CreateApiGatewayAccountRole"]["Description"]
     )
     assert "unless OFF" not in text and "Access logging is always on" in text
+
+
+def test_endpoint_consumers_roles_get_the_same_grant_only_when_given(ws: dict[str, Any]) -> None:
+    consumers = ws["Resources"]["ConsumersManageConnectionsPolicy"]
+    assert consumers["Condition"] == "ConsumerRolesGiven"
+    assert not Evaluator(ws).condition("ConsumerRolesGiven")  # default: no consumer, no policy
+    ev = Evaluator(ws, {"ManageConnectionsRoleNames": "backend-role,reports-role"}, physical_ids={"Api": "a1b2c3"})
+    assert ev.condition("ConsumerRolesGiven")
+    props = ev.eval(consumers["Properties"])
+    assert props["Roles"] == ["backend-role", "reports-role"]
+    ours = ev.eval(ws["Resources"]["ManageConnectionsPolicy"]["Properties"])
+    assert props["PolicyDocument"] == ours["PolicyDocument"]  # this API and stage only, nothing wider

@@ -45,7 +45,8 @@ def env_settings() -> settings.EnvironmentSettings:
 
 def with_parameters(base: settings.EnvironmentSettings, stage: str, **values: str) -> settings.EnvironmentSettings:
     raw = {"region": base.region, "artifacts_bucket": base.artifacts_bucket, "stacks": base.stacks,
-           "parameters": {**base.parameters, stage: {**base.parameters[stage], **values}}}  # fmt: skip
+           "parameters": {**base.parameters, stage: {**base.parameters[stage], **values}},
+           "endpoint_consumers": list(base.endpoint_consumers)}  # fmt: skip
     return settings.validate(base.name, base.path, raw)
 
 
