@@ -8,6 +8,7 @@ reads an environment's settings, so a bad value fails before anything is written
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -87,6 +88,9 @@ def check_value(parameter: Parameter, value: object) -> str:
     props = parameter_properties(parameter)
     name = parameter.title
     parameter_type = props.get("Type", "String")
+    _check_shape(name, value, parameter_type, props)
+    if parameter_type == "Number" and _integral(props):
+        value = _whole_number(name, value)
     text = _as_text(value)
     accepted = describe_constraints(parameter)
     for item in _items(parameter_type, text):
@@ -102,6 +106,37 @@ def check_value(parameter: Parameter, value: object) -> str:
     return text
 
 
+def _check_shape(name: str, value: object, parameter_type: str, props: Mapping[str, Any]) -> None:
+    """A YAML null, a mapping, or a list where one value is meant is never turned into text."""
+    if value is None:
+        default = props.get("Default")
+        raise InvalidSetting(name, value, "is empty (a YAML null): give a value, or remove the setting to use the "
+                             f"default ({default!r})" if default is not None else "is empty (a YAML null): give a value")  # fmt: skip
+    is_list = parameter_type.startswith("List<") or parameter_type == "CommaDelimitedList"
+    if isinstance(value, dict) or (isinstance(value, list | tuple) and not is_list):
+        raise InvalidSetting(
+            name, value, f"expected a single {parameter_type.lower()} value, not a {type(value).__name__}"
+        )
+    if isinstance(value, list | tuple) and not all(isinstance(v, str | int) and not isinstance(v, bool) for v in value):
+        raise InvalidSetting(name, value, "expected a list of plain values")
+
+
+def _integral(props: Mapping[str, Any]) -> bool:
+    """A Number parameter whose bounds and default are whole numbers means a whole number."""
+    bounds = [props[key] for key in ("MinValue", "MaxValue", "Default") if key in props]
+    return bool(bounds) and all(isinstance(b, int) or (isinstance(b, str) and b.lstrip("-").isdigit()) for b in bounds)
+
+
+def _whole_number(name: str, value: object) -> object:
+    try:
+        number = float(str(value))
+    except ValueError:
+        return value  # _check_number names the problem
+    if not math.isfinite(number) or not number.is_integer():
+        raise InvalidSetting(name, value, "expected a whole number")
+    return int(number)
+
+
 def _as_text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -115,6 +150,8 @@ def _check_number(name: str, value: object, item: str, props: Mapping[str, Any],
         number = float(item)
     except ValueError:
         raise InvalidSetting(name, value, f"expected a number; {accepted}") from None
+    if not math.isfinite(number):
+        raise InvalidSetting(name, value, f"expected a finite number; {accepted}")
     if "MinValue" in props and number < float(props["MinValue"]):
         raise InvalidSetting(name, value, f"expected {accepted}")
     if "MaxValue" in props and number > float(props["MaxValue"]):

@@ -31,6 +31,22 @@ CONSUMER_PATTERN = re.compile(
 PLACEHOLDERS = {"compute": {"CodeS3Bucket": "artifacts", "CodeS3Key": "handlers/pending.zip"}}
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice (line {key_node.start_mark.line + 1})",
+                    key_node.start_mark,
+                )  # fmt: skip
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 class SettingsError(ValueError):
     """Bad or missing settings: the text says which file, which setting and what to do."""
 
@@ -56,12 +72,16 @@ def load(name: str, *, region: str | None = None, directory: Path = ENVIRONMENTS
         known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml"))) or "none"
         raise SettingsError(f"unknown environment {name!r}: expected one of {known} (files in {directory})")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as error:
         raise SettingsError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise SettingsError(f"{path}: expected a mapping of settings")
     return validate(name, path, raw, region_override=region)
+
+
+def _shape(value: Any) -> str:
+    return "an empty value (a YAML null)" if value is None else f"a {type(value).__name__}"
 
 
 def _fail(path: Path, setting: str, problem: str) -> SettingsError:
@@ -72,6 +92,9 @@ def validate(name: str, path: Path, raw: dict[str, Any], *, region_override: str
     unknown = sorted(set(raw) - KNOWN_KEYS)
     if unknown:
         raise _fail(path, unknown[0], f"unknown setting; expected {', '.join(sorted(KNOWN_KEYS))}")
+    for key in ("region", "artifacts_bucket"):
+        if key in raw and not isinstance(raw[key], str):
+            raise _fail(path, key, f"expected a single text value, not {_shape(raw[key])}")
     region = region_override or str(raw.get("region", ""))
     if not REGION_PATTERN.match(region):
         raise _fail(
@@ -90,7 +113,7 @@ def validate(name: str, path: Path, raw: dict[str, Any], *, region_override: str
     if not isinstance(stacks, dict) or set(stacks) != set(STACK_TEMPLATES):
         raise _fail(path, "stacks", f"expected exactly {', '.join(STACK_TEMPLATES)} with a stack name each")
     for stage, stack in stacks.items():
-        if not STACK_NAME_PATTERN.match(str(stack)):
+        if not isinstance(stack, str) or not STACK_NAME_PATTERN.match(stack):
             raise _fail(path, f"stacks.{stage}", f"{stack!r} is not a CloudFormation stack name")
     if len(set(stacks.values())) != len(stacks):
         raise _fail(path, "stacks", "each stage needs its own stack")

@@ -45,6 +45,15 @@ def test_unknown_environment_lists_the_known_ones() -> None:
         ({"parameters": {"compute": {"CodeS3Key": "x.zip"}}}, "parameters.compute.CodeS3Key: is set by the rollout itself"),
         ({"parameters": {"compute": {"DatabaseAuth": "secret"}}}, "parameters.compute: DatabaseAuth=secret needs DatabaseSecretArn"),
         ({"parameters": {"shared": {"Nope": "1"}}}, "parameters.shared.Nope: no template has this parameter"),
+        # Nothing nobody meant: YAML nulls, NaN, fractions, lists and mappings where one value is meant.
+        ({"parameters": {"websocket": {"StageName": None}}}, "parameters.websocket.StageName: is empty (a YAML null)"),
+        ({"parameters": {"compute": {"JwtIssuer": None}}}, "JwtIssuer: is empty (a YAML null): give a value, or remove"),
+        ({"parameters": {"compute": {"MemorySize": float("nan")}}}, "parameters.compute.MemorySize: expected a whole number"),
+        ({"parameters": {"compute": {"MemorySize": 256.5}}}, "parameters.compute.MemorySize: expected a whole number"),
+        ({"parameters": {"compute": {"JwtIssuer": ["a", "b"]}}}, "JwtIssuer: expected a single string value, not a list"),
+        ({"parameters": {"compute": {"JwtIssuer": {"a": 1}}}}, "JwtIssuer: expected a single string value, not a dict"),
+        ({"region": None}, "region: expected a single text value, not an empty value (a YAML null)"),
+        ({"stacks": {"compute": None, "websocket": "b"}}, "stacks.compute: None is not a CloudFormation stack name"),
     ],
 )  # fmt: skip
 def test_mistakes_are_named(tmp_path: Path, changes: dict[str, Any], message: str) -> None:
@@ -60,3 +69,18 @@ def test_region_can_be_overridden() -> None:
 def test_prod_refuses_until_filled_in() -> None:
     with pytest.raises(settings.SettingsError, match="artifacts_bucket"):
         settings.load("prod")
+
+
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path: Path) -> None:
+    (tmp_path / "twice.yaml").write_text(yaml.safe_dump(GOOD) + "region: us-east-1\n")
+    with pytest.raises(
+        settings.SettingsError, match=r"twice.yaml: not valid YAML: .*'region' is given twice \(line \d+\)"
+    ):
+        settings.load("twice", directory=tmp_path)
+
+
+def test_whole_numbers_written_as_floats_are_accepted_as_whole(tmp_path: Path) -> None:
+    env = check(
+        tmp_path, parameters={**GOOD["parameters"], "compute": {**GOOD["parameters"]["compute"], "MemorySize": 512.0}}
+    )
+    assert env.parameters["compute"]["MemorySize"] == "512"
