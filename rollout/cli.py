@@ -59,9 +59,13 @@ def _package(args: argparse.Namespace) -> int:
 
 def _confirm(assume_yes: bool) -> Any:
     def ask(question: str) -> bool:
+        """Questions go to stderr, never stdout (which may be `--json > file`); end of input is a no."""
         if assume_yes:
             return True
-        answer = input(f"{question} [y/N] ")
+        print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+        answer = sys.stdin.readline()
+        if not answer:
+            print("(no answer: taken as no)", file=sys.stderr)
         return answer.strip().lower() in ("y", "yes")
 
     return ask

@@ -165,4 +165,8 @@ def _parameters(path: Path, raw: Any) -> dict[str, dict[str, str]]:
         broken = failed_rules(templates[stem].to_dict(), placeholders | result[stage])
         if broken:
             raise _fail(path, f"parameters.{stage}", "; ".join(broken))
+    keys = [name for name in ("JwtSecretArn", "JwtPublicKey") if result["compute"].get(name)]
+    if len(keys) != 1:
+        raise _fail(path, "parameters.compute", "name exactly one JWT key, JwtSecretArn (the secret holding the "
+                    "backend's SECURITY_JWT_SECRET) or JwtPublicKey: without one no client can authenticate")  # fmt: skip
     return result

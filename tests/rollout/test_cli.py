@@ -183,3 +183,15 @@ def test_the_emulator_command_serves_until_interrupted(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize(("typed", "answer"), [("y\n", True), ("yes\n", True), ("\n", False), ("", False)])
+def test_questions_go_to_stderr_and_end_of_input_is_a_no(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str], typed: str,
+                                                          answer: bool) -> None:  # fmt: skip
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(typed))
+    assert cli._confirm(False)("Execute 3 change(s) to cc-websocket-api?") is answer
+    out, err = capsys.readouterr()
+    assert out == "" and "Execute 3 change(s) to cc-websocket-api? [y/N]" in err  # stdout stays the JSON's

@@ -45,6 +45,8 @@ def test_unknown_environment_lists_the_known_ones() -> None:
         ({"parameters": {"compute": {"CodeS3Key": "x.zip"}}}, "parameters.compute.CodeS3Key: is set by the rollout itself"),
         ({"parameters": {"compute": {"DatabaseAuth": "secret"}}}, "parameters.compute: DatabaseAuth=secret needs DatabaseSecretArn"),
         ({"parameters": {"shared": {"Nope": "1"}}}, "parameters.shared.Nope: no template has this parameter"),
+        ({"parameters": {"compute": {"DatabaseAuth": "iam", "DatabaseHost": "h", "DatabaseUser": "u",
+                                     "DatabaseResourceId": "db-X"}}}, "parameters.compute: name exactly one JWT key"),
         # Nothing nobody meant: YAML nulls, NaN, fractions, lists and mappings where one value is meant.
         ({"parameters": {"websocket": {"StageName": None}}}, "parameters.websocket.StageName: is empty (a YAML null)"),
         ({"parameters": {"compute": {"JwtIssuer": None}}}, "JwtIssuer: is empty (a YAML null): give a value, or remove"),
@@ -84,3 +86,12 @@ def test_whole_numbers_written_as_floats_are_accepted_as_whole(tmp_path: Path) -
         tmp_path, parameters={**GOOD["parameters"], "compute": {**GOOD["parameters"]["compute"], "MemorySize": 512.0}}
     )
     assert env.parameters["compute"]["MemorySize"] == "512"
+
+
+def test_prod_as_shipped_names_no_jwt_key_and_is_refused_for_it(tmp_path: Path) -> None:
+    prod = yaml.safe_load((settings.ENVIRONMENTS_DIR / "prod.yaml").read_text())
+    prod["artifacts_bucket"] = "cc-prod-artifacts"
+    prod["parameters"]["compute"]["DatabaseSecretArn"] = "arn:aws:secretsmanager:us-east-1:123456789012:secret:cc/db-Ab"
+    (tmp_path / "prod.yaml").write_text(yaml.safe_dump(prod))
+    with pytest.raises(settings.SettingsError, match="name exactly one JWT key"):
+        settings.load("prod", directory=tmp_path)
