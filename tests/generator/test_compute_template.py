@@ -301,3 +301,10 @@ def test_the_environment_the_template_sets_loads_in_the_handlers(
     settings = load({name: str(value) for name, value in variables.items()})
     assert settings.database.auth == values["DatabaseAuth"]
     assert settings.jwt.issuer == "careconnect" and settings.ttl_minutes == 120
+
+
+def test_the_vpc_advice_is_nat_not_an_interface_endpoint(compute: dict[str, Any]) -> None:
+    """An execute-api interface endpoint serves private APIs only; the management API is public."""
+    text = compute["Parameters"]["SubnetIds"]["Description"]
+    assert "NAT gateway" in text and "private APIs only" in text
+    assert "or an execute-api interface endpoint." not in text
