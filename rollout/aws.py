@@ -23,7 +23,8 @@ MUTATING_PREFIXES = (
     "Untag",
     "Start",
 )
-RETRIES = Config(retries={"mode": "standard", "max_attempts": 10}, connect_timeout=10, read_timeout=60)
+# Throttling is retried with backoff; an unreachable endpoint fails in seconds, not half a minute.
+RETRIES = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=60)
 
 
 class CredentialsError(RuntimeError):

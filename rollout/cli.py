@@ -5,8 +5,9 @@
   package               build the handlers' Lambda zip
   emulator [--port N]   serve the embedded emulator on 127.0.0.1 until interrupted
 
-Exit codes: 0 success or nothing to do, 1 a stage failed, 2 bad usage or settings,
-130 interrupted.
+Exit codes: 0 success or nothing to do, 1 a stage failed or AWS refused a call, 2 bad usage,
+settings or set-up (nothing changed), 3 declined at a question (nothing executed), 130
+interrupted. Under --json a failure is a JSON error object on stdout.
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rollout import engine, package, settings
-from rollout.aws import Aws, CredentialsError
-from rollout.preflight import PreflightFailed
+from rollout.aws import Aws
+from rollout.errors import DECLINED, INTERRUPTED, Failure, explain
 from rollout.report import Reporter
-from rollout.sfn_engine import NoEchoRefused
-from rollout.stacks import Declined, StageFailed
 
 REHEARSAL_ENVIRONMENT = "rehearsal"
 
@@ -75,18 +75,14 @@ def _rollout(args: argparse.Namespace) -> int:
     report = Reporter()
     rehearsing = args.command == "rehearse"
     environment = REHEARSAL_ENVIRONMENT if rehearsing else args.env
-    if not (rehearsing or args.yes or args.dry_run or sys.stdin.isatty()):
-        print(
-            "error: not an interactive terminal: pass --yes to execute without questions "
-            "(or --dry-run to only show the plan)",
-            file=sys.stderr,
-        )
-        return 2
     options = engine.Options(
-        dry_run=args.dry_run, poll_seconds=args.poll_seconds, confirm=_confirm(args.yes or rehearsing)
+        dry_run=args.dry_run, poll_seconds=args.poll_seconds, confirm=_confirm(rehearsing or args.yes)
     )
     try:
         env = settings.load(environment, region=getattr(args, "region", None))
+        if not (rehearsing or args.yes or args.dry_run or sys.stdin.isatty()):
+            raise settings.SettingsError("not an interactive terminal: pass --yes to execute without questions "
+                                         "(or --dry-run to only show the plan)")  # fmt: skip
         if rehearsing:
             from rollout.rehearsal import rehearse
 
@@ -100,29 +96,43 @@ def _rollout(args: argparse.Namespace) -> int:
             else:
                 summary = engine.run(env, aws, report, options)
             summary.aws_calls = {"total": aws.counter.total, "mutating": aws.counter.mutating}
-    except (settings.SettingsError, CredentialsError, NoEchoRefused) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except PreflightFailed as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    except (StageFailed, Declined, package.PackagingError) as error:
-        report.failure("rollout", str(error), getattr(error, "details", []))
-        print(
-            "Later stages did not start. Fix the cause and run the same command again: finished stages are skipped.",
-            file=sys.stderr,
-        )
-        return 1
     except KeyboardInterrupt:
-        print(
-            f"\ninterrupted: stopped watching. CloudFormation carries on with any change already started "
-            f"(it finishes or rolls back by itself). Run `python -m rollout deploy --env {environment}` again "
-            "to resume: finished stages are skipped.",
-            file=sys.stderr,
-        )
-        return 130
+        return _interrupted(args, environment, report)
+    except Exception as error:
+        failure = explain(error)
+        if failure is None:
+            raise
+        return _failed(failure, args.json, report)
     report.summary(summary.to_dict(), args.json)
     return 0
+
+
+def _failed(failure: Failure, as_json: bool, report: Reporter) -> int:
+    if failure.kind in ("stage", "package"):
+        report.failure("rollout", failure.message, failure.details)
+        print("Later stages did not start. Fix the cause and run the same command again: finished stages are "
+              "skipped.", file=sys.stderr)  # fmt: skip
+    else:
+        print(f"{'declined' if failure.exit_code == DECLINED else 'error'}: {failure.message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps(failure.to_dict(), indent=2, sort_keys=True))
+    return failure.exit_code
+
+
+def _interrupted(args: argparse.Namespace, environment: str, report: Reporter) -> int:
+    if args.command == "rehearse":
+        advice = "the rehearsal ran in this process only; nothing else changed. Run `scripts/main` again."
+    elif args.engine == "stepfunctions":
+        advice = ("stopped following: the state machine's execution keeps running in AWS (its history is in the "
+                  "Step Functions console). Wait for it to end before running the rollout again.")  # fmt: skip
+    else:
+        advice = (f"stopped watching. CloudFormation carries on with any change already started (it finishes or "
+                  f"rolls back by itself). Run `python -m rollout deploy --env {environment}` again to resume: "
+                  "finished stages are skipped.")  # fmt: skip
+    print(f"\ninterrupted: {advice}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(Failure(INTERRUPTED, "interrupted", advice).to_dict(), indent=2, sort_keys=True))
+    return INTERRUPTED
 
 
 def _emulator(args: argparse.Namespace) -> int:
@@ -152,6 +162,20 @@ def _emulator(args: argparse.Namespace) -> int:
         return 0
 
 
+def _seconds(text: str) -> float:
+    value = float(text) if text.replace(".", "", 1).isdigit() else -1.0
+    if not 0 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds between 0 and 60")
+    return value
+
+
+def _url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an http(s) URL, e.g. http://127.0.0.1:4566")
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="python -m rollout",
@@ -163,13 +187,8 @@ def parser() -> argparse.ArgumentParser:
 
     def common(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--dry-run", action="store_true", help="show every stage's change set; change nothing")
-        sub.add_argument(
-            "--yes",
-            action="store_true",
-            help="execute without asking (needed when not interactive)",
-        )
-        sub.add_argument("--json", action="store_true", help="print the summary as JSON")
-        sub.add_argument("--poll-seconds", type=float, default=2.0, help=argparse.SUPPRESS)
+        sub.add_argument("--json", action="store_true", help="print the summary (or the error) as JSON")
+        sub.add_argument("--poll-seconds", type=_seconds, default=2.0, help=argparse.SUPPRESS)
         sub.add_argument(
             "--engine",
             choices=("local", "stepfunctions"),
@@ -181,7 +200,8 @@ def parser() -> argparse.ArgumentParser:
     deploy.add_argument("--env", required=True, help=f"environment: one of {', '.join(settings.available())}")
     deploy.add_argument("--region", help="override the environment's region")
     deploy.add_argument("--profile", help="AWS profile (default: the standard credential chain)")
-    deploy.add_argument("--endpoint-url", help="any AWS-compatible endpoint (e.g. a local emulator)")
+    deploy.add_argument("--endpoint-url", type=_url, help="any AWS-compatible endpoint (e.g. a local emulator)")
+    deploy.add_argument("--yes", action="store_true", help="execute without asking (needed when not interactive)")
     common(deploy)
     deploy.set_defaults(run=_rollout)
 

@@ -14,13 +14,13 @@ from rollout.aws import Aws
 from rollout.emulator import running_emulator
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
-from rollout.stacks import describe
+from rollout.stacks import StageFailed, describe
 from rollout.summary import Summary
 
 ROUTE_KEYS = {"$connect", "$disconnect", "$default"}
 
 
-class RehearsalFailed(RuntimeError):
+class RehearsalFailed(StageFailed):
     pass
 
 

@@ -95,6 +95,8 @@ def validate(name: str, path: Path, raw: dict[str, Any], *, region_override: str
     for key in ("region", "artifacts_bucket"):
         if key in raw and not isinstance(raw[key], str):
             raise _fail(path, key, f"expected a single text value, not {_shape(raw[key])}")
+    if region_override is not None and not REGION_PATTERN.match(region_override):
+        raise SettingsError(f"--region {region_override!r} is not an AWS region name (e.g. eu-west-1)")
     region = region_override or str(raw.get("region", ""))
     if not REGION_PATTERN.match(region):
         raise _fail(

@@ -21,14 +21,14 @@ from rollout.options import Options
 from rollout.plan import Plan
 from rollout.prepare import prepare
 from rollout.report import Reporter
-from rollout.settings import EnvironmentSettings
+from rollout.settings import EnvironmentSettings, SettingsError
 from rollout.stacks import StackDeployer, StageFailed
 from rollout.summary import ArtifactSummary, StageResult, Summary
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 
-class NoEchoRefused(ValueError):
+class NoEchoRefused(SettingsError):
     """A NoEcho parameter would be written into the execution history."""
 
 

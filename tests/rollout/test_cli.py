@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from generator.model import HANDLER_FUNCTIONS
-from rollout import cli, engine, freshness, package
-from rollout.stacks import StageFailed
+from rollout import cli, engine, freshness, package, sfn_engine
+from rollout.stacks import Declined, StageFailed
 
 DEPLOY = ["deploy", "--env", "rehearsal", "--yes", "--json"]
 
@@ -195,3 +198,65 @@ def test_questions_go_to_stderr_and_end_of_input_is_a_no(monkeypatch: pytest.Mon
     assert cli._confirm(False)("Execute 3 change(s) to cc-websocket-api?") is answer
     out, err = capsys.readouterr()
     assert out == "" and "Execute 3 change(s) to cc-websocket-api? [y/N]" in err  # stdout stays the JSON's
+
+
+def test_where_nothing_listens_the_answer_is_quick_and_clear(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    start = time.perf_counter()
+    assert cli.main([*DEPLOY, "--endpoint-url", f"http://127.0.0.1:{port}"]) == 2
+    assert time.perf_counter() - start < 20  # botocore's defaults took 25 s and a traceback
+    out, err = capsys.readouterr()
+    assert f"cannot reach http://127.0.0.1:{port}" in err
+    failure = json.loads(out)  # --json: the error as JSON on stdout
+    assert (
+        failure["result"] == "failed" and failure["error"]["kind"] == "network" and failure["error"]["exit_code"] == 2
+    )
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    ([*DEPLOY, "--endpoint-url", "notaurl"], "expected an http(s) URL"),
+    ([*DEPLOY, "--poll-seconds", "nan"], "expected seconds between 0 and 60"),
+    (["rehearse", "--yes"], "unrecognized arguments: --yes"),
+])  # fmt: skip
+def test_bad_arguments_are_named(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_bad_region_names_the_option_and_an_unknown_environment_comes_first(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main([*DEPLOY, "--region", "mars-1"]) == 2
+    assert "--region 'mars-1' is not an AWS region name" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal, and no --yes
+    assert cli.main(["deploy", "--env", "staging"]) == 2
+    assert "unknown environment 'staging'" in capsys.readouterr().err
+
+
+def test_declining_is_not_a_failure(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def declined(*_: Any, **__: Any) -> Any:
+        raise Declined("cc-websocket-api: change set not executed")
+
+    monkeypatch.setattr(engine, "run", declined)
+    assert cli.main([*DEPLOY, "--endpoint-url", "http://127.0.0.1:9"]) == 3
+    out, err = capsys.readouterr()
+    assert "you declined, nothing was executed" in err and "FAILED" not in err
+    assert json.loads(out)["result"] == "declined"
+
+
+def test_interrupt_advice_fits_the_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from rollout import rehearsal
+
+    def interrupted(*_: Any, **__: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rehearsal, "rehearse", interrupted)
+    assert cli.main(["rehearse"]) == 130
+    err = capsys.readouterr().err
+    assert "scripts/main" in err and "deploy --env" not in err
+    monkeypatch.setattr(sfn_engine, "run", interrupted)
+    assert cli.main([*DEPLOY, "--engine", "stepfunctions", "--endpoint-url", "http://127.0.0.1:9"]) == 130
+    assert "keeps running in AWS" in capsys.readouterr().err
