@@ -40,6 +40,10 @@ def _package(args: argparse.Namespace) -> int:
     except package.PackagingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:
+        print(f"error: cannot write {error.filename or args.out}: {error.strerror}; choose a writable --out",
+              file=sys.stderr)  # fmt: skip
+        return 2
     summary = {
         "path": str(artifact.path),
         "s3_key": artifact.s3_key,
@@ -211,10 +215,12 @@ def parser() -> argparse.ArgumentParser:
 
     pkg = commands.add_parser("package", help="build the handlers' Lambda zip")
     pkg.add_argument("--architecture", default="arm64", choices=sorted(package.ARCHITECTURES))
+    runtime = package.Target().python_version
     pkg.add_argument(
         "--python-version",
-        default=package.Target().python_version,
-        help="e.g. 3.14 (the runtime's)",
+        default=runtime,
+        choices=[runtime],  # the compute template's runtime: compiled dependencies are per Python version
+        help=f"the compute template's runtime, {runtime}",
     )
     pkg.add_argument("--out", type=Path, default=package.REPO / "build" / "lambda", help="output folder")
     pkg.add_argument("--cache", type=Path, default=package.DEFAULT_CACHE, help="wheel cache folder")

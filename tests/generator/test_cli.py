@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from generator.catalog import TEMPLATES
-from generator.cli import main
+from generator.cli import DEFAULT_OUT, main
 from tests.conftest import REPO
 
 
@@ -87,3 +87,11 @@ def test_committed_templates_are_up_to_date() -> None:
     """The same gate CI runs: `python -m generator --check` against templates_out/."""
     result = subprocess.run([sys.executable, "-m", "generator", "--check"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("argv", [["--format", "json"], ["--set", "StageName=beta"]])
+def test_templates_out_takes_only_the_committed_yaml(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    before = sorted(p.name for p in DEFAULT_OUT.iterdir())
+    assert main(argv) == 2
+    assert "write JSON or other defaults elsewhere with --out" in capsys.readouterr().err
+    assert sorted(p.name for p in DEFAULT_OUT.iterdir()) == before

@@ -155,8 +155,14 @@ def test_handlers_import_in_a_clean_interpreter_from_the_unpacked_zip(tmp_path: 
 def test_cli_reports_the_key_and_refuses_bad_targets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["package", "--out", str(tmp_path), "--json"]) == 0
     assert '"s3_key": "handlers/handlers-arm64-py3.14-' in capsys.readouterr().out
-    assert main(["package", "--python-version", "three"]) == 2
-    assert "python version 'three'" in capsys.readouterr().err
+    for version in ("three", "3.12", "3.99"):  # only the template's runtime: a zip for another cannot run there
+        with pytest.raises(SystemExit) as refused:
+            main(["package", "--python-version", version])
+        assert refused.value.code == 2 and "choose from '3.14'" in capsys.readouterr().err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")  # an --out under a file cannot be created, not even by root
+    assert main(["package", "--out", str(blocker / "out")]) == 2
+    assert "choose a writable --out" in capsys.readouterr().err
     with pytest.raises(SystemExit) as raised:
         main(["package", "--architecture", "sparc"])
     assert raised.value.code == 2
