@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import yaml
+
 from generator.stages import ARTIFACT_PARAMETERS
 from rollout import endpoints
 from rollout.aws import Aws
@@ -59,6 +61,7 @@ class _Execution:
         plan, artifact, dry = self.prepared.plan, self.prepared.artifact, self.options.dry_run
         summary = Summary(plan.environment, plan.region, account=self.prepared.account, dry_run=dry,
                           artifact=ArtifactSummary(artifact.s3_key, artifact.sha256, self.prepared.uploaded and not dry))  # fmt: skip
+        self.warn_outside_variables()
         for stage in plan.stacks:
             summary.stages.append(self.stack(stage))
         summary.stages.append(self.endpoint())
@@ -66,6 +69,23 @@ class _Execution:
         summary.websocket_url = self.outputs["websocket"].get("WebSocketStageInvokeUrl", "")
         summary.result = "planned" if dry else "succeeded"
         return summary
+
+    def warn_outside_variables(self) -> None:
+        """A compute update rewrites the functions' environment from the template: say which
+        variables added outside it would go, before anything runs."""
+        functions = [v for k, v in self.outputs.get("compute", {}).items() if k.endswith("FunctionName")]
+        if not functions:
+            return
+        resources = yaml.safe_load(self.prepared.templates["compute"].text)["Resources"]
+        ours = {name for r in resources.values() if r["Type"] == "AWS::Lambda::Function"
+                for name in r["Properties"]["Environment"]["Variables"]}  # fmt: skip
+        lambda_client = self.aws.client("lambda")
+        for function in sorted(functions):
+            variables = lambda_client.get_function_configuration(FunctionName=function).get("Environment", {})
+            outside = sorted(set(variables.get("Variables", {})) - ours)
+            if outside:
+                self.report.line("compute", f"WARNING {function} carries {', '.join(outside)}, which the template does not "
+                                            "set: an update of the compute stack removes them (put them in the template)")  # fmt: skip
 
     def stack(self, stage: StackStage, extra: dict[str, str] | None = None) -> StageResult:
         parameters = wired_parameters(stage, self.outputs, self.parameters[stage.stage]) | (extra or {})

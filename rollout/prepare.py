@@ -66,6 +66,7 @@ def prepare(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: 
     preflight.check_bucket(aws, plan.artifacts_bucket)
     preflight.check_stacks(aws, plan)
     approved = _approve_recreates(aws, plan, report, options)
+    _approve_renames(aws, plan, report, options)
     plan = preflight.with_account_role(aws, plan, report)
     consumers = find_consumers(aws, settings.endpoint_consumers, identity["account"], report)
     plan = _with_consumer_roles(plan, consumers)
@@ -128,6 +129,25 @@ def _with_consumer_roles(plan: Plan, consumers: tuple[Consumer, ...]) -> Plan:
         for stage in plan.stacks
     )
     return replace(plan, stacks=stacks)
+
+
+def _approve_renames(aws: Aws, plan: Plan, report: Reporter, options: Options) -> None:
+    """A new NamePrefix renames every resource: CloudFormation replaces them, and the old log
+    groups go with their logs. Say so, and ask."""
+    for stage in plan.stacks:
+        state = describe(aws.client("cloudformation"), stage.stack_name)
+        before, after = (
+            (state.parameters.get("NamePrefix") if state else None),
+            stage.parameters.get("NamePrefix", "cc"),
+        )
+        if before is None or before == after:
+            continue
+        why = (f"{stage.stack_name}: NamePrefix changes from {before} to {after}: every named resource is replaced and "
+               f"the log groups of {before}-websocket-* are deleted with their logs")  # fmt: skip
+        if options.dry_run:
+            report.line("preflight", f"WARNING {why}")
+        elif not options.confirm(f"{why}. Go on?"):
+            raise Declined(f"{stage.stack_name}: NamePrefix left at {before}")
 
 
 def _approve_recreates(aws: Aws, plan: Plan, report: Reporter, options: Options) -> frozenset[str]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from botocore.awsrequest import AWSResponse
 
 from generator.model import ENDPOINT_VARIABLE
 from rollout import settings
 from rollout.preflight import rendered_templates
 from rollout.rehearsal import prove, template_variables
+from rollout.stacks import Declined
 from tests.rollout.conftest import Run, with_parameters
 
 FUNCTIONS = [
@@ -87,10 +89,12 @@ def test_pre_existing_environment_variables_survive(rollout: Run, env_settings: 
     before = variables(aws, "cc-websocket-default")
     lam.update_function_configuration(FunctionName="cc-websocket-default", Environment={"Variables": {
         **{k: str(v) for k, v in before.items()}, "FEATURE_FLAG": "on", ENDPOINT_VARIABLE: "https://stale/prod"}})  # fmt: skip
-    summary, aws, _ = rollout(env_settings)
+    summary, aws, log = rollout(env_settings)
     after = variables(aws, "cc-websocket-default")
     assert after[ENDPOINT_VARIABLE] == summary["management_endpoint"]
     assert after["FEATURE_FLAG"] == "on"
+    # ... and the engineer was told, before anything ran, that a compute update would remove it.
+    assert "WARNING cc-websocket-default carries FEATURE_FLAG, which the template does not set" in log
     assert {k: str(v) for k, v in after.items() if k not in (ENDPOINT_VARIABLE,)} == {
         **{k: str(v) for k, v in before.items() if k != ENDPOINT_VARIABLE}, "FEATURE_FLAG": "on"}  # fmt: skip
     assert aws.counter.mutating == {"lambda:UpdateFunctionConfiguration": 1}
@@ -143,3 +147,15 @@ class _Raw:
 
     def read(self) -> bytes:
         return self.body
+
+
+def test_a_name_prefix_change_is_asked_about_before_anything_changes(
+    rollout: Run, env_settings: settings.EnvironmentSettings
+) -> None:
+    rollout(env_settings)
+    renamed = with_parameters(env_settings, "compute", NamePrefix="staging")
+    questions: list[str] = []
+    with pytest.raises(Declined, match="NamePrefix left at cc"):
+        rollout(renamed, confirm=lambda q: questions.append(q) or "NamePrefix" not in q)
+    assert questions == ["cc-websocket-compute: NamePrefix changes from cc to staging: every named resource is "
+                         "replaced and the log groups of cc-websocket-* are deleted with their logs. Go on?"]  # fmt: skip
