@@ -3,6 +3,7 @@
   deploy --env NAME     compute stack, then websocket stack, then the endpoint, on AWS
   rehearse              the same rollout against the embedded emulator (no account needed)
   package               build the handlers' Lambda zip
+  watch --env NAME      follow what is running for an environment (an execution, or stacks)
   emulator [--port N]   serve the embedded emulator on 127.0.0.1 until interrupted
 
 Exit codes: 0 success or nothing to do, 1 a stage failed or AWS refused a call, 2 bad usage,
@@ -84,10 +85,15 @@ def _rollout(args: argparse.Namespace) -> int:
     )
     try:
         env = settings.load(environment, region=getattr(args, "region", None))
-        if not (rehearsing or args.yes or args.dry_run or sys.stdin.isatty()):
+        if not (rehearsing or args.command == "watch" or args.yes or args.dry_run or sys.stdin.isatty()):
             raise settings.SettingsError("not an interactive terminal: pass --yes to execute without questions "
                                          "(or --dry-run to only show the plan)")  # fmt: skip
-        if rehearsing:
+        if args.command == "watch":
+            from rollout.watch import watch
+
+            aws = Aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url)
+            summary = watch(env, aws, report, options)
+        elif rehearsing:
             from rollout.rehearsal import rehearse
 
             summary = rehearse(env, report, options, args.engine)
@@ -208,6 +214,15 @@ def parser() -> argparse.ArgumentParser:
     deploy.add_argument("--yes", action="store_true", help="execute without asking (needed when not interactive)")
     common(deploy)
     deploy.set_defaults(run=_rollout)
+
+    follow = commands.add_parser("watch", help="follow what is running for an environment")
+    follow.add_argument("--env", required=True, help=f"environment: one of {', '.join(settings.available())}")
+    follow.add_argument("--region", help="override the environment's region")
+    follow.add_argument("--profile", help="AWS profile (default: the standard credential chain)")
+    follow.add_argument("--endpoint-url", type=_url, help="any AWS-compatible endpoint (e.g. a local emulator)")
+    follow.add_argument("--json", action="store_true", help="print the summary (or the error) as JSON")
+    follow.add_argument("--poll-seconds", type=_seconds, default=2.0, help=argparse.SUPPRESS)
+    follow.set_defaults(run=_rollout, dry_run=False, yes=True, engine="local")
 
     rehearse = commands.add_parser("rehearse", help="the full rollout against the embedded emulator")
     common(rehearse)

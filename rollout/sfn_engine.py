@@ -19,10 +19,10 @@ from rollout import artifacts, engine
 from rollout.aws import Aws
 from rollout.options import Options
 from rollout.plan import Plan
-from rollout.prepare import prepare
+from rollout.prepare import Prepared, prepare
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings, SettingsError
-from rollout.stacks import StackDeployer, StageFailed
+from rollout.stacks import Declined, StackDeployer, StageFailed
 from rollout.summary import ArtifactSummary, StageResult, Summary
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
@@ -165,17 +165,27 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
             "EndpointConsumerRoleArns": ",".join(sorted({c.role_arn for c in prepared.consumers})),
         },
     )
+    stepfunctions = aws.client("stepfunctions")
+    machine = rollout.outputs.get("StateMachineArn", "")
+    running = machine and stepfunctions.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]
+    if running and not options.dry_run:
+        arn = running[0]["executionArn"]
+        if not options.confirm(f"execution {arn} is already running: follow it instead of starting another?"):
+            raise Declined("another execution is running and a second one would race it: wait for it to end, or "
+                           "follow it with `python -m rollout watch`")  # fmt: skip
+        return finish(follow(stepfunctions, arn, report, poll_seconds=options.poll_seconds, sleep=options.sleep),
+                      arn, prepared, rollout.stack_name)  # fmt: skip
+    # What the execution will change, stage by stage, shown (and asked about once) before it starts.
+    planned = engine.execute(prepared, aws, report, dataclasses.replace(options, dry_run=True))
+    planned.engine = "stepfunctions"
+    planned.stages.insert(0, StageResult("rollout", rollout.action, rollout.stack_name, rollout.stack_name,
+                                         rollout.changes))  # fmt: skip
     if options.dry_run:
-        summary = engine.execute(prepared, aws, report, options)
-        summary.engine = "stepfunctions"
-        summary.stages.insert(0, StageResult("rollout", rollout.action, rollout.stack_name, rollout.stack_name,
-                                             rollout.changes))  # fmt: skip
-        return summary
+        return planned
+    if not options.confirm("Start the execution that applies these changes?"):
+        raise Declined("execution not started")
     if prepared.approved_recreates:
-        report.line(
-            "sfn",
-            f"the state machine deletes and re-creates {', '.join(sorted(prepared.approved_recreates))}",
-        )
+        report.line("sfn", f"the state machine deletes and re-creates {', '.join(sorted(prepared.approved_recreates))}")
     bucket = rollout.outputs["ArtifactsBucketName"]
     artifact, s3 = prepared.artifact, aws.client("s3")
     artifacts.upload_if_absent(s3, bucket, artifact.s3_key, artifact.path.read_bytes())
@@ -186,16 +196,18 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
     consumers = tuple(c.function_arn for c in prepared.consumers)
     document = execution_input(shipped, stored, artifact.s3_key, prepared.outputs, int(max(options.poll_seconds, 0)),
                                consumers)  # fmt: skip
-    stepfunctions = aws.client("stepfunctions")
-    started = stepfunctions.start_execution(
-        stateMachineArn=rollout.outputs["StateMachineArn"],
-        name=execution_name(plan.environment, artifact.sha256),
-        input=json.dumps(document),
-    )
+    started = stepfunctions.start_execution(stateMachineArn=machine, name=execution_name(plan.environment, artifact.sha256),
+                                            input=json.dumps(document))  # fmt: skip
     report.line("sfn", f"execution {started['executionArn']}")
     result = follow(
         stepfunctions, started["executionArn"], report, poll_seconds=options.poll_seconds, sleep=options.sleep
     )
+    return finish(result, started["executionArn"], prepared, rollout.stack_name, rollout.action)
+
+
+def finish(result: dict[str, Any], execution: str, prepared: Prepared | None, rollout_stack: str,
+           rollout_action: str = "unchanged") -> Summary:  # fmt: skip
+    """The summary of a followed execution; a failed one raises with its Fail state's error and cause."""
     transitions = sum(1 for e in result["events"] if e["type"].endswith("StateEntered"))
     calls = Counter(
         e["taskScheduledEventDetails"]["resource"] for e in result["events"] if "taskScheduledEventDetails" in e
@@ -210,12 +222,15 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
         )
     output = result["output"]
     websocket_outputs = {o["OutputKey"]: o["OutputValue"] for o in output["outputs"]["websocket"]["list"]}
+    plan = prepared.plan if prepared else None
+    artifact = prepared.artifact if prepared else None
     return Summary(
-        plan.environment, plan.region, engine="stepfunctions", account=prepared.account, result="succeeded",
-        stages=[StageResult("rollout", rollout.action, rollout.stack_name, rollout.stack_name),
+        plan.environment if plan else "", plan.region if plan else "", engine="stepfunctions",
+        account=prepared.account if prepared else "", result="succeeded",
+        stages=[StageResult("rollout", rollout_action, rollout_stack, rollout_stack),
                 StageResult("execution", "succeeded", f"{transitions} state transitions")],
-        artifact=ArtifactSummary(artifact.s3_key, artifact.sha256, prepared.uploaded),
+        artifact=ArtifactSummary(artifact.s3_key, artifact.sha256, prepared.uploaded) if artifact and prepared else None,
         management_endpoint=output["endpoint"]["value"],
         websocket_url=websocket_outputs.get("WebSocketStageInvokeUrl", ""),
-        execution=started["executionArn"], state_transitions=transitions, state_machine_calls=dict(calls),
+        execution=execution, state_transitions=transitions, state_machine_calls=dict(calls),
     )  # fmt: skip

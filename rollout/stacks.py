@@ -165,6 +165,13 @@ class StackDeployer:
         final = self._watch(stage, stack_name, change_set["stack_id"], last_event)
         return StackResult(stage, stack_name, "created" if creating else "updated", changes, final.outputs)
 
+    def follow(self, stage: str, stack_name: str) -> StackState:
+        """Follow a change someone else started (or an interrupted run) to its end."""
+        state = describe(self.cf, stack_name)
+        if state is None:
+            raise StageFailed(f"stack {stack_name} does not exist")
+        return self._watch(stage, stack_name, state.stack_id, self._latest_event_id(stack_name))
+
     def _unchanged(self, stack_name: str, state: StackState, template_text: str, mark: str) -> bool:
         if state.status not in UPDATABLE or state.tags.get(FINGERPRINT_TAG) != mark:
             return False

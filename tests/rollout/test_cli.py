@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from generator.model import HANDLER_FUNCTIONS
-from rollout import cli, engine, freshness, package, sfn_engine
+from rollout import cli, engine, freshness, package, settings, sfn_engine
 from rollout.stacks import Declined, StageFailed
 
 DEPLOY = ["deploy", "--env", "rehearsal", "--yes", "--json"]
@@ -260,3 +260,29 @@ def test_interrupt_advice_fits_the_command(monkeypatch: pytest.MonkeyPatch, caps
     monkeypatch.setattr(sfn_engine, "run", interrupted)
     assert cli.main([*DEPLOY, "--engine", "stepfunctions", "--endpoint-url", "http://127.0.0.1:9"]) == 130
     assert "keeps running in AWS" in capsys.readouterr().err
+
+
+def test_watch_says_when_nothing_runs_and_follows_a_running_execution(
+    emulator: str, cached_package: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rollout.aws import Aws
+    from rollout.rehearsal import prepare_account
+
+    prepare_account(Aws("eu-west-1", endpoint_url=emulator), settings.load("rehearsal"))
+    watch = ["watch", "--env", "rehearsal", "--endpoint-url", emulator, "--json"]
+    assert cli.main(watch) == 0
+    assert "nothing is running for environment rehearsal" in capsys.readouterr().err
+    assert cli.main([*DEPLOY, "--engine", "stepfunctions", "--endpoint-url", emulator, "--poll-seconds", "0"]) == 0
+    execution = json.loads(capsys.readouterr().out)["execution"]
+    real = Aws.client
+
+    def client(self: Aws, service: str) -> Any:  # moto cannot hold an execution open: report the last as running
+        found = real(self, service)
+        if service == "stepfunctions":
+            found.list_executions = lambda **_: {"executions": [{"executionArn": execution, "status": "RUNNING"}]}
+        return found
+
+    monkeypatch.setattr(Aws, "client", client)
+    assert cli.main([*watch, "--poll-seconds", "0"]) == 0
+    out, err = capsys.readouterr()
+    assert f"following execution {execution}" in err and json.loads(out)["execution"] == execution

@@ -254,3 +254,54 @@ def test_a_rolled_back_stack_is_recreated_only_after_the_same_question(
     assert [q for q in questions if "ROLLBACK_COMPLETE" in q] == [
         "cc-websocket-compute is ROLLBACK_COMPLETE: its first create failed and it holds no resources. "
         "Delete it and create it again?"]  # fmt: skip
+
+
+def test_every_stages_change_set_is_shown_and_asked_about_once_before_the_execution_starts(
+    emulator: str, env_settings: EnvironmentSettings, built_artifact: package.Artifact
+) -> None:
+    log, questions = io.StringIO(), []
+    summary, _ = run_sfn(emulator, env_settings, built_artifact, log,
+                         confirm=lambda q: questions.append(q) or True)  # fmt: skip
+    assert summary["result"] == "succeeded"
+    text = log.getvalue()
+    assert text.index("Add      ConnectFunction") < text.index("Add      Stage") < text.index("execution arn:")
+    assert questions.count("Start the execution that applies these changes?") == 1
+
+
+@pytest.mark.parametrize("follow_it", [True, False])
+def test_a_running_execution_is_followed_or_left_alone_never_raced(
+    emulator: str, env_settings: EnvironmentSettings, built_artifact: package.Artifact, follow_it: bool
+) -> None:
+    first, aws = run_sfn(emulator, env_settings, built_artifact)
+    sfn = aws.client("stepfunctions")
+    machine = first["execution"].replace(":execution:", ":stateMachine:").rsplit(":", 1)[0]
+    before = len(sfn.list_executions(stateMachineArn=machine)["executions"])
+
+    def still_running(**kwargs: Any) -> dict[str, Any]:  # moto cannot hold an execution open
+        return {"executions": [{"executionArn": first["execution"], "status": "RUNNING"}]}
+
+    questions: list[str] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            Aws,
+            "client",
+            lambda self, service, _real=Aws.client: (
+                _with(_real(self, service), list_executions=still_running)
+                if service == "stepfunctions"
+                else _real(self, service)
+            ),
+        )
+        if follow_it:
+            summary, _ = run_sfn(emulator, env_settings, built_artifact, confirm=lambda q: questions.append(q) or True)
+            assert summary["execution"] == first["execution"]
+        else:
+            with pytest.raises(Declined, match="a second one would race it"):
+                run_sfn(emulator, env_settings, built_artifact, confirm=lambda q: questions.append(q) or False)
+    assert questions[0].startswith(f"execution {first['execution']} is already running")
+    assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == before  # none started
+
+
+def _with(client: Any, **overrides: Any) -> Any:
+    for name, value in overrides.items():
+        setattr(client, name, value)
+    return client
