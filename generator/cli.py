@@ -9,11 +9,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from generator import project
 from generator.build import apply_defaults, build_all, render_all
 from generator.parameters import InvalidSetting
 from generator.render import FORMATS, compare, write_all
 
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "templates_out"
+DEFAULT_OUT = project.root() / "templates_out"
 
 
 def _setting(text: str) -> tuple[str, str]:

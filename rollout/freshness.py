@@ -14,8 +14,10 @@ import hashlib
 from importlib import metadata
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-GENERATOR = REPO / "generator"
+from generator import project
+
+REPO = project.root()
+GENERATOR = Path(project.__file__).resolve().parent  # the generator this installation runs
 OUT = REPO / "templates_out"
 RECORD = REPO / ".cache" / "templates-verified"
 

@@ -27,10 +27,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import handlers
+from generator import project
 from generator.model import LAMBDA_RUNTIME
 
-REPO = Path(__file__).resolve().parent.parent
-HANDLERS_DIR = REPO / "handlers"
+REPO = project.root()
+HANDLERS_DIR = Path(handlers.__file__).resolve().parent  # the code this installation ships
 REQUIREMENTS = REPO / "requirements" / "handlers.txt"
 LOCK = REPO / "requirements" / "handlers.lock"
 DEFAULT_CACHE = REPO / ".cache" / "wheels"
@@ -135,9 +137,7 @@ def install_dependencies(target: Target, into: Path, cache: Path) -> None:
         _run(install, "installing the handlers' dependencies")
     unpinned = sorted(set(_installed(into)) - set(_locked()))
     if unpinned:
-        raise PackagingError(
-            f"dependencies not pinned in {LOCK.relative_to(REPO)}: {', '.join(unpinned)}; pin them there"
-        )
+        raise PackagingError(f"dependencies not pinned in {LOCK.name}: {', '.join(unpinned)}; pin them there")
 
 
 def _run(command: list[str], what: str) -> None:

@@ -14,12 +14,13 @@ from typing import Any
 
 import yaml
 
+from generator import project
 from generator.build import build_all
 from generator.intrinsics import failed_rules
 from generator.parameters import InvalidSetting, check_values
 from generator.stages import MAX_CONSUMERS, ROLLOUT_SET_PARAMETERS, STACK_TEMPLATES
 
-ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "environments"
+ENVIRONMENTS_DIR = project.root() / "environments"
 REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 STACK_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")

@@ -20,7 +20,12 @@ EMULATOR_ACCOUNT = "123456789012"
 def running_emulator(port: int = 0) -> Iterator[str]:
     """Start moto's server on a loopback port (0: a free one); yields its endpoint URL. State
     machines run for real there (their aws-sdk tasks call this same server)."""
-    from moto.server import ThreadedMotoServer
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        from rollout.settings import SettingsError
+
+        raise SettingsError("the embedded emulator needs moto: pip install 'careconnect-websocket[emulator]'") from None
 
     from rollout.emulator import aws_rules, moto_gaps
 
