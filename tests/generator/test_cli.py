@@ -95,3 +95,9 @@ def test_templates_out_takes_only_the_committed_yaml(argv: list[str], capsys: py
     assert main(argv) == 2
     assert "write JSON or other defaults elsewhere with --out" in capsys.readouterr().err
     assert sorted(p.name for p in DEFAULT_OUT.iterdir()) == before
+
+
+@pytest.mark.parametrize("value", ["nan", "256.5", "inf"])
+def test_set_refuses_what_is_not_a_whole_number(value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--set", f"MemorySize={value}", "--out", str(tmp_path)]) == 2
+    assert "expected a whole number" in capsys.readouterr().err and list(tmp_path.iterdir()) == []

@@ -286,3 +286,14 @@ def test_watch_says_when_nothing_runs_and_follows_a_running_execution(
     assert cli.main([*watch, "--poll-seconds", "0"]) == 0
     out, err = capsys.readouterr()
     assert f"following execution {execution}" in err and json.loads(out)["execution"] == execution
+
+
+def test_a_malformed_aws_config_file_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    config = tmp_path / "config"
+    config.write_text("[default\nregion = eu-west-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_PROFILE", "default")
+    assert cli.main([*DEPLOY, "--endpoint-url", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert "Unable to parse config file" in err and "fix the AWS config file" in err
