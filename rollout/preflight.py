@@ -11,7 +11,7 @@ from rollout.aws import Aws
 from rollout.freshness import StaleTemplates, fresh_templates
 from rollout.plan import Plan, frozen
 from rollout.report import Reporter
-from rollout.stacks import describe, refusal
+from rollout.stacks import StackState, describe, refusal
 
 
 class PreflightFailed(RuntimeError):
@@ -89,8 +89,11 @@ def with_account_role(aws: Aws, plan: Plan, report: Reporter) -> Plan:
     return replace(plan, stacks=stacks)
 
 
-def check_stacks(aws: Aws, plan: Plan) -> None:
+def stack_states(aws: Aws, plan: Plan) -> dict[str, StackState | None]:
+    """Each stage's stack as it is now (None: absent), read once; refused if it cannot be deployed."""
+    states = {stage.stage: describe(aws.client("cloudformation"), stage.stack_name) for stage in plan.stacks}
     for stage in plan.stacks:
-        problem = refusal(stage.stack_name, describe(aws.client("cloudformation"), stage.stack_name))
+        problem = refusal(stage.stack_name, states[stage.stage])
         if problem:
             raise PreflightFailed(problem, exit_code=1)
+    return states

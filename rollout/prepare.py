@@ -22,7 +22,7 @@ from rollout.options import Options
 from rollout.plan import Plan, frozen, make_plan
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
-from rollout.stacks import Declined, describe, existing_outputs
+from rollout.stacks import Declined, StackState
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,9 @@ def prepare(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: 
     )
     texts = preflight.rendered_templates()
     preflight.check_bucket(aws, plan.artifacts_bucket)
-    preflight.check_stacks(aws, plan)
-    approved = _approve_recreates(aws, plan, report, options)
-    _approve_renames(aws, plan, report, options)
+    states = preflight.stack_states(aws, plan)
+    approved = _approve_recreates(plan, states, report, options)
+    _approve_renames(plan, states, report, options)
     plan = preflight.with_account_role(aws, plan, report)
     consumers = find_consumers(aws, settings.endpoint_consumers, identity["account"], report)
     plan = _with_consumer_roles(plan, consumers)
@@ -88,7 +88,7 @@ def prepare(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: 
             else "already in the bucket"
         ),
     )
-    outputs = existing_outputs(aws.client("cloudformation"), dict(settings.stacks))
+    outputs = {stage: state.outputs if state else {} for stage, state in states.items()}
     return Prepared(plan, identity["account"], artifact, uploaded, templates, outputs, approved, consumers)
 
 
@@ -131,11 +131,11 @@ def _with_consumer_roles(plan: Plan, consumers: tuple[Consumer, ...]) -> Plan:
     return replace(plan, stacks=stacks)
 
 
-def _approve_renames(aws: Aws, plan: Plan, report: Reporter, options: Options) -> None:
+def _approve_renames(plan: Plan, states: dict[str, StackState | None], report: Reporter, options: Options) -> None:
     """A new NamePrefix renames every resource: CloudFormation replaces them, and the old log
     groups go with their logs. Say so, and ask."""
     for stage in plan.stacks:
-        state = describe(aws.client("cloudformation"), stage.stack_name)
+        state = states[stage.stage]
         before, after = (
             (state.parameters.get("NamePrefix") if state else None),
             stage.parameters.get("NamePrefix", "cc"),
@@ -150,11 +150,12 @@ def _approve_renames(aws: Aws, plan: Plan, report: Reporter, options: Options) -
             raise Declined(f"{stage.stack_name}: NamePrefix left at {before}")
 
 
-def _approve_recreates(aws: Aws, plan: Plan, report: Reporter, options: Options) -> frozenset[str]:
+def _approve_recreates(plan: Plan, states: dict[str, StackState | None], report: Reporter,
+                       options: Options) -> frozenset[str]:  # fmt: skip
     """A first create that rolled back holds nothing; re-creating it deletes it first: ask once."""
     approved = set()
     for stage in plan.stacks:
-        state = describe(aws.client("cloudformation"), stage.stack_name)
+        state = states[stage.stage]
         if state is None or state.status != "ROLLBACK_COMPLETE":
             continue
         why = f"{stage.stack_name} is ROLLBACK_COMPLETE: its first create failed and it holds no resources"

@@ -79,15 +79,6 @@ def describe(cloudformation: Any, stack_name: str) -> StackState | None:
     )
 
 
-def existing_outputs(cloudformation: Any, stacks: dict[str, str]) -> dict[str, dict[str, str]]:
-    """Outputs of the stacks that exist now (stage -> outputs), e.g. the endpoint compute needs."""
-    found = {}
-    for stage, stack_name in stacks.items():
-        state = describe(cloudformation, stack_name)
-        found[stage] = state.outputs if state else {}
-    return found
-
-
 def refusal(stack_name: str, state: StackState | None) -> str | None:
     """Why this stack cannot be deployed now (someone else's change, a stuck state), or None."""
     if state is None or state.status in (*UPDATABLE, "ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS"):
