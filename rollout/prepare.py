@@ -73,21 +73,16 @@ def prepare(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: 
     target = package.Target(architecture=plan.stack("compute").parameters.get("Architecture", "arm64"))
     artifact = options.build_package(target)
     s3 = aws.client("s3")
-    uploaded = artifacts.upload_if_absent(
+    # The local engine deploys the zip from the environment's bucket; the Step Functions engine ships
+    # it to the rollout stack's own bucket, so it is not uploaded twice.
+    uploaded = engine == "local" and artifacts.upload_if_absent(
         s3, plan.artifacts_bucket, artifact.s3_key, artifact.path.read_bytes(), dry_run=options.dry_run
     )
     templates = artifacts.upload_templates(s3, plan.artifacts_bucket, plan.region, texts)
-    report.line(
-        "package",
-        f"{artifact.s3_key} ({artifact.size:,} bytes) "
-        + (
-            "uploaded"
-            if uploaded and not options.dry_run
-            else "would be uploaded"
-            if uploaded
-            else "already in the bucket"
-        ),
-    )
+    where = ("uploaded" if not options.dry_run else "would be uploaded") if uploaded else "already in the bucket"
+    if engine != "local":
+        where = "for the rollout stack's bucket"
+    report.line("package", f"{artifact.s3_key} ({artifact.size:,} bytes) {where}")
     outputs = {stage: state.outputs if state else {} for stage, state in states.items()}
     return Prepared(plan, identity["account"], artifact, uploaded, templates, outputs, approved, consumers)
 
