@@ -38,6 +38,7 @@ LOCK = REPO / "requirements" / "handlers.lock"
 DEFAULT_CACHE = REPO / ".cache" / "wheels"
 ARCHITECTURES = {"arm64": "aarch64", "x86_64": "x86_64"}
 HANDLER_FILES = ("*.py", "*.sql")
+LOCAL_ONLY = {"local.py"}  # the local WebSocket API: a developer's server, never part of a function
 # Lambda's limits for a function deployed from a zip (with its layers: none here).
 MAX_ZIPPED_BYTES = 50 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
@@ -172,6 +173,10 @@ def _files(root: Path, patterns: Iterable[str] = ("**/*",)) -> dict[str, Path]:
     return found
 
 
+def _handler_files() -> dict[str, Path]:
+    return {name: path for name, path in _files(HANDLERS_DIR, HANDLER_FILES).items() if name not in LOCAL_ONLY}
+
+
 def zip_bytes(files: dict[str, Path]) -> bytes:
     """A zip of `files` (archive name -> source) that depends only on names and contents."""
     buffer = io.BytesIO()
@@ -188,7 +193,7 @@ def zip_bytes(files: dict[str, Path]) -> bytes:
 def input_key(target: Target) -> str:
     """The hash of everything a build reads: handler sources, requirements, lock, target."""
     digest = hashlib.sha256(f"{BUILD_FORMAT}|{target.architecture}|{target.python_version}".encode())
-    inputs = {f"handlers/{n}": p for n, p in _files(HANDLERS_DIR, HANDLER_FILES).items()}
+    inputs = {f"handlers/{n}": p for n, p in _handler_files().items()}
     inputs |= {"requirements.txt": REQUIREMENTS, "handlers.lock": LOCK}
     for name in sorted(inputs):
         digest.update(f"|{name}|".encode() + hashlib.sha256(inputs[name].read_bytes()).digest())
@@ -227,7 +232,7 @@ def build(
         staging = Path(staging_dir)
         install_dependencies(target, staging, cache)
         files = _files(staging)
-        handlers = {f"handlers/{name}": path for name, path in _files(HANDLERS_DIR, HANDLER_FILES).items()}
+        handlers = {f"handlers/{name}": path for name, path in _handler_files().items()}
         clash = sorted(set(files) & set(handlers))
         if clash:
             raise PackagingError(f"a dependency ships files inside handlers/: {', '.join(clash)}")

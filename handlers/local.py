@@ -1,0 +1,249 @@
+"""`python -m handlers.local`: the project's WebSocket API on this machine, for the Flutter app,
+the backend team and the tests. The real Lambda entry points run in this process, configured from
+the environment as on Lambda, behind a real WebSocket server that behaves like API Gateway's:
+
+- `$connect` with the query string and headers; a refusal is a failed handshake with the
+  handler's status. Messages go to `$default` (the API routes on `$request.body.action` and has
+  no other route); `$disconnect` runs when either side closes, and for every connection on Ctrl-C.
+- Events shaped as API Gateway sends them (requestContext with connectionId, routeKey, eventType,
+  domainName, stage, apiId, requestId, messageId, connectedAt, requestTimeEpoch, identity).
+- 128 KB message limit (closes with 1009), 10 minutes idle and 2 hours at most (both settable).
+- The management API on the same port: POST/GET/DELETE `/@connections/{id}`, answering 410
+  GoneException for unknown or closed ids, as boto3's `apigatewaymanagementapi` expects. The
+  handlers reach it through `AWS_WEBSOCKET_API_GATEWAY_ENDPOINT`, unchanged.
+- The backend's push path: POST `/notify` with the notify function's payload.
+- Paths the app's builds use: `/ws/careconnect`, `/ws/calls`, `/ws/notifications` and `/`.
+
+One log line per frame in and out (type and size, never bodies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import logging
+import os
+import secrets
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+MAX_MESSAGE_BYTES = 128 * 1024
+PATHS = ("/", "/ws/careconnect", "/ws/calls", "/ws/notifications")
+STAGE, API_ID = "local", "local"
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"  # what CI and the tests' discovery use
+log = logging.getLogger("handlers.local")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _request_time(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
+
+
+class Connection:
+    def __init__(self, connection_id: str, socket: web.WebSocketResponse, source_ip: str, user_agent: str) -> None:
+        self.id, self.socket, self.source_ip, self.user_agent = connection_id, socket, source_ip, user_agent
+        self.connected_at = self.last_active = _now_ms()
+
+
+class LocalApi:
+    """The WebSocket API and its management API, in one aiohttp application."""
+
+    def __init__(self, domain: str, *, idle_seconds: float = 600, max_seconds: float = 7200) -> None:
+        self.domain, self.idle_seconds, self.max_seconds = domain, idle_seconds, max_seconds
+        self.connections: dict[str, Connection] = {}
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_MESSAGE_BYTES + 1024)
+        for path in PATHS:
+            app.router.add_get(path, self.websocket)
+        for method in ("POST", "GET", "DELETE"):
+            app.router.add_route(method, "/@connections/{id}", self.management)
+            app.router.add_route(method, "/{stage}/@connections/{id}", self.management)
+        app.router.add_post("/notify", self.notify)
+        app.on_shutdown.append(self.close_all)
+        return app
+
+    # --- events, as API Gateway shapes them ------------------------------------------------------
+
+    def _context(
+        self, connection_id: str, route: str, event_type: str, connected_at: int, **more: Any
+    ) -> dict[str, Any]:
+        now = _now_ms()
+        return {"routeKey": route, "eventType": event_type, "extendedRequestId": secrets.token_hex(8),
+                "requestTime": _request_time(now), "messageDirection": "IN", "stage": STAGE,
+                "connectedAt": connected_at, "requestTimeEpoch": now,
+                "identity": {"sourceIp": more.pop("source_ip", "127.0.0.1"),
+                             "userAgent": more.pop("user_agent", "")},
+                "requestId": secrets.token_hex(8), "domainName": self.domain, "connectionId": connection_id,
+                "apiId": API_ID, **more}  # fmt: skip
+
+    async def _invoke(self, module: str, event: Any, request_id: str | None = None) -> dict[str, Any]:
+        """The real entry point, in a worker thread (the handlers block on PostgreSQL and HTTP)."""
+        handler = __import__(f"handlers.{module}", fromlist=["handler"]).handler
+        request_id = request_id or event["requestContext"]["requestId"]
+        context = type("Context", (), {"aws_request_id": request_id})()
+        result: dict[str, Any] = await asyncio.to_thread(handler, event, context)
+        return result
+
+    # --- the WebSocket side ---------------------------------------------------------------------------
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        connection_id = base64.b64encode(secrets.token_bytes(9)).decode()  # API Gateway's shape: 12 chars
+        query = dict(request.query)
+        source_ip = request.remote or "127.0.0.1"
+        user_agent = request.headers.get("User-Agent", "")
+        connected_at = _now_ms()
+        headers = dict(request.headers)
+        connect = {"headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()},
+                   "queryStringParameters": query or None,
+                   "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} or None,
+                   "requestContext": self._context(connection_id, "$connect", "CONNECT", connected_at,
+                                                   source_ip=source_ip, user_agent=user_agent),
+                   "isBase64Encoded": False}  # fmt: skip
+        answer = await self._invoke("connect", connect)
+        status = int(answer.get("statusCode", 200))
+        if status != 200:
+            log.info("connect refused", extra={"connectionId": connection_id, "status": status})
+            return web.Response(status=status, text=str(answer.get("body", "")))
+        socket = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, autoping=True)
+        await socket.prepare(request)
+        connection = Connection(connection_id, socket, source_ip, user_agent)
+        self.connections[connection_id] = connection
+        log.info("connected", extra={"connectionId": connection_id, "path": request.path})
+        reason = (1000, "Normal closure")
+        try:
+            reason = await self._receive(connection)
+        finally:
+            self.connections.pop(connection_id, None)
+            if not socket.closed:
+                await socket.close(code=reason[0], message=reason[1].encode())
+            disconnect = {"headers": {"Host": self.domain}, "multiValueHeaders": {"Host": [self.domain]},
+                          "requestContext": self._context(connection_id, "$disconnect", "DISCONNECT", connected_at,
+                                                          disconnectStatusCode=socket.close_code or reason[0],
+                                                          disconnectReason=reason[1], source_ip=source_ip,
+                                                          user_agent=user_agent),
+                          "isBase64Encoded": False}  # fmt: skip
+            await self._invoke("disconnect", disconnect)
+            log.info("disconnected", extra={"connectionId": connection_id, "code": socket.close_code})
+        return socket
+
+    async def _receive(self, connection: Connection) -> tuple[int, str]:
+        """Frames in until a close; the idle and lifetime limits close with 1001, as API Gateway does."""
+        socket = connection.socket
+        while True:
+            left = self.max_seconds - (_now_ms() - connection.connected_at) / 1000
+            try:
+                message = await asyncio.wait_for(socket.receive(), timeout=max(0.0, min(self.idle_seconds, left)))
+            except TimeoutError:
+                return (1001, "Going away")
+            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return (socket.close_code or 1000, "Normal closure")
+            if message.type == WSMsgType.ERROR:  # aiohttp closes an oversized message with 1009
+                return (socket.close_code or 1009, "Message too big")
+            connection.last_active = _now_ms()
+            binary = message.type == WSMsgType.BINARY
+            body = base64.b64encode(message.data).decode() if binary else message.data
+            log.info("frame in", extra={"connectionId": connection.id, "bytes": len(message.data)})
+            event = {"requestContext": self._context(connection.id, "$default", "MESSAGE", connection.connected_at,
+                                                     messageId=secrets.token_hex(8), source_ip=connection.source_ip,
+                                                     user_agent=connection.user_agent),
+                     "body": body, "isBase64Encoded": binary}  # fmt: skip
+            await self._invoke("default", event)
+
+    async def close_all(self, _app: web.Application) -> None:
+        """Ctrl-C: close every connection; each one's `$disconnect` runs as its socket ends."""
+        for connection in list(self.connections.values()):
+            await connection.socket.close(code=1001, message=b"Going away")
+
+    # --- the management API ------------------------------------------------------------------------
+
+    async def management(self, request: web.Request) -> web.StreamResponse:
+        connection = self.connections.get(request.match_info["id"])
+        if connection is None or connection.socket.closed:
+            return web.json_response({"message": "Gone"}, status=410, headers={"x-amzn-ErrorType": "GoneException"})
+        if request.method == "POST":
+            data = await request.read()
+            if len(data) > MAX_MESSAGE_BYTES:
+                return web.json_response({"message": "Request entity too large"}, status=413,
+                                         headers={"x-amzn-ErrorType": "PayloadTooLargeException"})  # fmt: skip
+            await connection.socket.send_str(data.decode())
+            log.info("frame out", extra={"connectionId": connection.id, "bytes": len(data)})
+            return web.Response(status=200)
+        if request.method == "DELETE":
+            await connection.socket.close(code=1000, message=b"Closed by the server")
+            return web.Response(status=204)
+        iso = lambda ms: datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")  # noqa: E731
+        return web.json_response({"ConnectedAt": iso(connection.connected_at), "LastActiveAt": iso(connection.last_active),
+                                  "Identity": {"SourceIp": connection.source_ip, "UserAgent": connection.user_agent}})  # fmt: skip
+
+    async def notify(self, request: web.Request) -> web.StreamResponse:
+        """The backend's push path, as the notify function answers it."""
+        try:
+            payload = await request.json()
+        except ValueError:
+            return web.json_response({"error": "the body must be JSON: {recipients, message}"}, status=400)
+        answer = await self._invoke("notify", payload, request_id=secrets.token_hex(8))
+        return web.json_response(answer, status=400 if "error" in answer else 200)
+
+
+def configure(host: str, port: int) -> None:
+    """The handlers' settings from the environment, as on Lambda, with local defaults."""
+    os.environ.setdefault("AWS_WEBSOCKET_API_GATEWAY_ENDPOINT", f"http://{host}:{port}")
+    os.environ.setdefault("AWS_REGION", "us-east-1")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")  # the local management API takes any signature
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    if not os.environ.get("DATABASE_URL"):
+        os.environ["DATABASE_URL"] = _find_postgres()
+        os.environ.setdefault("DATABASE_AUTH", "url")
+    if not (os.environ.get("JWT_SECRET") or os.environ.get("JWT_SECRET_ARN") or os.environ.get("JWT_PUBLIC_KEY")):
+        raise SystemExit(
+            "error: no token key: set JWT_SECRET to the backend's security.jwt.secret (its base64 text, "
+            "SECURITY_JWT_SECRET), so that the app's tokens authenticate here"
+        )
+
+
+def _find_postgres() -> str:
+    """As the tests look: CC_TEST_DATABASE_URL, then the local server on 5432 with database `test`."""
+    import psycopg
+
+    tried = [url for url in (os.environ.get("CC_TEST_DATABASE_URL"), LOCAL_POSTGRES) if url]
+    for url in tried:
+        try:
+            psycopg.connect(url, connect_timeout=2).close()
+            return url
+        except psycopg.Error:
+            continue
+    raise SystemExit(
+        "error: no PostgreSQL: set DATABASE_URL=postgresql://user:password@host:5432/db "
+        f"(tried {', '.join(tried)}: no answer)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m handlers.local", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--idle-seconds", type=float, default=600, help="idle timeout (API Gateway: 10 minutes)")
+    parser.add_argument("--max-seconds", type=float, default=7200, help="longest connection (API Gateway: 2 hours)")
+    args = parser.parse_args(argv)
+    configure(args.host, args.port)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    api = LocalApi(f"{args.host}:{args.port}", idle_seconds=args.idle_seconds, max_seconds=args.max_seconds)
+    banner = (f"WebSocket API on ws://{args.host}:{args.port}/ws/careconnect (also /ws/calls, /ws/notifications, /); "
+              f"management API and POST /notify on http://{args.host}:{args.port}")  # fmt: skip
+    # run_app calls `print` once the socket listens: the banner means "connect now".
+    web.run_app(api.app(), host=args.host, port=args.port, handle_signals=True,
+                print=lambda _: print(banner, file=sys.stderr, flush=True))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
