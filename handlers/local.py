@@ -174,15 +174,23 @@ class LocalApi:
             if len(data) > MAX_MESSAGE_BYTES:
                 return web.json_response({"message": "Request entity too large"}, status=413,
                                          headers={"x-amzn-ErrorType": "PayloadTooLargeException"})  # fmt: skip
-            await connection.socket.send_str(data.decode())
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:  # not text: a binary frame, as API Gateway sends it
+                text = None
+            try:
+                await (connection.socket.send_str(text) if text is not None else connection.socket.send_bytes(data))
+            except ConnectionError:  # closed while we were sending: gone, as for API Gateway
+                return web.json_response({"message": "Gone"}, status=410, headers={"x-amzn-ErrorType": "GoneException"})
             log.info("frame out", extra={"connectionId": connection.id, "bytes": len(data)})
             return web.Response(status=200)
         if request.method == "DELETE":
             await connection.socket.close(code=1000, message=b"Closed by the server")
             return web.Response(status=204)
         iso = lambda ms: datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")  # noqa: E731
-        return web.json_response({"ConnectedAt": iso(connection.connected_at), "LastActiveAt": iso(connection.last_active),
-                                  "Identity": {"SourceIp": connection.source_ip, "UserAgent": connection.user_agent}})  # fmt: skip
+        # The wire names (camelCase) of botocore's GetConnection output.
+        return web.json_response({"connectedAt": iso(connection.connected_at), "lastActiveAt": iso(connection.last_active),
+                                  "identity": {"sourceIp": connection.source_ip, "userAgent": connection.user_agent}})  # fmt: skip
 
     async def notify(self, request: web.Request) -> web.StreamResponse:
         """The backend's push path, as the notify function answers it."""

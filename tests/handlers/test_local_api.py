@@ -308,3 +308,29 @@ def test_without_a_token_key_it_stops_and_says_which_setting(monkeypatch: pytest
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(SystemExit, match=r"set JWT_SECRET to the backend.s security\.jwt\.secret"):
         local.configure("127.0.0.1", 8080)
+
+
+def test_boto3s_management_client_works_against_it(local_api: tuple[str, LocalApi]) -> None:
+    """Text and binary posts arrive as text and binary frames; GET describes; DELETE closes; then 410."""
+    import boto3
+
+    base, api = local_api
+    client = boto3.client("apigatewaymanagementapi", endpoint_url=base, region_name="us-east-1",
+                          aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
+
+    async def session() -> None:
+        async with aiohttp.ClientSession() as http, http.ws_connect(ws_url(base)) as ws:
+            (connection_id,) = list(api.connections)
+            await asyncio.to_thread(client.post_to_connection, ConnectionId=connection_id, Data=b'{"type":"x"}')
+            assert (await ws.receive_json(timeout=10)) == {"type": "x"}
+            await asyncio.to_thread(client.post_to_connection, ConnectionId=connection_id, Data=b"\xff\x00")
+            assert (await ws.receive_bytes(timeout=10)) == b"\xff\x00"
+            described = await asyncio.to_thread(client.get_connection, ConnectionId=connection_id)
+            assert described["Identity"]["SourceIp"] == "127.0.0.1" and described["ConnectedAt"].year >= 2026
+            await asyncio.to_thread(client.delete_connection, ConnectionId=connection_id)
+            closed = await asyncio.wait_for(ws.receive(), timeout=10)
+            assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            with pytest.raises(client.exceptions.GoneException):
+                await asyncio.to_thread(client.post_to_connection, ConnectionId=connection_id, Data=b"{}")
+
+    asyncio.run(session())
