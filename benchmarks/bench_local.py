@@ -126,8 +126,11 @@ def main() -> None:
         return time.perf_counter() - start
 
     took = asyncio.run(crowd())
-    time.sleep(1)  # the last $disconnects finish on the server
-    active = runtime.store().db.run("SELECT count(*) FROM websocket_connections WHERE is_active")[0][0]
+    for _ in range(50):  # the last $disconnects finish on the server after the clients' closes: up to 10 s
+        active = runtime.store().db.run("SELECT count(*) FROM websocket_connections WHERE is_active")[0][0]
+        if not active:
+            break
+        time.sleep(0.2)
     sink = web.Application()
     sink.router.add_post("/@connections/{id}", lambda _request: web.Response())
     serve(sink, sink_port)
