@@ -47,6 +47,11 @@ def _request_time(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
 
 
+def _gone() -> web.Response:
+    """What API Gateway answers for a connection that is not (or no longer) there."""
+    return web.json_response({"message": "Gone"}, status=410, headers={"x-amzn-ErrorType": "GoneException"})
+
+
 class Connection:
     def __init__(self, connection_id: str, socket: web.WebSocketResponse, source_ip: str, user_agent: str) -> None:
         self.id, self.socket, self.source_ip, self.user_agent = connection_id, socket, source_ip, user_agent
@@ -168,7 +173,7 @@ class LocalApi:
     async def management(self, request: web.Request) -> web.StreamResponse:
         connection = self.connections.get(request.match_info["id"])
         if connection is None or connection.socket.closed:
-            return web.json_response({"message": "Gone"}, status=410, headers={"x-amzn-ErrorType": "GoneException"})
+            return _gone()
         if request.method == "POST":
             data = await request.read()
             if len(data) > MAX_MESSAGE_BYTES:
@@ -181,7 +186,7 @@ class LocalApi:
             try:
                 await (connection.socket.send_str(text) if text is not None else connection.socket.send_bytes(data))
             except ConnectionError:  # closed while we were sending: gone, as for API Gateway
-                return web.json_response({"message": "Gone"}, status=410, headers={"x-amzn-ErrorType": "GoneException"})
+                return _gone()
             log.info("frame out", extra={"connectionId": connection.id, "bytes": len(data)})
             return web.Response(status=200)
         if request.method == "DELETE":

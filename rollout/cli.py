@@ -195,10 +195,13 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--dry-run", action="store_true", help="show every stage's change set; change nothing")
+    def output(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--json", action="store_true", help="print the summary (or the error) as JSON")
         sub.add_argument("--poll-seconds", type=_seconds, default=2.0, help=argparse.SUPPRESS)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--dry-run", action="store_true", help="show every stage's change set; change nothing")
+        output(sub)
         sub.add_argument(
             "--engine",
             choices=("local", "stepfunctions"),
@@ -206,22 +209,22 @@ def parser() -> argparse.ArgumentParser:
             help="local: run the plan from here; stepfunctions: run it inside AWS",
         )
 
+    def aws_target(sub: argparse.ArgumentParser) -> None:
+        """Which environment, in which account: what `deploy` and `watch` both need."""
+        sub.add_argument("--env", required=True, help=f"environment: one of {', '.join(settings.available())}")
+        sub.add_argument("--region", help="override the environment's region")
+        sub.add_argument("--profile", help="AWS profile (default: the standard credential chain)")
+        sub.add_argument("--endpoint-url", type=_url, help="any AWS-compatible endpoint (e.g. a local emulator)")
+
     deploy = commands.add_parser("deploy", help="roll out an environment to AWS")
-    deploy.add_argument("--env", required=True, help=f"environment: one of {', '.join(settings.available())}")
-    deploy.add_argument("--region", help="override the environment's region")
-    deploy.add_argument("--profile", help="AWS profile (default: the standard credential chain)")
-    deploy.add_argument("--endpoint-url", type=_url, help="any AWS-compatible endpoint (e.g. a local emulator)")
+    aws_target(deploy)
     deploy.add_argument("--yes", action="store_true", help="execute without asking (needed when not interactive)")
     common(deploy)
     deploy.set_defaults(run=_rollout)
 
     follow = commands.add_parser("watch", help="follow what is running for an environment")
-    follow.add_argument("--env", required=True, help=f"environment: one of {', '.join(settings.available())}")
-    follow.add_argument("--region", help="override the environment's region")
-    follow.add_argument("--profile", help="AWS profile (default: the standard credential chain)")
-    follow.add_argument("--endpoint-url", type=_url, help="any AWS-compatible endpoint (e.g. a local emulator)")
-    follow.add_argument("--json", action="store_true", help="print the summary (or the error) as JSON")
-    follow.add_argument("--poll-seconds", type=_seconds, default=2.0, help=argparse.SUPPRESS)
+    aws_target(follow)
+    output(follow)
     follow.set_defaults(run=_rollout, dry_run=False, yes=True, engine="local")
 
     rehearse = commands.add_parser("rehearse", help="the full rollout against the embedded emulator")

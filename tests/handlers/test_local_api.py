@@ -29,17 +29,27 @@ from tests.handlers.events import connect_event
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("lambda_env")]
 
 
-@pytest.fixture
-def local_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, LocalApi]]:
-    from handlers import aws, runtime
-
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
-    monkeypatch.setenv("AWS_WEBSOCKET_API_GATEWAY_ENDPOINT", base)  # the handlers post back to this server
+        return int(probe.getsockname()[1])
+
+
+def serve_handlers_here(monkeypatch: pytest.MonkeyPatch) -> int:
+    """A free port for the local API, and the handlers pointed at it to post back."""
+    from handlers import aws, runtime
+
+    port = free_port()
+    monkeypatch.setenv("AWS_WEBSOCKET_API_GATEWAY_ENDPOINT", f"http://127.0.0.1:{port}")
     for cached in (runtime.settings, runtime._sender, aws.management_client):
         cached.cache_clear()
+    return port
+
+
+@pytest.fixture
+def local_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, LocalApi]]:
+    port = serve_handlers_here(monkeypatch)
+    base = f"http://127.0.0.1:{port}"
     api = LocalApi(f"127.0.0.1:{port}", idle_seconds=5)
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(api.app())
@@ -215,15 +225,8 @@ def test_events_have_the_shape_api_gateway_sends(
 def test_idle_connections_are_closed_and_shutdown_disconnects_everyone(
     store: ConnectionStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from handlers import aws, runtime
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = serve_handlers_here(monkeypatch)
     base = f"http://127.0.0.1:{port}"
-    monkeypatch.setenv("AWS_WEBSOCKET_API_GATEWAY_ENDPOINT", base)
-    for cached in (runtime.settings, runtime._sender, aws.management_client):
-        cached.cache_clear()
 
     async def lifecycle() -> int | None:
         api = LocalApi(f"127.0.0.1:{port}", idle_seconds=0.5)
@@ -247,12 +250,6 @@ def test_idle_connections_are_closed_and_shutdown_disconnects_everyone(
     assert asyncio.run(lifecycle()) == 1001
     rows = table(store)
     assert len(rows) == 4 and all(r["is_active"] is False for r in rows)  # every $disconnect ran
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_the_command_serves_the_app_and_ctrl_c_disconnects_everyone(store: ConnectionStore) -> None:

@@ -4,7 +4,8 @@ backend's table, its queries, reconnecting, and failing cleanly when the databas
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -206,38 +207,44 @@ def test_database_down_is_reported_not_half_done() -> None:
 EARLIER_SCHEMA = (Path(__file__).parent / "fixtures" / "schema_before_jpa_parity.sql").read_text()
 
 
+@contextmanager
+def scratch_schema(server: str, schema: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection working in a schema of its own, dropped afterwards."""
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}".encode())
+    try:
+        with psycopg.connect(server, autocommit=True, options=f"-csearch_path={schema}") as conn:
+            yield conn
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE".encode())
+
+
 @pytest.mark.postgres
 def test_a_table_from_the_earlier_schema_is_migrated_in_place(postgres_server: str) -> None:
     """From the state the earlier schema.sql left (nullable columns, NULLs in them, its index
     names), the current schema fills the NULLs, adds NOT NULL, renames the indexes to JPA's,
     keeps every row, and is a no-op the second time."""
-    schema = "cc_migration_test"
-    with psycopg.connect(postgres_server, autocommit=True) as admin:
-        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}".encode())
-    try:
-        with psycopg.connect(postgres_server, autocommit=True, options=f"-csearch_path={schema}") as conn:
-            conn.execute(EARLIER_SCHEMA.encode())
-            conn.execute("""INSERT INTO websocket_connections (connection_id, subscription_type, connected_at, expires_at,
+    with scratch_schema(postgres_server, "cc_migration_test") as conn:
+        conn.execute(EARLIER_SCHEMA.encode())
+        conn.execute("""INSERT INTO websocket_connections (connection_id, subscription_type, connected_at, expires_at,
                             connection_type, is_active) VALUES
                             ('kept', 'notifications', now(), now() + interval '1 hour', 'aws', TRUE),
                             ('null-type', 'notifications', now(), now() + interval '1 hour', NULL, TRUE),
                             ('null-active', 'notifications', now(), now() + interval '1 hour', 'aws', NULL)""")
-            conn.execute(schema_sql().encode())
-            conn.execute(schema_sql().encode())  # idempotent
-            rows = dict(
-                conn.execute(
-                    "SELECT connection_id, connection_type || '/' || is_active::text FROM websocket_connections"
-                ).fetchall()
-            )
-            names = indexes(lambda sql: conn.execute(sql.encode()).fetchall())
-            nullable = dict(
-                conn.execute("""SELECT column_name, is_nullable FROM information_schema.columns
+        conn.execute(schema_sql().encode())
+        conn.execute(schema_sql().encode())  # idempotent
+        rows = dict(
+            conn.execute(
+                "SELECT connection_id, connection_type || '/' || is_active::text FROM websocket_connections"
+            ).fetchall()
+        )
+        names = indexes(lambda sql: conn.execute(sql.encode()).fetchall())
+        nullable = dict(
+            conn.execute("""SELECT column_name, is_nullable FROM information_schema.columns
                 WHERE table_schema = current_schema() AND table_name = 'websocket_connections'
                   AND column_name IN ('connection_type', 'is_active')""").fetchall()
-            )
-    finally:
-        with psycopg.connect(postgres_server, autocommit=True) as admin:
-            admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE".encode())
+        )
     assert rows == {"kept": "aws/true", "null-type": "aws/true", "null-active": "aws/false"}
     assert nullable == {"connection_type": "NO", "is_active": "NO"}
     assert names == JPA_INDEXES | {"idx_websocket_user_id": "user_id"}
@@ -245,17 +252,10 @@ def test_a_table_from_the_earlier_schema_is_migrated_in_place(postgres_server: s
 
 @pytest.mark.postgres
 def test_a_table_jpa_created_gets_no_duplicate_indexes(postgres_server: str) -> None:
-    schema = "cc_jpa_table_test"
-    with psycopg.connect(postgres_server, autocommit=True) as admin:
-        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}".encode())
-    try:
-        with psycopg.connect(postgres_server, autocommit=True, options=f"-csearch_path={schema}") as conn:
-            conn.execute(JPA_DDL.encode())
-            conn.execute(schema_sql().encode())
-            names = indexes(lambda sql: conn.execute(sql.encode()).fetchall())
-    finally:
-        with psycopg.connect(postgres_server, autocommit=True) as admin:
-            admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE".encode())
+    with scratch_schema(postgres_server, "cc_jpa_table_test") as conn:
+        conn.execute(JPA_DDL.encode())
+        conn.execute(schema_sql().encode())
+        names = indexes(lambda sql: conn.execute(sql.encode()).fetchall())
     assert names == JPA_INDEXES | {"idx_websocket_user_id": "user_id"}
 
 
