@@ -56,6 +56,7 @@ class Connection:
     def __init__(self, connection_id: str, socket: web.WebSocketResponse, source_ip: str, user_agent: str) -> None:
         self.id, self.socket, self.source_ip, self.user_agent = connection_id, socket, source_ip, user_agent
         self.connected_at = self.last_active = _now_ms()
+        self.open = asyncio.Event()  # set once the 101 is sent: frames can go out from then on
 
 
 class LocalApi:
@@ -119,16 +120,20 @@ class LocalApi:
             log.info("connect refused", extra={"connectionId": connection_id, "status": status})
             return web.Response(status=status, text=str(answer.get("body", "")))
         socket = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, autoping=True)
-        await socket.prepare(request)
         connection = Connection(connection_id, socket, source_ip, user_agent)
+        # Registered before the 101 goes out, as API Gateway does: a client that has its socket can
+        # already be posted to (a post that comes first waits for the upgrade to finish).
         self.connections[connection_id] = connection
-        log.info("connected", extra={"connectionId": connection_id, "path": request.path})
         reason = (1000, "Normal closure")
         try:
+            await socket.prepare(request)
+            connection.open.set()
+            log.info("connected", extra={"connectionId": connection_id, "path": request.path})
             reason = await self._receive(connection)
         finally:
             self.connections.pop(connection_id, None)
-            if not socket.closed:
+            connection.open.set()  # a post waiting on a failed upgrade now finds the socket closed: 410
+            if socket.prepared and not socket.closed:
                 await socket.close(code=reason[0], message=reason[1].encode())
             disconnect = {"headers": {"Host": self.domain}, "multiValueHeaders": {"Host": [self.domain]},
                           "requestContext": self._context(connection_id, "$disconnect", "DISCONNECT", connected_at,
@@ -166,13 +171,16 @@ class LocalApi:
     async def close_all(self, _app: web.Application) -> None:
         """Ctrl-C: close every connection; each one's `$disconnect` runs as its socket ends."""
         for connection in list(self.connections.values()):
+            await connection.open.wait()
             await connection.socket.close(code=1001, message=b"Going away")
 
     # --- the management API ------------------------------------------------------------------------
 
     async def management(self, request: web.Request) -> web.StreamResponse:
         connection = self.connections.get(request.match_info["id"])
-        if connection is None or connection.socket.closed:
+        if connection is not None:
+            await connection.open.wait()
+        if connection is None or connection.socket.closed or not connection.socket.prepared:
             return _gone()
         if request.method == "POST":
             data = await request.read()
