@@ -22,14 +22,13 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import cfnlint
 import yaml
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 
+from cfnlint_websocket import _support as support
 from generator.build import build_all
 from generator.intrinsics import Evaluator
 from generator.model import HANDLER_FUNCTIONS
@@ -146,14 +145,9 @@ def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
 # --- what providers call -------------------------------------------------------------------------
 
 
-@cache
 def provider_permissions(resource_type: str) -> dict[str, tuple[str, ...]]:
     """handler -> permissions, from the provider schema cfn-lint bundles for this region."""
-    schemas = Path(cfnlint.__file__).parent / "data" / "schemas"
-    index = json.loads((schemas / "providers" / f"{REGION}.json").read_text())
-    schema = json.loads((schemas / "resources" / f"{index[resource_type]}.json").read_text())
-    handlers = schema.get("handlers", {})
-    return {h: tuple(handlers[h].get("permissions", [])) for h in HANDLERS if h in handlers}
+    return support.provider_permissions(resource_type, REGION)
 
 
 @dataclass(frozen=True)
@@ -290,11 +284,7 @@ def _logical_of(get_att: dict[str, Any]) -> str:
     return str(target[0] if isinstance(target, list) else target.split(".")[0])
 
 
-# API Gateway authorizes tagging as HTTP verbs on /tags: the provider's names are not IAM actions.
-TRANSLATED = {
-    "apigateway:tagresource": "apigateway:PUT",
-    "apigateway:untagresource": "apigateway:DELETE",
-}
+TRANSLATED = support.IAM_ACTION_OF
 
 
 def stack_checks(

@@ -101,5 +101,5 @@ def finish(template: Template, params: ParameterSet, outputs: dict[str, tuple[st
     """Add the outputs (key -> description, value) and the console's parameter groups."""
     for key, (description, value) in outputs.items():
         template.add_output(Output(key, Description=description, Value=value))
-    template.set_metadata({"AWS::CloudFormation::Interface": params.interface()})
+    template.set_metadata({**template.metadata, "AWS::CloudFormation::Interface": params.interface()})
     return template

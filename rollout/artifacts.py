@@ -13,8 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-TEMPLATE_BODY_LIMIT = 51_200
-TEMPLATE_URL_LIMIT = 1_048_576
+from cfnlint_websocket.limits import TEMPLATE_BODY_LIMIT, TEMPLATE_URL_LIMIT  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)

@@ -41,12 +41,8 @@ from moto.core.common_models import CloudFormationModel
 from moto.core.exceptions import JsonRESTError, ServiceException
 from moto.iam.models import iam_backends
 
-TEMPLATE_BODY_LIMIT = 51_200
-TEMPLATE_URL_LIMIT = 1_048_576
-RULE_FUNCTIONS = frozenset({
-    "Fn::And", "Fn::Contains", "Fn::EachMemberEquals", "Fn::EachMemberIn", "Fn::Equals",
-    "Fn::Not", "Fn::Or", "Fn::RefAll", "Fn::ValueOf", "Fn::ValueOfAll", "Ref",
-})  # fmt: skip
+from cfnlint_websocket.limits import RULE_FUNCTIONS, TEMPLATE_BODY_LIMIT, TEMPLATE_URL_LIMIT
+
 LAMBDA_ENVIRONMENT_LIMIT = 4096
 LOGGING_NEEDS_ROLE = "CloudWatch Logs role ARN must be set in account settings to enable logging"
 ACCOUNT_ROLE_REFUSED = "The role ARN does not have required permissions set to API Gateway"

@@ -10,6 +10,7 @@ from typing import Any
 import cfnlint
 import pytest
 
+from cfnlint_websocket.limits import RULE_FUNCTIONS
 from generator.intrinsics import Evaluator, failed_rules
 from generator.model import ENDPOINT_VARIABLE, LAMBDA_RUNTIME
 
@@ -215,10 +216,6 @@ def test_jwt_settings_reach_the_functions_and_the_secret_is_readable(
     both = {**CODE, "DatabaseUrl": "postgresql://db/cc", "JwtSecretArn": jwt_secret,
             "JwtPublicKey": "-----BEGIN PUBLIC KEY-----\\nAB\\n-----END PUBLIC KEY-----"}  # fmt: skip
     assert failed_rules(compute, both) == ["set JwtSecretArn or JwtPublicKey, not both"]
-
-
-RULE_FUNCTIONS = {"Fn::And", "Fn::Contains", "Fn::EachMemberEquals", "Fn::EachMemberIn", "Fn::Equals", "Fn::Not",
-                  "Fn::Or", "Fn::RefAll", "Fn::ValueOf", "Fn::ValueOfAll", "Ref"}  # fmt: skip
 
 
 def functions_in(node: Any) -> set[str]:
