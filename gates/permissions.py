@@ -233,6 +233,15 @@ class StackResources:
             return [_arn("events", f"rule/{self.stack}-{logical}-GENERATED")]
         if kind == "AWS::ApiGateway::Account":
             return [f"arn:{PARTITION}:apigateway:{REGION}::/account"]
+        if kind == "AWS::CloudWatch::Alarm":
+            return [_arn("cloudwatch", f"alarm:{props['AlarmName']}")]
+        if kind == "AWS::CloudWatch::Dashboard":
+            return [f"arn:{PARTITION}:cloudwatch::{ACCOUNT}:dashboard/{props['DashboardName']}"]
+        if kind == "AWS::SNS::Topic":
+            topic = _arn("sns", props["TopicName"])
+            return [topic, f"{topic}:0f1e2d3c-subscription"]
+        if kind == "AWS::KMS::Key":
+            return [_arn("kms", "key/1234abcd-12ab-34cd-56ef-1234567890ab")]
         children = {
             "AWS::ApiGatewayV2::Api": "",
             "AWS::ApiGatewayV2::Route": "/routes",
@@ -266,6 +275,8 @@ class StackResources:
                 return [f"arn:{PARTITION}:s3:::{props['Code']['S3Bucket']}/{props['Code']['S3Key']}"]
             if service == "kms":
                 return [props["KmsKeyArn"]] if props.get("KmsKeyArn") else None
+        if action.lower() == "kms:createkey":
+            return ["*"]  # the key has no ARN before it exists
         if kind == "AWS::ApiGateway::Account" and service == "iam":
             return [self.role_arn(_logical_of(self.template["Resources"][logical]["Properties"]["CloudWatchRoleArn"]))]
         return self.own_arns(logical, handler)

@@ -36,6 +36,7 @@ from generator.common import (
     add_name_prefix,
     assume_role_policy,
     checkov_skips,
+    deployed_by_template_url,
     finish,
     log_group,
     new_template,
@@ -48,6 +49,7 @@ from generator.model import (
     LAMBDA_RUNTIME,
     HandlerFunction,
 )
+from generator.monitoring import add_compute_parameters, compute_monitoring
 from generator.parameters import ParameterSet
 
 DATABASE_AUTH_METHODS = ("url", "secret", "iam")
@@ -68,6 +70,7 @@ NOT_APPLICABLE = (
 
 def _parameters(params: ParameterSet) -> None:
     add_name_prefix(params, "Prefix of every name (cc gives the original cc-websocket-* functions).")
+    add_compute_parameters(params)
     code = "Code"
     params.add(
         code,
@@ -590,10 +593,14 @@ def build() -> Template:
         "groups and their least-privilege execution role."
     )
     _parameters(params)
+    deployed_by_template_url(template)
     _conditions_and_rules(template)
     role = _role(template)
     functions = [(function, _function(template, function, role)) for function in HANDLER_FUNCTIONS]
     by_name = {f.logical: resource for f, resource in functions}
     _cleanup_schedule(template, by_name["Cleanup"])
     notify_policy = _notify_invoke_policy(template, by_name["Notify"])
-    return finish(template, params, _outputs(functions, role, notify_policy))
+    topic = compute_monitoring(template, functions, TIMEOUT_PARAMETERS)
+    outputs = _outputs(functions, role, notify_policy)
+    outputs["AlarmTopicArn"] = ("SNS topic every alarm of the WebSocket stacks notifies", topic)
+    return finish(template, params, outputs)

@@ -62,4 +62,6 @@ HANDLER_FUNCTIONS = (
 ROUTE_HANDLERS = tuple(f for f in HANDLER_FUNCTIONS if f.route_key is not None)
 
 API_NAME = "${NamePrefix}-websocket-api"
+# Every alarm of both stacks is named with this prefix: the bake step and `rollout status` find them by it.
+ALARM_PREFIX = "${NamePrefix}-websocket-alarm-"
 HANDLERS_ROLE_NAME = "${NamePrefix}-websocket-handlers"

@@ -11,7 +11,7 @@ import json
 
 from awacs import awslambda as lambda_
 from awacs import iam, logs, s3, xray
-from awacs.aws import Action, Allow, Bool, Condition, Deny, PolicyDocument, Principal, Statement
+from awacs.aws import Action, Allow, Bool, Condition, Deny, PolicyDocument, Principal, Statement, StringEquals
 from troposphere import Equals, GetAtt, If, Join, Not, Ref, Sub, Template
 from troposphere.iam import Policy, Role
 from troposphere.s3 import AbortIncompleteMultipartUpload as AbortUploads
@@ -42,11 +42,13 @@ from generator.common import (
     add_name_prefix,
     assume_role_policy,
     checkov_skips,
+    deployed_by_template_url,
     finish,
     log_group,
     new_template,
     tags,
 )
+from generator.model import ALARM_PREFIX, APPLICATION_TAG
 from generator.parameters import ParameterSet
 from generator.statemachine import definition
 
@@ -304,6 +306,17 @@ RULE_ACTIONS = _actions(
     "ListTagsForResource",
 )
 API_ACTIONS = _actions("apigateway", "GET", "POST", "PATCH", "PUT", "DELETE")  # tagging is PUT/DELETE on /tags
+ALARM_ACTIONS = _actions("cloudwatch", "PutMetricAlarm", "DeleteAlarms", "DescribeAlarms", "TagResource",
+                         "UntagResource", "ListTagsForResource")  # fmt: skip
+DASHBOARD_ACTIONS = _actions("cloudwatch", "PutDashboard", "GetDashboard", "DeleteDashboards", "TagResource",
+                             "UntagResource", "ListTagsForResource")  # fmt: skip
+TOPIC_ACTIONS = _actions("sns", "CreateTopic", "DeleteTopic", "GetTopicAttributes", "SetTopicAttributes",
+                         "ListSubscriptionsByTopic", "Subscribe", "Unsubscribe", "TagResource", "UntagResource",
+                         "ListTagsForResource", "GetDataProtectionPolicy", "PutDataProtectionPolicy")  # fmt: skip
+# The alarm topic's key: created with the application's tag, then managed only while it carries it.
+KEY_ACTIONS = _actions("kms", "DescribeKey", "GetKeyPolicy", "PutKeyPolicy", "GetKeyRotationStatus",
+                       "EnableKeyRotation", "DisableKeyRotation", "EnableKey", "DisableKey", "ListResourceTags",
+                       "TagResource", "UntagResource", "UpdateKeyDescription", "ScheduleKeyDeletion")  # fmt: skip
 # Calls that take no resource ARN (AWS documents "*"): read-only.
 UNSCOPED_READS = [
     *_actions("ec2", "DescribeSecurityGroups", "DescribeSubnets", "DescribeVpcs", "DescribeNetworkInterfaces"),
@@ -345,7 +358,14 @@ def _cloudformation_role(template: Template) -> Role:
             [Sub("${ArtifactsBucket.Arn}/handlers/*"), Sub("${ArtifactsBucket.Arn}/templates/*")],
         ),
         _allow(UNSCOPED_READS, ["*"]),
-    ]
+        _allow(ALARM_ACTIONS, [Sub(f"{ARN}:cloudwatch:{HERE}:alarm:{ALARM_PREFIX}*")]),
+        _allow(DASHBOARD_ACTIONS, [Sub(f"{ARN}:cloudwatch::${{AWS::AccountId}}:dashboard/${{NamePrefix}}-websocket")]),
+        _allow(TOPIC_ACTIONS, [Sub(f"{ARN}:sns:{HERE}:{ALARM_PREFIX}topic"), Sub(f"{ARN}:sns:{HERE}:{ALARM_PREFIX}topic:*")]),
+        Statement(Effect=Allow, Action=_actions("kms", "CreateKey"), Resource=["*"],
+                  Condition=Condition(StringEquals("aws:RequestTag/Application", APPLICATION_TAG))),
+        Statement(Effect=Allow, Action=KEY_ACTIONS, Resource=[Sub(f"{ARN}:kms:{HERE}:key/*")],
+                  Condition=Condition(StringEquals("aws:ResourceTag/Application", APPLICATION_TAG))),
+    ]  # fmt: skip
     role = _service_role(
         "CloudFormationRole",
         "cloudformation.amazonaws.com",
@@ -457,9 +477,7 @@ def build() -> Template:
         "and the Step Functions state machine that runs compute -> websocket -> endpoint."
     )
     _parameters(params)
-    # This template is over TemplateBody's 51,200 bytes on purpose: both engines deploy it by
-    # TemplateURL from the artifacts bucket (rollout/artifacts.py), so the pack's W9111 is answered.
-    template.set_metadata({**template.metadata, "cfn-lint": {"config": {"ignore_checks": ["W9111"]}}})
+    deployed_by_template_url(template)
     template.add_condition("Tracing", Equals(Ref("TracingEnabled"), "true"))
     template.add_condition("EnvironmentKeyGiven", Not(Equals(Ref("EnvironmentKmsKeyArn"), "")))
     template.add_condition("ConsumersGiven", Not(Equals(Join("", Ref("EndpointConsumerArns")), "")))

@@ -28,6 +28,7 @@ STACK_INPUTS: dict[str, dict[str, Source]] = {
     "websocket": {
         **{f.arn_parameter: ("compute", f"{f.logical}FunctionArn") for f in ROUTE_HANDLERS},
         "HandlersRoleName": ("compute", "HandlersRoleName"),
+        "AlarmTopicArn": ("compute", "AlarmTopicArn"),
     },
 }
 ARTIFACT_PARAMETERS = {"compute": ("CodeS3Bucket", "CodeS3Key")}

@@ -51,6 +51,7 @@ from generator.model import (
     ROUTE_HANDLERS,
     HandlerFunction,
 )
+from generator.monitoring import add_websocket_parameters, dashboard, websocket_alarms
 from generator.parameters import ParameterSet
 
 FUNCTION_ARN_PATTERN = (
@@ -209,6 +210,7 @@ def _parameters(params: ParameterSet) -> None:
         "The role is retained when the stack is deleted or this is turned off, since the "
         "account setting keeps naming it. Set false when the account already has one.",
     )
+    add_websocket_parameters(params)
 
 
 def _conditions(template: Template) -> None:
@@ -400,5 +402,7 @@ def build() -> Template:
     routes = [_route(template, api, route) for route in ROUTE_HANDLERS]
     policy = _management_policy(template)
     _account_role(template, [policy.title, *(f"{r.logical}InvokePermission" for r in ROUTE_HANDLERS)])
-    _stage(template, api, routes)
+    stage = _stage(template, api, routes)
+    websocket_alarms(template, Ref(api), Ref(stage))
+    dashboard(template)
     return finish(template, params, _outputs())

@@ -16,8 +16,13 @@
    gets an empty definition, and lands in the backend the Step Functions API does not use once
    state machines execute: the definition string is built first, and the machine is created in
    the API's backend.
-7. A change set adds resources in template order, ignoring `DependsOn` (only references order
-   them): resources are added after the ones they depend on.
+7. A change set adds resources in template order, ignoring `DependsOn`, and a stack's create
+   orders by `DependsOn` alone while a reference creates the named resource on the spot (before
+   that one's own `DependsOn`): both add resources after everything they depend on or reference.
+8. `AWS::CloudWatch::Alarm` is silently skipped too: `rollout/emulator/alarms.py` models it, so
+   the bake step and `rollout status` find the stacks' alarms (tests drive them with SetAlarmState).
+9. An `AWS::KMS::Key` with Tags crashes moto's create (it reads CloudFormation's `Key`/`Value` as
+   the KMS API's `TagKey`/`TagValue`): the tags are handed over in the API's shape.
 
 `tests/rollout/test_moto_gaps.py` checks each gap still exists, so a moto upgrade that fixes
 one makes a test fail and this module can shrink.
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from typing import Any
 
@@ -36,9 +42,13 @@ from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.cloudformation.models import ChangeSet, CloudFormationBackend
 from moto.core.common_models import CloudFormationModel
+from moto.kms.models import Key as KmsKey
 from moto.stepfunctions.models import StateMachine, cfn_to_api_tags
 
+from rollout.emulator.alarms import CloudWatchAlarm
+
 _installed = False
+SUB_NAME = re.compile(r"\$\{([^!}][^}]*)\}")
 
 
 def _backend(account_id: str, region_name: str) -> ApiGatewayV2Backend:
@@ -298,7 +308,8 @@ class WebSocketStage(WebSocketChild, CloudFormationModel):
 
 
 MODELED_TYPES = tuple(
-    cls.cloudformation_type() for cls in (WebSocketApi, WebSocketRoute, WebSocketIntegration, WebSocketStage)
+    cls.cloudformation_type()
+    for cls in (WebSocketApi, WebSocketRoute, WebSocketIntegration, WebSocketStage, CloudWatchAlarm)
 )
 
 
@@ -387,15 +398,37 @@ def _update_state_machine(
     )
 
 
+def _references(node: Any) -> set[str]:
+    """Logical ids a resource's properties name (Ref, GetAtt, `${...}` in Fn::Sub)."""
+    if isinstance(node, list):
+        return set().union(*map(_references, node)) if node else set()
+    if not isinstance(node, dict):
+        return set()
+    found: set[str] = set()
+    for key, value in node.items():
+        if key == "Ref" and isinstance(value, str):
+            found.add(value)
+        elif key == "Fn::GetAtt":
+            found.add(str(value[0] if isinstance(value, list) else value).split(".")[0])
+        elif key == "Fn::Sub":
+            text = value[0] if isinstance(value, list) else value
+            found |= {name.split(".")[0] for name in SUB_NAME.findall(str(text))}
+        found |= _references(value)
+    return found
+
+
 def in_dependency_order(resources: dict[str, Any]) -> dict[str, Any]:
-    """The same resources, each after everything its DependsOn names."""
+    """The same resources, each after everything it depends on: what its DependsOn names, and what
+    it references (moto creates a referenced resource on the spot, before that one's DependsOn)."""
     ordered: dict[str, Any] = {}
 
     def visit(name: str, path: tuple[str, ...]) -> None:
         if name in ordered or name not in resources or name in path:
             return
         depends = resources[name].get("DependsOn") or []
-        for dependency in [depends] if isinstance(depends, str) else depends:
+        named = [depends] if isinstance(depends, str) else depends
+        referenced = _references([resources[name].get("Properties"), resources[name].get("Metadata")])
+        for dependency in [*named, *sorted(referenced)]:
             visit(dependency, (*path, name))
         ordered[name] = resources[name]
 
@@ -411,11 +444,28 @@ def _update_in_dependency_order(
     _original_update(self, ordered, parameters)
 
 
+def _create_in_dependency_order(self: parsing.ResourceMap, template: dict[str, Any]) -> bool:
+    ordered = {**template, "Resources": in_dependency_order(template.get("Resources", {}))}
+    return bool(_original_create(self, ordered))
+
+
 _original_update = parsing.ResourceMap.update
+_original_create = parsing.ResourceMap.create
 _original_update_state_machine = StateMachine.update_from_cloudformation_json
 _original_get_configuration = LambdaFunction.get_configuration
 _original_execute = CloudFormationBackend.execute_change_set
 _original_clean_json = parsing.clean_json
+
+
+_original_key_create = KmsKey.create_from_cloudformation_json
+
+
+def _key_with_api_tags(cls: type, resource_name: str, cloudformation_json: dict[str, Any], *args: Any,
+                       **kwargs: Any) -> Any:  # fmt: skip
+    props = cloudformation_json.get("Properties", {})
+    tags = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in props.get("Tags") or []]
+    fixed = {**cloudformation_json, "Properties": {**props, "Tags": tags}}
+    return _original_key_create(resource_name, fixed, *args, **kwargs)
 
 
 def install() -> None:
@@ -427,7 +477,9 @@ def install() -> None:
     ChangeSet.diff = _diff_with_parameters  # type: ignore[method-assign]
     parsing.clean_json = _clean_json_without_novalue
     parsing.ResourceMap.update = _update_in_dependency_order  # type: ignore[method-assign]
+    parsing.ResourceMap.create = _create_in_dependency_order  # type: ignore[method-assign]
     LambdaFunction.get_configuration = _configuration_with_revision  # type: ignore[method-assign]
     StateMachine.create_from_cloudformation_json = classmethod(_create_state_machine)  # type: ignore[method-assign,assignment]
     StateMachine.update_from_cloudformation_json = classmethod(_update_state_machine)  # type: ignore[method-assign,assignment]
+    KmsKey.create_from_cloudformation_json = classmethod(_key_with_api_tags)  # type: ignore[method-assign,assignment]
     _installed = True

@@ -184,7 +184,7 @@ def test_outputs_feed_the_websocket_stack(templates: dict[str, Any]) -> None:
         assert {f"{stem}FunctionArn", f"{stem}FunctionName"} <= outputs
     # Every websocket parameter that names a compute output exists under the same key.
     assert {p for p in websocket["Parameters"] if p in outputs} == {
-        "ConnectFunctionArn", "DisconnectFunctionArn", "DefaultFunctionArn", "HandlersRoleName"}  # fmt: skip
+        "ConnectFunctionArn", "DisconnectFunctionArn", "DefaultFunctionArn", "HandlersRoleName", "AlarmTopicArn"}  # fmt: skip
 
 
 def test_cleanup_runs_hourly_by_default_and_only_events_may_invoke_it(

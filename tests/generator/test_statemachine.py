@@ -112,9 +112,13 @@ def test_rollout_roles_are_scoped(templates: dict[str, Any]) -> None:
     assert len(wildcard) == 1 and all(a.startswith(("logs:", "xray:")) for a in wildcard[0]["Action"])
     assert "lambda:UpdateFunctionConfiguration" in text and "${NamePrefix}-websocket-*" in text
     service_statements = resources["CloudFormationRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-    unscoped = [s for s in service_statements if "*" in s["Resource"]]
-    # Only reads that take no resource ARN go unscoped.
+    unscoped = [s for s in service_statements if "*" in s["Resource"] and "Condition" not in s]
+    # Only reads that take no resource ARN go unscoped; creating the alarm topic's key (which has
+    # no ARN yet) is allowed only with the application's tag on the request.
     assert len(unscoped) == 1 and all(a.startswith(("ec2:Describe", "logs:Describe")) for a in unscoped[0]["Action"])
+    (create_key,) = [s for s in service_statements if "*" in s["Resource"] and "Condition" in s]
+    assert create_key["Action"] == ["kms:CreateKey"]
+    assert create_key["Condition"] == {"StringEquals": {"aws:RequestTag/Application": "CareConnect"}}
 
 
 @pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov"])

@@ -11,7 +11,7 @@ from moto.core.common_models import CloudFormationModel
 
 from rollout.emulator import moto_gaps
 
-APIGATEWAYV2_TYPES = set(moto_gaps.MODELED_TYPES)
+MODELED_TYPES = set(moto_gaps.MODELED_TYPES)
 TEMPLATE = """
 Parameters:
   Rate: {Type: Number, Default: 1}
@@ -32,10 +32,11 @@ def test_moto_version_is_the_one_the_gaps_were_checked_against() -> None:
     assert moto.__version__.startswith("5.2."), "re-check every gap in moto_gaps against this moto"
 
 
-def test_gap1_moto_has_no_apigatewayv2_cloudformation_models_of_its_own() -> None:
+def test_gap1_and_8_moto_has_no_apigatewayv2_or_alarm_cloudformation_models_of_its_own() -> None:
     theirs = {cls.cloudformation_type() for cls in CloudFormationModel.__subclasses__()
               if not cls.__module__.startswith("rollout.")}  # fmt: skip
-    assert not APIGATEWAYV2_TYPES & theirs
+    assert {"AWS::ApiGatewayV2::Api", "AWS::CloudWatch::Alarm"} <= MODELED_TYPES
+    assert not MODELED_TYPES & theirs
 
 
 def _backend() -> CloudFormationBackend:
@@ -91,3 +92,16 @@ def test_gap7_moto_adds_resources_in_template_order_ignoring_depends_on() -> Non
 def test_dependency_order_puts_depends_on_targets_first() -> None:
     resources = {"Stage": {"DependsOn": ["Account"]}, "Role": {}, "Account": {"DependsOn": "Role"}}
     assert list(moto_gaps.in_dependency_order(resources)) == ["Role", "Account", "Stage"]
+
+
+def test_gap9_a_kms_key_with_cloudformation_tags_crashes_moto_and_is_handed_api_tags() -> None:
+    import pytest
+    from moto import mock_aws
+
+    key = {"Properties": {"KeyPolicy": {"Version": "2012-10-17", "Statement": []},
+                          "Tags": [{"Key": "Application", "Value": "CareConnect"}]}}  # fmt: skip
+    with mock_aws():
+        with pytest.raises(KeyError, match="TagKey"):
+            moto_gaps._original_key_create("AlarmTopicKey", key, "123456789012", "eu-west-1")
+        created = moto_gaps._key_with_api_tags(None, "AlarmTopicKey", key, "123456789012", "eu-west-1")  # type: ignore[arg-type]
+        assert created.arn.startswith("arn:aws:kms:eu-west-1:123456789012:key/")

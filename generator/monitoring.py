@@ -1,0 +1,361 @@
+"""Alarms, their topic, and the dashboard: what tells a release engineer that new code fails.
+
+The original module names the metrics to watch and builds nothing for them. Here:
+- the websocket template alarms on the stage (integration and execution errors, client errors as
+  a rate of messages, integration latency p99 as a share of the integration timeout) and builds
+  the dashboard;
+- the compute template alarms on each handler function (errors, throttles, duration p99 as a share
+  of its timeout) and on the cleanup job missing its runs, and owns the alarm topic: an existing
+  topic's ARN, or one it creates, encrypted with a key CloudWatch may use (the AWS-managed
+  `alias/aws/sns` key would silently drop every alarm notification), with an optional e-mail.
+Every alarm is named `${NamePrefix}-websocket-alarm-...` (ALARM_PREFIX): the rollout's bake step
+and `rollout status` find them by that prefix. Every threshold and period is a parameter.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from awacs.aws import Action as AwacsAction
+from awacs.aws import Allow, PolicyDocument, Principal, Statement
+from troposphere import AWSHelperFn, Equals, GetAtt, If, Not, Ref, Sub, Template
+from troposphere.cloudwatch import Alarm, Dashboard, Metric, MetricDataQuery, MetricDimension, MetricStat
+from troposphere.kms import Key
+from troposphere.sns import Subscription, Topic
+
+from generator.common import tags
+from generator.model import ALARM_PREFIX, HandlerFunction
+from generator.parameters import ParameterSet
+
+GROUP = "Alarms"
+SNS_TOPIC_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$"
+PERIODS = [60, 300, 900, 3600]
+
+
+def _number(params: ParameterSet, name: str, label: str, default: int, low: int, high: int, what: str) -> None:
+    params.add(GROUP, name, label, Type="Number", Default=default, MinValue=low, MaxValue=high, Description=what)
+
+
+def add_common_parameters(params: ParameterSet) -> None:
+    params.add(
+        GROUP,
+        "AlarmPeriodSeconds",
+        "Alarm period (s)",
+        Type="Number",
+        Default=300,
+        AllowedValues=PERIODS,
+        Description="Period over which each alarm sums or takes percentiles; one period in breach raises it.",
+    )
+
+
+def add_websocket_parameters(params: ParameterSet) -> None:
+    add_common_parameters(params)
+    params.add(
+        GROUP,
+        "AlarmTopicArn",
+        "Alarm topic ARN",
+        Type="String",
+        Default="",
+        AllowedPattern=SNS_TOPIC_ARN_PATTERN,
+        Description="SNS topic the stage's alarms notify (the rollout passes the compute stack's); empty: no actions.",
+    )
+    _number(params, "ApiIntegrationErrorThreshold", "Integration errors", 5, 1, 100000,
+            "Integration errors (handler failures answered to clients) per period that raise the alarm.")  # fmt: skip
+    _number(params, "ApiExecutionErrorThreshold", "Execution errors", 1, 1, 100000,
+            "API Gateway execution errors (integration not called: permissions, timeouts) per period that raise it.")  # fmt: skip
+    _number(params, "ApiClientErrorRatePercent", "Client error rate (%)", 10, 1, 100,
+            "Client errors (4xx before the integration: throttling, too large, unauthorised) as a percentage of messages.")  # fmt: skip
+    _number(params, "ApiLatencyPercentOfTimeout", "Latency p99 (% of timeout)", 80, 1, 100,
+            "Integration latency p99 as a percentage of IntegrationTimeoutMillis that raises the alarm.")  # fmt: skip
+
+
+def add_compute_parameters(params: ParameterSet) -> None:
+    add_common_parameters(params)
+    params.add(
+        GROUP,
+        "AlarmTopicArn",
+        "Alarm topic ARN",
+        Type="String",
+        Default="",
+        AllowedPattern=SNS_TOPIC_ARN_PATTERN,
+        Description="Existing SNS topic for every alarm; empty: this stack creates an encrypted one.",
+    )
+    params.add(
+        GROUP,
+        "AlarmEmail",
+        "Alarm e-mail",
+        Type="String",
+        Default="",
+        AllowedPattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        Description="E-mail address subscribed to the created topic (it must confirm); empty: none.",
+    )
+    _number(params, "FunctionErrorThreshold", "Function errors", 1, 1, 100000,
+            "Errors of one handler function per period that raise its alarm.")  # fmt: skip
+    _number(params, "FunctionThrottleThreshold", "Function throttles", 1, 1, 100000,
+            "Throttled invocations of one handler function per period that raise its alarm.")  # fmt: skip
+    _number(params, "FunctionDurationPercentOfTimeout", "Duration p99 (% of timeout)", 80, 1, 100,
+            "A function's duration p99 as a percentage of its timeout that raises its alarm.")  # fmt: skip
+    params.add(
+        GROUP,
+        "CleanupMissedAfterSeconds",
+        "Cleanup missed after (s)",
+        Type="Number",
+        Default=7200,
+        AllowedValues=[900, 1800, 3600, 7200, 21600, 43200, 86400],
+        Description="No cleanup run for this long raises the alarm (at least the CleanupSchedule interval; "
+        "twice it by default).",
+    )
+
+
+def _alarm(
+    title: str, suffix: str, description: str, actions: AWSHelperFn, *, missing: str, **properties: Any
+) -> Alarm:
+    return Alarm(
+        title,
+        AlarmName=Sub(f"{ALARM_PREFIX}{suffix}"),
+        AlarmDescription=description,
+        ActionsEnabled=True,
+        AlarmActions=actions,
+        OKActions=actions,
+        EvaluationPeriods=1,
+        TreatMissingData=missing,
+        **properties,
+    )
+
+
+def _stat(query_id: str, namespace: str, metric: str, dimensions: dict[str, Any], stat: str) -> MetricDataQuery:
+    return MetricDataQuery(
+        Id=query_id,
+        ReturnData=False,
+        MetricStat=MetricStat(
+            Metric=Metric(
+                Namespace=namespace,
+                MetricName=metric,
+                Dimensions=[MetricDimension(Name=k, Value=v) for k, v in dimensions.items()],
+            ),
+            Period=Ref("AlarmPeriodSeconds"),
+            Stat=stat,
+        ),
+    )
+
+
+def _expression(expression: str, label: str) -> MetricDataQuery:
+    return MetricDataQuery(Id="e1", Expression=Sub(expression) if "${" in expression else expression, Label=label,
+                           ReturnData=True)  # fmt: skip
+
+
+# --- websocket ------------------------------------------------------------------------------------
+
+
+def websocket_alarms(template: Template, api: AWSHelperFn, stage: AWSHelperFn) -> None:
+    template.add_condition("AlarmTopicGiven", Not(Equals(Ref("AlarmTopicArn"), "")))
+    actions = If("AlarmTopicGiven", [Ref("AlarmTopicArn")], Ref("AWS::NoValue"))
+    stage_of = {"ApiId": api, "Stage": stage}
+    for title, suffix, metric, threshold, meaning in (
+        ("ApiIntegrationErrorsAlarm", "api-integration-errors", "IntegrationError", "ApiIntegrationErrorThreshold",
+         "Handlers answered with errors (or failed): clients saw them. First: the handler's logs for the period."),
+        ("ApiExecutionErrorsAlarm", "api-execution-errors", "ExecutionError", "ApiExecutionErrorThreshold",
+         "API Gateway could not call a handler (permission, timeout, throttled function). First: the stage's "
+         "access log (integrationError) and the function's throttles."),
+    ):  # fmt: skip
+        template.add_resource(
+            _alarm(
+                title,
+                suffix,
+                meaning,
+                actions,
+                missing="notBreaching",
+                Namespace="AWS/ApiGateway",
+                MetricName=metric,
+                Dimensions=[MetricDimension(Name=k, Value=v) for k, v in stage_of.items()],
+                Statistic="Sum",
+                Period=Ref("AlarmPeriodSeconds"),
+                Threshold=Ref(threshold),
+                ComparisonOperator="GreaterThanOrEqualToThreshold",
+            )
+        )
+    template.add_resource(
+        _alarm(
+            "ApiClientErrorRateAlarm", "api-client-error-rate",
+            "Too many messages refused before a handler runs (429 throttling, 413 too large, 403). First: the "
+            "access log's status and errorMessage; raise throttling if it is 429.",
+            actions, missing="notBreaching", ComparisonOperator="GreaterThanThreshold",
+            Threshold=Ref("ApiClientErrorRatePercent"),
+            Metrics=[
+                _stat("errors", "AWS/ApiGateway", "ClientError", stage_of, "Sum"),
+                _stat("messages", "AWS/ApiGateway", "MessageCount", stage_of, "Sum"),
+                _expression("IF(messages > 0, 100 * errors / messages, 0)", "client errors (% of messages)"),
+            ],
+        )
+    )  # fmt: skip
+    template.add_resource(
+        _alarm(
+            "ApiLatencyAlarm", "api-latency-p99",
+            "Handlers are close to the integration timeout (then clients get 504s). First: the handler's duration "
+            "and the database's latency.",
+            actions, missing="notBreaching", ComparisonOperator="GreaterThanThreshold",
+            Threshold=Ref("ApiLatencyPercentOfTimeout"),
+            Metrics=[
+                _stat("latency", "AWS/ApiGateway", "IntegrationLatency", stage_of, "p99"),
+                _expression("100 * latency / ${IntegrationTimeoutMillis}", "integration latency p99 (% of timeout)"),
+            ],
+        )
+    )  # fmt: skip
+
+
+def _widget(title: str, metrics: list[list[Any]], x: int, y: int, stat: str = "Sum") -> dict[str, Any]:
+    return {
+        "type": "metric", "x": x, "y": y, "width": 8, "height": 6,
+        "properties": {"title": title, "region": "${AWS::Region}", "stat": stat, "period": 300, "view": "timeSeries",
+                       "metrics": metrics},
+    }  # fmt: skip
+
+
+def _functions(metric: str, stat: str) -> list[list[Any]]:
+    search = (
+        f"SEARCH('{{AWS/Lambda,FunctionName}} MetricName=\"{metric}\" \"${{NamePrefix}}-websocket-\"', '{stat}', 300)"
+    )
+    return [[{"expression": search, "id": "f", "label": ""}]]
+
+
+def dashboard_body() -> str:
+    """The dashboard as a Fn::Sub string: the stage's connections, messages, errors and latency,
+    and every handler function's invocations, errors, duration and concurrency."""
+    stage = ["ApiId", "${Api}", "Stage", "${Stage}"]
+    api = "AWS/ApiGateway"
+    widgets = [
+        _widget("Connections ($connect)", [[api, "ConnectCount", *stage]], 0, 0),
+        _widget("Messages", [[api, "MessageCount", *stage]], 8, 0),
+        _widget("Errors", [[api, name, *stage] for name in ("IntegrationError", "ExecutionError", "ClientError")], 16, 0),
+        _widget("Integration latency (ms)", [[api, "IntegrationLatency", *stage, {"stat": s}] for s in ("p50", "p99")], 0, 6, "p99"),
+        _widget("Function invocations", _functions("Invocations", "Sum"), 8, 6),
+        _widget("Function errors", _functions("Errors", "Sum"), 16, 6),
+        _widget("Function duration p99 (ms)", _functions("Duration", "p99"), 0, 12, "p99"),
+        _widget("Function concurrency", _functions("ConcurrentExecutions", "Maximum"), 8, 12, "Maximum"),
+        _widget("Function throttles", _functions("Throttles", "Sum"), 16, 12),
+    ]  # fmt: skip
+    return json.dumps({"widgets": widgets}, separators=(",", ":"))
+
+
+def dashboard(template: Template) -> None:
+    template.add_resource(
+        Dashboard("Dashboard", DashboardName=Sub("${NamePrefix}-websocket"), DashboardBody=Sub(dashboard_body()))
+    )
+
+
+# --- compute --------------------------------------------------------------------------------------
+
+
+def alarm_topic(template: Template) -> AWSHelperFn:
+    """The topic every alarm notifies: the one given, or one created with its own key."""
+    template.add_condition("CreateAlarmTopic", Equals(Ref("AlarmTopicArn"), ""))
+    template.add_condition("AlarmEmailGiven", Not(Equals(Ref("AlarmEmail"), "")))
+    root = Principal("AWS", Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root"))
+    key = template.add_resource(
+        Key(
+            "AlarmTopicKey",
+            Condition="CreateAlarmTopic",
+            DeletionPolicy="Delete",  # scheduled for deletion with its topic: nothing else is encrypted with it
+            UpdateReplacePolicy="Delete",
+            Description="Encrypts the WebSocket alarm topic; CloudWatch may use it to publish",
+            EnableKeyRotation=True,
+            KeyPolicy=PolicyDocument(
+                Version="2012-10-17",
+                Statement=[
+                    Statement(
+                        Sid="Account", Effect=Allow, Principal=root, Action=[AwacsAction("kms", "*")], Resource=["*"]
+                    ),
+                    Statement(
+                        Sid="CloudWatchPublishes",
+                        Effect=Allow,
+                        Principal=Principal("Service", "cloudwatch.amazonaws.com"),
+                        Action=[AwacsAction("kms", "Decrypt"), AwacsAction("kms", "GenerateDataKey*")],
+                        Resource=["*"],
+                    ),
+                ],
+            ),
+            Tags=tags("compute"),
+        )
+    )
+    topic = template.add_resource(
+        Topic(
+            "AlarmTopic",
+            Condition="CreateAlarmTopic",
+            TopicName=Sub(f"{ALARM_PREFIX}topic"),
+            DisplayName="CareConnect WebSocket alarms",
+            KmsMasterKeyId=GetAtt(key, "Arn"),
+            Subscription=If(
+                "AlarmEmailGiven", [Subscription(Endpoint=Ref("AlarmEmail"), Protocol="email")], Ref("AWS::NoValue")
+            ),
+            Tags=tags("compute"),
+        )
+    )
+    return If("CreateAlarmTopic", Ref(topic), Ref("AlarmTopicArn"))
+
+
+def function_alarms(template: Template, functions: list[tuple[HandlerFunction, Any]], timeouts: dict[str, str],
+                    topic: AWSHelperFn) -> None:  # fmt: skip
+    actions = [topic]
+    for function, resource in functions:
+        name = {"FunctionName": Ref(resource)}
+        for kind, metric, threshold, meaning in (
+            ("Errors", "Errors", "FunctionErrorThreshold",
+             f"{function.display_name} failed (an exception or timeout). First: its log group, filtered on ERROR."),
+            ("Throttles", "Throttles", "FunctionThrottleThreshold",
+             f"{function.display_name} was throttled (account or reserved concurrency). First: the account's "
+             "concurrent executions; ask for a higher limit or reserve concurrency."),
+        ):  # fmt: skip
+            template.add_resource(
+                _alarm(
+                    f"{function.logical}{kind}Alarm",
+                    f"{function.suffix}-{kind.lower()}",
+                    meaning,
+                    actions,
+                    missing="notBreaching",
+                    Namespace="AWS/Lambda",
+                    MetricName=metric,
+                    Dimensions=[MetricDimension(Name="FunctionName", Value=Ref(resource))],
+                    Statistic="Sum",
+                    Period=Ref("AlarmPeriodSeconds"),
+                    Threshold=Ref(threshold),
+                    ComparisonOperator="GreaterThanOrEqualToThreshold",
+                )
+            )
+        timeout = timeouts.get(function.logical, "Timeout")
+        template.add_resource(
+            _alarm(
+                f"{function.logical}DurationAlarm", f"{function.suffix}-duration-p99",
+                f"{function.display_name} runs close to its timeout. First: its slowest invocations (REPORT lines) "
+                "and the database's latency.",
+                actions, missing="notBreaching", ComparisonOperator="GreaterThanThreshold",
+                Threshold=Ref("FunctionDurationPercentOfTimeout"),
+                Metrics=[
+                    _stat("duration", "AWS/Lambda", "Duration", name, "p99"),
+                    _expression(f"100 * duration / (${{{timeout}}} * 1000)", "duration p99 (% of timeout)"),
+                ],
+            )
+        )  # fmt: skip
+
+
+def cleanup_missed_alarm(template: Template, cleanup: Any, topic: AWSHelperFn) -> None:
+    template.add_resource(
+        _alarm(
+            "CleanupMissedAlarm", "cleanup-missed",
+            "The cleanup job has not run for CleanupMissedAfterSeconds: stale connections pile up. First: the "
+            "schedule rule's state and its failed invocations (AWS/Events FailedInvocations).",
+            [topic], missing="breaching", Namespace="AWS/Lambda", MetricName="Invocations",
+            Dimensions=[MetricDimension(Name="FunctionName", Value=Ref(cleanup))], Statistic="Sum",
+            Period=Ref("CleanupMissedAfterSeconds"), Threshold=1, ComparisonOperator="LessThanThreshold",
+        )
+    )  # fmt: skip
+
+
+def compute_monitoring(template: Template, functions: list[tuple[HandlerFunction, Any]],
+                       timeouts: dict[str, str]) -> AWSHelperFn:  # fmt: skip
+    """Topic, function alarms and the cleanup alarm; returns the topic ARN (an output)."""
+    topic = alarm_topic(template)
+    function_alarms(template, functions, timeouts, topic)
+    by_name = {f.logical: resource for f, resource in functions}
+    cleanup_missed_alarm(template, by_name["Cleanup"], topic)
+    return topic
