@@ -81,8 +81,9 @@ def _rollout(args: argparse.Namespace) -> int:
     rehearsing = args.command == "rehearse"
     environment = REHEARSAL_ENVIRONMENT if rehearsing else args.env
     options = engine.Options(
-        dry_run=args.dry_run, poll_seconds=args.poll_seconds, confirm=_confirm(rehearsing or args.yes)
-    )
+        dry_run=args.dry_run, poll_seconds=args.poll_seconds, confirm=_confirm(rehearsing or args.yes),
+        bake_seconds=getattr(args, "bake_seconds", None),
+    )  # fmt: skip
     try:
         env = settings.load(environment, region=getattr(args, "region", None))
         if not (rehearsing or args.command == "watch" or args.yes or args.dry_run or sys.stdin.isatty()):
@@ -179,6 +180,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _bake_seconds(text: str) -> int:
+    try:
+        return settings.bake_seconds(text, "--bake-seconds")
+    except settings.SettingsError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--bake-seconds: ")) from None
+
+
 def _url(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -207,6 +215,12 @@ def parser() -> argparse.ArgumentParser:
             choices=("local", "stepfunctions"),
             default="local",
             help="local: run the plan from here; stepfunctions: run it inside AWS",
+        )
+        sub.add_argument(
+            "--bake-seconds",
+            type=_bake_seconds,
+            help="after the endpoint stage, watch the stacks' alarms this long; any in ALARM fails the rollout "
+            "(0 skips; default: the environment's bake_seconds)",
         )
 
     def aws_target(sub: argparse.ArgumentParser) -> None:

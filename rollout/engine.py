@@ -3,7 +3,8 @@
 Pipeline (a dry run is the same pipeline with nothing executed):
   prepare (rollout.prepare: checks, package, upload, current outputs) -> each stack stage in plan
   order (outputs feed the next stage's parameters) -> endpoint stage (merge the variable into
-  every function, then carry it into the compute stack's parameter) -> summary.
+  every function, then carry it into the compute stack's parameter) -> bake (watch the stacks'
+  alarms for the environment's bake_seconds; one in ALARM fails the run) -> summary.
 A stage that fails stops the run: later stages do not start. Re-running resumes: finished
 stages are recognised as unchanged and cost no mutating call.
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import yaml
 
 from generator.stages import ARTIFACT_PARAMETERS
-from rollout import endpoints
+from rollout import bake, endpoints
 from rollout.aws import Aws
 from rollout.options import Options
 from rollout.plan import StackStage, wired_parameters
@@ -65,10 +66,21 @@ class _Execution:
         for stage in plan.stacks:
             summary.stages.append(self.stack(stage))
         summary.stages.append(self.endpoint())
+        if (baked := self.bake()) is not None:
+            summary.stages.append(baked)
         summary.management_endpoint = self.outputs["websocket"].get("WebSocketManagementEndpoint", "")
         summary.websocket_url = self.outputs["websocket"].get("WebSocketStageInvokeUrl", "")
         summary.result = "planned" if dry else "succeeded"
         return summary
+
+    def bake(self) -> StageResult | None:
+        """Watch the stacks' alarms (rollout/bake.py); the same step as the state machine's."""
+        plan = self.prepared.plan
+        seconds = plan.bake_seconds if self.options.bake_seconds is None else self.options.bake_seconds
+        return bake.bake(
+            self.aws.client("cloudwatch"), bake.alarm_prefix(plan.name_prefix), seconds, self.report,
+            poll_seconds=self.options.poll_seconds, sleep=self.options.sleep, dry_run=self.options.dry_run,
+        )  # fmt: skip
 
     def warn_outside_variables(self) -> None:
         """A compute update rewrites the functions' environment from the template: say which

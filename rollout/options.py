@@ -16,3 +16,4 @@ class Options:
     sleep: Callable[[float], None] = time.sleep
     confirm: Callable[[str], bool] = field(default=lambda _question: True)
     build_package: Callable[[package.Target], package.Artifact] = package.build
+    bake_seconds: int | None = None  # --bake-seconds: overrides the environment's bake_seconds

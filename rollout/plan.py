@@ -33,6 +33,11 @@ class Plan:
     artifacts_bucket: str
     stacks: tuple[StackStage, ...]
     endpoint: EndpointUpdate
+    bake_seconds: int = 0  # how long the bake step watches the alarms (0: skipped)
+
+    @property
+    def name_prefix(self) -> str:
+        return str(self.stack("compute").parameters.get("NamePrefix", "cc"))
 
     def stack(self, stage: str) -> StackStage:
         return next(s for s in self.stacks if s.stage == stage)
@@ -44,7 +49,12 @@ def frozen(values: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def make_plan(
-    environment: str, region: str, bucket: str, stacks: dict[str, str], parameters: dict[str, dict[str, str]]
+    environment: str,
+    region: str,
+    bucket: str,
+    stacks: dict[str, str],
+    parameters: dict[str, dict[str, str]],
+    bake_seconds: int = 0,
 ) -> Plan:
     return Plan(
         environment=environment,
@@ -61,6 +71,7 @@ def make_plan(
             for stage, template in STACK_TEMPLATES.items()
         ),
         endpoint=ENDPOINT_UPDATE,
+        bake_seconds=bake_seconds,
     )
 
 

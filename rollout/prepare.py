@@ -51,7 +51,8 @@ class Consumer:
 
 
 def plan_for(settings: EnvironmentSettings) -> Plan:
-    return make_plan(settings.name, settings.region, settings.artifacts_bucket, settings.stacks, settings.parameters)
+    return make_plan(settings.name, settings.region, settings.artifacts_bucket, settings.stacks, settings.parameters,
+                     settings.bake_seconds)  # fmt: skip
 
 
 def prepare(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options, engine: str) -> Prepared:

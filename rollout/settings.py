@@ -24,7 +24,8 @@ ENVIRONMENTS_DIR = project.root() / "environments"
 REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 STACK_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
-KNOWN_KEYS = {"region", "artifacts_bucket", "stacks", "parameters", "endpoint_consumers"}
+KNOWN_KEYS = {"region", "artifacts_bucket", "stacks", "parameters", "endpoint_consumers", "bake_seconds"}
+MAX_BAKE_SECONDS = 21_600  # six hours: a bake is a watch, not a soak test
 CONSUMER_PATTERN = re.compile(
     r"^([A-Za-z0-9_-]{1,64}|arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64})$"
 )
@@ -61,6 +62,7 @@ class EnvironmentSettings:
     stacks: dict[str, str]  # stage -> stack name
     parameters: dict[str, dict[str, str]] = field(default_factory=dict)  # stage -> name -> value
     endpoint_consumers: tuple[str, ...] = ()  # functions outside the stacks that get the endpoint too
+    bake_seconds: int = 0  # how long the bake step watches the stacks' alarms after the endpoint stage
 
 
 def available() -> list[str]:
@@ -123,8 +125,20 @@ def validate(name: str, path: Path, raw: dict[str, Any], *, region_override: str
     parameters = _parameters(path, raw.get("parameters") or {})
     consumers = _consumers(path, raw.get("endpoint_consumers") or [])
     return EnvironmentSettings(
-        name, path, region, bucket, {k: str(v) for k, v in stacks.items()}, parameters, consumers
-    )
+        name, path, region, bucket, {k: str(v) for k, v in stacks.items()}, parameters, consumers,
+        bake_seconds(raw.get("bake_seconds", 0), f"{path}: bake_seconds"),
+    )  # fmt: skip
+
+
+def bake_seconds(value: Any, where: str) -> int:
+    """Whole seconds from 0 (no bake) to MAX_BAKE_SECONDS."""
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise SettingsError(f"{where}: {value!r} is not a whole number of seconds (0 skips the bake)")
+    if int(value) > MAX_BAKE_SECONDS:
+        raise SettingsError(
+            f"{where}: {value} s is over {MAX_BAKE_SECONDS} s (six hours); watch longer with `rollout status`"
+        )
+    return int(value)
 
 
 def _consumers(path: Path, raw: Any) -> tuple[str, ...]:

@@ -1,8 +1,12 @@
-"""Gap 8 (see moto_gaps.py): moto's CloudFormation silently skips `AWS::CloudWatch::Alarm`.
+"""Gap 8 (see moto_gaps.py): moto's CloudFormation silently skips `AWS::CloudWatch::Alarm`,
+and its CloudWatch differs from AWS's in two ways the bake step meets.
 
-This model creates the alarm in moto's CloudWatch backend (PutMetricAlarm's rules: its Ref is the
-alarm name), keeps its state across an update as CloudWatch does, and deletes it with the
-stack. moto never evaluates alarms, so a test drives one into ALARM with the real API call,
+- The model below creates the alarm in moto's CloudWatch backend (its Ref is the alarm name), in
+  state INSUFFICIENT_DATA as CloudWatch does (moto starts alarms OK), keeps its state across an
+  update, and deletes it with the stack.
+- DescribeAlarms applies only one of its filters in moto (a name prefix *or* a state); AWS applies
+  all of them: `describe_alarms` below does.
+moto never evaluates alarms, so a test drives one into ALARM with the real API call,
 `SetAlarmState`, which works the same on AWS.
 """
 
@@ -11,7 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from moto.cloudwatch.models import CloudWatchBackend, MetricDataQuery, cloudwatch_backends
+from moto.cloudwatch.responses import CloudWatchResponse
 from moto.core.common_models import CloudFormationModel
+from moto.core.responses import ActionResult
 
 
 def _backend(account_id: str, region_name: str) -> CloudWatchBackend:
@@ -70,7 +76,8 @@ class CloudWatchAlarm(CloudFormationModel):
     ) -> CloudWatchAlarm:
         props = cloudformation_json["Properties"]
         name = props.get("AlarmName", resource_name)
-        _put(props, name, account_id, region_name)
+        alarm = _put(props, name, account_id, region_name)
+        alarm.state_value, alarm.state_reason = "INSUFFICIENT_DATA", "Unchecked: Initial alarm creation"
         return cls(name)
 
     @classmethod
@@ -102,3 +109,25 @@ class CloudWatchAlarm(CloudFormationModel):
 
     def is_created(self) -> bool:
         return True
+
+
+def describe_alarms(self: CloudWatchResponse) -> ActionResult:
+    """DescribeAlarms with every filter applied together, as CloudWatch does."""
+    prefix = self._get_param("AlarmNamePrefix")
+    names = self._get_param("AlarmNames", [])
+    state = self._get_param("StateValue")
+    action_prefix = self._get_param("ActionPrefix")
+    types = self._get_param("AlarmTypes", [])
+    alarms = [
+        a for a in self.cloudwatch_backend.describe_alarms()
+        if (not prefix or a.name.startswith(prefix)) and (not names or a.name in names)
+        and (not state or a.state_value == state)
+        and (not action_prefix or any(action.startswith(action_prefix) for action in a.alarm_actions))
+    ]  # fmt: skip
+    metric = [a for a in alarms if a.rule is None] if not types or "MetricAlarm" in types else []
+    composite = [a for a in alarms if a.rule is not None] if not types or "CompositeAlarm" in types else []
+    return ActionResult({"MetricAlarms": metric, "CompositeAlarms": composite})
+
+
+def install() -> None:
+    CloudWatchResponse.describe_alarms = describe_alarms  # type: ignore[method-assign]

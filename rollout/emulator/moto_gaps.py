@@ -20,7 +20,8 @@
    orders by `DependsOn` alone while a reference creates the named resource on the spot (before
    that one's own `DependsOn`): both add resources after everything they depend on or reference.
 8. `AWS::CloudWatch::Alarm` is silently skipped too: `rollout/emulator/alarms.py` models it, so
-   the bake step and `rollout status` find the stacks' alarms (tests drive them with SetAlarmState).
+   the bake step and `rollout status` find the stacks' alarms (tests drive them with SetAlarmState);
+   it also starts alarms in INSUFFICIENT_DATA and makes DescribeAlarms apply all its filters.
 9. An `AWS::KMS::Key` with Tags crashes moto's create (it reads CloudFormation's `Key`/`Value` as
    the KMS API's `TagKey`/`TagValue`): the tags are handed over in the API's shape.
 
@@ -45,6 +46,7 @@ from moto.core.common_models import CloudFormationModel
 from moto.kms.models import Key as KmsKey
 from moto.stepfunctions.models import StateMachine, cfn_to_api_tags
 
+from rollout.emulator import alarms
 from rollout.emulator.alarms import CloudWatchAlarm
 
 _installed = False
@@ -482,4 +484,5 @@ def install() -> None:
     StateMachine.create_from_cloudformation_json = classmethod(_create_state_machine)  # type: ignore[method-assign,assignment]
     StateMachine.update_from_cloudformation_json = classmethod(_update_state_machine)  # type: ignore[method-assign,assignment]
     KmsKey.create_from_cloudformation_json = classmethod(_key_with_api_tags)  # type: ignore[method-assign,assignment]
+    alarms.install()
     _installed = True

@@ -62,7 +62,8 @@ class Run:
         aws.counter.calls.clear()
         log = self.tmp_path / "report.log"
         with log.open("w") as stream:
-            options = engine.Options(poll_seconds=0, build_package=lambda _target: self.built, **option_overrides)
+            defaults: dict[str, Any] = {"poll_seconds": 0, "build_package": lambda _target: self.built}
+            options = engine.Options(**(defaults | option_overrides))
             summary = engine.run(env, aws, Reporter(stream), options).to_dict()
         return summary, aws, log.read_text()
 

@@ -66,6 +66,10 @@ def test_a_stacks_alarms_exist_keep_their_state_and_go_with_the_stack(emulator: 
 
     cloudwatch.set_alarm_state(AlarmName="cc-websocket-alarm-connect-errors", StateValue="ALARM",
                                StateReason="Threshold Crossed: 3 datapoints")  # fmt: skip
+    assert alarms(emulator)["cc-websocket-alarm-api-client-error-rate"]["StateValue"] == "INSUFFICIENT_DATA"
+    both = cloudwatch.describe_alarms(AlarmNamePrefix="cc-websocket-alarm-", StateValue="ALARM")["MetricAlarms"]
+    assert [a["AlarmName"] for a in both] == ["cc-websocket-alarm-connect-errors"]  # both filters, as on AWS
+    assert cloudwatch.describe_alarms(AlarmNamePrefix="other-", StateValue="ALARM")["MetricAlarms"] == []
     stack(emulator, "update", 5)
     updated = alarms(emulator)["cc-websocket-alarm-connect-errors"]
     assert updated["Threshold"] == 5.0 and updated["StateValue"] == "ALARM"

@@ -1,0 +1,117 @@
+"""The bake step (rollout/bake.py) in the local engine: after the endpoint stage, any of the
+stacks' alarms in ALARM fails the rollout, naming it and CloudWatch's reason; 0 skips it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+
+from rollout import settings
+from rollout.bake import AlarmFired, alarm_prefix, checks
+from rollout.errors import explain
+from tests.rollout.conftest import Run
+
+ALARM = "cc-websocket-alarm-connect-errors"
+
+
+def cloudwatch(emulator: str) -> Any:
+    return boto3.client("cloudwatch", region_name="eu-west-1", endpoint_url=emulator)
+
+
+def stages(summary: dict[str, Any]) -> dict[str, str]:
+    return {stage["stage"]: stage["action"] for stage in summary["stages"]}
+
+
+def test_a_bake_with_no_alarm_in_alarm_succeeds_after_watching(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
+) -> None:
+    slept: list[float] = []
+    summary, _, log = rollout(env_settings, bake_seconds=30, poll_seconds=10, sleep=slept.append)
+    assert stages(summary)["bake"] == "succeeded"
+    assert slept == [10, 10, 10]  # looks at 0, 10, 20 and 30 s
+    assert "no alarm in ALARM for 30 s" in log
+    names = [
+        a["AlarmName"]
+        for a in cloudwatch(emulator).describe_alarms(AlarmNamePrefix="cc-websocket-alarm-")["MetricAlarms"]
+    ]
+    assert len(names) == 20 and ALARM in names  # the stacks' alarms exist, and were watched
+
+
+def test_an_alarm_in_alarm_fails_the_rollout_naming_it_and_its_reason(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
+) -> None:
+    rollout(env_settings)
+    cloudwatch(emulator).set_alarm_state(AlarmName=ALARM, StateValue="ALARM",
+                                         StateReason="Threshold Crossed: 1 datapoint [4.0] >= 1.0")  # fmt: skip
+    with pytest.raises(AlarmFired) as failed:
+        rollout(env_settings, bake_seconds=60, sleep=lambda _s: None)
+    assert failed.value.details == [f"{ALARM}: Threshold Crossed: 1 datapoint [4.0] >= 1.0"]
+    failure = explain(failed.value)
+    assert failure is not None and failure.exit_code == 1 and ALARM in " ".join(failure.details)
+
+
+def test_an_alarm_that_fires_during_the_bake_stops_it_there(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
+) -> None:
+    rollout(env_settings)
+    looks: list[float] = []
+
+    def later(seconds: float) -> None:
+        looks.append(seconds)
+        if len(looks) == 3:  # 30 s in, the new code starts failing
+            cloudwatch(emulator).set_alarm_state(AlarmName="cc-websocket-alarm-api-integration-errors",
+                                                 StateValue="ALARM", StateReason="Threshold Crossed")  # fmt: skip
+
+    with pytest.raises(AlarmFired, match="1 alarm"):
+        rollout(env_settings, bake_seconds=600, poll_seconds=10, sleep=later)
+    assert len(looks) == 3  # stopped at the next look, not after 600 s
+
+
+def test_insufficient_data_and_ok_do_not_fail_a_bake(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
+) -> None:
+    rollout(env_settings)
+    states = {a["StateValue"] for a in cloudwatch(emulator).describe_alarms()["MetricAlarms"]}
+    assert states == {"INSUFFICIENT_DATA"}  # new alarms, as on AWS
+    cloudwatch(emulator).set_alarm_state(AlarmName=ALARM, StateValue="OK", StateReason="recovered")
+    summary, _, _ = rollout(env_settings, bake_seconds=5, sleep=lambda _s: None)
+    assert stages(summary)["bake"] == "succeeded"
+
+
+def test_zero_skips_the_bake_and_a_dry_run_plans_it(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:
+    summary, _, _ = rollout(env_settings)
+    assert "bake" not in stages(summary)
+    summary, aws, _ = rollout(env_settings, bake_seconds=120, dry_run=True)
+    assert summary["stages"][-1] == {**summary["stages"][-1], "stage": "bake", "action": "planned"}
+    assert "describe_alarms" not in str(aws.counter.calls)
+
+
+def test_the_environment_sets_the_bake_and_the_command_line_overrides_it(
+    rollout: Run, env_settings: settings.EnvironmentSettings
+) -> None:
+    raw = {"region": env_settings.region, "artifacts_bucket": env_settings.artifacts_bucket,
+           "stacks": env_settings.stacks, "parameters": env_settings.parameters, "bake_seconds": 20}  # fmt: skip
+    baking = settings.validate("rehearsal", env_settings.path, raw)
+    assert baking.bake_seconds == 20
+    summary, _, _ = rollout(baking, sleep=lambda _s: None)
+    assert stages(summary)["bake"] == "succeeded" and summary["stages"][-1]["detail"].startswith("20 s")
+    summary, _, _ = rollout(baking, bake_seconds=0)
+    assert "bake" not in stages(summary)
+
+
+@pytest.mark.parametrize(("value", "problem"), [("soon", "not a whole number"), (-5, "not a whole number"),
+                                                (True, "not a whole number"), (86_400, "over 21600 s")])  # fmt: skip
+def test_a_bad_bake_setting_says_what_is_wrong(
+    env_settings: settings.EnvironmentSettings, value: Any, problem: str
+) -> None:
+    raw = {"region": env_settings.region, "artifacts_bucket": env_settings.artifacts_bucket,
+           "stacks": env_settings.stacks, "parameters": env_settings.parameters, "bake_seconds": value}  # fmt: skip
+    with pytest.raises(settings.SettingsError, match=f"bake_seconds: .*{problem}"):
+        settings.validate("rehearsal", env_settings.path, raw)
+
+
+def test_the_prefix_and_the_number_of_looks() -> None:
+    assert alarm_prefix("staging") == "staging-websocket-alarm-"
+    assert (checks(0, 2), checks(1, 2), checks(30, 10), checks(31, 10)) == (0, 1, 3, 4)
