@@ -387,6 +387,8 @@ def state_machine_checks(option: Option, rollout_parameters: dict[str, str]) -> 
                         else ("kms:Decrypt",)
                     ):
                         yield Check("StateMachineRole", state_name, "task", kms, key)
+        elif service == "cloudwatch":  # the bake step: DescribeAlarms by name prefix, on the alarm collection
+            yield Check("StateMachineRole", state_name, "task", action, _arn("cloudwatch", "alarm:*"))
         else:
             raise KeyError(f"the gate does not know Tasks of {service}: teach state_machine_checks")
 

@@ -411,6 +411,8 @@ def _state_machine_role(template: Template, cloudformation_role: Role) -> Role:
             [lambda_.GetFunctionConfiguration, lambda_.UpdateFunctionConfiguration],
             [Sub(f"{ARN}:lambda:{HERE}:function:${{NamePrefix}}-websocket-*")],
         ),
+        # The bake step: DescribeAlarms (read-only) by name prefix is authorized on the alarm collection.
+        _allow(_actions("cloudwatch", "DescribeAlarms"), [Sub(f"{ARN}:cloudwatch:{HERE}:alarm:*")]),
         _allow(
             [
                 logs.CreateLogDelivery,

@@ -347,6 +347,47 @@ def merge_endpoint(name: str, function_path: str, after: str) -> dict[str, State
     }  # fmt: skip
 
 
+def bake_states(done: str) -> dict[str, State]:
+    """Watch the stacks' alarms: `$.bake.checks` looks after the first, `$.bake.waitSeconds` apart;
+    any alarm in ALARM fails the execution naming it and its reason (the local engine's
+    rollout/bake.py). 0 checks skip it. MAX_POLLS bounds the loop whatever the input says (the
+    input stretches the interval so a long bake fits: rollout/sfn_engine.py)."""
+    found = "$.bake.found"
+    return {
+        "Bake": {"Type": "Choice", "Choices": [{"Variable": "$.bake.checks", "NumericLessThanEquals": 0, "Next": done}],
+                 "Default": "BakeStart"},
+        "BakeStart": {"Type": "Pass", "Result": {"n": 0}, "ResultPath": "$.polls.Bake", "Next": "BakeCheck"},
+        "BakeCheck": _task(
+            "cloudwatch:describeAlarms",
+            {"AlarmNamePrefix.$": "$.bake.alarmPrefix", "StateValue": "ALARM", "AlarmTypes": ["MetricAlarm"]},
+            "BakeDecide",
+            ResultSelector={"count.$": "States.ArrayLength($.MetricAlarms)", "alarms.$": "$.MetricAlarms"},
+            ResultPath=found,
+        ),
+        "BakeDecide": {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": f"{found}.count", "NumericGreaterThan": 0, "Next": "BakeAlarms"},
+                {"Variable": "$.polls.Bake.n", "NumericGreaterThanEquals": MAX_POLLS, "Next": done},
+                {"Variable": "$.polls.Bake.n", "NumericGreaterThanEqualsPath": "$.bake.checks", "Next": done},
+            ],
+            "Default": "BakeWait",
+        },
+        "BakeWait": {"Type": "Wait", "SecondsPath": "$.bake.waitSeconds", "Next": "BakeCount"},
+        "BakeCount": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.polls.Bake.n, 1)"},
+                      "ResultPath": "$.polls.Bake", "Next": "BakeCheck"},
+        # Only reached with at least one alarm, so the [*] paths match.
+        "BakeAlarms": {"Type": "Pass", "Parameters": {"names.$": f"{found}.alarms[*].AlarmName",
+                                                      "reasons.$": f"{found}.alarms[*].StateReason"},
+                       "ResultPath": f"{found}.named", "Next": "AlarmFired"},
+        "AlarmFired": _fail_with(
+            "AlarmFired",
+            f"States.Format('bake: {{}} alarm(s) in ALARM after the rollout: {{}}; reasons: {{}}', {found}.count, "
+            f"{found}.named.names, {found}.named.reasons)",
+        ),
+    }  # fmt: skip
+
+
 def parameter_sources(stage: str, template_parameters: list[str], forward: set[str]) -> dict[str, str]:
     """Where each parameter comes from: an earlier stage's output, or the execution input."""
     wired = {param: output_path(source) for param, source in STACK_INPUTS[stage].items() if source[0] in forward}
@@ -377,7 +418,8 @@ def definition(template_parameters: dict[str, list[str]]) -> dict[str, Any]:
     carried = parameter_sources(carry_stage, template_parameters[carry_stage], done) | {
         carry_parameter: "$.endpoint.value"
     }
-    states |= stack_states(f"Carry{_title(carry_stage)}", carry_stage, carried, "Done")
+    states |= stack_states(f"Carry{_title(carry_stage)}", carry_stage, carried, "Bake")
+    states |= bake_states("Done")
     states["Done"] = {"Type": "Succeed"}
     return {
         "Comment": "CareConnect WebSocket rollout: compute stack, websocket stack, endpoint (generated)",

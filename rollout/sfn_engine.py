@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -14,8 +15,8 @@ from typing import Any
 
 from generator.build import build_all
 from generator.stages import ARTIFACT_PARAMETERS, STACK_INPUTS, STACK_TEMPLATES
-from generator.statemachine import POLL_SECONDS
-from rollout import artifacts, engine
+from generator.statemachine import MAX_POLLS, POLL_SECONDS
+from rollout import artifacts, bake, engine
 from rollout.aws import Aws
 from rollout.options import Options
 from rollout.plan import Plan
@@ -39,6 +40,7 @@ def execution_input(
     outputs_now: dict[str, dict[str, str]],
     poll_seconds: int = POLL_SECONDS,
     consumers: tuple[str, ...] = (),
+    bake_seconds: int = 0,
 ) -> dict[str, Any]:
     """The endpoint consumers' function ARNs, and every template parameter's value per stage: settings, else the template default; the
     code location; and inputs from stacks that already exist (later stages' outputs, which the
@@ -73,8 +75,12 @@ def execution_input(
             "parameters": values,
         }
         earlier.add(stage.stage)
+    # A long bake looks less often, so it stays within MAX_POLLS looks (the execution history holds 25,000 events).
+    wait = max(poll_seconds, 1, math.ceil(bake_seconds / MAX_POLLS))
+    baking = {"checks": bake.checks(bake_seconds, wait), "waitSeconds": wait,
+              "alarmPrefix": bake.alarm_prefix(plan.name_prefix)}  # fmt: skip
     return {"changeSetName": change_set_name(stacks), "pollSeconds": poll_seconds, "stacks": stacks,
-            "consumers": list(consumers)}  # fmt: skip
+            "consumers": list(consumers), "bake": baking}  # fmt: skip
 
 
 def change_set_name(stacks: dict[str, Any]) -> str:
@@ -194,8 +200,9 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
     )
     shipped = dataclasses.replace(plan, artifacts_bucket=bucket)
     consumers = tuple(c.function_arn for c in prepared.consumers)
+    seconds = plan.bake_seconds if options.bake_seconds is None else options.bake_seconds
     document = execution_input(shipped, stored, artifact.s3_key, prepared.outputs, int(max(options.poll_seconds, 0)),
-                               consumers)  # fmt: skip
+                               consumers, seconds)  # fmt: skip
     started = stepfunctions.start_execution(stateMachineArn=machine, name=execution_name(plan.environment, artifact.sha256),
                                             input=json.dumps(document))  # fmt: skip
     report.line("sfn", f"execution {started['executionArn']}")
@@ -203,6 +210,16 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
         stepfunctions, started["executionArn"], report, poll_seconds=options.poll_seconds, sleep=options.sleep
     )
     return finish(result, started["executionArn"], prepared, rollout.stack_name, rollout.action)
+
+
+def _baked(output: dict[str, Any]) -> list[StageResult]:
+    checks = int(output.get("bake", {}).get("checks", 0))
+    looks = int(output.get("polls", {}).get("Bake", {}).get("n", 0))
+    if not checks:
+        return []
+    return [
+        StageResult("bake", "succeeded", f"{looks + 1} look(s), no alarm in ALARM ({output['bake']['alarmPrefix']}*)")
+    ]
 
 
 def finish(result: dict[str, Any], execution: str, prepared: Prepared | None, rollout_stack: str,
@@ -228,7 +245,8 @@ def finish(result: dict[str, Any], execution: str, prepared: Prepared | None, ro
         plan.environment if plan else "", plan.region if plan else "", engine="stepfunctions",
         account=prepared.account if prepared else "", result="succeeded",
         stages=[StageResult("rollout", rollout_action, rollout_stack, rollout_stack),
-                StageResult("execution", "succeeded", f"{transitions} state transitions")],
+                StageResult("execution", "succeeded", f"{transitions} state transitions"),
+                *_baked(output)],
         artifact=ArtifactSummary(artifact.s3_key, artifact.sha256, prepared.uploaded) if artifact and prepared else None,
         management_endpoint=output["endpoint"]["value"],
         websocket_url=websocket_outputs.get("WebSocketStageInvokeUrl", ""),

@@ -305,3 +305,38 @@ def _with(client: Any, **overrides: Any) -> Any:
     for name, value in overrides.items():
         setattr(client, name, value)
     return client
+
+
+def test_the_state_machine_bakes_and_an_alarm_in_alarm_fails_it_by_name(
+    emulator: str, env_settings: EnvironmentSettings, built_artifact: package.Artifact
+) -> None:
+    """The same bake step as the local engine (tests/rollout/test_bake.py), run by the state machine."""
+    report = io.StringIO()
+    first, aws = run_sfn(emulator, env_settings, built_artifact, report, bake_seconds=3)
+    bake = next(stage for stage in first["stages"] if stage["stage"] == "bake")
+    assert bake["action"] == "succeeded" and bake["detail"].startswith("4 look(s)")  # looks at 0, 1, 2, 3 s
+    assert first["state_machine_calls"]["describeAlarms"] == 4
+    aws.client("cloudwatch").set_alarm_state(AlarmName="cc-websocket-alarm-notify-errors", StateValue="ALARM",
+                                             StateReason="Threshold Crossed: 2 datapoints")  # fmt: skip
+    with pytest.raises(sfn_engine.StageFailed) as failed:
+        run_sfn(emulator, env_settings, built_artifact, bake_seconds=3)
+    assert "AlarmFired" in str(failed.value)
+    (cause,) = failed.value.details
+    assert "cc-websocket-alarm-notify-errors" in cause and "Threshold Crossed: 2 datapoints" in cause
+    no_bake, _ = run_sfn(emulator, env_settings, built_artifact, bake_seconds=0)
+    assert no_bake["result"] == "succeeded" and "bake" not in {s["stage"] for s in no_bake["stages"]}
+
+
+def test_a_long_bake_stretches_its_interval_to_stay_within_the_bound(
+    env_settings: EnvironmentSettings,
+) -> None:
+    from generator.statemachine import MAX_POLLS
+    from rollout.prepare import plan_for
+
+    plan = plan_for(env_settings)
+    stored = {stem: artifacts.StoredTemplate(stem, "", f"https://b.s3.amazonaws.com/templates/{stem}.yaml")
+              for stem in ("compute", "websocket")}  # fmt: skip
+    document = sfn_engine.execution_input(plan, stored, "handlers/x.zip", {}, 2, (), 21_600)
+    assert document["bake"]["checks"] <= MAX_POLLS
+    assert document["bake"]["checks"] * document["bake"]["waitSeconds"] >= 21_600
+    assert document["bake"]["alarmPrefix"] == "cc-websocket-alarm-"
