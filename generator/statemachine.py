@@ -360,14 +360,15 @@ def bake_states(done: str) -> dict[str, State]:
         "BakeCheck": _task(
             "cloudwatch:describeAlarms",
             {"AlarmNamePrefix.$": "$.bake.alarmPrefix", "StateValue": "ALARM", "AlarmTypes": ["MetricAlarm"]},
-            "BakeDecide",
+            "BakeFound",
             ResultSelector={"count.$": "States.ArrayLength($.MetricAlarms)", "alarms.$": "$.MetricAlarms"},
             ResultPath=found,
         ),
+        "BakeFound": {"Type": "Choice", "Choices": [{"Variable": f"{found}.count", "NumericGreaterThan": 0,
+                                                     "Next": "BakeAlarms"}], "Default": "BakeDecide"},
         "BakeDecide": {
             "Type": "Choice",
             "Choices": [
-                {"Variable": f"{found}.count", "NumericGreaterThan": 0, "Next": "BakeAlarms"},
                 {"Variable": "$.polls.Bake.n", "NumericGreaterThanEquals": MAX_POLLS, "Next": done},
                 {"Variable": "$.polls.Bake.n", "NumericGreaterThanEqualsPath": "$.bake.checks", "Next": done},
             ],

@@ -4,6 +4,7 @@
   rehearse              the same rollout against the embedded emulator (no account needed)
   package               build the handlers' Lambda zip
   watch --env NAME      follow what is running for an environment (an execution, or stacks)
+  status --env NAME     what is deployed: stacks, artifact, endpoints, alarms (read-only)
   emulator [--port N]   serve the embedded emulator on 127.0.0.1 until interrupted
 
 Exit codes: 0 success or nothing to do, 1 a stage failed or AWS refused a call, 2 bad usage,
@@ -116,6 +117,25 @@ def _rollout(args: argparse.Namespace) -> int:
         return _failed(failure, args.json, report)
     report.summary(summary.to_dict(), args.json)
     return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    """Read-only: 0 healthy, 1 with findings (each says what to do)."""
+    from rollout.status import lines, read
+
+    try:
+        env = settings.load(args.env, region=args.region)
+        found = read(env, Aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url))
+    except Exception as error:
+        failure = explain(error)
+        if failure is None:
+            raise
+        return _failed(failure, args.json, Reporter())
+    if args.json:
+        print(json.dumps(found.to_dict(), indent=2))
+    else:
+        print("\n".join(lines(found)))
+    return 0 if found.healthy else 1
 
 
 def _failed(failure: Failure, as_json: bool, report: Reporter) -> int:
@@ -240,6 +260,11 @@ def parser() -> argparse.ArgumentParser:
     aws_target(follow)
     output(follow)
     follow.set_defaults(run=_rollout, dry_run=False, yes=True, engine="local")
+
+    state = commands.add_parser("status", help="what is deployed for an environment (read-only)")
+    aws_target(state)
+    state.add_argument("--json", action="store_true", help="print the status as JSON")
+    state.set_defaults(run=_status)
 
     rehearse = commands.add_parser("rehearse", help="the full rollout against the embedded emulator")
     common(rehearse)

@@ -1,0 +1,168 @@
+"""`python -m rollout status --env NAME`: what is deployed for an environment, read-only.
+
+Each stack's status and last update, the handlers artifact the compute stack runs, the
+management endpoint each function carries (and any that differs from the API's), the alarms'
+states, and the management endpoint and wss:// URL. A handful of read calls (two
+DescribeStacks, one GetFunctionConfiguration per function, DescribeAlarms), nothing written.
+`healthy` is false when a stack is missing or not in a complete state, a function does not carry
+the API's endpoint, or an alarm is in ALARM; each such finding says what to do.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from generator.model import ENDPOINT_VARIABLE
+from generator.stages import ENDPOINT_UPDATE, SUCCESS
+from rollout.aws import Aws
+from rollout.bake import alarm_prefix
+from rollout.prepare import plan_for
+from rollout.settings import EnvironmentSettings
+
+ARTIFACT_HASH = re.compile(r"-([0-9a-f]{16,64})\.zip$")
+
+
+@dataclass
+class StackStatus:
+    stage: str
+    name: str
+    status: str  # the stack's status, or DOES_NOT_EXIST
+    last_update: str = ""  # ISO 8601, UTC
+    reason: str = ""
+
+
+@dataclass
+class FunctionEndpoint:
+    function: str
+    endpoint: str  # what the function carries ("" when unset, "(not found)" when no such function)
+    matches: bool
+
+
+@dataclass
+class AlarmState:
+    name: str
+    state: str
+    reason: str
+    since: str
+
+
+@dataclass
+class Status:
+    environment: str
+    region: str
+    account: str
+    healthy: bool = True
+    stacks: list[StackStatus] = field(default_factory=list)
+    artifact: dict[str, str] = field(default_factory=dict)
+    management_endpoint: str = ""
+    websocket_url: str = ""
+    functions: list[FunctionEndpoint] = field(default_factory=list)
+    alarms: list[AlarmState] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # what is wrong, and what to do
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment else ""
+
+
+def _stack(cloudformation: Any, stage: str, name: str) -> tuple[StackStatus, dict[str, str], dict[str, str]]:
+    try:
+        (stack,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
+    except ClientError as error:
+        if "does not exist" in str(error):
+            return StackStatus(stage, name, "DOES_NOT_EXIST"), {}, {}
+        raise
+    found = StackStatus(stage, name, stack["StackStatus"], _iso(stack.get("LastUpdatedTime") or stack.get("CreationTime")),
+                        stack.get("StackStatusReason", ""))  # fmt: skip
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+    return found, outputs, parameters
+
+
+def _carried(lambda_client: Any, function: str) -> str:
+    try:
+        configuration = lambda_client.get_function_configuration(FunctionName=function)
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ResourceNotFoundException":
+            return "(not found)"
+        raise
+    return str(configuration.get("Environment", {}).get("Variables", {}).get(ENDPOINT_VARIABLE, ""))
+
+
+def read(settings: EnvironmentSettings, aws: Aws) -> Status:
+    plan = plan_for(settings)
+    status = Status(settings.name, settings.region, aws.identity()["account"])
+    cloudformation = aws.client("cloudformation")
+    outputs: dict[str, dict[str, str]] = {}
+    parameters: dict[str, dict[str, str]] = {}
+    for stage in plan.stacks:
+        found, outputs[stage.stage], parameters[stage.stage] = _stack(cloudformation, stage.stage, stage.stack_name)
+        status.stacks.append(found)
+        if found.status == "DOES_NOT_EXIST":
+            status.findings.append(
+                f"stack {found.name} does not exist: run `python -m rollout deploy --env {settings.name}`"
+            )
+        elif found.status not in SUCCESS:
+            status.findings.append(f"stack {found.name} is {found.status}" + (f" ({found.reason})" if found.reason else "")
+                                   + ": see its events; `python -m rollout deploy` resumes or re-creates it")  # fmt: skip
+    key = parameters["compute"].get("CodeS3Key", "")
+    if key:
+        digest = ARTIFACT_HASH.search(key)
+        status.artifact = {"s3_key": key, "sha256_prefix": digest.group(1) if digest else ""}
+    websocket = outputs["websocket"]
+    status.management_endpoint = websocket.get(ENDPOINT_UPDATE.value_from[1], "")
+    status.websocket_url = websocket.get("WebSocketStageInvokeUrl", "")
+    functions = [outputs[stage][k] for stage, k in ENDPOINT_UPDATE.functions_from if k in outputs.get(stage, {})]
+    lambda_client = aws.client("lambda")
+    for function in [*functions, *settings.endpoint_consumers]:
+        carried = _carried(lambda_client, function)
+        matches = bool(status.management_endpoint) and carried == status.management_endpoint
+        status.functions.append(FunctionEndpoint(function, carried, matches))
+        if status.management_endpoint and not matches:
+            status.findings.append(f"{function} carries {ENDPOINT_VARIABLE}={carried or '(unset)'}, not "
+                                   f"{status.management_endpoint}: run the rollout again (its endpoint stage sets it)")  # fmt: skip
+    cloudwatch = aws.client("cloudwatch")
+    pages = cloudwatch.get_paginator("describe_alarms").paginate(AlarmNamePrefix=alarm_prefix(plan.name_prefix))
+    for page in pages:
+        for alarm in page.get("MetricAlarms", []):
+            state = AlarmState(alarm["AlarmName"], alarm["StateValue"], alarm.get("StateReason", ""),
+                               _iso(alarm.get("StateUpdatedTimestamp")))  # fmt: skip
+            status.alarms.append(state)
+            if state.state == "ALARM":
+                status.findings.append(f"alarm {state.name} is in ALARM ({state.reason}): see the README's alarm table")
+    status.healthy = not status.findings
+    return status
+
+
+def lines(status: Status) -> list[str]:
+    """The status as the terminal shows it."""
+    out = [f"environment {status.environment} in {status.region} (account {status.account}): "
+           + ("healthy" if status.healthy else f"{len(status.findings)} finding(s)")]  # fmt: skip
+    for stack in status.stacks:
+        when = f"  last update {stack.last_update}" if stack.last_update else ""
+        out.append(f"  {stack.stage:9} {stack.name:28} {stack.status}{when}")
+    if status.artifact:
+        out.append(f"  artifact  {status.artifact['s3_key']}")
+    if status.management_endpoint:
+        carrying = sum(f.matches for f in status.functions)
+        out.append(
+            f"  endpoint  {status.management_endpoint} ({carrying} of {len(status.functions)} function(s) carry it)"
+        )
+        out.append(f"  wss url   {status.websocket_url}")
+    counts: dict[str, int] = {}
+    for alarm in status.alarms:
+        counts[alarm.state] = counts.get(alarm.state, 0) + 1
+    out.append(
+        f"  alarms    {len(status.alarms)}"
+        + (": " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if counts else "")
+    )
+    out += [f"  ! {finding}" for finding in status.findings]
+    return out

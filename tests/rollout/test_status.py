@@ -1,0 +1,88 @@
+"""`python -m rollout status`: read-only, and a clear answer for a missing stack, a function that
+lost its endpoint and an alarm in ALARM."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from generator.model import ENDPOINT_VARIABLE
+from rollout import settings
+from rollout.aws import Aws
+from rollout.cli import main
+from rollout.rehearsal import prepare_account
+from rollout.status import read
+from tests.rollout.conftest import Run
+
+
+def status_json(emulator: str, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict[str, Any]]:
+    code = main(["status", "--env", "rehearsal", "--endpoint-url", emulator, "--json", *extra])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_before_any_rollout_it_says_the_stacks_do_not_exist(
+    emulator: str, env_settings: settings.EnvironmentSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prepare_account(Aws(env_settings.region, endpoint_url=emulator), env_settings)
+    code, found = status_json(emulator, capsys)
+    assert code == 1 and not found["healthy"]
+    assert [s["status"] for s in found["stacks"]] == ["DOES_NOT_EXIST", "DOES_NOT_EXIST"]
+    assert (
+        "stack cc-websocket-compute does not exist: run `python -m rollout deploy --env rehearsal`" in found["findings"]
+    )
+    assert found["alarms"] == [] and found["functions"] == []
+
+
+def test_after_a_rollout_everything_is_reported_and_healthy(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    summary, aws, _ = rollout(env_settings)
+    aws.counter.calls.clear()
+    code, found = status_json(emulator, capsys)
+    assert code == 0 and found["healthy"] and found["findings"] == []
+    assert {s["stage"]: s["status"] for s in found["stacks"]} == {
+        "compute": "UPDATE_COMPLETE",
+        "websocket": "CREATE_COMPLETE",
+    }
+    assert all(s["last_update"].startswith("20") for s in found["stacks"])
+    assert found["artifact"]["s3_key"] == summary["artifact"]["s3_key"]
+    assert summary["artifact"]["sha256"].startswith(found["artifact"]["sha256_prefix"])
+    assert found["management_endpoint"] == summary["management_endpoint"]
+    assert found["websocket_url"] == summary["websocket_url"]
+    assert len(found["functions"]) == 5 and all(f["matches"] for f in found["functions"])
+    assert len(found["alarms"]) == 20 and {a["state"] for a in found["alarms"]} == {"INSUFFICIENT_DATA"}
+
+
+def test_it_changes_nothing(rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str) -> None:
+    rollout(env_settings)
+    aws = Aws(env_settings.region, endpoint_url=emulator)
+    read(env_settings, aws)
+    assert aws.counter.mutating == {}
+    assert aws.counter.total <= 12  # identity, 2 stacks, 5 functions, alarms
+
+
+def test_a_stale_endpoint_and_an_alarm_in_alarm_are_findings(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, aws, _ = rollout(env_settings)
+    lam = aws.client("lambda")
+    variables = lam.get_function_configuration(FunctionName="cc-websocket-notify")["Environment"]["Variables"]
+    lam.update_function_configuration(FunctionName="cc-websocket-notify",
+                                      Environment={"Variables": {**{k: str(v) for k, v in variables.items()}, ENDPOINT_VARIABLE: "https://old.example/prod"}})  # fmt: skip
+    aws.client("cloudwatch").set_alarm_state(AlarmName="cc-websocket-alarm-api-latency-p99", StateValue="ALARM",
+                                             StateReason="Threshold Crossed")  # fmt: skip
+    code = main(["status", "--env", "rehearsal", "--endpoint-url", emulator])
+    text = capsys.readouterr().out
+    assert code == 1
+    assert "2 finding(s)" in text and "4 of 5 function(s) carry it" in text
+    assert "cc-websocket-notify carries AWS_WEBSOCKET_API_GATEWAY_ENDPOINT=https://old.example/prod" in text
+    assert "alarm cc-websocket-alarm-api-latency-p99 is in ALARM (Threshold Crossed)" in text
+    assert "1 ALARM, 19 INSUFFICIENT_DATA" in text
+
+
+def test_an_unknown_environment_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["status", "--env", "nowhere"]) == 2
+    assert "unknown environment 'nowhere'" in capsys.readouterr().err
