@@ -18,7 +18,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PACK = REPO / "cfnlint_websocket"
 FIXTURES = REPO / "tests" / "lint" / "fixtures"
-CFN_LINT = shutil.which("cfn-lint") or str(Path(sys.executable).with_name("cfn-lint"))
+BESIDE = Path(sys.executable).with_name("cfn-lint")  # the project's cfn-lint, not whichever is first on PATH
+CFN_LINT = str(BESIDE) if BESIDE.exists() else shutil.which("cfn-lint") or "cfn-lint"
 ROUNDS = 3
 SETS = {
     "CDK example": [FIXTURES / "cdk-websocket-api-integ.template.json"],

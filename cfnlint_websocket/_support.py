@@ -133,13 +133,22 @@ def truthy(value: Any) -> bool:
 HANDLERS = ("create", "read", "update", "delete")
 
 
+class ProviderSchemasMissing(RuntimeError):
+    """The installed cfn-lint does not bundle provider schemas where this pack reads them."""
+
+
 @cache
 def provider_permissions(resource_type: str, region: str = "us-east-1") -> dict[str, tuple[str, ...]]:
     """handler -> the calls CloudFormation's resource provider makes, from the provider schema
     cfn-lint bundles (`data/schemas/providers/<region>.json` -> `resources/<id>.json`); {} for a
     type with no schema there (SAM's, custom resources)."""
     schemas = Path(cfnlint.__file__).parent / "data" / "schemas"
-    index = json.loads((schemas / "providers" / f"{region}.json").read_text())
+    index_file = schemas / "providers" / f"{region}.json"
+    if not index_file.is_file():
+        raise ProviderSchemasMissing(
+            f"{index_file} is missing: this rule reads provider schemas as cfn-lint 1.58 and newer bundle them; upgrade cfn-lint"
+        )
+    index = json.loads(index_file.read_text())
     if resource_type not in index:
         return {}
     schema = json.loads((schemas / "resources" / f"{index[resource_type]}.json").read_text())

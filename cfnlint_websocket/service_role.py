@@ -65,9 +65,12 @@ class ServiceRoleMissingProviderPermissions(CfnLintKeyword):
         region = validator.context.regions[0] if validator.context.regions else "us-east-1"
         excused = self._exceptions()
         for resource_type in sorted(self._resource_types(templates)):
-            needed = {
-                action for actions in support.provider_permissions(resource_type, region).values() for action in actions
-            }
+            try:
+                permissions = support.provider_permissions(resource_type, region)
+            except support.ProviderSchemasMissing as absent:
+                yield ValidationError(f"E9112 cannot check service role {role}: {absent}", rule=self)
+                return
+            needed = {action for actions in permissions.values() for action in actions}
             missing = sorted(
                 action
                 for action in needed - excused.get(resource_type, set())

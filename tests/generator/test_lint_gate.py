@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,9 @@ import yaml
 
 from tests.conftest import REPO
 
-CFN_LINT = shutil.which("cfn-lint")
+# The project's cfn-lint (beside this interpreter), not whichever is first on PATH.
+BESIDE = Path(sys.executable).with_name("cfn-lint")
+CFN_LINT = str(BESIDE) if BESIDE.exists() else shutil.which("cfn-lint")
 pytestmark = pytest.mark.skipif(CFN_LINT is None, reason="cfn-lint is installed by the dev extra")
 
 

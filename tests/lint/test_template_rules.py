@@ -7,6 +7,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.conftest import REPO
@@ -87,3 +88,28 @@ def test_an_unconfigured_service_role_rule_checks_nothing(findings: Findings) ->
     found = findings(template, deployed)  # a role with no policy at all: every provider call is missing
     assert set(ids(found)) == {"E9112"}
     assert any("AWS::ApiGatewayV2::Api" in message and "apigateway:POST" in message for _, message in found)
+
+
+def test_a_cfn_lint_without_provider_schemas_is_told_to_upgrade(
+    findings: Findings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Older cfn-lint (before 1.58) bundles provider schemas elsewhere: say so instead of crashing."""
+    import cfnlint
+
+    from cfnlint_websocket import _support
+
+    fake = tmp_path / "cfnlint" / "__init__.py"
+    fake.parent.mkdir()
+    fake.write_text("")
+    monkeypatch.setattr(cfnlint, "__file__", str(fake))
+    _support.provider_permissions.cache_clear()
+    template = websocket_template()
+    template["Resources"]["Role"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] = {
+        "Service": "cloudformation.amazonaws.com"
+    }
+    try:
+        found = findings(template, {"E9112": {"templates": str(OUT / "websocket.yaml")}})
+    finally:
+        monkeypatch.undo()
+        _support.provider_permissions.cache_clear()
+    assert ids(found) == ["E9112"] and "upgrade cfn-lint" in found[0][1]
