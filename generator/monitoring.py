@@ -37,7 +37,12 @@ def _number(params: ParameterSet, name: str, label: str, default: int, low: int,
     params.add(GROUP, name, label, Type="Number", Default=default, MinValue=low, MaxValue=high, Description=what)
 
 
-def add_common_parameters(params: ParameterSet) -> None:
+def add_common_parameters(params: ParameterSet, topic: str) -> None:
+    """The alarm topic (described as this template uses it) and the period every alarm shares."""
+    params.add(
+        GROUP, "AlarmTopicArn", "Alarm topic ARN", Type="String", Default="", AllowedPattern=SNS_TOPIC_ARN_PATTERN,
+        Description=topic,
+    )  # fmt: skip
     params.add(
         GROUP,
         "AlarmPeriodSeconds",
@@ -50,16 +55,8 @@ def add_common_parameters(params: ParameterSet) -> None:
 
 
 def add_websocket_parameters(params: ParameterSet) -> None:
-    add_common_parameters(params)
-    params.add(
-        GROUP,
-        "AlarmTopicArn",
-        "Alarm topic ARN",
-        Type="String",
-        Default="",
-        AllowedPattern=SNS_TOPIC_ARN_PATTERN,
-        Description="SNS topic the stage's alarms notify (the rollout passes the compute stack's); empty: no actions.",
-    )
+    add_common_parameters(params, "SNS topic the stage's alarms notify (the rollout passes the compute stack's); "
+                                  "empty: no actions.")  # fmt: skip
     _number(params, "ApiIntegrationErrorThreshold", "Integration errors", 5, 1, 100000,
             "Integration errors (handler failures answered to clients) per period that raise the alarm.")  # fmt: skip
     _number(params, "ApiExecutionErrorThreshold", "Execution errors", 1, 1, 100000,
@@ -71,16 +68,7 @@ def add_websocket_parameters(params: ParameterSet) -> None:
 
 
 def add_compute_parameters(params: ParameterSet) -> None:
-    add_common_parameters(params)
-    params.add(
-        GROUP,
-        "AlarmTopicArn",
-        "Alarm topic ARN",
-        Type="String",
-        Default="",
-        AllowedPattern=SNS_TOPIC_ARN_PATTERN,
-        Description="Existing SNS topic for every alarm; empty: this stack creates an encrypted one.",
-    )
+    add_common_parameters(params, "Existing SNS topic for every alarm; empty: this stack creates an encrypted one.")
     params.add(
         GROUP,
         "AlarmEmail",
