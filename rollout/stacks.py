@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -46,6 +47,7 @@ class StackState:
     outputs: dict[str, str]
     parameters: dict[str, str]
     tags: dict[str, str]
+    last_update: str = ""  # ISO 8601 UTC: the last update, else the creation
 
 
 @dataclass
@@ -76,7 +78,13 @@ def describe(cloudformation: Any, stack_name: str) -> StackState | None:
         outputs={o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
         parameters={p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])},
         tags={t["Key"]: t["Value"] for t in stack.get("Tags", [])},
+        last_update=iso_time(stack.get("LastUpdatedTime") or stack.get("CreationTime")),
     )
+
+
+def iso_time(moment: datetime | None) -> str:
+    """A timestamp boto3 returned, as ISO 8601 to the second; '' for none."""
+    return moment.isoformat(timespec="seconds") if moment else ""
 
 
 def refusal(stack_name: str, state: StackState | None) -> str | None:

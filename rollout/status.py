@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -23,6 +22,7 @@ from rollout.aws import Aws
 from rollout.bake import alarm_prefix
 from rollout.prepare import plan_for
 from rollout.settings import EnvironmentSettings
+from rollout.stacks import describe, iso_time
 
 ARTIFACT_HASH = re.compile(r"-([0-9a-f]{16,64})\.zip$")
 
@@ -69,24 +69,6 @@ class Status:
         return asdict(self)
 
 
-def _iso(moment: datetime | None) -> str:
-    return moment.isoformat(timespec="seconds") if moment else ""
-
-
-def _stack(cloudformation: Any, stage: str, name: str) -> tuple[StackStatus, dict[str, str], dict[str, str]]:
-    try:
-        (stack,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
-    except ClientError as error:
-        if "does not exist" in str(error):
-            return StackStatus(stage, name, "DOES_NOT_EXIST"), {}, {}
-        raise
-    found = StackStatus(stage, name, stack["StackStatus"], _iso(stack.get("LastUpdatedTime") or stack.get("CreationTime")),
-                        stack.get("StackStatusReason", ""))  # fmt: skip
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
-    return found, outputs, parameters
-
-
 def _carried(lambda_client: Any, function: str) -> str:
     try:
         configuration = lambda_client.get_function_configuration(FunctionName=function)
@@ -104,7 +86,11 @@ def read(settings: EnvironmentSettings, aws: Aws) -> Status:
     outputs: dict[str, dict[str, str]] = {}
     parameters: dict[str, dict[str, str]] = {}
     for stage in plan.stacks:
-        found, outputs[stage.stage], parameters[stage.stage] = _stack(cloudformation, stage.stage, stage.stack_name)
+        stack = describe(cloudformation, stage.stack_name)
+        found = (StackStatus(stage.stage, stage.stack_name, "DOES_NOT_EXIST") if stack is None else
+                 StackStatus(stage.stage, stage.stack_name, stack.status, stack.last_update, stack.reason))  # fmt: skip
+        outputs[stage.stage] = stack.outputs if stack else {}
+        parameters[stage.stage] = stack.parameters if stack else {}
         status.stacks.append(found)
         if found.status == "DOES_NOT_EXIST":
             status.findings.append(
@@ -134,7 +120,7 @@ def read(settings: EnvironmentSettings, aws: Aws) -> Status:
     for page in pages:
         for alarm in page.get("MetricAlarms", []):
             state = AlarmState(alarm["AlarmName"], alarm["StateValue"], alarm.get("StateReason", ""),
-                               _iso(alarm.get("StateUpdatedTimestamp")))  # fmt: skip
+                               iso_time(alarm.get("StateUpdatedTimestamp")))  # fmt: skip
             status.alarms.append(state)
             if state.state == "ALARM":
                 status.findings.append(f"alarm {state.name} is in ALARM ({state.reason}): see the README's alarm table")
