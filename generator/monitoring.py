@@ -112,6 +112,25 @@ def _alarm(
     )
 
 
+def _dimensions(dimensions: dict[str, Any]) -> list[MetricDimension]:
+    return [MetricDimension(Name=k, Value=v) for k, v in dimensions.items()]
+
+
+def _sum_alarm(title: str, suffix: str, description: str, actions: AWSHelperFn, namespace: str, metric: str,
+               dimensions: dict[str, Any], threshold: str) -> Alarm:  # fmt: skip
+    """Raised when the metric's sum over a period reaches the `threshold` parameter (no data: no error)."""
+    return _alarm(title, suffix, description, actions, missing="notBreaching", Namespace=namespace, MetricName=metric,
+                  Dimensions=_dimensions(dimensions), Statistic="Sum", Period=Ref("AlarmPeriodSeconds"),
+                  Threshold=Ref(threshold), ComparisonOperator="GreaterThanOrEqualToThreshold")  # fmt: skip
+
+
+def _math_alarm(title: str, suffix: str, description: str, actions: AWSHelperFn, threshold: str,
+                metrics: list[MetricDataQuery]) -> Alarm:  # fmt: skip
+    """Raised when the metric math's result goes over the `threshold` parameter (no data: no error)."""
+    return _alarm(title, suffix, description, actions, missing="notBreaching", ComparisonOperator="GreaterThanThreshold",
+                  Threshold=Ref(threshold), Metrics=metrics)  # fmt: skip
+
+
 def _stat(query_id: str, namespace: str, metric: str, dimensions: dict[str, Any], stat: str) -> MetricDataQuery:
     return MetricDataQuery(
         Id=query_id,
@@ -120,7 +139,7 @@ def _stat(query_id: str, namespace: str, metric: str, dimensions: dict[str, Any]
             Metric=Metric(
                 Namespace=namespace,
                 MetricName=metric,
-                Dimensions=[MetricDimension(Name=k, Value=v) for k, v in dimensions.items()],
+                Dimensions=_dimensions(dimensions),
             ),
             Period=Ref("AlarmPeriodSeconds"),
             Stat=stat,
@@ -148,29 +167,15 @@ def websocket_alarms(template: Template, api: AWSHelperFn, stage: AWSHelperFn) -
          "access log (integrationError) and the function's throttles."),
     ):  # fmt: skip
         template.add_resource(
-            _alarm(
-                title,
-                suffix,
-                meaning,
-                actions,
-                missing="notBreaching",
-                Namespace="AWS/ApiGateway",
-                MetricName=metric,
-                Dimensions=[MetricDimension(Name=k, Value=v) for k, v in stage_of.items()],
-                Statistic="Sum",
-                Period=Ref("AlarmPeriodSeconds"),
-                Threshold=Ref(threshold),
-                ComparisonOperator="GreaterThanOrEqualToThreshold",
-            )
+            _sum_alarm(title, suffix, meaning, actions, "AWS/ApiGateway", metric, stage_of, threshold)
         )
     template.add_resource(
-        _alarm(
+        _math_alarm(
             "ApiClientErrorRateAlarm", "api-client-error-rate",
             "Too many messages refused before a handler runs (429 throttling, 413 too large, 403). First: the "
             "access log's status and errorMessage; raise throttling if it is 429.",
-            actions, missing="notBreaching", ComparisonOperator="GreaterThanThreshold",
-            Threshold=Ref("ApiClientErrorRatePercent"),
-            Metrics=[
+            actions, "ApiClientErrorRatePercent",
+            [
                 _stat("errors", "AWS/ApiGateway", "ClientError", stage_of, "Sum"),
                 _stat("messages", "AWS/ApiGateway", "MessageCount", stage_of, "Sum"),
                 _expression("IF(messages > 0, 100 * errors / messages, 0)", "client errors (% of messages)"),
@@ -178,13 +183,12 @@ def websocket_alarms(template: Template, api: AWSHelperFn, stage: AWSHelperFn) -
         )
     )  # fmt: skip
     template.add_resource(
-        _alarm(
+        _math_alarm(
             "ApiLatencyAlarm", "api-latency-p99",
             "Handlers are close to the integration timeout (then clients get 504s). First: the handler's duration "
             "and the database's latency.",
-            actions, missing="notBreaching", ComparisonOperator="GreaterThanThreshold",
-            Threshold=Ref("ApiLatencyPercentOfTimeout"),
-            Metrics=[
+            actions, "ApiLatencyPercentOfTimeout",
+            [
                 _stat("latency", "AWS/ApiGateway", "IntegrationLatency", stage_of, "p99"),
                 _expression("100 * latency / ${IntegrationTimeoutMillis}", "integration latency p99 (% of timeout)"),
             ],
@@ -294,31 +298,16 @@ def function_alarms(template: Template, functions: list[tuple[HandlerFunction, A
              f"{function.display_name} was throttled (account or reserved concurrency). First: the account's "
              "concurrent executions; ask for a higher limit or reserve concurrency."),
         ):  # fmt: skip
-            template.add_resource(
-                _alarm(
-                    f"{function.logical}{kind}Alarm",
-                    f"{function.suffix}-{kind.lower()}",
-                    meaning,
-                    actions,
-                    missing="notBreaching",
-                    Namespace="AWS/Lambda",
-                    MetricName=metric,
-                    Dimensions=[MetricDimension(Name="FunctionName", Value=Ref(resource))],
-                    Statistic="Sum",
-                    Period=Ref("AlarmPeriodSeconds"),
-                    Threshold=Ref(threshold),
-                    ComparisonOperator="GreaterThanOrEqualToThreshold",
-                )
-            )
+            template.add_resource(_sum_alarm(f"{function.logical}{kind}Alarm", f"{function.suffix}-{kind.lower()}",
+                                             meaning, actions, "AWS/Lambda", metric, name, threshold))  # fmt: skip
         timeout = timeouts.get(function.logical, "Timeout")
         template.add_resource(
-            _alarm(
+            _math_alarm(
                 f"{function.logical}DurationAlarm", f"{function.suffix}-duration-p99",
                 f"{function.display_name} runs close to its timeout. First: its slowest invocations (REPORT lines) "
                 "and the database's latency.",
-                actions, missing="notBreaching", ComparisonOperator="GreaterThanThreshold",
-                Threshold=Ref("FunctionDurationPercentOfTimeout"),
-                Metrics=[
+                actions, "FunctionDurationPercentOfTimeout",
+                [
                     _stat("duration", "AWS/Lambda", "Duration", name, "p99"),
                     _expression(f"100 * duration / (${{{timeout}}} * 1000)", "duration p99 (% of timeout)"),
                 ],
@@ -333,7 +322,7 @@ def cleanup_missed_alarm(template: Template, cleanup: Any, topic: AWSHelperFn) -
             "The cleanup job has not run for CleanupMissedAfterSeconds: stale connections pile up. First: the "
             "schedule rule's state and its failed invocations (AWS/Events FailedInvocations).",
             [topic], missing="breaching", Namespace="AWS/Lambda", MetricName="Invocations",
-            Dimensions=[MetricDimension(Name="FunctionName", Value=Ref(cleanup))], Statistic="Sum",
+            Dimensions=_dimensions({"FunctionName": Ref(cleanup)}), Statistic="Sum",
             Period=Ref("CleanupMissedAfterSeconds"), Threshold=1, ComparisonOperator="LessThanThreshold",
         )
     )  # fmt: skip
