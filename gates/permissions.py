@@ -36,7 +36,6 @@ from generator.rollout_stack import template_parameters
 from generator.statemachine import definition, substituted
 from rollout.artifacts import template_key
 
-HANDLERS = ("create", "read", "update", "delete")
 EXCEPTIONS_FILE = Path(__file__).with_name("permission_exceptions.yaml")
 PARTITION, REGION, ACCOUNT = "aws", "eu-west-1", "123456789012"
 ARN_CONTEXT = {"AWS::Partition": PARTITION, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
@@ -142,12 +141,7 @@ def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
     return statements if isinstance(statements, list) else [statements]
 
 
-# --- what providers call -------------------------------------------------------------------------
-
-
-def provider_permissions(resource_type: str) -> dict[str, tuple[str, ...]]:
-    """handler -> permissions, from the provider schema cfn-lint bundles for this region."""
-    return support.provider_permissions(resource_type, REGION)
+# --- what providers call: cfnlint_websocket._support.provider_permissions (the rule pack's E9112 reads it too)
 
 
 @dataclass(frozen=True)
@@ -295,9 +289,6 @@ def _logical_of(get_att: dict[str, Any]) -> str:
     return str(target[0] if isinstance(target, list) else target.split(".")[0])
 
 
-TRANSLATED = support.IAM_ACTION_OF
-
-
 def stack_checks(
     option: Option, templates: dict[str, dict[str, Any]], exceptions: list[Exception_], used: set[tuple[str, str]]
 ) -> Iterator[Check]:
@@ -305,7 +296,7 @@ def stack_checks(
         stack = StackResources(stem, templates[stem], option.parameters(stem))
         for logical, resource in stack.resources.items():
             kind = resource["Type"]
-            for handler, permissions in provider_permissions(kind).items():
+            for handler, permissions in support.provider_permissions(kind, REGION).items():
                 for permission in permissions:
                     excepted = next(
                         (e for e in exceptions if e.resource_type == kind and permission.lower() in e.actions), None
@@ -316,7 +307,7 @@ def stack_checks(
                     arns = stack.arns(logical, handler, permission)
                     if arns is None:
                         continue
-                    action = TRANSLATED.get(permission.lower(), permission)
+                    action = support.IAM_ACTION_OF.get(permission.lower(), permission)
                     if action != permission:
                         arns = [
                             f"arn:{PARTITION}:apigateway:{REGION}::/tags/{a}" for a in stack.own_arns(logical, handler)
