@@ -12,6 +12,7 @@ import io
 import logging
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ class InProgressDouble:
                 {
                     "StackName": self.stack,
                     "StackId": self.stack_id,
-                    "CreationTime": time.time(),
+                    "CreationTime": datetime.now(UTC),  # a datetime, as boto3 parses it
                     "StackStatus": self.status,
                 }
             ]

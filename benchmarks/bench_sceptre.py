@@ -2,8 +2,8 @@
 emulator (`python -m rollout emulator`), the project's own two templates.
 
 Peer: Sceptre (installed here in its own virtualenv, .cache/bench-sceptre), launching the
-compute and websocket stacks as a stack group, the websocket stack's inputs wired from the
-compute stack's outputs (`!stack_output`). Ours: `python -m rollout deploy --env rehearsal
+compute and websocket stacks as a stack group (templates by TemplateURL from the bucket, as
+ours), the websocket stack's inputs wired from the compute stack's outputs (`!stack_output`). Ours: `python -m rollout deploy --env rehearsal
 --endpoint-url ... --yes`, which also runs the endpoint stage (Sceptre has no equivalent).
 For each of 3 rounds the emulator is reset: a fresh rollout, then a no-op re-run, for each
 tool; figures are medians and ratios (Sceptre's time / ours).
@@ -73,7 +73,11 @@ def sceptre_project(root: Path, code_key: str) -> Path:
         shutil.copy(REPO / "templates_out" / f"{stem}.yaml", root / "templates" / f"{stem}.yaml")
     group = root / "config" / "bench"
     group.mkdir(parents=True)
-    (root / "config" / "config.yaml").write_text(f"project_code: sc\nregion: {REGION}\n")
+    # compute.yaml is over CloudFormation's 51,200-byte TemplateBody limit: Sceptre uploads the
+    # templates to the bucket and passes a TemplateURL, as the rollout does.
+    (root / "config" / "config.yaml").write_text(
+        f"project_code: sc\nregion: {REGION}\ntemplate_bucket_name: {BUCKET}\ntemplate_key_prefix: sceptre\n"
+    )
     compute = {"NamePrefix": "sc", "CodeS3Bucket": BUCKET, "CodeS3Key": code_key, **DATABASE}
     (group / "compute.yaml").write_text(
         "template:\n  type: file\n  path: compute.yaml\nstack_name: sc-websocket-compute\nparameters:\n"

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import yaml
-
 from generator.stages import ARTIFACT_PARAMETERS
 from rollout import bake, endpoints
 from rollout.aws import Aws
@@ -88,7 +86,7 @@ class _Execution:
         functions = [v for k, v in self.outputs.get("compute", {}).items() if k.endswith("FunctionName")]
         if not functions:
             return
-        resources = yaml.safe_load(self.prepared.templates["compute"].text)["Resources"]
+        resources = self.prepared.templates["compute"].parsed()["Resources"]
         ours = {name for r in resources.values() if r["Type"] == "AWS::Lambda::Function"
                 for name in r["Properties"]["Environment"]["Variables"]}  # fmt: skip
         lambda_client = self.aws.client("lambda")

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from generator.intrinsics import Evaluator
 from generator.model import ENDPOINT_VARIABLE
 from rollout import engine
+from rollout.artifacts import load_template
 from rollout.aws import Aws
 from rollout.emulator import running_emulator
 from rollout.report import Reporter
@@ -36,7 +35,7 @@ def prepare_account(aws: Aws, settings: EnvironmentSettings) -> None:
 def template_variables(aws: Aws, settings: EnvironmentSettings, compute_template: str) -> set[str]:
     """The environment variables the compute template gives every function, for the parameters
     the compute stack was deployed with (conditional variables included or not)."""
-    template = yaml.safe_load(compute_template)
+    template = load_template(compute_template)
     stack = describe(aws.client("cloudformation"), settings.stacks["compute"])
     assert stack is not None
     evaluator = Evaluator(template, stack.parameters)

@@ -1,6 +1,6 @@
 """The embedded AWS emulator for rehearsals: a moto server in this process, taught what the
 rollout needs that moto lacks (`moto_gaps`) and as strict as AWS where moto forgives
-(`aws_rules`)."""
+(`aws_rules`), parsing each template once (`template_cache`)."""
 
 from __future__ import annotations
 
@@ -27,10 +27,11 @@ def running_emulator(port: int = 0) -> Iterator[str]:
 
         raise SettingsError("the embedded emulator needs moto: pip install 'careconnect-websocket[emulator]'") from None
 
-    from rollout.emulator import aws_rules, moto_gaps
+    from rollout.emulator import aws_rules, moto_gaps, template_cache
 
     moto_gaps.install()
     aws_rules.install()
+    template_cache.install()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # moto says it skips WaitConditionHandle: expected (it has nothing to create).
     logging.getLogger("moto").setLevel(logging.ERROR)
