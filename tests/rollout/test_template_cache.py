@@ -28,7 +28,9 @@ def test_each_generated_template_parses_as_moto_parses_it(path: Path) -> None:
 
 
 def test_short_form_tags_and_json_parse_as_in_moto() -> None:
-    short = "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: !Sub '${AWS::StackName}-q'\n"
+    short = (
+        "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: !Sub '${AWS::StackName}-q'\n"
+    )
     assert template_cache.parse_template(short) == _as_moto_parses(short)
     assert template_cache.parse_template(short)["Resources"]["Q"]["Properties"]["QueueName"] == {
         "Fn::Sub": "${AWS::StackName}-q"
