@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import statistics
 import sys
 import threading
@@ -30,16 +29,11 @@ sys.path.insert(0, str(REPO))
 from bench_handlers import URL  # noqa: E402
 
 from tests.handlers.careconnect import USERS_DDL, BackendSecret, mint  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 
 CLIENTS = 1000
 SCHEMA = "cc_bench_local"
 SECRET = BackendSecret.generate()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def serve(app: web.Application, port: int) -> None:

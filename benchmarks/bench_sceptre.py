@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from rollout import package  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 
 SCEPTRE_VERSION = "4.7.0"
 SCEPTRE_VENV = REPO / ".cache" / "bench-sceptre"
@@ -58,12 +58,6 @@ def sceptre() -> Path:
             check=True,
         )
     return executable
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def sceptre_project(root: Path, code_key: str) -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -19,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+
+from tests.ports import free_port
 
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -39,12 +40,6 @@ def _server_binaries() -> Path | None:
     return Path(candidates[-1]).parent if candidates else None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def throwaway_cluster() -> Iterator[str | None]:
     """Start a private cluster on a free port; yields its URL, or None without the binaries."""
@@ -61,7 +56,7 @@ def throwaway_cluster() -> Iterator[str | None]:
         as_user = [runuser, "-u", "postgres", "--"]
     work = Path(tempfile.mkdtemp(prefix="cc-pg-"))
     shutil.chown(work, "postgres") if as_user else None
-    data, port = work / "data", _free_port()
+    data, port = work / "data", free_port()
     subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
                    check=True, capture_output=True)  # fmt: skip
     options = f"-p {port} -k {work} -c listen_addresses=127.0.0.1 -c fsync=off"

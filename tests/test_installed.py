@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.ports import free_port
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +32,6 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return work / "venv" / "bin", project
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120,
                           env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), "AWS_ACCESS_KEY_ID": "x",
@@ -50,7 +44,7 @@ def test_both_console_scripts_work_from_a_project_folder(installed: tuple[Path, 
     check = run([str(bin_dir / "cc-websocket-generate"), "--check"], project)
     assert check.returncode == 0 and str(project / "templates_out") in check.stdout
     deploy = run([str(bin_dir / "cc-websocket-rollout"), "deploy", "--env", "rehearsal", "--yes", "--json",
-                  "--endpoint-url", f"http://127.0.0.1:{closed_port()}"], project)  # fmt: skip
+                  "--endpoint-url", f"http://127.0.0.1:{free_port()}"], project)  # fmt: skip
     # Settings and fresh templates were found in the project folder; the stop is the network.
     assert deploy.returncode == 2, deploy.stderr
     assert json.loads(deploy.stdout)["error"]["kind"] == "network"

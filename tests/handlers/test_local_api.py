@@ -25,14 +25,9 @@ from handlers.store import ConnectionStore
 from tests.handlers.careconnect import mint
 from tests.handlers.conftest import SECRET, Users, row, table
 from tests.handlers.events import connect_event
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("lambda_env")]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def serve_handlers_here(monkeypatch: pytest.MonkeyPatch) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from generator.model import HANDLER_FUNCTIONS
 from rollout import cli, engine, freshness, package, settings, sfn_engine
 from rollout.stacks import Declined, StageFailed
+from tests.ports import free_port
 
 DEPLOY = ["deploy", "--env", "rehearsal", "--yes", "--json"]
 
@@ -159,15 +159,12 @@ def test_freshness_is_remembered_and_any_change_renders_again(monkeypatch: pytes
 
 def test_the_emulator_command_serves_until_interrupted(tmp_path: Path) -> None:
     import signal
-    import socket
     import subprocess
     import sys
 
     import boto3
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "rollout", "emulator", "--port", str(port)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=package.REPO)  # fmt: skip
     try:
@@ -201,9 +198,7 @@ def test_questions_go_to_stderr_and_end_of_input_is_a_no(monkeypatch: pytest.Mon
 
 
 def test_where_nothing_listens_the_answer_is_quick_and_clear(capsys: pytest.CaptureFixture[str]) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     start = time.perf_counter()
     assert cli.main([*DEPLOY, "--endpoint-url", f"http://127.0.0.1:{port}"]) == 2
     assert time.perf_counter() - start < 20  # botocore's defaults took 25 s and a traceback
