@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from generator.intrinsics import Evaluator
@@ -32,20 +33,36 @@ def prepare_account(aws: Aws, settings: EnvironmentSettings) -> None:
         )
 
 
-def template_variables(aws: Aws, settings: EnvironmentSettings, compute_template: str) -> set[str]:
-    """The environment variables the compute template gives every function, for the parameters
-    the compute stack was deployed with (conditional variables included or not)."""
+@dataclass(frozen=True)
+class Expected:
+    """What every function of the compute stack must have, for the parameters it was deployed with."""
+
+    functions: frozenset[str]  # the compute stack's
+    variables: frozenset[str]  # conditional variables included or not
+    architecture: str  # the one the handlers zip was built for
+    kms_key: str  # "" when the functions use Lambda's own key
+
+
+def expected(aws: Aws, settings: EnvironmentSettings, compute_template: str) -> Expected:
     template = load_template(compute_template)
     stack = describe(aws.client("cloudformation"), settings.stacks["compute"])
     assert stack is not None
     evaluator = Evaluator(template, stack.parameters)
     function = next(r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function")
-    return set(evaluator.eval(function["Properties"]["Environment"]["Variables"]))
+    properties = function["Properties"]
+    (architecture,) = evaluator.eval(properties["Architectures"])
+    return Expected(
+        functions=frozenset(v for k, v in stack.outputs.items() if k.endswith("FunctionName")),
+        variables=frozenset(evaluator.eval(properties["Environment"]["Variables"])),
+        architecture=architecture,
+        kms_key=evaluator.eval(properties.get("KmsKeyArn")) or "",
+    )
 
 
-def prove(aws: Aws, management_endpoint: str, expected_variables: set[str]) -> dict[str, Any]:
-    """Check what the rollout left behind: the API, its routes, integrations and stage, and every
-    function carrying the endpoint with no other variable lost."""
+def prove(aws: Aws, management_endpoint: str, expected: Expected) -> dict[str, Any]:
+    """Check what the rollout left behind: the API, its routes, integrations and stage; every
+    function carrying the endpoint with no other variable lost; the compute stack's functions on
+    the handlers zip's architecture and under the chosen environment key."""
     api_id = management_endpoint.split("//", 1)[1].split(".", 1)[0]
     apigw = aws.client("apigatewayv2")
     routes = {r["RouteKey"]: r for r in apigw.get_routes(ApiId=api_id)["Items"]}
@@ -64,13 +81,11 @@ def prove(aws: Aws, management_endpoint: str, expected_variables: set[str]) -> d
     lambda_client = aws.client("lambda")
     functions = {}
     for function in lambda_client.list_functions()["Functions"]:
-        variables = function.get("Environment", {}).get("Variables", {})
-        functions[function["FunctionName"]] = variables.get(ENDPOINT_VARIABLE)
-        if variables.get(ENDPOINT_VARIABLE) != management_endpoint:
-            problems.append(f"{function['FunctionName']} does not carry the endpoint")
-        lost = expected_variables - set(variables)
-        if lost:
-            problems.append(f"{function['FunctionName']} lost {sorted(lost)}")
+        functions[function["FunctionName"]] = function
+        problems += _function_problems(function, management_endpoint, expected)
+    missing = expected.functions - set(functions)
+    if missing:
+        problems.append(f"functions {sorted(missing)} do not exist")
     if problems:
         raise RehearsalFailed("; ".join(problems))
     return {
@@ -79,7 +94,29 @@ def prove(aws: Aws, management_endpoint: str, expected_variables: set[str]) -> d
         "integrations": len(integrations),
         "stage": stage_name,
         "functions": sorted(functions),
+        "architecture": expected.architecture,
     }
+
+
+def _function_problems(function: dict[str, Any], management_endpoint: str, expected: Expected) -> list[str]:
+    name, problems = function["FunctionName"], []
+    variables = function.get("Environment", {}).get("Variables", {})
+    if variables.get(ENDPOINT_VARIABLE) != management_endpoint:
+        problems.append(f"{name} does not carry the endpoint")
+    lost = expected.variables - set(variables)
+    if lost:
+        problems.append(f"{name} lost {sorted(lost)}")
+    if name not in expected.functions:
+        return problems
+    architectures = function.get("Architectures", ["x86_64"])
+    if architectures != [expected.architecture]:
+        problems.append(f"{name} runs on {architectures}, the handlers zip was built for {expected.architecture}")
+    key = function.get("KMSKeyArn") or ""
+    if key != expected.kms_key:
+        problems.append(
+            f"{name} environment key is {key or 'the default'}, expected {expected.kms_key or 'the default'}"
+        )
+    return problems
 
 
 def rehearse(
@@ -100,7 +137,8 @@ def rehearse(
         if not options.dry_run:
             from rollout.preflight import rendered_templates
 
-            expected = template_variables(aws, settings, rendered_templates()["compute"])
-            summary.proof = prove(aws, summary.management_endpoint, expected)
+            summary.proof = prove(
+                aws, summary.management_endpoint, expected(aws, settings, rendered_templates()["compute"])
+            )
         summary.aws_calls = {"total": aws.counter.total, "mutating": aws.counter.mutating}
     return summary

@@ -56,7 +56,8 @@ class Reporter:
             print(
                 f"  proven: API {proof['api_id']} with routes {', '.join(proof['routes'])}, "
                 f"{proof['integrations']} integrations, stage {proof['stage']}; "
-                f"{len(proof['functions'])} functions carry the endpoint, no variable lost",
+                f"{len(proof['functions'])} functions carry the endpoint, no variable lost; "
+                f"handlers on {proof['architecture']}, as built",
                 file=out,
             )
         if summary.get("aws_calls"):

@@ -24,6 +24,9 @@
    it also starts alarms in INSUFFICIENT_DATA and makes DescribeAlarms apply all its filters.
 9. An `AWS::KMS::Key` with Tags crashes moto's create (it reads CloudFormation's `Key`/`Value` as
    the KMS API's `TagKey`/`TagValue`): the tags are handed over in the API's shape.
+10. An `AWS::Lambda::Function` created or updated by CloudFormation loses `Architectures` (it runs
+   as x86_64), `KmsKeyArn` and `TracingConfig`: they are carried over, so the rehearsal can prove
+   the functions run on the architecture the handlers zip was built for, under the chosen key.
 
 `tests/rollout/test_moto_gaps.py` checks each gap still exists, so a moto upgrade that fixes
 one makes a test fail and this module can shrink.
@@ -358,6 +361,33 @@ def _configuration_with_revision(self: LambdaFunction, on_create: bool = False) 
     return config
 
 
+_original_function_create = LambdaFunction.create_from_cloudformation_json
+_original_function_update = LambdaFunction.update_from_cloudformation_json
+
+
+def _carry_function_properties(function: LambdaFunction, properties: dict[str, Any]) -> LambdaFunction:
+    """What CloudFormation passes on to Lambda and moto drops (absent means Lambda's default)."""
+    function.architectures = list(properties.get("Architectures") or ["x86_64"])
+    function.kms_key_arn = properties.get("KmsKeyArn") or None
+    function.tracing_config = properties.get("TracingConfig") or {"Mode": "PassThrough"}
+    return function
+
+
+def _function_created(cls: type, resource_name: str, cloudformation_json: dict[str, Any], *args: Any,
+                      **kwargs: Any) -> LambdaFunction:  # fmt: skip
+    created = _original_function_create(resource_name, cloudformation_json, *args, **kwargs)
+    return _carry_function_properties(created, cloudformation_json.get("Properties", {}))
+
+
+def _function_updated(cls: type, original_resource: LambdaFunction, new_resource_name: str,
+                      cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> LambdaFunction:  # fmt: skip
+    """moto calls this with keywords: the names are moto's."""
+    updated = _original_function_update(original_resource=original_resource, new_resource_name=new_resource_name,
+                                        cloudformation_json=cloudformation_json, account_id=account_id,
+                                        region_name=region_name)  # fmt: skip
+    return _carry_function_properties(updated, cloudformation_json.get("Properties", {}))
+
+
 def _with_definition_string(cloudformation_json: dict[str, Any]) -> dict[str, Any]:
     props = dict(cloudformation_json.get("Properties", {}))
     if "Definition" in props and "DefinitionString" not in props:
@@ -484,5 +514,7 @@ def install() -> None:
     StateMachine.create_from_cloudformation_json = classmethod(_create_state_machine)  # type: ignore[method-assign,assignment]
     StateMachine.update_from_cloudformation_json = classmethod(_update_state_machine)  # type: ignore[method-assign,assignment]
     KmsKey.create_from_cloudformation_json = classmethod(_key_with_api_tags)  # type: ignore[method-assign,assignment]
+    LambdaFunction.create_from_cloudformation_json = classmethod(_function_created)  # type: ignore[method-assign,assignment]
+    LambdaFunction.update_from_cloudformation_json = classmethod(_function_updated)  # type: ignore[method-assign,assignment]
     alarms.install()
     _installed = True

@@ -54,6 +54,7 @@ def test_rehearse_proves_its_result(cached_package: None, capsys: pytest.Capture
     summary = json.loads(capsys.readouterr().out)
     assert summary["proof"]["routes"] == ["$connect", "$default", "$disconnect"]
     assert len(summary["proof"]["functions"]) == len(HANDLER_FUNCTIONS)
+    assert summary["proof"]["architecture"] == "arm64"  # the rehearsal settings' (and the zip's)
 
 
 def test_unknown_environment_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:

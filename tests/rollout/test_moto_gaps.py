@@ -105,3 +105,31 @@ def test_gap9_a_kms_key_with_cloudformation_tags_crashes_moto_and_is_handed_api_
             moto_gaps._original_key_create("AlarmTopicKey", key, "123456789012", "eu-west-1")
         created = moto_gaps._key_with_api_tags(None, "AlarmTopicKey", key, "123456789012", "eu-west-1")  # type: ignore[arg-type]
         assert created.arn.startswith("arn:aws:kms:eu-west-1:123456789012:key/")
+
+
+def test_gap10_a_function_from_cloudformation_loses_architecture_key_and_tracing_and_gets_them_back() -> None:
+    import json
+
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        role = boto3.client("iam", region_name="eu-west-1").create_role(
+            RoleName="fn", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+        )["Role"]["Arn"]
+        key = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+        properties = {"Code": {"ZipFile": "def handler(event, context): pass"}, "Handler": "index.handler",
+                      "Runtime": "python3.12", "Role": role, "Architectures": ["arm64"], "KmsKeyArn": key,
+                      "TracingConfig": {"Mode": "Active"}}  # fmt: skip
+        dropped = moto_gaps._original_function_create(
+            "dropped", {"Properties": properties}, "123456789012", "eu-west-1"
+        )
+        assert (dropped.architectures, dropped.kms_key_arn, dropped.tracing_config["Mode"]) == (
+            ["x86_64"], None, "PassThrough")  # fmt: skip
+        kept = moto_gaps._function_created(None, "kept", {"Properties": properties}, "123456789012", "eu-west-1")  # type: ignore[arg-type]
+        configuration = kept.get_configuration()
+        assert (configuration["Architectures"], configuration["KMSKeyArn"], configuration["TracingConfig"]) == (
+            ["arm64"], key, {"Mode": "Active"})  # fmt: skip
+        without = {k: v for k, v in properties.items() if k not in ("KmsKeyArn", "Architectures")}
+        updated = moto_gaps._function_updated(None, kept, "kept", {"Properties": without}, "123456789012", "eu-west-1")  # type: ignore[arg-type]
+        assert (updated.architectures, updated.kms_key_arn) == (["x86_64"], None)  # removed: Lambda's defaults

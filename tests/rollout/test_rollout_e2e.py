@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from botocore.awsrequest import AWSResponse
 from generator.model import ENDPOINT_VARIABLE
 from rollout import settings
 from rollout.preflight import rendered_templates
-from rollout.rehearsal import prove, template_variables
+from rollout.rehearsal import RehearsalFailed, expected, prove
 from rollout.stacks import Declined
 from tests.rollout.conftest import Run, with_parameters
 
@@ -40,13 +41,35 @@ def test_fresh_rollout_builds_everything_and_wires_the_endpoint(
     endpoint = summary["management_endpoint"]
     assert endpoint.startswith("https://") and endpoint.endswith(".execute-api.eu-west-1.amazonaws.com/prod")
     assert summary["websocket_url"] == endpoint.replace("https://", "wss://")
-    proof = prove(
-        aws, summary["management_endpoint"], template_variables(aws, env_settings, rendered_templates()["compute"])
-    )
+    proof = prove(aws, summary["management_endpoint"], expected(aws, env_settings, rendered_templates()["compute"]))
     assert proof["routes"] == ["$connect", "$default", "$disconnect"] and proof["functions"] == sorted(FUNCTIONS)
     compute = aws.client("cloudformation").describe_stacks(StackName="cc-websocket-compute")["Stacks"][0]
     assert {p["ParameterKey"]: p["ParameterValue"] for p in compute["Parameters"]}["ManagementEndpoint"] == endpoint
     assert "Add      Stage" in log and "CREATE_COMPLETE" in log  # change set shown, events streamed
+
+
+def test_the_proof_names_a_function_on_another_architecture_or_key(
+    rollout: Run, env_settings: settings.EnvironmentSettings
+) -> None:
+    summary, aws, _ = rollout(env_settings)
+    deployed = expected(aws, env_settings, rendered_templates()["compute"])
+    assert deployed.architecture == "arm64" and deployed.kms_key == "" and deployed.functions == set(FUNCTIONS)
+    with pytest.raises(
+        RehearsalFailed, match=r"cc-websocket-connect runs on \['arm64'\], the handlers zip was built for x86_64"
+    ):
+        prove(aws, summary["management_endpoint"], replace(deployed, architecture="x86_64"))
+    with pytest.raises(
+        RehearsalFailed, match="cc-websocket-notify environment key is the default, expected arn:aws:kms:"
+    ):
+        prove(
+            aws, summary["management_endpoint"], replace(deployed, kms_key="arn:aws:kms:eu-west-1:123456789012:key/k")
+        )
+    with pytest.raises(RehearsalFailed, match=r"functions \['cc-websocket-extra'\] do not exist"):
+        prove(
+            aws,
+            summary["management_endpoint"],
+            replace(deployed, functions=deployed.functions | {"cc-websocket-extra"}),
+        )
 
 
 def test_an_immediate_second_run_changes_nothing(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:

@@ -19,7 +19,7 @@ from generator.statemachine import definition, substituted, with_poll_limit
 from rollout import artifacts, engine, package, sfn_engine
 from rollout.aws import Aws
 from rollout.preflight import rendered_templates
-from rollout.rehearsal import prepare_account, prove, template_variables
+from rollout.rehearsal import expected, prepare_account, prove
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
 from rollout.stacks import Declined
@@ -40,7 +40,7 @@ def run_sfn(emulator: str, env: EnvironmentSettings, artifact: package.Artifact,
 def test_fresh_then_no_op(emulator: str, env_settings: EnvironmentSettings, built_artifact: package.Artifact) -> None:
     first, aws = run_sfn(emulator, env_settings, built_artifact)
     assert first["result"] == "succeeded"
-    prove(aws, first["management_endpoint"], template_variables(aws, env_settings, rendered_templates()["compute"]))
+    prove(aws, first["management_endpoint"], expected(aws, env_settings, rendered_templates()["compute"]))
     assert first["state_machine_calls"]["executeChangeSet"] == 3  # compute, websocket, carry
     assert first["state_machine_calls"]["updateFunctionConfiguration"] == 5  # every function, notify too
     second, _ = run_sfn(emulator, env_settings, built_artifact)
