@@ -117,6 +117,11 @@ MESSAGE_FIELDS: dict[str, dict[str, tuple[Check, bool]]] = {
 }
 
 
+# `{type: authenticate, token: ...}`: what a Dart Map's toString() gives, which one of the app's
+# services sends instead of JSON (the backend drops it silently; we say why).
+DART_MAP_TEXT = re.compile(r"^\s*\{\s*[A-Za-z_][\w-]*\s*:")
+
+
 @dataclass(frozen=True)
 class Message:
     type: str
@@ -135,6 +140,11 @@ def parse(body: str | None, *, is_base64: bool = False) -> Message:
     try:
         data = json.loads(body)
     except ValueError as error:
+        if DART_MAP_TEXT.match(body):
+            raise ProtocolError(
+                "malformed JSON: this is Dart's Map.toString() text ({key: value}), not JSON; "
+                "send jsonEncode(message) (the app's CallNotificationService sends map.toString())"
+            ) from None
         raise ProtocolError(f"malformed JSON: {error}") from None
     if not isinstance(data, dict):
         raise ProtocolError(f"a message must be a JSON object, not {_json_kind(data)}")

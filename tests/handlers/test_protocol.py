@@ -13,6 +13,8 @@ from handlers.protocol import MAX_MESSAGE_BYTES, ProtocolError, parse
     ("body", "binary", "expected"),
     [
         ("{not json", False, "malformed JSON"),
+        # CallNotificationService's frame as the app sends it (Map.toString(), not jsonEncode)
+        ("{type: register, userId: 5, userRole: CAREGIVER}", False, "Dart's Map.toString() text"),
         ("[1, 2]", False, "must be a JSON object, not an array"),
         ('"ping"', False, "not a string"),
         ("null", False, "not null"),
