@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
+
+from handlers.once import created_once
 
 
 def read_secret(secret_arn: str) -> str:
@@ -16,14 +17,14 @@ def rds_auth_token(host: str, port: int, user: str, region: str) -> str:
     return str(client.generate_db_auth_token(DBHostname=host, Port=port, DBUsername=user, Region=region or None))
 
 
-@cache
+@created_once
 def _client(service: str, region: str | None = None) -> Any:
     import boto3
 
     return boto3.client(service, region_name=region)
 
 
-@cache
+@created_once
 def management_client(endpoint: str, region: str | None, pool_size: int) -> Any:
     """API Gateway management API client for one endpoint. botocore's standard retry mode retries
     throttling (LimitExceededException, TooManyRequestsException...) and 5xx with backoff and

@@ -6,11 +6,11 @@ reported by the invocation that needs it, with what to fix.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import TYPE_CHECKING
 
 from handlers.db import Database
 from handlers.events import Request
+from handlers.once import created_once
 from handlers.settings import Settings, load
 from handlers.store import ConnectionStore
 from handlers.users import UserDirectory
@@ -22,17 +22,17 @@ if TYPE_CHECKING:  # imported where used: $connect and $disconnect need neither 
 FAN_OUT_CONCURRENCY = 16
 
 
-@cache
+@created_once
 def settings() -> Settings:
     return load()
 
 
-@cache
+@created_once
 def store() -> ConnectionStore:
     return ConnectionStore(Database.from_settings(settings().database))
 
 
-@cache
+@created_once
 def users() -> UserDirectory:
     """The backend's users table, through the same connection as the store."""
     return UserDirectory(store().db)
@@ -47,7 +47,7 @@ def sender_for(request: Request) -> Sender:
     return _sender(endpoint_for(request))
 
 
-@cache
+@created_once
 def _sender(endpoint: str) -> Sender:
     from handlers import aws
     from handlers.sender import Sender
@@ -68,7 +68,7 @@ def management_sender() -> Sender:
     return _sender(endpoint)
 
 
-@cache
+@created_once
 def verifier() -> TokenVerifier | None:
     from handlers.auth import TokenVerifier
 

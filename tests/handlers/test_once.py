@@ -1,0 +1,48 @@
+"""Per-container singletons are created once, however many threads ask at the same moment (the
+local API runs the handlers on a thread pool)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+
+from handlers.once import created_once
+
+
+def _slow_factory(calls: list[str]) -> object:
+    def make(key: str) -> object:
+        calls.append(key)
+        time.sleep(0.05)  # a boto3 client takes longer than this
+        return object()
+
+    return make
+
+
+def _ask_at_once(get: object, threads: int = 8) -> set[int]:
+    start = threading.Barrier(threads)
+
+    def ask() -> int:
+        start.wait()
+        return id(get("endpoint"))  # type: ignore[operator]
+
+    with ThreadPoolExecutor(threads) as pool:
+        return set(pool.map(lambda _: ask(), range(threads)))
+
+
+def test_threads_asking_at_once_share_one_creation() -> None:
+    calls: list[str] = []
+    get = created_once(_slow_factory(calls))
+    assert len(_ask_at_once(get)) == 1 and calls == ["endpoint"]
+    assert get.cache_info().currsize == 1
+    get.cache_clear()
+    get("endpoint")
+    assert calls == ["endpoint", "endpoint"]  # cleared: created again, as functools.cache does
+
+
+def test_functools_cache_alone_creates_more_than_once() -> None:
+    """Why created_once exists: the same race through functools.cache builds several."""
+    calls: list[str] = []
+    _ask_at_once(cache(_slow_factory(calls)))
+    assert len(calls) > 1
