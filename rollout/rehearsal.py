@@ -62,7 +62,8 @@ def expected(aws: Aws, settings: EnvironmentSettings, compute_template: str) -> 
 def prove(aws: Aws, management_endpoint: str, expected: Expected) -> dict[str, Any]:
     """Check what the rollout left behind: the API, its routes, integrations and stage; every
     function carrying the endpoint with no other variable lost; the compute stack's functions on
-    the handlers zip's architecture and under the chosen environment key."""
+    the handlers zip's architecture, under the chosen environment key, logging to a log group with
+    a retention."""
     api_id = management_endpoint.split("//", 1)[1].split(".", 1)[0]
     apigw = aws.client("apigatewayv2")
     routes = {r["RouteKey"]: r for r in apigw.get_routes(ApiId=api_id)["Items"]}
@@ -79,10 +80,12 @@ def prove(aws: Aws, management_endpoint: str, expected: Expected) -> dict[str, A
     if stages != [stage_name]:
         problems.append(f"stages are {stages}, expected [{stage_name}]")
     lambda_client = aws.client("lambda")
+    pages = aws.client("logs").get_paginator("describe_log_groups").paginate()
+    retention = {group["logGroupName"]: group.get("retentionInDays") for page in pages for group in page["logGroups"]}
     functions = {}
     for function in lambda_client.list_functions()["Functions"]:
         functions[function["FunctionName"]] = function
-        problems += _function_problems(function, management_endpoint, expected)
+        problems += _function_problems(function, management_endpoint, expected, retention)
     missing = expected.functions - set(functions)
     if missing:
         problems.append(f"functions {sorted(missing)} do not exist")
@@ -98,7 +101,9 @@ def prove(aws: Aws, management_endpoint: str, expected: Expected) -> dict[str, A
     }
 
 
-def _function_problems(function: dict[str, Any], management_endpoint: str, expected: Expected) -> list[str]:
+def _function_problems(
+    function: dict[str, Any], management_endpoint: str, expected: Expected, retention: dict[str, int | None]
+) -> list[str]:
     name, problems = function["FunctionName"], []
     variables = function.get("Environment", {}).get("Variables", {})
     if variables.get(ENDPOINT_VARIABLE) != management_endpoint:
@@ -116,6 +121,10 @@ def _function_problems(function: dict[str, Any], management_endpoint: str, expec
         problems.append(
             f"{name} environment key is {key or 'the default'}, expected {expected.kms_key or 'the default'}"
         )
+    log_group = function.get("LoggingConfig", {}).get("LogGroup", f"/aws/lambda/{name}")
+    if not retention.get(log_group):
+        state = "has no retention" if log_group in retention else "does not exist"
+        problems.append(f"{name} logs to {log_group}, which {state} (the stack's log groups keep logs for a set time)")
     return problems
 
 

@@ -57,7 +57,7 @@ class Reporter:
                 f"  proven: API {proof['api_id']} with routes {', '.join(proof['routes'])}, "
                 f"{proof['integrations']} integrations, stage {proof['stage']}; "
                 f"{len(proof['functions'])} functions carry the endpoint, no variable lost; "
-                f"handlers on {proof['architecture']}, as built",
+                f"handlers on {proof['architecture']}, as built, logging with a retention",
                 file=out,
             )
         if summary.get("aws_calls"):

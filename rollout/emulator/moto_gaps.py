@@ -25,8 +25,11 @@
 9. An `AWS::KMS::Key` with Tags crashes moto's create (it reads CloudFormation's `Key`/`Value` as
    the KMS API's `TagKey`/`TagValue`): the tags are handed over in the API's shape.
 10. An `AWS::Lambda::Function` created or updated by CloudFormation loses `Architectures` (it runs
-   as x86_64), `KmsKeyArn` and `TracingConfig`: they are carried over, so the rehearsal can prove
-   the functions run on the architecture the handlers zip was built for, under the chosen key.
+   as x86_64), `KmsKeyArn` and `TracingConfig`, and moto's Lambda has no `LoggingConfig` at all:
+   they are carried over (GetFunctionConfiguration answers `LoggingConfig` as Lambda does, its
+   default `/aws/lambda/<name>` when none was given), so the rehearsal can prove the functions run
+   on the architecture the handlers zip was built for, under the chosen key, logging to the
+   stack's log groups.
 
 `tests/rollout/test_moto_gaps.py` checks each gap still exists, so a moto upgrade that fixes
 one makes a test fail and this module can shrink.
@@ -356,6 +359,9 @@ def _clean_json_without_novalue(resource_json: Any, resources_map: Any) -> Any:
 
 def _configuration_with_revision(self: LambdaFunction, on_create: bool = False) -> dict[str, Any]:
     config = _original_get_configuration(self, on_create)
+    given = getattr(self, "logging_config", None) or {}
+    config["LoggingConfig"] = {"LogFormat": given.get("LogFormat", "Text"),
+                               "LogGroup": given.get("LogGroup", f"/aws/lambda/{self.function_name}")}  # fmt: skip
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
     config.setdefault("RevisionId", str(uuid.UUID(digest[:32])))
     return config
@@ -370,6 +376,7 @@ def _carry_function_properties(function: LambdaFunction, properties: dict[str, A
     function.architectures = list(properties.get("Architectures") or ["x86_64"])
     function.kms_key_arn = properties.get("KmsKeyArn") or None
     function.tracing_config = properties.get("TracingConfig") or {"Mode": "PassThrough"}
+    function.logging_config = properties.get("LoggingConfig") or {}  # type: ignore[attr-defined]
     return function
 
 

@@ -107,7 +107,7 @@ def test_gap9_a_kms_key_with_cloudformation_tags_crashes_moto_and_is_handed_api_
         assert created.arn.startswith("arn:aws:kms:eu-west-1:123456789012:key/")
 
 
-def test_gap10_a_function_from_cloudformation_loses_architecture_key_and_tracing_and_gets_them_back() -> None:
+def test_gap10_a_function_from_cloudformation_loses_architecture_key_tracing_and_logging_and_gets_them_back() -> None:
     import json
 
     import boto3
@@ -120,16 +120,19 @@ def test_gap10_a_function_from_cloudformation_loses_architecture_key_and_tracing
         key = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000"
         properties = {"Code": {"ZipFile": "def handler(event, context): pass"}, "Handler": "index.handler",
                       "Runtime": "python3.12", "Role": role, "Architectures": ["arm64"], "KmsKeyArn": key,
-                      "TracingConfig": {"Mode": "Active"}}  # fmt: skip
+                      "TracingConfig": {"Mode": "Active"}, "LoggingConfig": {"LogGroup": "/cc/connect"}}  # fmt: skip
         dropped = moto_gaps._original_function_create(
             "dropped", {"Properties": properties}, "123456789012", "eu-west-1"
         )
         assert (dropped.architectures, dropped.kms_key_arn, dropped.tracing_config["Mode"]) == (
             ["x86_64"], None, "PassThrough")  # fmt: skip
+        assert "LoggingConfig" not in moto_gaps._original_get_configuration(dropped)
         kept = moto_gaps._function_created(None, "kept", {"Properties": properties}, "123456789012", "eu-west-1")  # type: ignore[arg-type]
-        configuration = kept.get_configuration()
+        configuration = moto_gaps._configuration_with_revision(kept)
         assert (configuration["Architectures"], configuration["KMSKeyArn"], configuration["TracingConfig"]) == (
             ["arm64"], key, {"Mode": "Active"})  # fmt: skip
-        without = {k: v for k, v in properties.items() if k not in ("KmsKeyArn", "Architectures")}
+        assert configuration["LoggingConfig"] == {"LogFormat": "Text", "LogGroup": "/cc/connect"}
+        without = {k: v for k, v in properties.items() if k not in ("KmsKeyArn", "Architectures", "LoggingConfig")}
         updated = moto_gaps._function_updated(None, kept, "kept", {"Properties": without}, "123456789012", "eu-west-1")  # type: ignore[arg-type]
         assert (updated.architectures, updated.kms_key_arn) == (["x86_64"], None)  # removed: Lambda's defaults
+        assert moto_gaps._configuration_with_revision(kept)["LoggingConfig"]["LogGroup"] == "/aws/lambda/kept"

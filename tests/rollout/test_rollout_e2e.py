@@ -48,7 +48,7 @@ def test_fresh_rollout_builds_everything_and_wires_the_endpoint(
     assert "Add      Stage" in log and "CREATE_COMPLETE" in log  # change set shown, events streamed
 
 
-def test_the_proof_names_a_function_on_another_architecture_or_key(
+def test_the_proof_names_a_function_on_another_architecture_key_or_log_group(
     rollout: Run, env_settings: settings.EnvironmentSettings
 ) -> None:
     summary, aws, _ = rollout(env_settings)
@@ -70,6 +70,13 @@ def test_the_proof_names_a_function_on_another_architecture_or_key(
             summary["management_endpoint"],
             replace(deployed, functions=deployed.functions | {"cc-websocket-extra"}),
         )
+    logs = aws.client("logs")
+    logs.delete_retention_policy(logGroupName="/aws/lambda/cc-websocket-default")
+    logs.delete_log_group(logGroupName="/aws/lambda/cc-websocket-connect")
+    with pytest.raises(RehearsalFailed) as failed:
+        prove(aws, summary["management_endpoint"], deployed)
+    assert "cc-websocket-connect logs to /aws/lambda/cc-websocket-connect, which does not exist" in str(failed.value)
+    assert "cc-websocket-default logs to /aws/lambda/cc-websocket-default, which has no retention" in str(failed.value)
 
 
 def test_an_immediate_second_run_changes_nothing(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:
