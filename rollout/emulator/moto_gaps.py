@@ -30,6 +30,10 @@
    default `/aws/lambda/<name>` when none was given), so the rehearsal can prove the functions run
    on the architecture the handlers zip was built for, under the chosen key, logging to the
    stack's log groups.
+11. A stack update that modifies a resource whose type moto cannot update (a log group, a KMS key,
+   a topic...) replaces it with nothing: the resource vanishes from the stack and everything
+   referencing it fails ("Fn::GetAtt references undefined resource"). CloudFormation updates it
+   in place; here it stays as it was (a log group takes its new retention and key).
 
 `tests/rollout/test_moto_gaps.py` checks each gap still exists, so a moto upgrade that fixes
 one makes a test fail and this module can shrink.
@@ -50,6 +54,7 @@ from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.cloudformation.models import ChangeSet, CloudFormationBackend
 from moto.core.common_models import CloudFormationModel
 from moto.kms.models import Key as KmsKey
+from moto.logs.models import LogGroup
 from moto.stepfunctions.models import StateMachine, cfn_to_api_tags
 
 from rollout.emulator import alarms
@@ -155,6 +160,7 @@ class WebSocketChild:
     subclasses CloudFormationModel directly: moto finds models by `__subclasses__()`."""
 
     collection = ""  # the Api attribute holding these children, by physical id
+    id_attribute = ""  # the child's own id attribute, kept across an update ("" for stages: the name)
 
     def __init__(self, api_id: str, child: Any, physical_id: str) -> None:
         self.api_id, self.child, self.physical_id = api_id, child, physical_id
@@ -203,10 +209,18 @@ class WebSocketChild:
         account_id: str,
         region_name: str,
     ) -> WebSocketChild:
-        cls.delete_from_cloudformation_json(
-            original_resource.physical_id, {"Properties": {"ApiId": original_resource.api_id}}, account_id, region_name
-        )
-        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+        """In place, as CloudFormation updates these (only a new ApiId replaces one): the child is
+        rebuilt from the new properties under its old id, so what references it stays valid."""
+        old_id = original_resource.physical_id
+        cls.delete_from_cloudformation_json(old_id, {"Properties": {"ApiId": original_resource.api_id}},
+                                            account_id, region_name)  # fmt: skip
+        new = cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+        if cls.id_attribute and new.api_id == original_resource.api_id:
+            children = getattr(_backend(account_id, region_name).apis[new.api_id], cls.collection)
+            children[old_id] = children.pop(new.physical_id)
+            setattr(new.child, cls.id_attribute, old_id)
+            new.physical_id = old_id
+        return new
 
     def is_created(self) -> bool:
         return True
@@ -214,6 +228,7 @@ class WebSocketChild:
 
 class WebSocketRoute(WebSocketChild, CloudFormationModel):
     collection = "routes"
+    id_attribute = "route_id"
 
     @staticmethod
     def cloudformation_type() -> str:
@@ -248,6 +263,7 @@ class WebSocketRoute(WebSocketChild, CloudFormationModel):
 
 class WebSocketIntegration(WebSocketChild, CloudFormationModel):
     collection = "integrations"
+    id_attribute = "id"
 
     @staticmethod
     def cloudformation_type() -> str:
@@ -488,6 +504,20 @@ def _create_in_dependency_order(self: parsing.ResourceMap, template: dict[str, A
     return bool(_original_create(self, ordered))
 
 
+def _kept_when_not_updatable(logical_id: str, resource_json: dict[str, Any], resources_map: parsing.ResourceMap,
+                             *args: Any, **kwargs: Any) -> Any:  # fmt: skip
+    updated = _original_parse_and_update(logical_id, resource_json, resources_map, *args, **kwargs)
+    if updated is not None:
+        return updated
+    kept = resources_map._parsed_resources.get(logical_id)
+    if isinstance(kept, LogGroup):  # what the rollout changes on its log groups: retention, key
+        properties = parsing.clean_json(resource_json.get("Properties", {}), resources_map)
+        kept.retention_in_days = properties.get("RetentionInDays")
+        kept.kms_key_id = properties.get("KmsKeyId")
+    return kept
+
+
+_original_parse_and_update = parsing.parse_and_update_resource
 _original_update = parsing.ResourceMap.update
 _original_create = parsing.ResourceMap.create
 _original_update_state_machine = StateMachine.update_from_cloudformation_json
@@ -516,6 +546,7 @@ def install() -> None:
     ChangeSet.diff = _diff_with_parameters  # type: ignore[method-assign]
     parsing.clean_json = _clean_json_without_novalue
     parsing.ResourceMap.update = _update_in_dependency_order  # type: ignore[method-assign]
+    parsing.parse_and_update_resource = _kept_when_not_updatable
     parsing.ResourceMap.create = _create_in_dependency_order  # type: ignore[method-assign]
     LambdaFunction.get_configuration = _configuration_with_revision  # type: ignore[method-assign]
     StateMachine.create_from_cloudformation_json = classmethod(_create_state_machine)  # type: ignore[method-assign,assignment]

@@ -113,6 +113,31 @@ def test_a_changed_parameter_updates_only_what_it_should(
     }
 
 
+def test_log_groups_and_integrations_update_in_place_and_what_references_them_holds(
+    rollout: Run, env_settings: settings.EnvironmentSettings
+) -> None:
+    """A log group (which moto cannot update) and the integrations (which CloudFormation updates in
+    place) change, while the role and the routes that reference them stay valid."""
+    first, aws, _ = rollout(env_settings)
+    api_id = first["management_endpoint"][8:].split(".")[0]
+    apigw = aws.client("apigatewayv2")
+    before = {i["IntegrationId"] for i in apigw.get_integrations(ApiId=api_id)["Items"]}
+    changed = with_parameters(env_settings, "compute", LogRetentionInDays="90", MemorySize="512")
+    changed = with_parameters(changed, "websocket", IntegrationTimeoutMillis="10000")
+    summary, aws, _ = rollout(changed)
+    assert actions(summary)["compute"] == "updated" and actions(summary)["websocket"] == "updated"
+    (websocket,) = [s for s in summary["stages"] if s["stage"] == "websocket"]
+    assert {c["resource"] for c in websocket["changes"]} >= {"ConnectIntegration", "DefaultIntegration"}
+    integrations = apigw.get_integrations(ApiId=api_id)["Items"]
+    assert {i["IntegrationId"] for i in integrations} == before  # same ids: the routes' targets hold
+    assert {i["TimeoutInMillis"] for i in integrations} == {10000}
+    group = aws.client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/cc-websocket-connect")
+    assert group["logGroups"][0]["retentionInDays"] == 90
+    connect = aws.client("lambda").get_function_configuration(FunctionName="cc-websocket-connect")
+    assert connect["MemorySize"] == 512 and connect["LoggingConfig"]["LogGroup"] == "/aws/lambda/cc-websocket-connect"
+    prove(aws, summary["management_endpoint"], expected(aws, changed, rendered_templates()["compute"]))
+
+
 def test_pre_existing_environment_variables_survive(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:
     summary, aws, _ = rollout(env_settings)
     lam = aws.client("lambda")
