@@ -4,17 +4,23 @@ local API runs the handlers on a thread pool)."""
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 from handlers.once import created_once
 
 
-def _slow_factory(calls: list[str]) -> object:
+def _slow_factory(calls: list[str], patience: float) -> object:
+    """A factory whose first call lasts until a second call starts, or `patience` seconds: as long
+    as building a boto3 client, and never shorter than a slow thread's start under load."""
+    second_started = threading.Event()
+
     def make(key: str) -> object:
         calls.append(key)
-        time.sleep(0.05)  # a boto3 client takes longer than this
+        if len(calls) == 1:
+            second_started.wait(patience)
+        else:
+            second_started.set()
         return object()
 
     return make
@@ -33,7 +39,7 @@ def _ask_at_once(get: object, threads: int = 8) -> set[int]:
 
 def test_threads_asking_at_once_share_one_creation() -> None:
     calls: list[str] = []
-    get = created_once(_slow_factory(calls))
+    get = created_once(_slow_factory(calls, patience=0.3))
     assert len(_ask_at_once(get)) == 1 and calls == ["endpoint"]
     assert get.cache_info().currsize == 1
     get.cache_clear()
@@ -44,5 +50,5 @@ def test_threads_asking_at_once_share_one_creation() -> None:
 def test_functools_cache_alone_creates_more_than_once() -> None:
     """Why created_once exists: the same race through functools.cache builds several."""
     calls: list[str] = []
-    _ask_at_once(cache(_slow_factory(calls)))
+    _ask_at_once(cache(_slow_factory(calls, patience=30)))
     assert len(calls) > 1
