@@ -33,7 +33,7 @@
 11. A stack update that modifies a resource whose type moto cannot update (a log group, a KMS key,
    a topic...) replaces it with nothing: the resource vanishes from the stack and everything
    referencing it fails ("Fn::GetAtt references undefined resource"). CloudFormation updates it
-   in place; here it stays as it was (a log group takes its new retention and key).
+   in place; here it stays as it was, and a log group is taught its update (retention and key).
 
 `tests/rollout/test_moto_gaps.py` checks each gap still exists, so a moto upgrade that fixes
 one makes a test fail and this module can shrink.
@@ -509,14 +509,19 @@ def _kept_when_not_updatable(logical_id: str, resource_json: dict[str, Any], res
     updated = _original_parse_and_update(logical_id, resource_json, resources_map, *args, **kwargs)
     if updated is not None:
         return updated
-    kept = resources_map._parsed_resources.get(logical_id)
-    if isinstance(kept, LogGroup):  # what the rollout changes on its log groups: retention, key
-        properties = parsing.clean_json(resource_json.get("Properties", {}), resources_map)
-        kept.retention_in_days = properties.get("RetentionInDays")
-        kept.kms_key_id = properties.get("KmsKeyId")
-    return kept
+    return resources_map._parsed_resources.get(logical_id)
 
 
+def _log_group_updated(cls: type, original_resource: LogGroup, new_resource_name: str,
+                       cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> LogGroup:  # fmt: skip
+    """What the rollout changes on its log groups, in place: retention and key."""
+    properties = cloudformation_json.get("Properties", {})
+    original_resource.retention_in_days = properties.get("RetentionInDays")
+    original_resource.kms_key_id = properties.get("KmsKeyId")
+    return original_resource
+
+
+_original_log_group_update = LogGroup.update_from_cloudformation_json
 _original_parse_and_update = parsing.parse_and_update_resource
 _original_update = parsing.ResourceMap.update
 _original_create = parsing.ResourceMap.create
@@ -547,6 +552,7 @@ def install() -> None:
     parsing.clean_json = _clean_json_without_novalue
     parsing.ResourceMap.update = _update_in_dependency_order  # type: ignore[method-assign]
     parsing.parse_and_update_resource = _kept_when_not_updatable
+    LogGroup.update_from_cloudformation_json = classmethod(_log_group_updated)  # type: ignore[method-assign,assignment]
     parsing.ResourceMap.create = _create_in_dependency_order  # type: ignore[method-assign]
     LambdaFunction.get_configuration = _configuration_with_revision  # type: ignore[method-assign]
     StateMachine.create_from_cloudformation_json = classmethod(_create_state_machine)  # type: ignore[method-assign,assignment]
