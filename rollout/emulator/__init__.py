@@ -16,6 +16,16 @@ EMULATOR_REGION = "eu-west-1"
 EMULATOR_ACCOUNT = "123456789012"
 
 
+def _find_our_models() -> None:
+    """moto finds CloudFormation models by CloudFormationModel.__subclasses__(), cached the first
+    time it parses a template: if that happened before our modules defined theirs (Api, Stage,
+    Alarm, ApiGateway::Account...), moto would skip those resources. Forget the cache."""
+    from moto.cloudformation import parsing
+
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+
+
 @contextmanager
 def running_emulator(port: int = 0) -> Iterator[str]:
     """Start moto's server on a loopback port (0: a free one); yields its endpoint URL. State
@@ -32,6 +42,7 @@ def running_emulator(port: int = 0) -> Iterator[str]:
     moto_gaps.install()
     aws_rules.install()
     template_cache.install()
+    _find_our_models()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # moto says it skips WaitConditionHandle: expected (it has nothing to create).
     logging.getLogger("moto").setLevel(logging.ERROR)

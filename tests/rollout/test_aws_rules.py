@@ -227,3 +227,22 @@ def test_an_update_that_changes_nothing_is_refused_as_aws_does(emulator: str) ->
         TemplateBody=body,
         Parameters=[{"ParameterKey": "Name", "ParameterValue": "c"}],
     )
+
+
+def test_the_emulator_finds_its_models_even_when_moto_listed_its_own_first() -> None:
+    """moto caches its model list the first time it parses a template; a test (or tool) that made it
+    do so before the emulator started used to leave the Account and Stage resources unmodelled."""
+    import subprocess
+    import sys
+
+    code = (
+        "from moto.cloudformation import parsing\n"
+        "assert 'AWS::ApiGateway::Account' not in parsing.get_model_map()\n"
+        "from rollout.emulator import running_emulator\n"
+        "with running_emulator():\n"
+        "    models = parsing.get_model_map()\n"
+        "    missing = {'AWS::ApiGateway::Account', 'AWS::ApiGatewayV2::Stage', 'AWS::CloudWatch::Alarm'} - set(models)\n"
+        "    assert not missing, missing\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
