@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from generator.names import Names
+
 ENDPOINT_VARIABLE = "AWS_WEBSOCKET_API_GATEWAY_ENDPOINT"
+# Set with the endpoint on the endpoint consumers (the backend): the function its pushes go through.
+NOTIFY_FUNCTION_VARIABLE = "CC_WEBSOCKET_NOTIFY_FUNCTION"
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
 LOG_RETENTION_DAYS = (
@@ -40,7 +44,7 @@ class HandlerFunction:
     @property
     def function_name(self) -> str:
         """Function name as a Fn::Sub string relative to NamePrefix."""
-        return f"${{NamePrefix}}-websocket-{self.suffix}"
+        return Names().function(self.suffix)
 
     @property
     def display_name(self) -> str:
@@ -61,7 +65,7 @@ HANDLER_FUNCTIONS = (
 )  # fmt: skip
 ROUTE_HANDLERS = tuple(f for f in HANDLER_FUNCTIONS if f.route_key is not None)
 
-API_NAME = "${NamePrefix}-websocket-api"
+API_NAME = Names().api
 # Every alarm of both stacks is named with this prefix: the bake step and `rollout status` find them by it.
-ALARM_PREFIX = "${NamePrefix}-websocket-alarm-"
-HANDLERS_ROLE_NAME = "${NamePrefix}-websocket-handlers"
+ALARM_PREFIX = Names().alarm_prefix
+HANDLERS_ROLE_NAME = Names().handlers_role

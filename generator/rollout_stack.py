@@ -13,6 +13,7 @@ from awacs import awslambda as lambda_
 from awacs import iam, logs, s3, xray
 from awacs.aws import Action, Allow, Bool, Condition, Deny, PolicyDocument, Principal, Statement, StringEquals
 from troposphere import Equals, GetAtt, If, Join, Not, Ref, Sub, Template
+from troposphere.awslambda import Code, Function, LoggingConfig
 from troposphere.iam import Policy, Role
 from troposphere.s3 import AbortIncompleteMultipartUpload as AbortUploads
 from troposphere.s3 import (
@@ -48,9 +49,12 @@ from generator.common import (
     new_template,
     tags,
 )
-from generator.model import ALARM_PREFIX, APPLICATION_TAG
+from generator.model import ALARM_PREFIX, APPLICATION_TAG, LAMBDA_RUNTIME
+from generator.names import Names
 from generator.parameters import ParameterSet
-from generator.statemachine import definition
+from generator.statemachine import RUNNER_TIMEOUT_SECONDS, definition
+from rollout.plan import declared_calls
+from rollout.steps import Where
 
 ARN = "arn:${AWS::Partition}"
 HERE = "${AWS::Region}:${AWS::AccountId}"
@@ -117,7 +121,12 @@ def _parameters(params: ParameterSet) -> None:
             "policy to exactly these roles. The rollout fills both.",
             ConstraintDescription=f"{what}, comma separated",
         )  # fmt: skip
-    add_log_parameters(params, "Logs", "State machine log")
+    for name, label, description in (
+        ("RunnerCodeBucket", "Runner code bucket", "Bucket holding the rollout runner's zip (the environment's artifacts bucket)."),
+        ("RunnerCodeKey", "Runner code key", "S3 key of the rollout runner's zip (content-hashed; the rollout uploads it)."),
+    ):  # fmt: skip
+        params.add("Artifacts", name, label, Type="String", MinLength=1, Description=description)
+    add_log_parameters(params, "Logs", "State machine and runner log")
 
 
 def _bucket(template: Template) -> Bucket:
@@ -387,32 +396,70 @@ def _cloudformation_role(template: Template) -> Role:
     return template.add_resource(role)
 
 
-def _state_machine_role(template: Template, cloudformation_role: Role) -> Role:
-    stacks = [
-        Sub(f"{ARN}:cloudformation:{HERE}:stack/${{{name}}}/*") for name in ("ComputeStackName", "WebSocketStackName")
-    ]
+def _runner_role(template: Template, cloudformation_role: Role) -> Role:
+    """The runner's rights: exactly the calls the rollout's steps declare (rollout/steps.py), for
+    this environment's stacks, functions and alarms, generated from them, never written here."""
+    where = Where("${AWS::Partition}", "${AWS::Region}", "${AWS::AccountId}")
+    stacks = {"compute": "${ComputeStackName}", "websocket": "${WebSocketStackName}"}
+    calls = declared_calls(where, "${NamePrefix}", stacks, "${CloudFormationRole.Arn}", "${ArtifactsBucket}")
+    by_resource: dict[str, list[str]] = {}
+    for call in calls:
+        by_resource.setdefault(call.resource, []).append(call.action)
     statements = [
-        _allow(
-            _actions(
-                "cloudformation",
-                "DescribeStacks",
-                "CreateChangeSet",
-                "DescribeChangeSet",
-                "ExecuteChangeSet",
-                "DeleteChangeSet",
-                "DeleteStack",
+        _allow([Action(*a.split(":", 1)) for a in sorted(set(actions))], [Sub(resource)])
+        for resource, actions in sorted(by_resource.items())
+    ]
+    statements.append(
+        _allow(_actions("logs", "CreateLogStream", "PutLogEvents"),
+               [Sub(f"{ARN}:logs:{HERE}:log-group:/aws/lambda/{Names().runner}:*")])
+    )  # fmt: skip
+    role = _service_role(
+        "RunnerRole",
+        "lambda.amazonaws.com",
+        "rollout-steps",
+        statements,
+        "Role of the CareConnect WebSocket rollout runner (the steps' declared calls)",
+        [
+            # Reading and writing an environment encrypted with a customer managed key needs the key.
+            _when("EnvironmentKeyGiven", "environment-key", _actions("kms", "CreateGrant", "Decrypt", "Encrypt"),
+                  [Ref("EnvironmentKmsKeyArn")]),
+            _when("ConsumersGiven", "endpoint-consumers",
+                  [lambda_.GetFunctionConfiguration, lambda_.UpdateFunctionConfiguration], Ref("EndpointConsumerArns")),
+        ],
+    )  # fmt: skip
+    role.RoleName = Sub(Names().runner)
+    return template.add_resource(role)
+
+
+def _runner(template: Template, role: Role) -> Function:
+    logs_group = template.add_resource(log_group("RunnerLogGroup", Sub(f"/aws/lambda/{Names().runner}"), "rollout"))
+    return template.add_resource(
+        Function(
+            "RunnerFunction",
+            FunctionName=Sub(Names().runner),
+            Description="Runs one phase of one rollout step for the state machine (rollout/runner.py)",
+            Runtime=LAMBDA_RUNTIME,
+            Handler="rollout.runner.handler",
+            Architectures=["arm64"],
+            MemorySize=256,
+            Timeout=RUNNER_TIMEOUT_SECONDS - 10,
+            Role=GetAtt(role, "Arn"),
+            Code=Code(S3Bucket=Ref("RunnerCodeBucket"), S3Key=Ref("RunnerCodeKey")),
+            LoggingConfig=LoggingConfig(LogGroup=Ref(logs_group)),
+            Tags=tags("rollout"),
+            Metadata=checkov_skips(
+                ("CKV_AWS_116", "Invoked synchronously by the state machine, which catches its errors."),
+                ("CKV_AWS_115", "One execution at a time per environment; a reserved limit adds nothing."),
+                ("CKV_AWS_117", "Calls only AWS APIs (CloudFormation, Lambda, CloudWatch): no VPC resource."),
+                ("CKV_AWS_173", "No environment variables to encrypt."),
             ),
-            [*stacks, Sub(f"{ARN}:cloudformation:{HERE}:changeSet/rollout-*/*")],
-        ),
-        _allow([iam.PassRole], [GetAtt(cloudformation_role, "Arn")]),
-        # CreateChangeSet with a TemplateURL reads the template as the caller.
-        _allow([s3.GetObject], [Sub("${ArtifactsBucket.Arn}/templates/*")]),
-        _allow(
-            [lambda_.GetFunctionConfiguration, lambda_.UpdateFunctionConfiguration],
-            [Sub(f"{ARN}:lambda:{HERE}:function:${{NamePrefix}}-websocket-*")],
-        ),
-        # The bake step: DescribeAlarms (read-only) by name prefix is authorized on the alarm collection.
-        _allow(_actions("cloudwatch", "DescribeAlarms"), [Sub(f"{ARN}:cloudwatch:{HERE}:alarm:*")]),
+        )
+    )
+
+
+def _state_machine_role(template: Template, runner: Function) -> Role:
+    statements = [
+        _allow([lambda_.InvokeFunction], [GetAtt(runner, "Arn"), Sub("${RunnerFunction.Arn}:*")]),
         _allow(
             [
                 logs.CreateLogDelivery,
@@ -431,27 +478,13 @@ def _state_machine_role(template: Template, cloudformation_role: Role) -> Role:
             ["*"],
         ),
     ]
-    # Reading and writing an environment encrypted with a customer managed key needs the key.
     role = _service_role(
         "StateMachineRole",
         "states.amazonaws.com",
         "rollout",
         statements,
-        "Role of the CareConnect WebSocket rollout state machine",
-        [
-            _when(
-                "EnvironmentKeyGiven",
-                "environment-key",
-                _actions("kms", "CreateGrant", "Decrypt", "Encrypt"),
-                [Ref("EnvironmentKmsKeyArn")],
-            ),
-            _when(
-                "ConsumersGiven",
-                "endpoint-consumers",
-                [lambda_.GetFunctionConfiguration, lambda_.UpdateFunctionConfiguration],
-                Ref("EndpointConsumerArns"),
-            ),
-        ],
+        "Role of the CareConnect WebSocket rollout state machine: it invokes the runner, nothing else",
+        [],
     )
     role.Metadata = checkov_skips(("CKV_AWS_111", VENDED_LOGS_REASON), ("CKV_AWS_356", VENDED_LOGS_REASON))
     return template.add_resource(role)
@@ -459,18 +492,11 @@ def _state_machine_role(template: Template, cloudformation_role: Role) -> Role:
 
 def checked_definition() -> dict[str, object]:
     """The generated definition, refused if the static checks (generator/asl_checks.py) fail."""
-    machine = definition(template_parameters())
+    machine = definition()
     found = asl_checks.problems(machine)
     if found:
         raise ValueError("the generated state machine is unsound: " + "; ".join(found))
     return machine
-
-
-def template_parameters() -> dict[str, list[str]]:
-    return {
-        "compute": list(compute.build().parameters),
-        "websocket": list(websocket.build().parameters),
-    }
 
 
 def build() -> Template:
@@ -485,7 +511,8 @@ def build() -> Template:
     template.add_condition("ConsumersGiven", Not(Equals(Join("", Ref("EndpointConsumerArns")), "")))
     bucket = _bucket(template)
     cloudformation_role = _cloudformation_role(template)
-    machine_role = _state_machine_role(template, cloudformation_role)
+    runner = _runner(template, _runner_role(template, cloudformation_role))
+    machine_role = _state_machine_role(template, runner)
     logs_group = template.add_resource(
         log_group(
             "StateMachineLogGroup",
@@ -504,7 +531,7 @@ def build() -> Template:
             DefinitionString=Sub(
                 json.dumps(checked_definition(), separators=(",", ":")),
                 Partition=Ref("AWS::Partition"),
-                CloudFormationRoleArn=GetAtt(cloudformation_role, "Arn"),
+                RunnerArn=GetAtt(runner, "Arn"),
             ),
             # Execution data holds templates and parameters: errors only, without the data.
             LoggingConfiguration=LoggingConfiguration(
@@ -521,6 +548,7 @@ def build() -> Template:
     outputs = {
         "ArtifactsBucketName": ("Bucket for handler zips and templates", Ref(bucket)),
         "StateMachineArn": ("The rollout state machine", Ref(machine)),
+        "RunnerFunctionArn": ("The rollout runner function", GetAtt(runner, "Arn")),
         "CloudFormationRoleArn": (
             "Service role the change sets run under",
             GetAtt(cloudformation_role, "Arn"),

@@ -1,8 +1,7 @@
 """The rollout's stages as data, owned by the generator: which stacks, in which order, how one
 stack's outputs feed the next one's parameters, and the CloudFormation states that decide
-what to do with a stack. The local engine (`rollout/`) and the state machine
-(`generator/statemachine.py`) both read this module, so they cannot drift, and neither package
-imports the other's internals.
+what to do with a stack. The plan (`rollout/plan.py`) and the state machine's skeleton
+(`generator/statemachine.py`) both read this module, so they cannot drift.
 
 1. compute   -> the handler functions (its ManagementEndpoint comes from the websocket stack
                 once that exists, so a later compute deploy never erases the endpoint);
@@ -35,7 +34,7 @@ ARTIFACT_PARAMETERS = {"compute": ("CodeS3Bucket", "CodeS3Key")}
 # The roles of the environment's endpoint consumers (functions outside these stacks that get the
 # endpoint too), granted the management API of this stage; the rollout looks them up.
 CONSUMER_ROLES_PARAMETER = ("websocket", "ManageConnectionsRoleNames")
-MAX_CONSUMERS = 10  # endpoint consumers one rollout serves (the state machine has this many slots)
+MAX_CONSUMERS = 10  # endpoint consumers one rollout serves (each is named in the roles' policies)
 ROLLOUT_SET_PARAMETERS = {
     stage: set(STACK_INPUTS[stage])
     | set(ARTIFACT_PARAMETERS.get(stage, ()))
@@ -44,12 +43,16 @@ ROLLOUT_SET_PARAMETERS = {
 }
 
 
+ACCOUNT_ROLE_PARAMETER = "CreateApiGatewayAccountRole"  # decided per account by the rollout
+
+
 @dataclass(frozen=True)
 class EndpointUpdate:
     variable: str
     value_from: Source
     functions_from: tuple[Source, ...]
     carried_by: tuple[str, str]  # (stage, parameter) that keeps the value in CloudFormation
+    notify_from: Source  # the notify function, named to the endpoint consumers
 
 
 ENDPOINT_UPDATE = EndpointUpdate(
@@ -57,7 +60,14 @@ ENDPOINT_UPDATE = EndpointUpdate(
     value_from=("websocket", "WebSocketManagementEndpoint"),
     functions_from=tuple(("compute", f"{f.logical}FunctionName") for f in HANDLER_FUNCTIONS),
     carried_by=("compute", "ManagementEndpoint"),
+    notify_from=("compute", "NotifyFunctionName"),
 )
+
+# The rollout's steps, in order: every plan is a sub-list of these, and the state machine has a
+# state for each (a step a plan leaves out is skipped by the runner).
+# compute -> websocket -> endpoint (the variable on every function) -> carry (the endpoint into
+# the compute stack's parameter, so later compute deploys keep it) -> bake (watch the alarms).
+STEP_ORDER = ("compute", "websocket", "endpoint", "carry", "bake")
 
 # CloudFormation stack states, as both engines act on them.
 UPDATABLE = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE",

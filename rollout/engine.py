@@ -1,137 +1,103 @@
-"""The local engine: execute the prepared plan with boto3.
+"""The local orchestrator: the plan's steps run in this process, one after another.
 
-Pipeline (a dry run is the same pipeline with nothing executed):
-  prepare (rollout.prepare: checks, package, upload, current outputs) -> each stack stage in plan
-  order (outputs feed the next stage's parameters) -> endpoint stage (merge the variable into
-  every function, then carry it into the compute stack's parameter) -> bake (watch the stacks'
-  alarms for the environment's bake_seconds; one in ALARM fails the run) -> summary.
-A stage that fails stops the run: later stages do not start. Re-running resumes: finished
-stages are recognised as unchanged and cost no mutating call.
+  prepare (rollout.prepare: checks, what AWS holds, questions, package) -> resolve the plan ->
+  upload code and templates -> each step: start, then poll after its wait until done -> summary,
+  read back from AWS.
+A dry run is the plan printed and each stack's change set shown (`preview`), then discarded.
+A step that fails stops the run: later steps do not start. Re-running resumes: finished steps
+are recognised as unchanged and cost no mutating call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from generator.stages import ARTIFACT_PARAMETERS
-from rollout import bake, endpoints
 from rollout.aws import Aws
 from rollout.options import Options
-from rollout.plan import StackStage, wired_parameters
-from rollout.prepare import Prepared, plan_for, prepare
+from rollout.plan import Plan
+from rollout.prepare import Prepared, prepare, upload
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
-from rollout.stacks import StackDeployer, describe
+from rollout.stacks import describe
+from rollout.steps import DeployStack
 from rollout.summary import ArtifactSummary, StageResult, Summary
 
-__all__ = ["Options", "execute", "plan_for", "run"]
-
-
-def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
-    return execute(prepare(settings, aws, report, options, "local"), aws, report, options)
-
-
-def execute(prepared: Prepared, aws: Aws, report: Reporter, options: Options) -> Summary:
-    return _Execution(prepared, aws, report, options).run()
+__all__ = ["LocalContext", "Options", "execute", "preview", "run"]
 
 
 @dataclass
-class _Execution:
-    """One run of the plan: the stack stages in order, then the endpoint stage."""
+class LocalContext:
+    """The steps' context on a laptop: the engineer's clients, their terminal, their answers."""
 
-    prepared: Prepared
     aws: Aws
     report: Reporter
-    options: Options
+    confirm: Callable[[str], bool]
 
-    def __post_init__(self) -> None:
-        plan, artifact = self.prepared.plan, self.prepared.artifact
-        self.outputs = {stage: dict(values) for stage, values in self.prepared.outputs.items()}
-        code = (plan.artifacts_bucket, artifact.s3_key)
-        self.parameters = {stage.stage: dict(stage.parameters) for stage in plan.stacks}
-        self.parameters["compute"].update(zip(ARTIFACT_PARAMETERS["compute"], code, strict=True))
-        self.deployer = StackDeployer(
-            self.aws.client("cloudformation"), self.report, confirm=self.options.confirm,
-            dry_run=self.options.dry_run, poll_seconds=self.options.poll_seconds, sleep=self.options.sleep,
-            approved_recreates=self.prepared.approved_recreates,
-        )  # fmt: skip
+    def client(self, service: str) -> Any:
+        return self.aws.client(service)
 
-    def run(self) -> Summary:
-        plan, artifact, dry = self.prepared.plan, self.prepared.artifact, self.options.dry_run
-        summary = Summary(plan.environment, plan.region, account=self.prepared.account, dry_run=dry,
-                          artifact=ArtifactSummary(artifact.s3_key, artifact.sha256, self.prepared.uploaded and not dry))  # fmt: skip
-        self.warn_outside_variables()
-        for stage in plan.stacks:
-            summary.stages.append(self.stack(stage))
-        summary.stages.append(self.endpoint())
-        if (baked := self.bake()) is not None:
-            summary.stages.append(baked)
-        summary.management_endpoint = self.outputs["websocket"].get("WebSocketManagementEndpoint", "")
-        summary.websocket_url = self.outputs["websocket"].get("WebSocketStageInvokeUrl", "")
-        summary.result = "planned" if dry else "succeeded"
-        return summary
 
-    def bake(self) -> StageResult | None:
-        """Watch the stacks' alarms (rollout/bake.py); the same step as the state machine's."""
-        plan = self.prepared.plan
-        seconds = plan.bake_seconds if self.options.bake_seconds is None else self.options.bake_seconds
-        return bake.bake(
-            self.aws.client("cloudwatch"), bake.alarm_prefix(plan.name_prefix), seconds, self.report,
-            poll_seconds=self.options.poll_seconds, sleep=self.options.sleep, dry_run=self.options.dry_run,
-        )  # fmt: skip
+def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
+    prepared = prepare(settings, aws, report, options, "local")
+    plan = prepared.plan(options)
+    uploaded = upload(aws, plan, prepared, report, dry_run=options.dry_run)
+    return orchestrate(plan, prepared, LocalContext(aws, report, options.confirm), options, uploaded, "local")
 
-    def warn_outside_variables(self) -> None:
-        """A compute update rewrites the functions' environment from the template: say which
-        variables added outside it would go, before anything runs."""
-        functions = [v for k, v in self.outputs.get("compute", {}).items() if k.endswith("FunctionName")]
-        if not functions:
-            return
-        resources = self.prepared.templates["compute"].parsed()["Resources"]
-        ours = {name for r in resources.values() if r["Type"] == "AWS::Lambda::Function"
-                for name in r["Properties"]["Environment"]["Variables"]}  # fmt: skip
-        lambda_client = self.aws.client("lambda")
-        for function in sorted(functions):
-            variables = lambda_client.get_function_configuration(FunctionName=function).get("Environment", {})
-            outside = sorted(set(variables.get("Variables", {})) - ours)
-            if outside:
-                self.report.line("compute", f"WARNING {function} carries {', '.join(outside)}, which the template does not "
-                                            "set: an update of the compute stack removes them (put them in the template)")  # fmt: skip
 
-    def stack(self, stage: StackStage, extra: dict[str, str] | None = None) -> StageResult:
-        parameters = wired_parameters(stage, self.outputs, self.parameters[stage.stage]) | (extra or {})
-        result = self.deployer.deploy(
-            stage.stage, stage.stack_name, self.prepared.templates[stage.template], parameters
-        )
-        self.outputs[stage.stage] = result.outputs or self.outputs[stage.stage]
-        detail = f"{result.stack_name}: {len(result.changes)} change(s)" if result.changes else result.stack_name
-        return StageResult(result.stage, result.action, detail, result.stack_name, result.changes)
+def orchestrate(plan: Plan, prepared: Prepared, ctx: LocalContext, options: Options, uploaded: bool,
+                engine: str) -> Summary:  # fmt: skip
+    """Print the plan, then preview it (dry run) or execute it; the summary."""
+    for note in plan.notes:
+        ctx.report.line("preflight", note)
+    for line in plan.lines():
+        ctx.report.line("plan", line)
+    outputs = current_outputs(prepared)
+    if options.dry_run:
+        results = preview(plan, ctx, outputs, options.sleep)
+    else:
+        results = execute(plan, ctx, outputs, options.sleep)
+    return summarize(plan, prepared, ctx.aws, results, uploaded, engine, dry_run=options.dry_run)
 
-    def endpoint(self) -> StageResult:
-        """Merge the management endpoint into every function (ours, then the endpoint consumers'),
-        then carry it into the compute stack's parameter so later compute deploys keep it."""
-        update, dry = self.prepared.plan.endpoint, self.options.dry_run
-        value = self.outputs.get(update.value_from[0], {}).get(update.value_from[1], "")
-        if not value:
-            self.report.line("endpoint", "the websocket stack does not exist yet: the endpoint is set by a real run")
-            return StageResult("endpoint", "planned", "after the API exists")
-        functions = [
-            self.outputs[stage][key] for stage, key in update.functions_from if key in self.outputs.get(stage, {})
-        ]
-        functions += [consumer.function_arn for consumer in self.prepared.consumers]
-        lambda_client = self.aws.client("lambda")
-        changed = [f for f in functions
-                   if endpoints.set_variable(lambda_client, f, update.variable, value, dry_run=dry, sleep=self.options.sleep)]  # fmt: skip
-        for function in functions:
-            done = "set" if function in changed else "already set"
-            self.report.line("endpoint", f"{function}: {done}" + (" (dry run)" if dry and function in changed else ""))
-        carried_stage, carried_parameter = update.carried_by
-        stage = self.prepared.plan.stack(carried_stage)
-        current = describe(self.aws.client("cloudformation"), stage.stack_name)
-        carried = "unchanged"
-        if current is not None and current.parameters.get(carried_parameter) != value:
-            carried = self.stack(stage, {carried_parameter: value}).action
-        action = "planned" if dry else ("updated" if changed or carried != "unchanged" else "unchanged")
-        consumers = len(self.prepared.consumers)
-        detail = (f"{len(changed)} of {len(functions)} function(s) changed"
-                  + (f" ({consumers} endpoint consumer(s))" if consumers else "") + f"; {carried_stage} parameter {carried}")  # fmt: skip
-        return StageResult("endpoint", action, detail, functions=changed)
+
+def current_outputs(prepared: Prepared) -> dict[str, dict[str, str]]:
+    return {stage: dict(state.outputs) if state else {} for stage, state in prepared.observed.stacks.items()}
+
+
+def execute(plan: Plan, ctx: LocalContext, outputs: dict[str, dict[str, str]],
+            sleep: Callable[[float], None]) -> list[dict[str, Any]]:  # fmt: skip
+    """Every step: start, then poll after its wait until it is done."""
+    results = []
+    for step in plan.steps:
+        progress = step.start(ctx, outputs)
+        while not progress.done:
+            sleep(progress.wait)
+            progress = step.poll(ctx, outputs, progress.work)
+        assert progress.result is not None
+        results.append(progress.result)
+    return results
+
+
+def preview(plan: Plan, ctx: LocalContext, outputs: dict[str, dict[str, str]],
+            sleep: Callable[[float], None]) -> list[dict[str, Any]]:  # fmt: skip
+    """The dry run: each stack's change set shown and discarded; the other steps described."""
+    return [step.preview(ctx, outputs, sleep) if isinstance(step, DeployStack)
+            else {"stage": step.name, "action": "planned", "detail": step.description()}
+            for step in plan.steps]  # fmt: skip
+
+
+def summarize(plan: Plan, prepared: Prepared, aws: Aws, results: list[dict[str, Any]], uploaded: bool,
+              engine: str, *, dry_run: bool = False) -> Summary:  # fmt: skip
+    """What the run did, and the URLs as the websocket stack holds them now (read back)."""
+    websocket = describe(aws.client("cloudformation"), prepared.settings.stacks["websocket"])
+    held = websocket.outputs if websocket else {}
+    artifact = prepared.artifact
+    return Summary(
+        plan.environment, plan.region, engine=engine, account=plan.account, dry_run=dry_run,
+        result="planned" if dry_run else "succeeded",
+        stages=[StageResult(**result) for result in results],
+        artifact=ArtifactSummary(artifact.s3_key, artifact.sha256, uploaded and not dry_run),
+        management_endpoint=held.get("WebSocketManagementEndpoint", ""),
+        websocket_url=held.get("WebSocketStageInvokeUrl", ""),
+    )  # fmt: skip

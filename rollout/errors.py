@@ -25,6 +25,7 @@ from botocore.exceptions import (
 
 from rollout import package, settings
 from rollout.aws import CredentialsError
+from rollout.plan import PlanRefused
 from rollout.preflight import PreflightFailed
 from rollout.stacks import Declined, StageFailed
 
@@ -50,6 +51,8 @@ def explain(error: BaseException) -> Failure | None:
         return Failure(USAGE, "settings", str(error))
     if isinstance(error, PreflightFailed):
         return Failure(error.exit_code, "preflight", str(error))
+    if isinstance(error, PlanRefused):
+        return Failure(USAGE, "preflight", str(error))
     if isinstance(error, Declined):
         return Failure(DECLINED, "declined", f"{error}: you declined, nothing was executed")
     if isinstance(error, StageFailed):

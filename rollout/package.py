@@ -260,3 +260,30 @@ def build(
 
 def clean_cache(cache: Path = DEFAULT_CACHE) -> None:
     shutil.rmtree(cache, ignore_errors=True)
+
+
+# The rollout runner (rollout/runner.py) and what it imports: the step code, pure Python on boto3,
+# which the Lambda runtime provides. tests/rollout/test_runner.py runs the zip on its own.
+RUNNER_FILES = {
+    "rollout": ("__init__.py", "aws.py", "bake.py", "endpoints.py", "plan.py", "report.py", "runner.py",
+                "stacks.py", "steps.py"),
+    "generator": ("__init__.py", "model.py", "names.py", "stages.py"),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunnerZip:
+    body: bytes
+    sha256: str
+
+    @property
+    def s3_key(self) -> str:
+        return f"runner/rollout-runner-{self.sha256[:20]}.zip"
+
+
+def runner_zip() -> RunnerZip:
+    """The runner's deterministic zip, from the modules this installation runs."""
+    here = Path(__file__).resolve().parent.parent
+    files = {f"{package}/{name}": here / package / name for package, names in RUNNER_FILES.items() for name in names}
+    body = zip_bytes(files)
+    return RunnerZip(body, hashlib.sha256(body).hexdigest())

@@ -1,83 +1,230 @@
-"""The rollout plan for one environment: the stages of `generator.stages` with the
-environment's stack names and parameters, built once, immutable."""
+"""One resolution, one plan: `resolve(settings, what AWS holds now)` decides every step's final
+inputs once (the account's logging role, the endpoint consumers' roles, where the code and
+templates are, the service role every change set names, outputs wired as references to earlier
+steps) and returns the plan: an ordered list of typed steps (`rollout.steps`). Both orchestrators
+run exactly this list; a dry run prints it with each stack's change set.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from types import MappingProxyType
+from dataclasses import dataclass, field
 from typing import Any
 
+from generator.model import NOTIFY_FUNCTION_VARIABLE
+from generator.names import Names
 from generator.stages import (
+    ACCOUNT_ROLE_PARAMETER,
+    ARTIFACT_PARAMETERS,
+    CONSUMER_ROLES_PARAMETER,
     ENDPOINT_UPDATE,
     STACK_INPUTS,
     STACK_TEMPLATES,
-    EndpointUpdate,
-    Source,
+    STEP_ORDER,
 )
+from rollout.stacks import StackState
+from rollout.steps import Bake, Call, DeployStack, SetVariables, Step, Where, from_dict, ref, template_sha256
+
+STACK_WAIT_SECONDS = 5.0  # between looks at a stack inside AWS (the local executor looks every --poll-seconds)
+
+
+class PlanRefused(RuntimeError):
+    """What AWS holds rules this plan out; nothing was changed. The text says what to do."""
 
 
 @dataclass(frozen=True)
-class StackStage:
-    stage: str
-    template: str
-    stack_name: str
-    parameters: Mapping[str, str]  # from the environment's settings (read-only)
-    inputs: Mapping[str, Source]
+class Consumer:
+    """A function outside the stacks that gets the endpoint, and the role it runs as."""
+
+    function: str  # as the settings name it
+    function_arn: str
+    role_arn: str
+
+    @property
+    def role_name(self) -> str:
+        return self.role_arn.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What AWS holds now, read once before anything changes."""
+
+    account: str
+    partition: str
+    stacks: dict[str, StackState | None]  # by stage
+    account_role: str  # the API Gateway account's CloudWatch role ARN ("" : none)
+    consumers: tuple[Consumer, ...] = ()
+    rollout: StackState | None = None  # the environment's rollout stack (Step Functions engine)
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """Where the handlers' code and the templates are (content-hashed keys), decided before upload."""
+
+    bucket: str
+    code_key: str
+    template_urls: dict[str, str]  # stem -> TemplateURL
+    template_texts: dict[str, str] = field(repr=False, default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Plan:
     environment: str
     region: str
+    account: str
+    partition: str
     artifacts_bucket: str
-    stacks: tuple[StackStage, ...]
-    endpoint: EndpointUpdate
-    bake_seconds: int = 0  # how long the bake step watches the alarms (0: skipped)
+    role_arn: str  # the CloudFormation service role of every change set ("" : none, the caller's rights)
+    run_id: str
+    steps: tuple[Step, ...]
+    notes: tuple[str, ...] = ()  # decisions worth a line (the account role, the consumers)
 
     @property
-    def name_prefix(self) -> str:
-        return str(self.stack("compute").parameters.get("NamePrefix", "cc"))
+    def where(self) -> Where:
+        return Where(self.partition, self.region, self.account)
 
-    def stack(self, stage: str) -> StackStage:
-        return next(s for s in self.stacks if s.stage == stage)
+    def step(self, name: str) -> Step | None:
+        return next((s for s in self.steps if s.name == name), None)
+
+    def calls(self) -> list[Call]:
+        """Every call the steps may make, each once (the runner's role, the release engineer's policy)."""
+        return sorted({call for step in self.steps for call in step.calls(self.where)},
+                      key=lambda c: (c.action, c.resource))  # fmt: skip
+
+    def lines(self) -> list[str]:
+        role = self.role_arn or "none (the caller's own permissions)"
+        head = [f"plan {self.run_id}: {len(self.steps)} step(s); service role {role}; artifacts in {self.artifacts_bucket}"]
+        return head + [f"  {i}. {s.name}: {s.description()}" for i, s in enumerate(self.steps, 1)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"environment": self.environment, "region": self.region, "account": self.account,
+                "partition": self.partition, "artifacts_bucket": self.artifacts_bucket, "role_arn": self.role_arn,
+                "run_id": self.run_id, "steps": [s.to_dict() for s in self.steps]}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        fields = {k: v for k, v in data.items() if k != "steps"}
+        return cls(**fields, steps=tuple(from_dict(s) for s in data["steps"]))
 
 
-def frozen(values: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A read-only copy: a plan is built once and never changed."""
-    return MappingProxyType(dict(values))
+def account_role_decision(explicit: str | None, current_role: str, websocket_stack: str) -> tuple[str, str]:
+    """CreateApiGatewayAccountRole for this account and region, and the line that says why.
 
-
-def make_plan(
-    environment: str,
-    region: str,
-    bucket: str,
-    stacks: dict[str, str],
-    parameters: dict[str, dict[str, str]],
-    bake_seconds: int = 0,
-) -> Plan:
-    return Plan(
-        environment=environment,
-        region=region,
-        artifacts_bucket=bucket,
-        stacks=tuple(
-            StackStage(
-                stage,
-                template,
-                stacks[stage],
-                frozen(parameters.get(stage, {})),
-                frozen(STACK_INPUTS[stage]),
+    Access logging (always on) needs the account's API Gateway CloudWatch role. An explicit
+    setting is kept: `false` in an account without the role is refused (the stage would fail).
+    Left unset, the stack creates the role when the account has none (or has this stack's), and
+    otherwise keeps the role someone else set.
+    """
+    ours = f":role/{websocket_stack}-ApiGatewayCloudWatchRole-" in current_role
+    if explicit == "false":
+        if not current_role:
+            raise PlanRefused(
+                "this account and region have no API Gateway CloudWatch role, and the stage's access "
+                "logging needs one: set CreateApiGatewayAccountRole: true, or set a role first "
+                "(aws apigateway update-account --patch-operations op=replace,path=/cloudwatchRoleArn,value=<role ARN>)"
             )
-            for stage, template in STACK_TEMPLATES.items()
-        ),
-        endpoint=ENDPOINT_UPDATE,
-        bake_seconds=bake_seconds,
+        return "false", f"API Gateway CloudWatch role: keeping {current_role} (CreateApiGatewayAccountRole false)"
+    if explicit == "true":
+        replaced = f"; it replaces the account's role {current_role}" if current_role and not ours else ""
+        return "true", f"API Gateway CloudWatch role: set by this stack (CreateApiGatewayAccountRole true){replaced}"
+    if current_role and not ours:
+        return "false", f"API Gateway CloudWatch role: keeping {current_role} (CreateApiGatewayAccountRole false)"
+    return "true", "API Gateway CloudWatch role: set by this stack (CreateApiGatewayAccountRole true)"
+
+
+def service_role(observed: Observed) -> tuple[str, str | None]:
+    """The service role and artifacts bucket every change set uses: the rollout stack's when the
+    environment has one (so both engines run as the same role, and CloudFormation's kept role is
+    never switched), else none and the environment's bucket (None: the settings' bucket)."""
+    rollout = observed.rollout
+    if rollout is not None and rollout.outputs.get("CloudFormationRoleArn"):
+        return rollout.outputs["CloudFormationRoleArn"], rollout.outputs.get("ArtifactsBucketName")
+    return "", None
+
+
+def check_kept_roles(observed: Observed, stacks: dict[str, str], role_arn: str) -> None:
+    """CloudFormation runs every operation that names no role as the role it last saw: a stack bound
+    to another role than the plan's would run as that one (and fail when it is gone)."""
+    for stage, state in observed.stacks.items():
+        if state is not None and state.role_arn and state.role_arn != role_arn:
+            raise PlanRefused(
+                f"stack {stacks[stage]} is bound to the service role {state.role_arn} (CloudFormation keeps the last "
+                f"role it was given), but this run would use {role_arn or 'none'}: deploy with --engine stepfunctions "
+                "to (re-)create the environment's rollout stack, whose role both engines then use"
+            )
+
+
+def resolve(
+    settings: Any,
+    observed: Observed,
+    artifacts: Artifacts,
+    *,
+    run_id: str,
+    role_arn: str,
+    bake_seconds: int,
+    poll_seconds: float = STACK_WAIT_SECONDS,
+    recreate: frozenset[str] = frozenset(),
+) -> Plan:
+    """The plan: every parameter of every stack assembled here and nowhere else."""
+    names = Names(settings.parameters.get("compute", {}).get("NamePrefix", "cc"))
+    websocket_stack = settings.stacks["websocket"]
+    role_value, role_note = account_role_decision(
+        settings.parameters.get("websocket", {}).get(ACCOUNT_ROLE_PARAMETER), observed.account_role, websocket_stack
     )
+    decided: dict[str, dict[str, Any]] = {stage: dict(settings.parameters.get(stage, {})) for stage in STACK_TEMPLATES}
+    decided["websocket"][ACCOUNT_ROLE_PARAMETER] = role_value
+    decided[CONSUMER_ROLES_PARAMETER[0]][CONSUMER_ROLES_PARAMETER[1]] = ",".join(
+        sorted({c.role_name for c in observed.consumers})
+    )
+    for stage, keys in ARTIFACT_PARAMETERS.items():
+        decided[stage].update(zip(keys, (artifacts.bucket, artifacts.code_key), strict=True))
+    earlier: set[str] = set()
+    for stage in STACK_TEMPLATES:
+        for parameter, (source, key) in STACK_INPUTS[stage].items():
+            if source in earlier:  # produced by an earlier step of this run
+                decided[stage][parameter] = ref(source, key)
+            else:  # produced by a later step: what AWS holds now ("" before it exists)
+                state = observed.stacks.get(source)
+                decided[stage][parameter] = state.outputs.get(key, "") if state else ""
+        earlier.add(stage)
+
+    def stack_step(step_name: str, stage: str, parameters: dict[str, Any]) -> DeployStack:
+        stem = STACK_TEMPLATES[stage]
+        return DeployStack(
+            step_name, poll_seconds, settings.stacks[stage], artifacts.template_urls[stem],
+            template_sha256(artifacts.template_texts[stem]), parameters, role_arn, f"rollout-{run_id}",
+            settings.stacks[stage] in recreate,
+        )  # fmt: skip
+
+    update = ENDPOINT_UPDATE
+    endpoint = ref(*update.value_from)
+    carried_stage, carried_parameter = update.carried_by
+    consumers = tuple(c.function_arn for c in observed.consumers)
+    notify = ref(*update.notify_from)
+    steps: dict[str, Step] = {
+        "compute": stack_step("compute", "compute", decided["compute"]),
+        "websocket": stack_step("websocket", "websocket", decided["websocket"]),
+        "endpoint": SetVariables(
+            "endpoint", min(poll_seconds, 1.0), {update.variable: endpoint},
+            (*(ref(*source) for source in update.functions_from), *consumers),
+            {arn: {NOTIFY_FUNCTION_VARIABLE: notify} for arn in consumers}, names.functions,
+        ),  # fmt: skip
+        "carry": stack_step("carry", carried_stage, {**decided[carried_stage], carried_parameter: endpoint}),
+    }
+    if bake_seconds > 0:
+        wait = max(poll_seconds, bake_seconds / 100)  # a long bake looks less often: a bounded history
+        steps["bake"] = Bake("bake", wait, names.alarm_prefix, bake_seconds)
+    consumer_note = ", ".join(f"{c.function} (role {c.role_name})" for c in observed.consumers)
+    notes = (role_note, *((f"endpoint consumers: {consumer_note}",) if consumer_note else ()))
+    return Plan(
+        settings.name, settings.region, observed.account, observed.partition, artifacts.bucket, role_arn, run_id,
+        tuple(steps[name] for name in STEP_ORDER if name in steps), notes,
+    )  # fmt: skip
 
 
-def wired_parameters(
-    stage: StackStage, outputs: dict[str, dict[str, str]], base: Mapping[str, str] | None = None
-) -> dict[str, str]:
-    """The stage's parameters (from settings, or `base`) plus every input whose source exists."""
-    wired = {param: outputs[src][key] for param, (src, key) in stage.inputs.items() if key in outputs.get(src, {})}
-    return {**(stage.parameters if base is None else base), **wired}
+def declared_calls(where: Where, name_prefix: str, stacks: dict[str, str], role_arn: str, bucket: str) -> list[Call]:
+    """The calls of every step any plan can hold, for names given as patterns or template
+    references (`${ComputeStackName}`): what the runner's role allows, generated, never written."""
+    names, url = Names(name_prefix), f"https://{bucket}.s3.{where.region}.amazonaws.com/templates/*"
+    steps: list[Step] = [DeployStack(stage, 0, stacks[stage], url, "", {}, role_arn, "rollout-*") for stage in stacks]
+    steps += [SetVariables("endpoint", 0, {}, (), own_functions=names.functions), Bake("bake", 0, names.alarm_prefix, 1)]
+    return sorted({call for step in steps for call in step.calls(where)}, key=lambda c: (c.action, c.resource))

@@ -1,94 +1,111 @@
 """What both engines do before their first change, in one place and one order:
 
-  who and where -> templates_out/ fresh -> the environment's bucket -> the stacks deployable
-  (a ROLLBACK_COMPLETE stack re-created only after a yes) -> the account's logging role decided
-  -> the endpoint consumers found (their roles granted the stage's management API) -> the handlers built (reused when unchanged) -> code and templates uploaded -> the stacks'
-  current outputs.
+  who and where -> templates_out/ fresh -> the environment's bucket -> what AWS holds (the stacks,
+  deployable or refused; the account's logging role; the endpoint consumers; the rollout stack)
+  -> the release engineer's answers (a ROLLBACK_COMPLETE stack re-created, a NamePrefix change)
+  -> the handlers built (reused when unchanged).
 
-The local engine (`rollout.engine`) then runs the stages from here; the Step Functions engine
-(`rollout.sfn_engine`) hands the same plan to its state machine.
+`Prepared.plan` then resolves the plan (`rollout.plan.resolve`) for a bucket and service role, and
+`upload` puts the code and templates where that plan says they are.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import secrets
+import time
+from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from generator.stages import CONSUMER_ROLES_PARAMETER
+from generator.stages import STACK_TEMPLATES
 from rollout import artifacts, package, preflight
 from rollout.aws import Aws
 from rollout.options import Options
-from rollout.plan import Plan, frozen, make_plan
+from rollout.plan import Artifacts, Consumer, Observed, Plan, check_kept_roles, resolve, service_role
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
-from rollout.stacks import Declined, StackState
+from rollout.stacks import Declined, StackState, describe
 
 
 @dataclass(frozen=True)
 class Prepared:
-    plan: Plan
-    account: str
+    settings: EnvironmentSettings
+    observed: Observed
     artifact: package.Artifact
-    uploaded: bool  # the zip was not in the bucket (a dry run uploads nothing but the templates)
-    templates: dict[str, artifacts.StoredTemplate]
-    outputs: dict[str, dict[str, str]]
-    approved_recreates: frozenset[str]  # ROLLBACK_COMPLETE stacks the engineer agreed to re-create
-    consumers: tuple[Consumer, ...] = ()
+    texts: dict[str, str]  # template stem -> text, as generated now
+    recreate: frozenset[str]  # ROLLBACK_COMPLETE stacks the engineer agreed to re-create
+    run_id: str
+
+    def artifacts(self, bucket: str) -> Artifacts:
+        urls = {stem: artifacts.object_url(bucket, artifacts.template_key(stem, text), self.settings.region)
+                for stem, text in self.texts.items()}  # fmt: skip
+        return Artifacts(bucket, self.artifact.s3_key, urls, self.texts)
+
+    def plan(self, options: Options, observed: Observed | None = None) -> Plan:
+        """The plan for what AWS holds (`observed`, default: as read in preparation)."""
+        observed = observed or self.observed
+        role, bucket = service_role(observed)
+        check_kept_roles(observed, self.settings.stacks, role)
+        seconds = self.settings.bake_seconds if options.bake_seconds is None else options.bake_seconds
+        return resolve(
+            self.settings, observed, self.artifacts(bucket or self.settings.artifacts_bucket), run_id=self.run_id,
+            role_arn=role, bake_seconds=seconds, poll_seconds=options.poll_seconds, recreate=self.recreate,
+        )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Consumer:
-    """A function outside the stacks that gets the endpoint, and the role it runs as."""
-
-    function: str  # as the settings name it
-    function_arn: str
-    role_arn: str
-
-    @property
-    def role_name(self) -> str:
-        return self.role_arn.rsplit("/", 1)[-1]
+def rollout_stack_name(settings: EnvironmentSettings) -> str:
+    """One rollout stack per environment, named after its compute stack (cc-websocket-rollout)."""
+    return settings.stacks["compute"].removesuffix("-compute") + "-rollout"
 
 
-def plan_for(settings: EnvironmentSettings) -> Plan:
-    return make_plan(settings.name, settings.region, settings.artifacts_bucket, settings.stacks, settings.parameters,
-                     settings.bake_seconds)  # fmt: skip
+def new_run_id() -> str:
+    """Unique per run: change-set names never collide, even for runs in the same second."""
+    return f"{int(time.time())}-{secrets.token_hex(4)}"
 
 
 def prepare(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options, engine: str) -> Prepared:
-    plan = plan_for(settings)
     identity = aws.identity()
     report.line(
         "preflight",
-        f"account {identity['account']} ({identity['arn']}), region {plan.region}, "
-        f"environment {plan.environment}, engine {engine}" + (" - DRY RUN" if options.dry_run else ""),
+        f"account {identity['account']} ({identity['arn']}), region {settings.region}, "
+        f"environment {settings.name}, engine {engine}" + (" - DRY RUN" if options.dry_run else ""),
     )
     texts = preflight.rendered_templates()
-    preflight.check_bucket(aws, plan.artifacts_bucket)
-    states = preflight.stack_states(aws, plan)
-    approved = _approve_recreates(plan, states, report, options)
-    _approve_renames(plan, states, report, options)
-    plan = preflight.with_account_role(aws, plan, report)
-    consumers = find_consumers(aws, settings.endpoint_consumers, identity["account"], report)
-    plan = _with_consumer_roles(plan, consumers)
-    target = package.Target(architecture=plan.stack("compute").parameters.get("Architecture", "arm64"))
-    artifact = options.build_package(target)
-    s3 = aws.client("s3")
-    # The local engine deploys the zip from the environment's bucket; the Step Functions engine ships
-    # it to the rollout stack's own bucket, so it is not uploaded twice.
-    uploaded = engine == "local" and artifacts.upload_if_absent(
-        s3, plan.artifacts_bucket, artifact.s3_key, artifact.path.read_bytes(), dry_run=options.dry_run
-    )
-    templates = artifacts.upload_templates(s3, plan.artifacts_bucket, plan.region, texts)
-    where = ("uploaded" if not options.dry_run else "would be uploaded") if uploaded else "already in the bucket"
-    if engine != "local":
-        where = "for the rollout stack's bucket"
-    report.line("package", f"{artifact.s3_key} ({artifact.size:,} bytes) {where}")
-    outputs = {stage: state.outputs if state else {} for stage, state in states.items()}
-    return Prepared(plan, identity["account"], artifact, uploaded, templates, outputs, approved, consumers)
+    preflight.check_bucket(aws, settings.artifacts_bucket)
+    observed = observe(aws, settings, identity)
+    recreate = _approve_recreates(settings, observed.stacks, report, options)
+    _approve_renames(settings, observed.stacks, report, options)
+    target = package.Target(architecture=settings.parameters.get("compute", {}).get("Architecture", "arm64"))
+    return Prepared(settings, observed, options.build_package(target), texts, recreate, new_run_id())
 
 
-def find_consumers(aws: Aws, names: tuple[str, ...], account: str, report: Reporter) -> tuple[Consumer, ...]:
+def observe(aws: Aws, settings: EnvironmentSettings, identity: dict[str, str]) -> Observed:
+    """What AWS holds now; a stack that cannot be deployed now is refused here."""
+    cloudformation = aws.client("cloudformation")
+    stacks = {stage: describe(cloudformation, settings.stacks[stage]) for stage in STACK_TEMPLATES}
+    for stage, state in stacks.items():
+        problem = preflight.refusal(settings.stacks[stage], state)
+        if problem:
+            raise preflight.PreflightFailed(problem, exit_code=1)
+    role = aws.client("apigateway").get_account().get("cloudwatchRoleArn") or ""
+    consumers = find_consumers(aws, settings.endpoint_consumers, identity["account"])
+    return Observed(identity["account"], identity["arn"].split(":")[1], stacks, role, consumers,
+                    describe(cloudformation, rollout_stack_name(settings)))  # fmt: skip
+
+
+def upload(aws: Aws, plan: Plan, prepared: Prepared, report: Reporter, *, dry_run: bool) -> bool:
+    """The handlers zip (unless a dry run) and the templates into the plan's bucket (a change set can
+    only be planned from S3, so the templates go in a dry run too); True when the zip was new."""
+    s3, artifact = aws.client("s3"), prepared.artifact
+    uploaded = artifacts.upload_if_absent(s3, plan.artifacts_bucket, artifact.s3_key, artifact.path.read_bytes(),
+                                          dry_run=dry_run)  # fmt: skip
+    artifacts.upload_templates(s3, plan.artifacts_bucket, plan.region, prepared.texts)
+    where = ("uploaded" if not dry_run else "would be uploaded") if uploaded else "already in the bucket"
+    report.line("package", f"{artifact.s3_key} ({artifact.size:,} bytes) {where} (s3://{plan.artifacts_bucket})")
+    return uploaded
+
+
+def find_consumers(aws: Aws, names: tuple[str, ...], account: str) -> tuple[Consumer, ...]:
     """Each endpoint consumer's ARN and role; one that does not exist, or runs as a role of another
     account (which this stack cannot grant), is refused by name before anything changes."""
     lambda_client, found = aws.client("lambda"), []
@@ -108,57 +125,39 @@ def find_consumers(aws: Aws, names: tuple[str, ...], account: str, report: Repor
                 f"can grant only roles of {account}; grant that role ManageConnections in its own account"
             )
         found.append(Consumer(name, config["FunctionArn"], config["Role"]))
-    if found:
-        report.line(
-            "preflight", "endpoint consumers: " + ", ".join(f"{c.function} (role {c.role_name})" for c in found)
-        )
     return tuple(found)
 
 
-def _with_consumer_roles(plan: Plan, consumers: tuple[Consumer, ...]) -> Plan:
-    stage_name, parameter = CONSUMER_ROLES_PARAMETER
-    roles = ",".join(sorted({c.role_name for c in consumers}))
-    stacks = tuple(
-        replace(stage, parameters=frozen({**stage.parameters, parameter: roles}))
-        if stage.stage == stage_name
-        else stage
-        for stage in plan.stacks
-    )
-    return replace(plan, stacks=stacks)
-
-
-def _approve_renames(plan: Plan, states: dict[str, StackState | None], report: Reporter, options: Options) -> None:
+def _approve_renames(settings: EnvironmentSettings, states: dict[str, StackState | None], report: Reporter,
+                     options: Options) -> None:  # fmt: skip
     """A new NamePrefix renames every resource: CloudFormation replaces them, and the old log
     groups go with their logs. Say so, and ask."""
-    for stage in plan.stacks:
-        state = states[stage.stage]
-        before, after = (
-            (state.parameters.get("NamePrefix") if state else None),
-            stage.parameters.get("NamePrefix", "cc"),
-        )
+    after = settings.parameters.get("compute", {}).get("NamePrefix", "cc")
+    for stage, state in states.items():
+        before = state.parameters.get("NamePrefix") if state else None
         if before is None or before == after:
             continue
-        why = (f"{stage.stack_name}: NamePrefix changes from {before} to {after}: every named resource is replaced and "
-               f"the log groups of {before}-websocket-* are deleted with their logs")  # fmt: skip
+        why = (f"{settings.stacks[stage]}: NamePrefix changes from {before} to {after}: every named resource is "
+               f"replaced and the log groups of {before}-websocket-* are deleted with their logs")  # fmt: skip
         if options.dry_run:
             report.line("preflight", f"WARNING {why}")
         elif not options.confirm(f"{why}. Go on?"):
-            raise Declined(f"{stage.stack_name}: NamePrefix left at {before}")
+            raise Declined(f"{settings.stacks[stage]}: NamePrefix left at {before}")
 
 
-def _approve_recreates(plan: Plan, states: dict[str, StackState | None], report: Reporter,
+def _approve_recreates(settings: EnvironmentSettings, states: dict[str, StackState | None], report: Reporter,
                        options: Options) -> frozenset[str]:  # fmt: skip
     """A first create that rolled back holds nothing; re-creating it deletes it first: ask once."""
     approved = set()
-    for stage in plan.stacks:
-        state = states[stage.stage]
+    for stage, state in states.items():
         if state is None or state.status != "ROLLBACK_COMPLETE":
             continue
-        why = f"{stage.stack_name} is ROLLBACK_COMPLETE: its first create failed and it holds no resources"
+        name = settings.stacks[stage]
+        why = f"{name} is ROLLBACK_COMPLETE: its first create failed and it holds no resources"
         if options.dry_run:
             report.line("preflight", f"{why}; a real run deletes it and creates it again")
         elif options.confirm(f"{why}. Delete it and create it again?"):
-            approved.add(stage.stack_name)
+            approved.add(name)
         else:
-            raise Declined(f"{stage.stack_name}: left in ROLLBACK_COMPLETE")
+            raise Declined(f"{name}: left in ROLLBACK_COMPLETE")
     return frozenset(approved)

@@ -17,10 +17,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from generator.model import ENDPOINT_VARIABLE
-from generator.stages import ENDPOINT_UPDATE, SUCCESS
+from generator.stages import ENDPOINT_UPDATE, STACK_TEMPLATES, SUCCESS
 from rollout.aws import Aws
 from rollout.bake import alarm_prefix
-from rollout.prepare import plan_for
 from rollout.settings import EnvironmentSettings
 from rollout.stacks import describe, iso_time
 
@@ -80,17 +79,17 @@ def _carried(lambda_client: Any, function: str) -> str:
 
 
 def read(settings: EnvironmentSettings, aws: Aws) -> Status:
-    plan = plan_for(settings)
     status = Status(settings.name, settings.region, aws.identity()["account"])
     cloudformation = aws.client("cloudformation")
     outputs: dict[str, dict[str, str]] = {}
     parameters: dict[str, dict[str, str]] = {}
-    for stage in plan.stacks:
-        stack = describe(cloudformation, stage.stack_name)
-        found = (StackStatus(stage.stage, stage.stack_name, "DOES_NOT_EXIST") if stack is None else
-                 StackStatus(stage.stage, stage.stack_name, stack.status, stack.last_update, stack.reason))  # fmt: skip
-        outputs[stage.stage] = stack.outputs if stack else {}
-        parameters[stage.stage] = stack.parameters if stack else {}
+    for stage in STACK_TEMPLATES:
+        name = settings.stacks[stage]
+        stack = describe(cloudformation, name)
+        found = (StackStatus(stage, name, "DOES_NOT_EXIST") if stack is None else
+                 StackStatus(stage, name, stack.status, stack.last_update, stack.reason))  # fmt: skip
+        outputs[stage] = stack.outputs if stack else {}
+        parameters[stage] = stack.parameters if stack else {}
         status.stacks.append(found)
         if found.status == "DOES_NOT_EXIST":
             status.findings.append(
@@ -116,7 +115,8 @@ def read(settings: EnvironmentSettings, aws: Aws) -> Status:
             status.findings.append(f"{function} carries {ENDPOINT_VARIABLE}={carried or '(unset)'}, not "
                                    f"{status.management_endpoint}: run the rollout again (its endpoint stage sets it)")  # fmt: skip
     cloudwatch = aws.client("cloudwatch")
-    pages = cloudwatch.get_paginator("describe_alarms").paginate(AlarmNamePrefix=alarm_prefix(plan.name_prefix))
+    pages = cloudwatch.get_paginator("describe_alarms").paginate(AlarmNamePrefix=alarm_prefix(
+        settings.parameters.get("compute", {}).get("NamePrefix", "cc")))
     for page in pages:
         for alarm in page.get("MetricAlarms", []):
             state = AlarmState(alarm["AlarmName"], alarm["StateValue"], alarm.get("StateReason", ""),

@@ -9,12 +9,13 @@ from typing import Any
 
 @dataclass
 class StageResult:
-    stage: str  # compute | websocket | endpoint | rollout | execution
+    stage: str  # a step of the plan (rollout.steps), or rollout | execution
     action: str  # created | updated | unchanged | planned | succeeded
     detail: str = ""
     stack: str | None = None
     changes: list[dict[str, str]] = field(default_factory=list)
     functions: list[str] = field(default_factory=list)  # the endpoint stage: functions changed
+    calls: list[str] = field(default_factory=list)  # the AWS calls the step made ("service:Operation target")
 
 
 @dataclass

@@ -4,20 +4,21 @@ changed, and follow it to the end as the rollout would have. Read-only."""
 
 from __future__ import annotations
 
+from generator.stages import STACK_TEMPLATES
 from rollout.aws import Aws
 from rollout.options import Options
-from rollout.prepare import plan_for
+from rollout.prepare import rollout_stack_name
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
-from rollout.sfn_engine import finish, follow, rollout_stack_name
-from rollout.stacks import StackDeployer, describe
+from rollout.sfn_engine import finish, follow
+from rollout.stacks import describe
+from rollout.steps import latest_event_id, new_events
 from rollout.summary import StageResult, Summary
 
 
 def watch(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
-    plan = plan_for(settings)
     cloudformation = aws.client("cloudformation")
-    rollout = describe(cloudformation, rollout_stack_name(plan))
+    rollout = describe(cloudformation, rollout_stack_name(settings))
     machine = rollout.outputs.get("StateMachineArn") if rollout else None
     if machine:
         stepfunctions = aws.client("stepfunctions")
@@ -25,19 +26,26 @@ def watch(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Op
         if running:
             arn = running[0]["executionArn"]
             report.line("watch", f"following execution {arn}")
-            result = follow(stepfunctions, arn, report, poll_seconds=options.poll_seconds, sleep=options.sleep)
-            summary = finish(result, arn, None, rollout_stack_name(plan))
-            summary.environment, summary.region = plan.environment, plan.region
-            return summary
-    deployer = StackDeployer(cloudformation, report, confirm=options.confirm, poll_seconds=options.poll_seconds,
-                             sleep=options.sleep)  # fmt: skip
+            memo = finish(follow(stepfunctions, arn, report, poll_seconds=options.poll_seconds, sleep=options.sleep))
+            stages = [StageResult(**result) for result in memo.get("results", [])]
+            return Summary(settings.name, settings.region, engine="stepfunctions", result="succeeded", stages=stages,
+                           execution=arn)  # fmt: skip
     watched = []
-    for stage in plan.stacks:
-        state = describe(cloudformation, stage.stack_name)
-        if state is not None and state.status.endswith("_IN_PROGRESS"):
-            report.line("watch", f"following {stage.stack_name} ({state.status})")
-            final = deployer.follow(stage.stage, stage.stack_name)
-            watched.append(StageResult(stage.stage, final.status.lower(), stage.stack_name, stage.stack_name))
+    for stage in STACK_TEMPLATES:
+        name = settings.stacks[stage]
+        state = describe(cloudformation, name)
+        if state is None or not state.status.endswith("_IN_PROGRESS"):
+            continue
+        report.line("watch", f"following {name} ({state.status})")
+        last = latest_event_id(cloudformation, name)
+        while state is not None and state.status.endswith("_IN_PROGRESS"):
+            options.sleep(options.poll_seconds)
+            for event in new_events(cloudformation, state.stack_id, last):
+                last = event["EventId"]
+                report.event(stage, event)
+            state = describe(cloudformation, state.stack_id)
+        watched.append(StageResult(stage, state.status.lower() if state else "delete_complete", name, name))
     if not watched:
-        report.line("watch", f"nothing is running for environment {plan.environment}")
-    return Summary(plan.environment, plan.region, result="succeeded", stages=watched)
+        report.line("watch", f"nothing is running for environment {settings.name}")
+        return Summary(settings.name, settings.region, result="nothing running")
+    return Summary(settings.name, settings.region, result="succeeded", stages=watched)

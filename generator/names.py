@@ -1,0 +1,48 @@
+"""Every physical name the stacks give, from the environment's NamePrefix: one place for the
+templates (given "${NamePrefix}", a Fn::Sub text), the rollout, status and bake (given the
+prefix itself)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TEMPLATE_PREFIX = "${NamePrefix}"
+
+
+@dataclass(frozen=True)
+class Names:
+    prefix: str = TEMPLATE_PREFIX
+
+    @property
+    def stem(self) -> str:
+        """What every named resource starts with."""
+        return f"{self.prefix}-websocket"
+
+    def function(self, suffix: str) -> str:
+        return f"{self.stem}-{suffix}"
+
+    @property
+    def functions(self) -> str:
+        """A pattern matching every handler function (IAM `*`)."""
+        return f"{self.stem}-*"
+
+    @property
+    def alarm_prefix(self) -> str:
+        return f"{self.stem}-alarm-"
+
+    @property
+    def api(self) -> str:
+        return f"{self.stem}-api"
+
+    @property
+    def handlers_role(self) -> str:
+        return f"{self.stem}-handlers"
+
+    @property
+    def runner(self) -> str:
+        """The rollout runner function (the rollout stack's)."""
+        return f"{self.stem}-rollout-runner"
+
+    @property
+    def state_machine(self) -> str:
+        return f"{self.stem}-rollout"

@@ -1,0 +1,61 @@
+"""The rollout runner: the Lambda function each Task of the rollout state machine invokes. It runs
+one phase (start or poll) of one step of the plan, with the very code the local executor runs,
+and returns the memo the next state needs: the stacks' outputs, the step's own work, the results
+so far, whether the step is done and how long to wait. Never a function's environment, never a
+secret: the memo is the execution's state data, kept in its history for 90 days.
+
+A step that fails raises an error named after it (StageFailed, AlarmFired, Declined) whose message
+is JSON {"message", "details"}: the state machine catches it (States.TaskFailed) and fails with it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from rollout.aws import Aws
+from rollout.plan import Plan
+from rollout.report import Reporter
+from rollout.stacks import Declined, StageFailed
+
+
+@dataclass
+class RunnerContext:
+    """Inside AWS: the runner role's clients; the execution was approved before it started."""
+
+    aws: Aws
+    report: Reporter = field(default_factory=lambda: Reporter(sys.stdout))
+
+    def client(self, service: str) -> Any:
+        return self.aws.client(service)
+
+    def confirm(self, question: str) -> bool:
+        self.report.line("runner", f"{question} yes (approved before the execution started)")
+        return True
+
+
+def first_memo(outputs: dict[str, dict[str, str]]) -> dict[str, Any]:
+    return {"outputs": outputs, "work": {}, "results": [], "done": False, "wait": 0}
+
+
+def run_phase(plan: Plan, step_name: str, phase: str, memo: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """One phase of one step; a step this plan leaves out is done at once."""
+    step, outputs = plan.step(step_name), {k: dict(v) for k, v in memo["outputs"].items()}
+    if step is None:
+        return {**memo, "work": {}, "done": True, "wait": 0}
+    progress = step.start(ctx, outputs) if phase == "start" else step.poll(ctx, outputs, memo["work"])
+    results = memo["results"] + ([progress.result] if progress.done and progress.result else [])
+    return {"outputs": outputs, "work": {} if progress.done else progress.work, "results": results,
+            "done": progress.done, "wait": math.ceil(progress.wait)}  # fmt: skip
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    plan = Plan.from_dict(event["plan"])
+    try:
+        return run_phase(plan, event["step"], event["phase"], event["memo"], RunnerContext(Aws(plan.region)))
+    except (StageFailed, Declined) as error:
+        details = getattr(error, "details", [])
+        raise type(error)(json.dumps({"message": str(error), "details": details})) from None

@@ -1,0 +1,437 @@
+"""The rollout's steps: one code for both orchestrators.
+
+A step is plain data (what to do, with every input decided by `rollout.plan.resolve`) plus `start`
+and `poll`: `start` makes the first calls and returns a `Progress`; while it is not done, the
+orchestrator waits `wait` seconds and calls `poll` with the progress's `work`. The local executor
+(`rollout.engine`) sleeps between calls in-process; the state machine waits in Wait states and each
+call is one invocation of the runner function (`rollout.runner`), so no invocation lasts long and
+nothing is billed while CloudFormation works. Steps read and write the run's memo (`outputs` of
+the stacks, by stage), which is all the state data holds: never a function's environment.
+
+Each step also declares the AWS calls it may make (`calls`): the runner's role is generated from
+them and the tests check the calls a rehearsal makes against them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from botocore.exceptions import ClientError
+
+from generator.stages import NO_CHANGES, SUCCESS, UPDATABLE
+from rollout import bake as baking
+from rollout import endpoints
+from rollout.report import Reporter
+from rollout.stacks import CAPABILITIES, FINGERPRINT_TAG, Declined, StageFailed, describe, fingerprint, refusal
+
+MAX_POLLS = 720  # polls per step: at most 720 x the step's wait (1 hour at 5 s), and 25,000 history events
+
+
+@dataclass(frozen=True)
+class Call:
+    """An AWS call a step may make: IAM action and resource ARN (patterns with `*`)."""
+
+    action: str
+    resource: str
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where the calls go: what an ARN needs."""
+
+    partition: str
+    region: str
+    account: str
+
+    def arn(self, service: str, rest: str, *, regional: bool = True) -> str:
+        return f"arn:{self.partition}:{service}:{self.region if regional else ''}:{self.account}:{rest}"
+
+
+class Context(Protocol):
+    """What a step runs with: clients, where to report, and how to ask (the local executor asks the
+    release engineer; inside AWS the execution was approved before it started)."""
+
+    report: Reporter
+
+    def client(self, service: str) -> Any: ...
+
+    def confirm(self, question: str) -> bool: ...
+
+
+@dataclass
+class Progress:
+    done: bool
+    work: dict[str, Any] = field(default_factory=dict)
+    wait: float = 0.0
+    result: dict[str, Any] | None = None  # a StageResult as a dict, when done
+
+
+Ref = dict[str, str]  # {"from": stage, "output": key}: an output of an earlier step
+
+
+def ref(stage: str, output: str) -> Ref:
+    return {"from": stage, "output": output}
+
+
+def value_of(value: str | Ref, outputs: dict[str, dict[str, str]]) -> str | None:
+    """A literal, or the output an earlier step produced (None when it has not)."""
+    if isinstance(value, str):
+        return value
+    return outputs.get(value["from"], {}).get(value["output"])
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str  # the stage it reports as, and its state in the state machine
+    wait: float  # seconds between polls
+
+    kind: ClassVar[str]
+
+    def description(self) -> str:
+        raise NotImplementedError
+
+    def calls(self, where: Where) -> list[Call]:
+        raise NotImplementedError
+
+    def start(self, ctx: Context, outputs: dict[str, dict[str, str]]) -> Progress:
+        raise NotImplementedError
+
+    def poll(self, ctx: Context, outputs: dict[str, dict[str, str]], work: dict[str, Any]) -> Progress:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}
+
+    def bounded(self, work: dict[str, Any]) -> dict[str, Any]:
+        """The work with one more poll counted; past MAX_POLLS the step has waited too long."""
+        polls = int(work.get("polls", 0)) + 1
+        if polls > MAX_POLLS:
+            raise StageFailed(f"{self.name}: still waiting after {MAX_POLLS} checks {self.wait:g} s apart")
+        return {**work, "polls": polls}
+
+
+def _result(stage: str, action: str, detail: str = "", **extra: Any) -> dict[str, Any]:
+    return {"stage": stage, "action": action, "detail": detail, **extra}
+
+
+@dataclass(frozen=True)
+class DeployStack(Step):
+    """Bring one stack to its template and parameters through a change set, shown before it runs."""
+
+    stack_name: str
+    template_url: str
+    template_sha256: str
+    parameters: dict[str, Any]  # name -> literal or Ref
+    role_arn: str = ""  # the CloudFormation service role every change set names ("" : none)
+    change_set_name: str = "rollout"  # unique per run (rollout-<run id>)
+    recreate: bool = False  # a ROLLBACK_COMPLETE stack may be deleted and created again (asked before)
+    kind: ClassVar[str] = "stack"
+
+    def description(self) -> str:
+        role = f" as {self.role_arn.rsplit('/', 1)[-1]}" if self.role_arn else ""
+        return f"deploy stack {self.stack_name}{role} from {self.template_url.rsplit('/', 1)[-1]}"
+
+    def calls(self, where: Where) -> list[Call]:
+        stack = where.arn("cloudformation", f"stack/{self.stack_name}/*")
+        change_set = where.arn("cloudformation", f"changeSet/{self.change_set_name.split('-')[0]}-*/*")
+        calls = [Call(f"cloudformation:{a}", stack) for a in ("DescribeStacks", "DescribeStackEvents", "GetTemplate",
+                                                              "CreateChangeSet", "DeleteStack")]  # fmt: skip
+        calls += [Call(f"cloudformation:{a}", change_set) for a in ("DescribeChangeSet", "ExecuteChangeSet",
+                                                                    "DeleteChangeSet")]  # fmt: skip
+        if self.role_arn:
+            calls.append(Call("iam:PassRole", self.role_arn))
+        bucket, key = self.template_url.split("//", 1)[1].split(".s3.", 1)[0], self.template_url.split("/", 3)[3]
+        calls.append(Call("s3:GetObject", f"arn:{where.partition}:s3:::{bucket}/{key}"))  # TemplateURL, read as the caller
+        return calls
+
+    def resolved(self, outputs: dict[str, dict[str, str]]) -> dict[str, str]:
+        """The parameters with every reference to an earlier step's output filled in."""
+        values = {name: value_of(value, outputs) for name, value in self.parameters.items()}
+        return {name: value for name, value in values.items() if value is not None}
+
+    def start(self, ctx: Context, outputs: dict[str, dict[str, str]]) -> Progress:
+        cf = ctx.client("cloudformation")
+        state = describe(cf, self.stack_name)
+        refused = refusal(self.stack_name, state)
+        if refused:
+            raise StageFailed(refused)
+        if state is not None and state.status == "ROLLBACK_COMPLETE":
+            if not self.recreate:
+                raise Declined(f"{self.stack_name}: left in ROLLBACK_COMPLETE")
+            last = latest_event_id(cf, self.stack_name)
+            cf.delete_stack(StackName=self.stack_name, **self._role())
+            return Progress(False, {"phase": "deleting", "stack_id": state.stack_id, "last_event": last}, self.wait)
+        parameters = self.resolved(outputs)
+        mark = fingerprint(self.template_sha256, parameters)
+        if state is not None and self._unchanged(cf, state, mark):
+            ctx.report.line(self.name, f"{self.stack_name}: unchanged")
+            outputs[self.name] = state.outputs
+            return Progress(True, result=_result(self.name, "unchanged", self.stack_name, stack=self.stack_name))
+        return self._plan(ctx, state is None or state.status == "REVIEW_IN_PROGRESS", parameters, mark)
+
+    def poll(self, ctx: Context, outputs: dict[str, dict[str, str]], work: dict[str, Any]) -> Progress:
+        cf, work = ctx.client("cloudformation"), self.bounded(work)
+        if work["phase"] == "deleting":
+            state = self._watch(ctx, work)
+            if state is None:
+                parameters = self.resolved(outputs)
+                return self._plan(ctx, True, parameters, fingerprint(self.template_sha256, parameters))
+            return Progress(False, work, self.wait)
+        if work["phase"] == "planning":
+            changes = self._change_set(ctx, work)
+            if changes is None:
+                return Progress(False, work, min(self.wait, 1.0))
+            if changes == "none":
+                outputs[self.name] = describe(cf, self.stack_name).outputs  # type: ignore[union-attr]
+                return Progress(True, result=_result(self.name, "unchanged", self.stack_name, stack=self.stack_name))
+            if not ctx.confirm(f"Execute {len(changes)} change(s) to {self.stack_name}?"):
+                discard(cf, self.stack_name, work["change_set"], work["creating"])
+                raise Declined(f"{self.stack_name}: change set not executed")
+            last = latest_event_id(cf, self.stack_name)
+            cf.execute_change_set(ChangeSetName=work["change_set"], StackName=self.stack_name)
+            work = {**work, "phase": "executing", "last_event": last, "changes": len(changes)}
+            return Progress(False, work, self.wait)
+        state = self._watch(ctx, work)
+        if state is None or state.status.endswith("_IN_PROGRESS"):
+            return Progress(False, work, self.wait)
+        if state.status not in SUCCESS:
+            raise StageFailed(
+                f"{self.stack_name} ended {state.status}" + (f": {state.reason}" if state.reason else ""),
+                work.get("failures") or ["no resource reported a failure; see the stack's events"],
+            )
+        outputs[self.name] = state.outputs
+        action = "created" if work["creating"] else "updated"
+        detail = f"{self.stack_name}: {work['changes']} change(s)"
+        return Progress(True, result=_result(self.name, action, detail, stack=self.stack_name))
+
+    def preview(self, ctx: Context, outputs: dict[str, dict[str, str]], sleep: Callable[[float], None]) -> dict[str, Any]:
+        """What a run would change, shown and then discarded: the dry run. Changes nothing else."""
+        cf = ctx.client("cloudformation")
+        state = describe(cf, self.stack_name)
+        refused = refusal(self.stack_name, state)
+        if refused:
+            raise StageFailed(refused)
+        if state is not None and state.status == "ROLLBACK_COMPLETE":
+            ctx.report.line(self.name, f"{self.stack_name} is ROLLBACK_COMPLETE: a real run deletes it and creates it again")
+            return _result(self.name, "planned", self.stack_name, stack=self.stack_name)
+        missing = sorted(f"{v['from']}.{v['output']}" for v in self.parameters.values()
+                         if not isinstance(v, str) and value_of(v, outputs) is None)  # fmt: skip
+        if missing:
+            ctx.report.line(self.name, f"{self.stack_name}: planned once {', '.join(missing)} exist")
+            return _result(self.name, "planned", f"after {', '.join(missing)}", stack=self.stack_name)
+        parameters = self.resolved(outputs)
+        mark = fingerprint(self.template_sha256, parameters)
+        if state is not None and self._unchanged(cf, state, mark):
+            ctx.report.line(self.name, f"{self.stack_name}: unchanged")
+            return _result(self.name, "unchanged", self.stack_name, stack=self.stack_name)
+        work = self._plan(ctx, state is None or state.status == "REVIEW_IN_PROGRESS", parameters, mark).work
+        while (changes := self._change_set(ctx, work)) is None:
+            sleep(min(self.wait, 1.0))
+        if changes == "none":
+            return _result(self.name, "unchanged", self.stack_name, stack=self.stack_name)
+        discard(cf, self.stack_name, work["change_set"], work["creating"] and state is None)
+        return _result(self.name, "planned", f"{self.stack_name}: {len(changes)} change(s)", stack=self.stack_name,
+                       changes=changes)  # fmt: skip
+
+    def _change_set(self, ctx: Context, work: dict[str, Any]) -> list[dict[str, str]] | str | None:
+        """The planned change set's changes (reported), "none" for a change set without changes
+        (deleted), or None while CloudFormation is still planning it."""
+        cf = ctx.client("cloudformation")
+        described = cf.describe_change_set(ChangeSetName=work["change_set"], StackName=self.stack_name)
+        status = described["Status"]
+        if status not in ("CREATE_COMPLETE", "FAILED"):
+            return None
+        if status == "FAILED":
+            reason = described.get("StatusReason", "")
+            cf.delete_change_set(ChangeSetName=work["change_set"], StackName=self.stack_name)
+            if any(text.lower() in reason.lower() for text in NO_CHANGES) and not work["creating"]:
+                ctx.report.line(self.name, f"{self.stack_name}: no changes")
+                return "none"
+            raise StageFailed(f"{self.stack_name}: the change set failed: {reason or 'no reason given'}")
+        changes = change_list(cf, described, self.stack_name, work["change_set"])
+        ctx.report.changes(self.name, self.stack_name, changes)
+        return changes
+
+    def _role(self) -> dict[str, str]:
+        return {"RoleARN": self.role_arn} if self.role_arn else {}
+
+    def _unchanged(self, cf: Any, state: Any, mark: str) -> bool:
+        if state.status not in UPDATABLE or state.tags.get(FINGERPRINT_TAG) != mark:
+            return False
+        body = cf.get_template(StackName=self.stack_name, TemplateStage="Original")["TemplateBody"]
+        text = body if isinstance(body, str) else json.dumps(body)
+        return template_sha256(text) == self.template_sha256  # someone may have updated it by other means
+
+    def _plan(self, ctx: Context, creating: bool, parameters: dict[str, str], mark: str) -> Progress:
+        created = ctx.client("cloudformation").create_change_set(
+            StackName=self.stack_name,
+            ChangeSetName=f"{self.change_set_name}-{self.name}",
+            ChangeSetType="CREATE" if creating else "UPDATE",
+            TemplateURL=self.template_url,
+            Capabilities=CAPABILITIES,
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())],
+            Tags=[{"Key": FINGERPRINT_TAG, "Value": mark}, {"Key": "Application", "Value": "CareConnect"}],
+            Description=f"CareConnect rollout, step {self.name}",
+            **self._role(),
+        )
+        work = {"phase": "planning", "change_set": created["Id"], "stack_id": created["StackId"], "creating": creating}
+        return Progress(False, work, min(self.wait, 1.0))
+
+    def _watch(self, ctx: Context, work: dict[str, Any]) -> Any:
+        """Report the stack's new events (failures kept in `work`); the stack as it is now (None: gone)."""
+        cf = ctx.client("cloudformation")
+        for event in new_events(cf, work["stack_id"], work.get("last_event")):
+            work["last_event"] = event["EventId"]
+            ctx.report.event(self.name, event)
+            if event["ResourceStatus"].endswith("FAILED") and event.get("ResourceStatusReason"):
+                work.setdefault("failures", []).append(
+                    f"{event['LogicalResourceId']} ({event['ResourceType']}): "
+                    f"{event['ResourceStatus']}: {event['ResourceStatusReason']}"
+                )
+        state = describe(cf, work["stack_id"])
+        return None if state is None or state.status == "DELETE_COMPLETE" else state
+
+
+def template_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def latest_event_id(cf: Any, stack_name: str) -> str | None:
+    events = cf.describe_stack_events(StackName=stack_name).get("StackEvents", [])
+    return events[0]["EventId"] if events else None
+
+
+def new_events(cf: Any, stack_id: str, last_seen: str | None) -> list[dict[str, Any]]:
+    """The stack's events after `last_seen`, oldest first."""
+    fresh: list[dict[str, Any]] = []
+    try:
+        events = cf.describe_stack_events(StackName=stack_id).get("StackEvents", [])
+    except ClientError as error:
+        if "does not exist" in str(error):
+            return []
+        raise
+    for event in events:
+        if event["EventId"] == last_seen:
+            break
+        fresh.append(event)
+    return fresh[::-1]
+
+
+def change_list(cf: Any, described: dict[str, Any], stack_name: str, change_set: str) -> list[dict[str, str]]:
+    pages = [described]
+    while pages[-1].get("NextToken"):
+        pages.append(cf.describe_change_set(ChangeSetName=change_set, StackName=stack_name,
+                                            NextToken=pages[-1]["NextToken"]))  # fmt: skip
+    return [
+        {
+            "action": c["ResourceChange"]["Action"],
+            "resource": c["ResourceChange"]["LogicalResourceId"],
+            "type": c["ResourceChange"]["ResourceType"],
+            "replacement": c["ResourceChange"].get("Replacement", "") or "",
+        }
+        for page in pages
+        for c in page.get("Changes", [])
+    ]
+
+
+def discard(cf: Any, stack_name: str, change_set: str, remove_empty_stack: bool) -> None:
+    cf.delete_change_set(ChangeSetName=change_set, StackName=stack_name)
+    if remove_empty_stack:  # a CREATE change set left an empty REVIEW_IN_PROGRESS stack
+        cf.delete_stack(StackName=stack_name)
+
+
+@dataclass(frozen=True)
+class SetVariables(Step):
+    """Merge variables into functions' environments (read, merge, write with the RevisionId, wait
+    until the update finished), keeping every other variable. Functions that carry the values
+    already are not touched; the environment itself never leaves the step."""
+
+    variables: dict[str, Any]  # name -> literal or Ref
+    functions: tuple[Any, ...]  # function names/ARNs, literal or Ref
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # function -> more variables (consumers)
+    own_functions: str = ""  # a name pattern matching the functions named by references (the stack's)
+    kind: ClassVar[str] = "variables"
+
+    def description(self) -> str:
+        return f"set {', '.join(sorted(self.variables))} on {len(self.functions)} function(s)"
+
+    def calls(self, where: Where) -> list[Call]:
+        arns = {f if f.startswith("arn:") else where.arn("lambda", f"function:{f}")
+                for f in self.functions if isinstance(f, str)}  # fmt: skip
+        if self.own_functions:
+            arns.add(where.arn("lambda", f"function:{self.own_functions}"))
+        return [Call(f"lambda:{a}", arn) for arn in sorted(arns)
+                for a in ("GetFunctionConfiguration", "UpdateFunctionConfiguration")]  # fmt: skip
+
+    def start(self, ctx: Context, outputs: dict[str, dict[str, str]]) -> Progress:
+        values = {name: value_of(value, outputs) for name, value in self.variables.items()}
+        if any(value is None for value in values.values()):
+            ctx.report.line(self.name, "the stack that produces the value does not exist yet")
+            return Progress(True, result=_result(self.name, "planned", "after the API exists"))
+        functions = [f for f in (value_of(f, outputs) for f in self.functions) if f]
+        lambda_client, changed = ctx.client("lambda"), []
+        for function in functions:
+            wanted = {**values, **{k: value_of(v, outputs) or "" for k, v in self.extra.get(function, {}).items()}}
+            if endpoints.set_variables(lambda_client, function, wanted):  # type: ignore[arg-type]
+                changed.append(function)
+            ctx.report.line(self.name, f"{function}: {'set' if function in changed else 'already set'}")
+        return self.poll(ctx, outputs, {"pending": changed, "changed": changed, "total": len(functions)})
+
+    def poll(self, ctx: Context, outputs: dict[str, dict[str, str]], work: dict[str, Any]) -> Progress:
+        pending = [f for f in work["pending"] if not endpoints.settled(ctx.client("lambda"), f)]
+        if pending:
+            return Progress(False, {**self.bounded(work), "pending": pending}, self.wait)
+        changed = work["changed"]
+        detail = f"{len(changed)} of {work['total']} function(s) changed"
+        return Progress(True, result=_result(self.name, "updated" if changed else "unchanged", detail,
+                                             functions=changed))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Bake(Step):
+    """Watch the stacks' alarms for `seconds`; one in ALARM fails the rollout, naming it."""
+
+    alarm_prefix: str
+    seconds: int
+    kind: ClassVar[str] = "bake"
+
+    def description(self) -> str:
+        return f"watch the {self.alarm_prefix}* alarms for {self.seconds} s"
+
+    def calls(self, where: Where) -> list[Call]:
+        return [Call("cloudwatch:DescribeAlarms", where.arn("cloudwatch", "alarm:*"))]
+
+    def start(self, ctx: Context, outputs: dict[str, dict[str, str]]) -> Progress:
+        return self.poll(ctx, outputs, {"looks": 0, "checks": baking.checks(self.seconds, self.wait)})
+
+    def poll(self, ctx: Context, outputs: dict[str, dict[str, str]], work: dict[str, Any]) -> Progress:
+        alarms = baking.firing(ctx.client("cloudwatch"), self.alarm_prefix)
+        if alarms:
+            details = [f"{a['AlarmName']}: {a.get('StateReason', 'no reason given')}" for a in alarms]
+            for line in details:
+                ctx.report.line(self.name, f"ALARM {line}")
+            raise baking.AlarmFired(f"bake: {len(alarms)} alarm(s) in ALARM after the rollout", details)
+        looks = int(work["looks"])
+        if looks >= int(work["checks"]):
+            ctx.report.line(self.name, f"no alarm in ALARM for {self.seconds} s")
+            return Progress(True, result=_result(self.name, "succeeded",
+                                                 f"{self.seconds} s, no alarm in ALARM ({self.alarm_prefix}*)"))  # fmt: skip
+        if looks % max(1, int(work["checks"]) // 10) == 0:
+            ctx.report.line(self.name, f"no alarm in ALARM ({looks * self.wait:g} of {self.seconds} s)")
+        return Progress(False, {**work, "looks": looks + 1}, self.wait)
+
+
+KINDS: dict[str, type[Step]] = {cls.kind: cls for cls in (DeployStack, SetVariables, Bake)}
+
+
+def from_dict(data: dict[str, Any]) -> Step:
+    """A step from its plan document (the state machine's input)."""
+    fields = {k: v for k, v in data.items() if k != "kind"}
+    if "functions" in fields:
+        fields["functions"] = tuple(fields["functions"])
+    return KINDS[data["kind"]](**fields)
+
