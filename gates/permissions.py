@@ -17,12 +17,12 @@ Run: `python -m gates.permissions` (exit 1 naming resource, handler, action and 
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import yaml
@@ -32,9 +32,9 @@ from cfnlint_websocket import _support as support
 from generator.build import build_all
 from generator.intrinsics import Evaluator
 from generator.model import HANDLER_FUNCTIONS
-from generator.rollout_stack import template_parameters
-from generator.statemachine import definition, substituted
+from generator.names import Names
 from rollout.artifacts import template_key
+from rollout.plan import Artifacts, Consumer, Observed, resolve
 
 EXCEPTIONS_FILE = Path(__file__).with_name("permission_exceptions.yaml")
 PARTITION, REGION, ACCOUNT = "aws", "eu-west-1", "123456789012"
@@ -148,7 +148,7 @@ def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
 class Check:
     """One permission one role must have: who needs it, for what, on which ARN."""
 
-    role: str  # CloudFormationRole | StateMachineRole
+    role: str  # CloudFormationRole | RunnerRole | StateMachineRole
     resource: str  # logical id and type, or the Task's state name
     handler: str
     action: str
@@ -316,72 +316,33 @@ def stack_checks(
                         yield Check("CloudFormationRole", f"{stem} {logical} ({kind})", handler, action, arn)
 
 
-def _tasks(machine: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every Task state, those inside a Map's iteration too."""
-    for name, state in machine["States"].items():
-        if state.get("Type") == "Task":
-            yield name, state
-        if "ItemProcessor" in state:
-            yield from _tasks(state["ItemProcessor"])
+RUNNER_ARN = f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT}:function:{Names('cc').runner}"
+SAMPLE_ID = "0f1e2d3c"  # what a `*` in a declared resource stands for (a stack id, a change-set name)
 
 
-def _action(state: dict[str, Any]) -> str:
-    service, api = state["Resource"].rsplit(":", 2)[-2:]
-    return f"{service}:{api[0].upper()}{api[1:]}"
-
-
-def state_machine_checks(option: Option, rollout_parameters: dict[str, str]) -> Iterator[Check]:
-    """Each aws-sdk Task's call on what it names, plus PassRole, the template read and the key."""
+def runner_checks(option: Option, rollout_parameters: dict[str, str]) -> Iterator[Check]:
+    """Every call every step of a plan for this option declares (rollout/steps.py), as the runner
+    makes it; the key on each environment write; the state machine's one call, the runner."""
     prefix = rollout_parameters.get("NamePrefix", "cc")
-    machine = json.loads(
-        substituted(definition(template_parameters()), {"Partition": PARTITION, "CloudFormationRoleArn": "x"})
-    )
-    functions = [
-        _arn("lambda", f"function:{prefix}-websocket-{suffix}") for suffix in (f.suffix for f in HANDLER_FUNCTIONS)
-    ]
+    consumers = tuple(arn for arn in rollout_parameters.get("EndpointConsumerArns", "").split(",") if arn)
+    functions = [_arn("lambda", f"function:{Names(prefix).function(f.suffix)}") for f in HANDLER_FUNCTIONS]
+    settings = SimpleNamespace(name="gate", region=REGION, stacks=STACKS, bake_seconds=60,
+                               parameters={"compute": option.parameters("compute"), "websocket": option.websocket})  # fmt: skip
+    observed = Observed(ACCOUNT, PARTITION, dict.fromkeys(STACKS), f"arn:{PARTITION}:iam::{ACCOUNT}:role/logging",
+                        tuple(Consumer(arn, arn, f"arn:{PARTITION}:iam::{ACCOUNT}:role/r") for arn in consumers))  # fmt: skip
+    urls = {stem: f"https://{BUCKET}.s3.{REGION}.amazonaws.com/{template_key(stem, '')}" for stem in STACKS}
+    plan = resolve(settings, observed, Artifacts(BUCKET, CODE["CodeS3Key"], urls, dict.fromkeys(STACKS, "")),
+                   run_id="1-a", role_arn=SERVICE_ROLE_ARN, bake_seconds=60)  # fmt: skip
     key = rollout_parameters.get("EnvironmentKmsKeyArn", "")
-    consumers = [arn for arn in rollout_parameters.get("EndpointConsumerArns", "").split(",") if arn]
-    texts = {stem: "" for stem in STACKS}  # the key's hash part does not matter to the policy
-    for state_name, state in _tasks(machine):
-        if state_name.startswith("Consumer"):  # inside the Map over the endpoint consumers
-            for function in consumers:
-                yield Check("StateMachineRole", state_name, "task", _action(state), function)
-            continue
-        service, api = state["Resource"].rsplit(":", 2)[-2:]
-        action = f"{service}:{api[0].upper()}{api[1:]}"
-        parameters = state.get("Parameters", {})
-        if service == "cloudformation":
-            stage = parameters["StackName.$"].split(".")[2]
-            yield Check(
-                "StateMachineRole",
-                state_name,
-                "task",
-                action,
-                _arn("cloudformation", f"stack/{STACKS[stage]}/0f1e2d3c"),
-            )
-            if api == "createChangeSet":
-                yield Check("StateMachineRole", state_name, "task", "iam:PassRole", "CloudFormationRole")
-                yield Check(
-                    "StateMachineRole",
-                    state_name,
-                    "task",
-                    "s3:GetObject",
-                    f"arn:{PARTITION}:s3:::{BUCKET}/{template_key(stage, texts[stage])}",
-                )
-        elif service == "lambda":
-            for function in functions:
-                yield Check("StateMachineRole", state_name, "task", action, function)
-                if key:
-                    for kms in (
-                        ("kms:Decrypt", "kms:Encrypt", "kms:CreateGrant")
-                        if api.startswith("update")
-                        else ("kms:Decrypt",)
-                    ):
-                        yield Check("StateMachineRole", state_name, "task", kms, key)
-        elif service == "cloudwatch":  # the bake step: DescribeAlarms by name prefix, on the alarm collection
-            yield Check("StateMachineRole", state_name, "task", action, _arn("cloudwatch", "alarm:*"))
-        else:
-            raise KeyError(f"the gate does not know Tasks of {service}: teach state_machine_checks")
+    for step in plan.steps:
+        for call in step.calls(plan.where):
+            own = call.action.startswith("lambda:") and call.resource.endswith("-*")
+            for arn in functions if own else [call.resource.replace("*", SAMPLE_ID)]:
+                yield Check("RunnerRole", step.name, "step", call.action, arn)
+                if key and call.action == "lambda:UpdateFunctionConfiguration":
+                    for kms in ("kms:Decrypt", "kms:Encrypt", "kms:CreateGrant"):
+                        yield Check("RunnerRole", step.name, "step", kms, key)
+    yield Check("StateMachineRole", "every Task", "task", "lambda:InvokeFunction", RUNNER_ARN)
 
 
 SERVICE_ROLE_ARN = f"arn:{PARTITION}:iam::{ACCOUNT}:role/cc-websocket-rollout-CloudFormationRole-GENERATED"
@@ -396,6 +357,7 @@ def role_documents(rollout: dict[str, Any], parameters: dict[str, str], role: st
         attributes={
             "ArtifactsBucket.Arn": f"arn:{PARTITION}:s3:::{BUCKET}",
             "CloudFormationRole.Arn": SERVICE_ROLE_ARN,
+            "RunnerFunction.Arn": RUNNER_ARN,
         },
     )
     policies = evaluator.eval(rollout["Resources"][role]["Properties"]["Policies"])
@@ -421,9 +383,9 @@ def run(exceptions_path: Path = EXCEPTIONS_FILE, rollout_override: dict[str, Any
         rollout_parameters = {**STACK_NAMES, **option.parameters("rollout")}
         documents = {
             role: role_documents(rollout, rollout_parameters, role)
-            for role in ("CloudFormationRole", "StateMachineRole")
+            for role in ("CloudFormationRole", "RunnerRole", "StateMachineRole")
         }
-        checks = [*stack_checks(option, templates, exceptions, used), *state_machine_checks(option, rollout_parameters)]
+        checks = [*stack_checks(option, templates, exceptions, used), *runner_checks(option, rollout_parameters)]
         for check in checks:
             arn = SERVICE_ROLE_ARN if check.arn == "CloudFormationRole" else check.arn
             report.checked += 1
@@ -440,7 +402,12 @@ def run(exceptions_path: Path = EXCEPTIONS_FILE, rollout_override: dict[str, Any
     return report
 
 
-STACK_NAMES = {"ComputeStackName": STACKS["compute"], "WebSocketStackName": STACKS["websocket"]}
+STACK_NAMES = {
+    "ComputeStackName": STACKS["compute"],
+    "WebSocketStackName": STACKS["websocket"],
+    "RunnerCodeBucket": "cc-websocket-artifacts",
+    "RunnerCodeKey": "runner/rollout-runner-0123.zip",
+}
 
 
 def main() -> int:

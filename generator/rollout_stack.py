@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from awacs import awslambda as lambda_
-from awacs import iam, logs, s3, xray
+from awacs import logs, s3, xray
 from awacs.aws import Action, Allow, Bool, Condition, Deny, PolicyDocument, Principal, Statement, StringEquals
 from troposphere import Equals, GetAtt, If, Join, Not, Ref, Sub, Template
 from troposphere.awslambda import Code, Function, LoggingConfig
@@ -36,14 +36,13 @@ from troposphere.stepfunctions import (
     TracingConfiguration,
 )
 
-from generator import asl_checks, compute, websocket
+from generator import asl_checks
 from generator.common import (
     KMS_KEY_ARN_PATTERN,
     add_log_parameters,
     add_name_prefix,
     assume_role_policy,
     checkov_skips,
-    deployed_by_template_url,
     finish,
     log_group,
     new_template,
@@ -505,7 +504,6 @@ def build() -> Template:
         "and the Step Functions state machine that runs compute -> websocket -> endpoint."
     )
     _parameters(params)
-    deployed_by_template_url(template)
     template.add_condition("Tracing", Equals(Ref("TracingEnabled"), "true"))
     template.add_condition("EnvironmentKeyGiven", Not(Equals(Ref("EnvironmentKmsKeyArn"), "")))
     template.add_condition("ConsumersGiven", Not(Equals(Join("", Ref("EndpointConsumerArns")), "")))

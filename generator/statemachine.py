@@ -16,6 +16,7 @@ ${Partition} and ${RunnerArn} are filled by the template's Fn::Sub.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from generator.stages import STEP_ORDER
@@ -72,10 +73,18 @@ def definition(steps: tuple[str, ...] = STEP_ORDER) -> dict[str, Any]:
         }
         states[f"{name}Wait"] = {"Type": "Wait", "SecondsPath": "$.memo.wait", "Next": f"{name}Poll"}
         states[f"{name}Poll"] = _task(step, "poll", f"{name}Decide")
-    states["Done"] = {"Type": "Succeed", "OutputPath": "$.memo"}
+    states["Done"] = {"Type": "Succeed"}
     states["Failed"] = {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
     return {
         "Comment": "CareConnect WebSocket rollout: " + " -> ".join(steps) + " (each step run by the runner function)",
         "StartAt": title(steps[0]),
         "States": states,
     }
+
+
+def substituted(machine: dict[str, Any], values: dict[str, str]) -> str:
+    """The definition as a string with its ${...} substitutions filled, as CloudFormation does."""
+    text = json.dumps(machine)
+    for key, value in values.items():
+        text = text.replace("${" + key + "}", value)
+    return text

@@ -31,12 +31,20 @@ class CredentialsError(RuntimeError):
     """No usable credentials or profile: says what to set."""
 
 
+TARGETS = ("StackName", "FunctionName", "AlarmNamePrefix", "Bucket", "stateMachineArn", "executionArn")
+
+
 @dataclass
 class CallCounter:
     calls: Counter[str] = field(default_factory=Counter)
+    log: list[str] = field(default_factory=list)  # "service:Operation target", in order
 
     def __call__(self, model: Any, **_: Any) -> None:
         self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
+
+    def record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        target = next((str(params[key]) for key in TARGETS if key in params), "")
+        self.log.append(f"{model.service_model.service_name}:{model.name} {target}".rstrip())
 
     @property
     def total(self) -> int:
@@ -59,6 +67,7 @@ class Aws:
         self.endpoint_url = endpoint_url
         self.counter = CallCounter()
         self.session.events.register("before-call", self.counter)
+        self.session.events.register("provide-client-params", self.counter.record)
         self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:

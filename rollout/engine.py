@@ -21,7 +21,7 @@ from rollout.prepare import Prepared, prepare, upload
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
 from rollout.stacks import describe
-from rollout.steps import DeployStack
+from rollout.steps import Context, DeployStack
 from rollout.summary import ArtifactSummary, StageResult, Summary
 
 __all__ = ["LocalContext", "Options", "execute", "preview", "run"]
@@ -38,6 +38,10 @@ class LocalContext:
     def client(self, service: str) -> Any:
         return self.aws.client(service)
 
+    @property
+    def calls(self) -> list[str]:
+        return self.aws.counter.log
+
 
 def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
     prepared = prepare(settings, aws, report, options, "local")
@@ -46,8 +50,9 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
     return orchestrate(plan, prepared, LocalContext(aws, report, options.confirm), options, uploaded, "local")
 
 
-def orchestrate(plan: Plan, prepared: Prepared, ctx: LocalContext, options: Options, uploaded: bool,
-                engine: str) -> Summary:  # fmt: skip
+def orchestrate(
+    plan: Plan, prepared: Prepared, ctx: LocalContext, options: Options, uploaded: bool, engine: str
+) -> Summary:
     """Print the plan, then preview it (dry run) or execute it; the summary."""
     for note in plan.notes:
         ctx.report.line("preflight", note)
@@ -65,39 +70,58 @@ def current_outputs(prepared: Prepared) -> dict[str, dict[str, str]]:
     return {stage: dict(state.outputs) if state else {} for stage, state in prepared.observed.stacks.items()}
 
 
-def execute(plan: Plan, ctx: LocalContext, outputs: dict[str, dict[str, str]],
-            sleep: Callable[[float], None]) -> list[dict[str, Any]]:  # fmt: skip
+def execute(
+    plan: Plan, ctx: Context, outputs: dict[str, dict[str, str]], sleep: Callable[[float], None]
+) -> list[dict[str, Any]]:
     """Every step: start, then poll after its wait until it is done."""
-    results = []
+    results, log = [], ctx.calls
     for step in plan.steps:
+        first = len(log)
         progress = step.start(ctx, outputs)
         while not progress.done:
-            sleep(progress.wait)
+            if progress.wait:
+                sleep(progress.wait)
             progress = step.poll(ctx, outputs, progress.work)
         assert progress.result is not None
-        results.append(progress.result)
+        results.append({**progress.result, "calls": log[first:]})
     return results
 
 
-def preview(plan: Plan, ctx: LocalContext, outputs: dict[str, dict[str, str]],
-            sleep: Callable[[float], None]) -> list[dict[str, Any]]:  # fmt: skip
+def preview(
+    plan: Plan, ctx: Context, outputs: dict[str, dict[str, str]], sleep: Callable[[float], None]
+) -> list[dict[str, Any]]:
     """The dry run: each stack's change set shown and discarded; the other steps described."""
-    return [step.preview(ctx, outputs, sleep) if isinstance(step, DeployStack)
-            else {"stage": step.name, "action": "planned", "detail": step.description()}
-            for step in plan.steps]  # fmt: skip
+    return [
+        step.preview(ctx, outputs, sleep)
+        if isinstance(step, DeployStack)
+        else {"stage": step.name, "action": "planned", "detail": step.description()}
+        for step in plan.steps
+    ]
 
 
-def summarize(plan: Plan, prepared: Prepared, aws: Aws, results: list[dict[str, Any]], uploaded: bool,
-              engine: str, *, dry_run: bool = False) -> Summary:  # fmt: skip
+def summarize(
+    plan: Plan,
+    prepared: Prepared,
+    aws: Aws,
+    results: list[dict[str, Any]],
+    uploaded: bool,
+    engine: str,
+    *,
+    dry_run: bool = False,
+) -> Summary:
     """What the run did, and the URLs as the websocket stack holds them now (read back)."""
     websocket = describe(aws.client("cloudformation"), prepared.settings.stacks["websocket"])
     held = websocket.outputs if websocket else {}
     artifact = prepared.artifact
     return Summary(
-        plan.environment, plan.region, engine=engine, account=plan.account, dry_run=dry_run,
+        plan.environment,
+        plan.region,
+        engine=engine,
+        account=plan.account,
+        dry_run=dry_run,
         result="planned" if dry_run else "succeeded",
         stages=[StageResult(**result) for result in results],
         artifact=ArtifactSummary(artifact.s3_key, artifact.sha256, uploaded and not dry_run),
         management_endpoint=held.get("WebSocketManagementEndpoint", ""),
         websocket_url=held.get("WebSocketStageInvokeUrl", ""),
-    )  # fmt: skip
+    )

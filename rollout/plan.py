@@ -87,18 +87,28 @@ class Plan:
 
     def calls(self) -> list[Call]:
         """Every call the steps may make, each once (the runner's role, the release engineer's policy)."""
-        return sorted({call for step in self.steps for call in step.calls(self.where)},
-                      key=lambda c: (c.action, c.resource))  # fmt: skip
+        return sorted(
+            {call for step in self.steps for call in step.calls(self.where)}, key=lambda c: (c.action, c.resource)
+        )
 
     def lines(self) -> list[str]:
         role = self.role_arn or "none (the caller's own permissions)"
-        head = [f"plan {self.run_id}: {len(self.steps)} step(s); service role {role}; artifacts in {self.artifacts_bucket}"]
+        head = [
+            f"plan {self.run_id}: {len(self.steps)} step(s); service role {role}; artifacts in {self.artifacts_bucket}"
+        ]
         return head + [f"  {i}. {s.name}: {s.description()}" for i, s in enumerate(self.steps, 1)]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"environment": self.environment, "region": self.region, "account": self.account,
-                "partition": self.partition, "artifacts_bucket": self.artifacts_bucket, "role_arn": self.role_arn,
-                "run_id": self.run_id, "steps": [s.to_dict() for s in self.steps]}  # fmt: skip
+        return {
+            "environment": self.environment,
+            "region": self.region,
+            "account": self.account,
+            "partition": self.partition,
+            "artifacts_bucket": self.artifacts_bucket,
+            "role_arn": self.role_arn,
+            "run_id": self.run_id,
+            "steps": [s.to_dict() for s in self.steps],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
@@ -190,10 +200,16 @@ def resolve(
     def stack_step(step_name: str, stage: str, parameters: dict[str, Any]) -> DeployStack:
         stem = STACK_TEMPLATES[stage]
         return DeployStack(
-            step_name, poll_seconds, settings.stacks[stage], artifacts.template_urls[stem],
-            template_sha256(artifacts.template_texts[stem]), parameters, role_arn, f"rollout-{run_id}",
+            step_name,
+            poll_seconds,
+            settings.stacks[stage],
+            artifacts.template_urls[stem],
+            template_sha256(artifacts.template_texts[stem]),
+            parameters,
+            role_arn,
+            f"rollout-{run_id}",
             settings.stacks[stage] in recreate,
-        )  # fmt: skip
+        )
 
     update = ENDPOINT_UPDATE
     endpoint = ref(*update.value_from)
@@ -204,10 +220,13 @@ def resolve(
         "compute": stack_step("compute", "compute", decided["compute"]),
         "websocket": stack_step("websocket", "websocket", decided["websocket"]),
         "endpoint": SetVariables(
-            "endpoint", min(poll_seconds, 1.0), {update.variable: endpoint},
+            "endpoint",
+            min(poll_seconds, 1.0),
+            {update.variable: endpoint},
             (*(ref(*source) for source in update.functions_from), *consumers),
-            {arn: {NOTIFY_FUNCTION_VARIABLE: notify} for arn in consumers}, names.functions,
-        ),  # fmt: skip
+            {arn: {NOTIFY_FUNCTION_VARIABLE: notify} for arn in consumers},
+            names.functions,
+        ),
         "carry": stack_step("carry", carried_stage, {**decided[carried_stage], carried_parameter: endpoint}),
     }
     if bake_seconds > 0:
@@ -216,9 +235,16 @@ def resolve(
     consumer_note = ", ".join(f"{c.function} (role {c.role_name})" for c in observed.consumers)
     notes = (role_note, *((f"endpoint consumers: {consumer_note}",) if consumer_note else ()))
     return Plan(
-        settings.name, settings.region, observed.account, observed.partition, artifacts.bucket, role_arn, run_id,
-        tuple(steps[name] for name in STEP_ORDER if name in steps), notes,
-    )  # fmt: skip
+        settings.name,
+        settings.region,
+        observed.account,
+        observed.partition,
+        artifacts.bucket,
+        role_arn,
+        run_id,
+        tuple(steps[name] for name in STEP_ORDER if name in steps),
+        notes,
+    )
 
 
 def declared_calls(where: Where, name_prefix: str, stacks: dict[str, str], role_arn: str, bucket: str) -> list[Call]:
@@ -226,5 +252,8 @@ def declared_calls(where: Where, name_prefix: str, stacks: dict[str, str], role_
     references (`${ComputeStackName}`): what the runner's role allows, generated, never written."""
     names, url = Names(name_prefix), f"https://{bucket}.s3.{where.region}.amazonaws.com/templates/*"
     steps: list[Step] = [DeployStack(stage, 0, stacks[stage], url, "", {}, role_arn, "rollout-*") for stage in stacks]
-    steps += [SetVariables("endpoint", 0, {}, (), own_functions=names.functions), Bake("bake", 0, names.alarm_prefix, 1)]
+    steps += [
+        SetVariables("endpoint", 0, {}, (), own_functions=names.functions),
+        Bake("bake", 0, names.alarm_prefix, 1),
+    ]
     return sorted({call for step in steps for call in step.calls(where)}, key=lambda c: (c.action, c.resource))

@@ -37,8 +37,10 @@ class Prepared:
     run_id: str
 
     def artifacts(self, bucket: str) -> Artifacts:
-        urls = {stem: artifacts.object_url(bucket, artifacts.template_key(stem, text), self.settings.region)
-                for stem, text in self.texts.items()}  # fmt: skip
+        urls = {
+            stem: artifacts.object_url(bucket, artifacts.template_key(stem, text), self.settings.region)
+            for stem, text in self.texts.items()
+        }
         return Artifacts(bucket, self.artifact.s3_key, urls, self.texts)
 
     def plan(self, options: Options, observed: Observed | None = None) -> Plan:
@@ -48,9 +50,15 @@ class Prepared:
         check_kept_roles(observed, self.settings.stacks, role)
         seconds = self.settings.bake_seconds if options.bake_seconds is None else options.bake_seconds
         return resolve(
-            self.settings, observed, self.artifacts(bucket or self.settings.artifacts_bucket), run_id=self.run_id,
-            role_arn=role, bake_seconds=seconds, poll_seconds=options.poll_seconds, recreate=self.recreate,
-        )  # fmt: skip
+            self.settings,
+            observed,
+            self.artifacts(bucket or self.settings.artifacts_bucket),
+            run_id=self.run_id,
+            role_arn=role,
+            bake_seconds=seconds,
+            poll_seconds=options.poll_seconds,
+            recreate=self.recreate,
+        )
 
 
 def rollout_stack_name(settings: EnvironmentSettings) -> str:
@@ -73,6 +81,7 @@ def prepare(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: 
     texts = preflight.rendered_templates()
     preflight.check_bucket(aws, settings.artifacts_bucket)
     observed = observe(aws, settings, identity)
+    warn_outside_variables(aws, observed.stacks["compute"], texts["compute"], report)
     recreate = _approve_recreates(settings, observed.stacks, report, options)
     _approve_renames(settings, observed.stacks, report, options)
     target = package.Target(architecture=settings.parameters.get("compute", {}).get("Architecture", "arm64"))
@@ -89,16 +98,48 @@ def observe(aws: Aws, settings: EnvironmentSettings, identity: dict[str, str]) -
             raise preflight.PreflightFailed(problem, exit_code=1)
     role = aws.client("apigateway").get_account().get("cloudwatchRoleArn") or ""
     consumers = find_consumers(aws, settings.endpoint_consumers, identity["account"])
-    return Observed(identity["account"], identity["arn"].split(":")[1], stacks, role, consumers,
-                    describe(cloudformation, rollout_stack_name(settings)))  # fmt: skip
+    return Observed(
+        identity["account"],
+        identity["arn"].split(":")[1],
+        stacks,
+        role,
+        consumers,
+        describe(cloudformation, rollout_stack_name(settings)),
+    )
+
+
+def warn_outside_variables(aws: Aws, compute: StackState | None, template_text: str, report: Reporter) -> None:
+    """A compute update rewrites the functions' environment from the template: say which variables
+    added outside it would go, before anything runs."""
+    functions = [v for k, v in (compute.outputs if compute else {}).items() if k.endswith("FunctionName")]
+    if not functions:
+        return
+    resources = artifacts.load_template(template_text)["Resources"]
+    ours = {
+        name
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::Function"
+        for name in r["Properties"]["Environment"]["Variables"]
+    }
+    lambda_client = aws.client("lambda")
+    for function in sorted(functions):
+        variables = lambda_client.get_function_configuration(FunctionName=function).get("Environment", {})
+        outside = sorted(set(variables.get("Variables", {})) - ours)
+        if outside:
+            report.line(
+                "compute",
+                f"WARNING {function} carries {', '.join(outside)}, which the template does not "
+                "set: an update of the compute stack removes them (put them in the template)",
+            )
 
 
 def upload(aws: Aws, plan: Plan, prepared: Prepared, report: Reporter, *, dry_run: bool) -> bool:
     """The handlers zip (unless a dry run) and the templates into the plan's bucket (a change set can
     only be planned from S3, so the templates go in a dry run too); True when the zip was new."""
     s3, artifact = aws.client("s3"), prepared.artifact
-    uploaded = artifacts.upload_if_absent(s3, plan.artifacts_bucket, artifact.s3_key, artifact.path.read_bytes(),
-                                          dry_run=dry_run)  # fmt: skip
+    uploaded = artifacts.upload_if_absent(
+        s3, plan.artifacts_bucket, artifact.s3_key, artifact.path.read_bytes(), dry_run=dry_run
+    )
     artifacts.upload_templates(s3, plan.artifacts_bucket, plan.region, prepared.texts)
     where = ("uploaded" if not dry_run else "would be uploaded") if uploaded else "already in the bucket"
     report.line("package", f"{artifact.s3_key} ({artifact.size:,} bytes) {where} (s3://{plan.artifacts_bucket})")
@@ -128,8 +169,9 @@ def find_consumers(aws: Aws, names: tuple[str, ...], account: str) -> tuple[Cons
     return tuple(found)
 
 
-def _approve_renames(settings: EnvironmentSettings, states: dict[str, StackState | None], report: Reporter,
-                     options: Options) -> None:  # fmt: skip
+def _approve_renames(
+    settings: EnvironmentSettings, states: dict[str, StackState | None], report: Reporter, options: Options
+) -> None:
     """A new NamePrefix renames every resource: CloudFormation replaces them, and the old log
     groups go with their logs. Say so, and ask."""
     after = settings.parameters.get("compute", {}).get("NamePrefix", "cc")
@@ -137,16 +179,19 @@ def _approve_renames(settings: EnvironmentSettings, states: dict[str, StackState
         before = state.parameters.get("NamePrefix") if state else None
         if before is None or before == after:
             continue
-        why = (f"{settings.stacks[stage]}: NamePrefix changes from {before} to {after}: every named resource is "
-               f"replaced and the log groups of {before}-websocket-* are deleted with their logs")  # fmt: skip
+        why = (
+            f"{settings.stacks[stage]}: NamePrefix changes from {before} to {after}: every named resource is "
+            f"replaced and the log groups of {before}-websocket-* are deleted with their logs"
+        )
         if options.dry_run:
             report.line("preflight", f"WARNING {why}")
         elif not options.confirm(f"{why}. Go on?"):
             raise Declined(f"{settings.stacks[stage]}: NamePrefix left at {before}")
 
 
-def _approve_recreates(settings: EnvironmentSettings, states: dict[str, StackState | None], report: Reporter,
-                       options: Options) -> frozenset[str]:  # fmt: skip
+def _approve_recreates(
+    settings: EnvironmentSettings, states: dict[str, StackState | None], report: Reporter, options: Options
+) -> frozenset[str]:
     """A first create that rolled back holds nothing; re-creating it deletes it first: ask once."""
     approved = set()
     for stage, state in states.items():

@@ -32,6 +32,10 @@ class RunnerContext:
     def client(self, service: str) -> Any:
         return self.aws.client(service)
 
+    @property
+    def calls(self) -> list[str]:
+        return self.aws.counter.log
+
     def confirm(self, question: str) -> bool:
         self.report.line("runner", f"{question} yes (approved before the execution started)")
         return True
@@ -46,10 +50,27 @@ def run_phase(plan: Plan, step_name: str, phase: str, memo: dict[str, Any], ctx:
     step, outputs = plan.step(step_name), {k: dict(v) for k, v in memo["outputs"].items()}
     if step is None:
         return {**memo, "work": {}, "done": True, "wait": 0}
-    progress = step.start(ctx, outputs) if phase == "start" else step.poll(ctx, outputs, memo["work"])
-    results = memo["results"] + ([progress.result] if progress.done and progress.result else [])
-    return {"outputs": outputs, "work": {} if progress.done else progress.work, "results": results,
-            "done": progress.done, "wait": math.ceil(progress.wait)}  # fmt: skip
+    log, first = ctx.calls, len(ctx.calls)
+    work = memo["work"] if phase == "poll" else {}
+    calls = work.pop("calls", [])  # the step's calls so far (a memo key of the runner's, not the step's)
+    progress = step.start(ctx, outputs) if phase == "start" else step.poll(ctx, outputs, work)
+    calls += log[first:]
+    if progress.done:
+        assert progress.result is not None
+        return {
+            "outputs": outputs,
+            "work": {},
+            "results": [*memo["results"], {**progress.result, "calls": calls}],
+            "done": True,
+            "wait": 0,
+        }
+    return {
+        "outputs": outputs,
+        "work": {**progress.work, "calls": calls},
+        "results": memo["results"],
+        "done": False,
+        "wait": math.ceil(progress.wait),
+    }
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -57,8 +57,16 @@ def rollout_step(prepared: Prepared, runner_key: str, options: Options) -> Deplo
         "RunnerCodeBucket": settings.artifacts_bucket,
         "RunnerCodeKey": runner_key,
     }
-    return DeployStack("rollout", options.poll_seconds, rollout_stack_name(settings), url, template_sha256(text),
-                       parameters, "", f"rollout-{prepared.run_id}")  # fmt: skip
+    return DeployStack(
+        "rollout",
+        options.poll_seconds,
+        rollout_stack_name(settings),
+        url,
+        template_sha256(text),
+        parameters,
+        "",
+        f"rollout-{prepared.run_id}",
+    )
 
 
 def refuse_secrets(plan: Plan, prepared: Prepared) -> None:
@@ -71,8 +79,10 @@ def refuse_secrets(plan: Plan, prepared: Prepared) -> None:
         given = prepared.settings.parameters.get(stage, {})
         secret = sorted(n for n, p in templates[stem].parameters.items() if p.properties.get("NoEcho") and given.get(n))
         if secret:
-            raise NoEchoRefused(f"{', '.join(secret)} would appear in the execution history: use DatabaseAuth secret "
-                                "or iam with the stepfunctions engine")  # fmt: skip
+            raise NoEchoRefused(
+                f"{', '.join(secret)} would appear in the execution history: use DatabaseAuth secret "
+                "or iam with the stepfunctions engine"
+            )
 
 
 def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
@@ -91,12 +101,14 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
     observed = replace(prepared.observed, rollout=describe(aws.client("cloudformation"), stack.stack_name))
     plan = prepared.plan(options, observed)
     refuse_secrets(plan, prepared)
-    machine = (observed.rollout.outputs.get("StateMachineArn", "") if observed.rollout else "")
+    machine = observed.rollout.outputs.get("StateMachineArn", "") if observed.rollout else ""
     stepfunctions = aws.client("stepfunctions")
     running = machine and stepfunctions.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]
     if running:
-        raise Declined(f"execution {running[0]['executionArn']} of {machine} is still running: wait for it to end "
-                       "(follow it with `python -m rollout watch`), then run the rollout again")  # fmt: skip
+        raise Declined(
+            f"execution {running[0]['executionArn']} of {machine} is still running: wait for it to end "
+            "(follow it with `python -m rollout watch`), then run the rollout again"
+        )
     uploaded = upload(aws, plan, prepared, report, dry_run=options.dry_run)
     for line in [*plan.notes, *plan.lines()]:
         report.line("plan", line)
@@ -108,27 +120,39 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
     if not options.confirm("Start the execution that applies these changes?"):
         raise Declined("execution not started")
     started = stepfunctions.start_execution(
-        stateMachineArn=machine, name=execution_name(settings.name, plan.run_id),
+        stateMachineArn=machine,
+        name=execution_name(settings.name, plan.run_id),
         input=json.dumps({"plan": plan.to_dict(), "memo": first_memo(outputs)}),
-    )  # fmt: skip
+    )
     report.line("sfn", f"execution {started['executionArn']}")
-    result = follow(stepfunctions, started["executionArn"], report, poll_seconds=options.poll_seconds,
-                    sleep=options.sleep)  # fmt: skip
+    result = follow(
+        stepfunctions, started["executionArn"], report, poll_seconds=options.poll_seconds, sleep=options.sleep
+    )
     memo = finish(result)
     summary = summarize(plan, prepared, aws, [rollout_result, *memo["results"]], uploaded, "stepfunctions")
     summary.stages.insert(1, StageResult("execution", "succeeded", f"{transitions(result)} state transitions"))
     summary.execution, summary.state_transitions = started["executionArn"], transitions(result)
-    summary.state_machine_calls = dict(Counter(
-        e["taskScheduledEventDetails"]["resource"] for e in result["events"] if "taskScheduledEventDetails" in e
-    ))  # fmt: skip
+    summary.state_machine_calls = dict(
+        Counter(
+            e["taskScheduledEventDetails"]["resource"] for e in result["events"] if "taskScheduledEventDetails" in e
+        )
+    )
     return summary
 
 
 def replace_plan_steps(prepared: Prepared, step: DeployStack) -> Plan:
     """A one-step plan for the rollout stack itself."""
     observed = prepared.observed
-    return Plan(prepared.settings.name, prepared.settings.region, observed.account, observed.partition,
-                prepared.settings.artifacts_bucket, "", prepared.run_id, (step,))  # fmt: skip
+    return Plan(
+        prepared.settings.name,
+        prepared.settings.region,
+        observed.account,
+        observed.partition,
+        prepared.settings.artifacts_bucket,
+        "",
+        prepared.run_id,
+        (step,),
+    )
 
 
 def transitions(result: dict[str, Any]) -> int:
@@ -138,7 +162,7 @@ def transitions(result: dict[str, Any]) -> int:
 def finish(result: dict[str, Any]) -> dict[str, Any]:
     """The memo a succeeded execution ended with; a failed one raises the step's own error."""
     if result["status"] == "SUCCEEDED":
-        return dict(result["output"])
+        return dict(result["output"]["memo"])
     failed: dict[str, str] = next(
         (e["executionFailedEventDetails"] for e in result["events"] if "executionFailedEventDetails" in e), {}
     )
@@ -174,8 +198,11 @@ def follow(
                 report.line("sfn", f"FAILED {failed.get('error', '')}")
         seen = len(events)
         if described["status"] in TERMINAL:
-            return {"status": described["status"], "events": events,
-                    "output": json.loads(described.get("output") or "{}")}  # fmt: skip
+            return {
+                "status": described["status"],
+                "events": events,
+                "output": json.loads(described.get("output") or "{}"),
+            }
         sleep(poll_seconds)
 
 

@@ -115,8 +115,9 @@ def read(settings: EnvironmentSettings, aws: Aws) -> Status:
             status.findings.append(f"{function} carries {ENDPOINT_VARIABLE}={carried or '(unset)'}, not "
                                    f"{status.management_endpoint}: run the rollout again (its endpoint stage sets it)")  # fmt: skip
     cloudwatch = aws.client("cloudwatch")
-    pages = cloudwatch.get_paginator("describe_alarms").paginate(AlarmNamePrefix=alarm_prefix(
-        settings.parameters.get("compute", {}).get("NamePrefix", "cc")))
+    pages = cloudwatch.get_paginator("describe_alarms").paginate(
+        AlarmNamePrefix=alarm_prefix(settings.parameters.get("compute", {}).get("NamePrefix", "cc"))
+    )
     for page in pages:
         for alarm in page.get("MetricAlarms", []):
             state = AlarmState(alarm["AlarmName"], alarm["StateValue"], alarm.get("StateReason", ""),

@@ -57,6 +57,10 @@ class Context(Protocol):
 
     report: Reporter
 
+    @property
+    def calls(self) -> list[str]:
+        """Every AWS call made through `client`, "service:Operation target", in order."""
+
     def client(self, service: str) -> Any: ...
 
     def confirm(self, question: str) -> bool: ...
@@ -138,14 +142,20 @@ class DeployStack(Step):
     def calls(self, where: Where) -> list[Call]:
         stack = where.arn("cloudformation", f"stack/{self.stack_name}/*")
         change_set = where.arn("cloudformation", f"changeSet/{self.change_set_name.split('-')[0]}-*/*")
-        calls = [Call(f"cloudformation:{a}", stack) for a in ("DescribeStacks", "DescribeStackEvents", "GetTemplate",
-                                                              "CreateChangeSet", "DeleteStack")]  # fmt: skip
-        calls += [Call(f"cloudformation:{a}", change_set) for a in ("DescribeChangeSet", "ExecuteChangeSet",
-                                                                    "DeleteChangeSet")]  # fmt: skip
+        calls = [
+            Call(f"cloudformation:{a}", stack)
+            for a in ("DescribeStacks", "DescribeStackEvents", "GetTemplate", "CreateChangeSet", "DeleteStack")
+        ]
+        calls += [
+            Call(f"cloudformation:{a}", change_set)
+            for a in ("DescribeChangeSet", "ExecuteChangeSet", "DeleteChangeSet")
+        ]
         if self.role_arn:
             calls.append(Call("iam:PassRole", self.role_arn))
         bucket, key = self.template_url.split("//", 1)[1].split(".s3.", 1)[0], self.template_url.split("/", 3)[3]
-        calls.append(Call("s3:GetObject", f"arn:{where.partition}:s3:::{bucket}/{key}"))  # TemplateURL, read as the caller
+        calls.append(
+            Call("s3:GetObject", f"arn:{where.partition}:s3:::{bucket}/{key}")
+        )  # TemplateURL, read as the caller
         return calls
 
     def resolved(self, outputs: dict[str, dict[str, str]]) -> dict[str, str]:
@@ -171,7 +181,8 @@ class DeployStack(Step):
             ctx.report.line(self.name, f"{self.stack_name}: unchanged")
             outputs[self.name] = state.outputs
             return Progress(True, result=_result(self.name, "unchanged", self.stack_name, stack=self.stack_name))
-        return self._plan(ctx, state is None or state.status == "REVIEW_IN_PROGRESS", parameters, mark)
+        work = self._plan(ctx, state is None or state.status == "REVIEW_IN_PROGRESS", parameters, mark).work
+        return Progress(False, {**work, "outputs": state.outputs if state else {}}, min(self.wait, 1.0))
 
     def poll(self, ctx: Context, outputs: dict[str, dict[str, str]], work: dict[str, Any]) -> Progress:
         cf, work = ctx.client("cloudformation"), self.bounded(work)
@@ -186,15 +197,15 @@ class DeployStack(Step):
             if changes is None:
                 return Progress(False, work, min(self.wait, 1.0))
             if changes == "none":
-                outputs[self.name] = describe(cf, self.stack_name).outputs  # type: ignore[union-attr]
+                outputs[self.name] = work.get("outputs", {})
                 return Progress(True, result=_result(self.name, "unchanged", self.stack_name, stack=self.stack_name))
             if not ctx.confirm(f"Execute {len(changes)} change(s) to {self.stack_name}?"):
                 discard(cf, self.stack_name, work["change_set"], work["creating"])
                 raise Declined(f"{self.stack_name}: change set not executed")
             last = latest_event_id(cf, self.stack_name)
             cf.execute_change_set(ChangeSetName=work["change_set"], StackName=self.stack_name)
-            work = {**work, "phase": "executing", "last_event": last, "changes": len(changes)}
-            return Progress(False, work, self.wait)
+            work = {**work, "phase": "executing", "last_event": last, "changes": changes}
+            return Progress(False, work, 0)  # look at once: the first events are already there
         state = self._watch(ctx, work)
         if state is None or state.status.endswith("_IN_PROGRESS"):
             return Progress(False, work, self.wait)
@@ -205,10 +216,12 @@ class DeployStack(Step):
             )
         outputs[self.name] = state.outputs
         action = "created" if work["creating"] else "updated"
-        detail = f"{self.stack_name}: {work['changes']} change(s)"
-        return Progress(True, result=_result(self.name, action, detail, stack=self.stack_name))
+        detail = f"{self.stack_name}: {len(work['changes'])} change(s)"
+        return Progress(True, result=_result(self.name, action, detail, stack=self.stack_name, changes=work["changes"]))
 
-    def preview(self, ctx: Context, outputs: dict[str, dict[str, str]], sleep: Callable[[float], None]) -> dict[str, Any]:
+    def preview(
+        self, ctx: Context, outputs: dict[str, dict[str, str]], sleep: Callable[[float], None]
+    ) -> dict[str, Any]:
         """What a run would change, shown and then discarded: the dry run. Changes nothing else."""
         cf = ctx.client("cloudformation")
         state = describe(cf, self.stack_name)
@@ -216,10 +229,15 @@ class DeployStack(Step):
         if refused:
             raise StageFailed(refused)
         if state is not None and state.status == "ROLLBACK_COMPLETE":
-            ctx.report.line(self.name, f"{self.stack_name} is ROLLBACK_COMPLETE: a real run deletes it and creates it again")
+            ctx.report.line(
+                self.name, f"{self.stack_name} is ROLLBACK_COMPLETE: a real run deletes it and creates it again"
+            )
             return _result(self.name, "planned", self.stack_name, stack=self.stack_name)
-        missing = sorted(f"{v['from']}.{v['output']}" for v in self.parameters.values()
-                         if not isinstance(v, str) and value_of(v, outputs) is None)  # fmt: skip
+        missing = sorted(
+            f"{v['from']}.{v['output']}"
+            for v in self.parameters.values()
+            if not isinstance(v, str) and value_of(v, outputs) is None
+        )
         if missing:
             ctx.report.line(self.name, f"{self.stack_name}: planned once {', '.join(missing)} exist")
             return _result(self.name, "planned", f"after {', '.join(missing)}", stack=self.stack_name)
@@ -234,8 +252,9 @@ class DeployStack(Step):
         if changes == "none":
             return _result(self.name, "unchanged", self.stack_name, stack=self.stack_name)
         discard(cf, self.stack_name, work["change_set"], work["creating"] and state is None)
-        return _result(self.name, "planned", f"{self.stack_name}: {len(changes)} change(s)", stack=self.stack_name,
-                       changes=changes)  # fmt: skip
+        return _result(
+            self.name, "planned", f"{self.stack_name}: {len(changes)} change(s)", stack=self.stack_name, changes=changes
+        )
 
     def _change_set(self, ctx: Context, work: dict[str, Any]) -> list[dict[str, str]] | str | None:
         """The planned change set's changes (reported), "none" for a change set without changes
@@ -324,8 +343,9 @@ def new_events(cf: Any, stack_id: str, last_seen: str | None) -> list[dict[str, 
 def change_list(cf: Any, described: dict[str, Any], stack_name: str, change_set: str) -> list[dict[str, str]]:
     pages = [described]
     while pages[-1].get("NextToken"):
-        pages.append(cf.describe_change_set(ChangeSetName=change_set, StackName=stack_name,
-                                            NextToken=pages[-1]["NextToken"]))  # fmt: skip
+        pages.append(
+            cf.describe_change_set(ChangeSetName=change_set, StackName=stack_name, NextToken=pages[-1]["NextToken"])
+        )
     return [
         {
             "action": c["ResourceChange"]["Action"],
@@ -360,12 +380,18 @@ class SetVariables(Step):
         return f"set {', '.join(sorted(self.variables))} on {len(self.functions)} function(s)"
 
     def calls(self, where: Where) -> list[Call]:
-        arns = {f if f.startswith("arn:") else where.arn("lambda", f"function:{f}")
-                for f in self.functions if isinstance(f, str)}  # fmt: skip
+        arns = {
+            f if f.startswith("arn:") else where.arn("lambda", f"function:{f}")
+            for f in self.functions
+            if isinstance(f, str)
+        }
         if self.own_functions:
             arns.add(where.arn("lambda", f"function:{self.own_functions}"))
-        return [Call(f"lambda:{a}", arn) for arn in sorted(arns)
-                for a in ("GetFunctionConfiguration", "UpdateFunctionConfiguration")]  # fmt: skip
+        return [
+            Call(f"lambda:{a}", arn)
+            for arn in sorted(arns)
+            for a in ("GetFunctionConfiguration", "UpdateFunctionConfiguration")
+        ]
 
     def start(self, ctx: Context, outputs: dict[str, dict[str, str]]) -> Progress:
         values = {name: value_of(value, outputs) for name, value in self.variables.items()}
@@ -387,8 +413,9 @@ class SetVariables(Step):
             return Progress(False, {**self.bounded(work), "pending": pending}, self.wait)
         changed = work["changed"]
         detail = f"{len(changed)} of {work['total']} function(s) changed"
-        return Progress(True, result=_result(self.name, "updated" if changed else "unchanged", detail,
-                                             functions=changed))  # fmt: skip
+        return Progress(
+            True, result=_result(self.name, "updated" if changed else "unchanged", detail, functions=changed)
+        )
 
 
 @dataclass(frozen=True)
@@ -418,8 +445,10 @@ class Bake(Step):
         looks = int(work["looks"])
         if looks >= int(work["checks"]):
             ctx.report.line(self.name, f"no alarm in ALARM for {self.seconds} s")
-            return Progress(True, result=_result(self.name, "succeeded",
-                                                 f"{self.seconds} s, no alarm in ALARM ({self.alarm_prefix}*)"))  # fmt: skip
+            return Progress(
+                True,
+                result=_result(self.name, "succeeded", f"{self.seconds} s, no alarm in ALARM ({self.alarm_prefix}*)"),
+            )
         if looks % max(1, int(work["checks"]) // 10) == 0:
             ctx.report.line(self.name, f"no alarm in ALARM ({looks * self.wait:g} of {self.seconds} s)")
         return Progress(False, {**work, "looks": looks + 1}, self.wait)
@@ -434,4 +463,3 @@ def from_dict(data: dict[str, Any]) -> Step:
     if "functions" in fields:
         fields["functions"] = tuple(fields["functions"])
     return KINDS[data["kind"]](**fields)
-

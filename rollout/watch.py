@@ -28,8 +28,9 @@ def watch(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Op
             report.line("watch", f"following execution {arn}")
             memo = finish(follow(stepfunctions, arn, report, poll_seconds=options.poll_seconds, sleep=options.sleep))
             stages = [StageResult(**result) for result in memo.get("results", [])]
-            return Summary(settings.name, settings.region, engine="stepfunctions", result="succeeded", stages=stages,
-                           execution=arn)  # fmt: skip
+            return Summary(
+                settings.name, settings.region, engine="stepfunctions", result="succeeded", stages=stages, execution=arn
+            )
     watched = []
     for stage in STACK_TEMPLATES:
         name = settings.stacks[stage]

@@ -1,4 +1,5 @@
-"""The rollout state machine: generated from the plan, statically sound, and its template scoped."""
+"""The rollout state machine: a skeleton generated from the step list, statically sound, every
+Task the runner, and its template scoped."""
 
 from __future__ import annotations
 
@@ -11,75 +12,64 @@ import pytest
 
 from generator import asl_checks
 from generator.intrinsics import Evaluator
-from generator.rollout_stack import template_parameters
-from generator.stages import ENDPOINT_UPDATE, STACK_INPUTS, STACK_TEMPLATES
-from generator.statemachine import MAX_POLLS, definition, output_path, substituted
+from generator.stages import STEP_ORDER
+from generator.statemachine import definition, substituted, title
 
 
 @pytest.fixture(scope="module")
 def machine() -> dict[str, Any]:
-    return definition(template_parameters())
+    return definition()
 
 
 def test_generated_definition_passes_the_static_checks(machine: dict[str, Any]) -> None:
     assert asl_checks.problems(machine) == []
-    assert machine["QueryLanguage"] == "JSONPath"
 
 
-def test_checks_catch_a_missing_target_an_orphan_and_an_unbounded_loop(
-    machine: dict[str, Any],
-) -> None:
+def test_checks_catch_a_missing_target_and_an_orphan(machine: dict[str, Any]) -> None:
     broken = copy.deepcopy(machine)
-    broken["States"]["ComputeExecute"]["Next"] = "Nowhere"
+    broken["States"]["ComputePoll"]["Next"] = "Nowhere"
     broken["States"]["Orphan"] = {"Type": "Succeed"}
-    broken["States"]["ComputeStackDecide"]["Choices"] = broken["States"]["ComputeStackDecide"]["Choices"][1:]
     found = asl_checks.problems(broken)
-    assert "ComputeExecute goes to 'Nowhere', which does not exist" in found
+    assert "ComputePoll goes to 'Nowhere', which does not exist" in found
     assert "Orphan is unreachable" in found
-    assert any(p.startswith("loop without a bound:") and "ComputeStackWait" in p for p in found)
     assert asl_checks.problems({"StartAt": "X", "States": {}}) == ["StartAt names no state: 'X'"]
 
 
-def test_stage_order_and_wiring_come_from_the_plan(machine: dict[str, Any]) -> None:
-    first = next(iter(STACK_TEMPLATES))
-    assert machine["StartAt"] == f"{first.title()}Describe"
-    websocket = machine["States"]["WebsocketCreateChangeSet"]["Parameters"]["Parameters"]
-    values = {p["ParameterKey"]: p["ParameterValue.$"] for p in websocket}
-    for parameter, source in STACK_INPUTS["websocket"].items():
-        assert values[parameter] == output_path(source)
-    assert values["StageName"] == "$.stacks.websocket.parameters.StageName"
-    compute = {p["ParameterKey"]: p["ParameterValue.$"] for p in
-               machine["States"]["ComputeCreateChangeSet"]["Parameters"]["Parameters"]}  # fmt: skip
-    assert compute["ManagementEndpoint"] == "$.stacks.compute.parameters.ManagementEndpoint"  # from the input
-    carried = {p["ParameterKey"]: p["ParameterValue.$"] for p in
-               machine["States"]["CarryComputeCreateChangeSet"]["Parameters"]["Parameters"]}  # fmt: skip
-    assert carried[ENDPOINT_UPDATE.carried_by[1]] == "$.endpoint.value"
-    assert machine["States"]["ComputeOutputs"]["Next"] == "WebsocketDescribe"
+def test_every_step_is_a_start_a_wait_loop_and_a_poll_in_plan_order(machine: dict[str, Any]) -> None:
+    assert machine["StartAt"] == title(STEP_ORDER[0])
+    for step, after in zip(STEP_ORDER, [*STEP_ORDER[1:], None], strict=True):
+        name = title(step)
+        start, poll = machine["States"][name], machine["States"][f"{name}Poll"]
+        assert start["Parameters"]["Payload"] == {
+            "plan.$": "$.plan",
+            "memo.$": "$.memo",
+            "step": step,
+            "phase": "start",
+        }
+        assert poll["Parameters"]["Payload"]["phase"] == "poll" and poll["Next"] == f"{name}Decide"
+        (done,) = machine["States"][f"{name}Decide"]["Choices"]
+        assert done == {"Variable": "$.memo.done", "BooleanEquals": True, "Next": title(after) if after else "Done"}
+        assert machine["States"][f"{name}Wait"]["SecondsPath"] == "$.memo.wait"
 
 
-def test_every_task_retries_and_every_wait_is_bounded(machine: dict[str, Any]) -> None:
-    for name, state in machine["States"].items():
-        if state["Type"] == "Task":
-            assert state["Retry"], name
-            assert state["Resource"].startswith("arn:${Partition}:states:::aws-sdk:"), name
-        if name.endswith("Decide"):
-            bound = state["Choices"][0]
-            assert bound["Variable"].startswith("$.polls.") and bound["NumericGreaterThanEquals"] == MAX_POLLS
-
-
-def test_endpoint_is_merged_with_the_revision_and_skipped_when_set(machine: dict[str, Any]) -> None:
-    update = machine["States"]["Function0Update"]["Parameters"]
-    assert update["RevisionId.$"] == "$.work.Function0.revision"
-    assert update["Environment"]["Variables.$"].startswith("States.JsonMerge($.work.Function0.variables")
-    check = machine["States"]["Function0Check"]["Choices"][0]
-    assert check["Next"] == "Function1Read"
-    functions = [k for k in machine["States"] if k.endswith("Read") and k.startswith("Function")]
-    assert len(functions) == len(ENDPOINT_UPDATE.functions_from)
-
-
-def of_type(template: dict[str, Any], kind: str) -> dict[str, Any]:
-    (found,) = [r for r in template["Resources"].values() if r["Type"] == kind]
-    return found
+def test_tasks_retry_lambdas_errors_and_never_rely_on_catching_runtime_errors(machine: dict[str, Any]) -> None:
+    tasks = [s for s in machine["States"].values() if s["Type"] == "Task"]
+    assert len(tasks) == 2 * len(STEP_ORDER)
+    for task in tasks:
+        assert (
+            task["Resource"] == "arn:${Partition}:states:::lambda:invoke"
+            and task["Parameters"]["FunctionName"] == "${RunnerArn}"
+        )
+        (retry,) = task["Retry"]
+        assert "Lambda.TooManyRequestsException" in retry["ErrorEquals"] and retry["MaxAttempts"] >= 3
+        (catch,) = task["Catch"]
+        # States.ALL does not catch States.Runtime on AWS: name what a Lambda task raises.
+        assert catch["ErrorEquals"] == ["States.TaskFailed", "States.Timeout"] and catch["Next"] == "Failed"
+        # Only what the runner always returns is read: a missing path would be States.Runtime.
+        assert set(task["ResultSelector"].values()) == {
+            f"$.Payload.{k}" for k in ("outputs", "work", "results", "done", "wait")
+        }
+    assert machine["States"]["Failed"] == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
 
 
 def test_rollout_template_state_machine_and_bucket(templates: dict[str, Any]) -> None:
@@ -87,9 +77,15 @@ def test_rollout_template_state_machine_and_bucket(templates: dict[str, Any]) ->
     machine = of_type(rollout, "AWS::StepFunctions::StateMachine")["Properties"]
     assert machine["StateMachineType"] == "STANDARD"
     text, substitutions = machine["DefinitionString"]["Fn::Sub"]
-    assert set(substitutions) == {"Partition", "CloudFormationRoleArn"}
-    assert json.loads(text)["StartAt"] == "ComputeDescribe"
+    assert substitutions == {
+        "Partition": {"Ref": "AWS::Partition"},
+        "RunnerArn": {"Fn::GetAtt": ["RunnerFunction", "Arn"]},
+    }
+    assert json.loads(text)["StartAt"] == "Compute"
     assert machine["LoggingConfiguration"]["IncludeExecutionData"] is False
+    runner = of_type(rollout, "AWS::Lambda::Function")["Properties"]
+    assert runner["Handler"] == "rollout.runner.handler"
+    assert runner["Code"] == {"S3Bucket": {"Ref": "RunnerCodeBucket"}, "S3Key": {"Ref": "RunnerCodeKey"}}
     bucket = of_type(rollout, "AWS::S3::Bucket")["Properties"]
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
     assert all(bucket["PublicAccessBlockConfiguration"].values())
@@ -99,60 +95,43 @@ def test_rollout_template_state_machine_and_bucket(templates: dict[str, Any]) ->
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": False}}
 
 
-def test_rollout_roles_are_scoped(templates: dict[str, Any]) -> None:
+def test_the_state_machine_may_only_invoke_the_runner(templates: dict[str, Any]) -> None:
     resources = templates["rollout"]["Resources"]
-    machine_role = resources["StateMachineRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-    text = json.dumps(machine_role)
-    (cloudformation,) = [s for s in machine_role if "cloudformation:CreateChangeSet" in s["Action"]]
-    assert all("${ComputeStackName}" in json.dumps(r) or "${WebSocketStackName}" in json.dumps(r)
-               or "changeSet/rollout-" in json.dumps(r) for r in cloudformation["Resource"])  # fmt: skip
-    (pass_role,) = [s for s in machine_role if s["Action"] == ["iam:PassRole"]]
-    assert pass_role["Resource"] == [{"Fn::GetAtt": ["CloudFormationRole", "Arn"]}]
-    wildcard = [s for s in machine_role if s["Resource"] == ["*"]]
-    assert len(wildcard) == 1 and all(a.startswith(("logs:", "xray:")) for a in wildcard[0]["Action"])
-    assert "lambda:UpdateFunctionConfiguration" in text and "${NamePrefix}-websocket-*" in text
-    service_statements = resources["CloudFormationRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-    unscoped = [s for s in service_statements if "*" in s["Resource"] and "Condition" not in s]
-    # Only reads that take no resource ARN go unscoped; creating the alarm topic's key (which has
-    # no ARN yet) is allowed only with the application's tag on the request.
-    assert len(unscoped) == 1 and all(a.startswith(("ec2:Describe", "logs:Describe")) for a in unscoped[0]["Action"])
-    (create_key,) = [s for s in service_statements if "*" in s["Resource"] and "Condition" in s]
-    assert create_key["Action"] == ["kms:CreateKey"]
-    assert create_key["Condition"] == {"StringEquals": {"aws:RequestTag/Application": "CareConnect"}}
+    statements = resources["StateMachineRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    (invoke,) = [s for s in statements if s["Action"] == ["lambda:InvokeFunction"]]
+    assert invoke["Resource"][0] == {"Fn::GetAtt": ["RunnerFunction", "Arn"]}
+    others = [s for s in statements if s is not invoke]
+    assert all(a.startswith(("logs:", "xray:")) for s in others for a in s["Action"])
+    runner = json.dumps(resources["RunnerRole"]["Properties"]["Policies"][0]["PolicyDocument"])
+    assert "cloudformation:ExecuteChangeSet" in runner and "${ComputeStackName}" in runner
+    assert "iam:PassRole" in runner and "${CloudFormationRole.Arn}" in runner
 
 
 @pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov"])
 def test_task_resources_name_the_stack_partition(templates: dict[str, Any], partition: str) -> None:
     machine = of_type(templates["rollout"], "AWS::StepFunctions::StateMachine")["Properties"]
-    resolved = Evaluator(templates["rollout"], pseudo={"AWS::Partition": partition}).eval(machine["DefinitionString"])
+    code = {"RunnerCodeBucket": "b", "RunnerCodeKey": "k"}
+    resolved = Evaluator(templates["rollout"], code, pseudo={"AWS::Partition": partition},
+                         attributes={"RunnerFunction.Arn": "arn:x"}).eval(machine["DefinitionString"])  # fmt: skip
     tasks = [state["Resource"] for state in json.loads(resolved)["States"].values() if state["Type"] == "Task"]
-    assert tasks and all(task.startswith(f"arn:{partition}:states:::aws-sdk:") for task in tasks)
+    assert tasks and all(task == f"arn:{partition}:states:::lambda:invoke" for task in tasks)
     assert "${" not in resolved
 
 
 def test_cfn_lint_checks_the_definition_as_an_object(machine: dict[str, Any]) -> None:
     """The template carries a string (so the partition can vary) that cfn-lint cannot read; the
     same definition as an object, in the aws partition, passes its E3601 schema check."""
-    text = substituted(machine, {"Partition": "aws", "CloudFormationRoleArn": "arn:aws:iam::123456789012:role/cfn"})
+    text = substituted(machine, {"Partition": "aws", "RunnerArn": "arn:aws:lambda:eu-west-1:123456789012:function:r"})
     template = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": {"Machine": {
         "Type": "AWS::StepFunctions::StateMachine",
         "Properties": {"RoleArn": "arn:aws:iam::123456789012:role/sfn", "Definition": json.loads(text)}}}}  # fmt: skip
     assert [str(m) for m in cfnlint.api.lint(json.dumps(template))] == []
     broken = json.loads(text)
-    broken["States"]["ComputeDescribe"]["Type"] = "Taks"
+    broken["States"]["Compute"]["Type"] = "Taks"
     template["Resources"]["Machine"]["Properties"]["Definition"] = broken
     assert any(m.rule.id == "E3601" for m in cfnlint.api.lint(json.dumps(template)))
 
 
-def test_timed_out_causes_count_checks_not_assumed_seconds(machine: dict[str, Any]) -> None:
-    timed_out = machine["States"]["ComputeStackTimedOut"]
-    assert "Cause" not in timed_out
-    assert "checks" in timed_out["CausePath"] and "$.pollSeconds" in timed_out["CausePath"]
-
-
-def test_each_stack_gets_its_own_change_set_name(machine: dict[str, Any]) -> None:
-    names = {state["Parameters"]["ChangeSetName.$"] for name, state in machine["States"].items()
-             if name.endswith("CreateChangeSet")}  # fmt: skip
-    assert len(names) == 3  # compute, websocket, and the compute carry each differ
-    creates = [s for n, s in machine["States"].items() if n.endswith("CreateChangeSet")]
-    assert all("TemplateURL.$" in s["Parameters"] and "TemplateBody" not in json.dumps(s) for s in creates)
+def of_type(template: dict[str, Any], kind: str) -> dict[str, Any]:
+    (found,) = [r for r in template["Resources"].values() if r["Type"] == kind]
+    return found

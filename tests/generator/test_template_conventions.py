@@ -14,7 +14,7 @@ from generator.build import build_all
 from generator.catalog import TEMPLATES
 
 # Parameters a deploy must always supply; every other one has a default.
-REQUIRED = {"compute": {"CodeS3Bucket", "CodeS3Key"}}
+REQUIRED = {"compute": {"CodeS3Bucket", "CodeS3Key"}, "rollout": {"RunnerCodeBucket", "RunnerCodeKey"}}
 CONSTRAINT_KEYS = {
     "AllowedValues",
     "AllowedPattern",

@@ -69,7 +69,9 @@ def test_a_consumer_gets_the_endpoint_keeps_its_variables_and_the_grant_names_on
     variables = aws.client("lambda").get_function_configuration(FunctionName="careconnect-backend")["Environment"][
         "Variables"
     ]
-    assert variables == {**OWN_VARIABLES, ENDPOINT_VARIABLE: first["management_endpoint"]}
+    # The backend learns the endpoint and the function its pushes go through (handlers/notify.py).
+    assert variables == {**OWN_VARIABLES, ENDPOINT_VARIABLE: first["management_endpoint"],
+                         "CC_WEBSOCKET_NOTIFY_FUNCTION": "cc-websocket-notify"}  # fmt: skip
     policy = aws.client("iam").get_role_policy(RoleName="careconnect-backend-role",
                                                PolicyName="cc-websocket-manage-connections")["PolicyDocument"]  # fmt: skip
     api_id = first["management_endpoint"].split("//")[1].split(".")[0]
@@ -108,7 +110,7 @@ def test_a_consumer_running_as_another_accounts_role_is_refused() -> None:
         "Role": "arn:aws:iam::999999999999:role/their-role"}, {"FunctionName": "elsewhere"})  # fmt: skip
     aws = SimpleNamespace(region="eu-west-1", client=lambda _service: client)
     with stub, pytest.raises(PreflightFailed, match="a role of account 999999999999"):
-        find_consumers(aws, ("elsewhere",), "123456789012", Reporter(io.StringIO()))  # type: ignore[arg-type]
+        find_consumers(aws, ("elsewhere",), "123456789012")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("value", "problem"), [

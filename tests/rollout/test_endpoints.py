@@ -1,16 +1,20 @@
-"""The endpoint merge against Lambda's real behaviour (Stubber): RevisionId, updates still in
-progress, conflicts, and functions that already carry the value."""
+"""The endpoint step against Lambda's real behaviour (Stubber): RevisionId, updates still in
+progress, conflicts, and functions that already carry the value, run by the local executor."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 
-from rollout.endpoints import set_variable
+from rollout.engine import execute
+from rollout.plan import Plan
+from rollout.report import Reporter
 from rollout.stacks import StageFailed
+from rollout.steps import SetVariables
 
 FN = "cc-websocket-default"
 VAR = "AWS_WEBSOCKET_API_GATEWAY_ENDPOINT"
@@ -27,6 +31,25 @@ def lam() -> Any:
     return boto3.client("lambda", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
 
 
+class Context:
+    def __init__(self, lam: Any) -> None:
+        self.lam, self.report, self.calls = lam, Reporter(io.StringIO()), []
+
+    def client(self, service: str) -> Any:
+        return self.lam
+
+    def confirm(self, question: str) -> bool:
+        return True
+
+
+def set_variable(lam: Any, function: str, name: str, value: str, sleep: Any = lambda _s: None) -> bool:
+    """The endpoint step for one function; True when it changed the function."""
+    step = SetVariables("endpoint", 1.0, {name: value}, (function,))
+    plan = Plan("test", "eu-west-1", "123456789012", "aws", "b", "", "1-a", (step,))
+    (result,) = execute(plan, Context(lam), {}, sleep)
+    return bool(result["functions"])
+
+
 def test_merges_with_the_revision_and_waits_for_the_update(lam: Any) -> None:
     sleeps: list[float] = []
     with Stubber(lam) as stub:
@@ -36,7 +59,7 @@ def test_merges_with_the_revision_and_waits_for_the_update(lam: Any) -> None:
             "Environment": {"Variables": {"DATABASE_URL": "postgresql://x/y", VAR: URL}}})  # fmt: skip
         stub.add_response("get_function_configuration", config("r2", "InProgress"))
         stub.add_response("get_function_configuration", config("r2", "Successful"))
-        assert set_variable(lam, FN, VAR, URL, sleep=sleeps.append) is True
+        assert set_variable(lam, FN, VAR, URL, sleep=sleeps.append) is True  # written, then waited for
         stub.assert_no_pending_responses()
     assert sleeps == [1.0]
 

@@ -13,7 +13,8 @@ import pytest
 
 from rollout import engine, package, settings, sfn_engine
 from rollout.aws import Aws
-from rollout.preflight import PreflightFailed, rendered_templates
+from rollout.plan import PlanRefused
+from rollout.preflight import rendered_templates
 from rollout.rehearsal import expected, prepare_account, prove
 from rollout.report import Reporter
 from tests.rollout.conftest import with_parameters
@@ -123,7 +124,7 @@ def test_explicit_false_without_a_role_is_refused_before_any_change(
     emulator: str, env_settings: settings.EnvironmentSettings, built_artifact: package.Artifact
 ) -> None:
     env = with_parameters(env_settings, "websocket", CreateApiGatewayAccountRole="false")
-    with pytest.raises(PreflightFailed, match="no API Gateway CloudWatch role"):
+    with pytest.raises(PlanRefused, match="no API Gateway CloudWatch role"):
         run("local", emulator, env, built_artifact)
     aws = Aws(env.region, endpoint_url=emulator)
     assert aws.client("cloudformation").describe_stacks()["Stacks"] == []

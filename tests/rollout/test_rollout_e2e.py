@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -37,7 +38,7 @@ def test_fresh_rollout_builds_everything_and_wires_the_endpoint(
 ) -> None:
     summary, aws, log = rollout(env_settings)
     assert summary["result"] == "succeeded"
-    assert actions(summary) == {"compute": "created", "websocket": "created", "endpoint": "updated"}
+    assert actions(summary) == {"compute": "created", "websocket": "created", "endpoint": "updated", "carry": "updated"}
     endpoint = summary["management_endpoint"]
     assert endpoint.startswith("https://") and endpoint.endswith(".execute-api.eu-west-1.amazonaws.com/prod")
     assert summary["websocket_url"] == endpoint.replace("https://", "wss://")
@@ -86,6 +87,7 @@ def test_an_immediate_second_run_changes_nothing(rollout: Run, env_settings: set
         "compute": "unchanged",
         "websocket": "unchanged",
         "endpoint": "unchanged",
+        "carry": "unchanged",
     }
     assert aws.counter.mutating == {}
     assert aws.counter.total > 0
@@ -101,6 +103,7 @@ def test_a_changed_parameter_updates_only_what_it_should(
         "compute": "unchanged",
         "websocket": "updated",
         "endpoint": "unchanged",
+        "carry": "unchanged",
     }
     (websocket,) = [s for s in summary["stages"] if s["stage"] == "websocket"]
     assert [(c["action"], c["resource"]) for c in websocket["changes"]] == [("Modify", "Stage")]
@@ -158,8 +161,11 @@ def test_pre_existing_environment_variables_survive(rollout: Run, env_settings: 
 def test_dry_run_shows_the_plan_and_changes_nothing(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:
     summary, aws, log = rollout(env_settings, dry_run=True)
     assert summary["result"] == "planned"
-    assert actions(summary) == {"compute": "planned", "websocket": "planned", "endpoint": "planned"}
-    assert "Add      ConnectFunction" in log and "Add      Stage" in log
+    assert actions(summary) == {"compute": "planned", "websocket": "planned", "endpoint": "planned", "carry": "planned"}
+    assert "Add      ConnectFunction" in log  # the compute stack's change set, shown and discarded
+    # The websocket stack's inputs are outputs of a compute stack that does not exist yet: it is
+    # planned after it (its change set needs the functions' ARNs), and the plan says so.
+    assert re.search(r"cc-websocket-api: planned once .*compute\.ConnectFunctionArn", log)
     assert aws.client("cloudformation").describe_stacks()["Stacks"] == []
     # Change sets are planned from S3, so the templates (content-hash keys) are uploaded; the
     # handlers zip is not.

@@ -11,29 +11,48 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from rollout.artifacts import StoredTemplate
+from rollout.engine import execute
+from rollout.plan import Plan
 from rollout.report import Reporter
-from rollout.stacks import Declined, StackDeployer, StageFailed
+from rollout.stacks import Declined, StageFailed
+from rollout.steps import DeployStack
 
 NAME = "cc-websocket-api"
 STACK_ID = f"arn:aws:cloudformation:eu-west-1:123456789012:stack/{NAME}/1"
 CHANGE_SET_ID = "arn:aws:cloudformation:eu-west-1:123456789012:changeSet/rollout-x/1"
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
-TEMPLATE = StoredTemplate("websocket", "Resources: {}\n", "https://b.s3.eu-west-1.amazonaws.com/templates/ws.yaml")
+URL = "https://b.s3.eu-west-1.amazonaws.com/templates/ws.yaml"
 
 
 def stack(status: str, reason: str = "", tags: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"Stacks": [{"StackName": NAME, "StackId": STACK_ID, "CreationTime": NOW, "StackStatus": status,
-                        "StackStatusReason": reason, "Outputs": [{"OutputKey": "WebSocketApiId", "OutputValue": "a1"}],
-                        "Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()]}]}  # fmt: skip
+    return {
+        "Stacks": [
+            {
+                "StackName": NAME,
+                "StackId": STACK_ID,
+                "CreationTime": NOW,
+                "StackStatus": status,
+                "StackStatusReason": reason,
+                "Outputs": [{"OutputKey": "WebSocketApiId", "OutputValue": "a1"}],
+                "Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()],
+            }
+        ]
+    }
 
 
 def event(
     n: int, logical: str, status: str, reason: str = "", kind: str = "AWS::ApiGatewayV2::Stage"
 ) -> dict[str, Any]:
-    return {"StackId": STACK_ID, "EventId": f"e{n}", "StackName": NAME, "Timestamp": NOW,
-            "LogicalResourceId": logical, "ResourceType": kind, "ResourceStatus": status,
-            "ResourceStatusReason": reason}  # fmt: skip
+    return {
+        "StackId": STACK_ID,
+        "EventId": f"e{n}",
+        "StackName": NAME,
+        "Timestamp": NOW,
+        "LogicalResourceId": logical,
+        "ResourceType": kind,
+        "ResourceStatus": status,
+        "ResourceStatusReason": reason,
+    }
 
 
 def events(*items: dict[str, Any]) -> dict[str, Any]:
@@ -57,8 +76,12 @@ class Harness:
             self.questions.append(question)
             return confirm
 
-        self.deployer = StackDeployer(self.cf, Reporter(self.out), confirm=answer, poll_seconds=2.0,
-                                      sleep=self.sleeps.append)  # fmt: skip
+        self.confirm, self.report, self.sleep = answer, Reporter(self.out), self.sleeps.append
+        self.calls: list[str] = []
+        self.recreate = confirm  # asked before the plan was made (rollout.prepare)
+
+    def client(self, service: str) -> Any:
+        return self.cf
 
     def expect(self, operation: str, response: dict[str, Any], params: dict[str, Any] | None = None) -> None:
         self.stub.add_response(operation, response, params)
@@ -67,18 +90,50 @@ class Harness:
         self.stub.add_client_error("describe_stacks", "ValidationError", f"Stack with id {NAME} does not exist")
 
     def planned(self, change_set_type: str) -> None:
-        self.expect("create_change_set", {"Id": CHANGE_SET_ID, "StackId": STACK_ID},
-                    {"StackName": NAME, "ChangeSetName": ANY, "ChangeSetType": change_set_type, "TemplateURL": TEMPLATE.url,
-                     "Capabilities": ["CAPABILITY_NAMED_IAM"], "Parameters": ANY, "Tags": ANY, "Description": ANY})  # fmt: skip
-        self.expect("describe_change_set", {"Status": "CREATE_COMPLETE", "StackId": STACK_ID, "Changes": [
-            {"Type": "Resource", "ResourceChange": {"Action": "Modify", "LogicalResourceId": "Stage",
-                                                    "ResourceType": "AWS::ApiGatewayV2::Stage", "Replacement": "False"}}]})  # fmt: skip
+        self.expect(
+            "create_change_set",
+            {"Id": CHANGE_SET_ID, "StackId": STACK_ID},
+            {
+                "StackName": NAME,
+                "ChangeSetName": ANY,
+                "ChangeSetType": change_set_type,
+                "TemplateURL": URL,
+                "Capabilities": ["CAPABILITY_NAMED_IAM"],
+                "Parameters": ANY,
+                "Tags": ANY,
+                "Description": ANY,
+            },
+        )
+        self.expect(
+            "describe_change_set",
+            {
+                "Status": "CREATE_COMPLETE",
+                "StackId": STACK_ID,
+                "Changes": [
+                    {
+                        "Type": "Resource",
+                        "ResourceChange": {
+                            "Action": "Modify",
+                            "LogicalResourceId": "Stage",
+                            "ResourceType": "AWS::ApiGatewayV2::Stage",
+                            "Replacement": "False",
+                        },
+                    }
+                ],
+            },
+        )
 
     def deploy(self) -> Any:
+        """The websocket stack's deploy step, run by the local executor on the stubbed client."""
+        step = DeployStack(
+            "websocket", 2.0, NAME, URL, "0" * 64, {"StageName": "prod"}, "", "rollout-1-a", self.recreate
+        )
+        plan = Plan("test", "eu-west-1", "123456789012", "aws", "b", "", "1-a", (step,))
+        outputs: dict[str, dict[str, str]] = {}
         with self.stub:
-            result = self.deployer.deploy("websocket", NAME, TEMPLATE, {"StageName": "prod"})
+            (result,) = execute(plan, self, outputs, self.sleep)
             self.stub.assert_no_pending_responses()
-            return result
+            return result | {"outputs": outputs.get("websocket", {})}
 
 
 def test_a_create_that_rolls_back_names_the_failing_resource() -> None:
@@ -95,10 +150,20 @@ def test_a_create_that_rolls_back_names_the_failing_resource() -> None:
         events(event(1, NAME, "REVIEW_IN_PROGRESS"), event(2, "Stage", "CREATE_IN_PROGRESS")),
     )
     h.expect("describe_stacks", stack("CREATE_IN_PROGRESS"))
-    h.expect("describe_stack_events", events(
-        event(1, NAME, "REVIEW_IN_PROGRESS"), event(2, "Stage", "CREATE_IN_PROGRESS"),
-        event(3, "Stage", "CREATE_FAILED", "CloudWatch Logs role ARN must be set in account settings to enable logging"),
-        event(4, NAME, "ROLLBACK_COMPLETE", kind="AWS::CloudFormation::Stack")))  # fmt: skip
+    h.expect(
+        "describe_stack_events",
+        events(
+            event(1, NAME, "REVIEW_IN_PROGRESS"),
+            event(2, "Stage", "CREATE_IN_PROGRESS"),
+            event(
+                3,
+                "Stage",
+                "CREATE_FAILED",
+                "CloudWatch Logs role ARN must be set in account settings to enable logging",
+            ),
+            event(4, NAME, "ROLLBACK_COMPLETE", kind="AWS::CloudFormation::Stack"),
+        ),
+    )
     h.expect(
         "describe_stacks",
         stack("ROLLBACK_COMPLETE", "The following resource(s) failed to create: [Stage]."),
@@ -106,9 +171,11 @@ def test_a_create_that_rolls_back_names_the_failing_resource() -> None:
     with pytest.raises(StageFailed) as raised:
         h.deploy()
     assert "ended ROLLBACK_COMPLETE: The following resource(s) failed to create: [Stage]" in str(raised.value)
-    assert raised.value.details == ["Stage (AWS::ApiGatewayV2::Stage): CREATE_FAILED: CloudWatch Logs role ARN "
-                                    "must be set in account settings to enable logging"]  # fmt: skip
-    assert h.sleeps == [2.0]  # polled every poll_seconds, not boto3's 30 s
+    assert raised.value.details == [
+        "Stage (AWS::ApiGatewayV2::Stage): CREATE_FAILED: CloudWatch Logs role ARN "
+        "must be set in account settings to enable logging"
+    ]
+    assert h.sleeps == [1.0, 2.0]  # the change set looked at after 1 s, the stack every 2 s (boto3's waiters: 30 s)
     assert h.out.getvalue().count("CREATE_IN_PROGRESS") == 1  # each event printed once
 
 
@@ -118,9 +185,14 @@ def test_an_update_that_rolls_back_is_a_failure_with_its_cause() -> None:
     h.planned("UPDATE")
     h.expect("describe_stack_events", events(event(1, NAME, "UPDATE_COMPLETE")))
     h.expect("execute_change_set", {})
-    h.expect("describe_stack_events", events(
-        event(1, NAME, "UPDATE_COMPLETE"), event(2, "Stage", "UPDATE_FAILED", "Throttling rate must be positive"),
-        event(3, NAME, "UPDATE_ROLLBACK_COMPLETE", kind="AWS::CloudFormation::Stack")))  # fmt: skip
+    h.expect(
+        "describe_stack_events",
+        events(
+            event(1, NAME, "UPDATE_COMPLETE"),
+            event(2, "Stage", "UPDATE_FAILED", "Throttling rate must be positive"),
+            event(3, NAME, "UPDATE_ROLLBACK_COMPLETE", kind="AWS::CloudFormation::Stack"),
+        ),
+    )
     h.expect("describe_stacks", stack("UPDATE_ROLLBACK_COMPLETE"))
     with pytest.raises(StageFailed) as raised:
         h.deploy()
@@ -161,11 +233,11 @@ def test_a_first_create_that_rolled_back_is_deleted_and_created_again_after_conf
     h.expect("describe_stack_events", events(event(3, "Stage", "CREATE_COMPLETE")))
     h.expect("describe_stacks", stack("CREATE_COMPLETE"))
     result = h.deploy()
-    assert result.action == "created" and result.outputs == {"WebSocketApiId": "a1"}
-    assert "Delete it and create it again?" in h.questions[0]
+    assert result["action"] == "created" and result["outputs"] == {"WebSocketApiId": "a1"}
+    assert h.questions == [f"Execute 1 change(s) to {NAME}?"]  # the re-create itself was asked in preparation
 
 
-def test_declining_the_recreate_changes_nothing() -> None:
+def test_a_recreate_not_agreed_to_changes_nothing() -> None:
     h = Harness(confirm=False)
     h.expect("describe_stacks", stack("ROLLBACK_COMPLETE"))
     with pytest.raises(Declined):
@@ -176,18 +248,27 @@ def test_a_change_set_without_changes_is_a_no_op() -> None:
     h = Harness()
     h.expect("describe_stacks", stack("UPDATE_COMPLETE"))
     h.expect("create_change_set", {"Id": CHANGE_SET_ID, "StackId": STACK_ID})
-    h.expect("describe_change_set", {"Status": "FAILED", "StackId": STACK_ID, "StatusReason":
-             "[ValidationError] The submitted information didn't contain changes. Submit different information."})  # fmt: skip
+    h.expect(
+        "describe_change_set",
+        {
+            "Status": "FAILED",
+            "StackId": STACK_ID,
+            "StatusReason": "[ValidationError] The submitted information didn't contain changes. Submit different information.",
+        },
+    )
     h.expect("delete_change_set", {}, {"ChangeSetName": CHANGE_SET_ID, "StackName": NAME})
-    assert h.deploy().action == "unchanged"
+    assert h.deploy()["action"] == "unchanged"
 
 
 def test_a_failed_change_set_says_why() -> None:
     h = Harness()
     h.expect("describe_stacks", stack("UPDATE_COMPLETE"))
     h.expect("create_change_set", {"Id": CHANGE_SET_ID, "StackId": STACK_ID})
-    h.expect("describe_change_set", {"Status": "FAILED", "StackId": STACK_ID,
-                                     "StatusReason": "Parameter validation failed: StageName"})  # fmt: skip
+    h.expect(
+        "describe_change_set",
+        {"Status": "FAILED", "StackId": STACK_ID, "StatusReason": "Parameter validation failed: StageName"},
+    )
+    h.expect("delete_change_set", {}, {"ChangeSetName": CHANGE_SET_ID, "StackName": NAME})  # not left behind
     with pytest.raises(StageFailed, match="the change set failed: Parameter validation failed: StageName"):
         h.deploy()
 
@@ -204,6 +285,23 @@ def test_interrupt_while_watching_stops_at_once() -> None:
     def interrupted(_seconds: float) -> None:
         raise KeyboardInterrupt
 
-    h.deployer.sleep = interrupted
+    h.sleep = interrupted
     with pytest.raises(KeyboardInterrupt):
         h.deploy()
+
+
+def test_a_stack_failure_with_no_reason_still_fails_clearly() -> None:
+    """AWS may leave StackStatusReason out: the step says what it knows, never crashes on it."""
+    h = Harness()
+    h.expect("describe_stacks", stack("UPDATE_COMPLETE"))
+    h.planned("UPDATE")
+    h.expect("describe_stack_events", events())
+    h.expect("execute_change_set", {})
+    h.expect("describe_stack_events", events())
+    failed = stack("UPDATE_ROLLBACK_COMPLETE")
+    del failed["Stacks"][0]["StackStatusReason"]
+    h.expect("describe_stacks", failed)
+    with pytest.raises(StageFailed) as raised:
+        h.deploy()
+    assert str(raised.value) == f"{NAME} ended UPDATE_ROLLBACK_COMPLETE"
+    assert raised.value.details == ["no resource reported a failure; see the stack's events"]
