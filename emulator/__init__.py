@@ -62,7 +62,7 @@ def running_emulator(port: int = 0) -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     enable_state_machines(f"http://{host}:{port}")
-    functions.start(f"http://{host}:{port}")
+    lambda_runtime = functions.start(f"http://{host}:{port}")
     saved = {
         name: os.environ.get(name)
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MOTO_PORT")
@@ -74,7 +74,7 @@ def running_emulator(port: int = 0) -> Iterator[str]:
     try:
         yield f"http://{host}:{port}"
     finally:
-        functions.stop()
+        functions.stop(lambda_runtime)
         server.stop()
         for name, value in saved.items():
             if value is None:

@@ -132,28 +132,28 @@ def _logger(account_id: str, region: str) -> Any:
     return log
 
 
-_functions: Functions | None = None
+_running: list[Functions] = []  # one per running emulator in this process, innermost last
 
 
-def start(endpoint_url: str) -> None:
-    """Invocations from now on run for real; functions reach the emulator at `endpoint_url`."""
-    global _functions
-    stop()
-    _functions = Functions(endpoint_url)
+def start(endpoint_url: str) -> Functions:
+    """Invocations from now on run for real; functions reach the emulator at `endpoint_url`.
+    Emulators in one process share moto's state: the innermost running one runs them."""
+    functions = Functions(endpoint_url)
+    _running.append(functions)
+    return functions
 
 
-def stop() -> None:
-    global _functions
-    if _functions is not None:
-        _functions.stop_all()
-        _functions = None
+def stop(functions: Functions) -> None:
+    if functions in _running:
+        _running.remove(functions)
+    functions.stop_all()
 
 
 def _invoke(self: LambdaFunction, body: str | bytes | None, request_headers: Any, response_headers: Any) -> bytes:
     """moto's LambdaFunction.invoke, answered by the function's own code."""
-    if _functions is None:
+    if not _running:
         raise RuntimeError("the emulator's Lambda runtime is not running: start it with running_emulator()")
-    functions = _functions
+    functions = _running[-1]
     event = body.encode() if isinstance(body, str) else (body or b"")
     invocation_type = request_headers.get("X-Amz-Invocation-Type") or "RequestResponse"
     if invocation_type == "DryRun":
@@ -172,8 +172,8 @@ def _deleted_and_stopped(original: Any) -> Any:
     def delete(self: LambdaBackend, function_name: str, qualifier: str | None = None) -> None:
         arn = self.get_function(function_name, qualifier).function_arn
         original(self, function_name, qualifier)
-        if _functions is not None:
-            _functions.stop_function(arn)
+        for functions in _running:
+            functions.stop_function(arn)
 
     return delete
 
@@ -181,8 +181,8 @@ def _deleted_and_stopped(original: Any) -> Any:
 def _reset_and_stopped(original: Any) -> Any:
     def reset(self: MotoAPIBackend) -> None:
         original(self)
-        if _functions is not None:
-            _functions.stop_all()
+        for functions in _running:
+            functions.stop_all()
 
     return reset
 

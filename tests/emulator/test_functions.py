@@ -233,3 +233,13 @@ def test_a_state_machine_task_invokes_the_function_and_catches_its_error_by_name
     assert caught["status"] == "SUCCEEDED"
     error = json.loads(str(caught["output"]))["error"]
     assert error["Error"] == "StackBusy" and json.loads(error["Cause"])["errorMessage"] == "compute is busy"
+
+
+def test_functions_still_run_after_an_emulator_started_inside_this_one_stops(emulator: str) -> None:
+    """A rehearsal runs its own emulator in the caller's process (sharing moto's state)."""
+    from emulator import running_emulator
+
+    deploy(emulator, "outer", {"app.py": "def handler(event, context):\n    return event['n'] + 1\n"})
+    with running_emulator() as inner:
+        assert invoke(inner, "outer", {"n": 1})[1] == 2
+    assert invoke(emulator, "outer", {"n": 2})[1] == 3
