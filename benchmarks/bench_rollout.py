@@ -18,9 +18,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from emulator import running_emulator
 from rollout import engine, package, settings
 from rollout.aws import Aws
-from rollout.emulator import running_emulator
 from rollout.rehearsal import prepare_account
 from rollout.report import Reporter
 from rollout.stacks import StackDeployer

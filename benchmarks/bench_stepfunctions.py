@@ -10,9 +10,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from emulator import running_emulator
 from rollout import engine, package, settings, sfn_engine
 from rollout.aws import Aws
-from rollout.emulator import running_emulator
 from rollout.rehearsal import prepare_account
 from rollout.report import Reporter
 

@@ -168,7 +168,7 @@ def _interrupted(args: argparse.Namespace, environment: str, report: Reporter) -
 
 def _emulator(args: argparse.Namespace) -> int:
     """Serve the rehearsal's emulator (moto plus what this project teaches it) for other tools."""
-    from rollout.emulator import EMULATOR_ACCOUNT, EMULATOR_REGION, running_emulator
+    from emulator import EMULATOR_ACCOUNT, EMULATOR_REGION, running_emulator
 
     try:
         if args.port:  # moto's server thread would only print a bind failure: check first

@@ -23,6 +23,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from emulator import EmulatorUnavailable
 from rollout import package, settings
 from rollout.aws import CredentialsError
 from rollout.plan import PlanRefused
@@ -47,7 +48,7 @@ class Failure:
 
 def explain(error: BaseException) -> Failure | None:
     """The failure an expected error means, or None for a bug (which should show its traceback)."""
-    if isinstance(error, settings.SettingsError | CredentialsError):
+    if isinstance(error, settings.SettingsError | CredentialsError | EmulatorUnavailable):
         return Failure(USAGE, "settings", str(error))
     if isinstance(error, PreflightFailed):
         return Failure(error.exit_code, "preflight", str(error))

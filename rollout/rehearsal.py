@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from emulator import running_emulator
 from generator.intrinsics import Evaluator
 from generator.model import ENDPOINT_VARIABLE
 from rollout import engine
 from rollout.artifacts import load_template
 from rollout.aws import Aws
-from rollout.emulator import running_emulator
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
 from rollout.stacks import StageFailed, describe

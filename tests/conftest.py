@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import psycopg
 import pytest
 import yaml
 
+from emulator import enable_state_machines, running_emulator
 from generator.build import build_all, render_all
 from tests.postgres import LOCAL_URL, reachable, throwaway_cluster, with_schema
 
@@ -56,3 +58,19 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     yield with_schema(postgres_server, schema)
     with psycopg.connect(postgres_server, autocommit=True) as admin:
         admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE".encode())
+
+
+@pytest.fixture(scope="session")
+def emulator_url() -> Iterator[str]:
+    with running_emulator() as url:
+        yield url
+
+
+@pytest.fixture
+def emulator(emulator_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A clean emulated account for each test."""
+    urllib.request.urlopen(urllib.request.Request(f"{emulator_url}/moto-api/reset", method="POST")).read()
+    enable_state_machines(emulator_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "rehearsal")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "rehearsal")
+    return emulator_url

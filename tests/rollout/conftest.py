@@ -1,10 +1,8 @@
-"""Rollout fixtures: the embedded emulator (moto server, reset for every test), the handlers
-package built once per session, and settings for a test environment."""
+"""Rollout fixtures: the handlers package built once per session, settings for a test environment
+and a rollout run against the emulator (tests/conftest.py: a clean emulated account per test)."""
 
 from __future__ import annotations
 
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,25 +10,8 @@ import pytest
 
 from rollout import engine, package, settings
 from rollout.aws import Aws
-from rollout.emulator import enable_state_machines, running_emulator
 from rollout.rehearsal import prepare_account
 from rollout.report import Reporter
-
-
-@pytest.fixture(scope="session")
-def emulator_url() -> Iterator[str]:
-    with running_emulator() as url:
-        yield url
-
-
-@pytest.fixture
-def emulator(emulator_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A clean emulated account for each test."""
-    urllib.request.urlopen(urllib.request.Request(f"{emulator_url}/moto-api/reset", method="POST")).read()
-    enable_state_machines(emulator_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "rehearsal")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "rehearsal")
-    return emulator_url
 
 
 @pytest.fixture(scope="session")

@@ -89,7 +89,7 @@ def test_end_state_equals_the_local_engine(rollout: Run, emulator: str, env_sett
     local = snapshot(local_aws, env_settings)
     import urllib.request
 
-    from rollout.emulator import enable_state_machines
+    from emulator import enable_state_machines
 
     urllib.request.urlopen(urllib.request.Request(f"{emulator}/moto-api/reset", method="POST")).read()
     enable_state_machines(emulator)

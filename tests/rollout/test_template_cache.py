@@ -9,8 +9,8 @@ import yaml
 from moto.cloudformation.models import Stack
 from moto.cloudformation.utils import yaml_tag_constructor
 
+from emulator import template_cache
 from rollout.artifacts import load_template
-from rollout.emulator import template_cache
 
 TEMPLATES = sorted((Path(__file__).resolve().parents[2] / "templates_out").glob("*.yaml"))
 

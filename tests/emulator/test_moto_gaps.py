@@ -1,4 +1,4 @@
-"""The gaps rollout/emulator/moto_gaps.py compensates still exist in moto. When one fails, moto
+"""The gaps emulator/moto_gaps.py compensates still exist in moto. When one fails, moto
 fixed that gap: drop the compensation (and this test) instead of keeping both."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import moto
 from moto.cloudformation.models import CloudFormationBackend
 from moto.core.common_models import CloudFormationModel
 
-from rollout.emulator import moto_gaps
+from emulator import moto_gaps
 
 MODELED_TYPES = set(moto_gaps.MODELED_TYPES)
 TEMPLATE = """
@@ -34,7 +34,7 @@ def test_moto_version_is_the_one_the_gaps_were_checked_against() -> None:
 
 def test_gap1_and_8_moto_has_no_apigatewayv2_or_alarm_cloudformation_models_of_its_own() -> None:
     theirs = {cls.cloudformation_type() for cls in CloudFormationModel.__subclasses__()
-              if not cls.__module__.startswith("rollout.")}  # fmt: skip
+              if not cls.__module__.startswith("emulator.")}  # fmt: skip
     assert {"AWS::ApiGatewayV2::Api", "AWS::CloudWatch::Alarm"} <= MODELED_TYPES
     assert not MODELED_TYPES & theirs
 

@@ -1,4 +1,4 @@
-"""The emulator refuses what AWS refuses (rollout/emulator/aws_rules.py), with AWS's error codes."""
+"""The emulator refuses what AWS refuses (emulator/aws_rules.py), with AWS's error codes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from rollout.emulator.aws_rules import LOGGING_NEEDS_ROLE, TEMPLATE_BODY_LIMIT, TEMPLATE_URL_LIMIT
+from emulator.aws_rules import LOGGING_NEEDS_ROLE, TEMPLATE_BODY_LIMIT, TEMPLATE_URL_LIMIT
 
 REGION = "eu-west-1"
 BUCKET = "rules-test-bucket"
@@ -238,7 +238,7 @@ def test_the_emulator_finds_its_models_even_when_moto_listed_its_own_first() -> 
     code = (
         "from moto.cloudformation import parsing\n"
         "assert 'AWS::ApiGateway::Account' not in parsing.get_model_map()\n"
-        "from rollout.emulator import running_emulator\n"
+        "from emulator import running_emulator\n"
         "with running_emulator():\n"
         "    models = parsing.get_model_map()\n"
         "    missing = {'AWS::ApiGateway::Account', 'AWS::ApiGatewayV2::Stage', 'AWS::CloudWatch::Alarm'} - set(models)\n"

@@ -19,7 +19,7 @@
 7. A change set adds resources in template order, ignoring `DependsOn`, and a stack's create
    orders by `DependsOn` alone while a reference creates the named resource on the spot (before
    that one's own `DependsOn`): both add resources after everything they depend on or reference.
-8. `AWS::CloudWatch::Alarm` is silently skipped too: `rollout/emulator/alarms.py` models it, so
+8. `AWS::CloudWatch::Alarm` is silently skipped too: `emulator/alarms.py` models it, so
    the bake step and `rollout status` find the stacks' alarms (tests drive them with SetAlarmState);
    it also starts alarms in INSUFFICIENT_DATA and makes DescribeAlarms apply all its filters.
 9. An `AWS::KMS::Key` with Tags crashes moto's create (it reads CloudFormation's `Key`/`Value` as
@@ -35,7 +35,7 @@
    referencing it fails ("Fn::GetAtt references undefined resource"). CloudFormation updates it
    in place; here it stays as it was, and a log group is taught its update (retention and key).
 
-`tests/rollout/test_moto_gaps.py` checks each gap still exists, so a moto upgrade that fixes
+`tests/emulator/test_moto_gaps.py` checks each gap still exists, so a moto upgrade that fixes
 one makes a test fail and this module can shrink.
 """
 
@@ -57,8 +57,8 @@ from moto.kms.models import Key as KmsKey
 from moto.logs.models import LogGroup
 from moto.stepfunctions.models import StateMachine, cfn_to_api_tags
 
-from rollout.emulator import alarms
-from rollout.emulator.alarms import CloudWatchAlarm
+from emulator import alarms
+from emulator.alarms import CloudWatchAlarm
 
 _installed = False
 SUB_NAME = re.compile(r"\$\{([^!}][^}]*)\}")

@@ -1,6 +1,9 @@
-"""The embedded AWS emulator for rehearsals: a moto server in this process, taught what the
-rollout needs that moto lacks (`moto_gaps`) and as strict as AWS where moto forgives
-(`aws_rules`), parsing each template once (`template_cache`)."""
+"""The embedded AWS emulator: a moto server in this process, taught what a rollout needs that
+moto lacks (`moto_gaps`), as strict as AWS where moto forgives (`aws_rules`), parsing each
+template once (`template_cache`) and running Lambda functions for real (`functions`).
+
+Public entry points: `running_emulator`, `enable_state_machines`, `EMULATOR_ACCOUNT`,
+`EMULATOR_REGION`, `EmulatorUnavailable`. Nothing here imports the rollout."""
 
 from __future__ import annotations
 
@@ -14,6 +17,10 @@ from contextlib import contextmanager
 
 EMULATOR_REGION = "eu-west-1"
 EMULATOR_ACCOUNT = "123456789012"
+
+
+class EmulatorUnavailable(RuntimeError):
+    """The emulator cannot start here (its extra is not installed); the text says what to do."""
 
 
 def _find_our_models() -> None:
@@ -33,13 +40,14 @@ def running_emulator(port: int = 0) -> Iterator[str]:
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
-        from rollout.settings import SettingsError
+        raise EmulatorUnavailable(
+            "the embedded emulator needs moto: pip install 'careconnect-websocket[emulator]'"
+        ) from None
 
-        raise SettingsError("the embedded emulator needs moto: pip install 'careconnect-websocket[emulator]'") from None
-
-    from rollout.emulator import aws_rules, moto_gaps, template_cache
+    from emulator import aws_rules, functions, moto_gaps, template_cache
 
     moto_gaps.install()
+    functions.install()
     aws_rules.install()
     template_cache.install()
     _find_our_models()
@@ -54,6 +62,7 @@ def running_emulator(port: int = 0) -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     enable_state_machines(f"http://{host}:{port}")
+    lambda_runtime = functions.start(f"http://{host}:{port}")
     saved = {
         name: os.environ.get(name)
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MOTO_PORT")
@@ -65,6 +74,7 @@ def running_emulator(port: int = 0) -> Iterator[str]:
     try:
         yield f"http://{host}:{port}"
     finally:
+        functions.stop(lambda_runtime)
         server.stop()
         for name, value in saved.items():
             if value is None:

@@ -17,7 +17,7 @@ error codes, so a rehearsal fails where a real account would:
    which must exist and trust apigateway.amazonaws.com); a WebSocket stage with access logging
    or execution logging in an account without that role is refused (BadRequestException).
 
-`tests/rollout/test_aws_rules.py` shows each refusal.
+`tests/emulator/test_aws_rules.py` shows each refusal.
 """
 
 from __future__ import annotations

@@ -1,0 +1,198 @@
+"""Lambda's Invoke runs the function's deployed zip for real (moto would start a Docker
+container): each function version keeps warm execution environments (`sandbox`), re-used
+across invocations, replaced when its code or configuration changes, and stopped when the
+function is deleted, the emulator is reset or it stops. `RequestResponse` waits for the result;
+`Event` answers 202 at once and runs in the background (no retries here); `DryRun` runs nothing.
+
+Errors have Lambda's shape: `X-Amz-Function-Error: Unhandled` with `{errorMessage, errorType,
+requestId, stackTrace}` from the runtime, `Sandbox.Timedout` for a timeout and
+`Runtime.ExitError` for a runtime that exited. A function's output goes to its log group."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from moto.awslambda.models import LambdaBackend, LambdaFunction
+from moto.logs.models import logs_backends
+from moto.moto_api._internal.models import MotoAPIBackend
+
+from emulator import runtime_layer
+from emulator.sandbox import ExecutionEnvironment, FunctionSpec, Result
+
+LOG = logging.getLogger(__name__)
+_installed = False
+
+
+class Functions:
+    """The running environments of every function version, by (function ARN, version)."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        self.endpoint_url = endpoint_url
+        self._root = Path(tempfile.mkdtemp(prefix="emulator-lambda-"))
+        self.runtime_dir = runtime_layer.build(self._root / "runtime")
+        self._lock = threading.Lock()
+        self._pools: dict[tuple[str, str], tuple[str, list[ExecutionEnvironment]]] = {}
+        self._warned: set[str] = set()
+
+    def invoke(self, function: LambdaFunction, event: bytes) -> Result:
+        spec = spec_of(function)
+        self._warn_about_architecture(function)
+        environment = self._acquire(spec, function)
+        try:
+            return environment.invoke(event)
+        finally:
+            environment.busy = False
+
+    def _acquire(self, spec: FunctionSpec, function: LambdaFunction) -> ExecutionEnvironment:
+        """An idle environment of this revision, or a new one (Lambda scales out the same way)."""
+        key, revision = (spec.function_arn, spec.version), revision_of(spec, function)
+        with self._lock:
+            current, environments = self._pools.get(key, (revision, []))
+            if current != revision:
+                for old in environments:
+                    old.stop()
+                environments = []
+            self._pools[key] = (revision, environments)
+            for environment in environments:
+                if not environment.busy:
+                    environment.busy = True
+                    return environment
+            region = function.region
+            environment = ExecutionEnvironment(spec, self.endpoint_url, self.runtime_dir, region,
+                                               _logger(function.account_id, region))  # fmt: skip
+            environment.busy = True
+            environments.append(environment)
+            return environment
+
+    def _warn_about_architecture(self, function: LambdaFunction) -> None:
+        architecture = (getattr(function, "architectures", None) or ["x86_64"])[0]
+        if architecture != "x86_64" and function.function_arn not in self._warned:
+            self._warned.add(function.function_arn)
+            LOG.warning("%s is built for %s and runs on x86_64 here: compiled extensions in its zip for %s "
+                        "do not load (pure-Python fallbacks do)", function.function_name, architecture,
+                        architecture)  # fmt: skip
+
+    def stop_function(self, function_arn: str) -> None:
+        with self._lock:
+            for key in [key for key in self._pools if key[0] == function_arn]:
+                for environment in self._pools.pop(key)[1]:
+                    environment.stop()
+
+    def stop_all(self) -> None:
+        with self._lock:
+            pools, self._pools = self._pools, {}
+        for _, environments in pools.values():
+            for environment in environments:
+                environment.stop()
+
+
+def spec_of(function: LambdaFunction) -> FunctionSpec:
+    logging_config = getattr(function, "logging_config", None) or {}
+    return FunctionSpec(
+        function_name=function.function_name,
+        function_arn=function.function_arn,
+        version=str(function.version),
+        handler=str(function.handler or ""),
+        runtime=str(function.run_time or "python3.14"),
+        timeout_seconds=float(function.timeout or 3),
+        memory_mb=int(function.memory_size or 128),
+        code=function.code_bytes,
+        variables=dict(function.environment_vars or {}),
+        log_group=logging_config.get("LogGroup") or f"/aws/lambda/{function.function_name}",
+        log_format=logging_config.get("LogFormat") or "Text",
+    )
+
+
+def revision_of(spec: FunctionSpec, function: LambdaFunction) -> str:
+    """Changes with the code, the configuration, and when the function is created again."""
+    instance = function.__dict__.setdefault("_emulator_instance", uuid.uuid4().hex)
+    fields = {**spec.__dict__, "code": hashlib.sha256(spec.code).hexdigest(), "instance": instance}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def _logger(account_id: str, region: str) -> Any:
+    def log(group: str, stream: str, line: str) -> None:
+        try:
+            backend = logs_backends[account_id][region]
+            backend.ensure_log_group(group)
+            if stream not in backend.groups[group].streams:
+                backend.create_log_stream(group, stream)
+            backend.put_log_events(group, stream, [{"timestamp": int(time.time() * 1000), "message": line}])
+        except Exception:  # the function's run must not depend on its logs
+            LOG.debug("could not log %r to %s", line, group, exc_info=True)
+
+    return log
+
+
+_running: list[Functions] = []  # one per running emulator in this process, innermost last
+
+
+def start(endpoint_url: str) -> Functions:
+    """Invocations from now on run for real; functions reach the emulator at `endpoint_url`.
+    Emulators in one process share moto's state: the innermost running one runs them."""
+    functions = Functions(endpoint_url)
+    _running.append(functions)
+    return functions
+
+
+def stop(functions: Functions) -> None:
+    if functions in _running:
+        _running.remove(functions)
+    functions.stop_all()
+
+
+def _invoke(self: LambdaFunction, body: str | bytes | None, request_headers: Any, response_headers: Any) -> bytes:
+    """moto's LambdaFunction.invoke, answered by the function's own code."""
+    if not _running:
+        raise RuntimeError("the emulator's Lambda runtime is not running: start it with running_emulator()")
+    functions = _running[-1]
+    event = body.encode() if isinstance(body, str) else (body or b"")
+    invocation_type = request_headers.get("X-Amz-Invocation-Type") or "RequestResponse"
+    if invocation_type == "DryRun":
+        return b""
+    if invocation_type == "Event":
+        threading.Thread(target=functions.invoke, args=(self, event or b"{}"), daemon=True).start()
+        return b""
+    result = functions.invoke(self, event or b"{}")
+    if result.function_error:
+        response_headers["x-amz-function-error"] = result.function_error
+    response_headers["x-amz-executed-version"] = str(self.version)
+    return result.payload
+
+
+def _deleted_and_stopped(original: Any) -> Any:
+    def delete(self: LambdaBackend, function_name: str, qualifier: str | None = None) -> None:
+        arn = self.get_function(function_name, qualifier).function_arn
+        original(self, function_name, qualifier)
+        for functions in _running:
+            functions.stop_function(arn)
+
+    return delete
+
+
+def _reset_and_stopped(original: Any) -> Any:
+    def reset(self: MotoAPIBackend) -> None:
+        original(self)
+        for functions in _running:
+            functions.stop_all()
+
+    return reset
+
+
+def install() -> None:
+    """Patch moto (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    LambdaFunction.invoke = _invoke  # type: ignore[method-assign]
+    LambdaBackend.delete_function = _deleted_and_stopped(LambdaBackend.delete_function)  # type: ignore[method-assign]
+    MotoAPIBackend.reset = _reset_and_stopped(MotoAPIBackend.reset)  # type: ignore[method-assign]
+    _installed = True
