@@ -151,6 +151,10 @@ class WebSocketApi(CloudFormationModel):
     ) -> None:
         _backend(account_id, region_name).apis.pop(resource_name, None)
 
+    def delete(self, account_id: str, region_name: str) -> None:
+        """When its stack is deleted (moto calls this, given the resource itself)."""
+        _backend(account_id, region_name).apis.pop(self.api.api_id, None)
+
     def is_created(self) -> bool:
         return True
 
@@ -221,6 +225,13 @@ class WebSocketChild:
             setattr(new.child, cls.id_attribute, old_id)
             new.physical_id = old_id
         return new
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        """When its stack is deleted: moto hands the resource, whose ApiId is resolved (the
+        template's is a Ref)."""
+        self.delete_from_cloudformation_json(
+            self.physical_id, {"Properties": {"ApiId": self.api_id}}, account_id, region_name
+        )
 
     def is_created(self) -> bool:
         return True

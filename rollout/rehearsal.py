@@ -9,6 +9,7 @@ from typing import Any
 from emulator import running_emulator
 from generator.intrinsics import Evaluator
 from generator.model import ENDPOINT_VARIABLE
+from generator.names import Names
 from rollout import engine
 from rollout.artifacts import load_template
 from rollout.aws import Aws
@@ -41,6 +42,7 @@ class Expected:
     variables: frozenset[str]  # conditional variables included or not
     architecture: str  # the one the handlers zip was built for
     kms_key: str  # "" when the functions use Lambda's own key
+    runner: str = ""  # the rollout stack's runner function: not an endpoint function
 
 
 def expected(aws: Aws, settings: EnvironmentSettings, compute_template: str) -> Expected:
@@ -56,6 +58,7 @@ def expected(aws: Aws, settings: EnvironmentSettings, compute_template: str) -> 
         variables=frozenset(evaluator.eval(properties["Environment"]["Variables"])),
         architecture=architecture,
         kms_key=evaluator.eval(properties.get("KmsKeyArn")) or "",
+        runner=Names(stack.parameters.get("NamePrefix", "cc")).runner,
     )
 
 
@@ -84,6 +87,8 @@ def prove(aws: Aws, management_endpoint: str, expected: Expected) -> dict[str, A
     retention = {group["logGroupName"]: group.get("retentionInDays") for page in pages for group in page["logGroups"]}
     functions = {}
     for function in lambda_client.list_functions()["Functions"]:
+        if function["FunctionName"] == expected.runner:
+            continue
         functions[function["FunctionName"]] = function
         problems += _function_problems(function, management_endpoint, expected, retention)
     missing = expected.functions - set(functions)

@@ -18,6 +18,7 @@ from typing import Any
 
 from rollout import artifacts, package
 from rollout.aws import Aws
+from rollout.bake import AlarmFired
 from rollout.engine import LocalContext, current_outputs, execute, preview, summarize
 from rollout.options import Options
 from rollout.plan import Plan
@@ -169,10 +170,13 @@ def finish(result: dict[str, Any]) -> dict[str, Any]:
     message, details = f"execution {result['status']}: {failed.get('error', '')}", [failed.get("cause", "")]
     try:  # a step's error: Lambda's {"errorMessage": <the runner's JSON>, "errorType": ...}
         raised = json.loads(json.loads(failed.get("cause", ""))["errorMessage"])
-        message, details = f"{failed.get('error')}: {raised['message']}", raised["details"]
+        message, details = raised["message"], raised["details"]
     except (ValueError, KeyError, TypeError):
         pass
-    raise StageFailed(message, [d for d in details if d] or ["see the execution history"])
+    if failed.get("error") == "Declined":
+        raise Declined(message)
+    error = AlarmFired if failed.get("error") == "AlarmFired" else StageFailed
+    raise error(message, [d for d in details if d] or ["see the execution history"])
 
 
 def follow(

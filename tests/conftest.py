@@ -66,11 +66,15 @@ def emulator_url() -> Iterator[str]:
         yield url
 
 
+def reset_emulator(url: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).read()
+    enable_state_machines(url)
+
+
 @pytest.fixture
 def emulator(emulator_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A clean emulated account for each test."""
-    urllib.request.urlopen(urllib.request.Request(f"{emulator_url}/moto-api/reset", method="POST")).read()
-    enable_state_machines(emulator_url)
+    reset_emulator(emulator_url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "rehearsal")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "rehearsal")
     return emulator_url

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rollout import engine, package, settings
+from rollout import engine, package, settings, sfn_engine
 from rollout.aws import Aws
 from rollout.rehearsal import prepare_account
 from rollout.report import Reporter
@@ -37,7 +37,9 @@ class Run:
     def __init__(self, emulator: str, built: package.Artifact, tmp_path: Path) -> None:
         self.emulator, self.built, self.tmp_path = emulator, built, tmp_path
 
-    def __call__(self, env: settings.EnvironmentSettings, **option_overrides: Any) -> tuple[dict[str, Any], Aws, str]:
+    def __call__(
+        self, env: settings.EnvironmentSettings, engine_name: str = "local", **option_overrides: Any
+    ) -> tuple[dict[str, Any], Aws, str]:
         aws = Aws(env.region, endpoint_url=self.emulator)
         prepare_account(aws, env)
         aws.counter.calls.clear()
@@ -45,7 +47,8 @@ class Run:
         with log.open("w") as stream:
             defaults: dict[str, Any] = {"poll_seconds": 0, "build_package": lambda _target: self.built}
             options = engine.Options(**(defaults | option_overrides))
-            summary = engine.run(env, aws, Reporter(stream), options).to_dict()
+            orchestrator = sfn_engine.run if engine_name == "stepfunctions" else engine.run
+            summary = orchestrator(env, aws, Reporter(stream), options).to_dict()
         return summary, aws, log.read_text()
 
 

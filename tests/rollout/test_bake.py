@@ -41,14 +41,16 @@ def test_a_bake_with_no_alarm_in_alarm_succeeds_after_watching(
     assert len(names) == 20 and ALARM in names  # the stacks' alarms exist, and were watched
 
 
+@pytest.mark.parametrize("engine_name", ["local", "stepfunctions"])
 def test_an_alarm_in_alarm_fails_the_rollout_naming_it_and_its_reason(
-    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, engine_name: str
 ) -> None:
-    rollout(env_settings)
+    rollout(env_settings, engine_name)
     cloudwatch(emulator).set_alarm_state(AlarmName=ALARM, StateValue="ALARM",
                                          StateReason="Threshold Crossed: 1 datapoint [4.0] >= 1.0")  # fmt: skip
     with pytest.raises(AlarmFired) as failed:
-        rollout(env_settings, bake_seconds=60, sleep=lambda _s: None)
+        rollout(env_settings, engine_name, bake_seconds=60, sleep=lambda _s: None)
+    assert str(failed.value) == "bake: 1 alarm(s) in ALARM after the rollout"
     assert failed.value.details == [f"{ALARM}: Threshold Crossed: 1 datapoint [4.0] >= 1.0"]
     failure = explain(failed.value)
     assert failure is not None and failure.exit_code == 1 and ALARM in " ".join(failure.details)

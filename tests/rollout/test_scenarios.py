@@ -1,0 +1,246 @@
+"""One scenario table, run by both orchestrators against the emulator: the local executor, and the
+state machine whose Tasks invoke the runner function (its zip run for real by the emulator). The
+same step code must give the same result and make the same AWS calls (name and target) from both.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from moto.apigateway.models import apigateway_backends
+from moto.cloudformation.models import cloudformation_backends
+
+from rollout import package, settings, sfn_engine
+from rollout.aws import Aws
+from rollout.stacks import StageFailed
+from tests.conftest import reset_emulator
+from tests.rollout.conftest import Run, with_parameters
+
+ENGINES = ["local", "stepfunctions"]
+ACCOUNT, REGION = "123456789012", "eu-west-1"
+ORCHESTRATION = ("rollout", "execution")  # the Step Functions engine's own stages
+
+
+def actions(summary: dict[str, Any]) -> dict[str, str]:
+    return {s["stage"]: s["action"] for s in summary["stages"] if s["stage"] not in ORCHESTRATION}
+
+
+def step_calls(summary: dict[str, Any]) -> dict[str, list[str]]:
+    """Each step's AWS calls, "service:Operation target", without the change-set ids that differ per run."""
+    return {
+        s["stage"]: [c.split(" arn:")[0] for c in s.get("calls", [])]
+        for s in summary["stages"]
+        if s["stage"] not in ORCHESTRATION
+    }
+
+
+def stack(name: str) -> Any:
+    return cloudformation_backends[ACCOUNT][REGION].get_stack(name)
+
+
+@pytest.fixture(params=ENGINES)
+def engine_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_fresh_then_no_op(rollout: Run, env_settings: settings.EnvironmentSettings, engine_name: str) -> None:
+    fresh, _, _ = rollout(env_settings, engine_name)
+    assert actions(fresh) == {"compute": "created", "websocket": "created", "endpoint": "updated", "carry": "updated"}
+    assert fresh["management_endpoint"].endswith(".execute-api.eu-west-1.amazonaws.com/prod")
+    again, _, _ = rollout(env_settings, engine_name)
+    assert actions(again) == dict.fromkeys(("compute", "websocket", "endpoint", "carry"), "unchanged")
+    mutating = [
+        c
+        for calls in step_calls(again).values()
+        for c in calls
+        if c.split(":")[1].startswith(("Create", "Update", "Execute", "Delete"))
+    ]
+    assert mutating == []
+
+
+def test_a_changed_parameter_and_changed_code(
+    rollout: Run,
+    env_settings: settings.EnvironmentSettings,
+    engine_name: str,
+    built_artifact: package.Artifact,
+    tmp_path: Any,
+) -> None:
+    rollout(env_settings, engine_name)
+    faster = with_parameters(env_settings, "websocket", ThrottlingRateLimit="250")
+    summary, _, _ = rollout(faster, engine_name)
+    assert actions(summary) == {
+        "compute": "unchanged",
+        "websocket": "updated",
+        "endpoint": "unchanged",
+        "carry": "unchanged",
+    }
+    (websocket,) = [s for s in summary["stages"] if s["stage"] == "websocket"]
+    assert [(c["action"], c["resource"]) for c in websocket["changes"]] == [("Modify", "Stage")]
+    # New code is a new content-hashed key: only the compute stack changes, the endpoint stays.
+    changed = tmp_path / built_artifact.path.name.replace(built_artifact.sha256[:20], "f" * 20)
+    changed.write_bytes(built_artifact.path.read_bytes())
+    new = package.Artifact(changed, "f" * 64, built_artifact.size, built_artifact.unzipped_size, built_artifact.target)
+    summary, aws, _ = rollout(faster, engine_name, build_package=lambda _target: new)
+    assert actions(summary) == {
+        "compute": "updated",
+        "websocket": "unchanged",
+        "endpoint": "unchanged",
+        "carry": "unchanged",
+    }
+    code = aws.client("cloudformation").describe_stacks(StackName="cc-websocket-compute")["Stacks"][0]["Parameters"]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in code}["CodeS3Key"] == f"handlers/{changed.name}"
+
+
+def test_a_failed_stack_then_its_re_create(
+    rollout: Run,
+    env_settings: settings.EnvironmentSettings,
+    engine_name: str,
+    emulator: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rollout(env_settings, engine_name)  # sets the account's role (this stack's)
+    keep = with_parameters(env_settings, "websocket", CreateApiGatewayAccountRole="false")
+    cloudformation = Aws(REGION, endpoint_url=emulator).client("cloudformation")
+    cloudformation.delete_stack(StackName="cc-websocket-api")
+    from rollout import aws as aws_module
+
+    original = aws_module.Aws.__init__
+
+    def init(self: aws_module.Aws, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.session.events.register("after-call.apigateway.GetAccount", lambda **_: _remove_account_role())
+
+    monkeypatch.setattr(aws_module.Aws, "__init__", init)
+    with pytest.raises(StageFailed) as failed:
+        rollout(keep, engine_name)
+    assert "cc-websocket-api ended ROLLBACK_COMPLETE" in str(failed.value)
+    assert any("CloudWatch Logs role ARN must be set" in detail for detail in failed.value.details)
+    monkeypatch.setattr(aws_module.Aws, "__init__", original)
+    questions: list[str] = []
+    summary, _, _ = rollout(env_settings, engine_name, confirm=lambda q: questions.append(q) or True)
+    assert any("cc-websocket-api is ROLLBACK_COMPLETE" in q for q in questions)
+    assert actions(summary)["websocket"] == "created"
+
+
+def _remove_account_role() -> None:
+    apigateway_backends[ACCOUNT][REGION].get_account().cloudwatch_role_arn = None
+
+
+def test_a_busy_stack_is_refused_before_anything_changes(
+    rollout: Run, env_settings: settings.EnvironmentSettings, engine_name: str
+) -> None:
+    rollout(env_settings, engine_name)
+    stack("cc-websocket-api").status = "UPDATE_IN_PROGRESS"  # someone else's change (moto never shows one)
+    with pytest.raises(Exception, match="cc-websocket-api is UPDATE_IN_PROGRESS: someone else is changing it"):
+        rollout(with_parameters(env_settings, "websocket", ThrottlingRateLimit="99"), engine_name)
+
+
+def backend_consumer(aws: Aws, variables: dict[str, str] | None = None) -> None:
+    """The CareConnect backend's function, outside the stacks (an endpoint consumer)."""
+    role = aws.client("iam").create_role(
+        RoleName="backend",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "lambda.amazonaws.com"}}
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    aws.client("lambda").create_function(
+        FunctionName="careconnect-backend",
+        Runtime="python3.12",
+        Role=role,
+        Handler="x.handler",
+        Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
+        **({"Environment": {"Variables": variables}} if variables else {}),
+    )
+
+
+def with_backend(env: settings.EnvironmentSettings) -> settings.EnvironmentSettings:
+    return settings.validate(
+        env.name,
+        env.path,
+        {
+            "region": REGION,
+            "artifacts_bucket": env.artifacts_bucket,
+            "stacks": env.stacks,
+            "parameters": env.parameters,
+            "endpoint_consumers": ["careconnect-backend"],
+        },
+    )
+
+
+def test_the_execution_history_holds_no_environment_value(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
+) -> None:
+    """Step Functions keeps every state's input and output for 90 days: the backend's secrets, in its
+    environment, never pass through the state data (the runner reads and merges them itself)."""
+    aws = Aws(REGION, endpoint_url=emulator)
+    backend_consumer(aws, {"SECURITY_JWT_SECRET": "c2VjcmV0LWZvci10ZXN0cw==", "DB_PASSWORD": "pw-3f9a1c"})
+    summary, aws, _ = rollout(with_backend(env_settings), "stepfunctions")
+    events = aws.client("stepfunctions").get_execution_history(executionArn=summary["execution"], maxResults=1000)[
+        "events"
+    ]
+    history = json.dumps(events, default=str)
+    assert "TaskSucceeded" in history and "careconnect-backend" in history  # the consumer is in the plan
+    assert "pw-3f9a1c" not in history and "c2VjcmV0LWZvci10ZXN0cw==" not in history
+    assert "SECURITY_JWT_SECRET" not in history  # not even the names
+
+
+def test_a_no_echo_value_is_refused_by_the_state_machine_engine(
+    rollout: Run, env_settings: settings.EnvironmentSettings
+) -> None:
+    with_url = with_parameters(env_settings, "compute", DatabaseAuth="url", DatabaseUrl="postgresql://u:p@h/d")
+    with pytest.raises(sfn_engine.NoEchoRefused, match="DatabaseUrl would appear in the execution history"):
+        rollout(with_url, "stepfunctions")
+
+
+def test_a_consumer_with_no_environment_gets_the_endpoint_and_the_notify_function(
+    rollout: Run, env_settings: settings.EnvironmentSettings, engine_name: str, emulator: str
+) -> None:
+    backend_consumer(Aws(REGION, endpoint_url=emulator))
+    env = with_backend(env_settings)
+    summary, aws, _ = rollout(env, engine_name)
+    variables = aws.client("lambda").get_function_configuration(FunctionName="careconnect-backend")["Environment"]
+    assert variables["Variables"] == {
+        "AWS_WEBSOCKET_API_GATEWAY_ENDPOINT": summary["management_endpoint"],
+        "CC_WEBSOCKET_NOTIFY_FUNCTION": "cc-websocket-notify",
+    }
+
+
+def test_both_orchestrators_make_the_same_calls(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:
+    """Fresh, then a change: the steps' calls (operation and target) are the same from a laptop and
+    from the runner inside the state machine."""
+    seen = {}
+    for engine_name in ENGINES:
+        fresh, _, _ = rollout(env_settings, engine_name)
+        changed, _, _ = rollout(with_parameters(env_settings, "websocket", ThrottlingRateLimit="251"), engine_name)
+        seen[engine_name] = (step_calls(fresh), step_calls(changed))
+        reset_emulator(rollout.emulator)
+    local, inside = seen["local"], seen["stepfunctions"]
+    assert local[1] == inside[1]
+    # A fresh run differs only in who passes the service role: the state machine's plan names the
+    # rollout stack's role (the local plan none, before a rollout stack exists).
+    assert {k: [c for c in v if not c.startswith("iam:")] for k, v in local[0].items()} == {
+        k: [c for c in v if not c.startswith("iam:")] for k, v in inside[0].items()
+    }
+
+
+@pytest.mark.parametrize("order", [("local", "stepfunctions"), ("stepfunctions", "local")])
+def test_switching_engines_works_both_ways(
+    rollout: Run, env_settings: settings.EnvironmentSettings, order: tuple[str, str]
+) -> None:
+    first, then = order
+    rollout(env_settings, first)
+    if then == "local" or first == "local":
+        summary, aws, _ = rollout(with_parameters(env_settings, "websocket", ThrottlingRateLimit="77"), then)
+        assert actions(summary)["websocket"] == "updated"
+    roles = {stack(name).role_arn for name in ("cc-websocket-compute", "cc-websocket-api")}
+    rollout_stack = aws.client("cloudformation").describe_stacks(StackName="cc-websocket-rollout")["Stacks"][0]
+    service_role = {o["OutputKey"]: o["OutputValue"] for o in rollout_stack["Outputs"]}["CloudFormationRoleArn"]
+    # Once the environment has its rollout stack, both engines run every change set as its role.
+    assert roles == {service_role}
