@@ -108,6 +108,10 @@ def machine(
                                 Body=built_artifact.path.read_bytes())  # fmt: skip
     stored = artifacts.upload_templates(aws.client("s3"), env_settings.artifacts_bucket, env_settings.region,
                                         rendered_templates())  # fmt: skip
+    # the service role the definition names: CloudFormation refuses a role that does not exist
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+             "Principal": {"Service": "cloudformation.amazonaws.com"}}]}  # fmt: skip
+    aws.client("iam").create_role(RoleName="cfn", AssumeRolePolicyDocument=json.dumps(trust))
     sfn = aws.client("stepfunctions")
     causes: list[str] = []
 
