@@ -16,6 +16,11 @@ error codes, so a rehearsal fails where a real account would:
 6. API Gateway: `AWS::ApiGateway::Account` is modelled (it sets the account's CloudWatch role,
    which must exist and trust apigateway.amazonaws.com); a WebSocket stage with access logging
    or execution logging in an account without that role is refused (BadRequestException).
+7. CloudFormation: a stack keeps the service role (`RoleARN`) it was last given. A
+   CreateChangeSet, UpdateStack or DeleteStack naming none runs as that role, ExecuteChangeSet as
+   its change set's, and DescribeStacks shows it (moto records only the first and never uses
+   it); an operation whose role does not exist or does not trust CloudFormation is refused
+   (ValidationError "Role ... is invalid or cannot be assumed").
 
 `tests/emulator/test_aws_rules.py` shows each refusal.
 """
@@ -23,6 +28,7 @@ error codes, so a rehearsal fails where a real account would:
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 from collections.abc import Callable
 from typing import Any
@@ -34,7 +40,7 @@ from moto.awslambda.exceptions import InvalidParameterValueException
 from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import AlreadyExistsException, ValidationError
-from moto.cloudformation.models import CloudFormationBackend, Event, Stack
+from moto.cloudformation.models import ChangeSet, CloudFormationBackend, Event, Stack
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.cloudformation.utils import get_stack_from_s3_url
 from moto.core.common_models import CloudFormationModel
@@ -324,6 +330,66 @@ def _create_stage_checked(original: Callable[..., Any]) -> Callable[..., Any]:
     return create
 
 
+# 7. A stack's service role ----------------------------------------------------------------------------
+
+
+def role_problem(account_id: str, role_arn: str) -> str | None:
+    """CloudFormation's refusal of a service role it cannot assume, or None."""
+    role = next((r for r in iam_backends[account_id]["aws"].roles.values() if r.arn == role_arn), None)
+    if role is None or "cloudformation.amazonaws.com" not in json.dumps(role.assume_role_policy_document):
+        return f"Role {role_arn} is invalid or cannot be assumed"
+    return None
+
+
+def _check_role(account_id: str, role_arn: str | None) -> None:
+    problem = role_problem(account_id, role_arn) if role_arn else None
+    if problem:
+        raise ValidationError(message=problem)
+
+
+def _with_role(original: Callable[..., Any], stack_parameter: str) -> Callable[..., Any]:
+    """CreateStack, UpdateStack, CreateChangeSet: the role given, else the stack's own, checked and kept."""
+    signature = inspect.signature(original)
+
+    def operation(self: CloudFormationBackend, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        stack = _live_stack(self, bound.arguments[stack_parameter])
+        role_arn = bound.arguments.get("role_arn") or (stack.role_arn if stack is not None else None)
+        _check_role(self.account_id, role_arn)
+        bound.arguments["role_arn"] = role_arn
+        result = original(*bound.args, **bound.kwargs)
+        if isinstance(result, Stack):
+            result.role_arn = role_arn
+        return result
+
+    return operation
+
+
+def _execute_as_change_set_role(original: Callable[..., Any]) -> Callable[..., Any]:
+    def execute(self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None) -> None:
+        change_set: ChangeSet | None = self.describe_change_set(change_set_name)
+        role_arn = change_set.role_arn if change_set is not None else None
+        _check_role(self.account_id, role_arn)
+        original(self, change_set_name, stack_name)
+        if change_set is not None:
+            change_set.stack.role_arn = role_arn
+
+    return execute
+
+
+def _delete_as_stack_role(original: Callable[[CloudFormationResponse], Any]) -> Callable[[CloudFormationResponse], Any]:
+    def delete(self: CloudFormationResponse) -> Any:
+        stack = _live_stack(self.cloudformation_backend, self._get_param("StackName") or "")
+        role_arn = self._get_param("RoleARN") or (stack.role_arn if stack is not None else None)
+        _check_role(self.current_account, role_arn)
+        if stack is not None:
+            stack.role_arn = role_arn
+        return original(self)
+
+    return delete
+
+
 def _wrap(owner: Any, name: str, wrapper: Callable[[Any], Any]) -> None:
     setattr(owner, name, wrapper(getattr(owner, name)))
 
@@ -340,6 +406,8 @@ def install() -> None:
         "_validate_different_update",
         lambda _moto_check: _no_op_update_refused,
     )
+    # inside the name check: it reads moto's own signature
+    _wrap(CloudFormationBackend, "create_change_set", lambda original: _with_role(original, "stack_name"))
     _wrap(CloudFormationBackend, "create_change_set", _create_change_set_once)
     _wrap(CloudFormationBackend, "execute_change_set", _execute_or_roll_back)
     _wrap(parsing, "parse_and_create_resource", _failing_as_resource)
@@ -348,4 +416,8 @@ def install() -> None:
     _wrap(LambdaBackend, "create_function", _create_function_checked)
     _wrap(LambdaFunction, "update_configuration", _update_configuration_checked)
     _wrap(ApiGatewayV2Backend, "create_stage", _create_stage_checked)
+    _wrap(CloudFormationBackend, "create_stack", lambda original: _with_role(original, "name"))
+    _wrap(CloudFormationBackend, "update_stack", lambda original: _with_role(original, "name"))
+    _wrap(CloudFormationBackend, "execute_change_set", _execute_as_change_set_role)
+    _wrap(CloudFormationResponse, "delete_stack", _delete_as_stack_role)
     _installed = True

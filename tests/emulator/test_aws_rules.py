@@ -229,6 +229,61 @@ def test_an_update_that_changes_nothing_is_refused_as_aws_does(emulator: str) ->
     )
 
 
+def service_role(emulator: str, name: str, service: str = "cloudformation") -> str:
+    trust = yaml.safe_load(json.dumps(TRUST).replace("apigateway", service))
+    return str(client(emulator, "iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+               ["Role"]["Arn"])  # fmt: skip
+
+
+def stack_role(emulator: str, name: str) -> str | None:
+    return client(emulator, "cloudformation").describe_stacks(StackName=name)["Stacks"][0].get("RoleARN")
+
+
+def test_a_stack_keeps_its_service_role_and_refuses_one_that_cannot_be_assumed(emulator: str) -> None:
+    """The engine-switch failure of issue 20: a stack bound to a role keeps using it, and once the
+    role is gone every operation that names no other role is refused."""
+    cf = client(emulator, "cloudformation")
+    deployer = service_role(emulator, "deployer")
+    created = create(emulator, "bound", template(TOPIC), RoleARN=deployer)
+    cf.execute_change_set(ChangeSetName=created["Id"], StackName="bound")
+    assert stack_role(emulator, "bound") == deployer
+    update = cf.create_change_set(StackName="bound", ChangeSetName="second", ChangeSetType="UPDATE",
+                                  TemplateBody=template({**TOPIC, "Other": TOPIC["Topic"]}))  # fmt: skip
+    cf.execute_change_set(ChangeSetName=update["Id"], StackName="bound")
+    assert stack_role(emulator, "bound") == deployer  # an operation naming no role keeps the stack's
+
+    not_for_cloudformation = service_role(emulator, "lambda-only", service="lambda")
+    code, message = refusal(lambda: cf.update_stack(StackName="bound", TemplateBody=template(TOPIC),
+                                                    RoleARN=not_for_cloudformation))  # fmt: skip
+    assert (code, message) == ("ValidationError", f"Role {not_for_cloudformation} is invalid or cannot be assumed")
+
+    client(emulator, "iam").delete_role(RoleName="deployer")
+    gone = ("ValidationError", f"Role {deployer} is invalid or cannot be assumed")
+    assert refusal(lambda: cf.update_stack(StackName="bound", TemplateBody=template(TOPIC))) == gone
+    assert refusal(lambda: cf.create_change_set(StackName="bound", ChangeSetName="third", ChangeSetType="UPDATE",
+                                                TemplateBody=template(TOPIC))) == gone  # fmt: skip
+    assert refusal(lambda: cf.delete_stack(StackName="bound")) == gone
+    assert cf.describe_stacks(StackName="bound")["Stacks"][0]["StackStatus"] == "UPDATE_COMPLETE"
+
+    replacement = service_role(emulator, "replacement")
+    cf.update_stack(StackName="bound", TemplateBody=template(TOPIC), RoleARN=replacement)
+    assert stack_role(emulator, "bound") == replacement
+    cf.delete_stack(StackName="bound")  # runs as the replacement
+
+
+def test_a_change_set_runs_as_the_role_it_was_created_with(emulator: str) -> None:
+    cf = client(emulator, "cloudformation")
+    first = service_role(emulator, "first")
+    cf.execute_change_set(ChangeSetName=create(emulator, "roles", template(TOPIC))["Id"], StackName="roles")
+    assert stack_role(emulator, "roles") is None
+    pending = cf.create_change_set(StackName="roles", ChangeSetName="as-first", ChangeSetType="UPDATE",
+                                   TemplateBody=template({**TOPIC, "Other": TOPIC["Topic"]}), RoleARN=first)  # fmt: skip
+    client(emulator, "iam").delete_role(RoleName="first")
+    code, message = refusal(lambda: cf.execute_change_set(ChangeSetName=pending["Id"], StackName="roles"))
+    assert (code, message) == ("ValidationError", f"Role {first} is invalid or cannot be assumed")
+    assert stack_role(emulator, "roles") is None
+
+
 def test_the_emulator_finds_its_models_even_when_moto_listed_its_own_first() -> None:
     """moto caches its model list the first time it parses a template; a test (or tool) that made it
     do so before the emulator started used to leave the Account and Stage resources unmodelled."""
