@@ -10,6 +10,7 @@ is JSON {"message", "details"}: the state machine catches it (States.TaskFailed)
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -73,10 +74,16 @@ def run_phase(plan: Plan, step_name: str, phase: str, memo: dict[str, Any], ctx:
     }
 
 
+@functools.cache
+def _clients(region: str) -> Aws:
+    """One set of clients per warm container, as Lambda advises: creating them costs more than a phase."""
+    return Aws(region)
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     plan = Plan.from_dict(event["plan"])
     try:
-        return run_phase(plan, event["step"], event["phase"], event["memo"], RunnerContext(Aws(plan.region)))
+        return run_phase(plan, event["step"], event["phase"], event["memo"], RunnerContext(_clients(plan.region)))
     except (StageFailed, Declined) as error:
         details = getattr(error, "details", [])
         raise type(error)(json.dumps({"message": str(error), "details": details})) from None
