@@ -152,14 +152,15 @@ def service_role(observed: Observed) -> tuple[str, str | None]:
 
 
 def check_kept_roles(observed: Observed, stacks: dict[str, str], role_arn: str) -> None:
-    """CloudFormation runs every operation that names no role as the role it last saw: a stack bound
-    to another role than the plan's would run as that one (and fail when it is gone)."""
+    """CloudFormation runs every operation that names no role as the role it last saw: a plan with no
+    role for a stack bound to one would run as that role (and fail once it is gone). A plan that
+    names a role replaces the kept one."""
     for stage, state in observed.stacks.items():
-        if state is not None and state.role_arn and state.role_arn != role_arn:
+        if state is not None and state.role_arn and not role_arn:
             raise PlanRefused(
                 f"stack {stacks[stage]} is bound to the service role {state.role_arn} (CloudFormation keeps the last "
-                f"role it was given), but this run would use {role_arn or 'none'}: deploy with --engine stepfunctions "
-                "to (re-)create the environment's rollout stack, whose role both engines then use"
+                "role it was given) and this environment has no rollout stack whose role would replace it: deploy "
+                "with --engine stepfunctions to (re-)create the rollout stack, whose role both engines then use"
             )
 
 

@@ -14,6 +14,7 @@ from moto.cloudformation.models import cloudformation_backends
 
 from rollout import package, settings, sfn_engine
 from rollout.aws import Aws
+from rollout.plan import PlanRefused
 from rollout.stacks import StageFailed
 from tests.conftest import reset_emulator
 from tests.rollout.conftest import Run, with_parameters
@@ -244,3 +245,17 @@ def test_switching_engines_works_both_ways(
     service_role = {o["OutputKey"]: o["OutputValue"] for o in rollout_stack["Outputs"]}["CloudFormationRoleArn"]
     # Once the environment has its rollout stack, both engines run every change set as its role.
     assert roles == {service_role}
+
+
+def test_a_stack_bound_to_a_deleted_rollout_role_is_refused_with_what_to_do(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
+) -> None:
+    """Deleting the rollout stack deletes the role CloudFormation keeps for both stacks: a local
+    deploy would run as a role that no longer exists. It is refused before anything changes."""
+    rollout(env_settings, "stepfunctions")
+    cloudformation = Aws(REGION, endpoint_url=emulator).client("cloudformation")
+    cloudformation.delete_stack(StackName="cc-websocket-rollout")
+    with pytest.raises(PlanRefused, match=r"cc-websocket-compute is bound to the service role .*CloudFormationRole"):
+        rollout(with_parameters(env_settings, "websocket", ThrottlingRateLimit="42"))
+    summary, _, _ = rollout(with_parameters(env_settings, "websocket", ThrottlingRateLimit="42"), "stepfunctions")
+    assert actions(summary)["websocket"] == "updated"  # a new rollout stack, its new role taken by both stacks
