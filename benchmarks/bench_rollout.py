@@ -23,7 +23,8 @@ from rollout import engine, package, settings
 from rollout.aws import Aws
 from rollout.rehearsal import prepare_account
 from rollout.report import Reporter
-from rollout.stacks import StackDeployer
+from rollout.engine import LocalContext
+from rollout.steps import DeployStack
 
 HOLD_SECONDS = 3.0
 
@@ -92,9 +93,14 @@ def delays(aws: Aws, stack: str) -> None:
     waiter_name = "stack_create_complete" if creating else "stack_update_complete"
     in_progress = "CREATE_IN_PROGRESS" if creating else "UPDATE_IN_PROGRESS"
     double = InProgressDouble(aws, stack, described["StackId"], in_progress)
-    deployer = StackDeployer(cf, Reporter(io.StringIO()), confirm=lambda _q: True)
+    # The deploy step's watch, as the local executor runs it: a look every 2 s until the stack settles.
+    step = DeployStack("bench", 2.0, stack, "https://b.s3.eu-west-1.amazonaws.com/t", "", {})
+    ctx = LocalContext(aws, Reporter(io.StringIO()), lambda _q: True)
+    work = {"phase": "executing", "stack_id": described["StackId"], "creating": creating, "changes": []}
     final_at = double.hold(HOLD_SECONDS)
-    deployer._watch("bench", stack, described["StackId"], None)
+    while not (progress := step.poll(ctx, {}, work)).done:
+        time.sleep(progress.wait)
+        work = progress.work
     ours = time.monotonic() - final_at
     final_at = double.hold(HOLD_SECONDS)
     cf.get_waiter(waiter_name).wait(StackName=described["StackId"])

@@ -182,7 +182,7 @@ class DeployStack(Step):
             outputs[self.name] = state.outputs
             return Progress(True, result=_result(self.name, "unchanged", self.stack_name, stack=self.stack_name))
         work = self._plan(ctx, state is None or state.status == "REVIEW_IN_PROGRESS", parameters, mark).work
-        return Progress(False, {**work, "outputs": state.outputs if state else {}}, min(self.wait, 1.0))
+        return Progress(False, {**work, "outputs": state.outputs if state else {}}, 0)
 
     def poll(self, ctx: Context, outputs: dict[str, dict[str, str]], work: dict[str, Any]) -> Progress:
         cf, work = ctx.client("cloudformation"), self.bounded(work)
@@ -298,7 +298,7 @@ class DeployStack(Step):
             **self._role(),
         )
         work = {"phase": "planning", "change_set": created["Id"], "stack_id": created["StackId"], "creating": creating}
-        return Progress(False, work, min(self.wait, 1.0))
+        return Progress(False, work, 0)  # a look at once: small change sets are often ready
 
     def _watch(self, ctx: Context, work: dict[str, Any]) -> Any:
         """Report the stack's new events (failures kept in `work`); the stack as it is now (None: gone)."""
