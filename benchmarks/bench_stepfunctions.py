@@ -52,7 +52,7 @@ def main() -> None:
     for (name, label), (seconds, calls, extra) in rows.items():
         ratio = seconds / rows[("local", label)][0]
         print(
-            f"  {name:13s} {label:6s} {seconds:6.2f} s ({ratio:.1f}x local)  {calls:3d} AWS calls by the steps{extra}"
+            f"  {name:13s} {label:6s} {seconds:6.2f} s ({ratio:.1f}x local)  {calls:3d} AWS calls by the plan's steps{extra}"
         )
 
 
