@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from emulator import running_emulator
 from rollout import engine, package, settings
 from rollout.aws import Aws
+from rollout.engine import LocalContext
 from rollout.rehearsal import prepare_account
 from rollout.report import Reporter
-from rollout.engine import LocalContext
 from rollout.steps import DeployStack
 
 HOLD_SECONDS = 3.0
