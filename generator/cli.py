@@ -52,9 +52,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not args.check and args.out.resolve() == DEFAULT_OUT and (args.format != "yaml" or args.defaults):
-        print("error: templates_out/ holds only the committed YAML with the templates' own defaults; "
-              "write JSON or other defaults elsewhere with --out (e.g. --out build/json). Nothing was written.",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "error: templates_out/ holds only the committed YAML with the templates' own defaults; "
+            "write JSON or other defaults elsewhere with --out (e.g. --out build/json). Nothing was written.",
+            file=sys.stderr,
+        )
         return 2
     try:
         templates = build_all(args.only)

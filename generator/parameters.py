@@ -110,8 +110,13 @@ def _check_shape(name: str, value: object, parameter_type: str, props: Mapping[s
     """A YAML null, a mapping, or a list where one value is meant is never turned into text."""
     if value is None:
         default = props.get("Default")
-        raise InvalidSetting(name, value, "is empty (a YAML null): give a value, or remove the setting to use the "
-                             f"default ({default!r})" if default is not None else "is empty (a YAML null): give a value")  # fmt: skip
+        raise InvalidSetting(
+            name,
+            value,
+            f"is empty (a YAML null): give a value, or remove the setting to use the default ({default!r})"
+            if default is not None
+            else "is empty (a YAML null): give a value",
+        )
     is_list = parameter_type.startswith("List<") or parameter_type == "CommaDelimitedList"
     if isinstance(value, dict) or (isinstance(value, list | tuple) and not is_list):
         raise InvalidSetting(

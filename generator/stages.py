@@ -70,8 +70,13 @@ ENDPOINT_UPDATE = EndpointUpdate(
 STEP_ORDER = ("compute", "websocket", "endpoint", "carry", "bake")
 
 # CloudFormation stack states, as both engines act on them.
-UPDATABLE = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE",
-             "IMPORT_ROLLBACK_COMPLETE")  # fmt: skip
+UPDATABLE = (
+    "CREATE_COMPLETE",
+    "UPDATE_COMPLETE",
+    "UPDATE_ROLLBACK_COMPLETE",
+    "IMPORT_COMPLETE",
+    "IMPORT_ROLLBACK_COMPLETE",
+)
 SUCCESS = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
 # A change set without changes FAILS with one of these reasons (AWS's spelling).
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")

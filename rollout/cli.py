@@ -43,8 +43,10 @@ def _package(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except OSError as error:
-        print(f"error: cannot write {error.filename or args.out}: {error.strerror}; choose a writable --out",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"error: cannot write {error.filename or args.out}: {error.strerror}; choose a writable --out",
+            file=sys.stderr,
+        )
         return 2
     summary = {
         "path": str(artifact.path),
@@ -82,14 +84,18 @@ def _rollout(args: argparse.Namespace) -> int:
     rehearsing = args.command == "rehearse"
     environment = REHEARSAL_ENVIRONMENT if rehearsing else args.env
     options = engine.Options(
-        dry_run=args.dry_run, poll_seconds=args.poll_seconds, confirm=_confirm(rehearsing or args.yes),
+        dry_run=args.dry_run,
+        poll_seconds=args.poll_seconds,
+        confirm=_confirm(rehearsing or args.yes),
         bake_seconds=getattr(args, "bake_seconds", None),
-    )  # fmt: skip
+    )
     try:
         env = settings.load(environment, region=getattr(args, "region", None))
         if not (rehearsing or args.command == "watch" or args.yes or args.dry_run or sys.stdin.isatty()):
-            raise settings.SettingsError("not an interactive terminal: pass --yes to execute without questions "
-                                         "(or --dry-run to only show the plan)")  # fmt: skip
+            raise settings.SettingsError(
+                "not an interactive terminal: pass --yes to execute without questions "
+                "(or --dry-run to only show the plan)"
+            )
         if args.command == "watch":
             from rollout.watch import watch
 
@@ -141,8 +147,10 @@ def _status(args: argparse.Namespace) -> int:
 def _failed(failure: Failure, as_json: bool, report: Reporter) -> int:
     if failure.kind in ("stage", "package"):
         report.failure("rollout", failure.message, failure.details)
-        print("Later stages did not start. Fix the cause and run the same command again: finished stages are "
-              "skipped.", file=sys.stderr)  # fmt: skip
+        print(
+            "Later stages did not start. Fix the cause and run the same command again: finished stages are skipped.",
+            file=sys.stderr,
+        )
     else:
         print(f"{'declined' if failure.exit_code == DECLINED else 'error'}: {failure.message}", file=sys.stderr)
     if as_json:
@@ -154,12 +162,16 @@ def _interrupted(args: argparse.Namespace, environment: str, report: Reporter) -
     if args.command == "rehearse":
         advice = "the rehearsal ran in this process only; nothing else changed. Run `scripts/main` again."
     elif args.engine == "stepfunctions":
-        advice = ("stopped following: the state machine's execution keeps running in AWS (its history is in the "
-                  "Step Functions console). Wait for it to end before running the rollout again.")  # fmt: skip
+        advice = (
+            "stopped following: the state machine's execution keeps running in AWS (its history is in the "
+            "Step Functions console). Wait for it to end before running the rollout again."
+        )
     else:
-        advice = (f"stopped watching. CloudFormation carries on with any change already started (it finishes or "
-                  f"rolls back by itself). Run `python -m rollout deploy --env {environment}` again to resume: "
-                  "finished stages are skipped.")  # fmt: skip
+        advice = (
+            f"stopped watching. CloudFormation carries on with any change already started (it finishes or "
+            f"rolls back by itself). Run `python -m rollout deploy --env {environment}` again to resume: "
+            "finished stages are skipped."
+        )
     print(f"\ninterrupted: {advice}", file=sys.stderr)
     if args.json:
         print(json.dumps(Failure(INTERRUPTED, "interrupted", advice).to_dict(), indent=2, sort_keys=True))

@@ -41,9 +41,10 @@ class Failure:
     details: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
-        return {"result": "declined" if self.exit_code == DECLINED else "failed",
-                "error": {"kind": self.kind, "message": self.message, "details": self.details,
-                          "exit_code": self.exit_code}}  # fmt: skip
+        return {
+            "result": "declined" if self.exit_code == DECLINED else "failed",
+            "error": {"kind": self.kind, "message": self.message, "details": self.details, "exit_code": self.exit_code},
+        }
 
 
 def explain(error: BaseException) -> Failure | None:
@@ -64,11 +65,15 @@ def explain(error: BaseException) -> Failure | None:
         endpoint = getattr(error, "kwargs", {}).get("endpoint_url", "AWS")
         return Failure(USAGE, "network", f"cannot reach {endpoint}: check the network, the region and --endpoint-url")
     if isinstance(error, NoCredentialsError | PartialCredentialsError | NoRegionError | ProfileNotFound):
-        return Failure(USAGE, "credentials", f"{error}: configure credentials (aws configure, AWS_PROFILE or "
-                                             "--profile, or environment variables)")  # fmt: skip
+        return Failure(
+            USAGE,
+            "credentials",
+            f"{error}: configure credentials (aws configure, AWS_PROFILE or --profile, or environment variables)",
+        )
     if isinstance(error, ConfigParseError):
-        return Failure(USAGE, "aws-config", f"{error}: fix the AWS config file (~/.aws/config) or point "
-                                            "AWS_CONFIG_FILE elsewhere")  # fmt: skip
+        return Failure(
+            USAGE, "aws-config", f"{error}: fix the AWS config file (~/.aws/config) or point AWS_CONFIG_FILE elsewhere"
+        )
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
         message = error.response.get("Error", {}).get("Message", "")

@@ -42,9 +42,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"the key {key!r} is given twice (line {key_node.start_mark.line + 1})",
+                    None,
+                    None,
+                    f"the key {key!r} is given twice (line {key_node.start_mark.line + 1})",
                     key_node.start_mark,
-                )  # fmt: skip
+                )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -125,9 +127,15 @@ def validate(name: str, path: Path, raw: dict[str, Any], *, region_override: str
     parameters = _parameters(path, raw.get("parameters") or {})
     consumers = _consumers(path, raw.get("endpoint_consumers") or [])
     return EnvironmentSettings(
-        name, path, region, bucket, {k: str(v) for k, v in stacks.items()}, parameters, consumers,
+        name,
+        path,
+        region,
+        bucket,
+        {k: str(v) for k, v in stacks.items()},
+        parameters,
+        consumers,
         bake_seconds(raw.get("bake_seconds", 0), f"{path}: bake_seconds"),
-    )  # fmt: skip
+    )
 
 
 def bake_seconds(value: Any, where: str) -> int:
@@ -184,6 +192,10 @@ def _parameters(path: Path, raw: Any) -> dict[str, dict[str, str]]:
             raise _fail(path, f"parameters.{stage}", "; ".join(broken))
     keys = [name for name in ("JwtSecretArn", "JwtPublicKey") if result["compute"].get(name)]
     if len(keys) != 1:
-        raise _fail(path, "parameters.compute", "name exactly one JWT key, JwtSecretArn (the secret holding the "
-                    "backend's SECURITY_JWT_SECRET) or JwtPublicKey: without one no client can authenticate")  # fmt: skip
+        raise _fail(
+            path,
+            "parameters.compute",
+            "name exactly one JWT key, JwtSecretArn (the secret holding the "
+            "backend's SECURITY_JWT_SECRET) or JwtPublicKey: without one no client can authenticate",
+        )
     return result

@@ -86,8 +86,11 @@ def read(settings: EnvironmentSettings, aws: Aws) -> Status:
     for stage in STACK_TEMPLATES:
         name = settings.stacks[stage]
         stack = describe(cloudformation, name)
-        found = (StackStatus(stage, name, "DOES_NOT_EXIST") if stack is None else
-                 StackStatus(stage, name, stack.status, stack.last_update, stack.reason))  # fmt: skip
+        found = (
+            StackStatus(stage, name, "DOES_NOT_EXIST")
+            if stack is None
+            else StackStatus(stage, name, stack.status, stack.last_update, stack.reason)
+        )
         outputs[stage] = stack.outputs if stack else {}
         parameters[stage] = stack.parameters if stack else {}
         status.stacks.append(found)
@@ -96,8 +99,11 @@ def read(settings: EnvironmentSettings, aws: Aws) -> Status:
                 f"stack {found.name} does not exist: run `python -m rollout deploy --env {settings.name}`"
             )
         elif found.status not in SUCCESS:
-            status.findings.append(f"stack {found.name} is {found.status}" + (f" ({found.reason})" if found.reason else "")
-                                   + ": see its events; `python -m rollout deploy` resumes or re-creates it")  # fmt: skip
+            status.findings.append(
+                f"stack {found.name} is {found.status}"
+                + (f" ({found.reason})" if found.reason else "")
+                + ": see its events; `python -m rollout deploy` resumes or re-creates it"
+            )
     key = parameters["compute"].get("CodeS3Key", "")
     if key:
         digest = ARTIFACT_HASH.search(key)
@@ -112,16 +118,22 @@ def read(settings: EnvironmentSettings, aws: Aws) -> Status:
         matches = bool(status.management_endpoint) and carried == status.management_endpoint
         status.functions.append(FunctionEndpoint(function, carried, matches))
         if status.management_endpoint and not matches:
-            status.findings.append(f"{function} carries {ENDPOINT_VARIABLE}={carried or '(unset)'}, not "
-                                   f"{status.management_endpoint}: run the rollout again (its endpoint stage sets it)")  # fmt: skip
+            status.findings.append(
+                f"{function} carries {ENDPOINT_VARIABLE}={carried or '(unset)'}, not "
+                f"{status.management_endpoint}: run the rollout again (its endpoint stage sets it)"
+            )
     cloudwatch = aws.client("cloudwatch")
     pages = cloudwatch.get_paginator("describe_alarms").paginate(
         AlarmNamePrefix=alarm_prefix(settings.parameters.get("compute", {}).get("NamePrefix", "cc"))
     )
     for page in pages:
         for alarm in page.get("MetricAlarms", []):
-            state = AlarmState(alarm["AlarmName"], alarm["StateValue"], alarm.get("StateReason", ""),
-                               iso_time(alarm.get("StateUpdatedTimestamp")))  # fmt: skip
+            state = AlarmState(
+                alarm["AlarmName"],
+                alarm["StateValue"],
+                alarm.get("StateReason", ""),
+                iso_time(alarm.get("StateUpdatedTimestamp")),
+            )
             status.alarms.append(state)
             if state.state == "ALARM":
                 status.findings.append(f"alarm {state.name} is in ALARM ({state.reason}): see the README's alarm table")
@@ -131,8 +143,10 @@ def read(settings: EnvironmentSettings, aws: Aws) -> Status:
 
 def lines(status: Status) -> list[str]:
     """The status as the terminal shows it."""
-    out = [f"environment {status.environment} in {status.region} (account {status.account}): "
-           + ("healthy" if status.healthy else f"{len(status.findings)} finding(s)")]  # fmt: skip
+    out = [
+        f"environment {status.environment} in {status.region} (account {status.account}): "
+        + ("healthy" if status.healthy else f"{len(status.findings)} finding(s)")
+    ]
     for stack in status.stacks:
         when = f"  last update {stack.last_update}" if stack.last_update else ""
         out.append(f"  {stack.stage:9} {stack.name:28} {stack.status}{when}")
