@@ -64,7 +64,7 @@ def rehearsals(env: settings.EnvironmentSettings, artifact: package.Artifact) ->
     with running_emulator() as url:
         aws = Aws(env.region, endpoint_url=url)
         prepare_account(aws, env)
-        options = engine.Options(poll_seconds=2.0, build_package=lambda _t: artifact)
+        options = engine.Options(poll_seconds=2.0, build_package=lambda *_: artifact)
         rows = []
         for label in ("fresh", "no-op"):
             aws.counter.calls.clear()

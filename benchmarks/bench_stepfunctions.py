@@ -33,7 +33,7 @@ def main() -> None:
             enable_state_machines(url)
             aws = Aws(env.region, endpoint_url=url)
             prepare_account(aws, env)
-            options = engine.Options(poll_seconds=0, build_package=lambda _t: artifact)
+            options = engine.Options(poll_seconds=0, build_package=lambda *_: artifact)
             for label in ("fresh", "no-op"):
                 start = time.perf_counter()
                 summary = run(env, aws, Reporter(io.StringIO()), options)

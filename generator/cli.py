@@ -9,12 +9,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from generator import project
 from generator.build import apply_defaults, build_all, render_all
 from generator.parameters import InvalidSetting
+from generator.project import Project, ProjectNotFound
 from generator.render import FORMATS, compare, write_all
-
-DEFAULT_OUT = project.root() / "templates_out"
 
 
 def _setting(text: str) -> tuple[str, str]:
@@ -29,7 +27,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m generator",
         description="Generate the CareConnect WebSocket CloudFormation templates.",
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: templates_out/)")
+    parser.add_argument("--project-dir", type=Path, help="the project folder (default: found from here upwards)")
+    parser.add_argument("--out", type=Path, help="output folder (default: the project's templates_out/)")
     parser.add_argument("--format", choices=FORMATS, default="yaml", help="template format (default yaml)")
     parser.add_argument(
         "--check",
@@ -51,7 +50,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not args.check and args.out.resolve() == DEFAULT_OUT and (args.format != "yaml" or args.defaults):
+    try:
+        committed = Project.find(args.project_dir).templates_out
+    except ProjectNotFound as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    args.out = args.out or committed
+    if not args.check and args.out.resolve() == committed and (args.format != "yaml" or args.defaults):
         print(
             "error: templates_out/ holds only the committed YAML with the templates' own defaults; "
             "write JSON or other defaults elsewhere with --out (e.g. --out build/json). Nothing was written.",

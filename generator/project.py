@@ -1,46 +1,60 @@
-"""Where the project's own files are: the folder holding `environments/`, `templates_out/` and
-`requirements/`. Never site-packages: an installed command works on the project it is run in.
+"""Where the project's own files are: the folder holding `environments/`, `templates_out/`,
+`requirements/` and `handlers/`. Never site-packages: an installed command works on the project it
+is run in. One `Project` is made by each command's `main` and passed down; nothing reads it at
+import.
 
-In order: `CC_PROJECT_DIR` (what `--project-dir` sets), the working directory or the nearest
-folder above it holding `templates_out/`, else the source checkout these modules came from.
+`Project.find(given)`: `given` (what `--project-dir` says), else the working directory or the
+nearest folder above it holding `templates_out/`, else the source checkout these modules came from.
 """
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 from pathlib import Path
 
 SOURCE_CHECKOUT = Path(__file__).resolve().parent.parent
 MARKER = "templates_out"
 
 
-def root() -> Path:
-    given = os.environ.get("CC_PROJECT_DIR")
-    if given:
-        return Path(given).resolve()
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / MARKER).is_dir():
-            return folder
-    return SOURCE_CHECKOUT
+class ProjectNotFound(ValueError):
+    """--project-dir names a folder that is not a project: says what is missing."""
 
 
-def take_project_dir(argv: list[str]) -> list[str]:
-    """Remove `--project-dir DIR` from the arguments and make DIR the project root. Done before
-    the commands' modules load, since they locate the project's files when they do."""
-    rest, index = [], 0
-    while index < len(argv):
-        arg = argv[index]
-        if arg == "--project-dir" and index + 1 < len(argv):
-            os.environ["CC_PROJECT_DIR"] = argv[index + 1]
-            index += 2
-            continue
-        if arg.startswith("--project-dir="):
-            os.environ["CC_PROJECT_DIR"] = arg.split("=", 1)[1]
-        else:
-            rest.append(arg)
-        index += 1
-    folder = os.environ.get("CC_PROJECT_DIR")
-    if folder and not (Path(folder) / MARKER).is_dir():
-        raise SystemExit(f"error: --project-dir {folder}: no {MARKER}/ there; point it at the project folder")
-    return rest
+@dataclass(frozen=True)
+class Project:
+    root: Path
+
+    @classmethod
+    def find(cls, given: Path | str | None = None) -> Project:
+        if given is not None:
+            folder = Path(given).resolve()
+            if not (folder / MARKER).is_dir():
+                raise ProjectNotFound(f"--project-dir {given}: no {MARKER}/ there; point it at the project folder")
+            return cls(folder)
+        here = Path.cwd().resolve()
+        return cls(next((f for f in (here, *here.parents) if (f / MARKER).is_dir()), SOURCE_CHECKOUT))
+
+    @property
+    def environments(self) -> Path:
+        return self.root / "environments"
+
+    @property
+    def templates_out(self) -> Path:
+        return self.root / MARKER
+
+    @property
+    def handlers(self) -> Path:
+        """The handlers' sources the package is built from (the project's, never an installed copy)."""
+        return self.root / "handlers"
+
+    @property
+    def requirements(self) -> Path:
+        return self.root / "requirements"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / ".cache"
+
+    @property
+    def build(self) -> Path:
+        return self.root / "build"

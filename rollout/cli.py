@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from generator.project import Project, ProjectNotFound
 from rollout import engine, package, settings
 from rollout.aws import Aws
 from rollout.errors import DECLINED, INTERRUPTED, Failure, explain
@@ -38,7 +39,7 @@ def _package(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        artifact = package.build(target, args.out, args.cache)
+        artifact = package.build(target, args.out, args.cache, project=args.project)
     except package.PackagingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -88,9 +89,10 @@ def _rollout(args: argparse.Namespace) -> int:
         poll_seconds=args.poll_seconds,
         confirm=_confirm(rehearsing or args.yes),
         bake_seconds=getattr(args, "bake_seconds", None),
+        project=args.project,
     )
     try:
-        env = settings.load(environment, region=getattr(args, "region", None))
+        env = settings.load(environment, region=getattr(args, "region", None), project=args.project)
         if not (rehearsing or args.command == "watch" or args.yes or args.dry_run or sys.stdin.isatty()):
             raise settings.SettingsError(
                 "not an interactive terminal: pass --yes to execute without questions "
@@ -130,7 +132,7 @@ def _status(args: argparse.Namespace) -> int:
     from rollout.status import lines, read
 
     try:
-        env = settings.load(args.env, region=args.region)
+        env = settings.load(args.env, region=args.region, project=args.project)
         found = read(env, Aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url))
     except Exception as error:
         failure = explain(error)
@@ -226,13 +228,14 @@ def _url(text: str) -> str:
     return text
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(project: Project) -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="python -m rollout",
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
     )
+    root.add_argument("--project-dir", type=Path, help="the project folder (default: found from here upwards)")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def output(sub: argparse.ArgumentParser) -> None:
@@ -257,7 +260,7 @@ def parser() -> argparse.ArgumentParser:
 
     def aws_target(sub: argparse.ArgumentParser) -> None:
         """Which environment, in which account: what `deploy` and `watch` both need."""
-        sub.add_argument("--env", required=True, help=f"environment: one of {', '.join(settings.available())}")
+        sub.add_argument("--env", required=True, help=f"environment: one of {', '.join(settings.available(project))}")
         sub.add_argument("--region", help="override the environment's region")
         sub.add_argument("--profile", help="AWS profile (default: the standard credential chain)")
         sub.add_argument("--endpoint-url", type=_url, help="any AWS-compatible endpoint (e.g. a local emulator)")
@@ -291,8 +294,8 @@ def parser() -> argparse.ArgumentParser:
         choices=[runtime],  # the compute template's runtime: compiled dependencies are per Python version
         help=f"the compute template's runtime, {runtime}",
     )
-    pkg.add_argument("--out", type=Path, default=package.REPO / "build" / "lambda", help="output folder")
-    pkg.add_argument("--cache", type=Path, default=package.DEFAULT_CACHE, help="wheel cache folder")
+    pkg.add_argument("--out", type=Path, help="output folder (default: the project's build/lambda)")
+    pkg.add_argument("--cache", type=Path, help="wheel cache folder (default: the project's .cache/wheels)")
     pkg.add_argument("--json", action="store_true", help="print the result as JSON")
     pkg.set_defaults(run=_package)
 
@@ -303,5 +306,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """The one place the project folder is found; every command gets it from here."""
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--project-dir", type=Path)
+    known, rest = where.parse_known_args(argv)
+    try:
+        project = Project.find(known.project_dir)
+    except ProjectNotFound as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    args = parser(project).parse_args(rest)
+    args.project = project
     return int(args.run(args))

@@ -14,44 +14,43 @@ import hashlib
 from importlib import metadata
 from pathlib import Path
 
-from generator import project
+import generator
+from generator.project import Project
 
-REPO = project.root()
-GENERATOR = Path(project.__file__).resolve().parent  # the generator this installation runs
-OUT = REPO / "templates_out"
-RECORD = REPO / ".cache" / "templates-verified"
+GENERATOR = Path(generator.__file__).resolve().parent  # the generator this installation runs
 
 
 class StaleTemplates(RuntimeError):
     """templates_out/ differs from what the generator produces; the text names the files."""
 
 
-def inputs_key() -> str:
+def inputs_key(project: Project) -> str:
     digest = hashlib.sha256()
     for package in ("troposphere", "awacs"):
         digest.update(f"{package}=={metadata.version(package)}|".encode())
-    for folder, pattern in ((GENERATOR, "*.py"), (OUT, "*.yaml")):
+    for folder, pattern in ((GENERATOR, "*.py"), (project.templates_out, "*.yaml")):
         for path in sorted(folder.glob(pattern)):
             digest.update(f"{folder.name}/{path.name}|".encode() + hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 
-def fresh_templates() -> dict[str, str]:
+def fresh_templates(project: Project) -> dict[str, str]:
     """The committed templates by stem, once they are known to be what the generator produces."""
-    key = inputs_key()
-    if RECORD.is_file() and RECORD.read_text().strip() == key:
-        return {path.stem: path.read_text(encoding="utf-8") for path in sorted(OUT.glob("*.yaml"))}
+    out, record = project.templates_out, project.cache / "templates-verified"
+    key = inputs_key(project)
+    if record.is_file() and record.read_text().strip() == key:
+        return {path.stem: path.read_text(encoding="utf-8") for path in sorted(out.glob("*.yaml"))}
     from generator.build import build_all, render_all  # imported only when a render is needed
     from generator.render import compare
 
     texts = render_all(build_all(), "yaml")
-    stale = compare(texts, OUT, "yaml")
+    stale = compare(texts, out, "yaml")
     if not stale.clean:
         raise StaleTemplates(
             "templates_out/ is not what the generator produces:\n"
-            + stale.explain(OUT)
+            + stale.explain(out)
             + "\nRun `python -m generator`, review and commit templates_out/, then deploy."
         )
-    RECORD.parent.mkdir(parents=True, exist_ok=True)
-    RECORD.write_text(key)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(key)
     return {name.removesuffix(".yaml"): text for name, text in texts.items()}

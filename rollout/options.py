@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from generator.project import Project
 from rollout import package
 
 
@@ -15,5 +16,8 @@ class Options:
     poll_seconds: float = 2.0
     sleep: Callable[[float], None] = time.sleep
     confirm: Callable[[str], bool] = field(default=lambda _question: True)
-    build_package: Callable[[package.Target], package.Artifact] = package.build
+    build_package: Callable[[package.Target, Project], package.Artifact] = lambda target, project: package.build(
+        target, project=project
+    )
     bake_seconds: int | None = None  # --bake-seconds: overrides the environment's bake_seconds
+    project: Project = field(default_factory=Project.find)  # made by the command's main

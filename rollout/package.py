@@ -18,7 +18,6 @@ import io
 import json
 import platform
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,15 +26,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import handlers
-from generator import project
 from generator.model import LAMBDA_RUNTIME
+from generator.project import Project
 
-REPO = project.root()
-HANDLERS_DIR = Path(handlers.__file__).resolve().parent  # the code this installation ships
-REQUIREMENTS = REPO / "requirements" / "handlers.txt"
-LOCK = REPO / "requirements" / "handlers.lock"
-DEFAULT_CACHE = REPO / ".cache" / "wheels"
 ARCHITECTURES = {"arm64": "aarch64", "x86_64": "x86_64"}
 HANDLER_FILES = ("*.py", "*.sql")
 LOCAL_ONLY = {"local.py"}  # the local WebSocket API: a developer's server, never part of a function
@@ -92,8 +85,9 @@ def artifact_name(target: Target, sha256: str) -> str:
     return f"handlers-{target.architecture}-py{target.python_version}-{sha256[:20]}.zip"
 
 
-def install_dependencies(target: Target, into: Path, cache: Path) -> None:
+def install_dependencies(target: Target, into: Path, cache: Path, project: Project) -> None:
     """pip, restricted to binary wheels for the Lambda platform; `cache` keeps downloaded wheels."""
+    requirements, lock = project.requirements / "handlers.txt", project.requirements / "handlers.lock"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
     platform_args = [
         "--only-binary=:all:",
@@ -113,9 +107,9 @@ def install_dependencies(target: Target, into: Path, cache: Path) -> None:
         str(cache),
         *platform_args,
         "-r",
-        str(REQUIREMENTS),
+        str(requirements),
         "-c",
-        str(LOCK),
+        str(lock),
     ]
     install = [
         *pip,
@@ -129,16 +123,16 @@ def install_dependencies(target: Target, into: Path, cache: Path) -> None:
         str(into),
         *platform_args,
         "-r",
-        str(REQUIREMENTS),
+        str(requirements),
         "-c",
-        str(LOCK),
+        str(lock),
     ]
     if subprocess.run(install, capture_output=True, text=True).returncode != 0:
         _run(download, "downloading the handlers' dependencies")
         _run(install, "installing the handlers' dependencies")
-    unpinned = sorted(set(_installed(into)) - set(_locked()))
+    unpinned = sorted(set(_installed(into)) - set(_locked(lock)))
     if unpinned:
-        raise PackagingError(f"dependencies not pinned in {LOCK.name}: {', '.join(unpinned)}; pin them there")
+        raise PackagingError(f"dependencies not pinned in {lock.name}: {', '.join(unpinned)}; pin them there")
 
 
 def _run(command: list[str], what: str) -> None:
@@ -151,9 +145,9 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _locked() -> list[str]:
+def _locked(lock: Path) -> list[str]:
     """`name==version` for every pin in the lock file."""
-    pins = [line.split("#")[0].strip() for line in LOCK.read_text().splitlines()]
+    pins = [line.split("#")[0].strip() for line in lock.read_text().splitlines()]
     return [f"{_normalise(name)}=={version}" for name, _, version in (p.partition("==") for p in pins if "==" in p)]
 
 
@@ -173,8 +167,13 @@ def _files(root: Path, patterns: Iterable[str] = ("**/*",)) -> dict[str, Path]:
     return found
 
 
-def _handler_files() -> dict[str, Path]:
-    return {name: path for name, path in _files(HANDLERS_DIR, HANDLER_FILES).items() if name not in LOCAL_ONLY}
+def _handler_files(project: Project) -> dict[str, Path]:
+    """The project's handlers (never an installed copy: edited code is the code deployed)."""
+    if not (project.handlers / "__init__.py").is_file():
+        raise PackagingError(
+            f"{project.root} has no handlers/ package: run from the project folder or pass --project-dir"
+        )
+    return {name: path for name, path in _files(project.handlers, HANDLER_FILES).items() if name not in LOCAL_ONLY}
 
 
 def zip_bytes(files: dict[str, Path]) -> bytes:
@@ -190,11 +189,14 @@ def zip_bytes(files: dict[str, Path]) -> bytes:
     return buffer.getvalue()
 
 
-def input_key(target: Target) -> str:
+def input_key(target: Target, project: Project) -> str:
     """The hash of everything a build reads: handler sources, requirements, lock, target."""
     digest = hashlib.sha256(f"{BUILD_FORMAT}|{target.architecture}|{target.python_version}".encode())
-    inputs = {f"handlers/{n}": p for n, p in _handler_files().items()}
-    inputs |= {"requirements.txt": REQUIREMENTS, "handlers.lock": LOCK}
+    inputs = {f"handlers/{n}": p for n, p in _handler_files(project).items()}
+    inputs |= {
+        "requirements.txt": project.requirements / "handlers.txt",
+        "handlers.lock": project.requirements / "handlers.lock",
+    }
     for name in sorted(inputs):
         digest.update(f"|{name}|".encode() + hashlib.sha256(inputs[name].read_bytes()).digest())
     return digest.hexdigest()
@@ -215,24 +217,28 @@ def _recorded(out_dir: Path, key: str, target: Target) -> Artifact | None:
 
 def build(
     target: Target | None = None,
-    out_dir: Path = REPO / "build" / "lambda",
-    cache: Path = DEFAULT_CACHE,
+    out_dir: Path | None = None,
+    cache: Path | None = None,
     *,
     max_zipped: int = MAX_ZIPPED_BYTES,
     max_unzipped: int = MAX_UNZIPPED_BYTES,
     reuse: bool = True,
+    project: Project | None = None,
 ) -> Artifact:
+    """The zip for `target` (default out_dir and cache: the project's build/lambda and .cache/wheels)."""
+    project = project or Project.find()
     target = target or Target()
-    key = input_key(target)
+    out_dir, cache = out_dir or project.build / "lambda", cache or project.cache / "wheels"
+    key = input_key(target, project)
     if reuse:
         earlier = _recorded(out_dir, key, target)
         if earlier is not None:
             return earlier
     with tempfile.TemporaryDirectory(prefix="cc-package-") as staging_dir:
         staging = Path(staging_dir)
-        install_dependencies(target, staging, cache)
+        install_dependencies(target, staging, cache, project)
         files = _files(staging)
-        handlers = {f"handlers/{name}": path for name, path in _handler_files().items()}
+        handlers = {f"handlers/{name}": path for name, path in _handler_files(project).items()}
         clash = sorted(set(files) & set(handlers))
         if clash:
             raise PackagingError(f"a dependency ships files inside handlers/: {', '.join(clash)}")
@@ -256,10 +262,6 @@ def build(
     record = {"zip": path.name, "sha256": digest, "size": len(data), "unzipped": unzipped}
     (out_dir / f"inputs-{key[:32]}.json").write_text(json.dumps(record))
     return Artifact(path, digest, len(data), unzipped, target)
-
-
-def clean_cache(cache: Path = DEFAULT_CACHE) -> None:
-    shutil.rmtree(cache, ignore_errors=True)
 
 
 # The rollout runner (rollout/runner.py) and what it imports: the step code, pure Python on boto3,

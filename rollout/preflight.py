@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
+from generator.project import Project
 from rollout.aws import Aws
 from rollout.freshness import StaleTemplates, fresh_templates
 from rollout.stacks import refusal
@@ -21,10 +22,10 @@ class PreflightFailed(RuntimeError):
         self.exit_code = exit_code
 
 
-def rendered_templates() -> dict[str, str]:
+def rendered_templates(project: Project) -> dict[str, str]:
     """The templates as the generator produces them now, by stem; refused if templates_out/ differs."""
     try:
-        return fresh_templates()
+        return fresh_templates(project)
     except StaleTemplates as stale:
         raise PreflightFailed(str(stale)) from None
 

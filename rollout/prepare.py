@@ -78,14 +78,14 @@ def prepare(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: 
         f"account {identity['account']} ({identity['arn']}), region {settings.region}, "
         f"environment {settings.name}, engine {engine}" + (" - DRY RUN" if options.dry_run else ""),
     )
-    texts = preflight.rendered_templates()
+    texts = preflight.rendered_templates(options.project)
     preflight.check_bucket(aws, settings.artifacts_bucket)
     observed = observe(aws, settings, identity)
     warn_outside_variables(aws, observed.stacks["compute"], texts["compute"], report)
     recreate = _approve_recreates(settings, observed.stacks, report, options)
     _approve_renames(settings, observed.stacks, report, options)
     target = package.Target(architecture=settings.parameters.get("compute", {}).get("Architecture", "arm64"))
-    return Prepared(settings, observed, options.build_package(target), texts, recreate, new_run_id())
+    return Prepared(settings, observed, options.build_package(target, options.project), texts, recreate, new_run_id())
 
 
 def observe(aws: Aws, settings: EnvironmentSettings, identity: dict[str, str]) -> Observed:

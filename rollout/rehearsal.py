@@ -152,7 +152,9 @@ def rehearse(
             from rollout.preflight import rendered_templates
 
             summary.proof = prove(
-                aws, summary.management_endpoint, expected(aws, settings, rendered_templates()["compute"])
+                aws,
+                summary.management_endpoint,
+                expected(aws, settings, rendered_templates(options.project)["compute"]),
             )
         summary.aws_calls = {"total": aws.counter.total, "mutating": aws.counter.mutating}
     return summary

@@ -14,13 +14,12 @@ from typing import Any
 
 import yaml
 
-from generator import project
 from generator.build import build_all
 from generator.intrinsics import failed_rules
 from generator.parameters import InvalidSetting, check_values
+from generator.project import Project
 from generator.stages import MAX_CONSUMERS, ROLLOUT_SET_PARAMETERS, STACK_TEMPLATES
 
-ENVIRONMENTS_DIR = project.root() / "environments"
 REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 STACK_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
@@ -67,11 +66,12 @@ class EnvironmentSettings:
     bake_seconds: int = 0  # how long the bake step watches the stacks' alarms after the endpoint stage
 
 
-def available() -> list[str]:
-    return sorted(p.stem for p in ENVIRONMENTS_DIR.glob("*.yaml"))
+def available(project: Project) -> list[str]:
+    return sorted(p.stem for p in project.environments.glob("*.yaml"))
 
 
-def load(name: str, *, region: str | None = None, directory: Path = ENVIRONMENTS_DIR) -> EnvironmentSettings:
+def load(name: str, *, region: str | None = None, project: Project | None = None) -> EnvironmentSettings:
+    directory = (project or Project.find()).environments
     path = directory / f"{name}.yaml"
     if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or not path.is_file():
         known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml"))) or "none"

@@ -27,7 +27,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     subprocess.run([str(work / "venv" / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", str(wheel)],
                    check=True, capture_output=True)  # fmt: skip
     project = work / "project"
-    for folder in ("environments", "templates_out", "requirements"):
+    for folder in ("environments", "templates_out", "requirements", "handlers"):
         shutil.copytree(REPO / folder, project / folder)
     return work / "venv" / "bin", project
 

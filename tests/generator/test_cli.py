@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from generator.catalog import TEMPLATES
-from generator.cli import DEFAULT_OUT, main
+from generator.cli import main
+from generator.project import Project
 from tests.conftest import REPO
 
 
@@ -91,10 +92,10 @@ def test_committed_templates_are_up_to_date() -> None:
 
 @pytest.mark.parametrize("argv", [["--format", "json"], ["--set", "StageName=beta"]])
 def test_templates_out_takes_only_the_committed_yaml(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    before = sorted(p.name for p in DEFAULT_OUT.iterdir())
+    before = sorted(p.name for p in Project.find().templates_out.iterdir())
     assert main(argv) == 2
     assert "write JSON or other defaults elsewhere with --out" in capsys.readouterr().err
-    assert sorted(p.name for p in DEFAULT_OUT.iterdir()) == before
+    assert sorted(p.name for p in Project.find().templates_out.iterdir()) == before
 
 
 @pytest.mark.parametrize("value", ["nan", "256.5", "inf"])

@@ -45,7 +45,7 @@ class Run:
         aws.counter.calls.clear()
         log = self.tmp_path / "report.log"
         with log.open("w") as stream:
-            defaults: dict[str, Any] = {"poll_seconds": 0, "build_package": lambda _target: self.built}
+            defaults: dict[str, Any] = {"poll_seconds": 0, "build_package": lambda *_: self.built}
             options = engine.Options(**(defaults | option_overrides))
             orchestrator = sfn_engine.run if engine_name == "stepfunctions" else engine.run
             summary = orchestrator(env, aws, Reporter(stream), options).to_dict()

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from generator.model import HANDLER_FUNCTIONS
+from generator.project import Project
 from rollout import cli, engine, freshness, package, settings, sfn_engine
 from rollout.stacks import Declined, StageFailed
 from tests.ports import free_port
@@ -28,7 +29,7 @@ def _options_with(artifact: package.Artifact) -> Any:
 
     def init(self: engine.Options, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        self.build_package = lambda _target: artifact
+        self.build_package = lambda *_: artifact
 
     return init
 
@@ -88,10 +89,13 @@ def test_unknown_profile_is_bad_usage(capsys: pytest.CaptureFixture[str], monkey
 
 def test_stale_templates_are_refused(emulator: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
-    (tmp_path / "websocket.yaml").write_text("stale\n")
-    monkeypatch.setattr(freshness, "OUT", tmp_path)
-    monkeypatch.setattr(freshness, "RECORD", tmp_path / "verified")
-    assert cli.main([*DEPLOY, "--endpoint-url", emulator]) == 2
+    """A project folder whose templates_out/ is not what the generator makes (--project-dir)."""
+    import shutil
+
+    shutil.copytree(Project.find().environments, tmp_path / "environments")
+    (tmp_path / "templates_out").mkdir()
+    (tmp_path / "templates_out" / "websocket.yaml").write_text("stale\n")
+    assert cli.main(["--project-dir", str(tmp_path), *DEPLOY, "--endpoint-url", emulator]) == 2
     err = capsys.readouterr().err
     assert "websocket.yaml: stale" in err and "compute.yaml: missing" in err and "python -m generator" in err
 
@@ -141,20 +145,19 @@ def test_freshness_is_remembered_and_any_change_renders_again(monkeypatch: pytes
                                                                tmp_path: Path) -> None:  # fmt: skip
     import shutil
 
-    out = tmp_path / "templates_out"
-    shutil.copytree(freshness.OUT, out)
-    monkeypatch.setattr(freshness, "OUT", out)
-    monkeypatch.setattr(freshness, "RECORD", tmp_path / "verified")
+    project = Project(tmp_path)
+    out = project.templates_out
+    shutil.copytree(Project.find().templates_out, out)
     renders: list[int] = []
     import generator.build
 
     real = generator.build.render_all
     monkeypatch.setattr(generator.build, "render_all", lambda *a: renders.append(1) or real(*a))
-    first = freshness.fresh_templates()
-    assert freshness.fresh_templates() == first and renders == [1]  # the second check reads the files
+    first = freshness.fresh_templates(project)
+    assert freshness.fresh_templates(project) == first and renders == [1]  # the second check reads the files
     (out / "compute.yaml").write_text(first["compute"] + "# edited by hand\n")
     with pytest.raises(freshness.StaleTemplates, match=r"compute\.yaml: stale"):
-        freshness.fresh_templates()
+        freshness.fresh_templates(project)
     assert renders == [1, 1]
 
 
@@ -167,7 +170,7 @@ def test_the_emulator_command_serves_until_interrupted(tmp_path: Path) -> None:
 
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "rollout", "emulator", "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=package.REPO)  # fmt: skip
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Project.find().root)  # fmt: skip
     try:
         assert process.stdout is not None
         assert f"http://127.0.0.1:{port}" in process.stdout.readline()
@@ -179,7 +182,7 @@ def test_the_emulator_command_serves_until_interrupted(tmp_path: Path) -> None:
         )
         assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["from-another-tool"]
         busy = subprocess.run([sys.executable, "-m", "rollout", "emulator", "--port", str(port)],
-                              capture_output=True, text=True, cwd=package.REPO, timeout=60)  # fmt: skip
+                              capture_output=True, text=True, cwd=Project.find().root, timeout=60)  # fmt: skip
         assert busy.returncode == 2 and "pick another --port" in busy.stderr
     finally:
         process.send_signal(signal.SIGINT)

@@ -49,9 +49,7 @@ def rehearse(
 ) -> tuple[Plan, list[dict[str, Any]]]:
     aws, report = Aws(env.region, endpoint_url=emulator), Reporter(io.StringIO())
     prepare_account(aws, env)
-    options = engine.Options(
-        poll_seconds=0, build_package=lambda _target: artifact, bake_seconds=1, sleep=lambda _s: None
-    )
+    options = engine.Options(poll_seconds=0, build_package=lambda *_: artifact, bake_seconds=1, sleep=lambda _s: None)
     prepared = prepare(env, aws, report, options, "local")
     plan = prepared.plan(options)
     upload(aws, plan, prepared, report, dry_run=False)

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from generator.project import Project
 from rollout import package
 from rollout.cli import main
 
+PROJECT = Project.find()
 HANDLER_SOURCES = sorted(
     f"handlers/{p.name}"
-    for p in package.HANDLERS_DIR.iterdir()
+    for p in PROJECT.handlers.iterdir()
     if p.suffix in (".py", ".sql") and p.name != "local.py"  # the developer's server imports aiohttp
 )
 HOST = package.Target(
@@ -28,6 +30,15 @@ HOST = package.Target(
 @pytest.fixture(scope="module")
 def lambda_zip(tmp_path_factory: pytest.TempPathFactory) -> package.Artifact:
     return package.build(package.Target(), tmp_path_factory.mktemp("a"))
+
+
+def project_copy(tmp_path: Path) -> Project:
+    """A project folder of its own: the handlers and the requirements, copied."""
+    for folder in ("handlers", "requirements", "templates_out"):
+        shutil.copytree(
+            PROJECT.root / folder, tmp_path / "project" / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    return Project(tmp_path / "project")
 
 
 def names(artifact: package.Artifact) -> list[str]:
@@ -65,11 +76,9 @@ def test_same_sources_give_the_same_bytes(lambda_zip: package.Artifact, tmp_path
 def test_a_changed_handler_changes_the_key(
     lambda_zip: package.Artifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    copy = tmp_path / "handlers"
-    shutil.copytree(package.HANDLERS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    (copy / "connect.py").write_text((copy / "connect.py").read_text() + "\n# changed\n")
-    monkeypatch.setattr(package, "HANDLERS_DIR", copy)
-    changed = package.build(package.Target(), tmp_path / "out")
+    project = project_copy(tmp_path)
+    (project.handlers / "connect.py").write_text((project.handlers / "connect.py").read_text() + "\n# changed\n")
+    changed = package.build(package.Target(), tmp_path / "out", project=project)
     assert changed.s3_key != lambda_zip.s3_key
 
 
@@ -88,12 +97,20 @@ def test_unchanged_inputs_reuse_the_zip_without_pip(tmp_path: Path, monkeypatch:
 
 
 def test_a_changed_handler_is_never_served_from_the_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    copy = tmp_path / "handlers"
-    shutil.copytree(package.HANDLERS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(package, "HANDLERS_DIR", copy)
-    before = package.build(package.Target(), tmp_path / "out")
-    (copy / "connect.py").write_text((copy / "connect.py").read_text() + "\n# changed\n")
-    assert package.build(package.Target(), tmp_path / "out").sha256 != before.sha256
+    project = project_copy(tmp_path)
+    before = package.build(package.Target(), tmp_path / "out", project=project)
+    (project.handlers / "connect.py").write_text((project.handlers / "connect.py").read_text() + "\n# changed\n")
+    assert package.build(package.Target(), tmp_path / "out", project=project).sha256 != before.sha256
+
+
+def test_the_project_folders_handlers_are_packaged_never_an_installed_copy(tmp_path: Path) -> None:
+    """An installed command packages the handlers of the project it runs in; without them it refuses."""
+    project = project_copy(tmp_path)
+    (project.handlers / "marker.py").write_text("EDITED = True\n")
+    assert "handlers/marker.py" in names(package.build(package.Target(), tmp_path / "out", project=project))
+    shutil.rmtree(project.handlers)
+    with pytest.raises(package.PackagingError, match="has no handlers/ package: run from the project folder"):
+        package.build(package.Target(), tmp_path / "out", project=project)
 
 
 def test_refuses_a_package_over_the_limits(tmp_path: Path) -> None:
@@ -105,12 +122,11 @@ def test_refuses_a_package_over_the_limits(tmp_path: Path) -> None:
 
 
 def test_refuses_unpinned_dependencies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    lock = tmp_path / "handlers.lock"
-    lock.write_text("\n".join(pin for pin in package.LOCK.read_text().splitlines() if not pin.startswith("cffi")))
-    monkeypatch.setattr(package, "LOCK", lock)
-    monkeypatch.setattr(package, "REPO", tmp_path)
+    project = project_copy(tmp_path)
+    lock = project.requirements / "handlers.lock"
+    lock.write_text("\n".join(pin for pin in lock.read_text().splitlines() if not pin.startswith("cffi")))
     with pytest.raises(package.PackagingError, match=r"not pinned in handlers\.lock: cffi==2\.1\.1"):
-        package.build(package.Target(), tmp_path / "out")
+        package.build(package.Target(), tmp_path / "out", project=project)
 
 
 # What the Lambda Python runtime itself provides besides the standard library.

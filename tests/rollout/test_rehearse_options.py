@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from generator.project import Project
 from rollout import engine, package, settings, sfn_engine
 from rollout.aws import Aws
 from rollout.plan import PlanRefused
@@ -27,7 +28,7 @@ def run(engine_name: str, emulator: str, env: settings.EnvironmentSettings,
         artifact: package.Artifact) -> tuple[dict[str, Any], Aws]:  # fmt: skip
     aws = Aws(env.region, endpoint_url=emulator)
     prepare_account(aws, env)
-    options = engine.Options(poll_seconds=0, build_package=lambda _target: artifact)
+    options = engine.Options(poll_seconds=0, build_package=lambda *_: artifact)
     runner = sfn_engine.run if engine_name == "stepfunctions" else engine.run
     return runner(env, aws, Reporter(io.StringIO()), options).to_dict(), aws
 
@@ -67,7 +68,7 @@ def test_each_option_rolls_out_and_proves(emulator: str, env_settings: settings.
         env = with_parameters(env, "websocket", LogsKmsKeyArn=values["LogsKmsKeyArn"])
     summary, aws = run(engine_name, emulator, env, built_artifact)
     assert summary["result"] == "succeeded"
-    prove(aws, summary["management_endpoint"], expected(aws, env, rendered_templates()["compute"]))
+    prove(aws, summary["management_endpoint"], expected(aws, env, rendered_templates(Project.find())["compute"]))
     function = aws.client("lambda").get_function_configuration(FunctionName="cc-websocket-connect")
     if option == "vpc":
         assert sorted(function["VpcConfig"]["SubnetIds"]) == sorted(values["SubnetIds"].split(","))

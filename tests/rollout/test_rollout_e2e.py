@@ -10,6 +10,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from generator.model import ENDPOINT_VARIABLE
+from generator.project import Project
 from rollout import settings
 from rollout.preflight import rendered_templates
 from rollout.rehearsal import RehearsalFailed, expected, prove
@@ -42,7 +43,9 @@ def test_fresh_rollout_builds_everything_and_wires_the_endpoint(
     endpoint = summary["management_endpoint"]
     assert endpoint.startswith("https://") and endpoint.endswith(".execute-api.eu-west-1.amazonaws.com/prod")
     assert summary["websocket_url"] == endpoint.replace("https://", "wss://")
-    proof = prove(aws, summary["management_endpoint"], expected(aws, env_settings, rendered_templates()["compute"]))
+    proof = prove(
+        aws, summary["management_endpoint"], expected(aws, env_settings, rendered_templates(Project.find())["compute"])
+    )
     assert proof["routes"] == ["$connect", "$default", "$disconnect"] and proof["functions"] == sorted(FUNCTIONS)
     compute = aws.client("cloudformation").describe_stacks(StackName="cc-websocket-compute")["Stacks"][0]
     assert {p["ParameterKey"]: p["ParameterValue"] for p in compute["Parameters"]}["ManagementEndpoint"] == endpoint
@@ -53,7 +56,7 @@ def test_the_proof_names_a_function_on_another_architecture_key_or_log_group(
     rollout: Run, env_settings: settings.EnvironmentSettings
 ) -> None:
     summary, aws, _ = rollout(env_settings)
-    deployed = expected(aws, env_settings, rendered_templates()["compute"])
+    deployed = expected(aws, env_settings, rendered_templates(Project.find())["compute"])
     assert deployed.architecture == "arm64" and deployed.kms_key == "" and deployed.functions == set(FUNCTIONS)
     with pytest.raises(
         RehearsalFailed, match=r"cc-websocket-connect runs on \['arm64'\], the handlers zip was built for x86_64"
@@ -138,7 +141,7 @@ def test_log_groups_and_integrations_update_in_place_and_what_references_them_ho
     assert group["logGroups"][0]["retentionInDays"] == 90
     connect = aws.client("lambda").get_function_configuration(FunctionName="cc-websocket-connect")
     assert connect["MemorySize"] == 512 and connect["LoggingConfig"]["LogGroup"] == "/aws/lambda/cc-websocket-connect"
-    prove(aws, summary["management_endpoint"], expected(aws, changed, rendered_templates()["compute"]))
+    prove(aws, summary["management_endpoint"], expected(aws, changed, rendered_templates(Project.find())["compute"]))
 
 
 def test_pre_existing_environment_variables_survive(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:

@@ -83,7 +83,7 @@ def test_a_changed_parameter_and_changed_code(
     changed = tmp_path / built_artifact.path.name.replace(built_artifact.sha256[:20], "f" * 20)
     changed.write_bytes(built_artifact.path.read_bytes())
     new = package.Artifact(changed, "f" * 64, built_artifact.size, built_artifact.unzipped_size, built_artifact.target)
-    summary, aws, _ = rollout(faster, engine_name, build_package=lambda _target: new)
+    summary, aws, _ = rollout(faster, engine_name, build_package=lambda *_: new)
     assert actions(summary) == {
         "compute": "updated",
         "websocket": "unchanged",

@@ -8,23 +8,30 @@ from typing import Any
 import pytest
 import yaml
 
+from generator.project import Project
 from rollout import settings
 
-GOOD: dict[str, Any] = yaml.safe_load((settings.ENVIRONMENTS_DIR / "rehearsal.yaml").read_text())
+ENVIRONMENTS = Project.find().environments
+GOOD: dict[str, Any] = yaml.safe_load((ENVIRONMENTS / "rehearsal.yaml").read_text())
 
 
 def check(tmp_path: Path, **changes: Any) -> settings.EnvironmentSettings:
     raw = {**GOOD, **changes}
-    path = tmp_path / "test.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return settings.load("test", directory=tmp_path)
+    environment(tmp_path, "test").write_text(yaml.safe_dump(raw))
+    return settings.load("test", project=Project(tmp_path))
+
+
+def environment(root: Path, name: str) -> Path:
+    """Where a project rooted at `root` keeps environment `name`."""
+    (root / "environments").mkdir(exist_ok=True)
+    return root / "environments" / f"{name}.yaml"
 
 
 def test_repository_environments_load() -> None:
     env = settings.load("rehearsal")
     assert env.stacks == {"compute": "cc-websocket-compute", "websocket": "cc-websocket-api"}
     assert env.parameters["websocket"]["NamePrefix"] == "cc"  # shared parameters reach both stacks
-    assert "prod" in settings.available()
+    assert "prod" in settings.available(Project.find())
 
 
 def test_unknown_environment_lists_the_known_ones() -> None:
@@ -74,11 +81,11 @@ def test_prod_refuses_until_filled_in() -> None:
 
 
 def test_a_key_given_twice_is_refused_with_its_line(tmp_path: Path) -> None:
-    (tmp_path / "twice.yaml").write_text(yaml.safe_dump(GOOD) + "region: us-east-1\n")
+    environment(tmp_path, "twice").write_text(yaml.safe_dump(GOOD) + "region: us-east-1\n")
     with pytest.raises(
         settings.SettingsError, match=r"twice.yaml: not valid YAML: .*'region' is given twice \(line \d+\)"
     ):
-        settings.load("twice", directory=tmp_path)
+        settings.load("twice", project=Project(tmp_path))
 
 
 def test_whole_numbers_written_as_floats_are_accepted_as_whole(tmp_path: Path) -> None:
@@ -89,9 +96,9 @@ def test_whole_numbers_written_as_floats_are_accepted_as_whole(tmp_path: Path) -
 
 
 def test_prod_as_shipped_names_no_jwt_key_and_is_refused_for_it(tmp_path: Path) -> None:
-    prod = yaml.safe_load((settings.ENVIRONMENTS_DIR / "prod.yaml").read_text())
+    prod = yaml.safe_load((ENVIRONMENTS / "prod.yaml").read_text())
     prod["artifacts_bucket"] = "cc-prod-artifacts"
     prod["parameters"]["compute"]["DatabaseSecretArn"] = "arn:aws:secretsmanager:us-east-1:123456789012:secret:cc/db-Ab"
-    (tmp_path / "prod.yaml").write_text(yaml.safe_dump(prod))
+    environment(tmp_path, "prod").write_text(yaml.safe_dump(prod))
     with pytest.raises(settings.SettingsError, match="name exactly one JWT key"):
-        settings.load("prod", directory=tmp_path)
+        settings.load("prod", project=Project(tmp_path))
