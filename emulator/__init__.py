@@ -2,8 +2,8 @@
 moto lacks (`moto_gaps`), as strict as AWS where moto forgives (`aws_rules`), parsing each
 template once (`template_cache`) and running Lambda functions for real (`functions`).
 
-Public entry points: `running_emulator`, `enable_state_machines`, `EMULATOR_ACCOUNT`,
-`EMULATOR_REGION`, `EmulatorUnavailable`. Nothing here imports the rollout."""
+Public entry points: `running_emulator`, `websocket_url`, `enable_state_machines`,
+`EMULATOR_ACCOUNT`, `EMULATOR_REGION`, `EmulatorUnavailable`. Nothing here imports the rollout."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import urllib.request
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 EMULATOR_REGION = "eu-west-1"
 EMULATOR_ACCOUNT = "123456789012"
@@ -21,6 +22,16 @@ EMULATOR_ACCOUNT = "123456789012"
 
 class EmulatorUnavailable(RuntimeError):
     """The emulator cannot start here (its extra is not installed); the text says what to do."""
+
+
+_websocket_servers: list[Any] = []  # one per running emulator in this process, innermost last
+
+
+def websocket_url(api_id: str, stage: str) -> str:
+    """Where the running emulator serves a deployed WebSocket API's stage."""
+    if not _websocket_servers:
+        raise EmulatorUnavailable("no emulator is running in this process: start one with running_emulator()")
+    return str(_websocket_servers[-1].url(api_id, stage))
 
 
 def _find_our_models() -> None:
@@ -44,10 +55,11 @@ def running_emulator(port: int = 0) -> Iterator[str]:
             "the embedded emulator needs moto: pip install 'careconnect-websocket[emulator]'"
         ) from None
 
-    from emulator import aws_rules, functions, moto_gaps, template_cache
+    from emulator import aws_rules, functions, moto_gaps, template_cache, websocket_apis
 
     moto_gaps.install()
     functions.install()
+    websocket_apis.install()
     aws_rules.install()
     template_cache.install()
     _find_our_models()
@@ -63,6 +75,8 @@ def running_emulator(port: int = 0) -> Iterator[str]:
     host, port = server.get_host_and_port()
     enable_state_machines(f"http://{host}:{port}")
     lambda_runtime = functions.start(f"http://{host}:{port}")
+    sockets = websocket_apis.WebSocketServer()
+    _websocket_servers.append(sockets)
     saved = {
         name: os.environ.get(name)
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MOTO_PORT")
@@ -74,6 +88,8 @@ def running_emulator(port: int = 0) -> Iterator[str]:
     try:
         yield f"http://{host}:{port}"
     finally:
+        _websocket_servers.remove(sockets)
+        sockets.stop()
         functions.stop(lambda_runtime)
         server.stop()
         for name, value in saved.items():

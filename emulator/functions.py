@@ -149,6 +149,13 @@ def stop(functions: Functions) -> None:
     functions.stop_all()
 
 
+def invoke(function: LambdaFunction, event: bytes) -> Result:
+    """Run one event through the innermost running emulator's runtime (what Invoke does)."""
+    if not _running:
+        raise RuntimeError("the emulator's Lambda runtime is not running: start it with running_emulator()")
+    return _running[-1].invoke(function, event)
+
+
 def _invoke(self: LambdaFunction, body: str | bytes | None, request_headers: Any, response_headers: Any) -> bytes:
     """moto's LambdaFunction.invoke, answered by the function's own code."""
     if not _running:

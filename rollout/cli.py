@@ -182,7 +182,7 @@ def _interrupted(args: argparse.Namespace, environment: str, report: Reporter) -
 
 def _emulator(args: argparse.Namespace) -> int:
     """Serve the rehearsal's emulator (moto plus what this project teaches it) for other tools."""
-    from emulator import EMULATOR_ACCOUNT, EMULATOR_REGION, running_emulator
+    from emulator import EMULATOR_ACCOUNT, EMULATOR_REGION, running_emulator, websocket_url
 
     try:
         if args.port:  # moto's server thread would only print a bind failure: check first
@@ -194,6 +194,7 @@ def _emulator(args: argparse.Namespace) -> int:
                 flush=True,
             )
             print(f"  AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x", flush=True)
+            print(f"  deployed WebSocket APIs answer at {websocket_url('<apiId>', '<stage>')}", flush=True)
             while True:
                 time.sleep(3600)
     except OSError as error:

@@ -1,0 +1,314 @@
+"""Every WebSocket API deployed to the emulator (by CloudFormation or the API, whoever made it)
+answers on a real socket at ws://127.0.0.1:<port>/<apiId>/<stage>: `$connect` (its function
+may refuse the connection with a status code), the route selection expression evaluated on
+each frame (`$default` when it names no route; "Forbidden" without one), `$disconnect`, and
+AWS_PROXY integrations run by the emulator's Lambda runtime with events shaped as API Gateway
+sends them. A route with a route-response selection expression sends the function's answer
+back. The `@connections` management API (moto's, at the emulator's endpoint) reaches these
+sockets: posts are delivered, and a gone connection answers 410 GoneException.
+
+Not modelled yet: authorizers, throttling, the integration timeout, message size and idle limits,
+and API Gateway's real host names for code that builds the management URL from the event."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import WSMsgType, web
+from moto.apigatewaymanagementapi import urls
+from moto.apigatewaymanagementapi.models import ApiGatewayManagementApiBackend
+from moto.apigatewayv2.models import apigatewayv2_backends
+from moto.awslambda.models import lambda_backends
+from moto.core.exceptions import JsonRESTError
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+from emulator import functions
+
+ACCOUNT = "123456789012"
+FUNCTION_IN_URI = re.compile(r"(arn:aws[a-z-]*:lambda:[^/]+?:function:[^/]+?)(?:/invocations)?$")
+_installed = False
+
+
+class GoneException(JsonRESTError):
+    code = 410
+
+    def __init__(self, connection_id: str) -> None:
+        super().__init__("GoneException", f"connection {connection_id} is gone")
+
+
+@dataclass
+class Connection:
+    connection_id: str
+    api_id: str
+    stage: str
+    region: str
+    socket: web.WebSocketResponse
+    loop: asyncio.AbstractEventLoop
+    connected_at: int
+    source_ip: str
+    user_agent: str
+    last_active_at: int
+
+
+_connections: dict[str, Connection] = {}  # open sockets by connection id
+_served: set[str] = set()  # every id these sockets ever had: a closed one is gone (410)
+_original_post = ApiGatewayManagementApiBackend.post_to_connection
+_original_get = ApiGatewayManagementApiBackend.get_connection
+_original_delete = ApiGatewayManagementApiBackend.delete_connection
+
+
+def _find_api(api_id: str) -> tuple[str, Any] | None:
+    for region, backend in dict.items(apigatewayv2_backends[ACCOUNT]):
+        api = backend.apis.get(api_id)
+        if api is not None and str(api.protocol_type).upper() == "WEBSOCKET":
+            return region, api
+    return None
+
+
+def _route(api: Any, route_key: str) -> Any | None:
+    return next((route for route in api.routes.values() if route.route_key == route_key), None)
+
+
+def select_route_key(expression: str, body: str) -> str:
+    """The route key `$request.body.<path>` names in a frame, or `$default`."""
+    path = expression.removeprefix("$request.body.").split(".") if expression.startswith("$request.body.") else []
+    try:
+        value: Any = json.loads(body)
+    except ValueError:
+        return "$default"
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, str) and path else "$default"
+
+
+def _connection_id() -> str:
+    """Shaped as API Gateway's (letters, digits, a trailing "="): no "/" or "+" to break a URL path."""
+    return base64.b64encode(os.urandom(10), altchars=b"Aa").decode()
+
+
+def _function_arn(api: Any, route: Any) -> str | None:
+    integration = api.integrations.get(str(route.target or "").removeprefix("integrations/"))
+    if integration is None or integration.integration_type != "AWS_PROXY":
+        return None
+    match = FUNCTION_IN_URI.search(str(integration.integration_uri or ""))
+    return match[1] if match else None
+
+
+def _invoke(region: str, function_arn: str, event: dict[str, Any]) -> tuple[bool, Any]:
+    """(succeeded, the function's decoded answer)."""
+    function = lambda_backends[ACCOUNT][region].get_function(function_arn)
+    result = functions.invoke(function, json.dumps(event).encode())
+    try:
+        answer = json.loads(result.payload) if result.payload else None
+    except ValueError:
+        answer = result.payload.decode(errors="replace")
+    return result.function_error is None, answer
+
+
+def _event(connection: Connection, route_key: str, event_type: str, **extra: Any) -> dict[str, Any]:
+    now = time.time()
+    context = {
+        "routeKey": route_key,
+        "eventType": event_type,
+        "extendedRequestId": base64.b64encode(os.urandom(12)).decode(),
+        "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+        "messageDirection": "IN",
+        "stage": connection.stage,
+        "connectedAt": connection.connected_at,
+        "requestTimeEpoch": int(now * 1000),
+        "identity": {"sourceIp": connection.source_ip, "userAgent": connection.user_agent},
+        "requestId": base64.b64encode(os.urandom(12)).decode(),
+        "domainName": f"{connection.api_id}.execute-api.{connection.region}.amazonaws.com",
+        "connectionId": connection.connection_id,
+        "apiId": connection.api_id,
+    }
+    return {"requestContext": context, "isBase64Encoded": False, **extra}
+
+
+def _status(answer: Any) -> int:
+    return int(answer.get("statusCode", 200)) if isinstance(answer, dict) else 200
+
+
+def _reply_body(answer: Any) -> str:
+    if isinstance(answer, dict) and "body" in answer:
+        return str(answer["body"])
+    return json.dumps(answer)
+
+
+async def _serve(request: web.Request) -> web.StreamResponse:
+    api_id, stage = request.match_info["api_id"], request.match_info["stage"]
+    found = _find_api(api_id)
+    if found is None or stage not in found[1].stages:
+        return web.json_response({"message": "Forbidden"}, status=403)
+    region, api = found
+    loop = asyncio.get_running_loop()
+    socket = web.WebSocketResponse()
+    now_ms = int(time.time() * 1000)
+    connection = Connection(_connection_id(), api_id, stage, region, socket, loop, now_ms,
+                            request.remote or "127.0.0.1", request.headers.get("User-Agent", ""), now_ms)  # fmt: skip
+    connect = _route(api, "$connect")
+    arn = _function_arn(api, connect) if connect else None
+    if arn:
+        headers = dict(request.headers)
+        event = _event(connection, "$connect", "CONNECT", headers=headers,
+                       multiValueHeaders={k: [v] for k, v in headers.items()},
+                       queryStringParameters=dict(request.query) or None)  # fmt: skip
+        ok, answer = await loop.run_in_executor(None, _invoke, region, arn, event)
+        if not ok or _status(answer) >= 400:
+            status = _status(answer) if ok else 500
+            return web.json_response({"message": "Forbidden" if ok else "Internal server error"}, status=status)
+    await socket.prepare(request)
+    _connections[connection.connection_id] = connection
+    _served.add(connection.connection_id)
+    try:
+        async for message in socket:
+            if message.type != WSMsgType.TEXT:
+                continue
+            connection.last_active_at = int(time.time() * 1000)
+            await _message(api, connection, message.data)
+    finally:
+        _connections.pop(connection.connection_id, None)
+        disconnect = _route(api, "$disconnect")
+        arn = _function_arn(api, disconnect) if disconnect else None
+        if arn:
+            event = _event(connection, "$disconnect", "DISCONNECT", disconnectStatusCode=1000,
+                           disconnectReason="Client-side close frame status not set")  # fmt: skip
+            await loop.run_in_executor(None, _invoke, region, arn, event)
+    return socket
+
+
+async def _message(api: Any, connection: Connection, body: str) -> None:
+    key = select_route_key(str(api.route_selection_expression or ""), body)
+    route = _route(api, key) or _route(api, "$default")
+    failure = {"connectionId": connection.connection_id, "requestId": str(uuid.uuid4())}
+    arn = _function_arn(api, route) if route else None
+    if route is None or arn is None:
+        await connection.socket.send_str(json.dumps({"message": "Forbidden", **failure}))
+        return
+    event = _event(
+        connection, route.route_key, "MESSAGE", body=body, messageId=base64.b64encode(os.urandom(10)).decode()
+    )
+    loop = asyncio.get_running_loop()
+    ok, answer = await loop.run_in_executor(None, _invoke, connection.region, arn, event)
+    if not ok:
+        await connection.socket.send_str(json.dumps({"message": "Internal server error", **failure}))
+    elif route.route_response_selection_expression:
+        await connection.socket.send_str(_reply_body(answer))
+
+
+# The management API: moto serves it; these sockets answer it. ----------------------------------------
+
+
+def _ours(connection_id: str) -> bool:
+    return unquote(connection_id) in _served
+
+
+def _live(connection_id: str) -> Connection:
+    connection_id = unquote(connection_id)  # moto hands over the id as it is in the path
+    connection = _connections.get(connection_id)
+    if connection is None or connection.socket.closed:
+        raise GoneException(connection_id)
+    return connection
+
+
+def _post_to_connection(self: ApiGatewayManagementApiBackend, data: bytes, connection_id: str) -> None:
+    if not _ours(connection_id):  # not a socket of ours (moto's own bookkeeping, e.g. under mock_aws)
+        return _original_post(self, data, connection_id)
+    connection = _live(connection_id)
+    text = data.decode() if isinstance(data, bytes) else str(data)
+    asyncio.run_coroutine_threadsafe(connection.socket.send_str(text), connection.loop).result(timeout=10)
+
+
+def _get_connection(self: ApiGatewayManagementApiBackend, connection_id: str) -> Any:
+    if not _ours(connection_id):
+        return _original_get(self, connection_id)
+    connection = _live(connection_id)
+
+    class Info:
+        def to_dict(self) -> dict[str, Any]:
+            return {"connectedAt": connection.connected_at / 1000, "lastActiveAt": connection.last_active_at / 1000,
+                    "identity": {"sourceIp": connection.source_ip, "userAgent": connection.user_agent}}  # fmt: skip
+
+    return Info()
+
+
+def _delete_connection(self: ApiGatewayManagementApiBackend, connection_id: str) -> None:
+    if not _ours(connection_id):
+        return _original_delete(self, connection_id)
+    connection = _live(connection_id)
+    asyncio.run_coroutine_threadsafe(connection.socket.close(), connection.loop).result(timeout=10)
+
+
+def _management_with_stage(original: Any) -> Any:
+    """moto's server recognises the management API only without a stage before `/@connections`."""
+
+    def infer(self: Any, environ: dict[str, Any], path: str) -> str | None:
+        path_info = str(environ.get("PATH_INFO", ""))
+        if "execute-api" in str(environ.get("HTTP_AUTHORIZATION", "")) and "/@connections/" in path_info:
+            environ = {**environ, "PATH_INFO": path_info[path_info.index("/@connections/") :]}
+        return original(self, environ, path)
+
+    return infer
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    # `https://{domainName}/{stage}/@connections/{id}` as `<emulator endpoint>/{stage}/@connections/{id}`:
+    # moto's own pattern for a stage prefix does not match in server mode
+    urls.url_paths["{0}/(?P<stage_name>[^/]+)/@connections/(?P<connection_id>[^/]+)$"] = (
+        urls.response.connect_to_apigateway
+    )
+    DomainDispatcherApplication.infer_service_region_host = _management_with_stage(  # type: ignore[method-assign]
+        DomainDispatcherApplication.infer_service_region_host
+    )
+    ApiGatewayManagementApiBackend.post_to_connection = _post_to_connection  # type: ignore[method-assign]
+    ApiGatewayManagementApiBackend.get_connection = _get_connection  # type: ignore[method-assign]
+    ApiGatewayManagementApiBackend.delete_connection = _delete_connection  # type: ignore[method-assign]
+    _installed = True
+
+
+class WebSocketServer:
+    """The sockets' own loopback port, served from a thread with its own event loop."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self._thread = threading.Thread(target=self._run, name="emulator-websockets", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the emulator's WebSocket server did not start")
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        app = web.Application()
+        app.router.add_get("/{api_id}/{stage}", _serve)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1)
+        self.loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._ready.set()
+        self.loop.run_forever()
+
+    def url(self, api_id: str, stage: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/{api_id}/{stage}"
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
