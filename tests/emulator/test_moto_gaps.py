@@ -1,10 +1,14 @@
-"""The gaps emulator/moto_gaps.py compensates still exist in moto. When one fails, moto
-fixed that gap: drop the compensation (and this test) instead of keeping both."""
+"""What emulator/moto_gaps.py teaches moto, shown through the emulator (each fails without its
+compensation), and the gaps it compensates, shown on moto itself: when one of those fails, moto
+fixed that gap: drop the compensation instead of keeping both."""
 
 from __future__ import annotations
 
-import inspect
+import io
+import json
+import zipfile
 
+import boto3
 import moto
 from moto.cloudformation.models import CloudFormationBackend
 from moto.core.common_models import CloudFormationModel
@@ -67,26 +71,74 @@ def test_gap4_novalue_in_a_list_stays_null() -> None:
     assert moto_gaps._clean_json_without_novalue(no_value, stack.resource_map) == []
 
 
-def test_gap5_lambda_configuration_has_no_revision_id() -> None:
-    # Read from moto's own code: when it starts returning a RevisionId, drop the compensation.
-    assert "RevisionId" not in inspect.getsource(moto_gaps._original_get_configuration)
+def test_gap5_a_function_from_cloudformation_has_a_revision_that_moves_with_its_configuration(emulator: str) -> None:
+    """The endpoint step writes with the RevisionId it read: the emulator gives one, and a new one
+    after every change, as Lambda does."""
+    stack = _deploy(emulator, FUNCTION_TEMPLATE)
+    lam = boto3.client("lambda", region_name="eu-west-1", endpoint_url=emulator)
+    name = stack["f"]
+    first = lam.get_function_configuration(FunctionName=name)["RevisionId"]
+    assert lam.get_function_configuration(FunctionName=name)["RevisionId"] == first  # stable while unchanged
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"A": "1"}})
+    assert lam.get_function_configuration(FunctionName=name)["RevisionId"] != first
 
 
-def test_gap6_cloudformation_state_machines_read_only_definition_string() -> None:
-    from moto.stepfunctions.models import StateMachine
-
-    create = inspect.getsource(StateMachine.__dict__["create_from_cloudformation_json"].__func__)
-    if moto_gaps._installed:  # the compensation replaced it: read moto's original from the module
-        create = inspect.getsource(inspect.getmodule(StateMachine))  # type: ignore[arg-type]
-    assert 'properties.get("DefinitionString", "")' in create
-    assert "DefinitionSubstitutions" not in create
-    assert "stepfunctions_backends[account_id][region_name]" in create  # not the executing backend
+def test_gap6_a_state_machine_from_cloudformation_runs_its_substituted_definition(emulator: str) -> None:
+    """moto gave a CloudFormation state machine an empty definition; the rollout stack's must be the
+    generated one with its substitutions filled."""
+    stack = _deploy(emulator, MACHINE_TEMPLATE)
+    sfn = boto3.client("stepfunctions", region_name="eu-west-1", endpoint_url=emulator)
+    definition = json.loads(sfn.describe_state_machine(stateMachineArn=stack["m"])["definition"])
+    assert definition["States"]["Done"] == {"Type": "Pass", "Result": "value-from-substitution", "End": True}
 
 
-def test_gap7_moto_adds_resources_in_template_order_ignoring_depends_on() -> None:
-    source = inspect.getsource(moto_gaps._original_update)
-    assert 'for logical_name in resource_names_by_action["Add"]' in source
-    assert "DependsOn" not in source
+FUNCTION_TEMPLATE = """
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: {Statement: [{Effect: Allow, Principal: {Service: lambda.amazonaws.com}, Action: "sts:AssumeRole"}]}
+  F:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: python3.12
+      Handler: x.handler
+      Role: {"Fn::GetAtt": [Role, Arn]}
+      Code: {S3Bucket: code, S3Key: x.zip}
+Outputs:
+  f: {Value: {Ref: F}}
+"""
+MACHINE_TEMPLATE = """
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: {Statement: [{Effect: Allow, Principal: {Service: states.amazonaws.com}, Action: "sts:AssumeRole"}]}
+  M:
+    Type: AWS::StepFunctions::StateMachine
+    Properties:
+      RoleArn: {"Fn::GetAtt": [Role, Arn]}
+      DefinitionString: {"Fn::Sub": ['{"StartAt": "Done", "States": {"Done": {"Type": "Pass", "Result": "${V}", "End": true}}}', {V: value-from-substitution}]}
+Outputs:
+  m: {Value: {Ref: M}}
+"""
+
+
+def _deploy(emulator: str, template: str) -> dict[str, str]:
+    s3 = boto3.client("s3", region_name="eu-west-1", endpoint_url=emulator)
+    s3.create_bucket(Bucket="code", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_object(Bucket="code", Key="x.zip", Body=_empty_zip())
+    cf = boto3.client("cloudformation", region_name="eu-west-1", endpoint_url=emulator)
+    cf.create_stack(StackName="gap", TemplateBody=template, Capabilities=["CAPABILITY_IAM"])
+    (stack,) = cf.describe_stacks(StackName="gap")["Stacks"]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def _empty_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("x.py", "def handler(event, context):\n    return event\n")
+    return buffer.getvalue()
 
 
 def test_dependency_order_puts_depends_on_targets_first() -> None:
