@@ -11,7 +11,20 @@ import json
 
 from awacs import awslambda as lambda_
 from awacs import iam, logs, s3, xray
-from awacs.aws import Action, Allow, Bool, Condition, Deny, PolicyDocument, Principal, Statement, StringEquals
+from awacs.aws import (
+    Action,
+    Allow,
+    ArnEquals,
+    Bool,
+    Condition,
+    Deny,
+    Null,
+    PolicyDocument,
+    Principal,
+    Statement,
+    StringEquals,
+    StringNotEquals,
+)
 from troposphere import Equals, GetAtt, If, Join, Not, Ref, Sub, Template
 from troposphere.iam import Policy, Role
 from troposphere.s3 import AbortIncompleteMultipartUpload as AbortUploads
@@ -207,6 +220,7 @@ def _service_role(
     """A role only `service` may assume, with one inline policy and the `conditional` ones."""
     return Role(
         logical_id,
+        Path=ROLLOUT_ROLE_PATH,
         Description=description,
         AssumeRolePolicyDocument=assume_role_policy(service),
         Policies=[
@@ -271,13 +285,17 @@ ROLE_ACTIONS = _actions(
     "GetRolePolicy",
     "DeleteRolePolicy",
     "ListRolePolicies",
-    "AttachRolePolicy",
-    "DetachRolePolicy",
     "ListAttachedRolePolicies",
     "TagRole",
     "UntagRole",
-    "PassRole",
 )
+# Attached only when iam:PolicyARN is one the stacks attach (never AdministratorAccess); passed
+# only to the services the stacks give roles to.
+ATTACHED_POLICIES = (compute.VPC_ACCESS_POLICY, websocket.ACCOUNT_ROLE_POLICY)
+PASSED_TO_SERVICES = ("lambda.amazonaws.com", "apigateway.amazonaws.com")
+# The rollout stack's own roles live under this path: no pattern of the form role/<name>-* (the
+# stacks' roles) can match role/rollout/..., because the path holds no '-'.
+ROLLOUT_ROLE_PATH = "/rollout/"
 LOG_GROUP_ACTIONS = _actions(
     "logs",
     "CreateLogGroup",
@@ -291,7 +309,6 @@ LOG_GROUP_ACTIONS = _actions(
     "DisassociateKmsKey",
     "GetDataProtectionPolicy",
     "DeleteDataProtectionPolicy",
-    "DescribeIndexPolicies",
 )
 RULE_ACTIONS = _actions(
     "events",
@@ -317,15 +334,16 @@ TOPIC_ACTIONS = _actions("sns", "CreateTopic", "DeleteTopic", "GetTopicAttribute
 KEY_ACTIONS = _actions("kms", "DescribeKey", "GetKeyPolicy", "PutKeyPolicy", "GetKeyRotationStatus",
                        "EnableKeyRotation", "DisableKeyRotation", "EnableKey", "DisableKey", "ListResourceTags",
                        "TagResource", "UntagResource", "UpdateKeyDescription", "ScheduleKeyDeletion")  # fmt: skip
-# Calls that take no resource ARN (AWS documents "*"): read-only.
+# Calls that take no resource ARN (the Service Authorization Reference lists none: "*"): read-only.
 UNSCOPED_READS = [
     *_actions("ec2", "DescribeSecurityGroups", "DescribeSubnets", "DescribeVpcs", "DescribeNetworkInterfaces"),
-    *_actions("logs", "DescribeResourcePolicies"),
+    *_actions("logs", "DescribeResourcePolicies", "DescribeLogGroups", "DescribeIndexPolicies"),
 ]
 ENVIRONMENT_KEY_ACTIONS = _actions("kms", "CreateGrant", "Decrypt", "DescribeKey", "Encrypt", "GenerateDataKey")
 UNSCOPED_REASON = (
-    "EC2 Describe* (VPC placement) and logs:DescribeResourcePolicies take no resource ARN; "
-    "AWS documents '*'. Read-only."
+    "EC2 Describe* (VPC placement) and logs:DescribeResourcePolicies/DescribeLogGroups/DescribeIndexPolicies "
+    "take no resource ARN; AWS documents '*'. Read-only. kms:CreateKey and tagging a key at its creation "
+    "name no key (KMS requires a policy not restricted to keys): both only with the application's request tag."
 )
 
 
@@ -348,9 +366,12 @@ def _cloudformation_role(template: Template) -> Role:
     statements = [
         _allow(FUNCTION_ACTIONS, [functions]),
         _allow(ROLE_ACTIONS, roles),
+        Statement(Effect=Allow, Action=_actions("iam", "AttachRolePolicy", "DetachRolePolicy"), Resource=roles,
+                  Condition=Condition(ArnEquals("iam:PolicyARN", [Sub(p) for p in ATTACHED_POLICIES]))),
+        Statement(Effect=Allow, Action=[iam.PassRole], Resource=roles,
+                  Condition=Condition(StringEquals("iam:PassedToService", list(PASSED_TO_SERVICES)))),
         _allow(MANAGED_POLICY_ACTIONS, [Sub(f"{ARN}:iam::${{AWS::AccountId}}:policy/${{NamePrefix}}-websocket-*")]),
         _allow(LOG_GROUP_ACTIONS, log_groups),
-        _allow(_actions("logs", "DescribeLogGroups"), [Sub(f"{ARN}:logs:{HERE}:log-group:*")]),
         _allow(API_ACTIONS, api_paths),
         _allow(RULE_ACTIONS, [Sub(f"{ARN}:events:{HERE}:rule/${{ComputeStackName}}-*")]),
         _allow(
@@ -361,8 +382,14 @@ def _cloudformation_role(template: Template) -> Role:
         _allow(ALARM_ACTIONS, [Sub(f"{ARN}:cloudwatch:{HERE}:alarm:{ALARM_PREFIX}*")]),
         _allow(DASHBOARD_ACTIONS, [Sub(f"{ARN}:cloudwatch::${{AWS::AccountId}}:dashboard/${{NamePrefix}}-websocket")]),
         _allow(TOPIC_ACTIONS, [Sub(f"{ARN}:sns:{HERE}:{ALARM_PREFIX}topic"), Sub(f"{ARN}:sns:{HERE}:{ALARM_PREFIX}topic:*")]),
-        Statement(Effect=Allow, Action=_actions("kms", "CreateKey"), Resource=["*"],
+        # A key being created has no tags yet: creating and tagging it at creation are authorized on
+        # "*" with the request's tag (aws:ResourceTag would never match); existing keys as below.
+        Statement(Effect=Allow, Action=_actions("kms", "CreateKey", "TagResource"), Resource=["*"],
                   Condition=Condition(StringEquals("aws:RequestTag/Application", APPLICATION_TAG))),
+        # ... but no retagging of a key another application tagged (to bring it under KEY_ACTIONS).
+        Statement(Effect=Deny, Action=_actions("kms", "TagResource", "UntagResource"), Resource=["*"],
+                  Condition=Condition([Null("aws:ResourceTag/Application", "false"),
+                                       StringNotEquals("aws:ResourceTag/Application", APPLICATION_TAG)])),
         Statement(Effect=Allow, Action=KEY_ACTIONS, Resource=[Sub(f"{ARN}:kms:{HERE}:key/*")],
                   Condition=Condition(StringEquals("aws:ResourceTag/Application", APPLICATION_TAG))),
     ]  # fmt: skip
