@@ -59,7 +59,13 @@ SECRET_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:se
 VPC_ACCESS_POLICY = "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaENIManagementAccess"
 
 NOT_APPLICABLE = (
-    ("CKV_AWS_116", "Invoked synchronously by API Gateway or EventBridge: no async events to dead-letter."),
+    (
+        "CKV_AWS_116",
+        "API Gateway invokes the route handlers synchronously (no event to dead-letter). EventBridge invokes "
+        "the cleanup asynchronously: Lambda retries a failed run twice, then drops the event; the cleanup-dropped "
+        "alarm (AsyncEventsDropped) reports it and the next scheduled run redoes the same idempotent work, so a "
+        "queue would hold events nobody replays.",
+    ),
     (
         "CKV_AWS_115",
         "Concurrency follows WebSocket traffic; a reserved limit would drop connections. "
@@ -529,7 +535,7 @@ def _function(template: Template, function: HandlerFunction, role: Role) -> Func
     )
 
 
-def _cleanup_schedule(template: Template, cleanup: Function) -> None:
+def _cleanup_schedule(template: Template, cleanup: Function) -> Rule:
     rule = template.add_resource(
         Rule(
             "CleanupScheduleRule",
@@ -548,6 +554,7 @@ def _cleanup_schedule(template: Template, cleanup: Function) -> None:
             SourceArn=GetAtt(rule, "Arn"),
         )
     )
+    return rule
 
 
 def _notify_invoke_policy(template: Template, notify: Function) -> ManagedPolicy:
@@ -598,9 +605,9 @@ def build() -> Template:
     role = _role(template)
     functions = [(function, _function(template, function, role)) for function in HANDLER_FUNCTIONS]
     by_name = {f.logical: resource for f, resource in functions}
-    _cleanup_schedule(template, by_name["Cleanup"])
+    rule = _cleanup_schedule(template, by_name["Cleanup"])
     notify_policy = _notify_invoke_policy(template, by_name["Notify"])
-    topic = compute_monitoring(template, functions, TIMEOUT_PARAMETERS)
+    topic = compute_monitoring(template, functions, TIMEOUT_PARAMETERS, rule)
     outputs = _outputs(functions, role, notify_policy)
     outputs["AlarmTopicArn"] = ("SNS topic every alarm of the WebSocket stacks notifies", topic)
     return finish(template, params, outputs)
