@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 from awacs.aws import Action as AwacsAction
-from awacs.aws import Allow, PolicyDocument, Principal, Statement
+from awacs.aws import Allow, BoolIfExists, Condition, Deny, PolicyDocument, Principal, Statement
 from troposphere import AWSHelperFn, Equals, GetAtt, If, Not, Ref, Sub, Template
 from troposphere.cloudwatch import Alarm, Dashboard, Metric, MetricDataQuery, MetricDimension, MetricStat
 from troposphere.kms import Key
@@ -247,6 +247,18 @@ def alarm_topic(template: Template) -> AWSHelperFn:
                 Statement=[
                     Statement(
                         Sid="Account", Effect=Allow, Principal=root, Action=[AwacsAction("kms", "*")], Resource=["*"]
+                    ),
+                    # Grants only for AWS resources or services (Control Tower CT.KMS.PR.3): nothing here
+                    # needs a grant, and a grant outlives the key policy's review.
+                    Statement(
+                        Sid="GrantsOnlyForAwsServices",
+                        Effect=Deny,
+                        Principal=Principal("*"),
+                        Action=[AwacsAction("kms", "CreateGrant")],
+                        Resource=["*"],
+                        Condition=Condition(
+                            BoolIfExists({"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"})
+                        ),
                     ),
                     Statement(
                         Sid="CloudWatchPublishes",

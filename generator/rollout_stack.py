@@ -100,15 +100,6 @@ def _parameters(params: ParameterSet) -> None:
         Description="Days a replaced (noncurrent) artifact version is kept before deletion.",
     )
     params.add(
-        "Logs",
-        "TracingEnabled",
-        "X-Ray tracing",
-        Type="String",
-        Default="false",
-        AllowedValues=["false", "true"],
-        Description="Trace state machine executions with X-Ray.",
-    )
-    params.add(
         "Target stacks",
         "EnvironmentKmsKeyArn",
         "Functions' environment KMS key ARN",
@@ -176,6 +167,8 @@ def _bucket(template: Template) -> Bucket:
     template.add_resource(
         BucketPolicy(
             "ArtifactsBucketPolicy",
+            # Fn::Join, not the Fn::Sub cfn-lint prefers (I1022): the only object-ARN form CT.S3.PR.8 reads.
+            Metadata={"cfn-lint": {"config": {"ignore_checks": ["I1022"]}}},
             Bucket=Ref(bucket),
             PolicyDocument=PolicyDocument(
                 Version="2012-10-17",
@@ -185,8 +178,9 @@ def _bucket(template: Template) -> Bucket:
                         Effect=Deny,
                         Principal=Principal("*"),
                         Action=[s3.Action("*")],
-                        Resource=[GetAtt(bucket, "Arn"), Sub("${ArtifactsBucket.Arn}/*")],
-                        Condition=Condition(Bool("aws:SecureTransport", False)),
+                        # The form Control Tower's CT.S3.PR.8 recognises: the bucket and its objects.
+                        Resource=[GetAtt(bucket, "Arn"), Join("", [GetAtt(bucket, "Arn"), "/*"])],
+                        Condition=Condition(Bool("aws:SecureTransport", "false")),
                     )
                 ],
             ),
@@ -507,7 +501,6 @@ def build() -> Template:
     )
     _parameters(params)
     deployed_by_template_url(template)
-    template.add_condition("Tracing", Equals(Ref("TracingEnabled"), "true"))
     template.add_condition("EnvironmentKeyGiven", Not(Equals(Ref("EnvironmentKmsKeyArn"), "")))
     template.add_condition("ConsumersGiven", Not(Equals(Join("", Ref("EndpointConsumerArns")), "")))
     bucket = _bucket(template)
@@ -541,7 +534,8 @@ def build() -> Template:
                     LogDestination(CloudWatchLogsLogGroup=CloudWatchLogsLogGroup(LogGroupArn=GetAtt(logs_group, "Arn")))
                 ],
             ),
-            TracingConfiguration=TracingConfiguration(Enabled=If("Tracing", True, False)),
+            # Always traced (Control Tower CT.STEPFUNCTIONS.PR.2): the role may write X-Ray segments.
+            TracingConfiguration=TracingConfiguration(Enabled=True),
             Tags=tags("rollout"),
         )
     )

@@ -50,3 +50,19 @@ ensure_node_tools() {
     touch "$stamp"
   fi
 }
+
+# The Python judges (gates/judges.py): their own virtualenv, reinstalled when the pins change.
+ensure_judges_venv() {
+  local dir="$ROOT/.venv-judges"
+  local stamp
+  stamp="$dir/.stamp-$(sha256sum "$ROOT/gates/judges-requirements.txt" | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    local python
+    python=$(pick_python)
+    echo "setting up $dir ..." >&2
+    rm -rf "$dir"
+    "$python" -m venv "$dir"
+    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/gates/judges-requirements.txt"
+    touch "$stamp"
+  fi
+}
