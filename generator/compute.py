@@ -9,8 +9,10 @@ management-API grant is attached later by the websocket template, scoped to the 
 
 from __future__ import annotations
 
-from awacs.aws import Allow, PolicyDocument, Statement
+from awacs.aws import Allow, PolicyDocument, Statement, StringEquals, StringLike
+from awacs.aws import Condition as PolicyCondition
 from awacs.awslambda import InvokeFunction
+from awacs.kms import Decrypt as KmsDecrypt
 from awacs.logs import CreateLogStream, PutLogEvents
 from awacs.rds_db import connect as RdsDbConnect
 from awacs.secretsmanager import GetSecretValue
@@ -459,13 +461,37 @@ def _environment() -> Environment:
     )
 
 
+def _secret_statements(parameter: str) -> list[Statement]:
+    """Read one secret, given by full or partial ARN, and decrypt it under any key.
+
+    A partial ARN (no `-XXXXXX` suffix Secrets Manager appends) matches no secret by itself:
+    the `-??????` form matches the real one. A secret under a customer managed key needs
+    kms:Decrypt on that key: granted on any key of the account, but only through Secrets Manager
+    and only for this secret (its ARN is the encryption context Secrets Manager sends)."""
+    arns = [Ref(parameter), Sub(f"${{{parameter}}}-??????")]
+    return [
+        Statement(Effect=Allow, Action=[GetSecretValue], Resource=arns),
+        Statement(
+            Effect=Allow,
+            Action=[KmsDecrypt],
+            Resource=[Sub("arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*")],
+            Condition=PolicyCondition(
+                [
+                    StringEquals("kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com")),
+                    StringLike("kms:EncryptionContext:SecretARN", arns),
+                ]
+            ),
+        ),
+    ]
+
+
 def _role(template: Template) -> Role:
     log_arns = [GetAtt(f"{function.logical}LogGroup", "Arn") for function in HANDLER_FUNCTIONS]
     statements = [
         Statement(Effect=Allow, Action=[CreateLogStream, PutLogEvents], Resource=log_arns),
     ]
-    secret = Statement(Effect=Allow, Action=[GetSecretValue], Resource=[Ref("DatabaseSecretArn")])
-    jwt_secret = Statement(Effect=Allow, Action=[GetSecretValue], Resource=[Ref("JwtSecretArn")])
+    secret = _secret_statements("DatabaseSecretArn")
+    jwt_secret = _secret_statements("JwtSecretArn")
     iam_connect = Statement(
         Effect=Allow,
         Action=[RdsDbConnect],
@@ -478,9 +504,9 @@ def _role(template: Template) -> Role:
     )
     policies = [
         Policy(PolicyName="logs", PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements)),
-        If("ReadsSecret", Policy(PolicyName="database-secret", PolicyDocument=_document(secret)), Ref("AWS::NoValue")),
+        If("ReadsSecret", Policy(PolicyName="database-secret", PolicyDocument=_document(*secret)), Ref("AWS::NoValue")),
         If(
-            "ReadsJwtSecret", Policy(PolicyName="jwt-secret", PolicyDocument=_document(jwt_secret)), Ref("AWS::NoValue")
+            "ReadsJwtSecret", Policy(PolicyName="jwt-secret", PolicyDocument=_document(*jwt_secret)), Ref("AWS::NoValue")
         ),
         If(
             "DatabaseAuthIsIam",
@@ -501,8 +527,8 @@ def _role(template: Template) -> Role:
     )
 
 
-def _document(statement: Statement) -> PolicyDocument:
-    return PolicyDocument(Version="2012-10-17", Statement=[statement])
+def _document(*statements: Statement) -> PolicyDocument:
+    return PolicyDocument(Version="2012-10-17", Statement=list(statements))
 
 
 def _function(template: Template, function: HandlerFunction, role: Role) -> Function:
