@@ -506,7 +506,9 @@ def _role(template: Template) -> Role:
         Policy(PolicyName="logs", PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements)),
         If("ReadsSecret", Policy(PolicyName="database-secret", PolicyDocument=_document(*secret)), Ref("AWS::NoValue")),
         If(
-            "ReadsJwtSecret", Policy(PolicyName="jwt-secret", PolicyDocument=_document(*jwt_secret)), Ref("AWS::NoValue")
+            "ReadsJwtSecret",
+            Policy(PolicyName="jwt-secret", PolicyDocument=_document(*jwt_secret)),
+            Ref("AWS::NoValue"),
         ),
         If(
             "DatabaseAuthIsIam",
