@@ -477,7 +477,7 @@ def _secret_statements(parameter: str) -> list[Statement]:
             Resource=[Sub("arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*")],
             Condition=PolicyCondition(
                 [
-                    StringEquals("kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com")),
+                    StringEquals("kms:ViaService", Sub("secretsmanager.${AWS::Region}.${AWS::URLSuffix}")),
                     StringLike("kms:EncryptionContext:SecretARN", arns),
                 ]
             ),
