@@ -7,8 +7,12 @@ of the compute and websocket templates, under every option (database methods, VP
 account role on and off, another NamePrefix), each permission of those four handlers must be
 allowed to the CloudFormation service role on the ARN the call names; and each aws-sdk Task of
 the state machine (plus what its calls imply: PassRole, the template read, the key) to the state
-machine's role. Policies are decided by moto's IAM policy evaluator, made case-insensitive for
-actions and exact for resource wildcards (see `StrictStatement`). Permissions a provider lists
+machine's role. Each request carries the context its caller sends (`request_context`): request
+tags on a create or tag call, resource tags only on a resource that exists, iam:PassedToService,
+iam:PolicyARN, kms:ViaService, aws:CalledVia, cloudformation:RoleArn/TemplateUrl. Policies are
+decided twice: by `gates.iam_eval` (a key the request lacks fails a condition, as on AWS) and by
+@cloud-copilot/iam-simulate (gates/node/simulate.mjs); any disagreement fails, naming the
+request. Permissions a provider lists
 for a feature these stacks never use are in `permission_exceptions.yaml`, each with its reason;
 an exception no check needs is itself a failure, so the file cannot rot.
 
@@ -17,22 +21,26 @@ Run: `python -m gates.permissions` (exit 1 naming resource, handler, action and 
 
 from __future__ import annotations
 
-import re
+import json
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import yaml
-from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 
 from cfnlint_websocket import _support as support
+from gates import iam_eval
+from gates.iam_eval import Request
 from generator.build import build_all
 from generator.intrinsics import Evaluator
 from generator.model import HANDLER_FUNCTIONS
 from generator.names import Names
+from generator.rollout_stack import ROLLOUT_ROLE_PATH
 from rollout.artifacts import template_key
 from rollout.plan import Artifacts, Consumer, Observed, resolve
 
@@ -45,8 +53,10 @@ CODE = {"CodeS3Bucket": BUCKET, "CodeS3Key": "handlers/handlers-arm64-py3.14-012
 SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:cc/db-AbCdEf"
 ENVIRONMENT_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
 LOGS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/66666666-7777-8888-9999-000000000000"
-CONSUMER_FUNCTIONS = (f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:careconnect-backend",
-                      f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:careconnect-notifications")  # fmt: skip
+CONSUMER_FUNCTIONS = (
+    f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:careconnect-backend",
+    f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:careconnect-notifications",
+)
 CONSUMER_ROLES = ("careconnect-backend-role",)
 
 
@@ -102,43 +112,11 @@ OPTIONS = (
 # --- policy evaluation -------------------------------------------------------------------------
 
 
-class StrictStatement(IAMPolicyStatement):
-    """moto's statement evaluation, with IAM's matching: actions case-insensitive, resources
-    with `*` and `?` as the only wildcards. NotAction/NotResource are refused, not guessed."""
-
-    def __init__(self, statement: dict[str, Any]) -> None:
-        unsupported = {"NotAction", "NotResource", "NotPrincipal"} & set(statement)
-        if unsupported:
-            raise ValueError(f"the gate does not evaluate {sorted(unsupported)}: {statement}")
-        super().__init__(statement)
-
-    def _check_element_matches(self, statement_element: Any, value: str) -> bool:
-        patterns = self._statement[statement_element]
-        fold = statement_element == "Action"
-        for pattern in [patterns] if isinstance(patterns, str) else patterns:
-            if _wildcard(pattern.lower() if fold else pattern, value.lower() if fold else value):
-                return True
-        return False
-
-
-def _wildcard(pattern: str, value: str) -> bool:
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, flags=re.DOTALL) is not None
-
-
-def allowed(documents: list[dict[str, Any]], action: str, resource: str) -> bool:
-    """Identity policies: allowed when some statement allows and none denies."""
-    results = [
-        StrictStatement(s).is_action_permitted(action, resource)
-        for document in documents
-        for s in _statements(document)
-    ]
-    return PermissionResult.DENIED not in results and PermissionResult.PERMITTED in results
-
-
-def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
-    statements = document["Statement"]
-    return statements if isinstance(statements, list) else [statements]
+def allowed(
+    documents: list[dict[str, Any]], action: str, resource: str, context: Mapping[str, Any] | None = None
+) -> bool:
+    """Identity policies, decided by gates.iam_eval (conditions as AWS decides them)."""
+    return iam_eval.allowed(documents, Request(action, resource, dict(context or {})))
 
 
 # --- what providers call: cfnlint_websocket._support.provider_permissions (the rule pack's E9112 reads it too)
@@ -153,9 +131,14 @@ class Check:
     handler: str
     action: str
     arn: str
+    context: tuple[tuple[str, str | tuple[str, ...]], ...] = ()
 
     def explain(self) -> str:
-        return f"{self.role}: {self.resource} {self.handler}: {self.action} on {self.arn}"
+        keys = f" with {', '.join(k for k, _ in self.context)}" if self.context else ""
+        return f"{self.role}: {self.resource} {self.handler}: {self.action} on {self.arn}{keys}"
+
+    def request(self) -> Request:
+        return Request(self.action, self.arn, dict(self.context))
 
 
 @dataclass(frozen=True)
@@ -252,10 +235,8 @@ class StackResources:
         resource = self.resources[logical]
         kind, props = resource["Type"], resource.get("Properties", {})
         service, name = action.lower().split(":", 1)
-        if service == "ec2" or action.lower() == "logs:describeresourcepolicies":
+        if service == "ec2" or action.lower() in WILDCARD_ONLY:
             return ["*"]
-        if action.lower() == "logs:describeloggroups":
-            return [_arn("logs", "log-group:*")]
         if kind == "AWS::Logs::LogGroup" and name in (
             "tagresource",
             "untagresource",
@@ -275,6 +256,9 @@ class StackResources:
             return [self.role_arn(_logical_of(self.template["Resources"][logical]["Properties"]["CloudWatchRoleArn"]))]
         return self.own_arns(logical, handler)
 
+
+# Calls the Service Authorization Reference lists with no resource type: IAM decides them on "*".
+WILDCARD_ONLY = frozenset({"logs:describeresourcepolicies", "logs:describeloggroups", "logs:describeindexpolicies"})
 
 # Where a resource type takes its physical name (its Ref) from, when the template names it.
 NAME_PROPERTIES = {
@@ -308,12 +292,65 @@ def stack_checks(
                     if arns is None:
                         continue
                     action = support.IAM_ACTION_OF.get(permission.lower(), permission)
+                    tagging = action != permission or permission.split(":", 1)[1].lower().startswith("tag")
                     if action != permission:
                         arns = [
                             f"arn:{PARTITION}:apigateway:{REGION}::/tags/{a}" for a in stack.own_arns(logical, handler)
                         ]
                     for arn in arns:
-                        yield Check("CloudFormationRole", f"{stem} {logical} ({kind})", handler, action, arn)
+                        for context in request_context(resource, handler, permission, arn, tagging=tagging):
+                            yield Check(
+                                "CloudFormationRole", f"{stem} {logical} ({kind})", handler, action, arn, context
+                            )
+
+
+Context = tuple[tuple[str, str | tuple[str, ...]], ...]
+# Calls that create the resource they name (it has no tags yet: the request carries them).
+CREATING = ("create", "putrule", "putmetricalarm", "putdashboard")
+# Who a role is passed to, by the resource type whose provider passes it.
+PASSED_TO = {"AWS::Lambda::Function": "lambda.amazonaws.com", "AWS::ApiGateway::Account": "apigateway.amazonaws.com"}
+
+
+def resource_tags(resource: dict[str, Any]) -> dict[str, str]:
+    """The tags a template gives a resource (a Key/Value list, or a map for API Gateway V2)."""
+    tags = resource.get("Properties", {}).get("Tags") or {}
+    if isinstance(tags, dict):
+        return {str(k): str(v) for k, v in tags.items()}
+    return {str(t["Key"]): str(t["Value"]) for t in tags}
+
+
+def request_context(
+    resource: dict[str, Any], handler: str, permission: str, arn: str, *, tagging: bool
+) -> Iterator[Context]:
+    """The condition keys the provider's call carries (one context per distinct request).
+
+    Request tags (aws:RequestTag/*, aws:TagKeys) ride on a call that creates or tags; resource
+    tags (aws:ResourceTag/*) only on a resource that exists: not on the call creating it, nor on
+    an ARN pattern. A key the provider does not send is absent, and AWS fails a condition on it."""
+    kind = resource["Type"]
+    service, name = permission.lower().split(":", 1)
+    tags = resource_tags(resource)
+    creating = handler == "create" and (name.startswith(CREATING) or (service == "apigateway" and name == "post"))
+    context: dict[str, str | tuple[str, ...]] = {}
+    if tags and (tagging or creating) and handler in ("create", "update"):
+        context |= {f"aws:RequestTag/{k}": v for k, v in tags.items()}
+        context["aws:TagKeys"] = tuple(sorted(tags))
+    tag_on_create = handler == "create" and tagging  # tags the resource being created (KMS: TagResource)
+    if tags and not (creating or tag_on_create) and "*" not in arn:
+        context |= {f"aws:ResourceTag/{k}": v for k, v in tags.items()}
+    if permission.lower() == "iam:passrole":
+        if kind not in PASSED_TO:
+            raise KeyError(f"the gate does not know whom {kind} passes a role to: teach PASSED_TO")
+        context["iam:PassedToService"] = PASSED_TO[kind]
+    if kind == "AWS::Lambda::Function" and service in ("kms", "s3"):
+        context["aws:ViaAWSService"] = "true"  # Lambda reads the code, uses the key on the caller's behalf
+        if service == "kms":
+            context["kms:ViaService"] = f"lambda.{REGION}.amazonaws.com"
+    if kind == "AWS::IAM::Role" and name in ("attachrolepolicy", "detachrolepolicy"):
+        for policy in resource["Properties"].get("ManagedPolicyArns") or []:
+            yield tuple(sorted({**context, "iam:PolicyARN": str(policy)}.items()))
+        return  # a role without managed policies attaches none
+    yield tuple(sorted(context.items()))
 
 
 RUNNER_ARN = f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT}:function:{Names('cc').runner}"
@@ -326,26 +363,62 @@ def runner_checks(option: Option, rollout_parameters: dict[str, str]) -> Iterato
     prefix = rollout_parameters.get("NamePrefix", "cc")
     consumers = tuple(arn for arn in rollout_parameters.get("EndpointConsumerArns", "").split(",") if arn)
     functions = [_arn("lambda", f"function:{Names(prefix).function(f.suffix)}") for f in HANDLER_FUNCTIONS]
-    settings = SimpleNamespace(name="gate", region=REGION, stacks=STACKS, bake_seconds=60,
-                               parameters={"compute": option.parameters("compute"), "websocket": option.websocket})  # fmt: skip
-    observed = Observed(ACCOUNT, PARTITION, dict.fromkeys(STACKS), f"arn:{PARTITION}:iam::{ACCOUNT}:role/logging",
-                        tuple(Consumer(arn, arn, f"arn:{PARTITION}:iam::{ACCOUNT}:role/r") for arn in consumers))  # fmt: skip
+    settings = SimpleNamespace(
+        name="gate",
+        region=REGION,
+        stacks=STACKS,
+        bake_seconds=60,
+        parameters={"compute": option.parameters("compute"), "websocket": option.websocket},
+    )
+    observed = Observed(
+        ACCOUNT,
+        PARTITION,
+        dict.fromkeys(STACKS),
+        f"arn:{PARTITION}:iam::{ACCOUNT}:role/logging",
+        tuple(Consumer(arn, arn, f"arn:{PARTITION}:iam::{ACCOUNT}:role/r") for arn in consumers),
+    )
     urls = {stem: f"https://{BUCKET}.s3.{REGION}.amazonaws.com/{template_key(stem, '')}" for stem in STACKS}
-    plan = resolve(settings, observed, Artifacts(BUCKET, CODE["CodeS3Key"], urls, dict.fromkeys(STACKS, "")),
-                   run_id="1-a", role_arn=SERVICE_ROLE_ARN, bake_seconds=60)  # fmt: skip
+    plan = resolve(
+        settings,
+        observed,
+        Artifacts(BUCKET, CODE["CodeS3Key"], urls, dict.fromkeys(STACKS, "")),
+        run_id="1-a",
+        role_arn=SERVICE_ROLE_ARN,
+        bake_seconds=60,
+    )
     key = rollout_parameters.get("EnvironmentKmsKeyArn", "")
     for step in plan.steps:
         for call in step.calls(plan.where):
             own = call.action.startswith("lambda:") and call.resource.endswith("-*")
             for arn in functions if own else [call.resource.replace("*", SAMPLE_ID)]:
-                yield Check("RunnerRole", step.name, "step", call.action, arn)
+                yield Check("RunnerRole", step.name, "step", call.action, arn, _runner_context(step, call.action))
                 if key and call.action == "lambda:UpdateFunctionConfiguration":
+                    via = (("aws:ViaAWSService", "true"), ("kms:ViaService", f"lambda.{REGION}.amazonaws.com"))
                     for kms in ("kms:Decrypt", "kms:Encrypt", "kms:CreateGrant"):
-                        yield Check("RunnerRole", step.name, "step", kms, key)
+                        yield Check("RunnerRole", step.name, "step", kms, key, via)
     yield Check("StateMachineRole", "every Task", "task", "lambda:InvokeFunction", RUNNER_ARN)
 
 
-SERVICE_ROLE_ARN = f"arn:{PARTITION}:iam::{ACCOUNT}:role/cc-websocket-rollout-CloudFormationRole-GENERATED"
+def _runner_context(step: Any, action: str) -> Context:
+    """The condition keys the runner's call carries, as AWS documents them for the call."""
+    if action == "cloudformation:CreateChangeSet":
+        return (("cloudformation:RoleArn", step.role_arn), ("cloudformation:TemplateUrl", step.template_url))
+    if action == "iam:PassRole":
+        return (("iam:PassedToService", "cloudformation.amazonaws.com"),)
+    if action == "s3:GetObject":  # CloudFormation reads the TemplateURL on the caller's behalf
+        return (("aws:CalledVia", ("cloudformation.amazonaws.com",)), ("aws:ViaAWSService", "true"))
+    return ()
+
+
+ROLLOUT_STACK = "cc-websocket-rollout"
+
+
+def rollout_role_arn(logical: str, stack: str = ROLLOUT_STACK) -> str:
+    """A rollout role's physical ARN: CloudFormation names it <stack>-<logical>-<suffix>, under its path."""
+    return f"arn:{PARTITION}:iam::{ACCOUNT}:role{ROLLOUT_ROLE_PATH}{stack}-{logical}-GENERATED"
+
+
+SERVICE_ROLE_ARN = rollout_role_arn("CloudFormationRole")
 
 
 def role_documents(rollout: dict[str, Any], parameters: dict[str, str], role: str) -> list[dict[str, Any]]:
@@ -371,28 +444,107 @@ class Report:
     by_option: dict[str, int] = field(default_factory=dict)
     unused_exceptions: list[str] = field(default_factory=list)
     resources: set[str] = field(default_factory=set)
+    condition_keys: Counter[str] = field(default_factory=Counter)  # requests carrying each key
+    disagreements: list[str] = field(default_factory=list)  # the two evaluators differ
+    unvalidated: int = 0  # decided by iam-simulate without its resource-type validation
+    second_opinion: bool = False
 
 
-def run(exceptions_path: Path = EXCEPTIONS_FILE, rollout_override: dict[str, Any] | None = None) -> Report:
+NODE_DIR = Path(__file__).with_name("node")
+SIMULATE = NODE_DIR / "simulate.mjs"
+# The key policy the gate assumes on every key: the account's root delegates to IAM policies
+# (AlarmTopicKey's own; the default for the environment and log keys an environment passes).
+DELEGATING_KEY_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{PARTITION}:iam::{ACCOUNT}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        }
+    ],
+}
+ROLE_PRINCIPALS = {role: rollout_role_arn(role) for role in ("CloudFormationRole", "RunnerRole", "StateMachineRole")}
+
+
+def second_opinion(
+    decided: list[tuple[str, Check, bool]], policy_sets: dict[str, list[dict[str, Any]]], report: Report
+) -> list[str]:
+    """@cloud-copilot/iam-simulate decides the same requests (one node process for all): the
+    requests it decides differently, or refuses, each named."""
+    if not (NODE_DIR / "node_modules" / "@cloud-copilot" / "iam-simulate").is_dir():
+        raise RuntimeError(f"{NODE_DIR}/node_modules is missing: run `npm ci --prefix {NODE_DIR}` (scripts/test does)")
+    requests = []
+    for policy_set, check, _ in decided:
+        context = {k: list(v) if isinstance(v, tuple) else v for k, v in check.context}
+        kms_key = check.arn.startswith(f"arn:{PARTITION}:kms:") and ":key/" in check.arn
+        requests.append(
+            {
+                "set": policy_set,
+                "principal": ROLE_PRINCIPALS[check.role],
+                "action": check.action,
+                "resource": check.arn,
+                "account": ACCOUNT,
+                "context": context,
+                **({"resourcePolicy": DELEGATING_KEY_POLICY} if kms_key else {}),
+            }
+        )
+    completed = subprocess.run(
+        ["node", str(SIMULATE)],
+        input=json.dumps({"policySets": policy_sets, "requests": requests}),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"iam-simulate failed: {completed.stderr.strip()}")
+    found = []
+    for (_, check, ours), theirs in zip(decided, json.loads(completed.stdout), strict=True):
+        report.unvalidated += bool(theirs.get("unvalidated"))
+        if theirs["result"] == "error":
+            found.append(f"{check.explain()}: iam-simulate refused the request: {theirs['detail']}")
+        elif (theirs["result"] == "Allowed") != ours:
+            verdict = "allows" if ours else "denies"
+            found.append(f"{check.explain()}: the gate {verdict}, iam-simulate says {theirs['result']}")
+    return found
+
+
+def run(
+    exceptions_path: Path = EXCEPTIONS_FILE,
+    rollout_override: dict[str, Any] | None = None,
+    *,
+    second: bool = False,
+) -> Report:
+    """Every check under every option; with `second`, iam-simulate decides them too."""
     templates = {stem: template.to_dict() for stem, template in build_all().items()}
     rollout = rollout_override or templates["rollout"]
     exceptions = load_exceptions(exceptions_path)
     used: set[tuple[str, str]] = set()
-    report = Report()
+    report = Report(second_opinion=second)
+    decided: list[tuple[str, Check, bool]] = []
+    policy_sets: dict[str, list[dict[str, Any]]] = {}
     for option in OPTIONS:
         rollout_parameters = {**STACK_NAMES, **option.parameters("rollout")}
         documents = {
             role: role_documents(rollout, rollout_parameters, role)
             for role in ("CloudFormationRole", "RunnerRole", "StateMachineRole")
         }
+        policy_sets |= {f"{option.name}/{role}": docs for role, docs in documents.items()}
         checks = [*stack_checks(option, templates, exceptions, used), *runner_checks(option, rollout_parameters)]
         for check in checks:
             arn = SERVICE_ROLE_ARN if check.arn == "CloudFormationRole" else check.arn
+            check = Check(check.role, check.resource, check.handler, check.action, arn, check.context)
             report.checked += 1
             report.resources.add(check.resource)
-            if not allowed(documents[check.role], check.action, arn):
-                report.misses.append(Check(check.role, check.resource, check.handler, check.action, arn))
+            report.condition_keys.update(_key_family(k) for k, _ in check.context)
+            verdict = allowed(documents[check.role], check.action, arn, dict(check.context))
+            decided.append((f"{option.name}/{check.role}", check, verdict))
+            if not verdict:
+                report.misses.append(check)
         report.by_option[option.name] = len(checks)
+    if second:
+        report.disagreements = second_opinion(decided, policy_sets, report)
     report.unused_exceptions = sorted(
         f"{e.resource_type}: {action}"
         for e in exceptions
@@ -400,6 +552,11 @@ def run(exceptions_path: Path = EXCEPTIONS_FILE, rollout_override: dict[str, Any
         if (e.resource_type, action) not in used
     )
     return report
+
+
+def _key_family(key: str) -> str:
+    """aws:RequestTag/Application -> aws:RequestTag/* (the report counts families)."""
+    return key.split("/", 1)[0] + "/*" if "/" in key else key
 
 
 STACK_NAMES = {
@@ -411,19 +568,27 @@ STACK_NAMES = {
 
 
 def main() -> int:
-    report = run()
+    report = run(second=True)
     misses = sorted({m.explain() for m in report.misses})
     for line in misses:
         print(f"MISSING {line}")
     for line in report.unused_exceptions:
         print(f"UNUSED EXCEPTION {line} (no resource under any option needs it: remove it)")
+    for line in sorted(set(report.disagreements)):
+        print(f"DISAGREEMENT {line}")
     exceptions = load_exceptions()
     print(
         f"permission gate: {report.checked} checks over {len(OPTIONS)} options "
         f"({len(report.resources)} resources and tasks), {len(misses)} missing, "
         f"{sum(len(e.actions) for e in exceptions)} excepted permissions in {EXCEPTIONS_FILE.name}"
     )
-    return 1 if misses or report.unused_exceptions else 0
+    carried = ", ".join(f"{key} {count}" for key, count in sorted(report.condition_keys.items()))
+    print(f"condition keys (requests carrying each): {carried or 'none'}")
+    print(
+        f"second evaluator (@cloud-copilot/iam-simulate): {len(set(report.disagreements))} disagreements over "
+        f"{report.checked} requests ({report.unvalidated} without its resource-type tables: API Gateway V2 paths)"
+    )
+    return 1 if misses or report.unused_exceptions or report.disagreements else 0
 
 
 if __name__ == "__main__":

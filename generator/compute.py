@@ -9,8 +9,10 @@ management-API grant is attached later by the websocket template, scoped to the 
 
 from __future__ import annotations
 
-from awacs.aws import Allow, PolicyDocument, Statement
+from awacs.aws import Allow, PolicyDocument, Statement, StringEquals, StringLike
+from awacs.aws import Condition as PolicyCondition
 from awacs.awslambda import InvokeFunction
+from awacs.kms import Decrypt as KmsDecrypt
 from awacs.logs import CreateLogStream, PutLogEvents
 from awacs.rds_db import connect as RdsDbConnect
 from awacs.secretsmanager import GetSecretValue
@@ -59,7 +61,13 @@ SECRET_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:se
 VPC_ACCESS_POLICY = "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaENIManagementAccess"
 
 NOT_APPLICABLE = (
-    ("CKV_AWS_116", "Invoked synchronously by API Gateway or EventBridge: no async events to dead-letter."),
+    (
+        "CKV_AWS_116",
+        "API Gateway invokes the route handlers synchronously (no event to dead-letter). EventBridge invokes "
+        "the cleanup asynchronously: Lambda retries a failed run twice, then drops the event; the cleanup-dropped "
+        "alarm (AsyncEventsDropped) reports it and the next scheduled run redoes the same idempotent work, so a "
+        "queue would hold events nobody replays.",
+    ),
     (
         "CKV_AWS_115",
         "Concurrency follows WebSocket traffic; a reserved limit would drop connections. "
@@ -453,13 +461,37 @@ def _environment() -> Environment:
     )
 
 
+def _secret_statements(parameter: str) -> list[Statement]:
+    """Read one secret, given by full or partial ARN, and decrypt it under any key.
+
+    A partial ARN (no `-XXXXXX` suffix Secrets Manager appends) matches no secret by itself:
+    the `-??????` form matches the real one. A secret under a customer managed key needs
+    kms:Decrypt on that key: granted on any key of the account, but only through Secrets Manager
+    and only for this secret (its ARN is the encryption context Secrets Manager sends)."""
+    arns = [Ref(parameter), Sub(f"${{{parameter}}}-??????")]
+    return [
+        Statement(Effect=Allow, Action=[GetSecretValue], Resource=arns),
+        Statement(
+            Effect=Allow,
+            Action=[KmsDecrypt],
+            Resource=[Sub("arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*")],
+            Condition=PolicyCondition(
+                [
+                    StringEquals("kms:ViaService", Sub("secretsmanager.${AWS::Region}.${AWS::URLSuffix}")),
+                    StringLike("kms:EncryptionContext:SecretARN", arns),
+                ]
+            ),
+        ),
+    ]
+
+
 def _role(template: Template) -> Role:
     log_arns = [GetAtt(f"{function.logical}LogGroup", "Arn") for function in HANDLER_FUNCTIONS]
     statements = [
         Statement(Effect=Allow, Action=[CreateLogStream, PutLogEvents], Resource=log_arns),
     ]
-    secret = Statement(Effect=Allow, Action=[GetSecretValue], Resource=[Ref("DatabaseSecretArn")])
-    jwt_secret = Statement(Effect=Allow, Action=[GetSecretValue], Resource=[Ref("JwtSecretArn")])
+    secret = _secret_statements("DatabaseSecretArn")
+    jwt_secret = _secret_statements("JwtSecretArn")
     iam_connect = Statement(
         Effect=Allow,
         Action=[RdsDbConnect],
@@ -472,9 +504,11 @@ def _role(template: Template) -> Role:
     )
     policies = [
         Policy(PolicyName="logs", PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements)),
-        If("ReadsSecret", Policy(PolicyName="database-secret", PolicyDocument=_document(secret)), Ref("AWS::NoValue")),
+        If("ReadsSecret", Policy(PolicyName="database-secret", PolicyDocument=_document(*secret)), Ref("AWS::NoValue")),
         If(
-            "ReadsJwtSecret", Policy(PolicyName="jwt-secret", PolicyDocument=_document(jwt_secret)), Ref("AWS::NoValue")
+            "ReadsJwtSecret",
+            Policy(PolicyName="jwt-secret", PolicyDocument=_document(*jwt_secret)),
+            Ref("AWS::NoValue"),
         ),
         If(
             "DatabaseAuthIsIam",
@@ -495,8 +529,8 @@ def _role(template: Template) -> Role:
     )
 
 
-def _document(statement: Statement) -> PolicyDocument:
-    return PolicyDocument(Version="2012-10-17", Statement=[statement])
+def _document(*statements: Statement) -> PolicyDocument:
+    return PolicyDocument(Version="2012-10-17", Statement=list(statements))
 
 
 def _function(template: Template, function: HandlerFunction, role: Role) -> Function:
@@ -529,7 +563,7 @@ def _function(template: Template, function: HandlerFunction, role: Role) -> Func
     )
 
 
-def _cleanup_schedule(template: Template, cleanup: Function) -> None:
+def _cleanup_schedule(template: Template, cleanup: Function) -> Rule:
     rule = template.add_resource(
         Rule(
             "CleanupScheduleRule",
@@ -548,6 +582,7 @@ def _cleanup_schedule(template: Template, cleanup: Function) -> None:
             SourceArn=GetAtt(rule, "Arn"),
         )
     )
+    return rule
 
 
 def _notify_invoke_policy(template: Template, notify: Function) -> ManagedPolicy:
@@ -598,9 +633,9 @@ def build() -> Template:
     role = _role(template)
     functions = [(function, _function(template, function, role)) for function in HANDLER_FUNCTIONS]
     by_name = {f.logical: resource for f, resource in functions}
-    _cleanup_schedule(template, by_name["Cleanup"])
+    rule = _cleanup_schedule(template, by_name["Cleanup"])
     notify_policy = _notify_invoke_policy(template, by_name["Notify"])
-    topic = compute_monitoring(template, functions, TIMEOUT_PARAMETERS)
+    topic = compute_monitoring(template, functions, TIMEOUT_PARAMETERS, rule)
     outputs = _outputs(functions, role, notify_policy)
     outputs["AlarmTopicArn"] = ("SNS topic every alarm of the WebSocket stacks notifies", topic)
     return finish(template, params, outputs)

@@ -5,7 +5,7 @@ The original module names the metrics to watch and builds nothing for them. Here
   a rate of messages, integration latency p99 as a share of the integration timeout) and builds
   the dashboard;
 - the compute template alarms on each handler function (errors, throttles, duration p99 as a share
-  of its timeout) and on the cleanup job missing its runs, and owns the alarm topic: an existing
+  of its timeout) and on the scheduled cleanup failing to run, and owns the alarm topic: an existing
   topic's ARN, or one it creates, encrypted with a key CloudWatch may use (the AWS-managed
   `alias/aws/sns` key would silently drop every alarm notification), with an optional e-mail.
 Every alarm is named `${NamePrefix}-websocket-alarm-...` (ALARM_PREFIX): the rollout's bake step
@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 from awacs.aws import Action as AwacsAction
-from awacs.aws import Allow, PolicyDocument, Principal, Statement
+from awacs.aws import Allow, BoolIfExists, Condition, Deny, PolicyDocument, Principal, Statement
 from troposphere import AWSHelperFn, Equals, GetAtt, If, Not, Ref, Sub, Template
 from troposphere.cloudwatch import Alarm, Dashboard, Metric, MetricDataQuery, MetricDimension, MetricStat
 from troposphere.kms import Key
@@ -84,16 +84,6 @@ def add_compute_parameters(params: ParameterSet) -> None:
             "Throttled invocations of one handler function per period that raise its alarm.")  # fmt: skip
     _number(params, "FunctionDurationPercentOfTimeout", "Duration p99 (% of timeout)", 80, 1, 100,
             "A function's duration p99 as a percentage of its timeout that raises its alarm.")  # fmt: skip
-    params.add(
-        GROUP,
-        "CleanupMissedAfterSeconds",
-        "Cleanup missed after (s)",
-        Type="Number",
-        Default=7200,
-        AllowedValues=[900, 1800, 3600, 7200, 21600, 43200, 86400],
-        Description="No cleanup run for this long raises the alarm (at least the CleanupSchedule interval; "
-        "twice it by default).",
-    )
 
 
 def _alarm(
@@ -258,6 +248,18 @@ def alarm_topic(template: Template) -> AWSHelperFn:
                     Statement(
                         Sid="Account", Effect=Allow, Principal=root, Action=[AwacsAction("kms", "*")], Resource=["*"]
                     ),
+                    # Grants only for AWS resources or services (Control Tower CT.KMS.PR.3): nothing here
+                    # needs a grant, and a grant outlives the key policy's review.
+                    Statement(
+                        Sid="GrantsOnlyForAwsServices",
+                        Effect=Deny,
+                        Principal=Principal("*"),
+                        Action=[AwacsAction("kms", "CreateGrant")],
+                        Resource=["*"],
+                        Condition=Condition(
+                            BoolIfExists({"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"})
+                        ),
+                    ),
                     Statement(
                         Sid="CloudWatchPublishes",
                         Effect=Allow,
@@ -315,24 +317,40 @@ def function_alarms(template: Template, functions: list[tuple[HandlerFunction, A
         )  # fmt: skip
 
 
-def cleanup_missed_alarm(template: Template, cleanup: Any, topic: AWSHelperFn) -> None:
+def cleanup_alarms(template: Template, cleanup: Any, rule: Any, topic: AWSHelperFn) -> None:
+    """The cleanup runs asynchronously: EventBridge hands each event to Lambda (FailedInvocations
+    when it cannot), Lambda retries a failed run twice and then drops the event
+    (AsyncEventsDropped). Both metrics only exist once something went wrong, so missing data is
+    not breaching: a new stack, on which no cleanup has run yet, starts OK (an alarm on "no
+    invocation", breaching on missing data, was in ALARM on every new stack and failed the first
+    prod bake). The cleanup's errors, throttles and duration have their function alarms."""
     template.add_resource(
         _alarm(
-            "CleanupMissedAlarm", "cleanup-missed",
-            "The cleanup job has not run for CleanupMissedAfterSeconds: stale connections pile up. First: the "
-            "schedule rule's state and its failed invocations (AWS/Events FailedInvocations).",
-            [topic], missing="breaching", Namespace="AWS/Lambda", MetricName="Invocations",
-            Dimensions=_dimensions({"FunctionName": Ref(cleanup)}), Statistic="Sum",
-            Period=Ref("CleanupMissedAfterSeconds"), Threshold=1, ComparisonOperator="LessThanThreshold",
+            "CleanupScheduleFailedAlarm", "cleanup-schedule-failed",
+            "EventBridge could not invoke the cleanup (the function or its invoke permission is gone, or Lambda "
+            "refused the event): stale connections pile up. First: the rule's target and CleanupInvokePermission.",
+            [topic], missing="notBreaching", Namespace="AWS/Events", MetricName="FailedInvocations",
+            Dimensions=_dimensions({"RuleName": Ref(rule)}), Statistic="Sum", Period=Ref("AlarmPeriodSeconds"),
+            Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
+    )  # fmt: skip
+    template.add_resource(
+        _alarm(
+            "CleanupDroppedAlarm", "cleanup-dropped",
+            "A scheduled cleanup failed three times (the first run and Lambda's two retries) and its event was "
+            "dropped. First: the cleanup's log group, filtered on ERROR; the next scheduled run retries the work.",
+            [topic], missing="notBreaching", Namespace="AWS/Lambda", MetricName="AsyncEventsDropped",
+            Dimensions=_dimensions({"FunctionName": Ref(cleanup)}), Statistic="Sum", Period=Ref("AlarmPeriodSeconds"),
+            Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
         )
     )  # fmt: skip
 
 
 def compute_monitoring(template: Template, functions: list[tuple[HandlerFunction, Any]],
-                       timeouts: dict[str, str]) -> AWSHelperFn:  # fmt: skip
-    """Topic, function alarms and the cleanup alarm; returns the topic ARN (an output)."""
+                       timeouts: dict[str, str], cleanup_rule: Any) -> AWSHelperFn:  # fmt: skip
+    """Topic, function alarms and the cleanup alarms; returns the topic ARN (an output)."""
     topic = alarm_topic(template)
     function_alarms(template, functions, timeouts, topic)
     by_name = {f.logical: resource for f, resource in functions}
-    cleanup_missed_alarm(template, by_name["Cleanup"], topic)
+    cleanup_alarms(template, by_name["Cleanup"], cleanup_rule, topic)
     return topic

@@ -82,6 +82,8 @@ EXECUTE_API_ARN = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::Accou
 MANAGEMENT_ENDPOINT = "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}"
 INVOKE_URL = "wss://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}"
 
+ACCOUNT_ROLE_POLICY = "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+
 
 def _parameters(params: ParameterSet) -> None:
     naming = "Naming"
@@ -245,9 +247,7 @@ def _account_role(template: Template, wait_for: list[str]) -> None:
             DeletionPolicy="Retain",
             UpdateReplacePolicy="Retain",
             AssumeRolePolicyDocument=assume_role_policy("apigateway.amazonaws.com"),
-            ManagedPolicyArns=[
-                Sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs")
-            ],
+            ManagedPolicyArns=[Sub(ACCOUNT_ROLE_POLICY)],
             Tags=tags("websocket"),
         )
     )

@@ -46,12 +46,18 @@ def object_url(bucket: str, key: str, region: str) -> str:
     return f"https://{bucket}.s3.{region}.{suffix}/{key}"
 
 
+# S3 answers a missing key with 404 only to a caller holding s3:ListBucket; to one without it, 403.
+# The rollout needs no ListBucket (keys are content hashes): a 403 reads as absent, and a caller
+# that really may not write meets the upload's own AccessDenied, naming the key.
+ABSENT = ("404", "NoSuchKey", "NotFound", "403", "Forbidden", "AccessDenied")
+
+
 def exists(s3: Any, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
         return True
     except ClientError as error:
-        if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+        if error.response["Error"]["Code"] in ABSENT:
             return False
         raise
 
@@ -61,7 +67,9 @@ def upload_if_absent(s3: Any, bucket: str, key: str, body: bytes, *, dry_run: bo
     if exists(s3, bucket, key):
         return False
     if not dry_run:
-        s3.put_object(Bucket=bucket, Key=key, Body=body, ServerSideEncryption="AES256")
+        # No ServerSideEncryption: the bucket's default (SSE-KMS) applies; forcing AES256 would be
+        # refused by a bucket policy or SCP that requires aws:kms.
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
     return True
 
 

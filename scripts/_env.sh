@@ -36,3 +36,33 @@ ensure_venv() {
 
 ensure_project_venv() { ensure_venv "$VENV" -e "$ROOT[dev,handlers]"; }
 ensure_checkov_venv() { ensure_venv "$CHECKOV_VENV" -r "$ROOT/requirements/checkov.txt"; }
+
+# The npm judges (gates/node: @cloud-copilot/iam-simulate, @cdklabs/cdk-validator-cfnguard), pinned by
+# its package-lock.json; reinstalled when the lock file changes. Peer dependencies (aws-cdk-lib) are
+# not installed (gates/node/.npmrc): only the bundled rules and cfn-guard binary are used.
+ensure_node_tools() {
+  local dir="$ROOT/gates/node"
+  local stamp
+  stamp="$dir/node_modules/.stamp-$(sha256sum "$dir/package-lock.json" | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    echo "setting up $dir/node_modules ..." >&2
+    (cd "$dir" && npm ci --silent)
+    touch "$stamp"
+  fi
+}
+
+# The Python judges (gates/judges.py): their own virtualenv, reinstalled when the pins change.
+ensure_judges_venv() {
+  local dir="$ROOT/.venv-judges"
+  local stamp
+  stamp="$dir/.stamp-$(sha256sum "$ROOT/gates/judges-requirements.txt" | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    local python
+    python=$(pick_python)
+    echo "setting up $dir ..." >&2
+    rm -rf "$dir"
+    "$python" -m venv "$dir"
+    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/gates/judges-requirements.txt"
+    touch "$stamp"
+  fi
+}

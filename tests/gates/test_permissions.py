@@ -36,7 +36,7 @@ def test_the_generated_roles_pass() -> None:
 
 
 @pytest.mark.parametrize(("role", "action", "expected"), [
-    ("CloudFormationRole", "logs:DescribeLogGroups", "logs:DescribeLogGroups on arn:aws:logs:eu-west-1:123456789012:log-group:*"),
+    ("CloudFormationRole", "logs:DescribeLogGroups", "logs:DescribeLogGroups on *"),
     ("CloudFormationRole", "iam:ListRolePolicies", "HandlersRole (AWS::IAM::Role) delete: iam:ListRolePolicies"),
     ("CloudFormationRole", "events:ListTargetsByRule", "CleanupScheduleRule (AWS::Events::Rule) read: events:ListTargetsByRule"),
     ("CloudFormationRole", "ec2:DescribeSubnets", "ConnectFunction (AWS::Lambda::Function) create: ec2:DescribeSubnets on *"),
@@ -137,3 +137,53 @@ def test_deny_wins_and_not_resource_is_refused() -> None:
             "s3:GetObject",
             "y",
         )
+
+
+def _main_statements(rollout: dict[str, Any], role: str = "CloudFormationRole") -> list[dict[str, Any]]:
+    return rollout["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+
+
+def test_tagging_a_key_at_creation_needs_a_statement_not_restricted_by_resource_tags(rollout: dict[str, Any]) -> None:
+    """The earlier role: kms:TagResource only under aws:ResourceTag, which a key being created lacks."""
+    changed = copy.deepcopy(rollout)
+    for statement in _main_statements(changed):
+        if statement["Resource"] == ["*"] and "aws:RequestTag/Application" in str(statement.get("Condition")):
+            statement["Action"] = [a for a in statement["Action"] if a != "kms:TagResource"]
+    report = permissions.run(rollout_override=changed)
+    assert {(m.resource, m.handler, m.action) for m in report.misses} == {
+        ("compute AlarmTopicKey (AWS::KMS::Key)", "create", "kms:TagResource")
+    }
+    assert all("aws:RequestTag/Application" in m.explain() and "ResourceTag" not in m.explain() for m in report.misses)
+
+
+def test_attaching_a_managed_policy_is_decided_on_the_policy_it_names(rollout: dict[str, Any]) -> None:
+    changed = copy.deepcopy(rollout)
+    for statement in _main_statements(changed):
+        if "iam:PolicyARN" in str(statement.get("Condition")):
+            arns = statement["Condition"]["ArnEquals"]["iam:PolicyARN"]
+            statement["Condition"]["ArnEquals"]["iam:PolicyARN"] = [a for a in arns if "ENIManagement" in str(a)]
+    report = permissions.run(rollout_override=changed)
+    missed = {(m.resource, m.action, dict(m.context)["iam:PolicyARN"]) for m in report.misses}
+    push = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+    assert missed == {("websocket ApiGatewayCloudWatchRole (AWS::IAM::Role)", a, push)
+                      for a in ("iam:AttachRolePolicy", "iam:DetachRolePolicy")}  # fmt: skip
+
+
+def test_requests_carry_the_keys_their_caller_sends() -> None:
+    report = permissions.run()
+    assert {"aws:RequestTag/*", "aws:ResourceTag/*", "aws:TagKeys", "iam:PassedToService", "iam:PolicyARN",
+            "kms:ViaService", "aws:CalledVia", "cloudformation:RoleArn"} <= set(report.condition_keys)  # fmt: skip
+
+
+def test_the_second_evaluator_agrees_and_a_disagreement_names_the_request(rollout: dict[str, Any]) -> None:
+    report = permissions.run(second=True)
+    assert report.disagreements == [] and report.misses == []
+    check = permissions.Check(
+        "CloudFormationRole", "compute AlarmTopicKey (AWS::KMS::Key)", "create", "kms:TagResource",
+        "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        (("aws:RequestTag/Application", "CareConnect"),),
+    )  # fmt: skip
+    documents = permissions.role_documents(rollout, permissions.STACK_NAMES, "CloudFormationRole")
+    flipped = [("set", check, False)]  # the gate said no; iam-simulate allows it
+    found = permissions.second_opinion(flipped, {"set": documents}, permissions.Report())
+    assert found == [f"{check.explain()}: the gate denies, iam-simulate says Allowed"]

@@ -11,6 +11,8 @@ import cfnlint
 import pytest
 
 from cfnlint_websocket.limits import RULE_FUNCTIONS
+from gates import iam_eval
+from gates.iam_eval import Request
 from generator.intrinsics import Evaluator, failed_rules
 from generator.model import ENDPOINT_VARIABLE, LAMBDA_RUNTIME
 
@@ -160,7 +162,30 @@ def test_role_writes_only_its_own_log_groups_and_nothing_else_by_default(
 def test_role_reads_only_the_given_secret(compute: dict[str, Any]) -> None:
     granted = statements(resolved(compute, DatabaseAuth="secret", DatabaseSecretArn=SECRET))
     secret = [s for s in granted if s["Action"] == ["secretsmanager:GetSecretValue"]]
-    assert secret == [{"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": [SECRET]}]
+    assert secret == [{"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+                       "Resource": [SECRET, f"{SECRET}-??????"]}]  # fmt: skip
+
+
+FULL = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cc/db-AbCdEf"
+DECRYPT_CONTEXT = {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com", "kms:EncryptionContext:SecretARN": FULL}
+KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+@pytest.mark.parametrize("given", [FULL, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cc/db"])
+@pytest.mark.parametrize(("action", "resource", "context", "expected"), [
+    ("secretsmanager:GetSecretValue", FULL, {}, True),
+    ("secretsmanager:GetSecretValue", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cc/other-AbCdEf", {}, False),
+    ("kms:Decrypt", KEY, DECRYPT_CONTEXT, True),  # a secret under a customer managed key
+    ("kms:Decrypt", KEY, {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}, False),  # another secret's
+    ("kms:Decrypt", KEY, {**DECRYPT_CONTEXT, "kms:ViaService": "s3.eu-west-1.amazonaws.com"}, False),
+])  # fmt: skip
+def test_the_secret_is_readable_by_full_or_partial_arn_under_any_key(
+    compute: dict[str, Any], given: str, action: str, resource: str, context: dict[str, str], expected: bool
+) -> None:
+    """Decided as IAM decides (gates.iam_eval): Secrets Manager appends -XXXXXX to every
+    secret's ARN, and reads a secret under a customer managed key with the caller's kms:Decrypt."""
+    documents = [{"Statement": statements(resolved(compute, DatabaseAuth="secret", DatabaseSecretArn=given))}]
+    assert iam_eval.allowed(documents, Request(action, resource, context)) is expected
 
 
 def test_role_connects_only_as_the_given_db_user(compute: dict[str, Any]) -> None:
@@ -212,7 +237,7 @@ def test_jwt_settings_reach_the_functions_and_the_secret_is_readable(
         "",
     )
     readable = [s["Resource"] for s in statements(resources) if s["Action"] == ["secretsmanager:GetSecretValue"]]
-    assert readable == [[jwt_secret]]
+    assert readable == [[jwt_secret, f"{jwt_secret}-??????"]]
     both = {**CODE, "DatabaseUrl": "postgresql://db/cc", "JwtSecretArn": jwt_secret,
             "JwtPublicKey": "-----BEGIN PUBLIC KEY-----\\nAB\\n-----END PUBLIC KEY-----"}  # fmt: skip
     assert failed_rules(compute, both) == ["set JwtSecretArn or JwtPublicKey, not both"]

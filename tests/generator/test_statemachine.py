@@ -92,10 +92,11 @@ def test_rollout_template_state_machine_and_bucket(templates: dict[str, Any]) ->
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
     assert bucket["LifecycleConfiguration"]["Rules"][0]["NoncurrentVersionExpiration"]
     (deny,) = of_type(rollout, "AWS::S3::BucketPolicy")["Properties"]["PolicyDocument"]["Statement"]
-    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": False}}
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert machine["TracingConfiguration"] == {"Enabled": True}  # Control Tower CT.STEPFUNCTIONS.PR.2
 
 
-def test_the_state_machine_may_only_invoke_the_runner(templates: dict[str, Any]) -> None:
+def test_the_state_machine_may_only_invoke_the_runner_and_the_service_role_is_scoped(templates: dict[str, Any]) -> None:
     resources = templates["rollout"]["Resources"]
     statements = resources["StateMachineRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     (invoke,) = [s for s in statements if s["Action"] == ["lambda:InvokeFunction"]]
@@ -105,6 +106,20 @@ def test_the_state_machine_may_only_invoke_the_runner(templates: dict[str, Any])
     runner = json.dumps(resources["RunnerRole"]["Properties"]["Policies"][0]["PolicyDocument"])
     assert "cloudformation:ExecuteChangeSet" in runner and "${ComputeStackName}" in runner
     assert "iam:PassRole" in runner and "${CloudFormationRole.Arn}" in runner
+    service_statements = resources["CloudFormationRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    unscoped = [s for s in service_statements if "*" in s["Resource"] and "Condition" not in s]
+    # Only reads that take no resource ARN go unscoped; creating the alarm topic's key (which has
+    # no ARN yet) is allowed only with the application's tag on the request.
+    assert len(unscoped) == 1 and all(a.startswith(("ec2:Describe", "logs:Describe")) for a in unscoped[0]["Action"])
+    # ... and tagging it at creation (KMS: a statement not restricted to keys); retagging a key
+    # another application tagged is denied.
+    (create_key,) = [
+        s for s in service_statements if "*" in s["Resource"] and "Condition" in s and s["Effect"] == "Allow"
+    ]
+    assert create_key["Action"] == ["kms:CreateKey", "kms:TagResource"]
+    assert create_key["Condition"] == {"StringEquals": {"aws:RequestTag/Application": "CareConnect"}}
+    (retag,) = [s for s in service_statements if s["Effect"] == "Deny"]
+    assert retag["Condition"]["StringNotEquals"] == {"aws:ResourceTag/Application": "CareConnect"}
 
 
 @pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov"])
