@@ -38,7 +38,7 @@ def main() -> None:
                 start = time.perf_counter()
                 summary = run(env, aws, Reporter(io.StringIO()), options)
                 seconds = time.perf_counter() - start
-                calls = sum(len(stage.calls) for stage in summary.stages if stage.stage != "rollout")
+                calls = sum(sum(stage.calls.values()) for stage in summary.stages if stage.stage != "rollout")
                 extra = (
                     (
                         f", {summary.state_transitions} transitions, {sum((summary.state_machine_calls or {}).values())} "

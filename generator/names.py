@@ -40,8 +40,9 @@ class Names:
 
     @property
     def runner(self) -> str:
-        """The rollout runner function (the rollout stack's)."""
-        return f"{self.stem}-rollout-runner"
+        """The rollout runner function (the rollout stack's): outside `functions`, so no statement
+        for the handlers' functions lets the runner (or CloudFormation) rewrite the runner."""
+        return f"{self.prefix}-rollout-runner"
 
     @property
     def state_machine(self) -> str:

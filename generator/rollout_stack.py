@@ -426,7 +426,17 @@ def _runner_role(template: Template, cloudformation_role: Role) -> Role:
     for call in calls:
         by_resource.setdefault(call.resource, []).append(call.action)
     statements = [
-        _allow([Action(*a.split(":", 1)) for a in sorted(set(actions))], [Sub(resource)])
+        Statement(
+            Effect=Allow,
+            Action=[Action(*a.split(":", 1)) for a in sorted(set(actions))],
+            Resource=[Sub(resource)],
+            # The service role goes to CloudFormation and nowhere else.
+            **(
+                {"Condition": Condition(StringEquals("iam:PassedToService", "cloudformation.amazonaws.com"))}
+                if actions == ["iam:PassRole"]
+                else {}
+            ),
+        )
         for resource, actions in sorted(by_resource.items())
     ]
     statements.append(
@@ -435,7 +445,7 @@ def _runner_role(template: Template, cloudformation_role: Role) -> Role:
             [Sub(f"{ARN}:logs:{HERE}:log-group:/aws/lambda/{Names().runner}:*")],
         )
     )
-    statements.append(_allow([xray.PutTraceSegments, xray.PutTelemetryRecords], ["*"]))  # X-Ray takes no ARN  # fmt: skip
+    statements.append(_allow([xray.PutTraceSegments, xray.PutTelemetryRecords], ["*"]))  # X-Ray takes no ARN
     role = _service_role(
         "RunnerRole",
         "lambda.amazonaws.com",

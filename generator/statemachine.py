@@ -27,8 +27,8 @@ RUNNER_TIMEOUT_SECONDS = 120  # one phase makes a few calls; the Task gives up a
 # What Lambda's Invoke raises when the service, not the runner, failed: retried with backoff.
 RETRY = [
     {
-        "ErrorEquals": ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                        "Lambda.TooManyRequestsException"],
+        "ErrorEquals": ["Lambda.ClientExecutionTimeoutException", "Lambda.ServiceException",
+                        "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException"],
         "IntervalSeconds": 2,
         "MaxAttempts": 6,
         "BackoffRate": 2.0,

@@ -43,10 +43,7 @@ class CallCounter:
         self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
 
     def record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        change_set = str(params.get("ChangeSetName", ""))  # an id (ARN) names the change set itself
-        target = (
-            change_set if change_set.startswith("arn:") else next((str(params[k]) for k in TARGETS if k in params), "")
-        )
+        target = next((str(params[key]) for key in TARGETS if key in params), "")
         self.log.append(f"{model.service_model.service_name}:{model.name} {target}".rstrip())
 
     @property

@@ -31,7 +31,15 @@ def set_variables(
     """True when the function was changed (its update may still be in progress: see `settled`)."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         config = lambda_client.get_function_configuration(FunctionName=function)
-        variables = dict(config.get("Environment", {}).get("Variables", {}))
+        environment = config.get("Environment", {})
+        if environment.get("Error") or (config.get("KMSKeyArn") and "Variables" not in environment):
+            # Writing now would replace the variables this caller could not read with just ours.
+            reason = environment.get("Error", {}).get("Message", "its variables were not returned")
+            raise StageFailed(
+                f"{function}: its environment cannot be read ({reason}); nothing was written. Grant "
+                f"kms:Decrypt on {config.get('KMSKeyArn', 'its key')} to the role running the rollout"
+            )
+        variables = dict(environment.get("Variables", {}))
         if all(variables.get(name) == value for name, value in wanted.items()):
             return False
         request: dict[str, Any] = {"FunctionName": function, "Environment": {"Variables": merged(variables, wanted)}}

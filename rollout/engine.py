@@ -10,6 +10,7 @@ are recognised as unchanged and cost no mutating call.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -83,7 +84,7 @@ def execute(
                 sleep(progress.wait)
             progress = step.poll(ctx, outputs, progress.work)
         assert progress.result is not None
-        results.append({**progress.result, "calls": log[first:]})
+        results.append({**progress.result, "calls": dict(Counter(log[first:]))})
     return results
 
 

@@ -14,6 +14,7 @@ import functools
 import json
 import math
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,22 +53,23 @@ def run_phase(plan: Plan, step_name: str, phase: str, memo: dict[str, Any], ctx:
     if step is None:
         return {**memo, "work": {}, "done": True, "wait": 0}
     log, first = ctx.calls, len(ctx.calls)
-    work = memo["work"] if phase == "poll" else {}
-    calls = work.pop("calls", [])  # the step's calls so far (a memo key of the runner's, not the step's)
+    work = dict(memo["work"]) if phase == "poll" else {}
+    # The step's calls so far, counted (a list would grow with every poll past the 256 KB state limit).
+    calls = Counter(work.pop("calls", {}))
     progress = step.start(ctx, outputs) if phase == "start" else step.poll(ctx, outputs, work)
-    calls += log[first:]
+    calls.update(log[first:])
     if progress.done:
         assert progress.result is not None
         return {
             "outputs": outputs,
             "work": {},
-            "results": [*memo["results"], {**progress.result, "calls": calls}],
+            "results": [*memo["results"], {**progress.result, "calls": dict(calls)}],
             "done": True,
             "wait": 0,
         }
     return {
         "outputs": outputs,
-        "work": {**progress.work, "calls": calls},
+        "work": {**progress.work, "calls": dict(calls)},
         "results": memo["results"],
         "done": False,
         "wait": math.ceil(progress.wait),

@@ -140,22 +140,26 @@ class DeployStack(Step):
         return f"deploy stack {self.stack_name}{role} from {self.template_url.rsplit('/', 1)[-1]}"
 
     def calls(self, where: Where) -> list[Call]:
+        # The change-set calls authorize on the stack (Service Authorization Reference), and creating
+        # or executing a change set with tags authorizes TagResource/UntagResource on it too.
         stack = where.arn("cloudformation", f"stack/{self.stack_name}/*")
-        change_set = where.arn("cloudformation", f"changeSet/{self.change_set_name.split('-')[0]}-*/*")
-        calls = [
-            Call(f"cloudformation:{a}", stack)
-            for a in ("DescribeStacks", "DescribeStackEvents", "GetTemplate", "CreateChangeSet", "DeleteStack")
-        ]
-        calls += [
-            Call(f"cloudformation:{a}", change_set)
-            for a in ("DescribeChangeSet", "ExecuteChangeSet", "DeleteChangeSet")
-        ]
+        actions = (
+            "DescribeStacks",
+            "DescribeStackEvents",
+            "GetTemplate",
+            "CreateChangeSet",
+            "DeleteStack",
+            "DescribeChangeSet",
+            "ExecuteChangeSet",
+            "DeleteChangeSet",
+            "TagResource",
+            "UntagResource",
+        )
+        calls = [Call(f"cloudformation:{a}", stack) for a in actions]
         if self.role_arn:
             calls.append(Call("iam:PassRole", self.role_arn))
         bucket, key = self.template_url.split("//", 1)[1].split(".s3.", 1)[0], self.template_url.split("/", 3)[3]
-        calls.append(
-            Call("s3:GetObject", f"arn:{where.partition}:s3:::{bucket}/{key}")
-        )  # TemplateURL, read as the caller
+        calls.append(Call("s3:GetObject", f"arn:{where.partition}:s3:::{bucket}/{key}"))  # TemplateURL, as the caller
         return calls
 
     def resolved(self, outputs: dict[str, dict[str, str]]) -> dict[str, str]:
@@ -188,6 +192,12 @@ class DeployStack(Step):
         cf, work = ctx.client("cloudformation"), self.bounded(work)
         if work["phase"] == "deleting":
             state = self._watch(ctx, work)
+            if state is not None and state.status == "DELETE_FAILED":
+                reason = state.reason or "no reason given"
+                raise StageFailed(
+                    f"{self.stack_name}: deleting it to create it again failed: {reason}",
+                    work.get("failures") or ["see the stack's events"],
+                )
             if state is None:
                 parameters = self.resolved(outputs)
                 return self._plan(ctx, True, parameters, fingerprint(self.template_sha256, parameters))
@@ -251,7 +261,12 @@ class DeployStack(Step):
             sleep(min(self.wait, 1.0))
         if changes == "none":
             return _result(self.name, "unchanged", self.stack_name, stack=self.stack_name)
-        discard(cf, self.stack_name, work["change_set"], work["creating"] and state is None)
+        emptied = work["creating"] and state is None
+        discard(cf, self.stack_name, work["change_set"], emptied)
+        for _ in range(MAX_POLLS if emptied else 0):  # gone before a real run may create it
+            if (left := describe(cf, self.stack_name)) is None or left.status == "DELETE_COMPLETE":
+                break
+            sleep(max(self.wait, 1.0))
         return _result(
             self.name, "planned", f"{self.stack_name}: {len(changes)} change(s)", stack=self.stack_name, changes=changes
         )
@@ -286,9 +301,22 @@ class DeployStack(Step):
         return template_sha256(text) == self.template_sha256  # someone may have updated it by other means
 
     def _plan(self, ctx: Context, creating: bool, parameters: dict[str, str], mark: str) -> Progress:
-        created = ctx.client("cloudformation").create_change_set(
+        cf, name = ctx.client("cloudformation"), f"{self.change_set_name}-{self.name}"
+        try:
+            created = self._create_change_set(cf, name, creating, parameters, mark)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "AlreadyExistsException":
+                raise
+            # This run made it already (a phase retried after Lambda failed to answer): go on with it.
+            found = cf.describe_change_set(ChangeSetName=name, StackName=self.stack_name)
+            created = {"Id": found["ChangeSetId"], "StackId": found["StackId"]}
+        work = {"phase": "planning", "change_set": created["Id"], "stack_id": created["StackId"], "creating": creating}
+        return Progress(False, work, 0)  # a look at once: small change sets are often ready
+
+    def _create_change_set(self, cf: Any, name: str, creating: bool, parameters: dict[str, str], mark: str) -> Any:
+        return cf.create_change_set(
             StackName=self.stack_name,
-            ChangeSetName=f"{self.change_set_name}-{self.name}",
+            ChangeSetName=name,
             ChangeSetType="CREATE" if creating else "UPDATE",
             TemplateURL=self.template_url,
             Capabilities=CAPABILITIES,
@@ -297,8 +325,6 @@ class DeployStack(Step):
             Description=f"CareConnect rollout, step {self.name}",
             **self._role(),
         )
-        work = {"phase": "planning", "change_set": created["Id"], "stack_id": created["StackId"], "creating": creating}
-        return Progress(False, work, 0)  # a look at once: small change sets are often ready
 
     def _watch(self, ctx: Context, work: dict[str, Any]) -> Any:
         """Report the stack's new events (failures kept in `work`); the stack as it is now (None: gone)."""

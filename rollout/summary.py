@@ -15,7 +15,7 @@ class StageResult:
     stack: str | None = None
     changes: list[dict[str, str]] = field(default_factory=list)
     functions: list[str] = field(default_factory=list)  # the endpoint stage: functions changed
-    calls: list[str] = field(default_factory=list)  # the AWS calls the step made ("service:Operation target")
+    calls: dict[str, int] = field(default_factory=dict)  # the AWS calls the step made: "service:Operation target" -> n
 
 
 @dataclass

@@ -28,13 +28,18 @@ def actions(summary: dict[str, Any]) -> dict[str, str]:
     return {s["stage"]: s["action"] for s in summary["stages"] if s["stage"] not in ORCHESTRATION}
 
 
-def step_calls(summary: dict[str, Any]) -> dict[str, list[str]]:
-    """Each step's AWS calls, "service:Operation target", without the change-set ids that differ per run."""
-    return {
-        s["stage"]: [c.split(" arn:")[0] for c in s.get("calls", [])]
-        for s in summary["stages"]
-        if s["stage"] not in ORCHESTRATION
-    }
+def step_calls(summary: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Each step's AWS calls ("service:Operation target": n), without the stack and change-set ids
+    that differ per run."""
+    found: dict[str, dict[str, int]] = {}
+    for stage in summary["stages"]:
+        if stage["stage"] in ORCHESTRATION:
+            continue
+        counted = found.setdefault(stage["stage"], {})
+        for call, n in stage.get("calls", {}).items():
+            key = call.split(" arn:")[0]
+            counted[key] = counted.get(key, 0) + n
+    return found
 
 
 def stack(name: str) -> Any:
@@ -226,8 +231,8 @@ def test_both_orchestrators_make_the_same_calls(rollout: Run, env_settings: sett
     assert local[1] == inside[1]
     # A fresh run differs only in who passes the service role: the state machine's plan names the
     # rollout stack's role (the local plan none, before a rollout stack exists).
-    assert {k: [c for c in v if not c.startswith("iam:")] for k, v in local[0].items()} == {
-        k: [c for c in v if not c.startswith("iam:")] for k, v in inside[0].items()
+    assert {k: {c: n for c, n in v.items() if not c.startswith("iam:")} for k, v in local[0].items()} == {
+        k: {c: n for c, n in v.items() if not c.startswith("iam:")} for k, v in inside[0].items()
     }
 
 
