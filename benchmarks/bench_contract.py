@@ -26,6 +26,7 @@ from handlers.auth import TokenVerifier, authenticate  # noqa: E402
 from handlers.connect import register_connection  # noqa: E402
 from handlers.db import Database  # noqa: E402
 from handlers.events import parse_event  # noqa: E402
+from handlers.migrate import migrate  # noqa: E402
 from handlers.notify import notify, parse_notification  # noqa: E402
 from handlers.sender import Sender  # noqa: E402
 from handlers.settings import JwtSettings  # noqa: E402
@@ -41,6 +42,8 @@ ROUNDS = 300
 def fresh_store() -> tuple[Database, ConnectionStore]:
     with psycopg.connect(URL, autocommit=True) as admin:
         admin.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}".encode())
+        admin.execute(f"SET search_path = {SCHEMA}".encode())
+        migrate(admin)  # the release step; the handlers never create the table
     db = Database(lambda: psycopg.connect(URL, autocommit=True, options=f"-csearch_path={SCHEMA}"))
     db.run(USERS_DDL)
     return db, ConnectionStore(db)

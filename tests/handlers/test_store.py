@@ -13,7 +13,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from handlers.db import Database, DatabaseUnavailable, schema_sql
+from handlers.db import Database, DatabaseUnavailable
+from handlers.migrate import migrate
 from handlers.store import ConnectionStore
 from handlers.users import User
 from tests.handlers.conftest import row, table
@@ -75,11 +76,10 @@ def test_schema_matches_the_java_entity(store: ConnectionStore) -> None:
 
 
 @pytest.mark.postgres
-def test_schema_creation_is_idempotent_and_keeps_rows(store: ConnectionStore, postgres_url: str) -> None:
+def test_the_migration_is_idempotent_and_keeps_rows(store: ConnectionStore, owner_url: str) -> None:
     register(store, "c1")
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(schema_sql().encode())
-        conn.execute(schema_sql().encode())
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        assert migrate(conn) == {"version": 2, "fromVersion": 2, "changed": False, "steps": []}
     assert [r["connection_id"] for r in table(store)] == ["c1"]
 
 
@@ -232,8 +232,8 @@ def test_a_table_from_the_earlier_schema_is_migrated_in_place(postgres_server: s
                             ('kept', 'notifications', now(), now() + interval '1 hour', 'aws', TRUE),
                             ('null-type', 'notifications', now(), now() + interval '1 hour', NULL, TRUE),
                             ('null-active', 'notifications', now(), now() + interval '1 hour', 'aws', NULL)""")
-        conn.execute(schema_sql().encode())
-        conn.execute(schema_sql().encode())  # idempotent
+        assert migrate(conn)["fromVersion"] == 0  # a table without our version mark
+        assert migrate(conn)["changed"] is False  # idempotent
         rows = dict(
             conn.execute(
                 "SELECT connection_id, connection_type || '/' || is_active::text FROM websocket_connections"
@@ -254,7 +254,7 @@ def test_a_table_from_the_earlier_schema_is_migrated_in_place(postgres_server: s
 def test_a_table_jpa_created_gets_no_duplicate_indexes(postgres_server: str) -> None:
     with scratch_schema(postgres_server, "cc_jpa_table_test") as conn:
         conn.execute(JPA_DDL.encode())
-        conn.execute(schema_sql().encode())
+        migrate(conn)
         names = indexes(lambda sql: conn.execute(sql.encode()).fetchall())
     assert names == JPA_INDEXES | {"idx_websocket_user_id": "user_id"}
 
