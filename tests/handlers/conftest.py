@@ -102,13 +102,19 @@ class Users:
     def __init__(self, database: Database) -> None:
         self.db = database
 
-    def add(self, email: str, role: str = "PATIENT", name: str | None = None, status: str = "ACTIVE") -> int:
+    def add(self, email: str, role: str = "PATIENT", name: str | None = None, status: str = "ACTIVE", *,
+            user_id: int | None = None, verified: bool = True) -> int:  # fmt: skip
         rows = self.db.run(
-            """INSERT INTO users (email, password, role, email_verified, status, name, created_at)
-               VALUES (%s, '$2a$10$hash', %s, TRUE, %s, %s, now()) RETURNING id""",
-            (email, role, status, name),
+            """INSERT INTO users (id, email, password, role, email_verified, status, name, created_at)
+               VALUES (COALESCE(%s, nextval(pg_get_serial_sequence('users', 'id'))), %s, '$2a$10$hash', %s, %s, %s,
+                       %s, now()) RETURNING id""",
+            (user_id, email, role, verified, status, name),
         )
         return int(rows[0][0])
+
+    def set_status(self, user_id: int, status: str) -> None:
+        """What the backend's admin does when suspending someone."""
+        self.db.run("UPDATE users SET status = %s WHERE id = %s", (status, user_id))
 
     def person(self, n: int, role: str = "PATIENT") -> int:
         """The id of user n (`user<n>@example.org`, named "User <n>"), added on first use."""
@@ -181,24 +187,21 @@ def _backend() -> Any:
 
 
 class Inbox:
-    """What each connection received through the management API (moto's record of posts, and
-    for connections the server closed, what they had received before)."""
+    """What each connection received through the management API: every post API Gateway (moto's
+    backend, whichever client sent it) accepted; JSON frames decoded, plain text (/ws/notifications)
+    as text. Kept after the connection is closed."""
 
-    def __init__(self, closed: dict[str, bytes]) -> None:
+    def __init__(self) -> None:
         self._read: dict[str, int] = {}
-        self._closed = closed
+        self.posts: dict[str, list[bytes]] = {}
 
-    def all(self, connection_id: str) -> list[dict[str, Any]]:
-        connections = _backend().connections
-        raw = connections[connection_id].data if connection_id in connections else self._closed.get(connection_id, b"")
-        data = raw.decode()
-        frames, decoder, index = [], json.JSONDecoder(), 0
-        while index < len(data):
-            frame, index = decoder.raw_decode(data, index)
-            frames.append(frame)
-        return frames
+    def record(self, connection_id: str, data: bytes) -> None:
+        self.posts.setdefault(connection_id, []).append(bytes(data))
 
-    def new(self, connection_id: str) -> list[dict[str, Any]]:
+    def all(self, connection_id: str) -> list[Any]:
+        return [json.loads(d) if d[:1] == b"{" else d.decode() for d in self.posts.get(connection_id, [])]
+
+    def new(self, connection_id: str) -> list[Any]:
         frames = self.all(connection_id)
         start = self._read.get(connection_id, 0)
         self._read[connection_id] = len(frames)
@@ -206,8 +209,16 @@ class Inbox:
 
 
 @pytest.fixture
-def inbox(faulty: FaultyClient) -> Inbox:
-    return Inbox(faulty.closed)
+def inbox(management: Any, monkeypatch: pytest.MonkeyPatch) -> Inbox:
+    box, backend = Inbox(), type(_backend())
+    accept = backend.post_to_connection
+
+    def post_to_connection(self: Any, data: bytes, connection_id: str) -> None:
+        accept(self, data, connection_id)
+        box.record(connection_id, data)
+
+    monkeypatch.setattr(backend, "post_to_connection", post_to_connection)
+    return box
 
 
 class FaultyClient:
@@ -221,7 +232,7 @@ class FaultyClient:
         self.broken: set[str] = set()
         self.throttle = throttle
         self.calls: list[str] = []  # every HTTP attempt, retries included
-        self.closed: dict[str, bytes] = {}
+        self.closed: set[str] = set()
         self._lock = threading.Lock()
         client.meta.events.register("before-send.apigatewaymanagementapi.PostToConnection", self._answer)
 
@@ -245,9 +256,7 @@ class FaultyClient:
         return self.client.post_to_connection(ConnectionId=ConnectionId, Data=Data)
 
     def delete_connection(self, ConnectionId: str) -> Any:
-        connections = _backend().connections
-        if ConnectionId in connections:
-            self.closed[ConnectionId] = connections[ConnectionId].data
+        self.closed.add(ConnectionId)
         return self.client.delete_connection(ConnectionId=ConnectionId)
 
 
