@@ -91,12 +91,12 @@ def handle_message(
         sender.send(
             request.connection_id, frame("connection-established", message=greeting, sessionId=request.connection_id)
         )
-    problem = connection.session_problem(time.time())
-    if problem:
+    ended = connection.session_problem(time.time())
+    if ended:
         # The token expired or the user was suspended since authenticating: no longer that user.
-        logger().info("session ended", extra={"reason": problem})
+        logger().info("session ended", extra={"reason": ended})
         store.forget_user(request.connection_id)
-        sender.send(request.connection_id, frame("authentication-required", message=f"{problem}: authenticate again"))
+        sender.send(request.connection_id, frame("authentication-required", message=f"{ended}: authenticate again"))
         connection = replace(connection, user_id=None, user_email=None, metadata={"authenticated": False})
     logger().info("message", extra={"messageType": message.type})
     HANDLERS[message.type](Conversation(request, connection, message, store, users, sender, verifier))
