@@ -22,6 +22,7 @@ from troposphere import (
     If,
     Join,
     Not,
+    Or,
     Ref,
     Sub,
     Template,
@@ -47,13 +48,19 @@ from generator.model import (
     HANDLER_FUNCTIONS,
     HANDLERS_ROLE_NAME,
     LAMBDA_RUNTIME,
+    MIGRATE_ROLE_NAME,
     HandlerFunction,
 )
 from generator.monitoring import add_compute_parameters, compute_monitoring
 from generator.parameters import ParameterSet
 
 DATABASE_AUTH_METHODS = ("url", "secret", "iam")
-TIMEOUT_PARAMETERS = {"Cleanup": "CleanupTimeout", "Notify": "NotifyTimeout"}  # routes: Timeout
+TIMEOUT_PARAMETERS = {
+    "Cleanup": "CleanupTimeout",
+    "Notify": "NotifyTimeout",
+    "Migrate": "MigrateTimeout",
+}  # routes: Timeout
+MIGRATE = "Migrate"  # the release step: its own role and database identity (the table's owner)
 ENDPOINT_PATTERN = r"^$|^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9_-]+)?$"
 SECRET_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$"
 VPC_ACCESS_POLICY = "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaENIManagementAccess"
@@ -166,6 +173,17 @@ def _parameters(params: ParameterSet) -> None:
     )
     params.add(
         runtime,
+        "MigrateTimeout",
+        "Migrate timeout (s)",
+        Type="Number",
+        Default=120,
+        MinValue=10,
+        MaxValue=900,
+        Description="Timeout of the migrate function (the rollout's schema step; it gives up on a "
+        "lock after lockTimeoutMs, 5 s by default).",
+    )
+    params.add(
+        runtime,
         "CleanupSchedule",
         "Cleanup schedule",
         Type="String",
@@ -175,6 +193,7 @@ def _parameters(params: ParameterSet) -> None:
         ConstraintDescription="an EventBridge rate(...) or cron(...) expression",
     )
     _database_parameters(params)
+    _migration_parameters(params)
     _jwt_parameters(params)
     network = "Network (optional)"
     params.add(
@@ -314,6 +333,46 @@ def _database_parameters(params: ParameterSet) -> None:
     )
 
 
+def _migration_parameters(params: ParameterSet) -> None:
+    """Who the migrate function connects as: the table's owner (the handlers hold DML only).
+    Each one empty: the handlers' own setting for the method."""
+    group = "Database migration (the owner)"
+    params.add(
+        group,
+        "MigrationDatabaseUrl",
+        "Owner's URL (url)",
+        Type="String",
+        Default="",
+        NoEcho=True,
+        MaxLength=1024,
+        AllowedPattern=r"^$|^(jdbc:)?postgres(ql)?://.+$",
+        Description="postgresql:// URL of the table's owner, for the migrate function only.",
+        ConstraintDescription="empty, or a postgresql:// or jdbc:postgresql:// URL",
+    )
+    params.add(
+        group,
+        "MigrationDatabaseSecretArn",
+        "Owner's secret ARN (secret)",
+        Type="String",
+        Default="",
+        AllowedPattern=SECRET_ARN_PATTERN,
+        MaxLength=256,
+        Description="Secrets Manager secret of the table's owner; only the migrate function reads it.",
+        ConstraintDescription="empty, or a Secrets Manager secret ARN",
+    )
+    params.add(
+        group,
+        "MigrationDatabaseUser",
+        "Owner's user (iam)",
+        Type="String",
+        Default="",
+        AllowedPattern=r"^$|^[A-Za-z_][A-Za-z0-9_$]{0,62}$",
+        MaxLength=63,
+        Description="Database user (granted rds_iam) owning the table; only the migrate function connects as it.",
+        ConstraintDescription="empty, or a PostgreSQL user name",
+    )
+
+
 def _jwt_parameters(params: ParameterSet) -> None:
     auth = "Client authentication (JWT)"
     params.add(
@@ -391,6 +450,15 @@ def _conditions_and_rules(template: Template) -> None:
         And(Condition("DatabaseAuthIsSecret"), Not(Equals(Ref("DatabaseSecretArn"), ""))),
     )
     template.add_condition("ReadsJwtSecret", Not(Equals(Ref("JwtSecretArn"), "")))
+    for name in ("MigrationDatabaseUrl", "MigrationDatabaseSecretArn", "MigrationDatabaseUser"):
+        template.add_condition(f"{name}Given", Not(Equals(Ref(name), "")))
+    template.add_condition(
+        "MigrationReadsSecret",
+        And(
+            Condition("DatabaseAuthIsSecret"),
+            Or(Condition("MigrationDatabaseSecretArnGiven"), Not(Equals(Ref("DatabaseSecretArn"), ""))),
+        ),
+    )
     template.add_rule(
         "OneJwtKey",
         {
@@ -427,24 +495,34 @@ def _all_empty(list_parameter: str) -> dict[str, object]:
     return {"Fn::EachMemberEquals": [Ref(list_parameter), ""]}
 
 
-def _environment() -> Environment:
-    """What the handlers read: see handlers/settings.py for the same names."""
+def _when(method: str, value: object) -> If:
+    return If(f"DatabaseAuthIs{method.capitalize()}", value, Ref("AWS::NoValue"))
 
-    def when(method: str, value: object) -> If:
-        return If(f"DatabaseAuthIs{method.capitalize()}", value, Ref("AWS::NoValue"))
 
+def _environment(function: HandlerFunction) -> Environment:
+    """What the handlers read: see handlers/settings.py (and handlers/migrate.py) for the names."""
+    when = _when
+    if function.logical == MIGRATE:  # the owner's identity where given, else the handlers'
+        owner = {
+            "url": "MigrationDatabaseUrl",
+            "secret": "MigrationDatabaseSecretArn",
+            "iam": "MigrationDatabaseUser",
+        }
+        return Environment(
+            Variables={
+                ENDPOINT_VARIABLE: Ref("ManagementEndpoint"),  # unused; the endpoint stage sets it on all
+                **_database_variables(),
+                **{
+                    f"MIGRATION_{variable}": when(method, If(f"{owner[method]}Given", Ref(owner[method]), Ref("AWS::NoValue")))
+                    for method, variable in (("url", "DATABASE_URL"), ("secret", "DATABASE_SECRET_ARN"), ("iam", "DATABASE_USER"))
+                },
+            }
+        )  # fmt: skip
     return Environment(
         Variables={
             ENDPOINT_VARIABLE: Ref("ManagementEndpoint"),
             "CONNECTION_TTL_MINUTES": Ref("ConnectionTtlMinutes"),
-            "DATABASE_AUTH": Ref("DatabaseAuth"),
-            "DATABASE_URL": when("url", Ref("DatabaseUrl")),
-            "DATABASE_SECRET_ARN": when("secret", Ref("DatabaseSecretArn")),
-            "DATABASE_HOST": when("iam", Ref("DatabaseHost")),
-            "DATABASE_PORT": when("iam", Ref("DatabasePort")),
-            "DATABASE_NAME": when("iam", Ref("DatabaseName")),
-            "DATABASE_USER": when("iam", Ref("DatabaseUser")),
-            "DATABASE_SSLMODE": Ref("DatabaseSslMode"),
+            **_database_variables(),
             "JWT_SECRET_ARN": Ref("JwtSecretArn"),
             "JWT_PUBLIC_KEY": Ref("JwtPublicKey"),
             "JWT_ISSUER": Ref("JwtIssuer"),
@@ -453,40 +531,64 @@ def _environment() -> Environment:
     )
 
 
-def _role(template: Template) -> Role:
-    log_arns = [GetAtt(f"{function.logical}LogGroup", "Arn") for function in HANDLER_FUNCTIONS]
+def _database_variables() -> dict[str, object]:
+    when = _when
+    return {
+        "DATABASE_AUTH": Ref("DatabaseAuth"),
+        "DATABASE_URL": when("url", Ref("DatabaseUrl")),
+        "DATABASE_SECRET_ARN": when("secret", Ref("DatabaseSecretArn")),
+        "DATABASE_HOST": when("iam", Ref("DatabaseHost")),
+        "DATABASE_PORT": when("iam", Ref("DatabasePort")),
+        "DATABASE_NAME": when("iam", Ref("DatabaseName")),
+        "DATABASE_USER": when("iam", Ref("DatabaseUser")),
+        "DATABASE_SSLMODE": Ref("DatabaseSslMode"),
+    }
+
+
+def _role(template: Template, migrate: bool = False) -> Role:
+    """The handlers' role, or the migrate function's (its log group, the owner's secret or
+    database user where given, no JWT key): neither can act as the other."""
+    functions = [f for f in HANDLER_FUNCTIONS if (f.logical == MIGRATE) == migrate]
+    log_arns = [GetAtt(f"{function.logical}LogGroup", "Arn") for function in functions]
     statements = [
         Statement(Effect=Allow, Action=[CreateLogStream, PutLogEvents], Resource=log_arns),
     ]
-    secret = Statement(Effect=Allow, Action=[GetSecretValue], Resource=[Ref("DatabaseSecretArn")])
+    secret_arn: object = Ref("DatabaseSecretArn")
+    user: object = Ref("DatabaseUser")
+    if migrate:
+        secret_arn = If("MigrationDatabaseSecretArnGiven", Ref("MigrationDatabaseSecretArn"), secret_arn)
+        user = If("MigrationDatabaseUserGiven", Ref("MigrationDatabaseUser"), user)
+    secret = Statement(Effect=Allow, Action=[GetSecretValue], Resource=[secret_arn])
     jwt_secret = Statement(Effect=Allow, Action=[GetSecretValue], Resource=[Ref("JwtSecretArn")])
     iam_connect = Statement(
         Effect=Allow,
         Action=[RdsDbConnect],
         Resource=[
             Sub(
-                "arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:"
-                "${DatabaseResourceId}/${DatabaseUser}"
+                "arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:${DatabaseResourceId}/${User}",
+                User=user,
             )
         ],
     )
+    reads_secret = "MigrationReadsSecret" if migrate else "ReadsSecret"
     policies = [
         Policy(PolicyName="logs", PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements)),
-        If("ReadsSecret", Policy(PolicyName="database-secret", PolicyDocument=_document(secret)), Ref("AWS::NoValue")),
-        If(
-            "ReadsJwtSecret", Policy(PolicyName="jwt-secret", PolicyDocument=_document(jwt_secret)), Ref("AWS::NoValue")
-        ),
+        If(reads_secret, Policy(PolicyName="database-secret", PolicyDocument=_document(secret)), Ref("AWS::NoValue")),
         If(
             "DatabaseAuthIsIam",
             Policy(PolicyName="database-iam-auth", PolicyDocument=_document(iam_connect)),
             Ref("AWS::NoValue"),
         ),
     ]
+    if not migrate:
+        policies.insert(2, If("ReadsJwtSecret", Policy(PolicyName="jwt-secret", PolicyDocument=_document(jwt_secret)),
+                              Ref("AWS::NoValue")))  # fmt: skip
     return template.add_resource(
         Role(
-            "HandlersRole",
-            RoleName=Sub(HANDLERS_ROLE_NAME),
-            Description="Execution role of the CareConnect WebSocket handlers",
+            "MigrateRole" if migrate else "HandlersRole",
+            RoleName=Sub(MIGRATE_ROLE_NAME if migrate else HANDLERS_ROLE_NAME),
+            Description="Execution role of the CareConnect WebSocket "
+            + ("schema migration (the release step)" if migrate else "handlers"),
             AssumeRolePolicyDocument=assume_role_policy("lambda.amazonaws.com"),
             Policies=policies,
             ManagedPolicyArns=If("InVpc", [Sub(VPC_ACCESS_POLICY)], Ref("AWS::NoValue")),
@@ -515,7 +617,7 @@ def _function(template: Template, function: HandlerFunction, role: Role) -> Func
             Timeout=Ref(TIMEOUT_PARAMETERS.get(function.logical, "Timeout")),
             Role=GetAtt(role, "Arn"),
             Code=Code(S3Bucket=Ref("CodeS3Bucket"), S3Key=Ref("CodeS3Key")),
-            Environment=_environment(),
+            Environment=_environment(function),
             KmsKeyArn=If("EnvironmentKmsKeyGiven", Ref("EnvironmentKmsKeyArn"), Ref("AWS::NoValue")),
             LoggingConfig=LoggingConfig(LogGroup=Ref(logs)),
             VpcConfig=If(
@@ -595,8 +697,11 @@ def build() -> Template:
     _parameters(params)
     deployed_by_template_url(template)
     _conditions_and_rules(template)
-    role = _role(template)
-    functions = [(function, _function(template, function, role)) for function in HANDLER_FUNCTIONS]
+    role, migrate_role = _role(template), _role(template, migrate=True)
+    functions = [
+        (function, _function(template, function, migrate_role if function.logical == MIGRATE else role))
+        for function in HANDLER_FUNCTIONS
+    ]
     by_name = {f.logical: resource for f, resource in functions}
     _cleanup_schedule(template, by_name["Cleanup"])
     notify_policy = _notify_invoke_policy(template, by_name["Notify"])

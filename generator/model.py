@@ -58,6 +58,7 @@ HANDLER_FUNCTIONS = (
     HandlerFunction("Default", "default", "handlers.default", "WebSocket $default: CareConnect's message protocol", "$default"),
     HandlerFunction("Cleanup", "cleanup", "handlers.cleanup", "Scheduled: deactivates expired connections, deletes old rows"),
     HandlerFunction("Notify", "notify", "handlers.notify", "Backend push: delivers the backend's notifications to connected apps"),
+    HandlerFunction("Migrate", "migrate", "handlers.migrate", "Release step: brings websocket_connections to the handlers' schema"),
 )  # fmt: skip
 ROUTE_HANDLERS = tuple(f for f in HANDLER_FUNCTIONS if f.route_key is not None)
 
@@ -65,3 +66,4 @@ API_NAME = "${NamePrefix}-websocket-api"
 # Every alarm of both stacks is named with this prefix: the bake step and `rollout status` find them by it.
 ALARM_PREFIX = "${NamePrefix}-websocket-alarm-"
 HANDLERS_ROLE_NAME = "${NamePrefix}-websocket-handlers"
+MIGRATE_ROLE_NAME = "${NamePrefix}-websocket-migrate"  # its own: it may connect as the table's owner
