@@ -15,7 +15,8 @@ the environment as on Lambda, behind a real WebSocket server that behaves like A
 - The management API and `/notify` answer callers on this machine only (loopback, or the
   server's own address), unless `CC_LOCAL_API_TOKEN` is set and the caller sends it as
   `Authorization: Bearer <token>`: `--host 0.0.0.0` lets phones connect, not push or disconnect.
-- Paths the app's builds use: `/ws/careconnect`, `/ws/calls`, `/ws/notifications` and `/`; the
+- Paths the app's builds use: `/ws/careconnect`, `/ws/calls` (and `/ws/calls-ws`),
+  `/ws/notifications` and `/`; the
   path becomes the `service` query parameter the app passes to API Gateway (one URL there).
 - At start, the migration brings the table to the handlers' version (`handlers.migrate`).
 
@@ -40,8 +41,9 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 MAX_MESSAGE_BYTES = 128 * 1024
-PATHS = ("/", "/ws/careconnect", "/ws/calls", "/ws/notifications")
-SERVICES = {"/ws/calls": "calls", "/ws/notifications": "notifications"}  # the rest: careconnect
+PATHS = ("/", "/ws/careconnect", "/ws/calls", "/ws/calls-ws", "/ws/notifications")
+# the rest: careconnect. /ws/calls-ws: the newer origin's CallNotificationHandler without SockJS.
+SERVICES = {"/ws/calls": "calls", "/ws/calls-ws": "calls", "/ws/notifications": "notifications"}
 TOKEN_VARIABLE = "CC_LOCAL_API_TOKEN"
 STAGE, API_ID = "local", "local"
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"  # what CI and the tests' discovery use
