@@ -242,16 +242,24 @@ class ConnectionStore:
         registered: bool,
         order: str = "ORDER BY c.id",
     ) -> list[tuple[Any, ...]]:
+        # Only the kinds asked for, so each is an index scan (user_id, lower(user_email)) of its own.
+        kinds = {
+            "c.user_id = ANY(%(ids)s)": bool(user_ids),
+            "lower(c.user_email) = ANY(%(emails)s)": bool(emails),
+            f"{META.format('c.')} ->> 'role' = ANY(%(roles)s)": bool(roles),
+            "TRUE": everyone,
+        }
+        wanted = " OR ".join(condition for condition, asked in kinds.items() if asked)
+        if not wanted:
+            return []
+        registered_only = f"AND {META.format('c.')} ->> 'registered' = c.user_id::text" if registered else ""
         return self.db.run(
             f"""SELECT {columns} FROM websocket_connections c
-                WHERE c.is_active = TRUE AND c.expires_at > {NOW} AND {SPEAKS_FOR_USER}
-                  AND (c.user_id = ANY(%(ids)s) OR lower(c.user_email) = ANY(%(emails)s)
-                       OR {META.format("c.")} ->> 'role' = ANY(%(roles)s) OR %(everyone)s)
-                  AND (NOT %(registered)s OR {META.format("c.")} ->> 'registered' = c.user_id::text)
+                WHERE c.is_active = TRUE AND c.expires_at > {NOW} AND ({wanted}) AND {SPEAKS_FOR_USER}
+                  {registered_only}
                 {order}""",
-            {"ids": list(user_ids), "emails": [e.lower() for e in emails], "roles": list(roles),
-             "everyone": everyone, "registered": registered},
-        )  # fmt: skip
+            {"ids": list(user_ids), "emails": [e.lower() for e in emails], "roles": list(roles)},
+        )
 
     def email_verification_subscribers(self, email: str) -> list[str]:
         """Connections waiting for this address (ignoring case) to be verified."""
