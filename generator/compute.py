@@ -499,50 +499,39 @@ def _when(method: str, value: object) -> If:
     return If(f"DatabaseAuthIs{method.capitalize()}", value, Ref("AWS::NoValue"))
 
 
+# The migrate function's owner identity, per method; each empty: the handlers' own setting.
+MIGRATION_OWNER = (
+    ("url", "DATABASE_URL", "MigrationDatabaseUrl"),
+    ("secret", "DATABASE_SECRET_ARN", "MigrationDatabaseSecretArn"),
+    ("iam", "DATABASE_USER", "MigrationDatabaseUser"),
+)
+
+
 def _environment(function: HandlerFunction) -> Environment:
-    """What the handlers read: see handlers/settings.py (and handlers/migrate.py) for the names."""
-    when = _when
-    if function.logical == MIGRATE:  # the owner's identity where given, else the handlers'
-        owner = {
-            "url": "MigrationDatabaseUrl",
-            "secret": "MigrationDatabaseSecretArn",
-            "iam": "MigrationDatabaseUser",
-        }
-        return Environment(
-            Variables={
-                ENDPOINT_VARIABLE: Ref("ManagementEndpoint"),  # unused; the endpoint stage sets it on all
-                **_database_variables(),
-                **{
-                    f"MIGRATION_{variable}": when(method, If(f"{owner[method]}Given", Ref(owner[method]), Ref("AWS::NoValue")))
-                    for method, variable in (("url", "DATABASE_URL"), ("secret", "DATABASE_SECRET_ARN"), ("iam", "DATABASE_USER"))
-                },
-            }
-        )  # fmt: skip
-    return Environment(
-        Variables={
-            ENDPOINT_VARIABLE: Ref("ManagementEndpoint"),
-            "CONNECTION_TTL_MINUTES": Ref("ConnectionTtlMinutes"),
-            **_database_variables(),
-            "JWT_SECRET_ARN": Ref("JwtSecretArn"),
-            "JWT_PUBLIC_KEY": Ref("JwtPublicKey"),
-            "JWT_ISSUER": Ref("JwtIssuer"),
-            "JWT_AUDIENCE": Ref("JwtAudience"),
-        }
-    )
-
-
-def _database_variables() -> dict[str, object]:
-    when = _when
-    return {
+    """What the handlers read: see handlers/settings.py (and handlers/migrate.py) for the names.
+    Every function gets the same variables (the rollout checks none is lost); the migrate
+    function also gets the owner's (its role, not the handlers', may use them)."""
+    variables: dict[str, object] = {
+        ENDPOINT_VARIABLE: Ref("ManagementEndpoint"),
+        "CONNECTION_TTL_MINUTES": Ref("ConnectionTtlMinutes"),
         "DATABASE_AUTH": Ref("DatabaseAuth"),
-        "DATABASE_URL": when("url", Ref("DatabaseUrl")),
-        "DATABASE_SECRET_ARN": when("secret", Ref("DatabaseSecretArn")),
-        "DATABASE_HOST": when("iam", Ref("DatabaseHost")),
-        "DATABASE_PORT": when("iam", Ref("DatabasePort")),
-        "DATABASE_NAME": when("iam", Ref("DatabaseName")),
-        "DATABASE_USER": when("iam", Ref("DatabaseUser")),
+        "DATABASE_URL": _when("url", Ref("DatabaseUrl")),
+        "DATABASE_SECRET_ARN": _when("secret", Ref("DatabaseSecretArn")),
+        "DATABASE_HOST": _when("iam", Ref("DatabaseHost")),
+        "DATABASE_PORT": _when("iam", Ref("DatabasePort")),
+        "DATABASE_NAME": _when("iam", Ref("DatabaseName")),
+        "DATABASE_USER": _when("iam", Ref("DatabaseUser")),
         "DATABASE_SSLMODE": Ref("DatabaseSslMode"),
+        "JWT_SECRET_ARN": Ref("JwtSecretArn"),
+        "JWT_PUBLIC_KEY": Ref("JwtPublicKey"),
+        "JWT_ISSUER": Ref("JwtIssuer"),
+        "JWT_AUDIENCE": Ref("JwtAudience"),
     }
+    if function.logical == MIGRATE:
+        for method, variable, parameter in MIGRATION_OWNER:
+            given = If(f"{parameter}Given", Ref(parameter), Ref("AWS::NoValue"))
+            variables[f"MIGRATION_{variable}"] = _when(method, given)
+    return Environment(Variables=variables)
 
 
 def _role(template: Template, migrate: bool = False) -> Role:
@@ -705,7 +694,8 @@ def build() -> Template:
     by_name = {f.logical: resource for f, resource in functions}
     _cleanup_schedule(template, by_name["Cleanup"])
     notify_policy = _notify_invoke_policy(template, by_name["Notify"])
-    topic = compute_monitoring(template, functions, TIMEOUT_PARAMETERS)
+    # The release step answers its failures to the rollout that invoked it: no alarms to bake on.
+    topic = compute_monitoring(template, [f for f in functions if f[0].logical != MIGRATE], TIMEOUT_PARAMETERS)
     outputs = _outputs(functions, role, notify_policy)
     outputs["AlarmTopicArn"] = ("SNS topic every alarm of the WebSocket stacks notifies", topic)
     return finish(template, params, outputs)

@@ -331,20 +331,22 @@ def test_the_migrate_function_connects_as_the_owner_with_a_role_of_its_own(
 ) -> None:
     """The release step (handlers.migrate) may change the schema; the handlers may not: only its
     role reads the owner's secret or connects as the owner, and it gets no JWT key."""
-    resources = resolved(compute, **parameters)
+    jwt = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cc/jwt-AbC123"
+    resources = resolved(compute, **parameters, JwtSecretArn=jwt)
     props = resources["MigrateFunction"]["Properties"]
     assert (props["FunctionName"], props["Handler"], props["Timeout"]) == (
         "cc-websocket-migrate", "handlers.migrate.handler", "120")  # fmt: skip
     assert props["Role"] == "MigrateRole-id.Arn" and resources["ConnectFunction"]["Properties"]["Role"] == (
         "HandlersRole-id.Arn")  # fmt: skip
     env = props["Environment"]["Variables"]
-    assert env[owner_variable] == owner_value and not any(k.startswith("JWT_") for k in env)
+    assert env[owner_variable] == owner_value
     assert not any(
         k.startswith("MIGRATION_") for k in resources["ConnectFunction"]["Properties"]["Environment"]["Variables"]
     )
     migrate, handlers = _policies(resources, "MigrateRole"), _policies(resources, "HandlersRole")
     assert resources["MigrateRole"]["Properties"]["RoleName"] == "cc-websocket-migrate"
     assert migrate["logs"] == ["MigrateLogGroup-id.Arn"] and "MigrateLogGroup-id.Arn" not in handlers["logs"]
+    assert handlers["jwt-secret"] == [jwt] and "jwt-secret" not in migrate
     owner_grant = {"MIGRATION_DATABASE_SECRET_ARN": [OWNER_SECRET],
                    "MIGRATION_DATABASE_USER": ["arn:aws:rds-db:eu-west-1:123456789012:dbuser:db-ABCDEFGH/ws_owner"]}  # fmt: skip
     if owner_variable in owner_grant:

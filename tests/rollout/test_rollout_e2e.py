@@ -21,6 +21,7 @@ FUNCTIONS = [
     "cc-websocket-default",
     "cc-websocket-cleanup",
     "cc-websocket-notify",
+    "cc-websocket-migrate",
 ]
 
 

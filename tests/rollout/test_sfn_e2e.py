@@ -42,7 +42,7 @@ def test_fresh_then_no_op(emulator: str, env_settings: EnvironmentSettings, buil
     assert first["result"] == "succeeded"
     prove(aws, first["management_endpoint"], expected(aws, env_settings, rendered_templates()["compute"]))
     assert first["state_machine_calls"]["executeChangeSet"] == 3  # compute, websocket, carry
-    assert first["state_machine_calls"]["updateFunctionConfiguration"] == 5  # every function, notify too
+    assert first["state_machine_calls"]["updateFunctionConfiguration"] == 6  # every function, notify and migrate too
     second, _ = run_sfn(emulator, env_settings, built_artifact)
     assert second["result"] == "succeeded"
     assert "executeChangeSet" not in second["state_machine_calls"]
