@@ -29,6 +29,7 @@ from handlers.connect import register_connection  # noqa: E402
 from handlers.db import Database  # noqa: E402
 from handlers.disconnect import deactivate_connection  # noqa: E402
 from handlers.events import parse_event  # noqa: E402
+from handlers.migrate import migrate  # noqa: E402
 from handlers.sender import Sender  # noqa: E402
 from handlers.store import ConnectionStore  # noqa: E402
 from tests.handlers.events import connect_event, disconnect_event  # noqa: E402
@@ -71,6 +72,8 @@ def cold_imports() -> None:
 def latencies() -> None:
     with psycopg.connect(URL, autocommit=True) as admin:
         admin.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}".encode())
+        admin.execute(f"SET search_path = {SCHEMA}".encode())
+        migrate(admin)  # the release step; the handlers never create the table
     db = Database(lambda: psycopg.connect(URL, autocommit=True, options=f"-csearch_path={SCHEMA}"))
     store = ConnectionStore(db)
     db.run("SELECT 1")

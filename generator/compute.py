@@ -24,6 +24,7 @@ from troposphere import (
     If,
     Join,
     Not,
+    Or,
     Ref,
     Sub,
     Template,
@@ -49,13 +50,19 @@ from generator.model import (
     HANDLER_FUNCTIONS,
     HANDLERS_ROLE_NAME,
     LAMBDA_RUNTIME,
+    MIGRATE_ROLE_NAME,
     HandlerFunction,
 )
 from generator.monitoring import add_compute_parameters, compute_monitoring
 from generator.parameters import ParameterSet
 
 DATABASE_AUTH_METHODS = ("url", "secret", "iam")
-TIMEOUT_PARAMETERS = {"Cleanup": "CleanupTimeout", "Notify": "NotifyTimeout"}  # routes: Timeout
+TIMEOUT_PARAMETERS = {
+    "Cleanup": "CleanupTimeout",
+    "Notify": "NotifyTimeout",
+    "Migrate": "MigrateTimeout",
+}  # routes: Timeout
+MIGRATE = "Migrate"  # the release step: its own role and database identity (the table's owner)
 ENDPOINT_PATTERN = r"^$|^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9_-]+)?$"
 SECRET_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$"
 VPC_ACCESS_POLICY = "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaENIManagementAccess"
@@ -174,6 +181,17 @@ def _parameters(params: ParameterSet) -> None:
     )
     params.add(
         runtime,
+        "MigrateTimeout",
+        "Migrate timeout (s)",
+        Type="Number",
+        Default=120,
+        MinValue=10,
+        MaxValue=900,
+        Description="Timeout of the migrate function (the rollout's schema step; it gives up on a "
+        "lock after lockTimeoutMs, 5 s by default).",
+    )
+    params.add(
+        runtime,
         "CleanupSchedule",
         "Cleanup schedule",
         Type="String",
@@ -183,6 +201,7 @@ def _parameters(params: ParameterSet) -> None:
         ConstraintDescription="an EventBridge rate(...) or cron(...) expression",
     )
     _database_parameters(params)
+    _migration_parameters(params)
     _jwt_parameters(params)
     network = "Network (optional)"
     params.add(
@@ -322,6 +341,46 @@ def _database_parameters(params: ParameterSet) -> None:
     )
 
 
+def _migration_parameters(params: ParameterSet) -> None:
+    """Who the migrate function connects as: the table's owner (the handlers hold DML only).
+    Each one empty: the handlers' own setting for the method."""
+    group = "Database migration (the owner)"
+    params.add(
+        group,
+        "MigrationDatabaseUrl",
+        "Owner's URL (url)",
+        Type="String",
+        Default="",
+        NoEcho=True,
+        MaxLength=1024,
+        AllowedPattern=r"^$|^(jdbc:)?postgres(ql)?://.+$",
+        Description="postgresql:// URL of the table's owner, for the migrate function only.",
+        ConstraintDescription="empty, or a postgresql:// or jdbc:postgresql:// URL",
+    )
+    params.add(
+        group,
+        "MigrationDatabaseSecretArn",
+        "Owner's secret ARN (secret)",
+        Type="String",
+        Default="",
+        AllowedPattern=SECRET_ARN_PATTERN,
+        MaxLength=256,
+        Description="Secrets Manager secret of the table's owner; only the migrate function reads it.",
+        ConstraintDescription="empty, or a Secrets Manager secret ARN",
+    )
+    params.add(
+        group,
+        "MigrationDatabaseUser",
+        "Owner's user (iam)",
+        Type="String",
+        Default="",
+        AllowedPattern=r"^$|^[A-Za-z_][A-Za-z0-9_$]{0,62}$",
+        MaxLength=63,
+        Description="Database user (granted rds_iam) owning the table; only the migrate function connects as it.",
+        ConstraintDescription="empty, or a PostgreSQL user name",
+    )
+
+
 def _jwt_parameters(params: ParameterSet) -> None:
     auth = "Client authentication (JWT)"
     params.add(
@@ -399,6 +458,15 @@ def _conditions_and_rules(template: Template) -> None:
         And(Condition("DatabaseAuthIsSecret"), Not(Equals(Ref("DatabaseSecretArn"), ""))),
     )
     template.add_condition("ReadsJwtSecret", Not(Equals(Ref("JwtSecretArn"), "")))
+    for name in ("MigrationDatabaseUrl", "MigrationDatabaseSecretArn", "MigrationDatabaseUser"):
+        template.add_condition(f"{name}Given", Not(Equals(Ref(name), "")))
+    template.add_condition(
+        "MigrationReadsSecret",
+        And(
+            Condition("DatabaseAuthIsSecret"),
+            Or(Condition("MigrationDatabaseSecretArnGiven"), Not(Equals(Ref("DatabaseSecretArn"), ""))),
+        ),
+    )
     template.add_rule(
         "OneJwtKey",
         {
@@ -435,40 +503,26 @@ def _all_empty(list_parameter: str) -> dict[str, object]:
     return {"Fn::EachMemberEquals": [Ref(list_parameter), ""]}
 
 
-def _environment() -> Environment:
-    """What the handlers read: see handlers/settings.py for the same names."""
-
-    def when(method: str, value: object) -> If:
-        return If(f"DatabaseAuthIs{method.capitalize()}", value, Ref("AWS::NoValue"))
-
-    return Environment(
-        Variables={
-            ENDPOINT_VARIABLE: Ref("ManagementEndpoint"),
-            "CONNECTION_TTL_MINUTES": Ref("ConnectionTtlMinutes"),
-            "DATABASE_AUTH": Ref("DatabaseAuth"),
-            "DATABASE_URL": when("url", Ref("DatabaseUrl")),
-            "DATABASE_SECRET_ARN": when("secret", Ref("DatabaseSecretArn")),
-            "DATABASE_HOST": when("iam", Ref("DatabaseHost")),
-            "DATABASE_PORT": when("iam", Ref("DatabasePort")),
-            "DATABASE_NAME": when("iam", Ref("DatabaseName")),
-            "DATABASE_USER": when("iam", Ref("DatabaseUser")),
-            "DATABASE_SSLMODE": Ref("DatabaseSslMode"),
-            "JWT_SECRET_ARN": Ref("JwtSecretArn"),
-            "JWT_PUBLIC_KEY": Ref("JwtPublicKey"),
-            "JWT_ISSUER": Ref("JwtIssuer"),
-            "JWT_AUDIENCE": Ref("JwtAudience"),
-        }
-    )
+def _when(method: str, value: object) -> If:
+    return If(f"DatabaseAuthIs{method.capitalize()}", value, Ref("AWS::NoValue"))
 
 
-def _secret_statements(parameter: str) -> list[Statement]:
+def _secret_arns(parameter: str, fallback: str | None = None) -> list[object]:
+    """The secret's ARN as given and its `-??????` form; with a fallback, the fallback's when
+    `parameter` is empty (condition `<parameter>Given`)."""
+    own: list[object] = [Ref(parameter), Sub(f"${{{parameter}}}-??????")]
+    if fallback is None:
+        return own
+    return [If(f"{parameter}Given", mine, theirs) for mine, theirs in zip(own, _secret_arns(fallback), strict=True)]
+
+
+def _secret_statements(arns: list[object]) -> list[Statement]:
     """Read one secret, given by full or partial ARN, and decrypt it under any key.
 
     A partial ARN (no `-XXXXXX` suffix Secrets Manager appends) matches no secret by itself:
     the `-??????` form matches the real one. A secret under a customer managed key needs
     kms:Decrypt on that key: granted on any key of the account, but only through Secrets Manager
     and only for this secret (its ARN is the encryption context Secrets Manager sends)."""
-    arns = [Ref(parameter), Sub(f"${{{parameter}}}-??????")]
     return [
         Statement(Effect=Allow, Action=[GetSecretValue], Resource=arns),
         Statement(
@@ -485,42 +539,87 @@ def _secret_statements(parameter: str) -> list[Statement]:
     ]
 
 
-def _role(template: Template) -> Role:
-    log_arns = [GetAtt(f"{function.logical}LogGroup", "Arn") for function in HANDLER_FUNCTIONS]
+# The migrate function's owner identity, per method; each empty: the handlers' own setting.
+MIGRATION_OWNER = (
+    ("url", "DATABASE_URL", "MigrationDatabaseUrl"),
+    ("secret", "DATABASE_SECRET_ARN", "MigrationDatabaseSecretArn"),
+    ("iam", "DATABASE_USER", "MigrationDatabaseUser"),
+)
+
+
+def _environment(function: HandlerFunction) -> Environment:
+    """What the handlers read: see handlers/settings.py (and handlers/migrate.py) for the names.
+    Every function gets the same variables (the rollout checks none is lost); the migrate
+    function also gets the owner's (its role, not the handlers', may use them)."""
+    variables: dict[str, object] = {
+        ENDPOINT_VARIABLE: Ref("ManagementEndpoint"),
+        "CONNECTION_TTL_MINUTES": Ref("ConnectionTtlMinutes"),
+        "DATABASE_AUTH": Ref("DatabaseAuth"),
+        "DATABASE_URL": _when("url", Ref("DatabaseUrl")),
+        "DATABASE_SECRET_ARN": _when("secret", Ref("DatabaseSecretArn")),
+        "DATABASE_HOST": _when("iam", Ref("DatabaseHost")),
+        "DATABASE_PORT": _when("iam", Ref("DatabasePort")),
+        "DATABASE_NAME": _when("iam", Ref("DatabaseName")),
+        "DATABASE_USER": _when("iam", Ref("DatabaseUser")),
+        "DATABASE_SSLMODE": Ref("DatabaseSslMode"),
+        "JWT_SECRET_ARN": Ref("JwtSecretArn"),
+        "JWT_PUBLIC_KEY": Ref("JwtPublicKey"),
+        "JWT_ISSUER": Ref("JwtIssuer"),
+        "JWT_AUDIENCE": Ref("JwtAudience"),
+    }
+    if function.logical == MIGRATE:
+        for method, variable, parameter in MIGRATION_OWNER:
+            given = If(f"{parameter}Given", Ref(parameter), Ref("AWS::NoValue"))
+            variables[f"MIGRATION_{variable}"] = _when(method, given)
+    return Environment(Variables=variables)
+
+
+def _role(template: Template, migrate: bool = False) -> Role:
+    """The handlers' role, or the migrate function's (its log group, the owner's secret or
+    database user where given, no JWT key): neither can act as the other."""
+    functions = [f for f in HANDLER_FUNCTIONS if (f.logical == MIGRATE) == migrate]
+    log_arns = [GetAtt(f"{function.logical}LogGroup", "Arn") for function in functions]
     statements = [
         Statement(Effect=Allow, Action=[CreateLogStream, PutLogEvents], Resource=log_arns),
     ]
-    secret = _secret_statements("DatabaseSecretArn")
-    jwt_secret = _secret_statements("JwtSecretArn")
+    user: object = Ref("DatabaseUser")
+    if migrate:
+        user = If("MigrationDatabaseUserGiven", Ref("MigrationDatabaseUser"), user)
+    secret = _secret_statements(
+        _secret_arns("MigrationDatabaseSecretArn", "DatabaseSecretArn")
+        if migrate
+        else _secret_arns("DatabaseSecretArn")
+    )
+    jwt_secret = _secret_statements(_secret_arns("JwtSecretArn"))
     iam_connect = Statement(
         Effect=Allow,
         Action=[RdsDbConnect],
         Resource=[
             Sub(
-                "arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:"
-                "${DatabaseResourceId}/${DatabaseUser}"
+                "arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:${DatabaseResourceId}/${User}",
+                User=user,
             )
         ],
     )
+    reads_secret = "MigrationReadsSecret" if migrate else "ReadsSecret"
     policies = [
         Policy(PolicyName="logs", PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements)),
-        If("ReadsSecret", Policy(PolicyName="database-secret", PolicyDocument=_document(*secret)), Ref("AWS::NoValue")),
-        If(
-            "ReadsJwtSecret",
-            Policy(PolicyName="jwt-secret", PolicyDocument=_document(*jwt_secret)),
-            Ref("AWS::NoValue"),
-        ),
+        If(reads_secret, Policy(PolicyName="database-secret", PolicyDocument=_document(*secret)), Ref("AWS::NoValue")),
         If(
             "DatabaseAuthIsIam",
             Policy(PolicyName="database-iam-auth", PolicyDocument=_document(iam_connect)),
             Ref("AWS::NoValue"),
         ),
     ]
+    if not migrate:
+        jwt_policy = Policy(PolicyName="jwt-secret", PolicyDocument=_document(*jwt_secret))
+        policies.insert(2, If("ReadsJwtSecret", jwt_policy, Ref("AWS::NoValue")))
     return template.add_resource(
         Role(
-            "HandlersRole",
-            RoleName=Sub(HANDLERS_ROLE_NAME),
-            Description="Execution role of the CareConnect WebSocket handlers",
+            "MigrateRole" if migrate else "HandlersRole",
+            RoleName=Sub(MIGRATE_ROLE_NAME if migrate else HANDLERS_ROLE_NAME),
+            Description="Execution role of the CareConnect WebSocket "
+            + ("schema migration (the release step)" if migrate else "handlers"),
             AssumeRolePolicyDocument=assume_role_policy("lambda.amazonaws.com"),
             Policies=policies,
             ManagedPolicyArns=If("InVpc", [Sub(VPC_ACCESS_POLICY)], Ref("AWS::NoValue")),
@@ -549,7 +648,7 @@ def _function(template: Template, function: HandlerFunction, role: Role) -> Func
             Timeout=Ref(TIMEOUT_PARAMETERS.get(function.logical, "Timeout")),
             Role=GetAtt(role, "Arn"),
             Code=Code(S3Bucket=Ref("CodeS3Bucket"), S3Key=Ref("CodeS3Key")),
-            Environment=_environment(),
+            Environment=_environment(function),
             KmsKeyArn=If("EnvironmentKmsKeyGiven", Ref("EnvironmentKmsKeyArn"), Ref("AWS::NoValue")),
             LoggingConfig=LoggingConfig(LogGroup=Ref(logs)),
             VpcConfig=If(
@@ -630,12 +729,16 @@ def build() -> Template:
     _parameters(params)
     deployed_by_template_url(template)
     _conditions_and_rules(template)
-    role = _role(template)
-    functions = [(function, _function(template, function, role)) for function in HANDLER_FUNCTIONS]
+    role, migrate_role = _role(template), _role(template, migrate=True)
+    functions = [
+        (function, _function(template, function, migrate_role if function.logical == MIGRATE else role))
+        for function in HANDLER_FUNCTIONS
+    ]
     by_name = {f.logical: resource for f, resource in functions}
     rule = _cleanup_schedule(template, by_name["Cleanup"])
     notify_policy = _notify_invoke_policy(template, by_name["Notify"])
-    topic = compute_monitoring(template, functions, TIMEOUT_PARAMETERS, rule)
+    # The release step answers its failures to the rollout that invoked it: no alarms to bake on.
+    topic = compute_monitoring(template, [f for f in functions if f[0].logical != MIGRATE], TIMEOUT_PARAMETERS, rule)
     outputs = _outputs(functions, role, notify_policy)
     outputs["AlarmTopicArn"] = ("SNS topic every alarm of the WebSocket stacks notifies", topic)
     return finish(template, params, outputs)

@@ -62,6 +62,7 @@ HANDLER_FUNCTIONS = (
     HandlerFunction("Default", "default", "handlers.default", "WebSocket $default: CareConnect's message protocol", "$default"),
     HandlerFunction("Cleanup", "cleanup", "handlers.cleanup", "Scheduled: deactivates expired connections, deletes old rows"),
     HandlerFunction("Notify", "notify", "handlers.notify", "Backend push: delivers the backend's notifications to connected apps"),
+    HandlerFunction("Migrate", "migrate", "handlers.migrate", "Release step: brings websocket_connections to the handlers' schema"),
 )  # fmt: skip
 ROUTE_HANDLERS = tuple(f for f in HANDLER_FUNCTIONS if f.route_key is not None)
 
@@ -69,3 +70,4 @@ API_NAME = Names().api
 # Every alarm of both stacks is named with this prefix: the bake step and `rollout status` find them by it.
 ALARM_PREFIX = Names().alarm_prefix
 HANDLERS_ROLE_NAME = Names().handlers_role
+MIGRATE_ROLE_NAME = Names().function("migrate")  # its own: it may connect as the table's owner

@@ -83,7 +83,13 @@ class TokenVerifier:
         import jwt  # with cryptography ~0.1 s: paid by the first authenticate, not every cold start
 
         key, algorithms = self._signing_key()
-        options: Options = {"require": ["exp", "sub"], "verify_aud": bool(self.settings.audience)}
+        # jjwt checks the signature and exp (and nbf), never iat: a backend whose clock runs ahead
+        # mints tokens "issued in the future", which it accepts itself.
+        options: Options = {
+            "require": ["exp", "sub"],
+            "verify_aud": bool(self.settings.audience),
+            "verify_iat": False,
+        }
         try:
             return jwt.decode(
                 token,
@@ -101,9 +107,13 @@ class TokenVerifier:
             raise AuthenticationFailed(INVALID_TOKEN, f"invalid token ({type(error).__name__})") from None
 
 
-def authenticate(verifier: TokenVerifier, users: UserDirectory, token: str, claimed_user_id: int | None) -> User:
-    """The user a token was issued to, from the `users` table; never the message's word."""
-    subject = verifier.claims(token).get("sub")
+def authenticate(
+    verifier: TokenVerifier, users: UserDirectory, token: str, claimed_user_id: int | None
+) -> tuple[User, float]:
+    """The user a token was issued to, from the `users` table (never the message's word), and
+    when the token expires (epoch seconds): the session ends then."""
+    claims = verifier.claims(token)
+    subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise AuthenticationFailed(INVALID_TOKEN, "the token names no user (sub)")
     user = users.by_email(subject)
@@ -113,4 +123,4 @@ def authenticate(verifier: TokenVerifier, users: UserDirectory, token: str, clai
         raise AuthenticationFailed("User account is not active", f"user status is {user.status}")
     if claimed_user_id is not None and claimed_user_id != user.id:
         raise AuthenticationFailed(INVALID_TOKEN, "userId does not match the token's user")
-    return user
+    return user, float(claims["exp"])

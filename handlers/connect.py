@@ -1,7 +1,10 @@
 """`$connect`: register the connection, after checking the query string the client sends.
 
-The client connects as `?email=...&type=email-verification` (both optional otherwise). Invalid
-parameters are refused with a 400 before anything is stored; a valid connect is one INSERT.
+The client connects as `?email=...&type=email-verification` (both optional otherwise), and may
+name the backend endpoint it means with `service` (`careconnect`, `calls`, `notifications`: API
+Gateway has one URL where Spring had `/ws/careconnect`, `/ws/calls`, `/ws/notifications`; the
+greeting follows it). Invalid parameters are refused with a 400 before anything is stored; a
+valid connect is one INSERT.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from handlers.protocol import EMAIL
 from handlers.store import ConnectionStore
 
 SUBSCRIPTION_TYPES = ("email-verification", "authenticated", "notifications")
+SERVICES = ("careconnect", "calls", "notifications")
 DEFAULT_SUBSCRIPTION = "notifications"
 
 
@@ -22,8 +26,9 @@ class InvalidQuery(ValueError):
     pass
 
 
-def connect_parameters(query: dict[str, str]) -> tuple[str, str | None]:
-    """(subscription type, lower-cased email or None) from the query string."""
+def connect_parameters(query: dict[str, str]) -> tuple[str, str | None, str]:
+    """(subscription type, email as typed or None, service) from the query string. The email only
+    subscribes to `email-verified` for that address: it is no identity."""
     subscription = query.get("type") or DEFAULT_SUBSCRIPTION
     if subscription not in SUBSCRIPTION_TYPES:
         raise InvalidQuery(f"type must be one of {', '.join(SUBSCRIPTION_TYPES)}")
@@ -32,12 +37,15 @@ def connect_parameters(query: dict[str, str]) -> tuple[str, str | None]:
         raise InvalidQuery("email is not an email address")
     if subscription == "email-verification" and email is None:
         raise InvalidQuery("type=email-verification needs email")
-    return subscription, email.lower() if email else None
+    service = query.get("service") or SERVICES[0]
+    if service not in SERVICES:
+        raise InvalidQuery(f"service must be one of {', '.join(SERVICES)}")
+    return subscription, email, service
 
 
 def register_connection(request: Request, store: ConnectionStore, *, endpoint: str, ttl_minutes: int) -> dict[str, Any]:
     try:
-        subscription, email = connect_parameters(request.query)
+        subscription, email, service = connect_parameters(request.query)
     except InvalidQuery as error:
         logger().warning("refused connect", extra={"reason": str(error)})
         return response(400, str(error))
@@ -47,7 +55,7 @@ def register_connection(request: Request, store: ConnectionStore, *, endpoint: s
         email=email,
         endpoint=endpoint,
         ttl_minutes=ttl_minutes,
-        metadata={"authenticated": False},
+        metadata={"authenticated": False, "service": service},
     )
     logger().info("connected", extra={"subscriptionType": subscription})
     return response(200)

@@ -19,11 +19,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 
 from handlers import aws
+from handlers.schema import require_current
 from handlers.settings import ConfigurationError, DatabaseSettings
 
 log = logging.getLogger(__name__)
 
-SCHEMA_LOCK_KEY = 0x63635F7773  # "cc_ws": serialises concurrent first starts creating the table
 CONNECT_TIMEOUT_SECONDS = 5
 # libpq URI parameters kept from a JDBC URL; JDBC-only ones (e.g. loginTimeout) are dropped.
 LIBPQ_PARAMETERS = {
@@ -110,6 +110,7 @@ def _iam_token(settings: DatabaseSettings) -> str:
 
 
 def schema_sql() -> str:
+    """The current table, for a database without one (handlers.migrate runs it)."""
     return resources.files("handlers").joinpath("schema.sql").read_text(encoding="utf-8")
 
 
@@ -119,7 +120,7 @@ class Database:
     def __init__(self, open_connection: Callable[[], psycopg.Connection[Any]]) -> None:
         self._open_connection = open_connection
         self._connection: psycopg.Connection[Any] | None = None
-        self._schema_ready = False
+        self._schema_checked = False
         # Fan-out threads deactivate gone connections through the same Database: one statement
         # at a time, so none runs on a connection another thread is replacing.
         self._lock = threading.RLock()
@@ -137,16 +138,15 @@ class Database:
             connection = self._open_connection()
         except psycopg.Error as error:
             raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {type(error).__name__}") from error
-        if not self._schema_ready:
-            self._ensure_schema(connection)
+        if not self._schema_checked:
+            try:
+                require_current(connection)  # one catalog read per container: no DDL, no table lock
+            except BaseException:
+                connection.close()
+                raise
+            self._schema_checked = True
         self._connection = connection
         return connection
-
-    def _ensure_schema(self, connection: psycopg.Connection[Any]) -> None:
-        with connection.transaction():
-            connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-            connection.execute(schema_sql().encode())
-        self._schema_ready = True
 
     def run(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

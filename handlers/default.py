@@ -11,20 +11,32 @@ authenticated"`, the backend's words) and reach every live connection of that us
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from handlers import runtime
 from handlers.auth import AuthenticationFailed, TokenVerifier, authenticate
 from handlers.entry import logger, run
 from handlers.events import Request, response
-from handlers.protocol import Message, ProtocolError, error_frame, frame, parse, timestamp
+from handlers.protocol import (
+    EMAIL_VERIFIED_DEFAULTS,
+    REGISTER_USER,
+    TEXT,
+    Message,
+    ProtocolError,
+    error_frame,
+    frame,
+    parse,
+    timestamp,
+)
 from handlers.sender import Outcome, PayloadTooLarge, Sender
 from handlers.store import Connection, ConnectionStore
 from handlers.users import UserDirectory
 
-GREETING = "Connected to CareConnect real-time service"
+GREETING = "Connected to CareConnect real-time service"  # CareConnectWebSocketHandler
+CALLS_GREETING = "Connected to CareConnect call service"  # CallNotificationHandler (/ws/calls)
 NOT_AUTHENTICATED = "User not authenticated"
 NOT_ONLINE = "Recipient not online"
 
@@ -74,10 +86,18 @@ def handle_message(
         )
         sender.close(request.connection_id)
         return response(200)
-    if connection.first_message:
+    if connection.first_message and message.type != TEXT:  # /ws/notifications greets no one
+        greeting = CALLS_GREETING if connection.metadata.get("service") == "calls" else GREETING
         sender.send(
-            request.connection_id, frame("connection-established", message=GREETING, sessionId=request.connection_id)
+            request.connection_id, frame("connection-established", message=greeting, sessionId=request.connection_id)
         )
+    ended = connection.session_problem(time.time())
+    if ended:
+        # The token expired or the user was suspended since authenticating: no longer that user.
+        logger().info("session ended", extra={"reason": ended})
+        store.forget_user(request.connection_id)
+        sender.send(request.connection_id, frame("authentication-required", message=f"{ended}: authenticate again"))
+        connection = replace(connection, user_id=None, user_email=None, metadata={"authenticated": False})
     logger().info("message", extra={"messageType": message.type})
     HANDLERS[message.type](Conversation(request, connection, message, store, users, sender, verifier))
     return response(200)
@@ -88,18 +108,20 @@ def on_authenticate(c: Conversation) -> None:
         c.error("authentication is not configured on this server")
         return
     try:
-        user = authenticate(c.verifier, c.users, c.fields["token"], c.fields.get("userId"))
+        user, expires = authenticate(c.verifier, c.users, c.fields["token"], c.fields.get("userId"))
     except AuthenticationFailed as failure:
         logger().warning("authentication failed", extra={"reason": failure.reason})
         c.reply_untimed("authentication-failed", message=failure.message, reason=failure.reason)
         c.store.deactivate(c.request.connection_id)
         c.sender.close(c.request.connection_id)
         return
-    c.store.authenticate(c.request.connection_id, user)
+    c.store.authenticate(c.request.connection_id, user, expires)
     c.reply_untimed("authentication-success", userId=user.id, userEmail=user.email, userRole=user.role)
 
 
 def subscribe_email_verification(c: Conversation) -> None:
+    """A subscription for this address, nothing more. When its user is verified already (the
+    dialog reconnected after API Gateway's idle close), `email-verified` comes at once."""
     email = c.fields["email"]
     c.store.subscribe_email_verification(c.request.connection_id, email)
     c.reply(
@@ -107,6 +129,20 @@ def subscribe_email_verification(c: Conversation) -> None:
         email=email,
         message="Subscribed to email verification notifications",
     )
+    if c.users.email_verified(email):
+        c.reply("email-verified", email=email, **EMAIL_VERIFIED_DEFAULTS)
+
+
+def on_text(c: Conversation) -> None:
+    """`/ws/notifications`, as NotificationWebSocketHandler answers. A REGISTER_USER claim is
+    recorded, but text pushes reach it only while the connection is authenticated as that user."""
+    text = c.fields["text"]
+    if text.startswith(REGISTER_USER):
+        claimed = text.removeprefix(REGISTER_USER)
+        c.store.register_user_claim(c.request.connection_id, claimed)
+        c.sender.send(c.request.connection_id, f"User registered: {claimed}")
+    else:
+        c.sender.send(c.request.connection_id, f"Echo: {text}")
 
 
 def _authenticated(c: Conversation) -> bool:
@@ -119,7 +155,7 @@ def _authenticated(c: Conversation) -> bool:
 def subscribe_to_updates(c: Conversation) -> None:
     if not _authenticated(c):
         return
-    update_types = c.fields.get("updateTypes") or ["all"]
+    update_types = c.fields.get("updateTypes", ["all"])
     c.store.subscribe_updates(c.request.connection_id, update_types)
     c.reply("subscription-confirmed", userId=c.connection.user_id, subscribedTo=update_types)
 
@@ -324,6 +360,7 @@ def call_answer(kind: str, target: str, by: str, **extra: str) -> Callable[[Conv
 
 
 HANDLERS: dict[str, Callable[[Conversation], None]] = {
+    TEXT: on_text,
     "authenticate": on_authenticate,
     "subscribe-email-verification": subscribe_email_verification,
     "subscribe-to-updates": subscribe_to_updates,

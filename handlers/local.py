@@ -12,7 +12,13 @@ the environment as on Lambda, behind a real WebSocket server that behaves like A
   GoneException for unknown or closed ids, as boto3's `apigatewaymanagementapi` expects. The
   handlers reach it through `AWS_WEBSOCKET_API_GATEWAY_ENDPOINT`, unchanged.
 - The backend's push path: POST `/notify` with the notify function's payload.
-- Paths the app's builds use: `/ws/careconnect`, `/ws/calls`, `/ws/notifications` and `/`.
+- The management API and `/notify` answer callers on this machine only (loopback, or the
+  server's own address), unless `CC_LOCAL_API_TOKEN` is set and the caller sends it as
+  `Authorization: Bearer <token>`: `--host 0.0.0.0` lets phones connect, not push or disconnect.
+- Paths the app's builds use: `/ws/careconnect`, `/ws/calls` (and `/ws/calls-ws`),
+  `/ws/notifications` and `/`; the
+  path becomes the `service` query parameter the app passes to API Gateway (one URL there).
+- At start, the migration brings the table to the handlers' version (`handlers.migrate`).
 
 One log line per frame in and out (type and size, never bodies).
 """
@@ -22,18 +28,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import ipaddress
 import logging
 import os
 import secrets
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 MAX_MESSAGE_BYTES = 128 * 1024
-PATHS = ("/", "/ws/careconnect", "/ws/calls", "/ws/notifications")
+PATHS = ("/", "/ws/careconnect", "/ws/calls", "/ws/calls-ws", "/ws/notifications")
+# the rest: careconnect. /ws/calls-ws: the newer origin's CallNotificationHandler without SockJS.
+SERVICES = {"/ws/calls": "calls", "/ws/calls-ws": "calls", "/ws/notifications": "notifications"}
+TOKEN_VARIABLE = "CC_LOCAL_API_TOKEN"
 STAGE, API_ID = "local", "local"
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"  # what CI and the tests' discovery use
 log = logging.getLogger("handlers.local")
@@ -62,12 +73,14 @@ class Connection:
 class LocalApi:
     """The WebSocket API and its management API, in one aiohttp application."""
 
-    def __init__(self, domain: str, *, idle_seconds: float = 600, max_seconds: float = 7200) -> None:
+    def __init__(self, domain: str, *, idle_seconds: float = 600, max_seconds: float = 7200,
+                 api_token: str = "") -> None:  # fmt: skip
         self.domain, self.idle_seconds, self.max_seconds = domain, idle_seconds, max_seconds
+        self.api_token = api_token
         self.connections: dict[str, Connection] = {}
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_MESSAGE_BYTES + 1024)
+        app = web.Application(client_max_size=MAX_MESSAGE_BYTES + 1024, middlewares=[self.guard])
         for path in PATHS:
             app.router.add_get(path, self.websocket)
         for method in ("POST", "GET", "DELETE"):
@@ -76,6 +89,26 @@ class LocalApi:
         app.router.add_post("/notify", self.notify)
         app.on_shutdown.append(self.close_all)
         return app
+
+    @web.middleware
+    async def guard(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Pushing and closing connections is for this machine, or for callers with the token."""
+        if request.path in PATHS or _same_machine(request) or self._token_matches(request):
+            return await handler(request)
+        log.warning("refused a remote caller", extra={"path": request.path.split("/@connections/")[0] or "/"})
+        reason = (
+            "send Authorization: Bearer <CC_LOCAL_API_TOKEN>"
+            if self.api_token
+            else (f"answered on this machine only; set {TOKEN_VARIABLE} to allow remote callers with that bearer token")
+        )
+        return web.json_response({"message": f"Forbidden: {reason}"}, status=403,
+                                 headers={"x-amzn-ErrorType": "ForbiddenException"})  # fmt: skip
+
+    def _token_matches(self, request: web.Request) -> bool:
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        return bool(self.api_token) and secrets.compare_digest(sent.encode(), self.api_token.encode())
 
     # --- events, as API Gateway shapes them ------------------------------------------------------
 
@@ -104,6 +137,8 @@ class LocalApi:
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         connection_id = base64.b64encode(secrets.token_bytes(9)).decode()  # API Gateway's shape: 12 chars
         query = dict(request.query)
+        if request.path in SERVICES:  # as the app names the endpoint on API Gateway (one URL there)
+            query.setdefault("service", SERVICES[request.path])
         source_ip = request.remote or "127.0.0.1"
         user_agent = request.headers.get("User-Agent", "")
         connected_at = _now_ms()
@@ -215,9 +250,33 @@ class LocalApi:
         return web.json_response(answer, status=400 if "error" in answer else 200)
 
 
+def _same_machine(request: web.Request) -> bool:
+    """A loopback caller, or one calling from the address it reached us on (this machine)."""
+    remote = request.remote or ""
+    try:
+        if ipaddress.ip_address(remote).is_loopback:
+            return True
+    except ValueError:
+        return False
+    sockname: Any = request.transport.get_extra_info("sockname") if request.transport else None
+    return bool(sockname) and sockname[0] == remote
+
+
+def migrate_at_start() -> None:
+    """The release step, run once before serving (never per request)."""
+    from handlers.migrate import handler
+
+    answer = handler({}, None)
+    if "error" in answer:
+        raise SystemExit(f"error: {answer['error']}")
+    if answer["changed"]:
+        print(f"migrated websocket_connections: {', '.join(answer['steps'])}", file=sys.stderr)
+
+
 def configure(host: str, port: int) -> None:
     """The handlers' settings from the environment, as on Lambda, with local defaults."""
-    os.environ.setdefault("AWS_WEBSOCKET_API_GATEWAY_ENDPOINT", f"http://{host}:{port}")
+    loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # the handlers post from this machine
+    os.environ.setdefault("AWS_WEBSOCKET_API_GATEWAY_ENDPOINT", f"http://{loopback}:{port}")
     os.environ.setdefault("AWS_REGION", "us-east-1")
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")  # the local management API takes any signature
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
@@ -257,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure(args.host, args.port)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    api = LocalApi(f"{args.host}:{args.port}", idle_seconds=args.idle_seconds, max_seconds=args.max_seconds)
+    migrate_at_start()
+    api = LocalApi(f"{args.host}:{args.port}", idle_seconds=args.idle_seconds, max_seconds=args.max_seconds,
+                   api_token=os.environ.get(TOKEN_VARIABLE, ""))  # fmt: skip
     banner = (f"WebSocket API on ws://{args.host}:{args.port}/ws/careconnect (also /ws/calls, /ws/notifications, /); "
               f"management API and POST /notify on http://{args.host}:{args.port}")  # fmt: skip
     # run_app calls `print` once the socket listens: the banner means "connect now".

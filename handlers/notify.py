@@ -10,7 +10,11 @@ deactivated, failed), or `{"error": "..."}` naming what was wrong, with nothing 
 `WebSocketNotificationService` method maps to one message type (see the README). The message
 is checked (a known type, its required fields, 128 KB) and gets a `timestamp` (epoch ms) when
 it has none. `email-verified` goes to the connections subscribed for that email (recipients
-are not needed), which are then deactivated, as the backend drops them. Bodies are never logged.
+are not needed); the unauthenticated ones are then deactivated, as the backend drops them. Every
+other push reaches only connections authenticated as a recipient (unexpired token, user ACTIVE).
+`{"recipients": ..., "text": "..."}` pushes plain text (NotificationController) to those of them
+that registered their own id with `REGISTER_USER:<id>`. `{"query": ...}` answers the backend's
+online-status queries (`answer_query`). Bodies are never logged.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 from handlers import runtime
 from handlers.entry import invoke, logger
-from handlers.protocol import EMAIL, timestamp
+from handlers.protocol import EMAIL, EMAIL_VERIFIED_DEFAULTS, TEXT, timestamp
 from handlers.sender import Outcome, PayloadTooLarge, Sender, encode
 from handlers.store import ConnectionStore
 
@@ -42,10 +46,6 @@ PUSH_MESSAGES: dict[str, tuple[str, ...]] = {
 }
 # The app's CareConnectWebSocketService waits for this name instead of incoming-video-call.
 ALSO_SENT_AS = {"incoming-video-call": "video-call-invitation"}
-EMAIL_VERIFIED_DEFAULTS = {
-    "verified": True,
-    "message": "Your email has been verified successfully!",
-}
 MAX_RECIPIENTS = 10_000
 
 
@@ -68,11 +68,11 @@ class Recipients:
 @dataclass(frozen=True)
 class Notification:
     recipients: Recipients
-    message: dict[str, Any]
+    message: dict[str, Any] | str  # str: a plain-text push (NotificationController)
 
     @property
     def type(self) -> str:
-        return str(self.message["type"])
+        return TEXT if isinstance(self.message, str) else str(self.message["type"])
 
 
 def _list(recipients: Mapping[str, Any], name: str) -> list[Any]:
@@ -82,11 +82,11 @@ def _list(recipients: Mapping[str, Any], name: str) -> list[Any]:
     return value
 
 
-def _user_id(value: Any) -> int:
+def _user_id(value: Any, name: str = "recipients.userIds holds") -> int:
     if isinstance(value, str) and value.isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidNotification(f"recipients.userIds holds {value!r}: user ids are positive integers")
+        raise InvalidNotification(f"{name} {value!r}: user ids are positive integers")
     return value
 
 
@@ -120,13 +120,15 @@ def parse_notification(event: Any) -> Notification:
     """Validate an invocation; raise InvalidNotification naming the first problem."""
     if not isinstance(event, dict):
         raise InvalidNotification("the payload must be a JSON object with 'recipients' and 'message'")
+    if "text" in event:
+        return _text_push(event)
     message = event.get("message")
     if not isinstance(message, dict):
         raise InvalidNotification("'message' must be an object with a 'type'")
     kind = message.get("type")
     if kind not in PUSH_MESSAGES:
         raise InvalidNotification(f"unknown message type {kind!r}; expected one of {', '.join(PUSH_MESSAGES)}")
-    missing = [name for name in PUSH_MESSAGES[kind] if message.get(name) in (None, "")]
+    missing = [name for name in PUSH_MESSAGES[kind] if message.get(name) is None]  # "" is sent, as Java does
     if missing:
         raise InvalidNotification(f"{kind} needs {', '.join(missing)}")
     recipients = parse_recipients(event.get("recipients"))
@@ -147,20 +149,39 @@ def parse_notification(event: Any) -> Notification:
     return Notification(recipients, message)
 
 
+def _text_push(event: dict[str, Any]) -> Notification:
+    """`{"recipients": {"userIds": [42]}, "text": "..."}`: NotificationController's plain text."""
+    if "message" in event:
+        raise InvalidNotification("give 'text' (a plain-text push) or 'message' (a JSON push), not both")
+    text = event["text"]
+    if not isinstance(text, str):
+        raise InvalidNotification("'text' must be a string")
+    recipients = parse_recipients(event.get("recipients"))
+    if recipients.empty:
+        raise InvalidNotification("no recipients: give recipients.userIds (or all: true) for a text push")
+    try:
+        encode(text)
+    except PayloadTooLarge as error:
+        raise InvalidNotification(f"text: {error}") from None
+    return Notification(recipients, text)
+
+
 def notify(notification: Notification, store: ConnectionStore, sender: Sender) -> dict[str, int]:
     message = notification.message
-    if notification.type == "email-verified":
+    r = notification.recipients
+    if isinstance(message, str):
+        targets = store.recipients(user_ids=r.user_ids, emails=r.emails, roles=r.roles, everyone=r.everyone,
+                                   registered=True)  # fmt: skip
+    elif notification.type == "email-verified":
         targets = store.email_verification_subscribers(message["email"])
     else:
-        r = notification.recipients
         targets = store.recipients(user_ids=r.user_ids, emails=r.emails, roles=r.roles, everyone=r.everyone)
     outcomes = sender.fan_out(targets, message)
     also = ALSO_SENT_AS.get(notification.type)
-    if also:
+    if also and isinstance(message, dict):
         sender.fan_out(targets, {**message, "type": also})
-    if notification.type == "email-verified":
-        for connection_id in targets:
-            store.deactivate(connection_id)
+    if isinstance(message, dict) and notification.type == "email-verified":
+        store.end_email_verification(message["email"])
     result = {
         "delivered": outcomes[Outcome.SENT],
         "gone": outcomes[Outcome.GONE],
@@ -170,9 +191,36 @@ def notify(notification: Notification, store: ConnectionStore, sender: Sender) -
     return result
 
 
+QUERIES = ("isUserOnline", "getOnlineUsers", "getOnlineUsersCount")
+
+
+def answer_query(event: dict[str, Any], store: ConnectionStore) -> dict[str, Any]:
+    """WebSocketNotificationService's online-status queries: `{"query": "isUserOnline", "userId":
+    42}` -> `{"online": true}`; `getOnlineUsers` -> `{"users": {"42": "pat@example.org"}}` (id ->
+    email, as CallNotificationHandler answers); `getOnlineUsersCount` -> `{"count": 1}`. Online:
+    a live connection authenticated as that user (unexpired token, ACTIVE)."""
+    query = event["query"]
+    if query == "isUserOnline":
+        return {
+            "online": bool(
+                store.online_users([_user_id(event.get("userId"), "isUserOnline: userId is")], everyone=False)
+            )
+        }
+    if query in ("getOnlineUsers", "getOnlineUsersCount"):
+        users = store.online_users()
+        return (
+            {"count": len(users)}
+            if query == "getOnlineUsersCount"
+            else {"users": {str(k): v for k, v in users.items()}}
+        )
+    raise InvalidNotification(f"unknown query {query!r}; expected one of {', '.join(QUERIES)}")
+
+
 def handler(event: Any, context: Any) -> dict[str, Any]:
     def action() -> dict[str, Any]:
         try:
+            if isinstance(event, dict) and "query" in event:
+                return answer_query(event, runtime.store())
             notification = parse_notification(event)
         except InvalidNotification as problem:
             logger().warning("refused notification", extra={"reason": str(problem)[:300]})

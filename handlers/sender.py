@@ -39,8 +39,10 @@ class PayloadTooLarge(ValueError):
         super().__init__(f"message is {size} bytes; the limit is {MAX_MESSAGE_BYTES}")
 
 
-def encode(payload: dict[str, Any]) -> bytes:
-    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+def encode(payload: dict[str, Any] | str) -> bytes:
+    """A JSON frame, or a plain-text one (`/ws/notifications` speaks text)."""
+    text = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    data = text.encode("utf-8")
     if len(data) > MAX_MESSAGE_BYTES:
         raise PayloadTooLarge(len(data))
     return data
@@ -52,11 +54,11 @@ class Sender:
         self.on_gone = on_gone
         self.max_workers = max_workers
 
-    def send(self, connection_id: str, payload: dict[str, Any]) -> Outcome:
+    def send(self, connection_id: str, payload: dict[str, Any] | str) -> Outcome:
         """Post one frame; raises PayloadTooLarge before posting anything too big."""
         return self._post(connection_id, encode(payload))
 
-    def fan_out(self, connection_ids: Iterable[str], payload: dict[str, Any]) -> Counter[Outcome]:
+    def fan_out(self, connection_ids: Iterable[str], payload: dict[str, Any] | str) -> Counter[Outcome]:
         """Post one frame to many connections, at most `max_workers` at a time."""
         data = encode(payload)
         targets = list(dict.fromkeys(connection_ids))

@@ -4,7 +4,7 @@ The Java WebSocket handlers take a client's identity from this table, never from
 the token names an email (`sub`), and the row with that email gives the id, name and role.
 The handlers' database user needs exactly:
 
-    GRANT SELECT (id, name, email, role, status) ON users TO <handlers' database user>;
+    GRANT SELECT (id, name, email, role, status, email_verified) ON users TO <handlers' role>;
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ class UserDirectory:
     def by_email(self, email: str) -> User | None:
         """The row whose email equals the token's subject, as `findByEmail` matches it."""
         return self._one(f"SELECT {COLUMNS} FROM users WHERE email = %s", (email,))
+
+    def email_verified(self, email: str) -> bool:
+        """Whether a user with this address (ignoring case) has verified it already."""
+        rows = self.db.run("SELECT bool_or(email_verified) FROM users WHERE lower(email) = lower(%s)", (email,))
+        return bool(rows and rows[0][0])
 
     def by_id(self, user_id: int) -> User | None:
         return self._one(f"SELECT {COLUMNS} FROM users WHERE id = %s", (user_id,))

@@ -55,7 +55,7 @@ def run_phase(plan: Plan, step_name: str, phase: str, memo: dict[str, Any], ctx:
     log, first = ctx.calls, len(ctx.calls)
     work = dict(memo["work"]) if phase == "poll" else {}
     # The step's calls so far, counted (a list would grow with every poll past the 256 KB state limit).
-    calls = Counter(work.pop("calls", {}))
+    calls: Counter[str] = Counter(work.pop("calls", {}))
     progress = step.start(ctx, outputs) if phase == "start" else step.poll(ctx, outputs, work)
     calls.update(log[first:])
     if progress.done:

@@ -330,3 +330,51 @@ def test_the_vpc_advice_is_nat_not_an_interface_endpoint(compute: dict[str, Any]
     text = compute["Parameters"]["SubnetIds"]["Description"]
     assert "NAT gateway" in text and "private APIs only" in text
     assert "or an execute-api interface endpoint." not in text
+
+
+OWNER_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cc/db-owner-XyZ123"
+
+
+def _policies(resources: dict[str, Any], role: str) -> dict[str, list[Any]]:
+    """Policy name -> resources its statements name, for one role."""
+    return {p["PolicyName"]: [r for s in p["PolicyDocument"]["Statement"] for r in s["Resource"]]
+            for p in resources[role]["Properties"]["Policies"]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("parameters", "owner_variable", "owner_value"),
+    [
+        ({"DatabaseUrl": "postgresql://ws@db/cc", "MigrationDatabaseUrl": "postgresql://owner@db/cc"},
+         "MIGRATION_DATABASE_URL", "postgresql://owner@db/cc"),
+        ({"DatabaseAuth": "secret", "DatabaseSecretArn": SECRET, "MigrationDatabaseSecretArn": OWNER_SECRET},
+         "MIGRATION_DATABASE_SECRET_ARN", OWNER_SECRET),
+        ({**IAM_DB, "MigrationDatabaseUser": "ws_owner"}, "MIGRATION_DATABASE_USER", "ws_owner"),
+    ],
+)  # fmt: skip
+def test_the_migrate_function_connects_as_the_owner_with_a_role_of_its_own(
+    compute: dict[str, Any], parameters: dict[str, str], owner_variable: str, owner_value: str
+) -> None:
+    """The release step (handlers.migrate) may change the schema; the handlers may not: only its
+    role reads the owner's secret or connects as the owner, and it gets no JWT key."""
+    jwt = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cc/jwt-AbC123"
+    resources = resolved(compute, **parameters, JwtSecretArn=jwt)
+    props = resources["MigrateFunction"]["Properties"]
+    assert (props["FunctionName"], props["Handler"], props["Timeout"]) == (
+        "cc-websocket-migrate", "handlers.migrate.handler", "120")  # fmt: skip
+    assert props["Role"] == "MigrateRole-id.Arn" and resources["ConnectFunction"]["Properties"]["Role"] == (
+        "HandlersRole-id.Arn")  # fmt: skip
+    env = props["Environment"]["Variables"]
+    assert env[owner_variable] == owner_value
+    assert not any(
+        k.startswith("MIGRATION_") for k in resources["ConnectFunction"]["Properties"]["Environment"]["Variables"]
+    )
+    migrate, handlers = _policies(resources, "MigrateRole"), _policies(resources, "HandlersRole")
+    assert resources["MigrateRole"]["Properties"]["RoleName"] == "cc-websocket-migrate"
+    assert migrate["logs"] == ["MigrateLogGroup-id.Arn"] and "MigrateLogGroup-id.Arn" not in handlers["logs"]
+    assert handlers["jwt-secret"] == [jwt] and "jwt-secret" not in migrate
+    owner_grant = {"MIGRATION_DATABASE_SECRET_ARN": [OWNER_SECRET],
+                   "MIGRATION_DATABASE_USER": ["arn:aws:rds-db:eu-west-1:123456789012:dbuser:db-ABCDEFGH/ws_owner"]}  # fmt: skip
+    if owner_variable in owner_grant:
+        policy = "database-secret" if "SECRET" in owner_variable else "database-iam-auth"
+        assert migrate[policy] == owner_grant[owner_variable]
+        assert owner_grant[owner_variable][0] not in handlers[policy]

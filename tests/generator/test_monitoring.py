@@ -33,7 +33,10 @@ def test_the_stage_and_every_function_are_watched(templates: dict[str, Any]) -> 
     websocket = {a["AlarmName"]["Fn::Sub"].removeprefix(ALARM_PREFIX) for a in alarms(templates["websocket"]).values()}
     assert websocket == {"api-integration-errors", "api-execution-errors", "api-client-error-rate", "api-latency-p99"}
     compute = {a["AlarmName"]["Fn::Sub"].removeprefix(ALARM_PREFIX) for a in alarms(templates["compute"]).values()}
-    expected = {f"{f.suffix}-{kind}" for f in HANDLER_FUNCTIONS for kind in ("errors", "throttles", "duration-p99")}
+    # The migrate function is the rollout's own step: it answers its failures to the rollout, and
+    # alarms on it would only fire during a release, in the bake that follows.
+    watched = [f for f in HANDLER_FUNCTIONS if f.suffix != "migrate"]
+    expected = {f"{f.suffix}-{kind}" for f in watched for kind in ("errors", "throttles", "duration-p99")}
     assert compute == expected | {"cleanup-schedule-failed", "cleanup-dropped"}
 
 

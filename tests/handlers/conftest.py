@@ -4,10 +4,14 @@ HTTP), and fault-injecting doubles for what moto cannot produce (410 Gone, throt
 from __future__ import annotations
 
 import json
+import os
+import re
+import secrets
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -17,6 +21,7 @@ from moto.server import ThreadedMotoServer
 
 from handlers.auth import TokenVerifier
 from handlers.db import Database
+from handlers.migrate import migrate
 from handlers.sender import Sender
 from handlers.settings import JwtSettings
 from handlers.store import ConnectionStore
@@ -28,11 +33,60 @@ SECRET = BackendSecret.generate()
 JWT_SECRET = SECRET.text  # what JWT_SECRET / the JWT_SECRET_ARN secret holds
 
 
+README = Path(__file__).resolve().parents[2] / "README.md"
+HANDLERS_ROLE = "cc_websocket_handlers"  # the name README's GRANTs use
+
+
+def documented_grants(role: str, as_role: str) -> list[str]:
+    """README's GRANT statements for `role`, addressed to `as_role`: the tests run with exactly them."""
+    grants = re.findall(rf"^(GRANT [^;]+ TO {role});", README.read_text(), flags=re.MULTILINE)
+    assert grants, f"README lists no GRANT ... TO {role};"
+    return [g.removesuffix(role) + as_role for g in grants]
+
+
+@pytest.fixture(scope="session")
+def owner_url(postgres_url: str) -> str:
+    """The table's owner, as the release's migration step connects: the table migrated, and the
+    backend's `users` table created."""
+    with psycopg.connect(postgres_url, autocommit=True) as owner:
+        migrate(owner)
+        owner.execute(USERS_DDL.encode())
+    return postgres_url
+
+
+@pytest.fixture(scope="session")
+def handlers_url(owner_url: str) -> Iterator[str]:
+    """A role of its own that owns nothing and holds README's grants for the handlers' role, as
+    in production: every handler test runs as it."""
+    role, password = f"cc_handlers_{os.getpid()}", secrets.token_hex(12)
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        owner.execute(f"DROP ROLE IF EXISTS {role}".encode())
+        owner.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'".encode())
+        owner.execute(
+            f"DO $$ BEGIN EXECUTE format('GRANT USAGE ON SCHEMA %I TO {role}', current_schema()); END $$".encode()
+        )
+        for grant in documented_grants(HANDLERS_ROLE, role):
+            owner.execute(grant.encode())
+    parts = urlsplit(owner_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    yield urlunsplit(parts._replace(netloc=f"{role}:{quote(password)}@{host}"))
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        owner.execute(f"DROP OWNED BY {role}; DROP ROLE {role}".encode())
+
+
 @pytest.fixture
-def database(postgres_url: str) -> Iterator[Database]:
-    db = Database(lambda: psycopg.connect(postgres_url, autocommit=True))
-    db.run("SELECT 1")  # creates the table on first use
-    db.run("TRUNCATE websocket_connections RESTART IDENTITY")
+def owner_db(owner_url: str) -> Iterator[Database]:
+    """The owner's connection, for what tests set up and the handlers may not do."""
+    db = Database(lambda: psycopg.connect(owner_url, autocommit=True))
+    db.run("TRUNCATE websocket_connections, users RESTART IDENTITY")
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def database(handlers_url: str, owner_db: Database) -> Iterator[Database]:
+    """The handlers' connection: their role, DML grants only."""
+    db = Database(lambda: psycopg.connect(handlers_url, autocommit=True))
     yield db
     db.close()
 
@@ -48,13 +102,19 @@ class Users:
     def __init__(self, database: Database) -> None:
         self.db = database
 
-    def add(self, email: str, role: str = "PATIENT", name: str | None = None, status: str = "ACTIVE") -> int:
+    def add(self, email: str, role: str = "PATIENT", name: str | None = None, status: str = "ACTIVE", *,
+            user_id: int | None = None, verified: bool = True) -> int:  # fmt: skip
         rows = self.db.run(
-            """INSERT INTO users (email, password, role, email_verified, status, name, created_at)
-               VALUES (%s, '$2a$10$hash', %s, TRUE, %s, %s, now()) RETURNING id""",
-            (email, role, status, name),
+            """INSERT INTO users (id, email, password, role, email_verified, status, name, created_at)
+               VALUES (COALESCE(%s, nextval(pg_get_serial_sequence('users', 'id'))), %s, '$2a$10$hash', %s, %s, %s,
+                       %s, now()) RETURNING id""",
+            (user_id, email, role, verified, status, name),
         )
         return int(rows[0][0])
+
+    def set_status(self, user_id: int, status: str) -> None:
+        """What the backend's admin does when suspending someone."""
+        self.db.run("UPDATE users SET status = %s WHERE id = %s", (status, user_id))
 
     def person(self, n: int, role: str = "PATIENT") -> int:
         """The id of user n (`user<n>@example.org`, named "User <n>"), added on first use."""
@@ -64,10 +124,8 @@ class Users:
 
 
 @pytest.fixture
-def users(database: Database) -> Users:
-    database.run(USERS_DDL)
-    database.run("TRUNCATE users RESTART IDENTITY")
-    return Users(database)
+def users(owner_db: Database) -> Users:
+    return Users(owner_db)
 
 
 @pytest.fixture
@@ -129,24 +187,21 @@ def _backend() -> Any:
 
 
 class Inbox:
-    """What each connection received through the management API (moto's record of posts, and
-    for connections the server closed, what they had received before)."""
+    """What each connection received through the management API: every post API Gateway (moto's
+    backend, whichever client sent it) accepted; JSON frames decoded, plain text (/ws/notifications)
+    as text. Kept after the connection is closed."""
 
-    def __init__(self, closed: dict[str, bytes]) -> None:
+    def __init__(self) -> None:
         self._read: dict[str, int] = {}
-        self._closed = closed
+        self.posts: dict[str, list[bytes]] = {}
 
-    def all(self, connection_id: str) -> list[dict[str, Any]]:
-        connections = _backend().connections
-        raw = connections[connection_id].data if connection_id in connections else self._closed.get(connection_id, b"")
-        data = raw.decode()
-        frames, decoder, index = [], json.JSONDecoder(), 0
-        while index < len(data):
-            frame, index = decoder.raw_decode(data, index)
-            frames.append(frame)
-        return frames
+    def record(self, connection_id: str, data: bytes) -> None:
+        self.posts.setdefault(connection_id, []).append(bytes(data))
 
-    def new(self, connection_id: str) -> list[dict[str, Any]]:
+    def all(self, connection_id: str) -> list[Any]:
+        return [json.loads(d) if d[:1] == b"{" else d.decode() for d in self.posts.get(connection_id, [])]
+
+    def new(self, connection_id: str) -> list[Any]:
         frames = self.all(connection_id)
         start = self._read.get(connection_id, 0)
         self._read[connection_id] = len(frames)
@@ -154,8 +209,16 @@ class Inbox:
 
 
 @pytest.fixture
-def inbox(faulty: FaultyClient) -> Inbox:
-    return Inbox(faulty.closed)
+def inbox(management: Any, monkeypatch: pytest.MonkeyPatch) -> Inbox:
+    box, backend = Inbox(), type(_backend())
+    accept = backend.post_to_connection
+
+    def post_to_connection(self: Any, data: bytes, connection_id: str) -> None:
+        accept(self, data, connection_id)
+        box.record(connection_id, data)
+
+    monkeypatch.setattr(backend, "post_to_connection", post_to_connection)
+    return box
 
 
 class FaultyClient:
@@ -169,7 +232,7 @@ class FaultyClient:
         self.broken: set[str] = set()
         self.throttle = throttle
         self.calls: list[str] = []  # every HTTP attempt, retries included
-        self.closed: dict[str, bytes] = {}
+        self.closed: set[str] = set()
         self._lock = threading.Lock()
         client.meta.events.register("before-send.apigatewaymanagementapi.PostToConnection", self._answer)
 
@@ -193,9 +256,7 @@ class FaultyClient:
         return self.client.post_to_connection(ConnectionId=ConnectionId, Data=Data)
 
     def delete_connection(self, ConnectionId: str) -> Any:
-        connections = _backend().connections
-        if ConnectionId in connections:
-            self.closed[ConnectionId] = connections[ConnectionId].data
+        self.closed.add(ConnectionId)
         return self.client.delete_connection(ConnectionId=ConnectionId)
 
 
@@ -240,14 +301,14 @@ def make_token() -> TokenMaker:
 
 
 @pytest.fixture
-def lambda_env(postgres_url: str, moto_endpoint: str, management: Any, store: ConnectionStore, users: Users,
+def lambda_env(handlers_url: str, moto_endpoint: str, management: Any, store: ConnectionStore, users: Users,
                monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:  # fmt: skip
     """The environment the compute template gives the functions, pointing at the test services;
     the entry points (`handlers.<route>.handler`) then run exactly as in Lambda."""
     from handlers import aws, runtime
 
     env = {
-        "DATABASE_AUTH": "url", "DATABASE_URL": postgres_url, "DATABASE_SSLMODE": "prefer",
+        "DATABASE_AUTH": "url", "DATABASE_URL": handlers_url, "DATABASE_SSLMODE": "prefer",
         "AWS_WEBSOCKET_API_GATEWAY_ENDPOINT": moto_endpoint, "CONNECTION_TTL_MINUTES": "120",
         "JWT_SECRET": JWT_SECRET, "AWS_REGION": REGION,
     }  # fmt: skip

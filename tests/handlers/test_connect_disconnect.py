@@ -23,8 +23,11 @@ def test_connect_registers_with_query_parameters(store: ConnectionStore, moto_en
     )
     assert result["statusCode"] == 200
     r = row(store, "c1")
-    assert (r["user_email"], r["subscription_type"], r["connection_type"]) == (
-        "new.user@example.org", "email-verification", "aws")  # fmt: skip
+    # The typed address subscribes to email-verified for it; it is never the row's user.
+    assert (r["user_email"], r["subscription_type"], r["connection_type"]) == (None, "email-verification", "aws")
+    assert json.loads(r["metadata"]) == {"authenticated": False, "service": "careconnect",
+                                         "verifyEmail": "New.User@Example.org"}  # fmt: skip
+    assert store.email_verification_subscribers("new.user@example.org") == ["c1"]
     assert r["api_gateway_endpoint"] == moto_endpoint  # the configured management endpoint
 
 

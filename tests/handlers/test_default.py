@@ -157,7 +157,7 @@ def test_payload_over_128_kb_is_refused_with_an_error_frame(
 
 
 BAD_FRAMES = [
-    ("{oops", False), ("[]", False), ("42", False), ('"text"', False), ("", False), ("AAEC", True),
+    ("{oops", False), ("[]", False), ("", False), ("AAEC", True),
     ('{"type": null}', False), ('{"type": "nope"}', False), ('{"type": "authenticate", "token": 5}', False),
     ('{"type": "subscribe-email-verification", "email": "\' OR 1=1 --"}', False),
     ('{"type": "ai-chat-notification", "targetUserId": "1; DROP TABLE websocket_connections", "message": "x"}', False),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -16,13 +17,15 @@ from handlers.protocol import MESSAGE_FIELDS
 from handlers.sender import Sender
 from handlers.store import ConnectionStore
 from handlers.users import User, UserDirectory
-from tests.handlers.conftest import table
+from tests.handlers.conftest import Users, table
 from tests.handlers.events import message_event
 
 pytestmark = pytest.mark.postgres
 SUBSCRIPTIONS = {"email-verification", "authenticated", "notifications"}
-ONE = User(1, "One", "one@example.org", "PATIENT", "ACTIVE")
+ONE = User(1, "One", "One@Example.org", "PATIENT", "ACTIVE")
 TWO = User(2, None, "two@example.org", "CAREGIVER", "ACTIVE")
+IDENTITIES = {(None, None), (ONE.id, ONE.email), (TWO.id, TWO.email)}
+LATER = time.time() + 3600
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
@@ -55,6 +58,7 @@ def snapshot(store: ConnectionStore) -> dict[str, dict[str, Any]]:
 def test_any_frame_is_answered_and_the_table_stays_sound(
     store: ConnectionStore,
     directory: UserDirectory,
+    users: Users,
     sender: Sender,
     verifier: TokenVerifier,
     frame: str,
@@ -62,11 +66,13 @@ def test_any_frame_is_answered_and_the_table_stays_sound(
     sender_id: str,
 ) -> None:
     if not table(store):
+        for user in (ONE, TWO):
+            users.add(user.email, user.role, user.name, user_id=user.id)
         for cid in ("anon", "user1", "user2"):
             store.register(cid, subscription_type="notifications", email=None, endpoint="https://x/prod",
                            ttl_minutes=120, metadata={"authenticated": False})  # fmt: skip
-        store.authenticate("user1", ONE)
-        store.authenticate("user2", TWO)
+        store.authenticate("user1", ONE, LATER)
+        store.authenticate("user2", TWO, LATER)
     before = snapshot(store)
     result = run(message_event(sender_id, frame, binary=binary), None,
                  lambda request: handle_message(request, store, directory, sender, verifier))  # fmt: skip
@@ -77,11 +83,13 @@ def test_any_frame_is_answered_and_the_table_stays_sound(
         if cid != sender_id:
             assert r == before[cid]  # nobody else's row changes
         assert r["subscription_type"] in SUBSCRIPTIONS
-        assert r["user_email"] is None or r["user_email"] == r["user_email"].lower()
+        assert (r["user_id"], r["user_email"]) in IDENTITIES  # only ever a users row's (no frame names one)
+        if cid == "anon":
+            assert r["user_id"] is None and r["user_email"] is None
         assert isinstance(json.loads(r["metadata"]), dict)
         assert r["expires_at"] == before[cid]["expires_at"] and r["connected_at"] == before[cid]["connected_at"]
     if not after[sender_id]["is_active"]:  # only a failed authenticate deactivates the sender
         store.register(sender_id, subscription_type="notifications", email=None, endpoint="https://x/prod",
                        ttl_minutes=120, metadata={"authenticated": False})  # fmt: skip
         if sender_id == "user1":
-            store.authenticate("user1", ONE)
+            store.authenticate("user1", ONE, LATER)

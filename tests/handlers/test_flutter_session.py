@@ -5,6 +5,7 @@ table's rows are checked at the end."""
 from __future__ import annotations
 
 import json
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -30,8 +31,7 @@ def without_timestamps(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return frames
 
 
-def test_flutter_app_session(store: ConnectionStore, make_token: TokenMaker, users: Users, management: Any) -> None:
-    inbox = Inbox({})
+def test_flutter_app_session(store: ConnectionStore, make_token: TokenMaker, users: Users, inbox: Inbox) -> None:
     pat = users.add("pat@example.org", "PATIENT", "Pat Patient")
     care = users.add("care@example.org", "CAREGIVER", None)
     # A patient on a phone, a caregiver, and a new user waiting for email verification.
@@ -85,7 +85,7 @@ def test_flutter_app_session(store: ConnectionStore, make_token: TokenMaker, use
     ]
     assert without_timestamps(inbox.all("signup")) == [
         {"type": "connection-established", "message": default.GREETING, "sessionId": "signup"},
-        {"type": "email-verification-subscription-confirmed", "email": "new@example.org",
+        {"type": "email-verification-subscription-confirmed", "email": "New@Example.org",  # as typed
          "message": "Subscribed to email verification notifications"},
         {"type": "email-verified", "email": "new@example.org", "verified": True,
          "message": "Your email has been verified successfully!"},
@@ -96,9 +96,10 @@ def test_flutter_app_session(store: ConnectionStore, make_token: TokenMaker, use
             for cid, r in rows.items()} == {
         "patient-phone": (pat, "pat@example.org", "authenticated", False),
         "caregiver": (care, "care@example.org", "authenticated", True),
-        "signup": (None, "new@example.org", "email-verification", False),  # dropped once notified
+        "signup": (None, None, "email-verification", False),  # a subscription, no identity; dropped once notified
     }  # fmt: skip
-    assert json.loads(rows["patient-phone"]["metadata"]) == {
-        "authenticated": True, "greeted": True, "role": "PATIENT", "name": "Pat Patient",
-        "updateTypes": ["medication", "ai-chat"]}  # fmt: skip
+    metadata = json.loads(rows["patient-phone"]["metadata"])
+    assert metadata.pop("exp") > time.time()  # the token's expiry: the session ends then
+    assert metadata == {"authenticated": True, "greeted": True, "role": "PATIENT", "name": "Pat Patient",
+                        "service": "careconnect", "updateTypes": ["medication", "ai-chat"]}  # fmt: skip
     assert all(r["last_activity_at"] is not None and r["connection_type"] == "aws" for r in rows.values())

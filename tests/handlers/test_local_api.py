@@ -326,3 +326,66 @@ def test_boto3s_management_client_works_against_it(local_api: tuple[str, LocalAp
                 await asyncio.to_thread(client.post_to_connection, ConnectionId=connection_id, Data=b"{}")
 
     asyncio.run(session())
+
+
+class _Transport:
+    """A socket as aiohttp sees it: who called (peername) and the address it reached (sockname)."""
+
+    def __init__(self, peer: str, own: str) -> None:
+        self.extra = {"peername": (peer, 50000), "sockname": (own, 8080)}
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.extra.get(name, default)
+
+
+def guarded(api: LocalApi, peer: str, path: str, token: str = "") -> web.Response:
+    """What the local API's guard answers a POST from `peer` to a server at 192.0.2.1."""
+    from aiohttp.test_utils import make_mocked_request
+
+    async def reached(_: web.Request) -> web.StreamResponse:
+        return web.Response(status=204, text="reached")
+
+    request = make_mocked_request("POST", path, headers={"Authorization": token} if token else {},
+                                  transport=_Transport(peer, "192.0.2.1"))  # fmt: skip
+    answer = asyncio.run(api.guard(request, reached))
+    assert isinstance(answer, web.Response)
+    return answer
+
+
+@pytest.mark.parametrize(("peer", "path", "token", "allowed"), [
+    ("192.0.2.7", "/notify", "", False),  # a phone on the LAN may not push...
+    ("192.0.2.7", "/@connections/abc", "", False),  # ...nor close someone's connection
+    ("192.0.2.7", "/ws/careconnect", "", True),  # ...but connects
+    ("192.0.2.7", "/notify", "Bearer s3cret", True),  # the backend team, with the token
+    ("192.0.2.7", "/notify", "Bearer guess", False),
+    ("127.0.0.1", "/notify", "", True),  # this machine: loopback...
+    ("192.0.2.1", "/local/@connections/abc", "", True),  # ...or the server's own address
+])  # fmt: skip
+def test_pushing_and_closing_are_for_this_machine_or_a_token(peer: str, path: str, token: str, allowed: bool) -> None:
+    assert guarded(LocalApi("h:1", api_token="s3cret"), peer, path, token).status == (204 if allowed else 403)
+
+
+def test_without_a_token_remote_callers_are_told_how_to_be_allowed() -> None:
+    answer = guarded(LocalApi("h:1"), "192.0.2.7", "/notify", "Bearer ")
+    assert answer.status == 403 and "CC_LOCAL_API_TOKEN" in json.loads(answer.text or "")["message"]
+
+
+def test_the_notifications_and_calls_paths_speak_as_their_java_handlers(
+    local_api: tuple[str, LocalApi], users: Users
+) -> None:
+    """The app's MessagingService connects to /ws/notifications and sends REGISTER_USER:<id> as
+    text (frontend/lib/services/messaging_service.dart); CallNotificationService uses /ws/calls."""
+    base, _ = local_api
+
+    async def session() -> tuple[list[str], str]:
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(ws_url(base, "/ws/notifications")) as ws:
+                await ws.send_str("REGISTER_USER:5")
+                await ws.send_str("ping?")
+                texts = [(await asyncio.wait_for(ws.receive(), timeout=10)).data for _ in range(2)]
+            async with http.ws_connect(ws_url(base, "/ws/calls")) as ws:
+                await ws.send_json({"type": "heartbeat"})
+                greeting = json.loads((await asyncio.wait_for(ws.receive(), timeout=10)).data)["message"]
+        return texts, greeting
+
+    assert asyncio.run(session()) == (["User registered: 5", "Echo: ping?"], "Connected to CareConnect call service")

@@ -4,6 +4,7 @@ user id, email, role or everyone; bad invocations are answered with what is wron
 from __future__ import annotations
 
 import json
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,7 +16,7 @@ from handlers.protocol import MAX_MESSAGE_BYTES
 from handlers.sender import Sender
 from handlers.store import ConnectionStore
 from handlers.users import User
-from tests.handlers.conftest import FaultyClient, Inbox, row
+from tests.handlers.conftest import FaultyClient, Inbox, Users, row
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("lambda_env")]
 CONTEXT = SimpleNamespace(aws_request_id="invoke-1")
@@ -54,7 +55,7 @@ BACKEND_MESSAGES: dict[str, dict[str, Any]] = {
 
 
 @pytest.fixture
-def people(store: ConnectionStore) -> ConnectionStore:
+def people(store: ConnectionStore, users: Users) -> ConnectionStore:
     """pat-phone and pat-tablet (patient), cara (caregiver), cal (caregiver), anon, and a
     connection waiting for new@example.org to be verified."""
     for cid in ("pat-phone", "pat-tablet", "cara", "cal", "anon"):
@@ -62,8 +63,10 @@ def people(store: ConnectionStore) -> ConnectionStore:
                        ttl_minutes=120, metadata={"authenticated": False})  # fmt: skip
     store.register("signup", subscription_type="email-verification", email="new@example.org",
                    endpoint="https://x/prod", ttl_minutes=120, metadata={"authenticated": False})  # fmt: skip
+    for user in (PAT, CARA, CAL):
+        users.add(user.email, user.role, user.name, user_id=user.id)
     for cid, user in (("pat-phone", PAT), ("pat-tablet", PAT), ("cara", CARA), ("cal", CAL)):
-        store.authenticate(cid, user)
+        store.authenticate(cid, user, time.time() + 3600)
     return store
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
@@ -77,9 +77,11 @@ def test_defaults_and_endpoint() -> None:
 
 
 @pytest.mark.postgres
-def test_secret_method_reads_the_secret_and_connects(postgres_server: str, moto_endpoint: str,
+def test_secret_method_reads_the_secret_and_connects(postgres_server: str, owner_url: str, moto_endpoint: str,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     from handlers import aws
+
+    monkeypatch.setenv("PGOPTIONS", parse_qs(urlsplit(owner_url).query)["options"][0])  # the migrated schema
 
     for name, value in {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t",
                         "AWS_DEFAULT_REGION": "eu-west-1"}.items():  # fmt: skip

@@ -4,6 +4,7 @@ backend's table, its queries, reconnecting, and failing cleanly when the databas
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -13,10 +14,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from handlers.db import Database, DatabaseUnavailable, schema_sql
+from handlers.db import Database, DatabaseUnavailable
+from handlers.migrate import migrate
 from handlers.store import ConnectionStore
 from handlers.users import User
-from tests.handlers.conftest import row, table
+from tests.handlers.conftest import Users, row, table
 
 ENDPOINT = "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/prod"
 # The Java entity's columns (careconnect-system.md): name -> (type, nullable)
@@ -75,11 +77,10 @@ def test_schema_matches_the_java_entity(store: ConnectionStore) -> None:
 
 
 @pytest.mark.postgres
-def test_schema_creation_is_idempotent_and_keeps_rows(store: ConnectionStore, postgres_url: str) -> None:
+def test_the_migration_is_idempotent_and_keeps_rows(store: ConnectionStore, owner_url: str) -> None:
     register(store, "c1")
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(schema_sql().encode())
-        conn.execute(schema_sql().encode())
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        assert migrate(conn) == {"version": 2, "fromVersion": 2, "changed": False, "steps": []}
     assert [r["connection_id"] for r in table(store)] == ["c1"]
 
 
@@ -87,16 +88,13 @@ def test_schema_creation_is_idempotent_and_keeps_rows(store: ConnectionStore, po
 def test_register_writes_a_row_the_java_backend_understands(store: ConnectionStore) -> None:
     register(store, "c1", subscription_type="email-verification", email="Jane.Doe@Example.ORG")
     r = row(store, "c1")
-    assert r["user_email"] == "jane.doe@example.org"
+    assert r["user_email"] is None  # a typed address is a subscription, no identity
     assert r["subscription_type"] == "email-verification"
     assert r["connection_type"] == "aws" and r["api_gateway_endpoint"] == ENDPOINT
     assert r["is_active"] is True and r["last_activity_at"] == r["connected_at"]  # set at connect, as Java does
     assert r["expires_at"] - r["connected_at"] == timedelta(minutes=120)
-    assert json.loads(r["metadata"]) == {"authenticated": False}
-    # The Java backend's queries, as it runs them:
-    found = store.db.run("SELECT connection_id FROM websocket_connections WHERE user_email = %s AND is_active = true",
-                         ("jane.doe@example.org",))  # fmt: skip
-    assert found == [("c1",)]
+    assert json.loads(r["metadata"]) == {"authenticated": False, "verifyEmail": "Jane.Doe@Example.ORG"}
+    assert store.email_verification_subscribers("jane.doe@example.org") == ["c1"]
 
 
 @pytest.mark.postgres
@@ -132,30 +130,25 @@ def test_touch_reports_the_first_message_once(store: ConnectionStore) -> None:
 
 
 @pytest.mark.postgres
-def test_authenticate_and_lookup_by_user(store: ConnectionStore) -> None:
-    register(store, "c1")
-    register(store, "c2")
-    register(store, "c3")
-    pat, quinn = (
-        User(7, "Pat", "P@Example.org", "PATIENT", "ACTIVE"),
-        User(8, None, "q@example.org", "CAREGIVER", "ACTIVE"),
-    )
-    store.authenticate("c1", pat)
-    store.authenticate("c2", pat)
-    store.authenticate("c3", quinn)
+def test_authenticate_and_lookup_by_user(store: ConnectionStore, users: Users) -> None:
+    for cid in ("c1", "c2", "c3"):
+        register(store, cid)
+    pat = User(users.add("P@Example.org", "PATIENT", "Pat"), "Pat", "P@Example.org", "PATIENT", "ACTIVE")
+    quinn = User(users.add("q@example.org", "CAREGIVER"), None, "q@example.org", "CAREGIVER", "ACTIVE")
+    later = time.time() + 3600
+    store.authenticate("c1", pat, later)
+    store.authenticate("c2", pat, later)
+    store.authenticate("c3", quinn, later)
     store.deactivate("c2")
-    assert store.active_connections_of_user(7) == ["c1"]
+    assert store.active_connections_of_user(pat.id) == ["c1"]
     r = row(store, "c1")
-    assert (r["user_id"], r["user_email"], r["subscription_type"]) == (
-        7,
-        "p@example.org",
-        "authenticated",
-    )
-    assert json.loads(r["metadata"]) == {"authenticated": True, "role": "PATIENT", "name": "Pat"}
+    assert (r["user_id"], r["user_email"], r["subscription_type"]) == (pat.id, "P@Example.org", "authenticated")
+    assert json.loads(r["metadata"]) == {"authenticated": True, "role": "PATIENT", "name": "Pat", "exp": later}
     touched = store.touch("c1")
     assert touched is not None and touched.authenticated and touched.display_name == "Pat"
     assert store.recipients(roles=["CAREGIVER"]) == ["c3"]
-    assert store.recipients(emails=["P@EXAMPLE.ORG"]) == ["c1"] and store.recipients(everyone=True) == ["c1", "c3"]
+    # The email as the users row stores it, matched ignoring case.
+    assert store.recipients(emails=["p@EXAMPLE.org"]) == ["c1"] and store.recipients(everyone=True) == ["c1", "c3"]
 
 
 @pytest.mark.postgres
@@ -232,8 +225,8 @@ def test_a_table_from_the_earlier_schema_is_migrated_in_place(postgres_server: s
                             ('kept', 'notifications', now(), now() + interval '1 hour', 'aws', TRUE),
                             ('null-type', 'notifications', now(), now() + interval '1 hour', NULL, TRUE),
                             ('null-active', 'notifications', now(), now() + interval '1 hour', 'aws', NULL)""")
-        conn.execute(schema_sql().encode())
-        conn.execute(schema_sql().encode())  # idempotent
+        assert migrate(conn)["fromVersion"] == 0  # a table without our version mark
+        assert migrate(conn)["changed"] is False  # idempotent
         rows = dict(
             conn.execute(
                 "SELECT connection_id, connection_type || '/' || is_active::text FROM websocket_connections"
@@ -254,7 +247,7 @@ def test_a_table_from_the_earlier_schema_is_migrated_in_place(postgres_server: s
 def test_a_table_jpa_created_gets_no_duplicate_indexes(postgres_server: str) -> None:
     with scratch_schema(postgres_server, "cc_jpa_table_test") as conn:
         conn.execute(JPA_DDL.encode())
-        conn.execute(schema_sql().encode())
+        migrate(conn)
         names = indexes(lambda sql: conn.execute(sql.encode()).fetchall())
     assert names == JPA_INDEXES | {"idx_websocket_user_id": "user_id"}
 

@@ -23,6 +23,7 @@ FUNCTIONS = [
     "cc-websocket-default",
     "cc-websocket-cleanup",
     "cc-websocket-notify",
+    "cc-websocket-migrate",
 ]
 
 

@@ -59,7 +59,7 @@ def test_after_a_rollout_everything_is_reported_and_healthy(
     assert summary["artifact"]["sha256"].startswith(found["artifact"]["sha256_prefix"])
     assert found["management_endpoint"] == summary["management_endpoint"]
     assert found["websocket_url"] == summary["websocket_url"]
-    assert len(found["functions"]) == 5 and all(f["matches"] for f in found["functions"])
+    assert len(found["functions"]) == 6 and all(f["matches"] for f in found["functions"])
     assert len(found["alarms"]) == alarm_count() and {a["state"] for a in found["alarms"]} == {"INSUFFICIENT_DATA"}
 
 
@@ -84,7 +84,7 @@ def test_a_stale_endpoint_and_an_alarm_in_alarm_are_findings(
     code = main(["status", "--env", "rehearsal", "--endpoint-url", emulator])
     text = capsys.readouterr().out
     assert code == 1
-    assert "2 finding(s)" in text and "4 of 5 function(s) carry it" in text
+    assert "2 finding(s)" in text and "5 of 6 function(s) carry it" in text
     assert "cc-websocket-notify carries AWS_WEBSOCKET_API_GATEWAY_ENDPOINT=https://old.example/prod" in text
     assert "alarm cc-websocket-alarm-api-latency-p99 is in ALARM (Threshold Crossed)" in text
     assert f"1 ALARM, {alarm_count() - 1} INSUFFICIENT_DATA" in text
