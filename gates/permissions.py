@@ -364,6 +364,7 @@ def runner_checks(option: Option, rollout_parameters: dict[str, str]) -> Iterato
     consumers = tuple(arn for arn in rollout_parameters.get("EndpointConsumerArns", "").split(",") if arn)
     functions = [_arn("lambda", f"function:{Names(prefix).function(f.suffix)}") for f in HANDLER_FUNCTIONS]
     settings = SimpleNamespace(
+        migrate=True,
         name="gate",
         region=REGION,
         stacks=STACKS,

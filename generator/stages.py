@@ -65,9 +65,10 @@ ENDPOINT_UPDATE = EndpointUpdate(
 
 # The rollout's steps, in order: every plan is a sub-list of these, and the state machine has a
 # state for each (a step a plan leaves out is skipped by the runner).
-# compute -> websocket -> endpoint (the variable on every function) -> carry (the endpoint into
+# compute -> migrate (the table to the version the new handlers need, by the compute stack's
+# migrate function) -> websocket -> endpoint (the variable on every function) -> carry (the endpoint into
 # the compute stack's parameter, so later compute deploys keep it) -> bake (watch the alarms).
-STEP_ORDER = ("compute", "websocket", "endpoint", "carry", "bake")
+STEP_ORDER = ("compute", "migrate", "websocket", "endpoint", "carry", "bake")
 
 # CloudFormation stack states, as both engines act on them.
 UPDATABLE = (

@@ -22,7 +22,18 @@ from generator.stages import (
     STEP_ORDER,
 )
 from rollout.stacks import StackState
-from rollout.steps import Bake, Call, DeployStack, SetVariables, Step, Where, from_dict, ref, template_sha256
+from rollout.steps import (
+    Bake,
+    Call,
+    DeployStack,
+    Migrate,
+    SetVariables,
+    Step,
+    Where,
+    from_dict,
+    ref,
+    template_sha256,
+)
 
 STACK_WAIT_SECONDS = 5.0  # between looks at a stack inside AWS (the local executor looks every --poll-seconds)
 
@@ -230,6 +241,8 @@ def resolve(
         ),
         "carry": stack_step("carry", carried_stage, {**decided[carried_stage], carried_parameter: endpoint}),
     }
+    if settings.migrate:
+        steps["migrate"] = Migrate("migrate", 0, ref("compute", "MigrateFunctionName"), names.function("migrate"))
     if bake_seconds > 0:
         wait = max(poll_seconds, bake_seconds / 100)  # a long bake looks less often: a bounded history
         steps["bake"] = Bake("bake", wait, names.alarm_prefix, bake_seconds)
@@ -256,5 +269,6 @@ def declared_calls(where: Where, name_prefix: str, stacks: dict[str, str], role_
     steps += [
         SetVariables("endpoint", 0, {}, (), own_functions=names.functions),
         Bake("bake", 0, names.alarm_prefix, 1),
+        Migrate("migrate", 0, "", names.function("migrate")),
     ]
     return sorted({call for step in steps for call in step.calls(where)}, key=lambda c: (c.action, c.resource))

@@ -23,7 +23,7 @@ from generator.stages import MAX_CONSUMERS, ROLLOUT_SET_PARAMETERS, STACK_TEMPLA
 REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 STACK_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
-KNOWN_KEYS = {"region", "artifacts_bucket", "stacks", "parameters", "endpoint_consumers", "bake_seconds"}
+KNOWN_KEYS = {"region", "artifacts_bucket", "stacks", "parameters", "endpoint_consumers", "bake_seconds", "migrate"}
 MAX_BAKE_SECONDS = 21_600  # six hours: a bake is a watch, not a soak test
 CONSUMER_PATTERN = re.compile(
     r"^([A-Za-z0-9_-]{1,64}|arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64})$"
@@ -64,6 +64,7 @@ class EnvironmentSettings:
     parameters: dict[str, dict[str, str]] = field(default_factory=dict)  # stage -> name -> value
     endpoint_consumers: tuple[str, ...] = ()  # functions outside the stacks that get the endpoint too
     bake_seconds: int = 0  # how long the bake step watches the stacks' alarms after the endpoint stage
+    migrate: bool = True  # the migrate step runs (off only where the functions reach no database)
 
 
 def available(project: Project) -> list[str]:
@@ -135,7 +136,15 @@ def validate(name: str, path: Path, raw: dict[str, Any], *, region_override: str
         parameters,
         consumers,
         bake_seconds(raw.get("bake_seconds", 0), f"{path}: bake_seconds"),
+        _flag(path, "migrate", raw.get("migrate", True)),
     )
+
+
+def _flag(path: Path, key: str, value: Any) -> bool:
+    """true or false, nothing YAML merely reads as one (`no`, `off`, `0`, a string)."""
+    if not isinstance(value, bool):
+        raise _fail(path, key, f"expected true or false, not {_shape(value)} ({value!r})")
+    return value
 
 
 def bake_seconds(value: Any, where: str) -> int:

@@ -480,7 +480,57 @@ class Bake(Step):
         return Progress(False, {**work, "looks": looks + 1}, self.wait)
 
 
-KINDS: dict[str, type[Step]] = {cls.kind: cls for cls in (DeployStack, SetVariables, Bake)}
+@dataclass(frozen=True)
+class Migrate(Step):
+    """Bring the connections table to the version the new handlers need: invoke the compute
+    stack's migrate function (handlers/migrate.py: idempotent, under a lock with lock_timeout) and
+    fail with its own words when it refuses. It answers within its lock timeout, well inside one
+    runner phase."""
+
+    function: Any  # literal or Ref: the compute stack's MigrateFunctionName
+    function_pattern: str  # the name as a pattern for the declared call
+    lock_timeout_ms: int = 5000
+    kind: ClassVar[str] = "migrate"
+
+    def description(self) -> str:
+        return f"migrate the connections table (lock_timeout {self.lock_timeout_ms} ms)"
+
+    def calls(self, where: Where) -> list[Call]:
+        return [Call("lambda:InvokeFunction", where.arn("lambda", f"function:{self.function_pattern}"))]
+
+    def start(self, ctx: Context, outputs: dict[str, dict[str, str]]) -> Progress:
+        function = value_of(self.function, outputs)
+        if not function:
+            raise StageFailed("migrate: the compute stack has no migrate function (MigrateFunctionName)")
+        answer = ctx.client("lambda").invoke(
+            FunctionName=function,
+            InvocationType="RequestResponse",
+            Payload=json.dumps({"lockTimeoutMs": self.lock_timeout_ms}).encode(),
+        )
+        body = answer["Payload"].read().decode() or "{}"
+        try:
+            result = json.loads(body)
+        except ValueError:
+            result = {"error": body[:500]}
+        if answer.get("FunctionError") or not isinstance(result, dict) or "error" in result:
+            reason = result.get("error") or result.get("errorMessage") if isinstance(result, dict) else body[:500]
+            raise StageFailed(
+                f"migrate: {function} refused: {reason}; nothing was changed by it",
+                [f"{function}: {answer.get('FunctionError') or 'answered an error'}"],
+            )
+        changed = "changed" if result.get("changed") else "unchanged"
+        ctx.report.line(
+            self.name,
+            f"{function}: schema version {result.get('version')} ({changed}; was {result.get('fromVersion')})",
+        )
+        detail = f"schema version {result.get('version')}, {changed}"
+        return Progress(True, result=_result(self.name, "updated" if result.get("changed") else "unchanged", detail))
+
+    def poll(self, ctx: Context, outputs: dict[str, dict[str, str]], work: dict[str, Any]) -> Progress:
+        raise AssertionError("migrate finishes in start")  # pragma: no cover
+
+
+KINDS: dict[str, type[Step]] = {cls.kind: cls for cls in (DeployStack, SetVariables, Bake, Migrate)}
 
 
 def from_dict(data: dict[str, Any]) -> Step:
