@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 from typing import Any
 
 import cfnlint.api
@@ -14,6 +15,7 @@ from generator import asl_checks
 from generator.intrinsics import Evaluator
 from generator.stages import STEP_ORDER
 from generator.statemachine import definition, substituted, title
+from tests.conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +152,25 @@ def test_cfn_lint_checks_the_definition_as_an_object(machine: dict[str, Any]) ->
 def of_type(template: dict[str, Any], kind: str) -> dict[str, Any]:
     (found,) = [r for r in template["Resources"].values() if r["Type"] == kind]
     return found
+
+
+def asl_judges(machine: dict[str, Any]) -> dict[str, list[str]]:
+    """What npm asl-validator and AWS's amazon-states-language-service find (gates/node/asl.mjs)."""
+    text = substituted(machine, {"Partition": "aws", "RunnerArn": "arn:aws:lambda:eu-west-1:123456789012:function:r"})
+    node = REPO / "gates" / "node"
+    if not (node / "node_modules").is_dir():
+        pytest.fail(f"{node}/node_modules is missing: run `npm ci --prefix {node}` (scripts/test does)")
+    found = subprocess.run(["node", str(node / "asl.mjs")], input=text, capture_output=True, text=True, check=True)
+    return dict(json.loads(found.stdout))
+
+
+def test_two_validators_nobody_here_wrote_accept_the_definition_and_catch_a_broken_one(
+    machine: dict[str, Any],
+) -> None:
+    assert asl_judges(machine) == {"asl-validator": [], "amazon-states-language-service": []}
+    broken = copy.deepcopy(machine)
+    broken["States"]["Compute"]["Next"] = "Nowhere"
+    broken["States"]["ComputeWait"]["SecondsPath"] = "not a path"
+    found = asl_judges(broken)
+    assert any("SecondsPath" in problem for problem in found["asl-validator"])
+    assert any("existing state" in problem for problem in found["amazon-states-language-service"])

@@ -27,7 +27,8 @@ def env_settings() -> settings.EnvironmentSettings:
 def with_parameters(base: settings.EnvironmentSettings, stage: str, **values: str) -> settings.EnvironmentSettings:
     raw = {"region": base.region, "artifacts_bucket": base.artifacts_bucket, "stacks": base.stacks,
            "parameters": {**base.parameters, stage: {**base.parameters[stage], **values}},
-           "endpoint_consumers": list(base.endpoint_consumers)}  # fmt: skip
+           "endpoint_consumers": list(base.endpoint_consumers), "migrate": base.migrate,
+           "bake_seconds": base.bake_seconds}  # fmt: skip
     return settings.validate(base.name, base.path, raw)
 
 

@@ -103,7 +103,7 @@ def test_the_environment_sets_the_bake_and_the_command_line_overrides_it(
     rollout: Run, env_settings: settings.EnvironmentSettings
 ) -> None:
     raw = {"region": env_settings.region, "artifacts_bucket": env_settings.artifacts_bucket,
-           "stacks": env_settings.stacks, "parameters": env_settings.parameters, "bake_seconds": 20}  # fmt: skip
+           "stacks": env_settings.stacks, "parameters": env_settings.parameters, "bake_seconds": 20, "migrate": False}  # fmt: skip
     baking = settings.validate("rehearsal", env_settings.path, raw)
     assert baking.bake_seconds == 20
     summary, _, _ = rollout(baking, sleep=lambda _s: None)

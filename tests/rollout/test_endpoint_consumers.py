@@ -28,7 +28,7 @@ OWN_VARIABLES = {"SPRING_PROFILES_ACTIVE": "prod", "SECURITY_JWT_SECRET_ARN": "a
 
 def with_consumers(env: settings.EnvironmentSettings, *consumers: str) -> settings.EnvironmentSettings:
     raw = {"region": env.region, "artifacts_bucket": env.artifacts_bucket, "stacks": env.stacks,
-           "parameters": env.parameters, "endpoint_consumers": list(consumers)}  # fmt: skip
+           "parameters": env.parameters, "endpoint_consumers": list(consumers), "migrate": env.migrate}  # fmt: skip
     return settings.validate(env.name, env.path, raw)
 
 

@@ -176,6 +176,7 @@ def with_backend(env: settings.EnvironmentSettings) -> settings.EnvironmentSetti
             "stacks": env.stacks,
             "parameters": env.parameters,
             "endpoint_consumers": ["careconnect-backend"],
+            "migrate": env.migrate,
         },
     )
 

@@ -102,3 +102,10 @@ def test_prod_as_shipped_names_no_jwt_key_and_is_refused_for_it(tmp_path: Path) 
     environment(tmp_path, "prod").write_text(yaml.safe_dump(prod))
     with pytest.raises(settings.SettingsError, match="name exactly one JWT key"):
         settings.load("prod", project=Project(tmp_path))
+
+
+@pytest.mark.parametrize("value", ["no", "false", 0, None])
+def test_migrate_takes_true_or_false_and_nothing_yaml_merely_reads_as_one(tmp_path: Path, value: Any) -> None:
+    with pytest.raises(settings.SettingsError, match=r"migrate: expected true or false"):
+        check(tmp_path, migrate=value)
+    assert check(tmp_path, migrate=False).migrate is False and check(tmp_path).migrate is False  # rehearsal's
