@@ -19,7 +19,7 @@ from rollout.aws import Aws
 from rollout.stacks import StageFailed
 from tests.rollout.conftest import Run
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 @pytest.fixture

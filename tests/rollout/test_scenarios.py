@@ -46,7 +46,7 @@ def stack(name: str) -> Any:
     return cloudformation_backends[ACCOUNT][REGION].get_stack(name)
 
 
-@pytest.fixture(params=ENGINES)
+@pytest.fixture(params=["local", pytest.param("stepfunctions", marks=pytest.mark.slow)])
 def engine_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -181,6 +181,7 @@ def with_backend(env: settings.EnvironmentSettings) -> settings.EnvironmentSetti
     )
 
 
+@pytest.mark.slow
 def test_the_execution_history_holds_no_environment_value(
     rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
 ) -> None:
@@ -219,6 +220,7 @@ def test_a_consumer_with_no_environment_gets_the_endpoint_and_the_notify_functio
     }
 
 
+@pytest.mark.slow
 def test_both_orchestrators_make_the_same_calls(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:
     """Fresh, then a change: the steps' calls (operation and target) are the same from a laptop and
     from the runner inside the state machine."""
@@ -237,6 +239,7 @@ def test_both_orchestrators_make_the_same_calls(rollout: Run, env_settings: sett
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", [("local", "stepfunctions"), ("stepfunctions", "local")])
 def test_switching_engines_works_both_ways(
     rollout: Run, env_settings: settings.EnvironmentSettings, order: tuple[str, str]
@@ -253,6 +256,7 @@ def test_switching_engines_works_both_ways(
     assert roles == {service_role}
 
 
+@pytest.mark.slow
 def test_a_stack_bound_to_a_deleted_rollout_role_is_refused_with_what_to_do(
     rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
 ) -> None:
