@@ -26,7 +26,16 @@ from generator.stages import NO_CHANGES, SUCCESS, UPDATABLE
 from rollout import bake as baking
 from rollout import endpoints
 from rollout.report import Reporter
-from rollout.stacks import CAPABILITIES, FINGERPRINT_TAG, Declined, StageFailed, describe, fingerprint, refusal
+from rollout.stacks import (
+    CAPABILITIES,
+    FINGERPRINT_TAG,
+    Declined,
+    StackState,
+    StageFailed,
+    describe,
+    fingerprint,
+    refusal,
+)
 
 MAX_POLLS = 720  # polls per step: at most 720 x the step's wait (1 hour at 5 s), and 25,000 history events
 
@@ -167,12 +176,17 @@ class DeployStack(Step):
         values = {name: value_of(value, outputs) for name, value in self.parameters.items()}
         return {name: value for name, value in values.items() if value is not None}
 
-    def start(self, ctx: Context, outputs: dict[str, dict[str, str]]) -> Progress:
-        cf = ctx.client("cloudformation")
+    def _deployable(self, cf: Any) -> StackState | None:
+        """The stack as it is now (None: absent), refused if someone else is changing it or it is stuck."""
         state = describe(cf, self.stack_name)
         refused = refusal(self.stack_name, state)
         if refused:
             raise StageFailed(refused)
+        return state
+
+    def start(self, ctx: Context, outputs: dict[str, dict[str, str]]) -> Progress:
+        cf = ctx.client("cloudformation")
+        state = self._deployable(cf)
         if state is not None and state.status == "ROLLBACK_COMPLETE":
             if not self.recreate:
                 raise Declined(f"{self.stack_name}: left in ROLLBACK_COMPLETE")
@@ -234,10 +248,7 @@ class DeployStack(Step):
     ) -> dict[str, Any]:
         """What a run would change, shown and then discarded: the dry run. Changes nothing else."""
         cf = ctx.client("cloudformation")
-        state = describe(cf, self.stack_name)
-        refused = refusal(self.stack_name, state)
-        if refused:
-            raise StageFailed(refused)
+        state = self._deployable(cf)
         if state is not None and state.status == "ROLLBACK_COMPLETE":
             ctx.report.line(
                 self.name, f"{self.stack_name} is ROLLBACK_COMPLETE: a real run deletes it and creates it again"

@@ -97,29 +97,6 @@ def test_an_immediate_second_run_changes_nothing(rollout: Run, env_settings: set
     assert aws.counter.total > 0
 
 
-def test_a_changed_parameter_updates_only_what_it_should(
-    rollout: Run, env_settings: settings.EnvironmentSettings
-) -> None:
-    rollout(env_settings)
-    faster = with_parameters(env_settings, "websocket", ThrottlingRateLimit="250")
-    summary, aws, _ = rollout(faster)
-    assert actions(summary) == {
-        "compute": "unchanged",
-        "websocket": "updated",
-        "endpoint": "unchanged",
-        "carry": "unchanged",
-    }
-    (websocket,) = [s for s in summary["stages"] if s["stage"] == "websocket"]
-    assert [(c["action"], c["resource"]) for c in websocket["changes"]] == [("Modify", "Stage")]
-    api_id = summary["management_endpoint"][8:].split(".")[0]
-    (stage,) = aws.client("apigatewayv2").get_stages(ApiId=api_id)["Items"]  # replaced, not doubled
-    assert stage["DefaultRouteSettings"]["ThrottlingRateLimit"] == 250
-    assert set(aws.counter.mutating) == {
-        "cloudformation:CreateChangeSet",
-        "cloudformation:ExecuteChangeSet",
-    }
-
-
 def test_log_groups_and_integrations_update_in_place_and_what_references_them_holds(
     rollout: Run, env_settings: settings.EnvironmentSettings
 ) -> None:

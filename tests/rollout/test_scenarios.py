@@ -84,6 +84,17 @@ def test_a_changed_parameter_and_changed_code(
     }
     (websocket,) = [s for s in summary["stages"] if s["stage"] == "websocket"]
     assert [(c["action"], c["resource"]) for c in websocket["changes"]] == [("Modify", "Stage")]
+    mutating = {
+        c.split(" ")[0]
+        for calls in step_calls(summary).values()
+        for c in calls
+        if c.split(":")[1].startswith(("Create", "Update", "Execute", "Delete"))
+    }
+    assert mutating == {"cloudformation:CreateChangeSet", "cloudformation:ExecuteChangeSet"}
+    api_id = summary["management_endpoint"][8:].split(".")[0]
+    aws = Aws(REGION, endpoint_url=rollout.emulator)
+    (stage,) = aws.client("apigatewayv2").get_stages(ApiId=api_id)["Items"]  # replaced, not doubled
+    assert stage["DefaultRouteSettings"]["ThrottlingRateLimit"] == 250
     # New code is a new content-hashed key: only the compute stack changes, the endpoint stays.
     changed = tmp_path / built_artifact.path.name.replace(built_artifact.sha256[:20], "f" * 20)
     changed.write_bytes(built_artifact.path.read_bytes())
