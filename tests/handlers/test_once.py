@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
 
 from handlers.once import created_once
 
@@ -45,10 +44,3 @@ def test_threads_asking_at_once_share_one_creation() -> None:
     get.cache_clear()
     get("endpoint")
     assert calls == ["endpoint", "endpoint"]  # cleared: created again, as functools.cache does
-
-
-def test_functools_cache_alone_creates_more_than_once() -> None:
-    """Why created_once exists: the same race through functools.cache builds several."""
-    calls: list[str] = []
-    _ask_at_once(cache(_slow_factory(calls, patience=30)))
-    assert len(calls) > 1
