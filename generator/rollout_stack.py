@@ -416,7 +416,7 @@ def _cloudformation_role(template: Template) -> Role:
     return template.add_resource(role)
 
 
-def _runner_role(template: Template, cloudformation_role: Role) -> Role:
+def _runner_role(template: Template) -> Role:
     """The runner's rights: exactly the calls the rollout's steps declare (rollout/steps.py), for
     this environment's stacks, functions and alarms, generated from them, never written here."""
     where = Where("${AWS::Partition}", "${AWS::Region}", "${AWS::AccountId}")
@@ -544,7 +544,7 @@ def build() -> Template:
     template.add_condition("ConsumersGiven", Not(Equals(Join("", Ref("EndpointConsumerArns")), "")))
     bucket = _bucket(template)
     cloudformation_role = _cloudformation_role(template)
-    runner = _runner(template, _runner_role(template, cloudformation_role))
+    runner = _runner(template, _runner_role(template))
     machine_role = _state_machine_role(template, runner)
     logs_group = template.add_resource(
         log_group(

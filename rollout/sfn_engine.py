@@ -98,7 +98,7 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
     if options.dry_run:
         rollout_result = stack.preview(ctx, {}, options.sleep)
     else:
-        (rollout_result,) = execute(replace_plan_steps(prepared, stack), ctx, {}, options.sleep)
+        (rollout_result,) = execute(rollout_stack_plan(prepared, stack), ctx, {}, options.sleep)
     observed = replace(prepared.observed, rollout=describe(aws.client("cloudformation"), stack.stack_name))
     plan = prepared.plan(options, observed)
     refuse_secrets(plan, prepared)
@@ -141,7 +141,7 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
     return summary
 
 
-def replace_plan_steps(prepared: Prepared, step: DeployStack) -> Plan:
+def rollout_stack_plan(prepared: Prepared, step: DeployStack) -> Plan:
     """A one-step plan for the rollout stack itself."""
     observed = prepared.observed
     return Plan(

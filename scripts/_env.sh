@@ -17,11 +17,16 @@ pick_python() {
   return 2
 }
 
-# ensure_venv DIR INSTALL-ARGS...: (re)create DIR when the files it installs from changed.
+# ensure_venv DIR INSTALL-ARGS...: (re)create DIR when the files it installs from changed (the
+# project's own, and any requirements file named with -r).
 ensure_venv() {
   local dir=$1; shift
-  local stamp
-  stamp="$dir/.stamp-$(cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" "$ROOT/requirements/"*.txt | sha256sum | cut -c1-16)"
+  local stamp inputs=("$ROOT/setup.cfg" "$ROOT/pyproject.toml" "$ROOT/requirements/"*.txt) previous=""
+  for arg in "$@"; do
+    [ "$previous" = "-r" ] && inputs+=("$arg")
+    previous=$arg
+  done
+  stamp="$dir/.stamp-$(cat "${inputs[@]}" | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
     local python
     python=$(pick_python)
@@ -52,17 +57,4 @@ ensure_node_tools() {
 }
 
 # The Python judges (gates/judges.py): their own virtualenv, reinstalled when the pins change.
-ensure_judges_venv() {
-  local dir="$ROOT/.venv-judges"
-  local stamp
-  stamp="$dir/.stamp-$(sha256sum "$ROOT/gates/judges-requirements.txt" | cut -c1-16)"
-  if [ ! -f "$stamp" ]; then
-    local python
-    python=$(pick_python)
-    echo "setting up $dir ..." >&2
-    rm -rf "$dir"
-    "$python" -m venv "$dir"
-    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/gates/judges-requirements.txt"
-    touch "$stamp"
-  fi
-}
+ensure_judges_venv() { ensure_venv "$ROOT/.venv-judges" -r "$ROOT/gates/judges-requirements.txt"; }
