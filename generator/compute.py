@@ -54,6 +54,7 @@ from generator.model import (
     HandlerFunction,
 )
 from generator.monitoring import add_compute_parameters, compute_monitoring
+from generator.names import Names
 from generator.parameters import ParameterSet
 
 DATABASE_AUTH_METHODS = ("url", "secret", "iam")
@@ -689,7 +690,7 @@ def _notify_invoke_policy(template: Template, notify: Function) -> ManagedPolicy
     return template.add_resource(
         ManagedPolicy(
             "NotifyInvokePolicy",
-            ManagedPolicyName=Sub("${NamePrefix}-websocket-notify-invoke"),
+            ManagedPolicyName=Sub(Names().policy("notify-invoke")),
             Description="Lets the CareConnect backend push to connected apps (invoke the notify function)",
             PolicyDocument=_document(
                 Statement(Effect=Allow, Action=[InvokeFunction], Resource=[GetAtt(notify, "Arn")])

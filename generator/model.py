@@ -49,7 +49,7 @@ class HandlerFunction:
     @property
     def display_name(self) -> str:
         """Function name for descriptions (a literal `${...}` there would upset cfn-lint)."""
-        return f"<NamePrefix>-websocket-{self.suffix}"
+        return Names("<NamePrefix>").function(self.suffix)
 
     @property
     def arn_parameter(self) -> str:

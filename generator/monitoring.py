@@ -26,6 +26,7 @@ from troposphere.sns import Subscription, Topic
 
 from generator.common import tags
 from generator.model import ALARM_PREFIX, HandlerFunction
+from generator.names import Names
 from generator.parameters import ParameterSet
 
 GROUP = "Alarms"
@@ -195,9 +196,7 @@ def _widget(title: str, metrics: list[list[Any]], x: int, y: int, stat: str = "S
 
 
 def _functions(metric: str, stat: str) -> list[list[Any]]:
-    search = (
-        f"SEARCH('{{AWS/Lambda,FunctionName}} MetricName=\"{metric}\" \"${{NamePrefix}}-websocket-\"', '{stat}', 300)"
-    )
+    search = f"SEARCH('{{AWS/Lambda,FunctionName}} MetricName=\"{metric}\" \"{Names().stem}-\"', '{stat}', 300)"
     return [[{"expression": search, "id": "f", "label": ""}]]
 
 

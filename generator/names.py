@@ -35,6 +35,24 @@ class Names:
         return f"{self.stem}-api"
 
     @property
+    def api_log_group(self) -> str:
+        """The stage's access and execution log group."""
+        return f"/aws/apigateway/{self.api}"
+
+    @property
+    def function_log_groups(self) -> str:
+        """A pattern matching every handler function's log group (IAM `*`)."""
+        return f"/aws/lambda/{self.functions}"
+
+    @property
+    def roles(self) -> str:
+        """A pattern matching every role and managed policy the two stacks name (IAM `*`)."""
+        return f"{self.stem}-*"
+
+    def policy(self, suffix: str) -> str:
+        return f"{self.stem}-{suffix}"
+
+    @property
     def handlers_role(self) -> str:
         return f"{self.stem}-handlers"
 
@@ -47,3 +65,7 @@ class Names:
     @property
     def state_machine(self) -> str:
         return f"{self.stem}-rollout"
+
+    @property
+    def state_machine_log_group(self) -> str:
+        return f"/aws/vendedlogs/states/{self.state_machine}"

@@ -68,6 +68,7 @@ from generator.statemachine import RUNNER_TIMEOUT_SECONDS, definition
 from rollout.plan import declared_calls
 from rollout.steps import Where
 
+NAMES = Names()  # in Fn::Sub texts: ${NamePrefix}
 ARN = "arn:${AWS::Partition}"
 HERE = "${AWS::Region}:${AWS::AccountId}"
 STACK_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,127}$"
@@ -351,16 +352,16 @@ UNSCOPED_REASON = (
 
 def _cloudformation_role(template: Template) -> Role:
     """What CloudFormation needs to create, read, update and delete the two stacks' resources."""
-    functions = Sub(f"{ARN}:lambda:{HERE}:function:${{NamePrefix}}-websocket-*")
+    functions = Sub(f"{ARN}:lambda:{HERE}:function:{NAMES.functions}")
     roles = [
-        Sub(f"{ARN}:iam::${{AWS::AccountId}}:role/${{NamePrefix}}-websocket-*"),
+        Sub(f"{ARN}:iam::${{AWS::AccountId}}:role/{NAMES.roles}"),
         Sub(f"{ARN}:iam::${{AWS::AccountId}}:role/${{WebSocketStackName}}-*"),
     ]
     # Tagging calls name a log group without the trailing ':*', the others with it.
     log_groups = [
-        Sub(f"{ARN}:logs:{HERE}:log-group:/aws/lambda/${{NamePrefix}}-websocket-*"),
-        Sub(f"{ARN}:logs:{HERE}:log-group:/aws/apigateway/${{NamePrefix}}-websocket-api"),
-        Sub(f"{ARN}:logs:{HERE}:log-group:/aws/apigateway/${{NamePrefix}}-websocket-api:*"),
+        Sub(f"{ARN}:logs:{HERE}:log-group:{NAMES.function_log_groups}"),
+        Sub(f"{ARN}:logs:{HERE}:log-group:{NAMES.api_log_group}"),
+        Sub(f"{ARN}:logs:{HERE}:log-group:{NAMES.api_log_group}:*"),
     ]
     api_paths = [
         Sub(f"{ARN}:apigateway:${{AWS::Region}}::{path}") for path in ("/apis", "/apis/*", "/account", "/tags/*")
@@ -372,7 +373,7 @@ def _cloudformation_role(template: Template) -> Role:
                   Condition=Condition(ArnEquals("iam:PolicyARN", [Sub(p) for p in ATTACHED_POLICIES]))),
         Statement(Effect=Allow, Action=[iam.PassRole], Resource=roles,
                   Condition=Condition(StringEquals("iam:PassedToService", list(PASSED_TO_SERVICES)))),
-        _allow(MANAGED_POLICY_ACTIONS, [Sub(f"{ARN}:iam::${{AWS::AccountId}}:policy/${{NamePrefix}}-websocket-*")]),
+        _allow(MANAGED_POLICY_ACTIONS, [Sub(f"{ARN}:iam::${{AWS::AccountId}}:policy/{NAMES.roles}")]),
         _allow(LOG_GROUP_ACTIONS, log_groups),
         _allow(API_ACTIONS, api_paths),
         _allow(RULE_ACTIONS, [Sub(f"{ARN}:events:{HERE}:rule/${{ComputeStackName}}-*")]),
@@ -442,7 +443,7 @@ def _runner_role(template: Template) -> Role:
     statements.append(
         _allow(
             _actions("logs", "CreateLogStream", "PutLogEvents"),
-            [Sub(f"{ARN}:logs:{HERE}:log-group:/aws/lambda/{Names().runner}:*")],
+            [Sub(f"{ARN}:logs:{HERE}:log-group:/aws/lambda/{NAMES.runner}:*")],
         )
     )
     statements.append(_allow([xray.PutTraceSegments, xray.PutTelemetryRecords], ["*"]))  # X-Ray takes no ARN
@@ -460,16 +461,16 @@ def _runner_role(template: Template) -> Role:
                   [lambda_.GetFunctionConfiguration, lambda_.UpdateFunctionConfiguration], Ref("EndpointConsumerArns")),
         ],
     )  # fmt: skip
-    role.RoleName = Sub(Names().runner)
+    role.RoleName = Sub(NAMES.runner)
     return template.add_resource(role)
 
 
 def _runner(template: Template, role: Role) -> Function:
-    logs_group = template.add_resource(log_group("RunnerLogGroup", Sub(f"/aws/lambda/{Names().runner}"), "rollout"))
+    logs_group = template.add_resource(log_group("RunnerLogGroup", Sub(f"/aws/lambda/{NAMES.runner}"), "rollout"))
     return template.add_resource(
         Function(
             "RunnerFunction",
-            FunctionName=Sub(Names().runner),
+            FunctionName=Sub(NAMES.runner),
             Description="Runs one phase of one rollout step for the state machine (rollout/runner.py)",
             Runtime=LAMBDA_RUNTIME,
             Handler="rollout.runner.handler",
@@ -549,14 +550,14 @@ def build() -> Template:
     logs_group = template.add_resource(
         log_group(
             "StateMachineLogGroup",
-            Sub("/aws/vendedlogs/states/${NamePrefix}-websocket-rollout"),
+            Sub(NAMES.state_machine_log_group),
             "rollout",
         )
     )
     machine = template.add_resource(
         StateMachine(
             "RolloutStateMachine",
-            StateMachineName=Sub("${NamePrefix}-websocket-rollout"),
+            StateMachineName=Sub(NAMES.state_machine),
             StateMachineType="STANDARD",
             RoleArn=GetAtt(machine_role, "Arn"),
             # A string, so the partition can be substituted: cfn-lint's E3601 refuses anything but

@@ -52,6 +52,7 @@ from generator.model import (
     HandlerFunction,
 )
 from generator.monitoring import add_websocket_parameters, dashboard, websocket_alarms
+from generator.names import Names
 from generator.parameters import ParameterSet
 
 FUNCTION_ARN_PATTERN = (
@@ -350,7 +351,7 @@ def _management_policy(template: Template) -> PolicyType:
         PolicyType(
             "ConsumersManageConnectionsPolicy",
             Condition="ConsumerRolesGiven",
-            PolicyName=Sub("${NamePrefix}-websocket-manage-connections"),
+            PolicyName=Sub(Names().policy("manage-connections")),
             Roles=Ref("ManageConnectionsRoleNames"),
             PolicyDocument=_manage_connections(),
         )
@@ -358,7 +359,7 @@ def _management_policy(template: Template) -> PolicyType:
     return template.add_resource(
         PolicyType(
             "ManageConnectionsPolicy",
-            PolicyName=Sub("${NamePrefix}-websocket-manage-connections"),
+            PolicyName=Sub(Names().policy("manage-connections")),
             Roles=[handlers_role_name()],
             PolicyDocument=_manage_connections(),
         )
