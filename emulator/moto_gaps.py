@@ -532,7 +532,6 @@ def _log_group_updated(cls: type, original_resource: LogGroup, new_resource_name
     return original_resource
 
 
-_original_log_group_update = LogGroup.update_from_cloudformation_json
 _original_parse_and_update = parsing.parse_and_update_resource
 _original_update = parsing.ResourceMap.update
 _original_create = parsing.ResourceMap.create

@@ -15,6 +15,8 @@ import pytest
 from tests.conftest import REPO
 from tests.ports import free_port
 
+pytestmark = pytest.mark.slow  # builds a wheel and a virtualenv
+
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,10 @@ def test_runtime_is_the_newest_python_cfn_lint_knows_as_current() -> None:
         key=lambda name: int(name.removeprefix("python3.")),
     )
     assert pythons[-1] == LAMBDA_RUNTIME
-    assert "deprecated" not in lifecycle[LAMBDA_RUNTIME] or lifecycle[LAMBDA_RUNTIME]["deprecated"] > "2026-11-25"
+    assert (
+        "deprecated" not in lifecycle[LAMBDA_RUNTIME]
+        or lifecycle[LAMBDA_RUNTIME]["deprecated"] > date.today().isoformat()
+    )
 
 
 @pytest.mark.parametrize(

@@ -37,9 +37,7 @@ def test_what_the_pack_finds_in_the_cdk_and_sam_examples() -> None:
     assert Counter(rule for rule, _ in pack_findings(SAM)) == {"E9107": 3}
 
 
-def test_the_command_line_with_the_pack_folder_fails_where_stock_cfn_lint_passes(tmp_path: Path) -> None:
-    stock = cli(tmp_path, str(SAM))
-    assert not rule_ids(stock.stdout)
+def test_the_command_line_with_the_pack_folder_fails_on_the_sam_example(tmp_path: Path) -> None:
     with_pack = cli(tmp_path, "--append-rules", str(PACK), "--", str(SAM))
     assert rule_ids(with_pack.stdout) == {"E9107": 3}
     assert with_pack.returncode & 2, with_pack.stdout  # cfn-lint's exit code is a bit mask: 2 errors, 4 warnings
