@@ -10,9 +10,10 @@ from emulator import running_emulator
 from generator.intrinsics import Evaluator
 from generator.model import ENDPOINT_VARIABLE
 from generator.names import Names
-from rollout import engine
 from rollout.artifacts import load_template
 from rollout.aws import Aws
+from rollout.factory import Factory
+from rollout.options import Options
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
 from rollout.stacks import StageFailed, describe
@@ -136,18 +137,15 @@ def _function_problems(
 def rehearse(
     settings: EnvironmentSettings,
     report: Reporter,
-    options: engine.Options,
+    options: Options,
     engine_name: str = "local",
+    factory: Factory | None = None,
 ) -> Summary:
+    factory = factory or Factory()
     with running_emulator() as endpoint_url:
-        aws = Aws(settings.region, endpoint_url=endpoint_url)
+        aws = factory.aws(settings.region, endpoint_url=endpoint_url)
         prepare_account(aws, settings)
-        if engine_name == "stepfunctions":
-            from rollout import sfn_engine
-
-            summary = sfn_engine.run(settings, aws, report, options)
-        else:
-            summary = engine.run(settings, aws, report, options)
+        summary = factory.orchestrator(engine_name)(settings, aws, report, options)
         if not options.dry_run:
             from rollout.preflight import rendered_templates
 
