@@ -15,11 +15,12 @@ and `rollout status` find them by that prefix. Every threshold and period is a p
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from awacs.aws import Action as AwacsAction
 from awacs.aws import Allow, BoolIfExists, Condition, Deny, PolicyDocument, Principal, Statement
-from troposphere import AWSHelperFn, Equals, GetAtt, If, Not, Ref, Sub, Template
+from troposphere import AWSHelperFn, Equals, GetAtt, If, Not, Parameter, Ref, Sub, Template
 from troposphere.cloudwatch import Alarm, Dashboard, Metric, MetricDataQuery, MetricDimension, MetricStat
 from troposphere.kms import Key
 from troposphere.sns import Subscription, Topic
@@ -107,22 +108,24 @@ def _dimensions(dimensions: dict[str, Any]) -> list[MetricDimension]:
     return [MetricDimension(Name=k, Value=v) for k, v in dimensions.items()]
 
 
-def _sum_alarm(title: str, suffix: str, description: str, actions: AWSHelperFn, namespace: str, metric: str,
+def _sum_alarm(p: Mapping[str, Parameter], title: str, suffix: str, description: str, actions: AWSHelperFn, namespace: str, metric: str,
                dimensions: dict[str, Any], threshold: str) -> Alarm:  # fmt: skip
     """Raised when the metric's sum over a period reaches the `threshold` parameter (no data: no error)."""
     return _alarm(title, suffix, description, actions, missing="notBreaching", Namespace=namespace, MetricName=metric,
-                  Dimensions=_dimensions(dimensions), Statistic="Sum", Period=Ref("AlarmPeriodSeconds"),
-                  Threshold=Ref(threshold), ComparisonOperator="GreaterThanOrEqualToThreshold")  # fmt: skip
+                  Dimensions=_dimensions(dimensions), Statistic="Sum", Period=Ref(p["AlarmPeriodSeconds"]),
+                  Threshold=Ref(p[threshold]), ComparisonOperator="GreaterThanOrEqualToThreshold")  # fmt: skip
 
 
-def _math_alarm(title: str, suffix: str, description: str, actions: AWSHelperFn, threshold: str,
+def _math_alarm(p: Mapping[str, Parameter], title: str, suffix: str, description: str, actions: AWSHelperFn, threshold: str,
                 metrics: list[MetricDataQuery]) -> Alarm:  # fmt: skip
     """Raised when the metric math's result goes over the `threshold` parameter (no data: no error)."""
     return _alarm(title, suffix, description, actions, missing="notBreaching", ComparisonOperator="GreaterThanThreshold",
-                  Threshold=Ref(threshold), Metrics=metrics)  # fmt: skip
+                  Threshold=Ref(p[threshold]), Metrics=metrics)  # fmt: skip
 
 
-def _stat(query_id: str, namespace: str, metric: str, dimensions: dict[str, Any], stat: str) -> MetricDataQuery:
+def _stat(
+    p: Mapping[str, Parameter], query_id: str, namespace: str, metric: str, dimensions: dict[str, Any], stat: str
+) -> MetricDataQuery:
     return MetricDataQuery(
         Id=query_id,
         ReturnData=False,
@@ -132,7 +135,7 @@ def _stat(query_id: str, namespace: str, metric: str, dimensions: dict[str, Any]
                 MetricName=metric,
                 Dimensions=_dimensions(dimensions),
             ),
-            Period=Ref("AlarmPeriodSeconds"),
+            Period=Ref(p["AlarmPeriodSeconds"]),
             Stat=stat,
         ),
     )
@@ -147,8 +150,9 @@ def _expression(expression: str, label: str) -> MetricDataQuery:
 
 
 def websocket_alarms(template: Template, api: AWSHelperFn, stage: AWSHelperFn) -> None:
-    template.add_condition("AlarmTopicGiven", Not(Equals(Ref("AlarmTopicArn"), "")))
-    actions = If("AlarmTopicGiven", [Ref("AlarmTopicArn")], Ref("AWS::NoValue"))
+    p = template.parameters
+    template.add_condition("AlarmTopicGiven", Not(Equals(Ref(p["AlarmTopicArn"]), "")))
+    actions = If("AlarmTopicGiven", [Ref(p["AlarmTopicArn"])], Ref("AWS::NoValue"))
     stage_of = {"ApiId": api, "Stage": stage}
     for title, suffix, metric, threshold, meaning in (
         ("ApiIntegrationErrorsAlarm", "api-integration-errors", "IntegrationError", "ApiIntegrationErrorThreshold",
@@ -158,29 +162,31 @@ def websocket_alarms(template: Template, api: AWSHelperFn, stage: AWSHelperFn) -
          "access log (integrationError) and the function's throttles."),
     ):  # fmt: skip
         template.add_resource(
-            _sum_alarm(title, suffix, meaning, actions, "AWS/ApiGateway", metric, stage_of, threshold)
+            _sum_alarm(p, title, suffix, meaning, actions, "AWS/ApiGateway", metric, stage_of, threshold)
         )
     template.add_resource(
         _math_alarm(
+                p,
             "ApiClientErrorRateAlarm", "api-client-error-rate",
             "Too many messages refused before a handler runs (429 throttling, 413 too large, 403). First: the "
             "access log's status and errorMessage; raise throttling if it is 429.",
             actions, "ApiClientErrorRatePercent",
             [
-                _stat("errors", "AWS/ApiGateway", "ClientError", stage_of, "Sum"),
-                _stat("messages", "AWS/ApiGateway", "MessageCount", stage_of, "Sum"),
+                _stat(p, "errors", "AWS/ApiGateway", "ClientError", stage_of, "Sum"),
+                _stat(p, "messages", "AWS/ApiGateway", "MessageCount", stage_of, "Sum"),
                 _expression("IF(messages > 0, 100 * errors / messages, 0)", "client errors (% of messages)"),
             ],
         )
     )  # fmt: skip
     template.add_resource(
         _math_alarm(
+                p,
             "ApiLatencyAlarm", "api-latency-p99",
             "Handlers are close to the integration timeout (then clients get 504s). First: the handler's duration "
             "and the database's latency.",
             actions, "ApiLatencyPercentOfTimeout",
             [
-                _stat("latency", "AWS/ApiGateway", "IntegrationLatency", stage_of, "p99"),
+                _stat(p, "latency", "AWS/ApiGateway", "IntegrationLatency", stage_of, "p99"),
                 _expression("100 * latency / ${IntegrationTimeoutMillis}", "integration latency p99 (% of timeout)"),
             ],
         )
@@ -230,8 +236,9 @@ def dashboard(template: Template) -> None:
 
 def alarm_topic(template: Template) -> AWSHelperFn:
     """The topic every alarm notifies: the one given, or one created with its own key."""
-    template.add_condition("CreateAlarmTopic", Equals(Ref("AlarmTopicArn"), ""))
-    template.add_condition("AlarmEmailGiven", Not(Equals(Ref("AlarmEmail"), "")))
+    p = template.parameters
+    template.add_condition("CreateAlarmTopic", Equals(Ref(p["AlarmTopicArn"]), ""))
+    template.add_condition("AlarmEmailGiven", Not(Equals(Ref(p["AlarmEmail"]), "")))
     root = Principal("AWS", Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root"))
     key = template.add_resource(
         Key(
@@ -279,16 +286,17 @@ def alarm_topic(template: Template) -> AWSHelperFn:
             DisplayName="CareConnect WebSocket alarms",
             KmsMasterKeyId=GetAtt(key, "Arn"),
             Subscription=If(
-                "AlarmEmailGiven", [Subscription(Endpoint=Ref("AlarmEmail"), Protocol="email")], Ref("AWS::NoValue")
+                "AlarmEmailGiven", [Subscription(Endpoint=Ref(p["AlarmEmail"]), Protocol="email")], Ref("AWS::NoValue")
             ),
             Tags=tags("compute"),
         )
     )
-    return If("CreateAlarmTopic", Ref(topic), Ref("AlarmTopicArn"))
+    return If("CreateAlarmTopic", Ref(topic), Ref(p["AlarmTopicArn"]))
 
 
 def function_alarms(template: Template, functions: list[tuple[HandlerFunction, Any]], timeouts: dict[str, str],
                     topic: AWSHelperFn) -> None:  # fmt: skip
+    p = template.parameters
     actions = [topic]
     for function, resource in functions:
         name = {"FunctionName": Ref(resource)}
@@ -299,17 +307,18 @@ def function_alarms(template: Template, functions: list[tuple[HandlerFunction, A
              f"{function.display_name} was throttled (account or reserved concurrency). First: the account's "
              "concurrent executions; ask for a higher limit or reserve concurrency."),
         ):  # fmt: skip
-            template.add_resource(_sum_alarm(f"{function.logical}{kind}Alarm", f"{function.suffix}-{kind.lower()}",
+            template.add_resource(_sum_alarm(p, f"{function.logical}{kind}Alarm", f"{function.suffix}-{kind.lower()}",
                                              meaning, actions, "AWS/Lambda", metric, name, threshold))  # fmt: skip
         timeout = timeouts.get(function.logical, "Timeout")
         template.add_resource(
             _math_alarm(
+                p,
                 f"{function.logical}DurationAlarm", f"{function.suffix}-duration-p99",
                 f"{function.display_name} runs close to its timeout. First: its slowest invocations (REPORT lines) "
                 "and the database's latency.",
                 actions, "FunctionDurationPercentOfTimeout",
                 [
-                    _stat("duration", "AWS/Lambda", "Duration", name, "p99"),
+                    _stat(p, "duration", "AWS/Lambda", "Duration", name, "p99"),
                     _expression(f"100 * duration / (${{{timeout}}} * 1000)", "duration p99 (% of timeout)"),
                 ],
             )
@@ -323,13 +332,14 @@ def cleanup_alarms(template: Template, cleanup: Any, rule: Any, topic: AWSHelper
     not breaching: a new stack, on which no cleanup has run yet, starts OK (an alarm on "no
     invocation", breaching on missing data, was in ALARM on every new stack and failed the first
     prod bake). The cleanup's errors, throttles and duration have their function alarms."""
+    p = template.parameters
     template.add_resource(
         _alarm(
             "CleanupScheduleFailedAlarm", "cleanup-schedule-failed",
             "EventBridge could not invoke the cleanup (the function or its invoke permission is gone, or Lambda "
             "refused the event): stale connections pile up. First: the rule's target and CleanupInvokePermission.",
             [topic], missing="notBreaching", Namespace="AWS/Events", MetricName="FailedInvocations",
-            Dimensions=_dimensions({"RuleName": Ref(rule)}), Statistic="Sum", Period=Ref("AlarmPeriodSeconds"),
+            Dimensions=_dimensions({"RuleName": Ref(rule)}), Statistic="Sum", Period=Ref(p["AlarmPeriodSeconds"]),
             Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
         )
     )  # fmt: skip
@@ -339,7 +349,7 @@ def cleanup_alarms(template: Template, cleanup: Any, rule: Any, topic: AWSHelper
             "A scheduled cleanup failed three times (the first run and Lambda's two retries) and its event was "
             "dropped. First: the cleanup's log group, filtered on ERROR; the next scheduled run retries the work.",
             [topic], missing="notBreaching", Namespace="AWS/Lambda", MetricName="AsyncEventsDropped",
-            Dimensions=_dimensions({"FunctionName": Ref(cleanup)}), Statistic="Sum", Period=Ref("AlarmPeriodSeconds"),
+            Dimensions=_dimensions({"FunctionName": Ref(cleanup)}), Statistic="Sum", Period=Ref(p["AlarmPeriodSeconds"]),
             Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
         )
     )  # fmt: skip

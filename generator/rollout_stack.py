@@ -134,6 +134,7 @@ def _parameters(params: ParameterSet) -> None:
 
 
 def _bucket(template: Template) -> Bucket:
+    p = template.parameters
     bucket = template.add_resource(
         Bucket(
             "ArtifactsBucket",
@@ -157,7 +158,7 @@ def _bucket(template: Template) -> Bucket:
                         Id="expire-replaced-artifacts",
                         Status="Enabled",
                         NoncurrentVersionExpiration=NoncurrentVersionExpiration(
-                            NoncurrentDays=Ref("ArtifactRetentionDays")
+                            NoncurrentDays=Ref(p["ArtifactRetentionDays"])
                         ),
                         AbortIncompleteMultipartUpload=AbortUploads(DaysAfterInitiation=7),
                     )
@@ -352,6 +353,7 @@ UNSCOPED_REASON = (
 
 def _cloudformation_role(template: Template) -> Role:
     """What CloudFormation needs to create, read, update and delete the two stacks' resources."""
+    p = template.parameters
     functions = Sub(f"{ARN}:lambda:{HERE}:function:{NAMES.functions}")
     roles = [
         Sub(f"{ARN}:iam::${{AWS::AccountId}}:role/{NAMES.roles}"),
@@ -403,13 +405,13 @@ def _cloudformation_role(template: Template) -> Role:
         statements,
         "CloudFormation service role for the CareConnect WebSocket stacks' change sets",
         [
-            _when("EnvironmentKeyGiven", "environment-key", ENVIRONMENT_KEY_ACTIONS, [Ref("EnvironmentKmsKeyArn")]),
+            _when("EnvironmentKeyGiven", "environment-key", ENVIRONMENT_KEY_ACTIONS, [Ref(p["EnvironmentKmsKeyArn"])]),
             # The stage's management-API policy on the endpoint consumers' own roles.
             _when(
                 "ConsumersGiven",
                 "endpoint-consumer-roles",
                 _actions("iam", "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy"),
-                Ref("EndpointConsumerRoleArns"),
+                Ref(p["EndpointConsumerRoleArns"]),
             ),
         ],
     )
@@ -420,6 +422,7 @@ def _cloudformation_role(template: Template) -> Role:
 def _runner_role(template: Template) -> Role:
     """The runner's rights: exactly the calls the rollout's steps declare (rollout/steps.py), for
     this environment's stacks, functions and alarms, generated from them, never written here."""
+    p = template.parameters
     where = Where("${AWS::Partition}", "${AWS::Region}", "${AWS::AccountId}")
     stacks = {"compute": "${ComputeStackName}", "websocket": "${WebSocketStackName}"}
     calls = declared_calls(where, "${NamePrefix}", stacks, "${CloudFormationRole.Arn}", "${ArtifactsBucket}")
@@ -456,9 +459,9 @@ def _runner_role(template: Template) -> Role:
         [
             # Reading and writing an environment encrypted with a customer managed key needs the key.
             _when("EnvironmentKeyGiven", "environment-key", _actions("kms", "CreateGrant", "Decrypt", "Encrypt"),
-                  [Ref("EnvironmentKmsKeyArn")]),
+                  [Ref(p["EnvironmentKmsKeyArn"])]),
             _when("ConsumersGiven", "endpoint-consumers",
-                  [lambda_.GetFunctionConfiguration, lambda_.UpdateFunctionConfiguration], Ref("EndpointConsumerArns")),
+                  [lambda_.GetFunctionConfiguration, lambda_.UpdateFunctionConfiguration], Ref(p["EndpointConsumerArns"])),
         ],
     )  # fmt: skip
     role.RoleName = Sub(NAMES.runner)
@@ -466,7 +469,10 @@ def _runner_role(template: Template) -> Role:
 
 
 def _runner(template: Template, role: Role) -> Function:
-    logs_group = template.add_resource(log_group("RunnerLogGroup", Sub(f"/aws/lambda/{NAMES.runner}"), "rollout"))
+    p = template.parameters
+    logs_group = template.add_resource(
+        log_group(template, "RunnerLogGroup", Sub(f"/aws/lambda/{NAMES.runner}"), "rollout")
+    )
     return template.add_resource(
         Function(
             "RunnerFunction",
@@ -478,7 +484,7 @@ def _runner(template: Template, role: Role) -> Function:
             MemorySize=256,
             Timeout=RUNNER_TIMEOUT_SECONDS - 10,
             Role=GetAtt(role, "Arn"),
-            Code=Code(S3Bucket=Ref("RunnerCodeBucket"), S3Key=Ref("RunnerCodeKey")),
+            Code=Code(S3Bucket=Ref(p["RunnerCodeBucket"]), S3Key=Ref(p["RunnerCodeKey"])),
             LoggingConfig=LoggingConfig(LogGroup=Ref(logs_group)),
             # Traced, as the state machine that invokes it: one trace follows a rollout step by step.
             TracingConfig=TracingConfig(Mode="Active"),
@@ -541,14 +547,16 @@ def build() -> Template:
         "and the Step Functions state machine that runs compute -> websocket -> endpoint."
     )
     _parameters(params)
-    template.add_condition("EnvironmentKeyGiven", Not(Equals(Ref("EnvironmentKmsKeyArn"), "")))
-    template.add_condition("ConsumersGiven", Not(Equals(Join("", Ref("EndpointConsumerArns")), "")))
+    p = template.parameters
+    template.add_condition("EnvironmentKeyGiven", Not(Equals(Ref(p["EnvironmentKmsKeyArn"]), "")))
+    template.add_condition("ConsumersGiven", Not(Equals(Join("", Ref(p["EndpointConsumerArns"])), "")))
     bucket = _bucket(template)
     cloudformation_role = _cloudformation_role(template)
     runner = _runner(template, _runner_role(template))
     machine_role = _state_machine_role(template, runner)
     logs_group = template.add_resource(
         log_group(
+            template,
             "StateMachineLogGroup",
             Sub(NAMES.state_machine_log_group),
             "rollout",
