@@ -119,12 +119,17 @@ def _parameters(params: ParameterSet) -> None:
         ("EndpointConsumerRoleArns", "Endpoint consumers' role ARNs", CONSUMER_ROLE_ARN_PATTERN, "IAM role ARNs"),
     ):  # fmt: skip
         params.add(
-            "Target stacks", name, label, Type="CommaDelimitedList", Default="", AllowedPattern=pattern,
+            "Target stacks",
+            name,
+            label,
+            Type="CommaDelimitedList",
+            Default="",
+            AllowedPattern=pattern,
             Description=f"The environment's endpoint_consumers ({what}): the state machine may read and update "
             "exactly these functions' configuration, CloudFormation may attach the stage's management-API "
             "policy to exactly these roles. The rollout fills both.",
             ConstraintDescription=f"{what}, comma separated",
-        )  # fmt: skip
+        )
     for name, label, description in (
         ("RunnerCodeBucket", "Runner code bucket", "Bucket holding the rollout runner's zip (the environment's artifacts bucket)."),
         ("RunnerCodeKey", "Runner code key", "S3 key of the rollout runner's zip (content-hashed; the rollout uploads it)."),
@@ -327,17 +332,56 @@ RULE_ACTIONS = _actions(
     "ListTagsForResource",
 )
 API_ACTIONS = _actions("apigateway", "GET", "POST", "PATCH", "PUT", "DELETE")  # tagging is PUT/DELETE on /tags
-ALARM_ACTIONS = _actions("cloudwatch", "PutMetricAlarm", "DeleteAlarms", "DescribeAlarms", "TagResource",
-                         "UntagResource", "ListTagsForResource")  # fmt: skip
-DASHBOARD_ACTIONS = _actions("cloudwatch", "PutDashboard", "GetDashboard", "DeleteDashboards", "TagResource",
-                             "UntagResource", "ListTagsForResource")  # fmt: skip
-TOPIC_ACTIONS = _actions("sns", "CreateTopic", "DeleteTopic", "GetTopicAttributes", "SetTopicAttributes",
-                         "ListSubscriptionsByTopic", "Subscribe", "Unsubscribe", "TagResource", "UntagResource",
-                         "ListTagsForResource", "GetDataProtectionPolicy", "PutDataProtectionPolicy")  # fmt: skip
+ALARM_ACTIONS = _actions(
+    "cloudwatch",
+    "PutMetricAlarm",
+    "DeleteAlarms",
+    "DescribeAlarms",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+)
+DASHBOARD_ACTIONS = _actions(
+    "cloudwatch",
+    "PutDashboard",
+    "GetDashboard",
+    "DeleteDashboards",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+)
+TOPIC_ACTIONS = _actions(
+    "sns",
+    "CreateTopic",
+    "DeleteTopic",
+    "GetTopicAttributes",
+    "SetTopicAttributes",
+    "ListSubscriptionsByTopic",
+    "Subscribe",
+    "Unsubscribe",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+    "GetDataProtectionPolicy",
+    "PutDataProtectionPolicy",
+)
 # The alarm topic's key: created with the application's tag, then managed only while it carries it.
-KEY_ACTIONS = _actions("kms", "DescribeKey", "GetKeyPolicy", "PutKeyPolicy", "GetKeyRotationStatus",
-                       "EnableKeyRotation", "DisableKeyRotation", "EnableKey", "DisableKey", "ListResourceTags",
-                       "TagResource", "UntagResource", "UpdateKeyDescription", "ScheduleKeyDeletion")  # fmt: skip
+KEY_ACTIONS = _actions(
+    "kms",
+    "DescribeKey",
+    "GetKeyPolicy",
+    "PutKeyPolicy",
+    "GetKeyRotationStatus",
+    "EnableKeyRotation",
+    "DisableKeyRotation",
+    "EnableKey",
+    "DisableKey",
+    "ListResourceTags",
+    "TagResource",
+    "UntagResource",
+    "UpdateKeyDescription",
+    "ScheduleKeyDeletion",
+)
 # Calls that take no resource ARN (the Service Authorization Reference lists none: "*"): read-only.
 UNSCOPED_READS = [
     *_actions("ec2", "DescribeSecurityGroups", "DescribeSubnets", "DescribeVpcs", "DescribeNetworkInterfaces"),
@@ -371,10 +415,18 @@ def _cloudformation_role(template: Template) -> Role:
     statements = [
         _allow(FUNCTION_ACTIONS, [functions]),
         _allow(ROLE_ACTIONS, roles),
-        Statement(Effect=Allow, Action=_actions("iam", "AttachRolePolicy", "DetachRolePolicy"), Resource=roles,
-                  Condition=Condition(ArnEquals("iam:PolicyARN", [Sub(p) for p in ATTACHED_POLICIES]))),
-        Statement(Effect=Allow, Action=[iam.PassRole], Resource=roles,
-                  Condition=Condition(StringEquals("iam:PassedToService", list(PASSED_TO_SERVICES)))),
+        Statement(
+            Effect=Allow,
+            Action=_actions("iam", "AttachRolePolicy", "DetachRolePolicy"),
+            Resource=roles,
+            Condition=Condition(ArnEquals("iam:PolicyARN", [Sub(p) for p in ATTACHED_POLICIES])),
+        ),
+        Statement(
+            Effect=Allow,
+            Action=[iam.PassRole],
+            Resource=roles,
+            Condition=Condition(StringEquals("iam:PassedToService", list(PASSED_TO_SERVICES))),
+        ),
         _allow(MANAGED_POLICY_ACTIONS, [Sub(f"{ARN}:iam::${{AWS::AccountId}}:policy/{NAMES.roles}")]),
         _allow(LOG_GROUP_ACTIONS, log_groups),
         _allow(API_ACTIONS, api_paths),
@@ -386,18 +438,37 @@ def _cloudformation_role(template: Template) -> Role:
         _allow(UNSCOPED_READS, ["*"]),
         _allow(ALARM_ACTIONS, [Sub(f"{ARN}:cloudwatch:{HERE}:alarm:{ALARM_PREFIX}*")]),
         _allow(DASHBOARD_ACTIONS, [Sub(f"{ARN}:cloudwatch::${{AWS::AccountId}}:dashboard/${{NamePrefix}}-websocket")]),
-        _allow(TOPIC_ACTIONS, [Sub(f"{ARN}:sns:{HERE}:{ALARM_PREFIX}topic"), Sub(f"{ARN}:sns:{HERE}:{ALARM_PREFIX}topic:*")]),
+        _allow(
+            TOPIC_ACTIONS,
+            [Sub(f"{ARN}:sns:{HERE}:{ALARM_PREFIX}topic"), Sub(f"{ARN}:sns:{HERE}:{ALARM_PREFIX}topic:*")],
+        ),
         # A key being created has no tags yet: creating and tagging it at creation are authorized on
         # "*" with the request's tag (aws:ResourceTag would never match); existing keys as below.
-        Statement(Effect=Allow, Action=_actions("kms", "CreateKey", "TagResource"), Resource=["*"],
-                  Condition=Condition(StringEquals("aws:RequestTag/Application", APPLICATION_TAG))),
+        Statement(
+            Effect=Allow,
+            Action=_actions("kms", "CreateKey", "TagResource"),
+            Resource=["*"],
+            Condition=Condition(StringEquals("aws:RequestTag/Application", APPLICATION_TAG)),
+        ),
         # ... but no retagging of a key another application tagged (to bring it under KEY_ACTIONS).
-        Statement(Effect=Deny, Action=_actions("kms", "TagResource", "UntagResource"), Resource=["*"],
-                  Condition=Condition([Null("aws:ResourceTag/Application", "false"),
-                                       StringNotEquals("aws:ResourceTag/Application", APPLICATION_TAG)])),
-        Statement(Effect=Allow, Action=KEY_ACTIONS, Resource=[Sub(f"{ARN}:kms:{HERE}:key/*")],
-                  Condition=Condition(StringEquals("aws:ResourceTag/Application", APPLICATION_TAG))),
-    ]  # fmt: skip
+        Statement(
+            Effect=Deny,
+            Action=_actions("kms", "TagResource", "UntagResource"),
+            Resource=["*"],
+            Condition=Condition(
+                [
+                    Null("aws:ResourceTag/Application", "false"),
+                    StringNotEquals("aws:ResourceTag/Application", APPLICATION_TAG),
+                ]
+            ),
+        ),
+        Statement(
+            Effect=Allow,
+            Action=KEY_ACTIONS,
+            Resource=[Sub(f"{ARN}:kms:{HERE}:key/*")],
+            Condition=Condition(StringEquals("aws:ResourceTag/Application", APPLICATION_TAG)),
+        ),
+    ]
     role = _service_role(
         "CloudFormationRole",
         "cloudformation.amazonaws.com",
@@ -458,12 +529,20 @@ def _runner_role(template: Template) -> Role:
         "Role of the CareConnect WebSocket rollout runner (the steps' declared calls)",
         [
             # Reading and writing an environment encrypted with a customer managed key needs the key.
-            _when("EnvironmentKeyGiven", "environment-key", _actions("kms", "CreateGrant", "Decrypt", "Encrypt"),
-                  [Ref(p["EnvironmentKmsKeyArn"])]),
-            _when("ConsumersGiven", "endpoint-consumers",
-                  [lambda_.GetFunctionConfiguration, lambda_.UpdateFunctionConfiguration], Ref(p["EndpointConsumerArns"])),
+            _when(
+                "EnvironmentKeyGiven",
+                "environment-key",
+                _actions("kms", "CreateGrant", "Decrypt", "Encrypt"),
+                [Ref(p["EnvironmentKmsKeyArn"])],
+            ),
+            _when(
+                "ConsumersGiven",
+                "endpoint-consumers",
+                [lambda_.GetFunctionConfiguration, lambda_.UpdateFunctionConfiguration],
+                Ref(p["EndpointConsumerArns"]),
+            ),
         ],
-    )  # fmt: skip
+    )
     role.RoleName = Sub(NAMES.runner)
     return template.add_resource(role)
 
