@@ -13,9 +13,10 @@ from emulator import advance_clock, running_emulator
 from generator.intrinsics import Evaluator
 from generator.model import ENDPOINT_VARIABLE
 from generator.names import Names
-from rollout import engine
 from rollout.artifacts import load_template
 from rollout.aws import Aws
+from rollout.factory import Factory
+from rollout.options import Options
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
 from rollout.stacks import StageFailed, describe
@@ -145,19 +146,16 @@ def _function_problems(
 def rehearse(
     settings: EnvironmentSettings,
     report: Reporter,
-    options: engine.Options,
+    options: Options,
     engine_name: str = "local",
+    factory: Factory | None = None,
 ) -> Summary:
+    factory = factory or Factory()
     with running_emulator() as endpoint_url:
         options = replace(options, sleep=advance_clock)  # waits pass on the emulator's clock
-        aws = Aws(settings.region, endpoint_url=endpoint_url)
+        aws = factory.aws(settings.region, endpoint_url=endpoint_url)
         prepare_account(aws, settings)
-        if engine_name == "stepfunctions":
-            from rollout import sfn_engine
-
-            summary = sfn_engine.run(settings, aws, report, options)
-        else:
-            summary = engine.run(settings, aws, report, options)
+        summary = factory.orchestrator(engine_name)(settings, aws, report, options)
         if not options.dry_run:
             from rollout.preflight import rendered_templates
 

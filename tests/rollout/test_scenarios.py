@@ -115,26 +115,19 @@ def test_a_failed_stack_then_its_re_create(
     env_settings: settings.EnvironmentSettings,
     engine_name: str,
     emulator: str,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rollout(env_settings, engine_name)  # sets the account's role (this stack's)
     keep = with_parameters(env_settings, "websocket", CreateApiGatewayAccountRole="false")
     cloudformation = Aws(REGION, endpoint_url=emulator).client("cloudformation")
     cloudformation.delete_stack(StackName="cc-websocket-api")
-    from rollout import aws as aws_module
 
-    original = aws_module.Aws.__init__
+    def account_role_removed_once_read(aws: Aws) -> None:
+        aws.session.events.register("after-call.apigateway.GetAccount", lambda **_: _remove_account_role())
 
-    def init(self: aws_module.Aws, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        self.session.events.register("after-call.apigateway.GetAccount", lambda **_: _remove_account_role())
-
-    monkeypatch.setattr(aws_module.Aws, "__init__", init)
     with pytest.raises(StageFailed) as failed:
-        rollout(keep, engine_name)
+        rollout(keep, engine_name, on_session=account_role_removed_once_read)
     assert "cc-websocket-api ended ROLLBACK_COMPLETE" in str(failed.value)
     assert any("CloudWatch Logs role ARN must be set" in detail for detail in failed.value.details)
-    monkeypatch.setattr(aws_module.Aws, "__init__", original)
     questions: list[str] = []
     summary, _, _ = rollout(env_settings, engine_name, confirm=lambda q: questions.append(q) or True)
     assert any("cc-websocket-api is ROLLBACK_COMPLETE" in q for q in questions)
