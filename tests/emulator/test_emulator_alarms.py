@@ -5,14 +5,16 @@ rules it fires)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 from typing import Any
 
 import boto3
 
-from emulator import clock
+from emulator import clock, websocket_url
 from tests.emulator.lambda_zips import deploy, invoke
+from tests.emulator.test_websocket_apis import chat_api, session
 
 REGION = "eu-west-1"
 
@@ -231,3 +233,26 @@ def test_a_failing_scheduled_run_is_retried_twice_then_dropped(emulator: str) ->
     clock.advance(120)  # the second two minutes after that; then the event is dropped
     assert sums(emulator, "AWS/Lambda", "Errors", ("FunctionName", "scheduled"), 10) == 3
     assert sums(emulator, "AWS/Lambda", "AsyncEventsDropped", ("FunctionName", "scheduled"), 10) == 1
+
+
+def test_what_a_websocket_stage_serves_is_counted_as_api_gateway_publishes_it(emulator: str) -> None:
+    api_id = chat_api(emulator)
+    asyncio.run(session(websocket_url(api_id, "prod")))  # a $connect and two messages
+    stage = [{"Name": "ApiId", "Value": api_id}, {"Name": "Stage", "Value": "prod"}]
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=emulator)
+    end = clock.utc() + datetime.timedelta(minutes=1)
+
+    def total(metric: str) -> float:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/ApiGateway",
+            MetricName=metric,
+            Dimensions=stage,
+            Statistics=["Sum"],
+            StartTime=end - datetime.timedelta(minutes=10),
+            EndTime=end,
+            Period=600,
+        )["Datapoints"]
+        return sum(p["Sum"] for p in points)
+
+    counts = {m: total(m) for m in ("ConnectCount", "MessageCount", "IntegrationError", "ClientError")}
+    assert counts == {"ConnectCount": 1, "MessageCount": 2, "IntegrationError": 0, "ClientError": 0}
