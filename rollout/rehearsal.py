@@ -1,12 +1,15 @@
 """`python -m rollout rehearse`: the complete rollout, unchanged, against the embedded emulator
-(no credentials, no network), then a proof of its result."""
+(no credentials, no network), then a proof of its result. Its waits pass on the emulator's clock,
+so a bake of ten minutes is rehearsed in moments, with CloudWatch evaluating the new alarms each
+emulated minute from what the emulator's functions and schedules did."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from typing import Any
 
-from emulator import running_emulator
+from emulator import advance_clock, running_emulator
 from generator.intrinsics import Evaluator
 from generator.model import ENDPOINT_VARIABLE
 from generator.names import Names
@@ -44,6 +47,7 @@ class Expected:
     architecture: str  # the one the handlers zip was built for
     kms_key: str  # "" when the functions use Lambda's own key
     runner: str = ""  # the rollout stack's runner function: not an endpoint function
+    name_prefix: str = "cc"
 
 
 def expected(aws: Aws, settings: EnvironmentSettings, compute_template: str) -> Expected:
@@ -60,6 +64,7 @@ def expected(aws: Aws, settings: EnvironmentSettings, compute_template: str) -> 
         architecture=architecture,
         kms_key=evaluator.eval(properties.get("KmsKeyArn")) or "",
         runner=Names(stack.parameters.get("NamePrefix", "cc")).runner,
+        name_prefix=stack.parameters.get("NamePrefix", "cc"),
     )
 
 
@@ -97,6 +102,9 @@ def prove(aws: Aws, management_endpoint: str, expected: Expected) -> dict[str, A
         problems.append(f"functions {sorted(missing)} do not exist")
     if problems:
         raise RehearsalFailed("; ".join(problems))
+    prefix = Names(expected.name_prefix).alarm_prefix
+    pages = aws.client("cloudwatch").get_paginator("describe_alarms").paginate(AlarmNamePrefix=prefix)
+    alarms = Counter(a["StateValue"] for page in pages for a in page["MetricAlarms"])
     return {
         "api_id": api_id,
         "routes": sorted(routes),
@@ -104,6 +112,7 @@ def prove(aws: Aws, management_endpoint: str, expected: Expected) -> dict[str, A
         "stage": stage_name,
         "functions": sorted(functions),
         "architecture": expected.architecture,
+        "alarms": dict(sorted(alarms.items())),  # by state, as CloudWatch has evaluated them
     }
 
 
@@ -143,6 +152,7 @@ def rehearse(
 ) -> Summary:
     factory = factory or Factory()
     with running_emulator() as endpoint_url:
+        options = replace(options, sleep=advance_clock)  # waits pass on the emulator's clock
         aws = factory.aws(settings.region, endpoint_url=endpoint_url)
         prepare_account(aws, settings)
         summary = factory.orchestrator(engine_name)(settings, aws, report, options)
