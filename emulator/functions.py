@@ -35,7 +35,7 @@ from moto.core.exceptions import JsonRESTError
 from moto.logs.models import logs_backends
 from moto.moto_api._internal.models import MotoAPIBackend
 
-from emulator import runtime_layer
+from emulator import metrics, runtime_layer
 from emulator.sandbox import ExecutionEnvironment, FunctionSpec, Result
 
 LOG = logging.getLogger(__name__)
@@ -81,13 +81,20 @@ class Functions:
                 environment = self._acquire(spec, function)
                 break
             except Throttled:
+                where = {"FunctionName": spec.function_name}
+                metrics.record(function.account_id, function.region, "AWS/Lambda", "Throttles", where, 1)
                 if not wait or self._stopping.wait(0.05):
                     raise
+        started = time.monotonic()
         try:
-            return environment.invoke(event)
+            result = environment.invoke(event)
         finally:
             environment.last_used = time.monotonic()
             environment.busy = False
+        elapsed_ms = (time.monotonic() - started) * 1000
+        failed = bool(result.function_error)
+        metrics.lambda_invocation(function.account_id, function.region, spec.function_name, failed, elapsed_ms)
+        return result
 
     def busy(self, function_arn: str) -> int:
         """Environments of the function (any version) running an invocation now."""

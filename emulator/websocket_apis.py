@@ -32,7 +32,7 @@ from moto.awslambda.models import lambda_backends
 from moto.core.exceptions import JsonRESTError
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-from emulator import functions
+from emulator import functions, metrics
 
 ACCOUNT = "123456789012"
 FUNCTION_IN_URI = re.compile(r"(arn:aws[a-z-]*:lambda:[^/]+?:function:[^/]+?)(?:/invocations)?$")
@@ -168,6 +168,7 @@ async def _serve(request: web.Request) -> web.StreamResponse:
                        multiValueHeaders={k: [v] for k, v in headers.items()},
                        queryStringParameters=dict(request.query) or None)  # fmt: skip
         ok, answer = await loop.run_in_executor(None, _invoke, region, arn, event)
+        metrics.api_gateway(ACCOUNT, region, api_id, stage, ConnectCount=1, IntegrationError=0 if ok else 1)
         if not ok or _status(answer) >= 400:
             status = _status(answer) if ok else 500
             return web.json_response({"message": "Forbidden" if ok else "Internal server error"}, status=status)
@@ -196,14 +197,21 @@ async def _message(api: Any, connection: Connection, body: str) -> None:
     route = _route(api, key) or _route(api, "$default")
     failure = {"connectionId": connection.connection_id, "requestId": str(uuid.uuid4())}
     arn = _function_arn(api, route) if route else None
+    counted = (ACCOUNT, connection.region, connection.api_id, connection.stage)
     if route is None or arn is None:
+        metrics.api_gateway(*counted, MessageCount=1, ClientError=1)
         await connection.socket.send_str(json.dumps({"message": "Forbidden", **failure}))
         return
     event = _event(
         connection, route.route_key, "MESSAGE", body=body, messageId=base64.b64encode(os.urandom(10)).decode()
     )
     loop = asyncio.get_running_loop()
+    started = time.monotonic()
     ok, answer = await loop.run_in_executor(None, _invoke, connection.region, arn, event)
+    latency = (time.monotonic() - started) * 1000
+    metrics.api_gateway(
+        *counted, MessageCount=1, ClientError=0, IntegrationError=0 if ok else 1, IntegrationLatency=latency
+    )
     if not ok:
         await connection.socket.send_str(json.dumps({"message": "Internal server error", **failure}))
     elif route.route_response_selection_expression:

@@ -1,18 +1,22 @@
 """`python -m rollout rehearse`: the complete rollout, unchanged, against the embedded emulator
-(no credentials, no network), then a proof of its result."""
+(no credentials, no network), then a proof of its result. Its waits pass on the emulator's clock,
+so a bake of ten minutes is rehearsed in moments, with CloudWatch evaluating the new alarms each
+emulated minute from what the emulator's functions and schedules did."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from typing import Any
 
-from emulator import running_emulator
+from emulator import advance_clock, running_emulator
 from generator.intrinsics import Evaluator
 from generator.model import ENDPOINT_VARIABLE
 from generator.names import Names
-from rollout import engine
 from rollout.artifacts import load_template
 from rollout.aws import Aws
+from rollout.factory import Factory
+from rollout.options import Options
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
 from rollout.stacks import StageFailed, describe
@@ -43,6 +47,7 @@ class Expected:
     architecture: str  # the one the handlers zip was built for
     kms_key: str  # "" when the functions use Lambda's own key
     runner: str = ""  # the rollout stack's runner function: not an endpoint function
+    name_prefix: str = "cc"
 
 
 def expected(aws: Aws, settings: EnvironmentSettings, compute_template: str) -> Expected:
@@ -59,6 +64,7 @@ def expected(aws: Aws, settings: EnvironmentSettings, compute_template: str) -> 
         architecture=architecture,
         kms_key=evaluator.eval(properties.get("KmsKeyArn")) or "",
         runner=Names(stack.parameters.get("NamePrefix", "cc")).runner,
+        name_prefix=stack.parameters.get("NamePrefix", "cc"),
     )
 
 
@@ -96,6 +102,9 @@ def prove(aws: Aws, management_endpoint: str, expected: Expected) -> dict[str, A
         problems.append(f"functions {sorted(missing)} do not exist")
     if problems:
         raise RehearsalFailed("; ".join(problems))
+    prefix = Names(expected.name_prefix).alarm_prefix
+    pages = aws.client("cloudwatch").get_paginator("describe_alarms").paginate(AlarmNamePrefix=prefix)
+    alarms = Counter(a["StateValue"] for page in pages for a in page["MetricAlarms"])
     return {
         "api_id": api_id,
         "routes": sorted(routes),
@@ -103,6 +112,7 @@ def prove(aws: Aws, management_endpoint: str, expected: Expected) -> dict[str, A
         "stage": stage_name,
         "functions": sorted(functions),
         "architecture": expected.architecture,
+        "alarms": dict(sorted(alarms.items())),  # by state, as CloudWatch has evaluated them
     }
 
 
@@ -136,18 +146,16 @@ def _function_problems(
 def rehearse(
     settings: EnvironmentSettings,
     report: Reporter,
-    options: engine.Options,
+    options: Options,
     engine_name: str = "local",
+    factory: Factory | None = None,
 ) -> Summary:
+    factory = factory or Factory()
     with running_emulator() as endpoint_url:
-        aws = Aws(settings.region, endpoint_url=endpoint_url)
+        options = replace(options, sleep=advance_clock)  # waits pass on the emulator's clock
+        aws = factory.aws(settings.region, endpoint_url=endpoint_url)
         prepare_account(aws, settings)
-        if engine_name == "stepfunctions":
-            from rollout import sfn_engine
-
-            summary = sfn_engine.run(settings, aws, report, options)
-        else:
-            summary = engine.run(settings, aws, report, options)
+        summary = factory.orchestrator(engine_name)(settings, aws, report, options)
         if not options.dry_run:
             from rollout.preflight import rendered_templates
 
