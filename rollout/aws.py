@@ -58,9 +58,16 @@ class CallCounter:
 class Aws:
     """Clients sharing one session; `counter` sees every call made through them."""
 
-    def __init__(self, region: str, profile: str | None = None, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        region: str,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        credentials: tuple[str, str] | None = None,  # an access key id and secret, instead of the chain
+    ) -> None:
+        keys = {"aws_access_key_id": credentials[0], "aws_secret_access_key": credentials[1]} if credentials else {}
         try:
-            self.session = boto3.Session(region_name=region, profile_name=profile)
+            self.session = boto3.Session(region_name=region, profile_name=profile, **keys)
         except ProfileNotFound as error:
             raise CredentialsError(f"{error}; check --profile or ~/.aws/config") from None
         self.region = region

@@ -108,7 +108,14 @@ def _rollout(args: argparse.Namespace) -> int:
         elif rehearsing:
             from rollout.rehearsal import rehearse
 
-            summary = rehearse(env, report, options, args.engine, factory)
+            policy = None
+            if args.least_privilege:
+                from emulator import EMULATOR_ACCOUNT
+                from rollout.policy import document
+                from rollout.steps import Where
+
+                policy = document(env, args.engine, Where("aws", env.region, EMULATOR_ACCOUNT))
+            summary = rehearse(env, report, options, args.engine, factory, policy)
         else:
             aws = factory.aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url)
             summary = factory.orchestrator(args.engine)(env, aws, report, options)
@@ -315,6 +322,11 @@ def parser(project: Project) -> argparse.ArgumentParser:
 
     rehearse = commands.add_parser("rehearse", help="the full rollout against the embedded emulator")
     common(rehearse)
+    rehearse.add_argument(
+        "--least-privilege",
+        action="store_true",
+        help="run as a user holding exactly `policy`'s policy, the emulator enforcing IAM (local engine)",
+    )
     rehearse.set_defaults(run=_rollout)
 
     pkg = commands.add_parser("package", help="build the handlers' Lambda zip")

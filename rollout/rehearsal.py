@@ -5,7 +5,9 @@ emulated minute from what the emulator's functions and schedules did."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,7 +20,7 @@ from rollout.aws import Aws
 from rollout.factory import Factory
 from rollout.options import Options
 from rollout.report import Reporter
-from rollout.settings import EnvironmentSettings
+from rollout.settings import EnvironmentSettings, SettingsError
 from rollout.stacks import StageFailed, describe
 from rollout.summary import Summary
 
@@ -143,26 +145,48 @@ def _function_problems(
     return problems
 
 
+def as_principal(admin: Aws, policy: dict[str, Any], factory: Factory) -> Aws:
+    """Clients of a new user holding exactly `policy` (created with the emulator's own rights)."""
+    iam = admin.client("iam")
+    iam.create_user(UserName="release-engineer")
+    iam.put_user_policy(UserName="release-engineer", PolicyName="rollout", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="release-engineer")["AccessKey"]
+    return factory.aws(admin.region, endpoint_url=admin.endpoint_url,
+                       credentials=(key["AccessKeyId"], key["SecretAccessKey"]))  # fmt: skip
+
+
 def rehearse(
     settings: EnvironmentSettings,
     report: Reporter,
     options: Options,
     engine_name: str = "local",
     factory: Factory | None = None,
+    principal_policy: dict[str, Any] | None = None,
 ) -> Summary:
+    """The rollout in the emulator; with `principal_policy` (`rollout policy`'s), as a user
+    holding exactly it, every call authorized by the emulator as IAM would."""
     factory = factory or Factory()
+    if principal_policy is not None and engine_name != "local":
+        raise SettingsError(
+            "a least-privilege rehearsal runs the local engine: the emulator's state machines and functions "
+            "call it with no IAM identity of their own"
+        )
     with running_emulator() as endpoint_url:
+        from emulator.iam_enforcement import enforcing  # moto is there once the emulator runs
+
         options = replace(options, sleep=advance_clock)  # waits pass on the emulator's clock
-        aws = factory.aws(settings.region, endpoint_url=endpoint_url)
-        prepare_account(aws, settings)
-        summary = factory.orchestrator(engine_name)(settings, aws, report, options)
+        admin = factory.aws(settings.region, endpoint_url=endpoint_url)
+        prepare_account(admin, settings)
+        aws = admin if principal_policy is None else as_principal(admin, principal_policy, factory)
+        with enforcing() if principal_policy is not None else nullcontext():
+            summary = factory.orchestrator(engine_name)(settings, aws, report, options)
         if not options.dry_run:
             from rollout.preflight import rendered_templates
 
             summary.proof = prove(
-                aws,
+                admin,
                 summary.management_endpoint,
-                expected(aws, settings, rendered_templates(options.project)["compute"]),
+                expected(admin, settings, rendered_templates(options.project)["compute"]),
             )
         summary.aws_calls = {"total": aws.counter.total, "mutating": aws.counter.mutating}
     return summary
