@@ -35,11 +35,16 @@ def _consumers(settings: EnvironmentSettings, where: Where) -> list[str]:
 def _reads(settings: EnvironmentSettings, where: Where, folders: tuple[str, ...]) -> list[Call]:
     """What the command line calls itself, before and after the steps, with the engineer's rights
     (`status` reads the stacks, functions and alarms the steps' calls cover)."""
-    bucket = f"arn:{where.partition}:s3:::{settings.artifacts_bucket}"
+    # The environment's bucket, and the rollout stack's (CloudFormation names it), which both
+    # engines use once the stack exists.
+    buckets = [
+        f"arn:{where.partition}:s3:::{b}"
+        for b in (settings.artifacts_bucket, f"{rollout_stack_name(settings)}-artifactsbucket-*")
+    ]
     rollout = where.arn("cloudformation", f"stack/{rollout_stack_name(settings)}/*")
     return [
-        Call("s3:ListBucket", bucket),  # the bucket's check; a missing key answers 404, not 403
-        *(Call(f"s3:{a}", f"{bucket}/{folder}/*") for a in ("GetObject", "PutObject") for folder in folders),
+        *(Call("s3:ListBucket", b) for b in buckets),  # the bucket's check; a missing key answers 404, not 403
+        *(Call(f"s3:{a}", f"{b}/{folder}/*") for a in ("GetObject", "PutObject") for folder in folders for b in buckets),
         Call("cloudformation:DescribeStacks", rollout),  # whether the environment has a rollout stack
         Call("apigateway:GET", f"arn:{where.partition}:apigateway:{where.region}::/account"),  # the account's logging role
         *(Call("lambda:GetFunctionConfiguration", arn) for arn in _consumers(settings, where)),
