@@ -46,6 +46,7 @@ from generator.common import (
     new_template,
     tags,
 )
+from generator.connections import add_budget, reserved_concurrency
 from generator.model import (
     ENDPOINT_VARIABLE,
     HANDLER_FUNCTIONS,
@@ -76,11 +77,6 @@ NOT_APPLICABLE = (
         "the cleanup asynchronously: Lambda retries a failed run twice, then drops the event; the cleanup-dropped "
         "alarm (AsyncEventsDropped) reports it and the next scheduled run redoes the same idempotent work, so a "
         "queue would hold events nobody replays.",
-    ),
-    (
-        "CKV_AWS_115",
-        "Concurrency follows WebSocket traffic; a reserved limit would drop connections. "
-        "API Gateway throttling (the websocket stack) bounds it.",
     ),
 )
 
@@ -203,6 +199,7 @@ def _parameters(params: ParameterSet) -> None:
         ConstraintDescription="an EventBridge rate(...) or cron(...) expression",
     )
     _database_parameters(params)
+    add_budget(params)
     _migration_parameters(params)
     _jwt_parameters(params)
     network = "Network (optional)"
@@ -654,6 +651,7 @@ def _function(template: Template, function: HandlerFunction, role: Role) -> Func
             Architectures=[Ref(p["Architecture"])],
             MemorySize=Ref(p["MemorySize"]),
             Timeout=Ref(TIMEOUT_PARAMETERS.get(function.logical, "Timeout")),
+            ReservedConcurrentExecutions=reserved_concurrency(function.logical),
             Role=GetAtt(role, "Arn"),
             Code=Code(S3Bucket=Ref(p["CodeS3Bucket"]), S3Key=Ref(p["CodeS3Key"])),
             Environment=_environment(template, function),
