@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -206,3 +207,14 @@ def _approve_recreates(
         else:
             raise Declined(f"{name}: left in ROLLBACK_COMPLETE")
     return frozenset(approved)
+
+
+def refuse_while_running(stepfunctions: Any, rollout: StackState | None) -> None:
+    """One execution at a time: a second one would change the stacks under the first."""
+    machine = rollout.outputs.get("StateMachineArn", "") if rollout else ""
+    running = machine and stepfunctions.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]
+    if running:
+        raise Declined(
+            f"execution {running[0]['executionArn']} of {machine} is still running: wait for it to end "
+            "(follow it with `python -m rollout watch`), then run the rollout again"
+        )

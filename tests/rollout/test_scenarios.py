@@ -16,7 +16,7 @@ from emulator import aws_rules
 from rollout import package, settings, sfn_engine
 from rollout.aws import Aws
 from rollout.plan import PlanRefused
-from rollout.stacks import StageFailed
+from rollout.stacks import Declined, StageFailed
 from tests.conftest import reset_emulator
 from tests.rollout.conftest import Run, with_parameters
 
@@ -287,8 +287,33 @@ def test_switching_engines_works_both_ways(
     roles = {stack(name).role_arn for name in ("cc-websocket-compute", "cc-websocket-api")}
     rollout_stack = aws.client("cloudformation").describe_stacks(StackName="cc-websocket-rollout")["Stacks"][0]
     service_role = {o["OutputKey"]: o["OutputValue"] for o in rollout_stack["Outputs"]}["CloudFormationRoleArn"]
-    # Once the environment has its rollout stack, both engines run every change set as its role.
+    # Once the environment has its rollout stack, both engines run every change set as its role,
+    # with the code and templates in its bucket (the only one that role may read).
     assert roles == {service_role}
+    bucket = {o["OutputKey"]: o["OutputValue"] for o in rollout_stack["Outputs"]}["ArtifactsBucketName"]
+    assert stack("cc-websocket-compute").parameters["CodeS3Bucket"] == bucket
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("then", ENGINES)
+def test_no_rollout_starts_beside_a_running_execution(
+    rollout: Run, env_settings: settings.EnvironmentSettings, then: str
+) -> None:
+    """Either engine, while the environment's state machine runs an execution: refused before any
+    change (the runner's code is not replaced under it, no stack is touched)."""
+    rollout(env_settings, "stepfunctions")
+    sessions: list[Aws] = []
+
+    def one_still_running(aws: Aws) -> None:  # moto cannot hold an execution open: report one as running
+        running = {"executions": [{"executionArn": "arn:aws:states:eu-west-1:123456789012:execution:x:y"}]}
+        aws.client("stepfunctions").list_executions = lambda **_: running
+        sessions.append(aws)
+
+    with pytest.raises(Declined, match="is still running: wait for it to end"):
+        rollout(
+            with_parameters(env_settings, "websocket", ThrottlingRateLimit="78"), then, on_session=one_still_running
+        )
+    assert [aws.counter.mutating for aws in sessions] == [{}]
 
 
 @pytest.mark.slow
