@@ -18,6 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from generator.names import Names
 from generator.stages import STACK_TEMPLATES
 from rollout import artifacts, package, preflight
 from rollout.aws import Aws
@@ -182,7 +183,7 @@ def _approve_renames(
             continue
         why = (
             f"{settings.stacks[stage]}: NamePrefix changes from {before} to {after}: every named resource is "
-            f"replaced and the log groups of {before}-websocket-* are deleted with their logs"
+            f"replaced and the log groups of {Names(before).stem}-* are deleted with their logs"
         )
         if options.dry_run:
             report.line("preflight", f"WARNING {why}")
