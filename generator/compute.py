@@ -653,7 +653,7 @@ def _function(template: Template, function: HandlerFunction, role: Role) -> Func
             Architectures=[Ref(p["Architecture"])],
             MemorySize=Ref(p["MemorySize"]),
             Timeout=Ref(TIMEOUT_PARAMETERS.get(function.logical, "Timeout")),
-            ReservedConcurrentExecutions=reserved_concurrency(function.logical),
+            ReservedConcurrentExecutions=reserved_concurrency(template, function.logical),
             Role=GetAtt(role, "Arn"),
             Code=Code(S3Bucket=Ref(p["CodeS3Bucket"]), S3Key=Ref(p["CodeS3Key"])),
             Environment=_environment(template, function),

@@ -39,7 +39,7 @@ def split(budget: int) -> dict[str, int]:
 
 def add_budget(params: ParameterSet) -> None:
     """The parameter, the mapping with each budget's split, and the condition on it."""
-    params.add(
+    budget = params.add(
         "Database",
         PARAMETER,
         "Connection budget",
@@ -50,13 +50,12 @@ def add_budget(params: ParameterSet) -> None:
         "hold in total, as their reserved concurrency (shares 4:3:2:1); cleanup and migrate hold 1 each "
         f"beyond it. {UNRESERVED}: no reserved concurrency (connections follow traffic unbounded).",
     )
-    template: Template = params.template
-    template.add_mapping(MAPPING, {str(b): split(b) for b in BUDGETS})
-    template.add_condition(CONDITION, Not(Equals(Ref(PARAMETER), UNRESERVED)))
+    params.template.add_mapping(MAPPING, {str(b): split(b) for b in BUDGETS})
+    params.template.add_condition(CONDITION, Not(Equals(Ref(budget), UNRESERVED)))
 
 
-def reserved_concurrency(logical: str) -> object:
+def reserved_concurrency(template: Template, logical: str) -> object:
     """The function's ReservedConcurrentExecutions (AWS::NoValue for an unreserved budget)."""
     if logical in FIXED:
         return FIXED[logical]
-    return If(CONDITION, FindInMap(MAPPING, Ref(PARAMETER), logical), Ref("AWS::NoValue"))
+    return If(CONDITION, FindInMap(MAPPING, Ref(template.parameters[PARAMETER]), logical), Ref("AWS::NoValue"))
