@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 import time
@@ -106,7 +107,7 @@ def _rollout(args: argparse.Namespace) -> int:
         elif rehearsing:
             from rollout.rehearsal import rehearse
 
-            summary = rehearse(env, report, options, args.engine)
+            summary = rehearse(env, report, options, args.engine, args.database_url)
         else:
             aws = Aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url)
             if args.engine == "stepfunctions":
@@ -284,6 +285,12 @@ def parser(project: Project) -> argparse.ArgumentParser:
 
     rehearse = commands.add_parser("rehearse", help="the full rollout against the embedded emulator")
     common(rehearse)
+    rehearse.add_argument(
+        "--database-url",
+        default=os.environ.get("CC_REHEARSAL_DATABASE_URL"),
+        help="a PostgreSQL server (postgresql://user@host:5432/db, default $CC_REHEARSAL_DATABASE_URL) on which "
+        "the rehearsal makes a throwaway database to prove a session through the deployed stage",
+    )
     rehearse.set_defaults(run=_rollout)
 
     pkg = commands.add_parser("package", help="build the handlers' Lambda zip")

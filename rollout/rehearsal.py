@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from emulator import running_emulator
+from emulator import running_emulator, websocket_url
 from generator.intrinsics import Evaluator
 from generator.model import ENDPOINT_VARIABLE
 from generator.names import Names
-from rollout import engine
+from rollout import engine, session
 from rollout.artifacts import load_template
 from rollout.aws import Aws
 from rollout.report import Reporter
@@ -133,28 +134,64 @@ def _function_problems(
     return problems
 
 
+NO_DATABASE = "not proven: no database given (--database-url postgresql://...)"
+
+
 def rehearse(
     settings: EnvironmentSettings,
     report: Reporter,
     options: engine.Options,
     engine_name: str = "local",
+    database_url: str | None = None,
 ) -> Summary:
+    """The rollout into a fresh emulator, then its proof; with a PostgreSQL server's URL, also a
+    session through the deployed stage (rollout/session.py) on a throwaway database there."""
     with running_emulator() as endpoint_url:
         aws = Aws(settings.region, endpoint_url=endpoint_url)
         prepare_account(aws, settings)
-        if engine_name == "stepfunctions":
-            from rollout import sfn_engine
-
-            summary = sfn_engine.run(settings, aws, report, options)
-        else:
-            summary = engine.run(settings, aws, report, options)
-        if not options.dry_run:
-            from rollout.preflight import rendered_templates
-
-            summary.proof = prove(
-                aws,
-                summary.management_endpoint,
-                expected(aws, settings, rendered_templates(options.project)["compute"]),
-            )
+        with ExitStack() as stack:
+            setup = None
+            if database_url and not options.dry_run:
+                database = stack.enter_context(session.throwaway_database(database_url))
+                settings, setup = session.with_session(settings, aws, database)
+            summary = run_engine(engine_name, settings, aws, report, options)
+            if not options.dry_run:
+                summary.proof = prove_all(aws, settings, summary, options, setup)
         summary.aws_calls = {"total": aws.counter.total, "mutating": aws.counter.mutating}
     return summary
+
+
+def run_engine(
+    engine_name: str, settings: EnvironmentSettings, aws: Aws, report: Reporter, options: engine.Options
+) -> Summary:
+    if engine_name == "stepfunctions":
+        from rollout import sfn_engine
+
+        return sfn_engine.run(settings, aws, report, options)
+    return engine.run(settings, aws, report, options)
+
+
+def prove_all(
+    aws: Aws,
+    settings: EnvironmentSettings,
+    summary: Summary,
+    options: engine.Options,
+    setup: session.SessionSetup | None,
+) -> dict[str, Any]:
+    """What the stacks hold (`prove`), then the session through the deployed stage, if it can run."""
+    from rollout.preflight import rendered_templates
+
+    proof = prove(
+        aws, summary.management_endpoint, expected(aws, settings, rendered_templates(options.project)["compute"])
+    )
+    if setup is None:
+        proof["session"] = NO_DATABASE
+        return proof
+    compute = describe(aws.client("cloudformation"), settings.stacks["compute"])
+    assert compute is not None
+    url = websocket_url(proof["api_id"], proof["stage"])
+    try:
+        proof["session"] = session.prove_session(aws, setup, url, compute.outputs["NotifyFunctionName"])
+    except session.SessionFailed as error:
+        raise RehearsalFailed(f"session through {url}: {error}") from None
+    return proof
