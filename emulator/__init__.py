@@ -2,7 +2,8 @@
 moto lacks (`moto_gaps`), as strict as AWS where moto forgives (`aws_rules`), parsing each
 template once (`template_cache`) and running Lambda functions for real (`functions`).
 
-Public entry points: `running_emulator`, `websocket_url`, `enable_state_machines`,
+Public entry points: `running_emulator`, `websocket_url`, `enable_state_machines`, `advance_clock`
+(the emulator's CloudWatch and EventBridge time, moved on as a wait would let it pass),
 `EMULATOR_ACCOUNT`, `EMULATOR_REGION`, `EmulatorUnavailable`. Nothing here imports the rollout."""
 
 from __future__ import annotations
@@ -16,6 +17,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from emulator.clock import advance as advance_clock
+
+__all__ = [
+    "EMULATOR_ACCOUNT",
+    "EMULATOR_REGION",
+    "EmulatorUnavailable",
+    "advance_clock",
+    "enable_state_machines",
+    "running_emulator",
+    "websocket_url",
+]
 EMULATOR_REGION = "eu-west-1"
 EMULATOR_ACCOUNT = "123456789012"
 

@@ -24,7 +24,7 @@ from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.logs.models import logs_backends
 from moto.moto_api._internal.models import MotoAPIBackend
 
-from emulator import runtime_layer
+from emulator import metrics, runtime_layer
 from emulator.sandbox import ExecutionEnvironment, FunctionSpec, Result
 
 LOG = logging.getLogger(__name__)
@@ -45,11 +45,15 @@ class Functions:
     def invoke(self, function: LambdaFunction, event: bytes) -> Result:
         spec = spec_of(function)
         self._warn_about_architecture(function)
-        environment = self._acquire(spec, function)
+        environment, started = self._acquire(spec, function), time.monotonic()
         try:
-            return environment.invoke(event)
+            result = environment.invoke(event)
         finally:
             environment.busy = False
+        elapsed_ms = (time.monotonic() - started) * 1000
+        failed = bool(result.function_error)
+        metrics.lambda_invocation(function.account_id, function.region, spec.function_name, failed, elapsed_ms)
+        return result
 
     def _acquire(self, spec: FunctionSpec, function: LambdaFunction) -> ExecutionEnvironment:
         """An idle environment of this revision, or a new one (Lambda scales out the same way)."""

@@ -36,7 +36,7 @@ from moto.awslambda.models import lambda_backends
 from moto.core.exceptions import JsonRESTError
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-from emulator import functions, websocket_authorizer, websocket_limits
+from emulator import functions, metrics, websocket_authorizer, websocket_limits
 
 ACCOUNT = "123456789012"
 FUNCTION_IN_URI = re.compile(r"(arn:aws[a-z-]*:lambda:[^/]+?:function:[^/]+?)(?:/invocations)?$")
@@ -228,9 +228,10 @@ async def _serve(request: web.Request) -> web.StreamResponse:
         arn = _function_arn(api, connect)
         if arn:
             answered = await _call(region, arn, event, websocket_limits.integration_timeout(_integration(api, connect)))
+            ok, answer = answered or (False, None)
+            metrics.api_gateway(ACCOUNT, region, api_id, stage_name, ConnectCount=1, IntegrationError=0 if ok else 1)
             if answered is None:
                 return _refusal(504)
-            ok, answer = answered
             if not ok or _status(answer) >= 400:
                 return _refusal(_status(answer) if ok else 500)
     await socket.prepare(request)
@@ -286,17 +287,26 @@ async def _message(api: Any, stage: Any, connection: Connection, body: str) -> N
     route = _route(api, key) or _route(api, "$default")
     failure = {"connectionId": connection.connection_id, "requestId": str(uuid.uuid4())}
     arn = _function_arn(api, route) if route else None
+    counted = (ACCOUNT, connection.region, connection.api_id, connection.stage)
     if route is None or arn is None:
+        metrics.api_gateway(*counted, MessageCount=1, ClientError=1)
         await connection.socket.send_str(json.dumps({"message": "Forbidden", **failure}))
         return
     if not _throttles.allow(connection.api_id, stage, route.route_key):
+        metrics.api_gateway(*counted, MessageCount=1, ClientError=1)
         await connection.socket.send_str(json.dumps({"message": "Too Many Requests", **failure}))
         return
     event = _event(
         connection, route.route_key, "MESSAGE", body=body, messageId=base64.b64encode(os.urandom(10)).decode()
     )
+    started = time.monotonic()
     answered = await _call(
         connection.region, arn, event, websocket_limits.integration_timeout(_integration(api, route))
+    )
+    latency = (time.monotonic() - started) * 1000
+    ok = answered is not None and answered[0]
+    metrics.api_gateway(
+        *counted, MessageCount=1, ClientError=0, IntegrationError=0 if ok else 1, IntegrationLatency=latency
     )
     if answered is None:
         await connection.socket.send_str(json.dumps({"message": "Endpoint request timed out", **failure}))

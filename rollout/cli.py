@@ -25,9 +25,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from generator.project import Project, ProjectNotFound
-from rollout import engine, package, settings
-from rollout.aws import Aws
+from rollout import package, settings
 from rollout.errors import DECLINED, INTERRUPTED, Failure, explain
+from rollout.factory import Factory
 from rollout.report import Reporter
 
 REHEARSAL_ENVIRONMENT = "rehearsal"
@@ -85,7 +85,8 @@ def _rollout(args: argparse.Namespace) -> int:
     report = Reporter()
     rehearsing = args.command == "rehearse"
     environment = REHEARSAL_ENVIRONMENT if rehearsing else args.env
-    options = engine.Options(
+    factory: Factory = args.factory
+    options = factory.options(
         dry_run=args.dry_run,
         poll_seconds=args.poll_seconds,
         confirm=_confirm(rehearsing or args.yes),
@@ -102,20 +103,15 @@ def _rollout(args: argparse.Namespace) -> int:
         if args.command == "watch":
             from rollout.watch import watch
 
-            aws = Aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url)
+            aws = factory.aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url)
             summary = watch(env, aws, report, options)
         elif rehearsing:
             from rollout.rehearsal import rehearse
 
-            summary = rehearse(env, report, options, args.engine, args.database_url)
+            summary = rehearse(env, report, options, args.engine, factory, args.database_url)
         else:
-            aws = Aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url)
-            if args.engine == "stepfunctions":
-                from rollout import sfn_engine
-
-                summary = sfn_engine.run(env, aws, report, options)
-            else:
-                summary = engine.run(env, aws, report, options)
+            aws = factory.aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url)
+            summary = factory.orchestrator(args.engine)(env, aws, report, options)
             summary.aws_calls = {"total": aws.counter.total, "mutating": aws.counter.mutating}
     except KeyboardInterrupt:
         return _interrupted(args, environment, report)
@@ -134,7 +130,7 @@ def _status(args: argparse.Namespace) -> int:
 
     try:
         env = settings.load(args.env, region=args.region, project=args.project)
-        found = read(env, Aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url))
+        found = read(env, args.factory.aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url))
     except Exception as error:
         failure = explain(error)
         if failure is None:
@@ -313,8 +309,8 @@ def parser(project: Project) -> argparse.ArgumentParser:
     return root
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The one place the project folder is found; every command gets it from here."""
+def main(argv: list[str] | None = None, factory: Factory | None = None) -> int:
+    """The one place the project folder is found and the factory made; every command gets both from here."""
     where = argparse.ArgumentParser(add_help=False)
     where.add_argument("--project-dir", type=Path)
     known, rest = where.parse_known_args(argv)
@@ -325,4 +321,5 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = parser(project).parse_args(rest)
     args.project = project
+    args.factory = factory or Factory()
     return int(args.run(args))

@@ -1,19 +1,25 @@
 """`python -m rollout rehearse`: the complete rollout, unchanged, against the embedded emulator
-(no credentials, no network), then a proof of its result."""
+(no credentials, no network), then a proof of its result. Its waits pass on the emulator's clock,
+so a bake of ten minutes is rehearsed in moments, with CloudWatch evaluating the new alarms each
+emulated minute from what the emulator's functions and schedules did."""
 
 from __future__ import annotations
 
+import urllib.request
+from collections import Counter
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from emulator import running_emulator, websocket_url
+from emulator import advance_clock, enable_state_machines, running_emulator, websocket_url
 from generator.intrinsics import Evaluator
 from generator.model import ENDPOINT_VARIABLE
 from generator.names import Names
-from rollout import engine, session
+from rollout import session
 from rollout.artifacts import load_template
 from rollout.aws import Aws
+from rollout.factory import Factory
+from rollout.options import Options
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
 from rollout.stacks import StageFailed, describe
@@ -24,6 +30,12 @@ ROUTE_KEYS = {"$connect", "$disconnect", "$default"}
 
 class RehearsalFailed(StageFailed):
     pass
+
+
+def reset_account(endpoint_url: str) -> None:
+    """moto's state is the process's: forget what an earlier emulator here left behind."""
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint_url}/moto-api/reset", method="POST"), timeout=30).read()
+    enable_state_machines(endpoint_url)
 
 
 def prepare_account(aws: Aws, settings: EnvironmentSettings) -> None:
@@ -44,6 +56,7 @@ class Expected:
     architecture: str  # the one the handlers zip was built for
     kms_key: str  # "" when the functions use Lambda's own key
     runner: str = ""  # the rollout stack's runner function: not an endpoint function
+    name_prefix: str = "cc"
 
 
 def expected(aws: Aws, settings: EnvironmentSettings, compute_template: str) -> Expected:
@@ -60,6 +73,7 @@ def expected(aws: Aws, settings: EnvironmentSettings, compute_template: str) -> 
         architecture=architecture,
         kms_key=evaluator.eval(properties.get("KmsKeyArn")) or "",
         runner=Names(stack.parameters.get("NamePrefix", "cc")).runner,
+        name_prefix=stack.parameters.get("NamePrefix", "cc"),
     )
 
 
@@ -97,6 +111,9 @@ def prove(aws: Aws, management_endpoint: str, expected: Expected) -> dict[str, A
         problems.append(f"functions {sorted(missing)} do not exist")
     if problems:
         raise RehearsalFailed("; ".join(problems))
+    prefix = Names(expected.name_prefix).alarm_prefix
+    pages = aws.client("cloudwatch").get_paginator("describe_alarms").paginate(AlarmNamePrefix=prefix)
+    alarms = Counter(a["StateValue"] for page in pages for a in page["MetricAlarms"])
     return {
         "api_id": api_id,
         "routes": sorted(routes),
@@ -104,6 +121,7 @@ def prove(aws: Aws, management_endpoint: str, expected: Expected) -> dict[str, A
         "stage": stage_name,
         "functions": sorted(functions),
         "architecture": expected.architecture,
+        "alarms": dict(sorted(alarms.items())),  # by state, as CloudWatch has evaluated them
     }
 
 
@@ -140,42 +158,36 @@ NO_DATABASE = "not proven: no database given (--database-url postgresql://...)"
 def rehearse(
     settings: EnvironmentSettings,
     report: Reporter,
-    options: engine.Options,
+    options: Options,
     engine_name: str = "local",
+    factory: Factory | None = None,
     database_url: str | None = None,
 ) -> Summary:
     """The rollout into a fresh emulator, then its proof; with a PostgreSQL server's URL, also a
     session through the deployed stage (rollout/session.py) on a throwaway database there."""
+    factory = factory or Factory()
     with running_emulator() as endpoint_url:
-        aws = Aws(settings.region, endpoint_url=endpoint_url)
+        reset_account(endpoint_url)  # an empty account even where this process ran an emulator before
+        options = replace(options, sleep=advance_clock)  # waits pass on the emulator's clock
+        aws = factory.aws(settings.region, endpoint_url=endpoint_url)
         prepare_account(aws, settings)
         with ExitStack() as stack:
             setup = None
             if database_url and not options.dry_run:
                 database = stack.enter_context(session.throwaway_database(database_url))
                 settings, setup = session.with_session(settings, aws, database)
-            summary = run_engine(engine_name, settings, aws, report, options)
+            summary = factory.orchestrator(engine_name)(settings, aws, report, options)
             if not options.dry_run:
                 summary.proof = prove_all(aws, settings, summary, options, setup)
         summary.aws_calls = {"total": aws.counter.total, "mutating": aws.counter.mutating}
     return summary
 
 
-def run_engine(
-    engine_name: str, settings: EnvironmentSettings, aws: Aws, report: Reporter, options: engine.Options
-) -> Summary:
-    if engine_name == "stepfunctions":
-        from rollout import sfn_engine
-
-        return sfn_engine.run(settings, aws, report, options)
-    return engine.run(settings, aws, report, options)
-
-
 def prove_all(
     aws: Aws,
     settings: EnvironmentSettings,
     summary: Summary,
-    options: engine.Options,
+    options: Options,
     setup: session.SessionSetup | None,
 ) -> dict[str, Any]:
     """What the stacks hold (`prove`), then the session through the deployed stage, if it can run."""
