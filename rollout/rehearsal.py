@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import urllib.request
 from collections import Counter
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -155,6 +156,42 @@ def _function_problems(
 NO_DATABASE = "not proven: no database given (--database-url postgresql://...)"
 
 
+@dataclass
+class Rehearsed:
+    """A rollout done into a running emulator: what it reported, the emulated account, and the
+    session's database and key when it was given one."""
+
+    settings: EnvironmentSettings
+    summary: Summary
+    aws: Aws
+    setup: session.SessionSetup | None
+
+
+@contextmanager
+def rehearsed(
+    settings: EnvironmentSettings,
+    report: Reporter,
+    options: Options,
+    engine_name: str = "local",
+    factory: Factory | None = None,
+    database_url: str | None = None,
+) -> Iterator[Rehearsed]:
+    """The rollout into a fresh emulator, which serves what it deployed until the block ends; with
+    a PostgreSQL server's URL, the functions run on a throwaway database there."""
+    factory = factory or Factory()
+    with running_emulator() as endpoint_url, ExitStack() as stack:
+        reset_account(endpoint_url)  # an empty account even where this process ran an emulator before
+        options = replace(options, sleep=advance_clock)  # waits pass on the emulator's clock
+        aws = factory.aws(settings.region, endpoint_url=endpoint_url)
+        prepare_account(aws, settings)
+        setup = None
+        if database_url and not options.dry_run:
+            database = stack.enter_context(session.throwaway_database(database_url))
+            settings, setup = session.with_session(settings, aws, database)
+        summary = factory.orchestrator(engine_name)(settings, aws, report, options)
+        yield Rehearsed(settings, summary, aws, setup)
+
+
 def rehearse(
     settings: EnvironmentSettings,
     report: Reporter,
@@ -165,21 +202,11 @@ def rehearse(
 ) -> Summary:
     """The rollout into a fresh emulator, then its proof; with a PostgreSQL server's URL, also a
     session through the deployed stage (rollout/session.py) on a throwaway database there."""
-    factory = factory or Factory()
-    with running_emulator() as endpoint_url:
-        reset_account(endpoint_url)  # an empty account even where this process ran an emulator before
-        options = replace(options, sleep=advance_clock)  # waits pass on the emulator's clock
-        aws = factory.aws(settings.region, endpoint_url=endpoint_url)
-        prepare_account(aws, settings)
-        with ExitStack() as stack:
-            setup = None
-            if database_url and not options.dry_run:
-                database = stack.enter_context(session.throwaway_database(database_url))
-                settings, setup = session.with_session(settings, aws, database)
-            summary = factory.orchestrator(engine_name)(settings, aws, report, options)
-            if not options.dry_run:
-                summary.proof = prove_all(aws, settings, summary, options, setup)
-        summary.aws_calls = {"total": aws.counter.total, "mutating": aws.counter.mutating}
+    with rehearsed(settings, report, options, engine_name, factory, database_url) as done:
+        summary = done.summary
+        if not options.dry_run:
+            summary.proof = prove_all(done.aws, done.settings, summary, options, done.setup)
+        summary.aws_calls = {"total": done.aws.counter.total, "mutating": done.aws.counter.mutating}
     return summary
 
 
