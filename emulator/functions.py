@@ -84,7 +84,6 @@ class Functions:
                 where = {"FunctionName": spec.function_name}
                 metrics.record(function.account_id, function.region, "AWS/Lambda", "Throttles", where, 1)
                 if not wait or self._stopping.wait(0.05):
-                    metrics.lambda_throttled(function.account_id, function.region, spec.function_name)
                     raise
         started = time.monotonic()
         try:
