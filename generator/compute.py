@@ -46,7 +46,7 @@ from generator.common import (
     new_template,
     tags,
 )
-from generator.connections import add_budget, reserved_concurrency
+from generator.connections import add_budget, add_connection_parameters, connection_environment, reserved_concurrency
 from generator.model import (
     ENDPOINT_VARIABLE,
     HANDLER_FUNCTIONS,
@@ -202,6 +202,7 @@ def _parameters(params: ParameterSet) -> None:
     )
     _database_parameters(params)
     add_budget(params)
+    add_connection_parameters(params)
     _migration_parameters(params)
     _jwt_parameters(params)
     network = "Network (optional)"
@@ -286,7 +287,7 @@ def _database_parameters(params: ParameterSet) -> None:
         Default="",
         AllowedPattern=r"^$|^[A-Za-z0-9.-]{1,253}$",
         MaxLength=253,
-        Description="RDS endpoint host name for IAM authentication.",
+        Description="RDS endpoint (or RDS Proxy endpoint) host name for IAM authentication.",
         ConstraintDescription="empty, or a host name",
     )
     params.add(
@@ -327,9 +328,10 @@ def _database_parameters(params: ParameterSet) -> None:
         "DB resource id (iam)",
         Type="String",
         Default="",
-        AllowedPattern=r"^$|^(db|cluster)-[A-Z0-9]+$",
-        Description="DbiResourceId (db-...) or cluster resource id (cluster-...) for the rds-db:connect grant.",
-        ConstraintDescription="empty, or db-XXXX / cluster-XXXX",
+        AllowedPattern=r"^$|^(db|cluster)-[A-Z0-9]+$|^prx-[A-Za-z0-9]+$",
+        Description="DbiResourceId (db-...), cluster resource id (cluster-...) or, through RDS Proxy, the "
+        "proxy's resource id (prx-..., its ARN's last part) for the rds-db:connect grant.",
+        ConstraintDescription="empty, or db-XXXX / cluster-XXXX / prx-XXXX",
     )
     params.add(
         db,
@@ -567,6 +569,7 @@ def _environment(template: Template, function: HandlerFunction) -> Environment:
         "DATABASE_NAME": _when("iam", Ref(p["DatabaseName"])),
         "DATABASE_USER": _when("iam", Ref(p["DatabaseUser"])),
         "DATABASE_SSLMODE": Ref(p["DatabaseSslMode"]),
+        **connection_environment(p),
         "JWT_SECRET_ARN": Ref(p["JwtSecretArn"]),
         "JWT_PUBLIC_KEY": Ref(p["JwtPublicKey"]),
         "JWT_ISSUER": Ref(p["JwtIssuer"]),

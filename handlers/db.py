@@ -94,7 +94,7 @@ def connection_arguments(
         try:
             secret = json.loads(reader(settings.secret_arn))
             return {
-                "host": secret["host"],
+                "host": settings.proxy_host or secret["host"],
                 "port": int(secret.get("port", 5432)),
                 "dbname": secret.get("dbname") or secret.get("database") or "postgres",
                 "user": secret["username"],

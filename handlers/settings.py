@@ -35,6 +35,7 @@ class DatabaseSettings:
     region: str = ""
     # Sent as a startup option (no SET on the request path); 0 sends none: the role's setting rules.
     statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
+    proxy_host: str = ""  # secret method: RDS Proxy's endpoint instead of the secret's host
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ def database_settings(env: Mapping[str, str]) -> DatabaseSettings:
         sslmode=env.get("DATABASE_SSLMODE", "") or "prefer",
         region=env.get("AWS_REGION", ""),
         statement_timeout_ms=_int(env, "DATABASE_STATEMENT_TIMEOUT_MS", DEFAULT_STATEMENT_TIMEOUT_MS, 0, 900_000),
+        proxy_host=env.get("DATABASE_PROXY_HOST", ""),
     )
 
 

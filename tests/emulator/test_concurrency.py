@@ -162,3 +162,19 @@ def test_a_throttled_route_is_answered_as_api_gateway_answers_a_failed_integrati
     assert asyncio.run(_connect_status(url)) == 500
     lambda_api.delete_function_concurrency(FunctionName="chat")
     assert asyncio.run(_connect_status(url)) == 101
+
+
+def test_prewarmed_environments_take_the_next_invocations(emulator: str, runtime: functions.Functions,
+                                                          tmp_path: Any) -> None:  # fmt: skip
+    from moto.awslambda.models import lambda_backends
+
+    arn = deploy(emulator, "warmed", {"app.py": HOLDER})
+    client(emulator, "lambda").put_function_concurrency(FunctionName="warmed", ReservedConcurrentExecutions=2)
+    release = str(tmp_path / "go")
+    open(release, "w").close()
+    function = lambda_backends["123456789012"]["eu-west-1"].get_function("warmed")
+    assert runtime.prewarm(function, 5, json.dumps({"release": release}).encode()) == 2  # no more than reserved
+    threads, results = _hold(emulator, "warmed", release, 2)
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 2 and runtime.environments(arn) == 2

@@ -82,7 +82,7 @@ def test_runtime_is_the_newest_python_cfn_lint_knows_as_current() -> None:
     [
         ({"DatabaseUrl": "postgresql://db/cc"}, {"DATABASE_AUTH": "url", "DATABASE_URL": "postgresql://db/cc"}),
         ({"DatabaseAuth": "secret", "DatabaseSecretArn": SECRET},
-         {"DATABASE_AUTH": "secret", "DATABASE_SECRET_ARN": SECRET}),
+         {"DATABASE_AUTH": "secret", "DATABASE_SECRET_ARN": SECRET, "DATABASE_PROXY_HOST": ""}),
         (IAM_DB, {"DATABASE_AUTH": "iam", "DATABASE_HOST": "db.example.internal", "DATABASE_PORT": "5432",
                   "DATABASE_NAME": "careconnect", "DATABASE_USER": "ws_app"}),
     ],
@@ -91,8 +91,10 @@ def test_environment_carries_only_the_chosen_database_method(
     compute: dict[str, Any], parameters: dict[str, str], expected: dict[str, str]
 ) -> None:
     env = resolved(compute, **parameters)["ConnectFunction"]["Properties"]["Environment"]["Variables"]
-    database = {k: v for k, v in env.items() if k.startswith("DATABASE_") and k != "DATABASE_SSLMODE"}
+    common = ("DATABASE_SSLMODE", "DATABASE_STATEMENT_TIMEOUT_MS")
+    database = {k: v for k, v in env.items() if k.startswith("DATABASE_") and k not in common}
     assert database == expected
+    assert env["DATABASE_STATEMENT_TIMEOUT_MS"] == "5000"
     assert env[ENDPOINT_VARIABLE] == ""
     assert env["CONNECTION_TTL_MINUTES"] == "120"
     assert env["DATABASE_SSLMODE"] == "require"

@@ -60,3 +60,27 @@ def test_no_function_skips_checkovs_reserved_concurrency_check(compute: dict[str
     for name, resource in compute["Resources"].items():
         skips = resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
         assert "CKV_AWS_115" not in [s["id"] for s in skips], name
+
+
+PROXY_IAM = {"DatabaseAuth": "iam", "DatabaseHost": "cc.proxy-abc.eu-west-1.rds.amazonaws.com",
+             "DatabaseUser": "ws_app", "DatabaseResourceId": "prx-ABCDEFGHIJKL01234"}  # fmt: skip
+
+
+def test_iam_through_rds_proxy_connects_as_the_user_on_the_proxy(compute: dict[str, Any]) -> None:
+    """rds-db:connect on arn:...:dbuser:prx-<proxy resource id>/<user>, as RDS Proxy checks it."""
+    resources = resolved(compute, **PROXY_IAM)
+    (policy,) = [
+        p for p in resources["HandlersRole"]["Properties"]["Policies"] if p["PolicyName"] == "database-iam-auth"
+    ]
+    (grant,) = policy["PolicyDocument"]["Statement"]
+    assert grant["Resource"] == ["arn:aws:rds-db:eu-west-1:123456789012:dbuser:prx-ABCDEFGHIJKL01234/ws_app"]
+    env = resources["ConnectFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["DATABASE_HOST"] == PROXY_IAM["DatabaseHost"] and "DATABASE_PROXY_HOST" not in env
+
+
+def test_the_secret_method_may_go_through_a_proxy_endpoint(compute: dict[str, Any]) -> None:
+    secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cc/db-AbCdEf"
+    resources = resolved(compute, DatabaseAuth="secret", DatabaseSecretArn=secret, DatabaseProxyHost="cc.proxy-abc.x")
+    for function in TRAFFIC + FIXED:
+        env = resources[f"{function}Function"]["Properties"]["Environment"]["Variables"]
+        assert env["DATABASE_PROXY_HOST"] == "cc.proxy-abc.x", function
