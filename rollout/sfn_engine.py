@@ -184,19 +184,21 @@ def follow(
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Stream state entries from the execution history until the execution ends. The status is
-    read before the history, so the history read last holds the final events."""
-    seen = 0
+    read before the history, so the history read last holds the final events. Each look reads
+    only the events after the last one seen (newest first, until a seen one), never the whole
+    history again."""
+    events: list[dict[str, Any]] = []
     while True:
         described = stepfunctions.describe_execution(executionArn=execution_arn)
-        events = _history(stepfunctions, execution_arn)
-        for event in events[seen:]:
+        fresh = new_history(stepfunctions, execution_arn, events[-1]["id"] if events else 0)
+        for event in fresh:
             entered = event.get("stateEnteredEventDetails")
             if entered and not entered["name"].endswith(("Decide", "Wait")):
                 report.line("sfn", f"  {entered['name']}")
             failed = event.get("executionFailedEventDetails")
             if failed:
                 report.line("sfn", f"FAILED {failed.get('error', '')}")
-        seen = len(events)
+        events += fresh
         if described["status"] in TERMINAL:
             return {
                 "status": described["status"],
@@ -206,14 +208,23 @@ def follow(
         sleep(poll_seconds)
 
 
-def _history(stepfunctions: Any, execution_arn: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
+HISTORY_PAGE = 20  # events per GetExecutionHistory call: a look sees a few new ones, and one already seen
+
+
+def new_history(stepfunctions: Any, execution_arn: str, last_seen: int) -> list[dict[str, Any]]:
+    """The execution's events after event id `last_seen`, oldest first: pages newest first until
+    one reaches an event already seen."""
+    fresh: list[dict[str, Any]] = []
     token = None
     while True:
+        paging: dict[str, str] = {"nextToken": token} if token else {}
         page = stepfunctions.get_execution_history(
-            executionArn=execution_arn, maxResults=1000, **({"nextToken": token} if token else {})
+            executionArn=execution_arn, reverseOrder=True, maxResults=HISTORY_PAGE, **paging
         )
-        events += page["events"]
+        for event in page["events"]:
+            if event["id"] <= last_seen:
+                return fresh[::-1]
+            fresh.append(event)
         token = page.get("nextToken")
         if not token:
-            return events
+            return fresh[::-1]
