@@ -26,6 +26,11 @@ def lambda_invocation(account: str, region: str, function_name: str, failed: boo
     record(account, region, "AWS/Lambda", "Duration", where, duration_ms, "Milliseconds")
 
 
+def lambda_throttled(account: str, region: str, function_name: str) -> None:
+    """What Lambda publishes for an invocation it refused for concurrency (the throttle alarms' metric)."""
+    record(account, region, "AWS/Lambda", "Throttles", {"FunctionName": function_name}, 1)
+
+
 def api_gateway(account: str, region: str, api_id: str, stage: str, **counts: float) -> None:
     """API Gateway's metrics of one request on a stage: ConnectCount, MessageCount, IntegrationError..."""
     for name, value in counts.items():

@@ -65,6 +65,7 @@ class ExecutionEnvironment:
         self.log = log  # (log group, log stream, line) -> None
         self.log_stream = time.strftime("%Y/%m/%d/", time.gmtime()) + f"[{spec.version}]{os.urandom(16).hex()}"
         self.busy = False
+        self.last_used = time.monotonic()  # when its last invocation ended (Lambda reclaims idle ones)
         self._root = Path(tempfile.mkdtemp(prefix=f"lambda-{spec.function_name}-"))
         self._api: RuntimeApi | None = None
         self._process: subprocess.Popen[bytes] | None = None

@@ -116,9 +116,13 @@ def _function_arn(api: Any, route: Any) -> str | None:
 
 
 def _invoke(region: str, function_arn: str, event: dict[str, Any]) -> tuple[bool, Any]:
-    """(succeeded, the function's decoded answer)."""
+    """(succeeded, the function's decoded answer). A throttled invocation is an integration
+    failure: API Gateway answers it as it answers a failed function (500)."""
     function = lambda_backends[ACCOUNT][region].get_function(function_arn)
-    result = functions.invoke(function, json.dumps(event).encode())
+    try:
+        result = functions.invoke(function, json.dumps(event).encode())
+    except functions.Throttled:
+        return False, None
     try:
         answer = json.loads(result.payload) if result.payload else None
     except ValueError:

@@ -5,10 +5,11 @@ emulated minute from what the emulator's functions and schedules did."""
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,7 +23,7 @@ from rollout.aws import Aws
 from rollout.factory import Factory
 from rollout.options import Options
 from rollout.report import Reporter
-from rollout.settings import EnvironmentSettings
+from rollout.settings import EnvironmentSettings, SettingsError
 from rollout.stacks import StageFailed, describe
 from rollout.summary import Summary
 
@@ -153,6 +154,16 @@ def _function_problems(
     return problems
 
 
+def as_principal(admin: Aws, policy: dict[str, Any], factory: Factory) -> Aws:
+    """Clients of a new user holding exactly `policy` (created with the emulator's own rights)."""
+    iam = admin.client("iam")
+    iam.create_user(UserName="release-engineer")
+    iam.put_user_policy(UserName="release-engineer", PolicyName="rollout", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="release-engineer")["AccessKey"]
+    return factory.aws(admin.region, endpoint_url=admin.endpoint_url,
+                       credentials=(key["AccessKeyId"], key["SecretAccessKey"]))  # fmt: skip
+
+
 NO_DATABASE = "not proven: no database given (--database-url postgresql://...)"
 
 
@@ -165,6 +176,7 @@ class Rehearsed:
     summary: Summary
     aws: Aws
     setup: session.SessionSetup | None
+    engineer: Aws  # whose calls the summary counts: the principal's with a policy, else `aws`
 
 
 @contextmanager
@@ -175,21 +187,33 @@ def rehearsed(
     engine_name: str = "local",
     factory: Factory | None = None,
     database_url: str | None = None,
+    principal_policy: dict[str, Any] | None = None,
 ) -> Iterator[Rehearsed]:
     """The rollout into a fresh emulator, which serves what it deployed until the block ends; with
-    a PostgreSQL server's URL, the functions run on a throwaway database there."""
+    a PostgreSQL server's URL, the functions run on a throwaway database there; with
+    `principal_policy` (`rollout policy`'s), as a user holding exactly it, every call authorized
+    by the emulator as IAM would."""
     factory = factory or Factory()
+    if principal_policy is not None and engine_name != "local":
+        raise SettingsError(
+            "a least-privilege rehearsal runs the local engine: the emulator's state machines and functions "
+            "call it with no IAM identity of their own"
+        )
     with running_emulator() as endpoint_url, ExitStack() as stack:
+        from emulator.iam_enforcement import enforcing  # moto is there once the emulator runs
+
         reset_account(endpoint_url)  # an empty account even where this process ran an emulator before
         options = replace(options, sleep=advance_clock)  # waits pass on the emulator's clock
-        aws = factory.aws(settings.region, endpoint_url=endpoint_url)
-        prepare_account(aws, settings)
+        admin = factory.aws(settings.region, endpoint_url=endpoint_url)
+        prepare_account(admin, settings)
         setup = None
         if database_url and not options.dry_run:
             database = stack.enter_context(session.throwaway_database(database_url))
-            settings, setup = session.with_session(settings, aws, database)
-        summary = factory.orchestrator(engine_name)(settings, aws, report, options)
-        yield Rehearsed(settings, summary, aws, setup)
+            settings, setup = session.with_session(settings, admin, database)
+        aws = admin if principal_policy is None else as_principal(admin, principal_policy, factory)
+        with enforcing() if principal_policy is not None else nullcontext():
+            summary = factory.orchestrator(engine_name)(settings, aws, report, options)
+        yield Rehearsed(settings, summary, admin, setup, aws)
 
 
 def rehearse(
@@ -198,15 +222,17 @@ def rehearse(
     options: Options,
     engine_name: str = "local",
     factory: Factory | None = None,
+    principal_policy: dict[str, Any] | None = None,
     database_url: str | None = None,
 ) -> Summary:
     """The rollout into a fresh emulator, then its proof; with a PostgreSQL server's URL, also a
-    session through the deployed stage (rollout/session.py) on a throwaway database there."""
-    with rehearsed(settings, report, options, engine_name, factory, database_url) as done:
+    session through the deployed stage (rollout/session.py) on a throwaway database there; with
+    `principal_policy`, run as a user holding exactly it (see `rehearsed`)."""
+    with rehearsed(settings, report, options, engine_name, factory, database_url, principal_policy) as done:
         summary = done.summary
         if not options.dry_run:
             summary.proof = prove_all(done.aws, done.settings, summary, options, done.setup)
-        summary.aws_calls = {"total": done.aws.counter.total, "mutating": done.aws.counter.mutating}
+        summary.aws_calls = {"total": done.engineer.counter.total, "mutating": done.engineer.counter.mutating}
     return summary
 
 
