@@ -188,9 +188,13 @@ def rehearsed(
     factory: Factory | None = None,
     database_url: str | None = None,
     principal_policy: dict[str, Any] | None = None,
+    *,
+    database_as_is: bool = False,
+    jwt_key: bytes | None = None,
 ) -> Iterator[Rehearsed]:
     """The rollout into a fresh emulator, which serves what it deployed until the block ends; with
-    a PostgreSQL server's URL, the functions run on a throwaway database there; with
+    a PostgreSQL server's URL, the functions run on a throwaway database there (or on that
+    database itself: `database_as_is`, with the tokens' `jwt_key`, for a local server); with
     `principal_policy` (`rollout policy`'s), as a user holding exactly it, every call authorized
     by the emulator as IAM would."""
     factory = factory or Factory()
@@ -208,8 +212,8 @@ def rehearsed(
         prepare_account(admin, settings)
         setup = None
         if database_url and not options.dry_run:
-            database = stack.enter_context(session.throwaway_database(database_url))
-            settings, setup = session.with_session(settings, admin, database)
+            database = database_url if database_as_is else stack.enter_context(session.throwaway_database(database_url))
+            settings, setup = session.with_session(settings, admin, database, jwt_key)
         aws = admin if principal_policy is None else as_principal(admin, principal_policy, factory)
         with enforcing() if principal_policy is not None else nullcontext():
             summary = factory.orchestrator(engine_name)(settings, aws, report, options)

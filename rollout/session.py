@@ -74,10 +74,12 @@ def throwaway_database(server_url: str) -> Iterator[str]:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())
 
 
-def with_session(env: EnvironmentSettings, aws: Aws, database_url: str) -> tuple[EnvironmentSettings, SessionSetup]:
-    """The environment with its functions on that database and a JWT secret of the rehearsal's,
-    both behind Secrets Manager secrets in the emulator, built for this machine, and the migrate
-    step on."""
+def with_session(
+    env: EnvironmentSettings, aws: Aws, database_url: str, key: bytes | None = None
+) -> tuple[EnvironmentSettings, SessionSetup]:
+    """The environment with its functions on that database and a JWT key (the rehearsal's own
+    unless given), both behind Secrets Manager secrets in the emulator, built for this machine,
+    and the migrate step on."""
     parts = urlsplit(database_url)
     database = {
         "host": parts.hostname,
@@ -86,7 +88,7 @@ def with_session(env: EnvironmentSettings, aws: Aws, database_url: str) -> tuple
         "username": parts.username or "postgres",
         "password": parts.password or "trusted",
     }
-    key = os.urandom(48)
+    key = key or os.urandom(48)
     secrets, run = aws.client("secretsmanager"), os.urandom(4).hex()
     database_arn = secrets.create_secret(Name=f"cc/rehearsal-db-{run}", SecretString=json.dumps(database))["ARN"]
     jwt_secret = base64.b64encode(key).decode()

@@ -35,7 +35,7 @@ def handler(event, context):
 
 AUTHORIZER = """
 def handler(event, context):
-    token = event["headers"].get("Auth") or event["headers"].get("auth")
+    token = event["headers"].get("Auth") or (event.get("queryStringParameters") or {}).get("token")
     if token == "boom":
         raise RuntimeError("the token service is down")
     effect = "Allow" if token == "good" else "Deny"
@@ -195,3 +195,35 @@ def test_a_connect_authorizer_refuses_without_identity_or_on_deny_and_its_contex
     assert asyncio.run(handshake_status(url, {"Auth": "boom"})) == 500
     (answer,) = asyncio.run(replies(url, "hello", headers={"Auth": "good"}))
     assert answer["authorizer"] == {"userId": "u-1", "role": "CAREGIVER", "principalId": "u-1"}
+
+
+def test_a_templates_authorizer_and_route_settings_apply_when_cloudformation_deploys_it(emulator: str) -> None:
+    app, authorizer = deploy(emulator, "app", {"app.py": APP}), deploy(emulator, "authorizer", {"app.py": AUTHORIZER})
+    api = {"Ref": "Api"}
+    template = {"Resources": {
+        "Api": {"Type": "AWS::ApiGatewayV2::Api", "Properties": {
+            "Name": "from-a-template", "ProtocolType": "WEBSOCKET", "RouteSelectionExpression": "$request.body.action"}},
+        "Token": {"Type": "AWS::ApiGatewayV2::Authorizer", "Properties": {
+            "ApiId": api, "Name": "token", "AuthorizerType": "REQUEST", "AuthorizerUri": lambda_uri(authorizer),
+            "IdentitySource": ["route.request.querystring.token"]}},
+        "Integration": {"Type": "AWS::ApiGatewayV2::Integration", "Properties": {
+            "ApiId": api, "IntegrationType": "AWS_PROXY", "IntegrationUri": lambda_uri(app)}},
+        "Connect": {"Type": "AWS::ApiGatewayV2::Route", "Properties": {
+            "ApiId": api, "RouteKey": "$connect", "AuthorizationType": "CUSTOM", "AuthorizerId": {"Ref": "Token"},
+            "Target": {"Fn::Sub": "integrations/${Integration}"}}},
+        "Default": {"Type": "AWS::ApiGatewayV2::Route", "Properties": {
+            "ApiId": api, "RouteKey": "$default", "Target": {"Fn::Sub": "integrations/${Integration}"},
+            "RouteResponseSelectionExpression": "$default"}},
+        "Stage": {"Type": "AWS::ApiGatewayV2::Stage", "DependsOn": ["Connect", "Default"], "Properties": {
+            "ApiId": api, "StageName": "prod",
+            "RouteSettings": {"$default": {"ThrottlingRateLimit": 0.01, "ThrottlingBurstLimit": 1}}}},
+    }, "Outputs": {"ApiId": {"Value": api}}}  # fmt: skip
+    cloudformation = client(emulator, "cloudformation")
+    cloudformation.create_stack(StackName="from-a-template", TemplateBody=json.dumps(template))
+    (stack,) = cloudformation.describe_stacks(StackName="from-a-template")["Stacks"]
+    url = websocket_url(stack["Outputs"][0]["OutputValue"], "prod")
+    assert asyncio.run(handshake_status(url)) == 401
+    assert asyncio.run(handshake_status(url + "?token=stolen")) == 403
+    first, second = asyncio.run(replies(url + "?token=good", "one", "two"))
+    assert first["authorizer"]["userId"] == "u-1"
+    assert second["message"] == "Too Many Requests"
