@@ -60,8 +60,8 @@ class Throttled(JsonRESTError):
 class Functions:
     """The running environments of every function version, by (function ARN, version)."""
 
-    def __init__(self, endpoint_url: str) -> None:
-        self.endpoint_url = endpoint_url
+    def __init__(self, reach: dict[str, str]) -> None:
+        self.reach = reach
         self._root = Path(tempfile.mkdtemp(prefix="emulator-lambda-"))
         self.runtime_dir = runtime_layer.build(self._root / "runtime")
         self._lock = threading.Lock()
@@ -146,7 +146,7 @@ class Functions:
                     environment.busy = True
                     return environment
             region = function.region
-            environment = ExecutionEnvironment(spec, self.endpoint_url, self.runtime_dir, region,
+            environment = ExecutionEnvironment(spec, self.reach, self.runtime_dir, region,
                                                _logger(function.account_id, region))  # fmt: skip
             environment.busy = True
             environments.append(environment)
@@ -242,10 +242,10 @@ def _logger(account_id: str, region: str) -> Any:
 _running: list[Functions] = []  # one per running emulator in this process, innermost last
 
 
-def start(endpoint_url: str) -> Functions:
-    """Invocations from now on run for real; functions reach the emulator at `endpoint_url`.
-    Emulators in one process share moto's state: the innermost running one runs them."""
-    functions = Functions(endpoint_url)
+def start(reach: dict[str, str]) -> Functions:
+    """Invocations from now on run for real; functions reach the emulator by the variables in
+    `reach`. Emulators in one process share moto's state: the innermost running one runs them."""
+    functions = Functions(reach)
     _running.append(functions)
     return functions
 

@@ -66,6 +66,7 @@ TIMEOUT_PARAMETERS = {
     "Migrate": "MigrateTimeout",
 }  # routes: Timeout
 MIGRATE = "Migrate"  # the release step: its own role and database identity (the table's owner)
+MIGRATE_TIMEOUT_LIMIT = 100  # under the runner's own timeout (generator.statemachine) and the clients' read timeout
 ENDPOINT_PATTERN = r"^$|^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9_-]+)?$"
 SECRET_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$"
 VPC_ACCESS_POLICY = "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaENIManagementAccess"
@@ -182,11 +183,12 @@ def _parameters(params: ParameterSet) -> None:
         "MigrateTimeout",
         "Migrate timeout (s)",
         Type="Number",
-        Default=120,
+        Default=90,
         MinValue=10,
-        MaxValue=900,
+        MaxValue=MIGRATE_TIMEOUT_LIMIT,
         Description="Timeout of the migrate function (the rollout's schema step; it gives up on a "
-        "lock after lockTimeoutMs, 5 s by default).",
+        f"lock after lockTimeoutMs, 5 s by default). At most {MIGRATE_TIMEOUT_LIMIT} s: the rollout waits for its "
+        "answer within one runner invocation and one read of the Invoke reply.",
     )
     params.add(
         runtime,

@@ -5,6 +5,7 @@
   package               build the handlers' Lambda zip
   watch --env NAME      follow what is running for an environment (an execution, or stacks)
   status --env NAME     what is deployed: stacks, artifact, endpoints, alarms (read-only)
+  policy --env NAME     the IAM policy a release engineer needs for it (--engine local|stepfunctions)
   emulator [--port N]   serve the embedded emulator on 127.0.0.1 until interrupted
 
 Exit codes: 0 success or nothing to do, 1 a stage failed or AWS refused a call, 2 bad usage,
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 import time
@@ -107,7 +109,14 @@ def _rollout(args: argparse.Namespace) -> int:
         elif rehearsing:
             from rollout.rehearsal import rehearse
 
-            summary = rehearse(env, report, options, args.engine, factory)
+            policy = None
+            if args.least_privilege:
+                from emulator import EMULATOR_ACCOUNT
+                from rollout.policy import document
+                from rollout.steps import Where
+
+                policy = document(env, args.engine, Where("aws", env.region, EMULATOR_ACCOUNT))
+            summary = rehearse(env, report, options, args.engine, factory, policy, args.database_url)
         else:
             aws = factory.aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url)
             summary = factory.orchestrator(args.engine)(env, aws, report, options)
@@ -140,6 +149,33 @@ def _status(args: argparse.Namespace) -> int:
     else:
         print("\n".join(lines(found)))
     return 0 if found.healthy else 1
+
+
+def _policy(args: argparse.Namespace) -> int:
+    """The least-privilege policy for the environment and engine, as JSON on stdout."""
+    from rollout.policy import document
+    from rollout.steps import Where
+
+    try:
+        env = settings.load(args.env, region=args.region, project=args.project)
+        if args.account:
+            where = Where(args.partition, env.region, args.account)
+        else:  # GetCallerIdentity needs no permission
+            identity = args.factory.aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url).identity()
+            where = Where(identity["arn"].split(":")[1], env.region, identity["account"])
+    except Exception as error:
+        failure = explain(error)
+        if failure is None:
+            raise
+        return _failed(failure, False, Reporter())
+    print(json.dumps(document(env, args.engine, where), indent=2))
+    return 0
+
+
+def _account(text: str) -> str:
+    if not (len(text) == 12 and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a 12-digit AWS account id")
+    return text
 
 
 def _failed(failure: Failure, as_json: bool, report: Reporter) -> int:
@@ -278,8 +314,26 @@ def parser(project: Project) -> argparse.ArgumentParser:
     state.add_argument("--json", action="store_true", help="print the status as JSON")
     state.set_defaults(run=_status)
 
+    policy = commands.add_parser("policy", help="the IAM policy a release engineer needs for an environment")
+    aws_target(policy)
+    policy.add_argument("--engine", choices=("local", "stepfunctions"), default="local", help="the engine they run")
+    policy.add_argument("--account", type=_account, help="the account id (default: the caller's, from STS)")
+    policy.add_argument("--partition", default="aws", help="with --account: the partition (default aws)")
+    policy.set_defaults(run=_policy)
+
     rehearse = commands.add_parser("rehearse", help="the full rollout against the embedded emulator")
     common(rehearse)
+    rehearse.add_argument(
+        "--least-privilege",
+        action="store_true",
+        help="run as a user holding exactly `policy`'s policy, the emulator enforcing IAM (local engine)",
+    )
+    rehearse.add_argument(
+        "--database-url",
+        default=os.environ.get("CC_REHEARSAL_DATABASE_URL"),
+        help="a PostgreSQL server (postgresql://user@host:5432/db, default $CC_REHEARSAL_DATABASE_URL) on which "
+        "the rehearsal makes a throwaway database to prove a session through the deployed stage",
+    )
     rehearse.set_defaults(run=_rollout)
 
     pkg = commands.add_parser("package", help="build the handlers' Lambda zip")

@@ -45,8 +45,14 @@ class Factory:
         default_factory=lambda: {"local": _local, "stepfunctions": _stepfunctions}
     )
 
-    def aws(self, region: str, profile: str | None = None, endpoint_url: str | None = None) -> Aws:
-        aws = Aws(region, profile=profile, endpoint_url=endpoint_url)
+    def aws(
+        self,
+        region: str,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        credentials: tuple[str, str] | None = None,
+    ) -> Aws:
+        aws = Aws(region, profile=profile, endpoint_url=endpoint_url, credentials=credentials)
         if self.on_session is not None:
             self.on_session(aws)
         return aws

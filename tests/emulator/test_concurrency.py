@@ -10,9 +10,11 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -87,8 +89,23 @@ def test_beyond_reserved_concurrency_lambda_throttles(emulator: str, runtime: fu
 def test_zero_reserved_concurrency_throttles_every_invocation(emulator: str) -> None:
     deploy(emulator, "off", {"app.py": HOLDER})
     client(emulator, "lambda").put_function_concurrency(FunctionName="off", ReservedConcurrentExecutions=0)
-    with pytest.raises(ClientError, match="TooManyRequestsException"):
-        invoke(emulator, "off", {"release": "/"})
+    refused = []  # every attempt boto3 makes (it retries throttling) is one refusal
+
+    def count(**_: Any) -> None:
+        refused.append(1)
+
+    once = boto3.client("lambda", region_name="eu-west-1", endpoint_url=emulator)
+    once.meta.events.register("before-send.lambda.Invoke", count)
+    for _ in range(2):
+        with pytest.raises(ClientError, match="TooManyRequestsException"):
+            once.invoke(FunctionName="off", Payload=b"{}")
+    # Each refusal is a Throttles datum, as Lambda publishes it (the functions' throttle alarms read it).
+    throttles = client(emulator, "cloudwatch").get_metric_statistics(
+        Namespace="AWS/Lambda", MetricName="Throttles", Dimensions=[{"Name": "FunctionName", "Value": "off"}],
+        StartTime=datetime.now(UTC) - timedelta(days=1), EndTime=datetime.now(UTC) + timedelta(days=1),
+        Period=86400, Statistics=["Sum"],
+    )["Datapoints"]  # fmt: skip
+    assert [d["Sum"] for d in throttles] == [float(len(refused))] and len(refused) >= 2
 
 
 def test_an_event_invocation_waits_for_a_free_environment(emulator: str, runtime: functions.Functions,

@@ -385,3 +385,15 @@ def test_the_migrate_function_connects_as_the_owner_with_a_role_of_its_own(
         expected = owner_grant[owner_variable]
         assert migrate[policy][: len(expected)] == expected  # (then kms:Decrypt through Secrets Manager)
         assert owner_grant[owner_variable][0] not in handlers[policy]
+
+
+def test_the_longest_migration_is_answered_within_one_runner_invocation_and_one_read(
+    compute: dict[str, Any], templates: dict[str, Any]
+) -> None:
+    """The rollout waits for the migrate function's reply: a migration that outlived the runner or
+    the client's read would be invoked again while it still runs."""
+    from rollout.aws import READ_TIMEOUT_SECONDS
+
+    longest = compute["Parameters"]["MigrateTimeout"]["MaxValue"]
+    runner = templates["rollout"]["Resources"]["RunnerFunction"]["Properties"]["Timeout"]
+    assert longest + 5 <= runner and longest < READ_TIMEOUT_SECONDS
