@@ -14,7 +14,7 @@ messages, Lambda throttles (its Throttles metric), database errors (the
 handlers' "database unavailable" log lines), peak pg_stat_activity of the handlers' role, rows
 still active after every client closed.
 
-`--clients N` (default 200, see DEFAULT_CLIENTS), `--budget B` (default 40). This machine caps invocations in
+`--clients N` (default 100, see DEFAULT_CLIENTS), `--budget B` (default 40). This machine caps invocations in
 flight at `--in-flight` (default 160: above max_connections, so the baseline shows what an
 unbounded Lambda does to PostgreSQL, without starting more processes than 2 cores bear).
 """
@@ -43,9 +43,9 @@ import aiohttp  # noqa: E402
 
 from tests.handlers.careconnect import BackendSecret, mint  # noqa: E402
 
-# The issue's storm is 2,000 clients (--clients 2000); scripts/bench runs 200: every Lambda
+# The issue's storm is 2,000 clients (--clients 2000); scripts/bench runs 100: every Lambda
 # environment here is a process, and on 2 shared cores 2,000 take far longer than a few minutes.
-DEFAULT_CLIENTS = 200
+DEFAULT_CLIENTS = 100
 RATE = 500  # API Gateway's new connections per second per account and region
 MAX_CONNECTIONS = 100
 ROLE, PASSWORD = "cc_websocket_handlers", "storm-bench"
