@@ -68,6 +68,7 @@ def running_emulator(port: int = 0) -> Iterator[str]:
         ) from None
 
     from emulator import aws_rules, functions, iam_enforcement, moto_gaps, template_cache, websocket_apis
+    from emulator.https_proxy import HttpsProxy
 
     moto_gaps.install()
     functions.install()
@@ -87,7 +88,8 @@ def running_emulator(port: int = 0) -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     enable_state_machines(f"http://{host}:{port}")
-    lambda_runtime = functions.start(f"http://{host}:{port}")
+    proxy = HttpsProxy(port)
+    lambda_runtime = functions.start(function_network(proxy.url, proxy.ca_bundle))
     sockets = websocket_apis.WebSocketServer()
     _websocket_servers.append(sockets)
     saved = {
@@ -104,12 +106,25 @@ def running_emulator(port: int = 0) -> Iterator[str]:
         _websocket_servers.remove(sockets)
         sockets.stop()
         functions.stop(lambda_runtime)
+        proxy.stop()
         server.stop()
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def function_network(proxy_url: str, ca_bundle: str) -> dict[str, str]:
+    """What a function's environment gets so its code reaches the emulator at AWS's own host names
+    (no AWS_ENDPOINT_URL: code that builds an endpoint from the event must reach it too)."""
+    return {
+        "HTTPS_PROXY": proxy_url,
+        "https_proxy": proxy_url,
+        "AWS_CA_BUNDLE": ca_bundle,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
 
 
 def enable_state_machines(url: str) -> None:

@@ -318,6 +318,42 @@ class WebSocketIntegration(WebSocketChild, CloudFormationModel):
         return cls(p["ApiId"], integration, integration.id)
 
 
+class WebSocketAuthorizer(WebSocketChild, CloudFormationModel):
+    """A Lambda REQUEST authorizer (emulator/websocket_authorizer.py runs it on `$connect`)."""
+
+    collection = "authorizers"
+    id_attribute = "id"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ApiGatewayV2::Authorizer"
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> WebSocketAuthorizer:
+        p = cloudformation_json["Properties"]
+        authorizer = _backend(account_id, region_name).create_authorizer(
+            api_id=p["ApiId"],
+            auth_creds_arn=p.get("AuthorizerCredentialsArn", ""),
+            auth_payload_format_version=p.get("AuthorizerPayloadFormatVersion", ""),
+            auth_result_ttl=p.get("AuthorizerResultTtlInSeconds", ""),
+            authorizer_uri=p.get("AuthorizerUri", ""),
+            authorizer_type=p["AuthorizerType"],
+            enable_simple_response=p.get("EnableSimpleResponses", ""),
+            identity_source=p.get("IdentitySource", []),
+            identity_validation_expr=p.get("IdentityValidationExpression", ""),
+            jwt_config=p.get("JwtConfiguration", {}),
+            name=p["Name"],
+        )
+        return cls(p["ApiId"], authorizer, authorizer.id)
+
+
 class WebSocketStage(WebSocketChild, CloudFormationModel):
     collection = "stages"
 
@@ -341,6 +377,8 @@ class WebSocketStage(WebSocketChild, CloudFormationModel):
             "description": p.get("Description"),
             "defaultRouteSettings": _camel(p.get("DefaultRouteSettings")),
             "accessLogSettings": _camel(p.get("AccessLogSettings")),
+            "routeSettings": {key: _camel(settings) for key, settings in (p.get("RouteSettings") or {}).items()},
+            "stageVariables": p.get("StageVariables") or {},
             "tags": p.get("Tags") or {},
         }
         stage = _backend(account_id, region_name).create_stage(p["ApiId"], config)
@@ -349,7 +387,14 @@ class WebSocketStage(WebSocketChild, CloudFormationModel):
 
 MODELED_TYPES = tuple(
     cls.cloudformation_type()
-    for cls in (WebSocketApi, WebSocketRoute, WebSocketIntegration, WebSocketStage, CloudWatchAlarm)
+    for cls in (
+        WebSocketApi,
+        WebSocketRoute,
+        WebSocketIntegration,
+        WebSocketAuthorizer,
+        WebSocketStage,
+        CloudWatchAlarm,
+    )
 )
 
 

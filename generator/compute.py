@@ -46,6 +46,7 @@ from generator.common import (
     new_template,
     tags,
 )
+from generator.connections import add_budget, add_connection_parameters, connection_environment, reserved_concurrency
 from generator.model import (
     ENDPOINT_VARIABLE,
     HANDLER_FUNCTIONS,
@@ -65,6 +66,7 @@ TIMEOUT_PARAMETERS = {
     "Migrate": "MigrateTimeout",
 }  # routes: Timeout
 MIGRATE = "Migrate"  # the release step: its own role and database identity (the table's owner)
+MIGRATE_TIMEOUT_LIMIT = 100  # under the runner's own timeout (generator.statemachine) and the clients' read timeout
 ENDPOINT_PATTERN = r"^$|^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9_-]+)?$"
 SECRET_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$"
 VPC_ACCESS_POLICY = "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaENIManagementAccess"
@@ -76,11 +78,6 @@ NOT_APPLICABLE = (
         "the cleanup asynchronously: Lambda retries a failed run twice, then drops the event; the cleanup-dropped "
         "alarm (AsyncEventsDropped) reports it and the next scheduled run redoes the same idempotent work, so a "
         "queue would hold events nobody replays.",
-    ),
-    (
-        "CKV_AWS_115",
-        "Concurrency follows WebSocket traffic; a reserved limit would drop connections. "
-        "API Gateway throttling (the websocket stack) bounds it.",
     ),
 )
 
@@ -186,11 +183,12 @@ def _parameters(params: ParameterSet) -> None:
         "MigrateTimeout",
         "Migrate timeout (s)",
         Type="Number",
-        Default=120,
+        Default=90,
         MinValue=10,
-        MaxValue=900,
+        MaxValue=MIGRATE_TIMEOUT_LIMIT,
         Description="Timeout of the migrate function (the rollout's schema step; it gives up on a "
-        "lock after lockTimeoutMs, 5 s by default).",
+        f"lock after lockTimeoutMs, 5 s by default). At most {MIGRATE_TIMEOUT_LIMIT} s: the rollout waits for its "
+        "answer within one runner invocation and one read of the Invoke reply.",
     )
     params.add(
         runtime,
@@ -203,6 +201,8 @@ def _parameters(params: ParameterSet) -> None:
         ConstraintDescription="an EventBridge rate(...) or cron(...) expression",
     )
     _database_parameters(params)
+    add_budget(params)
+    add_connection_parameters(params)
     _migration_parameters(params)
     _jwt_parameters(params)
     network = "Network (optional)"
@@ -287,7 +287,7 @@ def _database_parameters(params: ParameterSet) -> None:
         Default="",
         AllowedPattern=r"^$|^[A-Za-z0-9.-]{1,253}$",
         MaxLength=253,
-        Description="RDS endpoint host name for IAM authentication.",
+        Description="RDS endpoint (or RDS Proxy endpoint) host name for IAM authentication.",
         ConstraintDescription="empty, or a host name",
     )
     params.add(
@@ -328,9 +328,10 @@ def _database_parameters(params: ParameterSet) -> None:
         "DB resource id (iam)",
         Type="String",
         Default="",
-        AllowedPattern=r"^$|^(db|cluster)-[A-Z0-9]+$",
-        Description="DbiResourceId (db-...) or cluster resource id (cluster-...) for the rds-db:connect grant.",
-        ConstraintDescription="empty, or db-XXXX / cluster-XXXX",
+        AllowedPattern=r"^$|^(db|cluster)-[A-Z0-9]+$|^prx-[A-Za-z0-9]+$",
+        Description="DbiResourceId (db-...), cluster resource id (cluster-...) or, through RDS Proxy, the "
+        "proxy's resource id (prx-..., its ARN's last part) for the rds-db:connect grant.",
+        ConstraintDescription="empty, or db-XXXX / cluster-XXXX / prx-XXXX",
     )
     params.add(
         db,
@@ -568,6 +569,7 @@ def _environment(template: Template, function: HandlerFunction) -> Environment:
         "DATABASE_NAME": _when("iam", Ref(p["DatabaseName"])),
         "DATABASE_USER": _when("iam", Ref(p["DatabaseUser"])),
         "DATABASE_SSLMODE": Ref(p["DatabaseSslMode"]),
+        **connection_environment(p),
         "JWT_SECRET_ARN": Ref(p["JwtSecretArn"]),
         "JWT_PUBLIC_KEY": Ref(p["JwtPublicKey"]),
         "JWT_ISSUER": Ref(p["JwtIssuer"]),
@@ -654,6 +656,7 @@ def _function(template: Template, function: HandlerFunction, role: Role) -> Func
             Architectures=[Ref(p["Architecture"])],
             MemorySize=Ref(p["MemorySize"]),
             Timeout=Ref(TIMEOUT_PARAMETERS.get(function.logical, "Timeout")),
+            ReservedConcurrentExecutions=reserved_concurrency(template, function.logical),
             Role=GetAtt(role, "Arn"),
             Code=Code(S3Bucket=Ref(p["CodeS3Bucket"]), S3Key=Ref(p["CodeS3Key"])),
             Environment=_environment(template, function),

@@ -340,7 +340,7 @@ def dashboard_body() -> str:
 
 def dashboard(template: Template) -> None:
     template.add_resource(
-        Dashboard("Dashboard", DashboardName=Sub("${NamePrefix}-websocket"), DashboardBody=Sub(dashboard_body()))
+        Dashboard("Dashboard", DashboardName=Sub(Names().dashboard), DashboardBody=Sub(dashboard_body()))
     )
 
 

@@ -437,7 +437,7 @@ def _cloudformation_role(template: Template) -> Role:
         ),
         _allow(UNSCOPED_READS, ["*"]),
         _allow(ALARM_ACTIONS, [Sub(f"{ARN}:cloudwatch:{HERE}:alarm:{ALARM_PREFIX}*")]),
-        _allow(DASHBOARD_ACTIONS, [Sub(f"{ARN}:cloudwatch::${{AWS::AccountId}}:dashboard/${{NamePrefix}}-websocket")]),
+        _allow(DASHBOARD_ACTIONS, [Sub(f"{ARN}:cloudwatch::${{AWS::AccountId}}:dashboard/{NAMES.dashboard}")]),
         _allow(
             TOPIC_ACTIONS,
             [Sub(f"{ARN}:sns:{HERE}:{ALARM_PREFIX}topic"), Sub(f"{ARN}:sns:{HERE}:{ALARM_PREFIX}topic:*")],

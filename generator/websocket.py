@@ -316,7 +316,7 @@ def _route(template: Template, api: Api, route: HandlerFunction) -> Route:
 
 def _stage(template: Template, api: Api, routes: list[Route]) -> Stage:
     p = template.parameters
-    logs = template.add_resource(log_group(template, "AccessLogGroup", Sub(f"/aws/apigateway/{API_NAME}"), "websocket"))
+    logs = template.add_resource(log_group(template, "AccessLogGroup", Sub(Names().api_log_group), "websocket"))
     return template.add_resource(
         Stage(
             "Stage",

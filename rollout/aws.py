@@ -24,7 +24,10 @@ MUTATING_PREFIXES = (
     "Start",
 )
 # Throttling is retried with backoff; an unreachable endpoint fails in seconds, not half a minute.
-RETRIES = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=60)
+# A read waits longer than the migrate function may run (its MaxValue): a retried read would invoke
+# the migration a second time.
+READ_TIMEOUT_SECONDS = 120
+RETRIES = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=READ_TIMEOUT_SECONDS)
 
 
 class CredentialsError(RuntimeError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 import time
@@ -115,7 +116,7 @@ def _rollout(args: argparse.Namespace) -> int:
                 from rollout.steps import Where
 
                 policy = document(env, args.engine, Where("aws", env.region, EMULATOR_ACCOUNT))
-            summary = rehearse(env, report, options, args.engine, factory, policy)
+            summary = rehearse(env, report, options, args.engine, factory, policy, args.database_url)
         else:
             aws = factory.aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url)
             summary = factory.orchestrator(args.engine)(env, aws, report, options)
@@ -326,6 +327,12 @@ def parser(project: Project) -> argparse.ArgumentParser:
         "--least-privilege",
         action="store_true",
         help="run as a user holding exactly `policy`'s policy, the emulator enforcing IAM (local engine)",
+    )
+    rehearse.add_argument(
+        "--database-url",
+        default=os.environ.get("CC_REHEARSAL_DATABASE_URL"),
+        help="a PostgreSQL server (postgresql://user@host:5432/db, default $CC_REHEARSAL_DATABASE_URL) on which "
+        "the rehearsal makes a throwaway database to prove a session through the deployed stage",
     )
     rehearse.set_defaults(run=_rollout)
 

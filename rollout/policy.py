@@ -67,6 +67,8 @@ def calls(settings: EnvironmentSettings, engine: str, where: Where) -> list[Call
     folders = ("handlers", "templates") if engine == "local" else ("handlers", "templates", "runner")
     found = set(_reads(settings, where, folders))
     found.add(Call("cloudwatch:DescribeAlarms", where.arn("cloudwatch", "alarm:*")))  # status, and the bake
+    machine = where.arn("states", f"stateMachine:{Names(_prefix(settings)).state_machine}")
+    found.add(Call("states:ListExecutions", machine))  # both engines refuse to run beside an execution
     if engine == "local":
         consumers = tuple(_consumers(settings, where))
         found |= set(steps) | set(SetVariables("endpoint", 0, {}, consumers).calls(where))
@@ -74,11 +76,9 @@ def calls(settings: EnvironmentSettings, engine: str, where: Where) -> list[Call
         url = f"https://{settings.artifacts_bucket}.s3.{where.region}.amazonaws.com/templates/*"
         rollout_stack = DeployStack("rollout", 0, rollout, url, "", {}, "", "rollout-*")
         previews = [c for c in steps if c.action.startswith(("cloudformation:", "iam:PassRole", "s3:"))]
-        names = Names(_prefix(settings))
-        machine = where.arn("states", f"stateMachine:{names.state_machine}")
-        executions = where.arn("states", f"execution:{names.state_machine}:*")
+        executions = where.arn("states", f"execution:{Names(_prefix(settings)).state_machine}:*")
         found |= set(rollout_stack.calls(where)) | set(previews)
-        found |= {Call("states:ListExecutions", machine), Call("states:StartExecution", machine),
+        found |= {Call("states:StartExecution", machine),
                   Call("states:DescribeExecution", executions), Call("states:GetExecutionHistory", executions)}  # fmt: skip
     return sorted(found, key=lambda c: (c.action, c.resource))
 

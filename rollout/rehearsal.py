@@ -6,15 +6,18 @@ emulated minute from what the emulator's functions and schedules did."""
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections import Counter
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
-from emulator import advance_clock, running_emulator
+from emulator import advance_clock, enable_state_machines, running_emulator, websocket_url
 from generator.intrinsics import Evaluator
 from generator.model import ENDPOINT_VARIABLE
 from generator.names import Names
+from rollout import session
 from rollout.artifacts import load_template
 from rollout.aws import Aws
 from rollout.factory import Factory
@@ -29,6 +32,12 @@ ROUTE_KEYS = {"$connect", "$disconnect", "$default"}
 
 class RehearsalFailed(StageFailed):
     pass
+
+
+def reset_account(endpoint_url: str) -> None:
+    """moto's state is the process's: forget what an earlier emulator here left behind."""
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint_url}/moto-api/reset", method="POST"), timeout=30).read()
+    enable_state_machines(endpoint_url)
 
 
 def prepare_account(aws: Aws, settings: EnvironmentSettings) -> None:
@@ -155,6 +164,62 @@ def as_principal(admin: Aws, policy: dict[str, Any], factory: Factory) -> Aws:
                        credentials=(key["AccessKeyId"], key["SecretAccessKey"]))  # fmt: skip
 
 
+NO_DATABASE = "not proven: no database given (--database-url postgresql://...)"
+
+
+@dataclass
+class Rehearsed:
+    """A rollout done into a running emulator: what it reported, the emulated account, and the
+    session's database and key when it was given one."""
+
+    settings: EnvironmentSettings
+    summary: Summary
+    aws: Aws
+    setup: session.SessionSetup | None
+    engineer: Aws  # whose calls the summary counts: the principal's with a policy, else `aws`
+
+
+@contextmanager
+def rehearsed(
+    settings: EnvironmentSettings,
+    report: Reporter,
+    options: Options,
+    engine_name: str = "local",
+    factory: Factory | None = None,
+    database_url: str | None = None,
+    principal_policy: dict[str, Any] | None = None,
+    *,
+    database_as_is: bool = False,
+    jwt_key: bytes | None = None,
+) -> Iterator[Rehearsed]:
+    """The rollout into a fresh emulator, which serves what it deployed until the block ends; with
+    a PostgreSQL server's URL, the functions run on a throwaway database there (or on that
+    database itself: `database_as_is`, with the tokens' `jwt_key`, for a local server); with
+    `principal_policy` (`rollout policy`'s), as a user holding exactly it, every call authorized
+    by the emulator as IAM would."""
+    factory = factory or Factory()
+    if principal_policy is not None and engine_name != "local":
+        raise SettingsError(
+            "a least-privilege rehearsal runs the local engine: the emulator's state machines and functions "
+            "call it with no IAM identity of their own"
+        )
+    with running_emulator() as endpoint_url, ExitStack() as stack:
+        from emulator.iam_enforcement import enforcing  # moto is there once the emulator runs
+
+        reset_account(endpoint_url)  # an empty account even where this process ran an emulator before
+        options = replace(options, sleep=advance_clock)  # waits pass on the emulator's clock
+        admin = factory.aws(settings.region, endpoint_url=endpoint_url)
+        prepare_account(admin, settings)
+        setup = None
+        if database_url and not options.dry_run:
+            database = database_url if database_as_is else stack.enter_context(session.throwaway_database(database_url))
+            settings, setup = session.with_session(settings, admin, database, jwt_key)
+        aws = admin if principal_policy is None else as_principal(admin, principal_policy, factory)
+        with enforcing() if principal_policy is not None else nullcontext():
+            summary = factory.orchestrator(engine_name)(settings, aws, report, options)
+        yield Rehearsed(settings, summary, admin, setup, aws)
+
+
 def rehearse(
     settings: EnvironmentSettings,
     report: Reporter,
@@ -162,31 +227,40 @@ def rehearse(
     engine_name: str = "local",
     factory: Factory | None = None,
     principal_policy: dict[str, Any] | None = None,
+    database_url: str | None = None,
 ) -> Summary:
-    """The rollout in the emulator; with `principal_policy` (`rollout policy`'s), as a user
-    holding exactly it, every call authorized by the emulator as IAM would."""
-    factory = factory or Factory()
-    if principal_policy is not None and engine_name != "local":
-        raise SettingsError(
-            "a least-privilege rehearsal runs the local engine: the emulator's state machines and functions "
-            "call it with no IAM identity of their own"
-        )
-    with running_emulator() as endpoint_url:
-        from emulator.iam_enforcement import enforcing  # moto is there once the emulator runs
-
-        options = replace(options, sleep=advance_clock)  # waits pass on the emulator's clock
-        admin = factory.aws(settings.region, endpoint_url=endpoint_url)
-        prepare_account(admin, settings)
-        aws = admin if principal_policy is None else as_principal(admin, principal_policy, factory)
-        with enforcing() if principal_policy is not None else nullcontext():
-            summary = factory.orchestrator(engine_name)(settings, aws, report, options)
+    """The rollout into a fresh emulator, then its proof; with a PostgreSQL server's URL, also a
+    session through the deployed stage (rollout/session.py) on a throwaway database there; with
+    `principal_policy`, run as a user holding exactly it (see `rehearsed`)."""
+    with rehearsed(settings, report, options, engine_name, factory, database_url, principal_policy) as done:
+        summary = done.summary
         if not options.dry_run:
-            from rollout.preflight import rendered_templates
-
-            summary.proof = prove(
-                admin,
-                summary.management_endpoint,
-                expected(admin, settings, rendered_templates(options.project)["compute"]),
-            )
-        summary.aws_calls = {"total": aws.counter.total, "mutating": aws.counter.mutating}
+            summary.proof = prove_all(done.aws, done.settings, summary, options, done.setup)
+        summary.aws_calls = {"total": done.engineer.counter.total, "mutating": done.engineer.counter.mutating}
     return summary
+
+
+def prove_all(
+    aws: Aws,
+    settings: EnvironmentSettings,
+    summary: Summary,
+    options: Options,
+    setup: session.SessionSetup | None,
+) -> dict[str, Any]:
+    """What the stacks hold (`prove`), then the session through the deployed stage, if it can run."""
+    from rollout.preflight import rendered_templates
+
+    proof = prove(
+        aws, summary.management_endpoint, expected(aws, settings, rendered_templates(options.project)["compute"])
+    )
+    if setup is None:
+        proof["session"] = NO_DATABASE
+        return proof
+    compute = describe(aws.client("cloudformation"), settings.stacks["compute"])
+    assert compute is not None
+    url = websocket_url(proof["api_id"], proof["stage"])
+    try:
+        proof["session"] = session.prove_session(aws, setup, url, compute.outputs["NotifyFunctionName"])
+    except session.SessionFailed as error:
+        raise RehearsalFailed(f"session through {url}: {error}") from None
+    return proof

@@ -22,7 +22,7 @@ from rollout.bake import AlarmFired
 from rollout.engine import LocalContext, current_outputs, execute, preview, summarize
 from rollout.options import Options
 from rollout.plan import Plan
-from rollout.prepare import Prepared, prepare, rollout_stack_name, upload
+from rollout.prepare import Prepared, prepare, refuse_while_running, rollout_stack_name, upload
 from rollout.report import Reporter
 from rollout.runner import first_memo
 from rollout.settings import EnvironmentSettings, SettingsError
@@ -70,7 +70,7 @@ def rollout_step(prepared: Prepared, runner_key: str, options: Options) -> Deplo
     )
 
 
-def refuse_secrets(plan: Plan, prepared: Prepared) -> None:
+def refuse_secrets(prepared: Prepared) -> None:
     """The plan is the execution's input, kept in its history: no NoEcho value may be in it."""
     from generator.build import build_all
     from generator.stages import STACK_TEMPLATES
@@ -88,6 +88,10 @@ def refuse_secrets(plan: Plan, prepared: Prepared) -> None:
 
 def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
     prepared = prepare(settings, aws, report, options, "stepfunctions")
+    # Refused before anything changes: the runner's code is not replaced under a running execution.
+    refuse_secrets(prepared)
+    stepfunctions = aws.client("stepfunctions")
+    refuse_while_running(stepfunctions, prepared.observed.rollout)
     ctx = LocalContext(aws, report, options.confirm)
     runner = package.runner_zip()
     s3 = aws.client("s3")
@@ -101,15 +105,7 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
         (rollout_result,) = execute(rollout_stack_plan(prepared, stack), ctx, {}, options.sleep)
     observed = replace(prepared.observed, rollout=describe(aws.client("cloudformation"), stack.stack_name))
     plan = prepared.plan(options, observed)
-    refuse_secrets(plan, prepared)
     machine = observed.rollout.outputs.get("StateMachineArn", "") if observed.rollout else ""
-    stepfunctions = aws.client("stepfunctions")
-    running = machine and stepfunctions.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]
-    if running:
-        raise Declined(
-            f"execution {running[0]['executionArn']} of {machine} is still running: wait for it to end "
-            "(follow it with `python -m rollout watch`), then run the rollout again"
-        )
     uploaded = upload(aws, plan, prepared, report, dry_run=options.dry_run)
     for line in [*plan.notes, *plan.lines()]:
         report.line("plan", line)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -37,7 +38,10 @@ from rollout.stacks import (
     refusal,
 )
 
-MAX_POLLS = 720  # polls per step: at most 720 x the step's wait (1 hour at 5 s), and 25,000 history events
+MAX_WAIT_SECONDS = 3600  # a step that waits longer has failed (CloudFormation goes on; the next run says so)
+# Each poll is about 9 events of an execution's history (Task, Choice, Wait), which holds at most
+# 25,000: the count bounds a step whose wait is short or 0 (rehearsals) where time alone would not.
+MAX_POLLS = 2500
 # A service role created moments ago (the rollout stack's, before its first change set) may not be
 # assumable yet: IAM documents changes taking "a few seconds" to be seen everywhere, CDK and rain
 # users report minutes. CloudFormation refuses the change set meanwhile; the step asks again every
@@ -126,12 +130,17 @@ class Step:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, **asdict(self)}
 
-    def bounded(self, work: dict[str, Any]) -> dict[str, Any]:
-        """The work with one more poll counted; past MAX_POLLS the step has waited too long."""
-        polls = int(work.get("polls", 0)) + 1
-        if polls > MAX_POLLS:
-            raise StageFailed(f"{self.name}: still waiting after {MAX_POLLS} checks {self.wait:g} s apart")
-        return {**work, "polls": polls}
+    def bounded(self, work: dict[str, Any], now: Callable[[], float] = time.time) -> dict[str, Any]:
+        """The work with one more poll counted; a step waiting over MAX_WAIT_SECONDS (wall time,
+        the same on a laptop and in the runner) or MAX_POLLS checks has waited too long."""
+        polls, since = int(work.get("polls", 0)) + 1, float(work.get("since", now()))
+        waited = now() - since
+        if waited > MAX_WAIT_SECONDS or polls > MAX_POLLS:
+            raise StageFailed(
+                f"{self.name}: still waiting after {waited / 60:.0f} min ({polls - 1} checks {self.wait:g} s apart); "
+                "CloudFormation carries on: run `rollout watch` or `rollout status` to see how it ends"
+            )
+        return {**work, "polls": polls, "since": since}
 
 
 def _result(stage: str, action: str, detail: str = "", **extra: Any) -> dict[str, Any]:

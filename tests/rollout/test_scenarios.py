@@ -16,7 +16,7 @@ from emulator import aws_rules
 from rollout import package, settings, sfn_engine
 from rollout.aws import Aws
 from rollout.plan import PlanRefused
-from rollout.stacks import StageFailed
+from rollout.stacks import Declined, StageFailed
 from tests.conftest import reset_emulator
 from tests.rollout.conftest import Run, with_parameters
 
@@ -256,17 +256,24 @@ def test_a_consumer_with_no_environment_gets_the_endpoint_and_the_notify_functio
 
 
 @pytest.mark.slow
-def test_both_orchestrators_make_the_same_calls(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:
-    """Fresh, then a change: the steps' calls (operation and target) are the same from a laptop and
-    from the runner inside the state machine."""
+def test_both_orchestrators_make_the_same_calls(
+    rollout: Run, env_settings: settings.EnvironmentSettings, built_artifact: package.Artifact, tmp_path: Any
+) -> None:
+    """Fresh, no-op, a changed parameter, changed code: the steps' calls (operation and target) are
+    the same from a laptop and from the runner inside the state machine."""
+    changed = tmp_path / built_artifact.path.name.replace(built_artifact.sha256[:20], "e" * 20)
+    changed.write_bytes(built_artifact.path.read_bytes())
+    new = package.Artifact(changed, "e" * 64, built_artifact.size, built_artifact.unzipped_size, built_artifact.target)
+    faster = with_parameters(env_settings, "websocket", ThrottlingRateLimit="251")
+    runs: list[tuple[settings.EnvironmentSettings, dict[str, Any]]] = [
+        (env_settings, {}), (env_settings, {}), (faster, {}), (faster, {"build_package": lambda *_: new}),
+    ]  # fmt: skip
     seen = {}
     for engine_name in ENGINES:
-        fresh, _, _ = rollout(env_settings, engine_name)
-        changed, _, _ = rollout(with_parameters(env_settings, "websocket", ThrottlingRateLimit="251"), engine_name)
-        seen[engine_name] = (step_calls(fresh), step_calls(changed))
+        seen[engine_name] = [step_calls(rollout(env, engine_name, **extra)[0]) for env, extra in runs]
         reset_emulator(rollout.emulator)
     local, inside = seen["local"], seen["stepfunctions"]
-    assert local[1] == inside[1]
+    assert local[1:] == inside[1:]
     # A fresh run differs only in who passes the service role: the state machine's plan names the
     # rollout stack's role (the local plan none, before a rollout stack exists).
     assert {k: {c: n for c, n in v.items() if not c.startswith("iam:")} for k, v in local[0].items()} == {
@@ -287,8 +294,33 @@ def test_switching_engines_works_both_ways(
     roles = {stack(name).role_arn for name in ("cc-websocket-compute", "cc-websocket-api")}
     rollout_stack = aws.client("cloudformation").describe_stacks(StackName="cc-websocket-rollout")["Stacks"][0]
     service_role = {o["OutputKey"]: o["OutputValue"] for o in rollout_stack["Outputs"]}["CloudFormationRoleArn"]
-    # Once the environment has its rollout stack, both engines run every change set as its role.
+    # Once the environment has its rollout stack, both engines run every change set as its role,
+    # with the code and templates in its bucket (the only one that role may read).
     assert roles == {service_role}
+    bucket = {o["OutputKey"]: o["OutputValue"] for o in rollout_stack["Outputs"]}["ArtifactsBucketName"]
+    assert stack("cc-websocket-compute").parameters["CodeS3Bucket"] == bucket
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("then", ENGINES)
+def test_no_rollout_starts_beside_a_running_execution(
+    rollout: Run, env_settings: settings.EnvironmentSettings, then: str
+) -> None:
+    """Either engine, while the environment's state machine runs an execution: refused before any
+    change (the runner's code is not replaced under it, no stack is touched)."""
+    rollout(env_settings, "stepfunctions")
+    sessions: list[Aws] = []
+
+    def one_still_running(aws: Aws) -> None:  # moto cannot hold an execution open: report one as running
+        running = {"executions": [{"executionArn": "arn:aws:states:eu-west-1:123456789012:execution:x:y"}]}
+        aws.client("stepfunctions").list_executions = lambda **_: running
+        sessions.append(aws)
+
+    with pytest.raises(Declined, match="is still running: wait for it to end"):
+        rollout(
+            with_parameters(env_settings, "websocket", ThrottlingRateLimit="78"), then, on_session=one_still_running
+        )
+    assert [aws.counter.mutating for aws in sessions] == [{}]
 
 
 @pytest.mark.slow
