@@ -55,12 +55,13 @@ def running_emulator(port: int = 0) -> Iterator[str]:
             "the embedded emulator needs moto: pip install 'careconnect-websocket[emulator]'"
         ) from None
 
-    from emulator import aws_rules, functions, moto_gaps, template_cache, websocket_apis
+    from emulator import aws_rules, functions, moto_gaps, stack_guards, template_cache, websocket_apis
 
     moto_gaps.install()
     functions.install()
     websocket_apis.install()
     aws_rules.install()
+    stack_guards.install()
     template_cache.install()
     _find_our_models()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

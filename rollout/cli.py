@@ -5,6 +5,7 @@
   package               build the handlers' Lambda zip
   watch --env NAME      follow what is running for an environment (an execution, or stacks)
   status --env NAME     what is deployed: stacks, artifact, endpoints, alarms (read-only)
+  unlock --env NAME     remove the environment's rollout lock, after asking
   emulator [--port N]   serve the embedded emulator on 127.0.0.1 until interrupted
 
 Exit codes: 0 success or nothing to do, 1 a stage failed or AWS refused a call, 2 bad usage,
@@ -146,6 +147,31 @@ def _status(args: argparse.Namespace) -> int:
     return 0 if found.healthy else 1
 
 
+def _unlock(args: argparse.Namespace) -> int:
+    """Remove the environment's lock (a run that died holding it), after saying whose it is and asking."""
+    from rollout import lock
+
+    try:
+        env = settings.load(args.env, region=args.region, project=args.project)
+        s3 = Aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url).client("s3")
+        held = lock.read(s3, env.artifacts_bucket, env.name)
+        if held is None:
+            print(f"environment {env.name} is not locked")
+            return 0
+        question = f"{env.name} is locked by {held.describe()}. Remove the lock (only if that run is gone)?"
+        if not _confirm(args.yes)(question):
+            print("declined: the lock stays", file=sys.stderr)
+            return DECLINED
+        s3.delete_object(Bucket=env.artifacts_bucket, Key=lock.key(env.name))
+    except Exception as error:
+        failure = explain(error)
+        if failure is None:
+            raise
+        return _failed(failure, False, Reporter())
+    print(f"removed the lock of {held.describe()}")
+    return 0
+
+
 def _failed(failure: Failure, as_json: bool, report: Reporter) -> int:
     if failure.kind in ("stage", "package"):
         report.failure("rollout", failure.message, failure.details)
@@ -281,6 +307,11 @@ def parser(project: Project) -> argparse.ArgumentParser:
     aws_target(state)
     state.add_argument("--json", action="store_true", help="print the status as JSON")
     state.set_defaults(run=_status)
+
+    free = commands.add_parser("unlock", help="remove an environment's rollout lock (asks first)")
+    aws_target(free)
+    free.add_argument("--yes", action="store_true", help="remove it without asking")
+    free.set_defaults(run=_unlock)
 
     rehearse = commands.add_parser("rehearse", help="the full rollout against the embedded emulator")
     common(rehearse)

@@ -46,9 +46,10 @@ class LocalContext:
 
 def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
     prepared = prepare(settings, aws, report, options, "local")
-    plan = prepared.plan(options)
-    uploaded = upload(aws, plan, prepared, report, dry_run=options.dry_run)
-    return orchestrate(plan, prepared, LocalContext(aws, report, options.confirm), options, uploaded, "local")
+    with prepared.holding(aws, report, "local"):
+        plan = prepared.plan(options)
+        uploaded = upload(aws, plan, prepared, report, dry_run=options.dry_run)
+        return orchestrate(plan, prepared, LocalContext(aws, report, options.confirm), options, uploaded, "local")
 
 
 def orchestrate(
@@ -125,4 +126,5 @@ def summarize(
         artifact=ArtifactSummary(artifact.s3_key, artifact.sha256, uploaded and not dry_run),
         management_endpoint=held.get("WebSocketManagementEndpoint", ""),
         websocket_url=held.get("WebSocketStageInvokeUrl", ""),
+        drift=prepared.drift,
     )
