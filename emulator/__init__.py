@@ -2,7 +2,8 @@
 moto lacks (`moto_gaps`), as strict as AWS where moto forgives (`aws_rules`), parsing each
 template once (`template_cache`) and running Lambda functions for real (`functions`).
 
-Public entry points: `running_emulator`, `websocket_url`, `enable_state_machines`,
+Public entry points: `running_emulator`, `websocket_url`, `enable_state_machines`, `advance_clock`
+(the emulator's CloudWatch and EventBridge time, moved on as a wait would let it pass),
 `EMULATOR_ACCOUNT`, `EMULATOR_REGION`, `EmulatorUnavailable`. Nothing here imports the rollout."""
 
 from __future__ import annotations
@@ -16,6 +17,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from emulator.clock import advance as advance_clock
+
+__all__ = [
+    "EMULATOR_ACCOUNT",
+    "EMULATOR_REGION",
+    "EmulatorUnavailable",
+    "advance_clock",
+    "enable_state_machines",
+    "running_emulator",
+    "websocket_url",
+]
 EMULATOR_REGION = "eu-west-1"
 EMULATOR_ACCOUNT = "123456789012"
 
@@ -55,12 +67,14 @@ def running_emulator(port: int = 0) -> Iterator[str]:
             "the embedded emulator needs moto: pip install 'careconnect-websocket[emulator]'"
         ) from None
 
-    from emulator import aws_rules, functions, moto_gaps, stack_guards, template_cache, websocket_apis
+    from emulator import aws_rules, functions, iam_enforcement, moto_gaps, stack_guards, template_cache, websocket_apis
+    from emulator.https_proxy import HttpsProxy
 
     moto_gaps.install()
     functions.install()
     websocket_apis.install()
     aws_rules.install()
+    iam_enforcement.install()
     stack_guards.install()
     template_cache.install()
     _find_our_models()
@@ -75,7 +89,8 @@ def running_emulator(port: int = 0) -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     enable_state_machines(f"http://{host}:{port}")
-    lambda_runtime = functions.start(f"http://{host}:{port}")
+    proxy = HttpsProxy(port)
+    lambda_runtime = functions.start(function_network(proxy.url, proxy.ca_bundle))
     sockets = websocket_apis.WebSocketServer()
     _websocket_servers.append(sockets)
     saved = {
@@ -92,12 +107,25 @@ def running_emulator(port: int = 0) -> Iterator[str]:
         _websocket_servers.remove(sockets)
         sockets.stop()
         functions.stop(lambda_runtime)
+        proxy.stop()
         server.stop()
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def function_network(proxy_url: str, ca_bundle: str) -> dict[str, str]:
+    """What a function's environment gets so its code reaches the emulator at AWS's own host names
+    (no AWS_ENDPOINT_URL: code that builds an endpoint from the event must reach it too)."""
+    return {
+        "HTTPS_PROXY": proxy_url,
+        "https_proxy": proxy_url,
+        "AWS_CA_BUNDLE": ca_bundle,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
 
 
 def enable_state_machines(url: str) -> None:

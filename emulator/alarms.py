@@ -1,42 +1,62 @@
 """Gap 8 (see moto_gaps.py): moto's CloudFormation silently skips `AWS::CloudWatch::Alarm`,
 and its CloudWatch differs from AWS's in two ways the bake step meets.
 
-- The model below creates the alarm in moto's CloudWatch backend (its Ref is the alarm name), in
-  state INSUFFICIENT_DATA as CloudWatch does (moto starts alarms OK), keeps its state across an
-  update, and deletes it with the stack.
+- The model below creates the alarm in moto's CloudWatch backend (its Ref is the alarm name) and
+  deletes it with the stack. Created by the stack or by PutMetricAlarm, a new alarm starts
+  INSUFFICIENT_DATA as CloudWatch does (moto starts alarms OK) and keeps its state across an update.
 - DescribeAlarms applies only one of its filters in moto (a name prefix *or* a state); AWS applies
   all of them: `describe_alarms` below does.
-moto never evaluates alarms, so a test drives one into ALARM with the real API call,
-`SetAlarmState`, which works the same on AWS.
+moto never evaluates alarms: `alarm_evaluation` does, once a minute on the emulator's clock,
+from the metrics the emulator records (`metrics`); DescribeAlarms first catches the clock up.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from moto.cloudwatch.models import CloudWatchBackend, MetricDataQuery, cloudwatch_backends
+from moto.cloudwatch.models import (
+    CloudWatchBackend,
+    Dimension,
+    Metric,
+    MetricDataQuery,
+    MetricStat,
+    cloudwatch_backends,
+)
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.core.common_models import CloudFormationModel
 from moto.core.responses import ActionResult
+
+from emulator import alarm_evaluation, clock, schedules
 
 
 def _backend(account_id: str, region_name: str) -> CloudWatchBackend:
     return cloudwatch_backends[account_id][region_name]
 
 
+def _stat(query: dict[str, Any]) -> MetricStat | None:
+    if "MetricStat" not in query:
+        return None
+    stat, metric = query["MetricStat"], query["MetricStat"]["Metric"]
+    dimensions = [Dimension(d["Name"], d["Value"]) for d in metric.get("Dimensions") or []]
+    return MetricStat(Metric(metric["MetricName"], metric["Namespace"], dimensions), stat["Period"], stat["Stat"],
+                      stat.get("Unit", ""))  # fmt: skip
+
+
 def _put(props: dict[str, Any], name: str, account_id: str, region_name: str) -> Any:
     queries = [
         MetricDataQuery(query_id=q["Id"], label=q.get("Label", ""), period=q.get("Period"),
-                        return_data=str(q.get("ReturnData", True)).lower(), expression=q.get("Expression"))
+                        return_data=str(q.get("ReturnData", True)).lower(), expression=q.get("Expression"),
+                        metric_stat=_stat(q))
         for q in props.get("Metrics") or []
     ]  # fmt: skip
-    return _backend(account_id, region_name).put_metric_alarm(
+    alarm = _backend(account_id, region_name).put_metric_alarm(
         name=name,
         namespace=props.get("Namespace", ""),
         metric_name=props.get("MetricName", ""),
         metric_data_queries=queries or None,
         comparison_operator=props["ComparisonOperator"],
         evaluation_periods=int(props["EvaluationPeriods"]),
+        datapoints_to_alarm=int(props["DatapointsToAlarm"]) if "DatapointsToAlarm" in props else None,
         period=int(props["Period"]) if "Period" in props else None,  # type: ignore[arg-type]
         threshold=float(props["Threshold"]),
         statistic=props.get("Statistic", ""),
@@ -48,6 +68,7 @@ def _put(props: dict[str, Any], name: str, account_id: str, region_name: str) ->
         treat_missing_data=props.get("TreatMissingData"),
         actions_enabled=str(props.get("ActionsEnabled", True)).lower() == "true",
     )
+    return alarm
 
 
 class CloudWatchAlarm(CloudFormationModel):
@@ -76,8 +97,7 @@ class CloudWatchAlarm(CloudFormationModel):
     ) -> CloudWatchAlarm:
         props = cloudformation_json["Properties"]
         name = props.get("AlarmName", resource_name)
-        alarm = _put(props, name, account_id, region_name)
-        alarm.state_value, alarm.state_reason = "INSUFFICIENT_DATA", "Unchecked: Initial alarm creation"
+        _put(props, name, account_id, region_name)
         return cls(name)
 
     @classmethod
@@ -91,14 +111,9 @@ class CloudWatchAlarm(CloudFormationModel):
     ) -> CloudWatchAlarm:
         props = cloudformation_json["Properties"]
         name = props.get("AlarmName", original_resource.name)
-        backend = _backend(account_id, region_name)
-        before = backend.alarms.get(original_resource.name)
         if name != original_resource.name:  # a new name replaces the alarm
-            backend.delete_alarms([original_resource.name])
-            before = None
-        after = _put(props, name, account_id, region_name)
-        if before is not None:  # updating an alarm leaves its state as it was
-            after.state_value, after.state_reason = before.state_value, before.state_reason
+            _backend(account_id, region_name).delete_alarms([original_resource.name])
+        _put(props, name, account_id, region_name)
         return cls(name)
 
     @classmethod
@@ -112,7 +127,9 @@ class CloudWatchAlarm(CloudFormationModel):
 
 
 def describe_alarms(self: CloudWatchResponse) -> ActionResult:
-    """DescribeAlarms with every filter applied together, as CloudWatch does."""
+    """DescribeAlarms with every filter applied together, as CloudWatch does, after every
+    evaluation due on the emulator's clock."""
+    clock.catch_up()
     prefix = self._get_param("AlarmNamePrefix")
     names = self._get_param("AlarmNames", [])
     state = self._get_param("StateValue")
@@ -129,5 +146,45 @@ def describe_alarms(self: CloudWatchResponse) -> ActionResult:
     return ActionResult({"MetricAlarms": metric, "CompositeAlarms": composite})
 
 
+def _created_or_kept(original: Any) -> Any:
+    """PutMetricAlarm: a new alarm starts INSUFFICIENT_DATA (moto: OK) and is evaluated from the
+    next minute; updating one leaves its state as it was, as CloudWatch does."""
+
+    def put_metric_alarm(self: CloudWatchBackend, name: str, *args: Any, **kwargs: Any) -> Any:
+        before = self.alarms.get(name)
+        alarm = original(self, name, *args, **kwargs)
+        if before is None:
+            alarm.state_value, alarm.state_reason = "INSUFFICIENT_DATA", "Unchecked: Initial alarm creation"
+            alarm.__dict__["_emulator_created"] = clock.now()
+        else:
+            alarm.state_value, alarm.state_reason = before.state_value, before.state_reason
+            alarm.state_reason_data = before.state_reason_data
+            alarm.__dict__["_emulator_created"] = before.__dict__.get("_emulator_created", clock.now())
+        return alarm
+
+    return put_metric_alarm
+
+
+def _stamped(original: Any) -> Any:
+    """PutMetricData without a Timestamp: now on the emulator's clock (moto stamps wall time)."""
+
+    def put_metric_data(self: CloudWatchBackend, namespace: str, metric_data: list[dict[str, Any]]) -> None:
+        original(self, namespace, [{**m, "Timestamp": m.get("Timestamp") or clock.utc()} for m in metric_data])
+
+    return put_metric_data
+
+
+_installed = False
+
+
 def install() -> None:
+    global _installed
+    if not _installed:
+        CloudWatchBackend.put_metric_data = _stamped(CloudWatchBackend.put_metric_data)  # type: ignore[method-assign]
+        CloudWatchBackend.put_metric_alarm = _created_or_kept(CloudWatchBackend.put_metric_alarm)  # type: ignore[method-assign]
+        _installed = True
     CloudWatchResponse.describe_alarms = describe_alarms  # type: ignore[method-assign]
+    schedules.install()
+    clock.on_minute(schedules.run_due)  # a minute's scheduled runs first, then its evaluations
+    clock.on_minute(alarm_evaluation.evaluate_all)
+    clock.catch_up()  # the clock's minutes count from here

@@ -22,6 +22,12 @@ error codes, so a rehearsal fails where a real account would:
    it); an operation whose role does not exist or does not trust CloudFormation is refused
    (ValidationError "Role ... is invalid or cannot be assumed").
 
+8. IAM is eventually consistent: with `iam_propagation(seconds)` (a fault a test injects; off by
+   default, as moto), a role created less than `seconds` ago on the emulator's clock cannot be
+   assumed yet: CloudFormation refuses it as a service role ("Role ... is invalid or cannot be
+   assumed") and API Gateway as the account's CloudWatch role ("The role ARN does not have
+   required permissions set to API Gateway"), as AWS does while a new role propagates.
+
 `tests/emulator/test_aws_rules.py` shows each refusal.
 """
 
@@ -30,7 +36,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from moto.apigateway.models import apigateway_backends
@@ -45,9 +51,10 @@ from moto.cloudformation.responses import CloudFormationResponse
 from moto.cloudformation.utils import get_stack_from_s3_url
 from moto.core.common_models import CloudFormationModel
 from moto.core.exceptions import JsonRESTError, ServiceException
-from moto.iam.models import iam_backends
+from moto.iam.models import IAMBackend, Role, iam_backends
 
 from cfnlint_websocket.limits import RULE_FUNCTIONS, TEMPLATE_BODY_LIMIT, TEMPLATE_URL_LIMIT
+from emulator import clock
 
 LAMBDA_ENVIRONMENT_LIMIT = 4096
 LOGGING_NEEDS_ROLE = "CloudWatch Logs role ARN must be set in account settings to enable logging"
@@ -262,13 +269,13 @@ def account_role(account_id: str, region_name: str) -> str | None:
 
 
 def set_account_role(account_id: str, region_name: str, role_arn: str) -> None:
-    """What UpdateAccount does: the role must exist and trust API Gateway."""
+    """What UpdateAccount does: the role must exist, trust API Gateway and have propagated."""
     role_name = role_arn.rsplit("/", 1)[-1]
     roles = {role.name: role for role in iam_backends[account_id]["aws"].roles.values()}
     trusted = role_name in roles and "apigateway.amazonaws.com" in json.dumps(
         roles[role_name].assume_role_policy_document
     )
-    if not trusted:
+    if not trusted or propagating(roles[role_name]):
         raise BadRequestException(ACCOUNT_ROLE_REFUSED)
     apigateway_backends[account_id][region_name].update_account(
         [{"op": "replace", "path": "/cloudwatchRoleArn", "value": role_arn}]
@@ -336,7 +343,8 @@ def _create_stage_checked(original: Callable[..., Any]) -> Callable[..., Any]:
 def role_problem(account_id: str, role_arn: str) -> str | None:
     """CloudFormation's refusal of a service role it cannot assume, or None."""
     role = next((r for r in iam_backends[account_id]["aws"].roles.values() if r.arn == role_arn), None)
-    if role is None or "cloudformation.amazonaws.com" not in json.dumps(role.assume_role_policy_document):
+    trusted = role is not None and "cloudformation.amazonaws.com" in json.dumps(role.assume_role_policy_document)
+    if not trusted or propagating(role):
         return f"Role {role_arn} is invalid or cannot be assumed"
     return None
 
@@ -390,6 +398,36 @@ def _delete_as_stack_role(original: Callable[[CloudFormationResponse], Any]) -> 
     return delete
 
 
+# 8. IAM propagation -----------------------------------------------------------------------------------
+
+_propagation_seconds = 0.0
+
+
+@contextlib.contextmanager
+def iam_propagation(seconds: float) -> Iterator[None]:
+    """New roles are not usable for `seconds` on the emulator's clock (a fault a test injects)."""
+    global _propagation_seconds
+    before, _propagation_seconds = _propagation_seconds, seconds
+    try:
+        yield
+    finally:
+        _propagation_seconds = before
+
+
+def propagating(role: Role | None) -> bool:
+    created = role.__dict__.get("_emulator_created") if role is not None else None
+    return created is not None and clock.now() - float(created) < _propagation_seconds
+
+
+def _stamped_role(original: Callable[..., Any]) -> Callable[..., Any]:
+    def create(self: IAMBackend, *args: Any, **kwargs: Any) -> Role:
+        role = original(self, *args, **kwargs)
+        role.__dict__["_emulator_created"] = clock.now()
+        return role
+
+    return create
+
+
 def _wrap(owner: Any, name: str, wrapper: Callable[[Any], Any]) -> None:
     setattr(owner, name, wrapper(getattr(owner, name)))
 
@@ -420,4 +458,5 @@ def install() -> None:
     _wrap(CloudFormationBackend, "update_stack", lambda original: _with_role(original, "name"))
     _wrap(CloudFormationBackend, "execute_change_set", _execute_as_change_set_role)
     _wrap(CloudFormationResponse, "delete_stack", _delete_as_stack_role)
+    _wrap(IAMBackend, "create_role", _stamped_role)
     _installed = True

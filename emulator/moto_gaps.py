@@ -34,6 +34,9 @@
    a topic...) replaces it with nothing: the resource vanishes from the stack and everything
    referencing it fails ("Fn::GetAtt references undefined resource"). CloudFormation updates it
    in place; here it stays as it was, and a log group is taught its update (retention and key).
+12. Step Functions' GetExecutionHistory ignores `maxResults` and `nextToken` (every call answers
+   the whole history). Here it pages as AWS does: at most `maxResults` events (default 100, at
+   most 1000) in the order asked (`reverseOrder`), with a `nextToken` for the rest.
 
 `tests/emulator/test_moto_gaps.py` checks each gap still exists, so a moto upgrade that fixes
 one makes a test fail and this module can shrink.
@@ -53,9 +56,11 @@ from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.cloudformation.models import ChangeSet, CloudFormationBackend
 from moto.core.common_models import CloudFormationModel
+from moto.core.responses import ActionResult
 from moto.kms.models import Key as KmsKey
 from moto.logs.models import LogGroup
 from moto.stepfunctions.models import StateMachine, cfn_to_api_tags
+from moto.stepfunctions.responses import StepFunctionResponse
 
 from emulator import alarms
 from emulator.alarms import CloudWatchAlarm
@@ -313,6 +318,42 @@ class WebSocketIntegration(WebSocketChild, CloudFormationModel):
         return cls(p["ApiId"], integration, integration.id)
 
 
+class WebSocketAuthorizer(WebSocketChild, CloudFormationModel):
+    """A Lambda REQUEST authorizer (emulator/websocket_authorizer.py runs it on `$connect`)."""
+
+    collection = "authorizers"
+    id_attribute = "id"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ApiGatewayV2::Authorizer"
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> WebSocketAuthorizer:
+        p = cloudformation_json["Properties"]
+        authorizer = _backend(account_id, region_name).create_authorizer(
+            api_id=p["ApiId"],
+            auth_creds_arn=p.get("AuthorizerCredentialsArn", ""),
+            auth_payload_format_version=p.get("AuthorizerPayloadFormatVersion", ""),
+            auth_result_ttl=p.get("AuthorizerResultTtlInSeconds", ""),
+            authorizer_uri=p.get("AuthorizerUri", ""),
+            authorizer_type=p["AuthorizerType"],
+            enable_simple_response=p.get("EnableSimpleResponses", ""),
+            identity_source=p.get("IdentitySource", []),
+            identity_validation_expr=p.get("IdentityValidationExpression", ""),
+            jwt_config=p.get("JwtConfiguration", {}),
+            name=p["Name"],
+        )
+        return cls(p["ApiId"], authorizer, authorizer.id)
+
+
 class WebSocketStage(WebSocketChild, CloudFormationModel):
     collection = "stages"
 
@@ -336,6 +377,8 @@ class WebSocketStage(WebSocketChild, CloudFormationModel):
             "description": p.get("Description"),
             "defaultRouteSettings": _camel(p.get("DefaultRouteSettings")),
             "accessLogSettings": _camel(p.get("AccessLogSettings")),
+            "routeSettings": {key: _camel(settings) for key, settings in (p.get("RouteSettings") or {}).items()},
+            "stageVariables": p.get("StageVariables") or {},
             "tags": p.get("Tags") or {},
         }
         stage = _backend(account_id, region_name).create_stage(p["ApiId"], config)
@@ -344,7 +387,14 @@ class WebSocketStage(WebSocketChild, CloudFormationModel):
 
 MODELED_TYPES = tuple(
     cls.cloudformation_type()
-    for cls in (WebSocketApi, WebSocketRoute, WebSocketIntegration, WebSocketStage, CloudWatchAlarm)
+    for cls in (
+        WebSocketApi,
+        WebSocketRoute,
+        WebSocketIntegration,
+        WebSocketAuthorizer,
+        WebSocketStage,
+        CloudWatchAlarm,
+    )
 )
 
 
@@ -552,6 +602,25 @@ def _key_with_api_tags(cls: type, resource_name: str, cloudformation_json: dict[
     return _original_key_create(resource_name, fixed, *args, **kwargs)
 
 
+HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX = 100, 1000
+
+
+def _paged_history(original: Any) -> Any:
+    def get_execution_history(self: StepFunctionResponse) -> Any:
+        answer = original(self)
+        events = list(answer.result["events"])
+        if self._get_param("reverseOrder") and events and events[0]["id"] < events[-1]["id"]:
+            events.reverse()
+        size = min(int(self._get_param("maxResults") or HISTORY_PAGE_DEFAULT), HISTORY_PAGE_MAX)
+        start = int(self._get_param("nextToken") or 0)
+        page: dict[str, Any] = {"events": events[start : start + size]}
+        if start + size < len(events):
+            page["nextToken"] = str(start + size)
+        return ActionResult(page)
+
+    return get_execution_history
+
+
 def install() -> None:
     """Apply the compensations (idempotent). The model classes register on import."""
     global _installed
@@ -570,5 +639,6 @@ def install() -> None:
     KmsKey.create_from_cloudformation_json = classmethod(_key_with_api_tags)  # type: ignore[method-assign,assignment]
     LambdaFunction.create_from_cloudformation_json = classmethod(_function_created)  # type: ignore[method-assign,assignment]
     LambdaFunction.update_from_cloudformation_json = classmethod(_function_updated)  # type: ignore[method-assign,assignment]
+    StepFunctionResponse.get_execution_history = _paged_history(StepFunctionResponse.get_execution_history)  # type: ignore[method-assign]
     alarms.install()
     _installed = True

@@ -59,12 +59,13 @@ def error_payload(error_type: str, message: str) -> bytes:
 class ExecutionEnvironment:
     """Started on its first invocation; one invocation at a time (the pool makes more)."""
 
-    def __init__(self, spec: FunctionSpec, endpoint_url: str, runtime_dir: Path, region: str,
+    def __init__(self, spec: FunctionSpec, reach: dict[str, str], runtime_dir: Path, region: str,
                  log: Callable[[str, str, str], None]) -> None:  # fmt: skip
-        self.spec, self.endpoint_url, self.runtime_dir, self.region = spec, endpoint_url, runtime_dir, region
+        self.spec, self.reach, self.runtime_dir, self.region = spec, reach, runtime_dir, region
         self.log = log  # (log group, log stream, line) -> None
         self.log_stream = time.strftime("%Y/%m/%d/", time.gmtime()) + f"[{spec.version}]{os.urandom(16).hex()}"
         self.busy = False
+        self.last_used = time.monotonic()  # when its last invocation ended (Lambda reclaims idle ones)
         self._root = Path(tempfile.mkdtemp(prefix=f"lambda-{spec.function_name}-"))
         self._api: RuntimeApi | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -79,7 +80,8 @@ class ExecutionEnvironment:
 
     def environment(self, api_address: str, task_root: Path) -> dict[str, str]:
         """The variables Lambda's python runtime sets; the function's own come first, so none of
-        them can point the code at AWS or at the emulator's own credentials."""
+        them can point the code at AWS or at the emulator's own credentials. `reach` routes the
+        code's AWS calls to the emulator (see emulator/https_proxy.py)."""
         spec = self.spec
         return {
             **{k: str(v) for k, v in spec.variables.items()},
@@ -102,7 +104,7 @@ class ExecutionEnvironment:
             "AWS_LAMBDA_LOG_FORMAT": spec.log_format,
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
-            "AWS_ENDPOINT_URL": self.endpoint_url,
+            **self.reach,
             "AWS_ACCESS_KEY_ID": "lambda-emulated",
             "AWS_SECRET_ACCESS_KEY": "lambda-emulated",
             "AWS_SESSION_TOKEN": "lambda-emulated",

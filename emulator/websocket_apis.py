@@ -5,10 +5,14 @@ each frame (`$default` when it names no route; "Forbidden" without one), `$disco
 AWS_PROXY integrations run by the emulator's Lambda runtime with events shaped as API Gateway
 sends them. A route with a route-response selection expression sends the function's answer
 back. The `@connections` management API (moto's, at the emulator's endpoint) reaches these
-sockets: posts are delivered, and a gone connection answers 410 GoneException.
+sockets: posts are delivered, and a gone connection answers 410 GoneException; functions reach
+it at `https://{domainName}/{stage}` too (emulator/https_proxy.py).
 
-Not modelled yet: authorizers, throttling, the integration timeout, message size and idle limits,
-and API Gateway's real host names for code that builds the management URL from the event."""
+API Gateway's limits (emulator/websocket_limits.py) apply: the integration's timeout ("Endpoint
+request timed out"; 504 on `$connect`), the stage's throttling per route (429 on `$connect`,
+"Too Many Requests" for a message), 128 KB messages (larger: closed with 1009), 10 minutes idle
+and 2 hours at most (closed with 1001). A Lambda REQUEST authorizer on `$connect` runs first
+(emulator/websocket_authorizer.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from moto.apigatewaymanagementapi import urls
 from moto.apigatewaymanagementapi.models import ApiGatewayManagementApiBackend
 from moto.apigatewayv2.models import apigatewayv2_backends
@@ -32,7 +36,7 @@ from moto.awslambda.models import lambda_backends
 from moto.core.exceptions import JsonRESTError
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-from emulator import functions
+from emulator import functions, metrics, websocket_authorizer, websocket_limits
 
 ACCOUNT = "123456789012"
 FUNCTION_IN_URI = re.compile(r"(arn:aws[a-z-]*:lambda:[^/]+?:function:[^/]+?)(?:/invocations)?$")
@@ -58,10 +62,13 @@ class Connection:
     source_ip: str
     user_agent: str
     last_active_at: int
+    authorizer: dict[str, Any] | None = None  # what the $connect authorizer returned
+    closed_with: int | None = None  # the code API Gateway closed it with (idle, too old, too big)
 
 
 _connections: dict[str, Connection] = {}  # open sockets by connection id
 _served: set[str] = set()  # every id these sockets ever had: a closed one is gone (410)
+_throttles = websocket_limits.Throttles()
 _original_post = ApiGatewayManagementApiBackend.post_to_connection
 _original_get = ApiGatewayManagementApiBackend.get_connection
 _original_delete = ApiGatewayManagementApiBackend.delete_connection
@@ -96,8 +103,12 @@ def _connection_id() -> str:
     return base64.b64encode(os.urandom(10), altchars=b"Aa").decode()
 
 
+def _integration(api: Any, route: Any) -> Any | None:
+    return api.integrations.get(str(route.target or "").removeprefix("integrations/"))
+
+
 def _function_arn(api: Any, route: Any) -> str | None:
-    integration = api.integrations.get(str(route.target or "").removeprefix("integrations/"))
+    integration = _integration(api, route)
     if integration is None or integration.integration_type != "AWS_PROXY":
         return None
     match = FUNCTION_IN_URI.search(str(integration.integration_uri or ""))
@@ -105,14 +116,28 @@ def _function_arn(api: Any, route: Any) -> str | None:
 
 
 def _invoke(region: str, function_arn: str, event: dict[str, Any]) -> tuple[bool, Any]:
-    """(succeeded, the function's decoded answer)."""
+    """(succeeded, the function's decoded answer). A throttled invocation is an integration
+    failure: API Gateway answers it as it answers a failed function (500)."""
     function = lambda_backends[ACCOUNT][region].get_function(function_arn)
-    result = functions.invoke(function, json.dumps(event).encode())
+    try:
+        result = functions.invoke(function, json.dumps(event).encode())
+    except functions.Throttled:
+        return False, None
     try:
         answer = json.loads(result.payload) if result.payload else None
     except ValueError:
         answer = result.payload.decode(errors="replace")
     return result.function_error is None, answer
+
+
+async def _call(region: str, function_arn: str, event: dict[str, Any], timeout: float) -> tuple[bool, Any] | None:
+    """The function's answer, or None when it took longer than the integration may (the
+    function itself runs on, as it does on AWS)."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await asyncio.wait_for(loop.run_in_executor(None, _invoke, region, function_arn, event), timeout)
+    except TimeoutError:
+        return None
 
 
 def _event(connection: Connection, route_key: str, event_type: str, **extra: Any) -> dict[str, Any]:
@@ -132,6 +157,8 @@ def _event(connection: Connection, route_key: str, event_type: str, **extra: Any
         "connectionId": connection.connection_id,
         "apiId": connection.api_id,
     }
+    if connection.authorizer is not None:
+        context["authorizer"] = connection.authorizer
     return {"requestContext": context, "isBase64Encoded": False, **extra}
 
 
@@ -145,65 +172,152 @@ def _reply_body(answer: Any) -> str:
     return json.dumps(answer)
 
 
+def _refusal(status: int) -> web.Response:
+    message = {401: "Unauthorized", 403: "Forbidden", 429: "Too Many Requests", 504: "Endpoint request timed out"}
+    return web.json_response({"message": message.get(status, "Internal server error")}, status=status)
+
+
+async def _authorize(api: Any, route: Any, connection: Connection, event: dict[str, Any], stage: Any) -> int:
+    """Runs the route's Lambda REQUEST authorizer, if it has one; the handshake's status."""
+    if str(route.authorization_type or "NONE").upper() != "CUSTOM":
+        return 200
+    authorizer = api.authorizers.get(route.authorizer_id)
+    match = FUNCTION_IN_URI.search(str(getattr(authorizer, "authorizer_uri", "") or ""))
+    if authorizer is None or match is None:
+        return 500
+    variables = dict(stage.stage_variables or {})
+    query = event.get("queryStringParameters") or {}
+    if not websocket_authorizer.identity_present(
+        list(authorizer.identity_source or []), event["headers"], query, variables
+    ):
+        return 401
+    arn = websocket_authorizer.method_arn(connection.region, ACCOUNT, connection.api_id, connection.stage)
+    answered = await _call(
+        connection.region,
+        match[1],
+        websocket_authorizer.request_event(event, arn, variables),
+        websocket_limits.LIMITS.integration_timeout_ms / 1000,
+    )
+    ok, answer = answered or (False, None)
+    decision = websocket_authorizer.decide(ok, answer, arn)
+    connection.authorizer = decision.context
+    return decision.status
+
+
 async def _serve(request: web.Request) -> web.StreamResponse:
-    api_id, stage = request.match_info["api_id"], request.match_info["stage"]
+    api_id, stage_name = request.match_info["api_id"], request.match_info["stage"]
     found = _find_api(api_id)
-    if found is None or stage not in found[1].stages:
+    if found is None or stage_name not in found[1].stages:
         return web.json_response({"message": "Forbidden"}, status=403)
     region, api = found
-    loop = asyncio.get_running_loop()
-    socket = web.WebSocketResponse()
+    stage = api.stages[stage_name]
+    if not _throttles.allow(api_id, stage, "$connect"):
+        return _refusal(429)
+    # aiohttp refuses a message of max_msg_size bytes, AWS one over its limit; no permessage-deflate
+    # (API Gateway negotiates none)
+    socket = web.WebSocketResponse(max_msg_size=websocket_limits.LIMITS.message_bytes + 1, compress=False)
     now_ms = int(time.time() * 1000)
-    connection = Connection(_connection_id(), api_id, stage, region, socket, loop, now_ms,
+    connection = Connection(_connection_id(), api_id, stage_name, region, socket, asyncio.get_running_loop(), now_ms,
                             request.remote or "127.0.0.1", request.headers.get("User-Agent", ""), now_ms)  # fmt: skip
     connect = _route(api, "$connect")
-    arn = _function_arn(api, connect) if connect else None
-    if arn:
+    if connect is not None:
         headers = dict(request.headers)
         event = _event(connection, "$connect", "CONNECT", headers=headers,
                        multiValueHeaders={k: [v] for k, v in headers.items()},
                        queryStringParameters=dict(request.query) or None)  # fmt: skip
-        ok, answer = await loop.run_in_executor(None, _invoke, region, arn, event)
-        if not ok or _status(answer) >= 400:
-            status = _status(answer) if ok else 500
-            return web.json_response({"message": "Forbidden" if ok else "Internal server error"}, status=status)
+        status = await _authorize(api, connect, connection, event, stage)
+        if status != 200:
+            return _refusal(status)
+        event["requestContext"] = _event(connection, "$connect", "CONNECT")["requestContext"]  # with the authorizer's
+        arn = _function_arn(api, connect)
+        if arn:
+            answered = await _call(region, arn, event, websocket_limits.integration_timeout(_integration(api, connect)))
+            ok, answer = answered or (False, None)
+            metrics.api_gateway(ACCOUNT, region, api_id, stage_name, ConnectCount=1, IntegrationError=0 if ok else 1)
+            if answered is None:
+                return _refusal(504)
+            if not ok or _status(answer) >= 400:
+                return _refusal(_status(answer) if ok else 500)
     await socket.prepare(request)
     _connections[connection.connection_id] = connection
     _served.add(connection.connection_id)
+    watchdog = asyncio.create_task(_close_when_expired(connection))
     try:
         async for message in socket:
+            if message.type == WSMsgType.ERROR and getattr(message.data, "code", None) == WSCloseCode.MESSAGE_TOO_BIG:
+                connection.closed_with = WSCloseCode.MESSAGE_TOO_BIG
             if message.type != WSMsgType.TEXT:
                 continue
             connection.last_active_at = int(time.time() * 1000)
-            await _message(api, connection, message.data)
+            await _message(api, stage, connection, message.data)
     finally:
+        watchdog.cancel()
         _connections.pop(connection.connection_id, None)
-        disconnect = _route(api, "$disconnect")
-        arn = _function_arn(api, disconnect) if disconnect else None
-        if arn:
-            event = _event(connection, "$disconnect", "DISCONNECT", disconnectStatusCode=1000,
-                           disconnectReason="Client-side close frame status not set")  # fmt: skip
-            await loop.run_in_executor(None, _invoke, region, arn, event)
+        await _disconnected(api, connection)
     return socket
 
 
-async def _message(api: Any, connection: Connection, body: str) -> None:
+async def _close_when_expired(connection: Connection) -> None:
+    """API Gateway closes a connection idle for 10 minutes, and any after 2 hours (code 1001)."""
+    limits = websocket_limits.LIMITS
+    while not connection.socket.closed:
+        idle_end = connection.last_active_at / 1000 + limits.idle_seconds
+        end = min(idle_end, connection.connected_at / 1000 + limits.max_seconds)
+        if time.time() >= end:
+            connection.closed_with = WSCloseCode.GOING_AWAY
+            await connection.socket.close(code=WSCloseCode.GOING_AWAY, message=b"Going away")
+            return
+        await asyncio.sleep(min(max(end - time.time(), 0.01), 1.0))
+
+
+async def _disconnected(api: Any, connection: Connection) -> None:
+    disconnect = _route(api, "$disconnect")
+    arn = _function_arn(api, disconnect) if disconnect else None
+    if not arn:
+        return
+    code = connection.socket.close_code
+    if connection.closed_with == WSCloseCode.GOING_AWAY:
+        status, reason = 1001, "Going away"
+    elif connection.closed_with == WSCloseCode.MESSAGE_TOO_BIG:
+        status, reason = 1009, "Message too big"
+    else:
+        status, reason = (code or 1005), ("" if code else "Client-side close frame status not set")
+    event = _event(connection, "$disconnect", "DISCONNECT", disconnectStatusCode=status, disconnectReason=reason)
+    await _call(connection.region, arn, event, websocket_limits.integration_timeout(_integration(api, disconnect)))
+
+
+async def _message(api: Any, stage: Any, connection: Connection, body: str) -> None:
     key = select_route_key(str(api.route_selection_expression or ""), body)
     route = _route(api, key) or _route(api, "$default")
     failure = {"connectionId": connection.connection_id, "requestId": str(uuid.uuid4())}
     arn = _function_arn(api, route) if route else None
+    counted = (ACCOUNT, connection.region, connection.api_id, connection.stage)
     if route is None or arn is None:
+        metrics.api_gateway(*counted, MessageCount=1, ClientError=1)
         await connection.socket.send_str(json.dumps({"message": "Forbidden", **failure}))
+        return
+    if not _throttles.allow(connection.api_id, stage, route.route_key):
+        metrics.api_gateway(*counted, MessageCount=1, ClientError=1)
+        await connection.socket.send_str(json.dumps({"message": "Too Many Requests", **failure}))
         return
     event = _event(
         connection, route.route_key, "MESSAGE", body=body, messageId=base64.b64encode(os.urandom(10)).decode()
     )
-    loop = asyncio.get_running_loop()
-    ok, answer = await loop.run_in_executor(None, _invoke, connection.region, arn, event)
-    if not ok:
+    started = time.monotonic()
+    answered = await _call(
+        connection.region, arn, event, websocket_limits.integration_timeout(_integration(api, route))
+    )
+    latency = (time.monotonic() - started) * 1000
+    ok = answered is not None and answered[0]
+    metrics.api_gateway(
+        *counted, MessageCount=1, ClientError=0, IntegrationError=0 if ok else 1, IntegrationLatency=latency
+    )
+    if answered is None:
+        await connection.socket.send_str(json.dumps({"message": "Endpoint request timed out", **failure}))
+    elif not answered[0]:
         await connection.socket.send_str(json.dumps({"message": "Internal server error", **failure}))
     elif route.route_response_selection_expression:
-        await connection.socket.send_str(_reply_body(answer))
+        await connection.socket.send_str(_reply_body(answered[1]))
 
 
 # The management API: moto serves it; these sockets answer it. ----------------------------------------

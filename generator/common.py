@@ -45,6 +45,7 @@ def add_name_prefix(params: ParameterSet, description: str) -> None:
 
 def add_log_parameters(params: ParameterSet, group: str, what: str) -> None:
     """`LogRetentionInDays` and `LogsKmsKeyArn`, with the condition `LogsKmsKeyGiven`."""
+    p = params.template.parameters
     params.add(
         group,
         "LogRetentionInDays",
@@ -64,11 +65,12 @@ def add_log_parameters(params: ParameterSet, group: str, what: str) -> None:
         Description=f"Customer managed KMS key for the {what.lower()}. Empty: CloudWatch's default encryption.",
         ConstraintDescription="empty, or a KMS key ARN",
     )
-    params.template.add_condition("LogsKmsKeyGiven", Not(Equals(Ref("LogsKmsKeyArn"), "")))
+    params.template.add_condition("LogsKmsKeyGiven", Not(Equals(Ref(p["LogsKmsKeyArn"]), "")))
 
 
-def log_group(logical_id: str, name: AWSHelperFn, component: str) -> LogGroup:
+def log_group(template: Template, logical_id: str, name: AWSHelperFn, component: str) -> LogGroup:
     """A log group owned by its stack, with the retention and key of `add_log_parameters`."""
+    p = template.parameters
     return LogGroup(
         logical_id,
         # Stated on purpose: the name is fixed, so a retained group would block re-creating
@@ -76,8 +78,8 @@ def log_group(logical_id: str, name: AWSHelperFn, component: str) -> LogGroup:
         DeletionPolicy="Delete",
         UpdateReplacePolicy="Delete",
         LogGroupName=name,
-        RetentionInDays=Ref("LogRetentionInDays"),
-        KmsKeyId=If("LogsKmsKeyGiven", Ref("LogsKmsKeyArn"), Ref("AWS::NoValue")),
+        RetentionInDays=Ref(p["LogRetentionInDays"]),
+        KmsKeyId=If("LogsKmsKeyGiven", Ref(p["LogsKmsKeyArn"]), Ref("AWS::NoValue")),
         Tags=tags(component),
     )
 

@@ -25,6 +25,7 @@ from troposphere import (
     Join,
     Not,
     Or,
+    Parameter,
     Ref,
     Sub,
     Template,
@@ -45,6 +46,7 @@ from generator.common import (
     new_template,
     tags,
 )
+from generator.connections import add_budget, add_connection_parameters, connection_environment, reserved_concurrency
 from generator.model import (
     ENDPOINT_VARIABLE,
     HANDLER_FUNCTIONS,
@@ -64,6 +66,7 @@ TIMEOUT_PARAMETERS = {
     "Migrate": "MigrateTimeout",
 }  # routes: Timeout
 MIGRATE = "Migrate"  # the release step: its own role and database identity (the table's owner)
+MIGRATE_TIMEOUT_LIMIT = 100  # under the runner's own timeout (generator.statemachine) and the clients' read timeout
 ENDPOINT_PATTERN = r"^$|^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9_-]+)?$"
 SECRET_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$"
 VPC_ACCESS_POLICY = "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaENIManagementAccess"
@@ -75,11 +78,6 @@ NOT_APPLICABLE = (
         "the cleanup asynchronously: Lambda retries a failed run twice, then drops the event; the cleanup-dropped "
         "alarm (AsyncEventsDropped) reports it and the next scheduled run redoes the same idempotent work, so a "
         "queue would hold events nobody replays.",
-    ),
-    (
-        "CKV_AWS_115",
-        "Concurrency follows WebSocket traffic; a reserved limit would drop connections. "
-        "API Gateway throttling (the websocket stack) bounds it.",
     ),
 )
 
@@ -185,11 +183,12 @@ def _parameters(params: ParameterSet) -> None:
         "MigrateTimeout",
         "Migrate timeout (s)",
         Type="Number",
-        Default=120,
+        Default=90,
         MinValue=10,
-        MaxValue=900,
+        MaxValue=MIGRATE_TIMEOUT_LIMIT,
         Description="Timeout of the migrate function (the rollout's schema step; it gives up on a "
-        "lock after lockTimeoutMs, 5 s by default).",
+        f"lock after lockTimeoutMs, 5 s by default). At most {MIGRATE_TIMEOUT_LIMIT} s: the rollout waits for its "
+        "answer within one runner invocation and one read of the Invoke reply.",
     )
     params.add(
         runtime,
@@ -202,6 +201,8 @@ def _parameters(params: ParameterSet) -> None:
         ConstraintDescription="an EventBridge rate(...) or cron(...) expression",
     )
     _database_parameters(params)
+    add_budget(params)
+    add_connection_parameters(params)
     _migration_parameters(params)
     _jwt_parameters(params)
     network = "Network (optional)"
@@ -286,7 +287,7 @@ def _database_parameters(params: ParameterSet) -> None:
         Default="",
         AllowedPattern=r"^$|^[A-Za-z0-9.-]{1,253}$",
         MaxLength=253,
-        Description="RDS endpoint host name for IAM authentication.",
+        Description="RDS endpoint (or RDS Proxy endpoint) host name for IAM authentication.",
         ConstraintDescription="empty, or a host name",
     )
     params.add(
@@ -327,9 +328,10 @@ def _database_parameters(params: ParameterSet) -> None:
         "DB resource id (iam)",
         Type="String",
         Default="",
-        AllowedPattern=r"^$|^(db|cluster)-[A-Z0-9]+$",
-        Description="DbiResourceId (db-...) or cluster resource id (cluster-...) for the rds-db:connect grant.",
-        ConstraintDescription="empty, or db-XXXX / cluster-XXXX",
+        AllowedPattern=r"^$|^(db|cluster)-[A-Z0-9]+$|^prx-[A-Za-z0-9]+$",
+        Description="DbiResourceId (db-...), cluster resource id (cluster-...) or, through RDS Proxy, the "
+        "proxy's resource id (prx-..., its ARN's last part) for the rds-db:connect grant.",
+        ConstraintDescription="empty, or db-XXXX / cluster-XXXX / prx-XXXX",
     )
     params.add(
         db,
@@ -431,10 +433,11 @@ def _jwt_parameters(params: ParameterSet) -> None:
 
 
 def _conditions_and_rules(template: Template) -> None:
+    p = template.parameters
     for method in DATABASE_AUTH_METHODS:
-        template.add_condition(f"DatabaseAuthIs{method.capitalize()}", Equals(Ref("DatabaseAuth"), method))
-    template.add_condition("EnvironmentKmsKeyGiven", Not(Equals(Ref("EnvironmentKmsKeyArn"), "")))
-    template.add_condition("InVpc", Not(Equals(Join("", Ref("SubnetIds")), "")))
+        template.add_condition(f"DatabaseAuthIs{method.capitalize()}", Equals(Ref(p["DatabaseAuth"]), method))
+    template.add_condition("EnvironmentKmsKeyGiven", Not(Equals(Ref(p["EnvironmentKmsKeyArn"]), "")))
+    template.add_condition("InVpc", Not(Equals(Join("", Ref(p["SubnetIds"])), "")))
     # Rules stop a create or update before anything changes when a method lacks its inputs.
     required = {
         "url": [("DatabaseUrl", "DatabaseAuth=url needs DatabaseUrl")],
@@ -447,25 +450,25 @@ def _conditions_and_rules(template: Template) -> None:
         template.add_rule(
             f"DatabaseAuth{method.capitalize()}Inputs",
             {
-                "RuleCondition": Equals(Ref("DatabaseAuth"), method),
+                "RuleCondition": Equals(Ref(p["DatabaseAuth"]), method),
                 "Assertions": [
-                    {"Assert": Not(Equals(Ref(name), "")), "AssertDescription": message} for name, message in needs
+                    {"Assert": Not(Equals(Ref(p[name]), "")), "AssertDescription": message} for name, message in needs
                 ],
             },
         )
     # Also true only with an ARN given: cfn-lint then never checks the empty default as an ARN.
     template.add_condition(
         "ReadsSecret",
-        And(Condition("DatabaseAuthIsSecret"), Not(Equals(Ref("DatabaseSecretArn"), ""))),
+        And(Condition("DatabaseAuthIsSecret"), Not(Equals(Ref(p["DatabaseSecretArn"]), ""))),
     )
-    template.add_condition("ReadsJwtSecret", Not(Equals(Ref("JwtSecretArn"), "")))
+    template.add_condition("ReadsJwtSecret", Not(Equals(Ref(p["JwtSecretArn"]), "")))
     for name in ("MigrationDatabaseUrl", "MigrationDatabaseSecretArn", "MigrationDatabaseUser"):
-        template.add_condition(f"{name}Given", Not(Equals(Ref(name), "")))
+        template.add_condition(f"{name}Given", Not(Equals(Ref(p[name]), "")))
     template.add_condition(
         "MigrationReadsSecret",
         And(
             Condition("DatabaseAuthIsSecret"),
-            Or(Condition("MigrationDatabaseSecretArnGiven"), Not(Equals(Ref("DatabaseSecretArn"), ""))),
+            Or(Condition("MigrationDatabaseSecretArnGiven"), Not(Equals(Ref(p["DatabaseSecretArn"]), ""))),
         ),
     )
     template.add_rule(
@@ -475,8 +478,8 @@ def _conditions_and_rules(template: Template) -> None:
                 {
                     "Assert": Not(
                         And(
-                            Not(Equals(Ref("JwtSecretArn"), "")),
-                            Not(Equals(Ref("JwtPublicKey"), "")),
+                            Not(Equals(Ref(p["JwtSecretArn"]), "")),
+                            Not(Equals(Ref(p["JwtPublicKey"]), "")),
                         )
                     ),
                     "AssertDescription": "set JwtSecretArn or JwtPublicKey, not both",
@@ -489,10 +492,10 @@ def _conditions_and_rules(template: Template) -> None:
     template.add_rule(
         "VpcNeedsSecurityGroups",
         {
-            "RuleCondition": Not(_all_empty("SubnetIds")),
+            "RuleCondition": Not(_all_empty(p["SubnetIds"])),
             "Assertions": [
                 {
-                    "Assert": Not(_all_empty("SecurityGroupIds")),
+                    "Assert": Not(_all_empty(p["SecurityGroupIds"])),
                     "AssertDescription": "SubnetIds needs SecurityGroupIds",
                 }
             ],
@@ -500,7 +503,7 @@ def _conditions_and_rules(template: Template) -> None:
     )
 
 
-def _all_empty(list_parameter: str) -> dict[str, object]:
+def _all_empty(list_parameter: Parameter) -> dict[str, object]:
     return {"Fn::EachMemberEquals": [Ref(list_parameter), ""]}
 
 
@@ -508,13 +511,15 @@ def _when(method: str, value: object) -> If:
     return If(f"DatabaseAuthIs{method.capitalize()}", value, Ref("AWS::NoValue"))
 
 
-def _secret_arns(parameter: str, fallback: str | None = None) -> list[object]:
+def _secret_arns(parameter: Parameter, fallback: Parameter | None = None) -> list[object]:
     """The secret's ARN as given and its `-??????` form; with a fallback, the fallback's when
     `parameter` is empty (condition `<parameter>Given`)."""
-    own: list[object] = [Ref(parameter), Sub(f"${{{parameter}}}-??????")]
+    own: list[object] = [Ref(parameter), Sub(f"${{{parameter.title}}}-??????")]
     if fallback is None:
         return own
-    return [If(f"{parameter}Given", mine, theirs) for mine, theirs in zip(own, _secret_arns(fallback), strict=True)]
+    return [
+        If(f"{parameter.title}Given", mine, theirs) for mine, theirs in zip(own, _secret_arns(fallback), strict=True)
+    ]
 
 
 def _secret_statements(arns: list[object]) -> list[Statement]:
@@ -548,29 +553,31 @@ MIGRATION_OWNER = (
 )
 
 
-def _environment(function: HandlerFunction) -> Environment:
+def _environment(template: Template, function: HandlerFunction) -> Environment:
     """What the handlers read: see handlers/settings.py (and handlers/migrate.py) for the names.
     Every function gets the same variables (the rollout checks none is lost); the migrate
     function also gets the owner's (its role, not the handlers', may use them)."""
+    p = template.parameters
     variables: dict[str, object] = {
-        ENDPOINT_VARIABLE: Ref("ManagementEndpoint"),
-        "CONNECTION_TTL_MINUTES": Ref("ConnectionTtlMinutes"),
-        "DATABASE_AUTH": Ref("DatabaseAuth"),
-        "DATABASE_URL": _when("url", Ref("DatabaseUrl")),
-        "DATABASE_SECRET_ARN": _when("secret", Ref("DatabaseSecretArn")),
-        "DATABASE_HOST": _when("iam", Ref("DatabaseHost")),
-        "DATABASE_PORT": _when("iam", Ref("DatabasePort")),
-        "DATABASE_NAME": _when("iam", Ref("DatabaseName")),
-        "DATABASE_USER": _when("iam", Ref("DatabaseUser")),
-        "DATABASE_SSLMODE": Ref("DatabaseSslMode"),
-        "JWT_SECRET_ARN": Ref("JwtSecretArn"),
-        "JWT_PUBLIC_KEY": Ref("JwtPublicKey"),
-        "JWT_ISSUER": Ref("JwtIssuer"),
-        "JWT_AUDIENCE": Ref("JwtAudience"),
+        ENDPOINT_VARIABLE: Ref(p["ManagementEndpoint"]),
+        "CONNECTION_TTL_MINUTES": Ref(p["ConnectionTtlMinutes"]),
+        "DATABASE_AUTH": Ref(p["DatabaseAuth"]),
+        "DATABASE_URL": _when("url", Ref(p["DatabaseUrl"])),
+        "DATABASE_SECRET_ARN": _when("secret", Ref(p["DatabaseSecretArn"])),
+        "DATABASE_HOST": _when("iam", Ref(p["DatabaseHost"])),
+        "DATABASE_PORT": _when("iam", Ref(p["DatabasePort"])),
+        "DATABASE_NAME": _when("iam", Ref(p["DatabaseName"])),
+        "DATABASE_USER": _when("iam", Ref(p["DatabaseUser"])),
+        "DATABASE_SSLMODE": Ref(p["DatabaseSslMode"]),
+        **connection_environment(p),
+        "JWT_SECRET_ARN": Ref(p["JwtSecretArn"]),
+        "JWT_PUBLIC_KEY": Ref(p["JwtPublicKey"]),
+        "JWT_ISSUER": Ref(p["JwtIssuer"]),
+        "JWT_AUDIENCE": Ref(p["JwtAudience"]),
     }
     if function.logical == MIGRATE:
         for method, variable, parameter in MIGRATION_OWNER:
-            given = If(f"{parameter}Given", Ref(parameter), Ref("AWS::NoValue"))
+            given = If(f"{parameter}Given", Ref(p[parameter]), Ref("AWS::NoValue"))
             variables[f"MIGRATION_{variable}"] = _when(method, given)
     return Environment(Variables=variables)
 
@@ -578,20 +585,21 @@ def _environment(function: HandlerFunction) -> Environment:
 def _role(template: Template, migrate: bool = False) -> Role:
     """The handlers' role, or the migrate function's (its log group, the owner's secret or
     database user where given, no JWT key): neither can act as the other."""
+    p = template.parameters
     functions = [f for f in HANDLER_FUNCTIONS if (f.logical == MIGRATE) == migrate]
     log_arns = [GetAtt(f"{function.logical}LogGroup", "Arn") for function in functions]
     statements = [
         Statement(Effect=Allow, Action=[CreateLogStream, PutLogEvents], Resource=log_arns),
     ]
-    user: object = Ref("DatabaseUser")
+    user: object = Ref(p["DatabaseUser"])
     if migrate:
-        user = If("MigrationDatabaseUserGiven", Ref("MigrationDatabaseUser"), user)
+        user = If("MigrationDatabaseUserGiven", Ref(p["MigrationDatabaseUser"]), user)
     secret = _secret_statements(
-        _secret_arns("MigrationDatabaseSecretArn", "DatabaseSecretArn")
+        _secret_arns(p["MigrationDatabaseSecretArn"], p["DatabaseSecretArn"])
         if migrate
-        else _secret_arns("DatabaseSecretArn")
+        else _secret_arns(p["DatabaseSecretArn"])
     )
-    jwt_secret = _secret_statements(_secret_arns("JwtSecretArn"))
+    jwt_secret = _secret_statements(_secret_arns(p["JwtSecretArn"]))
     iam_connect = Statement(
         Effect=Allow,
         Action=[RdsDbConnect],
@@ -634,8 +642,9 @@ def _document(*statements: Statement) -> PolicyDocument:
 
 
 def _function(template: Template, function: HandlerFunction, role: Role) -> Function:
+    p = template.parameters
     logs = template.add_resource(
-        log_group(f"{function.logical}LogGroup", Sub(f"/aws/lambda/{function.function_name}"), "compute")
+        log_group(template, f"{function.logical}LogGroup", Sub(f"/aws/lambda/{function.function_name}"), "compute")
     )
     return template.add_resource(
         Function(
@@ -644,17 +653,18 @@ def _function(template: Template, function: HandlerFunction, role: Role) -> Func
             Description=function.description,
             Runtime=LAMBDA_RUNTIME,
             Handler=function.handler,
-            Architectures=[Ref("Architecture")],
-            MemorySize=Ref("MemorySize"),
+            Architectures=[Ref(p["Architecture"])],
+            MemorySize=Ref(p["MemorySize"]),
             Timeout=Ref(TIMEOUT_PARAMETERS.get(function.logical, "Timeout")),
+            ReservedConcurrentExecutions=reserved_concurrency(template, function.logical),
             Role=GetAtt(role, "Arn"),
-            Code=Code(S3Bucket=Ref("CodeS3Bucket"), S3Key=Ref("CodeS3Key")),
-            Environment=_environment(function),
-            KmsKeyArn=If("EnvironmentKmsKeyGiven", Ref("EnvironmentKmsKeyArn"), Ref("AWS::NoValue")),
+            Code=Code(S3Bucket=Ref(p["CodeS3Bucket"]), S3Key=Ref(p["CodeS3Key"])),
+            Environment=_environment(template, function),
+            KmsKeyArn=If("EnvironmentKmsKeyGiven", Ref(p["EnvironmentKmsKeyArn"]), Ref("AWS::NoValue")),
             LoggingConfig=LoggingConfig(LogGroup=Ref(logs)),
             VpcConfig=If(
                 "InVpc",
-                VPCConfig(SubnetIds=Ref("SubnetIds"), SecurityGroupIds=Ref("SecurityGroupIds")),
+                VPCConfig(SubnetIds=Ref(p["SubnetIds"]), SecurityGroupIds=Ref(p["SecurityGroupIds"])),
                 Ref("AWS::NoValue"),
             ),
             Tags=tags("compute"),
@@ -664,11 +674,12 @@ def _function(template: Template, function: HandlerFunction, role: Role) -> Func
 
 
 def _cleanup_schedule(template: Template, cleanup: Function) -> Rule:
+    p = template.parameters
     rule = template.add_resource(
         Rule(
             "CleanupScheduleRule",
             Description="Runs the WebSocket connection cleanup",
-            ScheduleExpression=Ref("CleanupSchedule"),
+            ScheduleExpression=Ref(p["CleanupSchedule"]),
             State="ENABLED",
             Targets=[Target(Arn=GetAtt(cleanup, "Arn"), Id="cleanup")],
         )

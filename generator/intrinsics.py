@@ -78,6 +78,9 @@ class Evaluator:
             if key == "Fn::GetAtt":
                 logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
                 return self._attribute(logical, attribute)
+            if key == "Fn::FindInMap":
+                mapping, top, second = (str(self.eval(part)) for part in arg)
+                return self.template["Mappings"][mapping][top][second]
             if key == "Fn::Select":
                 return self.eval(arg[1])[int(self.eval(arg[0]))]
             if key == "Fn::Split":

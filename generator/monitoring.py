@@ -15,11 +15,12 @@ and `rollout status` find them by that prefix. Every threshold and period is a p
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from awacs.aws import Action as AwacsAction
 from awacs.aws import Allow, BoolIfExists, Condition, Deny, PolicyDocument, Principal, Statement
-from troposphere import AWSHelperFn, Equals, GetAtt, If, Not, Ref, Sub, Template
+from troposphere import AWSHelperFn, Equals, GetAtt, If, Not, Parameter, Ref, Sub, Template
 from troposphere.cloudwatch import Alarm, Dashboard, Metric, MetricDataQuery, MetricDimension, MetricStat
 from troposphere.kms import Key
 from troposphere.sns import Subscription, Topic
@@ -41,9 +42,14 @@ def _number(params: ParameterSet, name: str, label: str, default: int, low: int,
 def add_common_parameters(params: ParameterSet, topic: str) -> None:
     """The alarm topic (described as this template uses it) and the period every alarm shares."""
     params.add(
-        GROUP, "AlarmTopicArn", "Alarm topic ARN", Type="String", Default="", AllowedPattern=SNS_TOPIC_ARN_PATTERN,
+        GROUP,
+        "AlarmTopicArn",
+        "Alarm topic ARN",
+        Type="String",
+        Default="",
+        AllowedPattern=SNS_TOPIC_ARN_PATTERN,
         Description=topic,
-    )  # fmt: skip
+    )
     params.add(
         GROUP,
         "AlarmPeriodSeconds",
@@ -56,16 +62,45 @@ def add_common_parameters(params: ParameterSet, topic: str) -> None:
 
 
 def add_websocket_parameters(params: ParameterSet) -> None:
-    add_common_parameters(params, "SNS topic the stage's alarms notify (the rollout passes the compute stack's); "
-                                  "empty: no actions.")  # fmt: skip
-    _number(params, "ApiIntegrationErrorThreshold", "Integration errors", 5, 1, 100000,
-            "Integration errors (handler failures answered to clients) per period that raise the alarm.")  # fmt: skip
-    _number(params, "ApiExecutionErrorThreshold", "Execution errors", 1, 1, 100000,
-            "API Gateway execution errors (integration not called: permissions, timeouts) per period that raise it.")  # fmt: skip
-    _number(params, "ApiClientErrorRatePercent", "Client error rate (%)", 10, 1, 100,
-            "Client errors (4xx before the integration: throttling, too large, unauthorised) as a percentage of messages.")  # fmt: skip
-    _number(params, "ApiLatencyPercentOfTimeout", "Latency p99 (% of timeout)", 80, 1, 100,
-            "Integration latency p99 as a percentage of IntegrationTimeoutMillis that raises the alarm.")  # fmt: skip
+    add_common_parameters(
+        params, "SNS topic the stage's alarms notify (the rollout passes the compute stack's); empty: no actions."
+    )
+    _number(
+        params,
+        "ApiIntegrationErrorThreshold",
+        "Integration errors",
+        5,
+        1,
+        100000,
+        "Integration errors (handler failures answered to clients) per period that raise the alarm.",
+    )
+    _number(
+        params,
+        "ApiExecutionErrorThreshold",
+        "Execution errors",
+        1,
+        1,
+        100000,
+        "API Gateway execution errors (integration not called: permissions, timeouts) per period that raise it.",
+    )
+    _number(
+        params,
+        "ApiClientErrorRatePercent",
+        "Client error rate (%)",
+        10,
+        1,
+        100,
+        "Client errors (4xx before the integration: throttling, too large, unauthorised) as a percentage of messages.",
+    )
+    _number(
+        params,
+        "ApiLatencyPercentOfTimeout",
+        "Latency p99 (% of timeout)",
+        80,
+        1,
+        100,
+        "Integration latency p99 as a percentage of IntegrationTimeoutMillis that raises the alarm.",
+    )
 
 
 def add_compute_parameters(params: ParameterSet) -> None:
@@ -79,12 +114,33 @@ def add_compute_parameters(params: ParameterSet) -> None:
         AllowedPattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$",
         Description="E-mail address subscribed to the created topic (it must confirm); empty: none.",
     )
-    _number(params, "FunctionErrorThreshold", "Function errors", 1, 1, 100000,
-            "Errors of one handler function per period that raise its alarm.")  # fmt: skip
-    _number(params, "FunctionThrottleThreshold", "Function throttles", 1, 1, 100000,
-            "Throttled invocations of one handler function per period that raise its alarm.")  # fmt: skip
-    _number(params, "FunctionDurationPercentOfTimeout", "Duration p99 (% of timeout)", 80, 1, 100,
-            "A function's duration p99 as a percentage of its timeout that raises its alarm.")  # fmt: skip
+    _number(
+        params,
+        "FunctionErrorThreshold",
+        "Function errors",
+        1,
+        1,
+        100000,
+        "Errors of one handler function per period that raise its alarm.",
+    )
+    _number(
+        params,
+        "FunctionThrottleThreshold",
+        "Function throttles",
+        1,
+        1,
+        100000,
+        "Throttled invocations of one handler function per period that raise its alarm.",
+    )
+    _number(
+        params,
+        "FunctionDurationPercentOfTimeout",
+        "Duration p99 (% of timeout)",
+        80,
+        1,
+        100,
+        "A function's duration p99 as a percentage of its timeout that raises its alarm.",
+    )
 
 
 def _alarm(
@@ -107,22 +163,59 @@ def _dimensions(dimensions: dict[str, Any]) -> list[MetricDimension]:
     return [MetricDimension(Name=k, Value=v) for k, v in dimensions.items()]
 
 
-def _sum_alarm(title: str, suffix: str, description: str, actions: AWSHelperFn, namespace: str, metric: str,
-               dimensions: dict[str, Any], threshold: str) -> Alarm:  # fmt: skip
+def _sum_alarm(
+    p: Mapping[str, Parameter],
+    title: str,
+    suffix: str,
+    description: str,
+    actions: AWSHelperFn,
+    namespace: str,
+    metric: str,
+    dimensions: dict[str, Any],
+    threshold: str,
+) -> Alarm:
     """Raised when the metric's sum over a period reaches the `threshold` parameter (no data: no error)."""
-    return _alarm(title, suffix, description, actions, missing="notBreaching", Namespace=namespace, MetricName=metric,
-                  Dimensions=_dimensions(dimensions), Statistic="Sum", Period=Ref("AlarmPeriodSeconds"),
-                  Threshold=Ref(threshold), ComparisonOperator="GreaterThanOrEqualToThreshold")  # fmt: skip
+    return _alarm(
+        title,
+        suffix,
+        description,
+        actions,
+        missing="notBreaching",
+        Namespace=namespace,
+        MetricName=metric,
+        Dimensions=_dimensions(dimensions),
+        Statistic="Sum",
+        Period=Ref(p["AlarmPeriodSeconds"]),
+        Threshold=Ref(p[threshold]),
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
 
 
-def _math_alarm(title: str, suffix: str, description: str, actions: AWSHelperFn, threshold: str,
-                metrics: list[MetricDataQuery]) -> Alarm:  # fmt: skip
+def _math_alarm(
+    p: Mapping[str, Parameter],
+    title: str,
+    suffix: str,
+    description: str,
+    actions: AWSHelperFn,
+    threshold: str,
+    metrics: list[MetricDataQuery],
+) -> Alarm:
     """Raised when the metric math's result goes over the `threshold` parameter (no data: no error)."""
-    return _alarm(title, suffix, description, actions, missing="notBreaching", ComparisonOperator="GreaterThanThreshold",
-                  Threshold=Ref(threshold), Metrics=metrics)  # fmt: skip
+    return _alarm(
+        title,
+        suffix,
+        description,
+        actions,
+        missing="notBreaching",
+        ComparisonOperator="GreaterThanThreshold",
+        Threshold=Ref(p[threshold]),
+        Metrics=metrics,
+    )
 
 
-def _stat(query_id: str, namespace: str, metric: str, dimensions: dict[str, Any], stat: str) -> MetricDataQuery:
+def _stat(
+    p: Mapping[str, Parameter], query_id: str, namespace: str, metric: str, dimensions: dict[str, Any], stat: str
+) -> MetricDataQuery:
     return MetricDataQuery(
         Id=query_id,
         ReturnData=False,
@@ -132,23 +225,25 @@ def _stat(query_id: str, namespace: str, metric: str, dimensions: dict[str, Any]
                 MetricName=metric,
                 Dimensions=_dimensions(dimensions),
             ),
-            Period=Ref("AlarmPeriodSeconds"),
+            Period=Ref(p["AlarmPeriodSeconds"]),
             Stat=stat,
         ),
     )
 
 
 def _expression(expression: str, label: str) -> MetricDataQuery:
-    return MetricDataQuery(Id="e1", Expression=Sub(expression) if "${" in expression else expression, Label=label,
-                           ReturnData=True)  # fmt: skip
+    return MetricDataQuery(
+        Id="e1", Expression=Sub(expression) if "${" in expression else expression, Label=label, ReturnData=True
+    )
 
 
 # --- websocket ------------------------------------------------------------------------------------
 
 
 def websocket_alarms(template: Template, api: AWSHelperFn, stage: AWSHelperFn) -> None:
-    template.add_condition("AlarmTopicGiven", Not(Equals(Ref("AlarmTopicArn"), "")))
-    actions = If("AlarmTopicGiven", [Ref("AlarmTopicArn")], Ref("AWS::NoValue"))
+    p = template.parameters
+    template.add_condition("AlarmTopicGiven", Not(Equals(Ref(p["AlarmTopicArn"]), "")))
+    actions = If("AlarmTopicGiven", [Ref(p["AlarmTopicArn"])], Ref("AWS::NoValue"))
     stage_of = {"ApiId": api, "Stage": stage}
     for title, suffix, metric, threshold, meaning in (
         ("ApiIntegrationErrorsAlarm", "api-integration-errors", "IntegrationError", "ApiIntegrationErrorThreshold",
@@ -158,41 +253,57 @@ def websocket_alarms(template: Template, api: AWSHelperFn, stage: AWSHelperFn) -
          "access log (integrationError) and the function's throttles."),
     ):  # fmt: skip
         template.add_resource(
-            _sum_alarm(title, suffix, meaning, actions, "AWS/ApiGateway", metric, stage_of, threshold)
+            _sum_alarm(p, title, suffix, meaning, actions, "AWS/ApiGateway", metric, stage_of, threshold)
         )
     template.add_resource(
         _math_alarm(
-            "ApiClientErrorRateAlarm", "api-client-error-rate",
+            p,
+            "ApiClientErrorRateAlarm",
+            "api-client-error-rate",
             "Too many messages refused before a handler runs (429 throttling, 413 too large, 403). First: the "
             "access log's status and errorMessage; raise throttling if it is 429.",
-            actions, "ApiClientErrorRatePercent",
+            actions,
+            "ApiClientErrorRatePercent",
             [
-                _stat("errors", "AWS/ApiGateway", "ClientError", stage_of, "Sum"),
-                _stat("messages", "AWS/ApiGateway", "MessageCount", stage_of, "Sum"),
+                _stat(p, "errors", "AWS/ApiGateway", "ClientError", stage_of, "Sum"),
+                _stat(p, "messages", "AWS/ApiGateway", "MessageCount", stage_of, "Sum"),
                 _expression("IF(messages > 0, 100 * errors / messages, 0)", "client errors (% of messages)"),
             ],
         )
-    )  # fmt: skip
+    )
     template.add_resource(
         _math_alarm(
-            "ApiLatencyAlarm", "api-latency-p99",
+            p,
+            "ApiLatencyAlarm",
+            "api-latency-p99",
             "Handlers are close to the integration timeout (then clients get 504s). First: the handler's duration "
             "and the database's latency.",
-            actions, "ApiLatencyPercentOfTimeout",
+            actions,
+            "ApiLatencyPercentOfTimeout",
             [
-                _stat("latency", "AWS/ApiGateway", "IntegrationLatency", stage_of, "p99"),
+                _stat(p, "latency", "AWS/ApiGateway", "IntegrationLatency", stage_of, "p99"),
                 _expression("100 * latency / ${IntegrationTimeoutMillis}", "integration latency p99 (% of timeout)"),
             ],
         )
-    )  # fmt: skip
+    )
 
 
 def _widget(title: str, metrics: list[list[Any]], x: int, y: int, stat: str = "Sum") -> dict[str, Any]:
     return {
-        "type": "metric", "x": x, "y": y, "width": 8, "height": 6,
-        "properties": {"title": title, "region": "${AWS::Region}", "stat": stat, "period": 300, "view": "timeSeries",
-                       "metrics": metrics},
-    }  # fmt: skip
+        "type": "metric",
+        "x": x,
+        "y": y,
+        "width": 8,
+        "height": 6,
+        "properties": {
+            "title": title,
+            "region": "${AWS::Region}",
+            "stat": stat,
+            "period": 300,
+            "view": "timeSeries",
+            "metrics": metrics,
+        },
+    }
 
 
 def _functions(metric: str, stat: str) -> list[list[Any]]:
@@ -208,20 +319,28 @@ def dashboard_body() -> str:
     widgets = [
         _widget("Connections ($connect)", [[api, "ConnectCount", *stage]], 0, 0),
         _widget("Messages", [[api, "MessageCount", *stage]], 8, 0),
-        _widget("Errors", [[api, name, *stage] for name in ("IntegrationError", "ExecutionError", "ClientError")], 16, 0),
-        _widget("Integration latency (ms)", [[api, "IntegrationLatency", *stage, {"stat": s}] for s in ("p50", "p99")], 0, 6, "p99"),
+        _widget(
+            "Errors", [[api, name, *stage] for name in ("IntegrationError", "ExecutionError", "ClientError")], 16, 0
+        ),
+        _widget(
+            "Integration latency (ms)",
+            [[api, "IntegrationLatency", *stage, {"stat": s}] for s in ("p50", "p99")],
+            0,
+            6,
+            "p99",
+        ),
         _widget("Function invocations", _functions("Invocations", "Sum"), 8, 6),
         _widget("Function errors", _functions("Errors", "Sum"), 16, 6),
         _widget("Function duration p99 (ms)", _functions("Duration", "p99"), 0, 12, "p99"),
         _widget("Function concurrency", _functions("ConcurrentExecutions", "Maximum"), 8, 12, "Maximum"),
         _widget("Function throttles", _functions("Throttles", "Sum"), 16, 12),
-    ]  # fmt: skip
+    ]
     return json.dumps({"widgets": widgets}, separators=(",", ":"))
 
 
 def dashboard(template: Template) -> None:
     template.add_resource(
-        Dashboard("Dashboard", DashboardName=Sub("${NamePrefix}-websocket"), DashboardBody=Sub(dashboard_body()))
+        Dashboard("Dashboard", DashboardName=Sub(Names().dashboard), DashboardBody=Sub(dashboard_body()))
     )
 
 
@@ -230,8 +349,9 @@ def dashboard(template: Template) -> None:
 
 def alarm_topic(template: Template) -> AWSHelperFn:
     """The topic every alarm notifies: the one given, or one created with its own key."""
-    template.add_condition("CreateAlarmTopic", Equals(Ref("AlarmTopicArn"), ""))
-    template.add_condition("AlarmEmailGiven", Not(Equals(Ref("AlarmEmail"), "")))
+    p = template.parameters
+    template.add_condition("CreateAlarmTopic", Equals(Ref(p["AlarmTopicArn"]), ""))
+    template.add_condition("AlarmEmailGiven", Not(Equals(Ref(p["AlarmEmail"]), "")))
     root = Principal("AWS", Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root"))
     key = template.add_resource(
         Key(
@@ -279,16 +399,18 @@ def alarm_topic(template: Template) -> AWSHelperFn:
             DisplayName="CareConnect WebSocket alarms",
             KmsMasterKeyId=GetAtt(key, "Arn"),
             Subscription=If(
-                "AlarmEmailGiven", [Subscription(Endpoint=Ref("AlarmEmail"), Protocol="email")], Ref("AWS::NoValue")
+                "AlarmEmailGiven", [Subscription(Endpoint=Ref(p["AlarmEmail"]), Protocol="email")], Ref("AWS::NoValue")
             ),
             Tags=tags("compute"),
         )
     )
-    return If("CreateAlarmTopic", Ref(topic), Ref("AlarmTopicArn"))
+    return If("CreateAlarmTopic", Ref(topic), Ref(p["AlarmTopicArn"]))
 
 
-def function_alarms(template: Template, functions: list[tuple[HandlerFunction, Any]], timeouts: dict[str, str],
-                    topic: AWSHelperFn) -> None:  # fmt: skip
+def function_alarms(
+    template: Template, functions: list[tuple[HandlerFunction, Any]], timeouts: dict[str, str], topic: AWSHelperFn
+) -> None:
+    p = template.parameters
     actions = [topic]
     for function, resource in functions:
         name = {"FunctionName": Ref(resource)}
@@ -299,21 +421,35 @@ def function_alarms(template: Template, functions: list[tuple[HandlerFunction, A
              f"{function.display_name} was throttled (account or reserved concurrency). First: the account's "
              "concurrent executions; ask for a higher limit or reserve concurrency."),
         ):  # fmt: skip
-            template.add_resource(_sum_alarm(f"{function.logical}{kind}Alarm", f"{function.suffix}-{kind.lower()}",
-                                             meaning, actions, "AWS/Lambda", metric, name, threshold))  # fmt: skip
+            template.add_resource(
+                _sum_alarm(
+                    p,
+                    f"{function.logical}{kind}Alarm",
+                    f"{function.suffix}-{kind.lower()}",
+                    meaning,
+                    actions,
+                    "AWS/Lambda",
+                    metric,
+                    name,
+                    threshold,
+                )
+            )
         timeout = timeouts.get(function.logical, "Timeout")
         template.add_resource(
             _math_alarm(
-                f"{function.logical}DurationAlarm", f"{function.suffix}-duration-p99",
+                p,
+                f"{function.logical}DurationAlarm",
+                f"{function.suffix}-duration-p99",
                 f"{function.display_name} runs close to its timeout. First: its slowest invocations (REPORT lines) "
                 "and the database's latency.",
-                actions, "FunctionDurationPercentOfTimeout",
+                actions,
+                "FunctionDurationPercentOfTimeout",
                 [
-                    _stat("duration", "AWS/Lambda", "Duration", name, "p99"),
+                    _stat(p, "duration", "AWS/Lambda", "Duration", name, "p99"),
                     _expression(f"100 * duration / (${{{timeout}}} * 1000)", "duration p99 (% of timeout)"),
                 ],
             )
-        )  # fmt: skip
+        )
 
 
 def cleanup_alarms(template: Template, cleanup: Any, rule: Any, topic: AWSHelperFn) -> None:
@@ -323,30 +459,46 @@ def cleanup_alarms(template: Template, cleanup: Any, rule: Any, topic: AWSHelper
     not breaching: a new stack, on which no cleanup has run yet, starts OK (an alarm on "no
     invocation", breaching on missing data, was in ALARM on every new stack and failed the first
     prod bake). The cleanup's errors, throttles and duration have their function alarms."""
+    p = template.parameters
     template.add_resource(
         _alarm(
-            "CleanupScheduleFailedAlarm", "cleanup-schedule-failed",
+            "CleanupScheduleFailedAlarm",
+            "cleanup-schedule-failed",
             "EventBridge could not invoke the cleanup (the function or its invoke permission is gone, or Lambda "
             "refused the event): stale connections pile up. First: the rule's target and CleanupInvokePermission.",
-            [topic], missing="notBreaching", Namespace="AWS/Events", MetricName="FailedInvocations",
-            Dimensions=_dimensions({"RuleName": Ref(rule)}), Statistic="Sum", Period=Ref("AlarmPeriodSeconds"),
-            Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+            [topic],
+            missing="notBreaching",
+            Namespace="AWS/Events",
+            MetricName="FailedInvocations",
+            Dimensions=_dimensions({"RuleName": Ref(rule)}),
+            Statistic="Sum",
+            Period=Ref(p["AlarmPeriodSeconds"]),
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
         )
-    )  # fmt: skip
+    )
     template.add_resource(
         _alarm(
-            "CleanupDroppedAlarm", "cleanup-dropped",
+            "CleanupDroppedAlarm",
+            "cleanup-dropped",
             "A scheduled cleanup failed three times (the first run and Lambda's two retries) and its event was "
             "dropped. First: the cleanup's log group, filtered on ERROR; the next scheduled run retries the work.",
-            [topic], missing="notBreaching", Namespace="AWS/Lambda", MetricName="AsyncEventsDropped",
-            Dimensions=_dimensions({"FunctionName": Ref(cleanup)}), Statistic="Sum", Period=Ref("AlarmPeriodSeconds"),
-            Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+            [topic],
+            missing="notBreaching",
+            Namespace="AWS/Lambda",
+            MetricName="AsyncEventsDropped",
+            Dimensions=_dimensions({"FunctionName": Ref(cleanup)}),
+            Statistic="Sum",
+            Period=Ref(p["AlarmPeriodSeconds"]),
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
         )
-    )  # fmt: skip
+    )
 
 
-def compute_monitoring(template: Template, functions: list[tuple[HandlerFunction, Any]],
-                       timeouts: dict[str, str], cleanup_rule: Any) -> AWSHelperFn:  # fmt: skip
+def compute_monitoring(
+    template: Template, functions: list[tuple[HandlerFunction, Any]], timeouts: dict[str, str], cleanup_rule: Any
+) -> AWSHelperFn:
     """Topic, function alarms and the cleanup alarms; returns the topic ARN (an output)."""
     topic = alarm_topic(template)
     function_alarms(template, functions, timeouts, topic)

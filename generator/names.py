@@ -63,6 +63,10 @@ class Names:
         return f"{self.prefix}-rollout-runner"
 
     @property
+    def dashboard(self) -> str:
+        return self.stem
+
+    @property
     def state_machine(self) -> str:
         return f"{self.stem}-rollout"
 

@@ -119,12 +119,17 @@ def _parameters(params: ParameterSet) -> None:
         ("EndpointConsumerRoleArns", "Endpoint consumers' role ARNs", CONSUMER_ROLE_ARN_PATTERN, "IAM role ARNs"),
     ):  # fmt: skip
         params.add(
-            "Target stacks", name, label, Type="CommaDelimitedList", Default="", AllowedPattern=pattern,
+            "Target stacks",
+            name,
+            label,
+            Type="CommaDelimitedList",
+            Default="",
+            AllowedPattern=pattern,
             Description=f"The environment's endpoint_consumers ({what}): the state machine may read and update "
             "exactly these functions' configuration, CloudFormation may attach the stage's management-API "
             "policy to exactly these roles. The rollout fills both.",
             ConstraintDescription=f"{what}, comma separated",
-        )  # fmt: skip
+        )
     for name, label, description in (
         ("RunnerCodeBucket", "Runner code bucket", "Bucket holding the rollout runner's zip (the environment's artifacts bucket)."),
         ("RunnerCodeKey", "Runner code key", "S3 key of the rollout runner's zip (content-hashed; the rollout uploads it)."),
@@ -134,6 +139,7 @@ def _parameters(params: ParameterSet) -> None:
 
 
 def _bucket(template: Template) -> Bucket:
+    p = template.parameters
     bucket = template.add_resource(
         Bucket(
             "ArtifactsBucket",
@@ -157,7 +163,7 @@ def _bucket(template: Template) -> Bucket:
                         Id="expire-replaced-artifacts",
                         Status="Enabled",
                         NoncurrentVersionExpiration=NoncurrentVersionExpiration(
-                            NoncurrentDays=Ref("ArtifactRetentionDays")
+                            NoncurrentDays=Ref(p["ArtifactRetentionDays"])
                         ),
                         AbortIncompleteMultipartUpload=AbortUploads(DaysAfterInitiation=7),
                     )
@@ -326,17 +332,56 @@ RULE_ACTIONS = _actions(
     "ListTagsForResource",
 )
 API_ACTIONS = _actions("apigateway", "GET", "POST", "PATCH", "PUT", "DELETE")  # tagging is PUT/DELETE on /tags
-ALARM_ACTIONS = _actions("cloudwatch", "PutMetricAlarm", "DeleteAlarms", "DescribeAlarms", "TagResource",
-                         "UntagResource", "ListTagsForResource")  # fmt: skip
-DASHBOARD_ACTIONS = _actions("cloudwatch", "PutDashboard", "GetDashboard", "DeleteDashboards", "TagResource",
-                             "UntagResource", "ListTagsForResource")  # fmt: skip
-TOPIC_ACTIONS = _actions("sns", "CreateTopic", "DeleteTopic", "GetTopicAttributes", "SetTopicAttributes",
-                         "ListSubscriptionsByTopic", "Subscribe", "Unsubscribe", "TagResource", "UntagResource",
-                         "ListTagsForResource", "GetDataProtectionPolicy", "PutDataProtectionPolicy")  # fmt: skip
+ALARM_ACTIONS = _actions(
+    "cloudwatch",
+    "PutMetricAlarm",
+    "DeleteAlarms",
+    "DescribeAlarms",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+)
+DASHBOARD_ACTIONS = _actions(
+    "cloudwatch",
+    "PutDashboard",
+    "GetDashboard",
+    "DeleteDashboards",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+)
+TOPIC_ACTIONS = _actions(
+    "sns",
+    "CreateTopic",
+    "DeleteTopic",
+    "GetTopicAttributes",
+    "SetTopicAttributes",
+    "ListSubscriptionsByTopic",
+    "Subscribe",
+    "Unsubscribe",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+    "GetDataProtectionPolicy",
+    "PutDataProtectionPolicy",
+)
 # The alarm topic's key: created with the application's tag, then managed only while it carries it.
-KEY_ACTIONS = _actions("kms", "DescribeKey", "GetKeyPolicy", "PutKeyPolicy", "GetKeyRotationStatus",
-                       "EnableKeyRotation", "DisableKeyRotation", "EnableKey", "DisableKey", "ListResourceTags",
-                       "TagResource", "UntagResource", "UpdateKeyDescription", "ScheduleKeyDeletion")  # fmt: skip
+KEY_ACTIONS = _actions(
+    "kms",
+    "DescribeKey",
+    "GetKeyPolicy",
+    "PutKeyPolicy",
+    "GetKeyRotationStatus",
+    "EnableKeyRotation",
+    "DisableKeyRotation",
+    "EnableKey",
+    "DisableKey",
+    "ListResourceTags",
+    "TagResource",
+    "UntagResource",
+    "UpdateKeyDescription",
+    "ScheduleKeyDeletion",
+)
 # Calls that take no resource ARN (the Service Authorization Reference lists none: "*"): read-only.
 UNSCOPED_READS = [
     *_actions("ec2", "DescribeSecurityGroups", "DescribeSubnets", "DescribeVpcs", "DescribeNetworkInterfaces"),
@@ -352,6 +397,7 @@ UNSCOPED_REASON = (
 
 def _cloudformation_role(template: Template) -> Role:
     """What CloudFormation needs to create, read, update and delete the two stacks' resources."""
+    p = template.parameters
     functions = Sub(f"{ARN}:lambda:{HERE}:function:{NAMES.functions}")
     roles = [
         Sub(f"{ARN}:iam::${{AWS::AccountId}}:role/{NAMES.roles}"),
@@ -369,10 +415,18 @@ def _cloudformation_role(template: Template) -> Role:
     statements = [
         _allow(FUNCTION_ACTIONS, [functions]),
         _allow(ROLE_ACTIONS, roles),
-        Statement(Effect=Allow, Action=_actions("iam", "AttachRolePolicy", "DetachRolePolicy"), Resource=roles,
-                  Condition=Condition(ArnEquals("iam:PolicyARN", [Sub(p) for p in ATTACHED_POLICIES]))),
-        Statement(Effect=Allow, Action=[iam.PassRole], Resource=roles,
-                  Condition=Condition(StringEquals("iam:PassedToService", list(PASSED_TO_SERVICES)))),
+        Statement(
+            Effect=Allow,
+            Action=_actions("iam", "AttachRolePolicy", "DetachRolePolicy"),
+            Resource=roles,
+            Condition=Condition(ArnEquals("iam:PolicyARN", [Sub(p) for p in ATTACHED_POLICIES])),
+        ),
+        Statement(
+            Effect=Allow,
+            Action=[iam.PassRole],
+            Resource=roles,
+            Condition=Condition(StringEquals("iam:PassedToService", list(PASSED_TO_SERVICES))),
+        ),
         _allow(MANAGED_POLICY_ACTIONS, [Sub(f"{ARN}:iam::${{AWS::AccountId}}:policy/{NAMES.roles}")]),
         _allow(LOG_GROUP_ACTIONS, log_groups),
         _allow(API_ACTIONS, api_paths),
@@ -383,19 +437,38 @@ def _cloudformation_role(template: Template) -> Role:
         ),
         _allow(UNSCOPED_READS, ["*"]),
         _allow(ALARM_ACTIONS, [Sub(f"{ARN}:cloudwatch:{HERE}:alarm:{ALARM_PREFIX}*")]),
-        _allow(DASHBOARD_ACTIONS, [Sub(f"{ARN}:cloudwatch::${{AWS::AccountId}}:dashboard/${{NamePrefix}}-websocket")]),
-        _allow(TOPIC_ACTIONS, [Sub(f"{ARN}:sns:{HERE}:{ALARM_PREFIX}topic"), Sub(f"{ARN}:sns:{HERE}:{ALARM_PREFIX}topic:*")]),
+        _allow(DASHBOARD_ACTIONS, [Sub(f"{ARN}:cloudwatch::${{AWS::AccountId}}:dashboard/{NAMES.dashboard}")]),
+        _allow(
+            TOPIC_ACTIONS,
+            [Sub(f"{ARN}:sns:{HERE}:{ALARM_PREFIX}topic"), Sub(f"{ARN}:sns:{HERE}:{ALARM_PREFIX}topic:*")],
+        ),
         # A key being created has no tags yet: creating and tagging it at creation are authorized on
         # "*" with the request's tag (aws:ResourceTag would never match); existing keys as below.
-        Statement(Effect=Allow, Action=_actions("kms", "CreateKey", "TagResource"), Resource=["*"],
-                  Condition=Condition(StringEquals("aws:RequestTag/Application", APPLICATION_TAG))),
+        Statement(
+            Effect=Allow,
+            Action=_actions("kms", "CreateKey", "TagResource"),
+            Resource=["*"],
+            Condition=Condition(StringEquals("aws:RequestTag/Application", APPLICATION_TAG)),
+        ),
         # ... but no retagging of a key another application tagged (to bring it under KEY_ACTIONS).
-        Statement(Effect=Deny, Action=_actions("kms", "TagResource", "UntagResource"), Resource=["*"],
-                  Condition=Condition([Null("aws:ResourceTag/Application", "false"),
-                                       StringNotEquals("aws:ResourceTag/Application", APPLICATION_TAG)])),
-        Statement(Effect=Allow, Action=KEY_ACTIONS, Resource=[Sub(f"{ARN}:kms:{HERE}:key/*")],
-                  Condition=Condition(StringEquals("aws:ResourceTag/Application", APPLICATION_TAG))),
-    ]  # fmt: skip
+        Statement(
+            Effect=Deny,
+            Action=_actions("kms", "TagResource", "UntagResource"),
+            Resource=["*"],
+            Condition=Condition(
+                [
+                    Null("aws:ResourceTag/Application", "false"),
+                    StringNotEquals("aws:ResourceTag/Application", APPLICATION_TAG),
+                ]
+            ),
+        ),
+        Statement(
+            Effect=Allow,
+            Action=KEY_ACTIONS,
+            Resource=[Sub(f"{ARN}:kms:{HERE}:key/*")],
+            Condition=Condition(StringEquals("aws:ResourceTag/Application", APPLICATION_TAG)),
+        ),
+    ]
     role = _service_role(
         "CloudFormationRole",
         "cloudformation.amazonaws.com",
@@ -403,13 +476,13 @@ def _cloudformation_role(template: Template) -> Role:
         statements,
         "CloudFormation service role for the CareConnect WebSocket stacks' change sets",
         [
-            _when("EnvironmentKeyGiven", "environment-key", ENVIRONMENT_KEY_ACTIONS, [Ref("EnvironmentKmsKeyArn")]),
+            _when("EnvironmentKeyGiven", "environment-key", ENVIRONMENT_KEY_ACTIONS, [Ref(p["EnvironmentKmsKeyArn"])]),
             # The stage's management-API policy on the endpoint consumers' own roles.
             _when(
                 "ConsumersGiven",
                 "endpoint-consumer-roles",
                 _actions("iam", "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy"),
-                Ref("EndpointConsumerRoleArns"),
+                Ref(p["EndpointConsumerRoleArns"]),
             ),
         ],
     )
@@ -420,6 +493,7 @@ def _cloudformation_role(template: Template) -> Role:
 def _runner_role(template: Template) -> Role:
     """The runner's rights: exactly the calls the rollout's steps declare (rollout/steps.py), for
     this environment's stacks, functions and alarms, generated from them, never written here."""
+    p = template.parameters
     where = Where("${AWS::Partition}", "${AWS::Region}", "${AWS::AccountId}")
     stacks = {"compute": "${ComputeStackName}", "websocket": "${WebSocketStackName}"}
     calls = declared_calls(where, "${NamePrefix}", stacks, "${CloudFormationRole.Arn}", "${ArtifactsBucket}")
@@ -455,18 +529,29 @@ def _runner_role(template: Template) -> Role:
         "Role of the CareConnect WebSocket rollout runner (the steps' declared calls)",
         [
             # Reading and writing an environment encrypted with a customer managed key needs the key.
-            _when("EnvironmentKeyGiven", "environment-key", _actions("kms", "CreateGrant", "Decrypt", "Encrypt"),
-                  [Ref("EnvironmentKmsKeyArn")]),
-            _when("ConsumersGiven", "endpoint-consumers",
-                  [lambda_.GetFunctionConfiguration, lambda_.UpdateFunctionConfiguration], Ref("EndpointConsumerArns")),
+            _when(
+                "EnvironmentKeyGiven",
+                "environment-key",
+                _actions("kms", "CreateGrant", "Decrypt", "Encrypt"),
+                [Ref(p["EnvironmentKmsKeyArn"])],
+            ),
+            _when(
+                "ConsumersGiven",
+                "endpoint-consumers",
+                [lambda_.GetFunctionConfiguration, lambda_.UpdateFunctionConfiguration],
+                Ref(p["EndpointConsumerArns"]),
+            ),
         ],
-    )  # fmt: skip
+    )
     role.RoleName = Sub(NAMES.runner)
     return template.add_resource(role)
 
 
 def _runner(template: Template, role: Role) -> Function:
-    logs_group = template.add_resource(log_group("RunnerLogGroup", Sub(f"/aws/lambda/{NAMES.runner}"), "rollout"))
+    p = template.parameters
+    logs_group = template.add_resource(
+        log_group(template, "RunnerLogGroup", Sub(f"/aws/lambda/{NAMES.runner}"), "rollout")
+    )
     return template.add_resource(
         Function(
             "RunnerFunction",
@@ -478,7 +563,7 @@ def _runner(template: Template, role: Role) -> Function:
             MemorySize=256,
             Timeout=RUNNER_TIMEOUT_SECONDS - 10,
             Role=GetAtt(role, "Arn"),
-            Code=Code(S3Bucket=Ref("RunnerCodeBucket"), S3Key=Ref("RunnerCodeKey")),
+            Code=Code(S3Bucket=Ref(p["RunnerCodeBucket"]), S3Key=Ref(p["RunnerCodeKey"])),
             LoggingConfig=LoggingConfig(LogGroup=Ref(logs_group)),
             # Traced, as the state machine that invokes it: one trace follows a rollout step by step.
             TracingConfig=TracingConfig(Mode="Active"),
@@ -541,14 +626,16 @@ def build() -> Template:
         "and the Step Functions state machine that runs compute -> websocket -> endpoint."
     )
     _parameters(params)
-    template.add_condition("EnvironmentKeyGiven", Not(Equals(Ref("EnvironmentKmsKeyArn"), "")))
-    template.add_condition("ConsumersGiven", Not(Equals(Join("", Ref("EndpointConsumerArns")), "")))
+    p = template.parameters
+    template.add_condition("EnvironmentKeyGiven", Not(Equals(Ref(p["EnvironmentKmsKeyArn"]), "")))
+    template.add_condition("ConsumersGiven", Not(Equals(Join("", Ref(p["EndpointConsumerArns"])), "")))
     bucket = _bucket(template)
     cloudformation_role = _cloudformation_role(template)
     runner = _runner(template, _runner_role(template))
     machine_role = _state_machine_role(template, runner)
     logs_group = template.add_resource(
         log_group(
+            template,
             "StateMachineLogGroup",
             Sub(NAMES.state_machine_log_group),
             "rollout",

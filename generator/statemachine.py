@@ -27,13 +27,18 @@ RUNNER_TIMEOUT_SECONDS = 120  # one phase makes a few calls; the Task gives up a
 # What Lambda's Invoke raises when the service, not the runner, failed: retried with backoff.
 RETRY = [
     {
-        "ErrorEquals": ["Lambda.ClientExecutionTimeoutException", "Lambda.ServiceException",
-                        "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException"],
+        "ErrorEquals": [
+            "Lambda.ClientExecutionTimeoutException",
+            "Lambda.ServiceException",
+            "Lambda.AWSLambdaException",
+            "Lambda.SdkClientException",
+            "Lambda.TooManyRequestsException",
+        ],
         "IntervalSeconds": 2,
         "MaxAttempts": 6,
         "BackoffRate": 2.0,
     }
-]  # fmt: skip
+]
 MEMO = {key: f"$.Payload.{key}" for key in ("outputs", "work", "results", "done", "wait")}
 
 State = dict[str, Any]

@@ -217,23 +217,25 @@ def _parameters(params: ParameterSet) -> None:
 
 
 def _conditions(template: Template) -> None:
+    p = template.parameters
     for route in ROUTE_HANDLERS:
-        template.add_condition(f"{route.arn_parameter}Given", Not(Equals(Ref(route.arn_parameter), "")))
-    template.add_condition("HandlersRoleNameGiven", Not(Equals(Ref("HandlersRoleName"), "")))
-    template.add_condition("ConsumerRolesGiven", Not(Equals(Join("", Ref("ManageConnectionsRoleNames")), "")))
-    template.add_condition("CreateAccountRole", Equals(Ref("CreateApiGatewayAccountRole"), "true"))
-    template.add_condition("DataTraceOn", Equals(Ref("DataTraceEnabled"), "true"))
-    template.add_condition("DetailedMetricsOn", Equals(Ref("DetailedMetricsEnabled"), "true"))
+        template.add_condition(f"{route.arn_parameter}Given", Not(Equals(Ref(p[route.arn_parameter]), "")))
+    template.add_condition("HandlersRoleNameGiven", Not(Equals(Ref(p["HandlersRoleName"]), "")))
+    template.add_condition("ConsumerRolesGiven", Not(Equals(Join("", Ref(p["ManageConnectionsRoleNames"])), "")))
+    template.add_condition("CreateAccountRole", Equals(Ref(p["CreateApiGatewayAccountRole"]), "true"))
+    template.add_condition("DataTraceOn", Equals(Ref(p["DataTraceEnabled"]), "true"))
+    template.add_condition("DetailedMetricsOn", Equals(Ref(p["DetailedMetricsEnabled"]), "true"))
 
 
-def function_arn(route: HandlerFunction) -> If:
+def function_arn(template: Template, route: HandlerFunction) -> If:
     """The ARN given as a parameter, else the function the compute stack names by default."""
     default = Sub("arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:" + route.function_name)
-    return If(f"{route.arn_parameter}Given", Ref(route.arn_parameter), default)
+    return If(f"{route.arn_parameter}Given", Ref(template.parameters[route.arn_parameter]), default)
 
 
-def handlers_role_name() -> If:
-    return If("HandlersRoleNameGiven", Ref("HandlersRoleName"), Sub(HANDLERS_ROLE_NAME))
+def handlers_role_name(template: Template) -> If:
+    p = template.parameters
+    return If("HandlersRoleNameGiven", Ref(p["HandlersRoleName"]), Sub(HANDLERS_ROLE_NAME))
 
 
 def _account_role(template: Template, wait_for: list[str]) -> None:
@@ -252,7 +254,7 @@ def _account_role(template: Template, wait_for: list[str]) -> None:
             Tags=tags("websocket"),
         )
     )
-    template.add_resource(
+    account = template.add_resource(
         Account(
             "ApiGatewayAccount",
             Condition="CreateAccountRole",
@@ -265,12 +267,13 @@ def _account_role(template: Template, wait_for: list[str]) -> None:
     template.add_resource(
         WaitConditionHandle(
             "ApiGatewayAccountReady",
-            Metadata={"AccountRoleSet": If("CreateAccountRole", Ref("ApiGatewayAccount"), "")},
+            Metadata={"AccountRoleSet": If("CreateAccountRole", Ref(account), "")},
         )
     )
 
 
 def _route(template: Template, api: Api, route: HandlerFunction) -> Route:
+    p = template.parameters
     integration = template.add_resource(
         Integration(
             f"{route.logical}Integration",
@@ -282,18 +285,18 @@ def _route(template: Template, api: Api, route: HandlerFunction) -> Route:
                 "",
                 [
                     Sub("arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"),
-                    function_arn(route),
+                    function_arn(template, route),
                     "/invocations",
                 ],
             ),
-            TimeoutInMillis=Ref("IntegrationTimeoutMillis"),
+            TimeoutInMillis=Ref(p["IntegrationTimeoutMillis"]),
         )
     )
     template.add_resource(
         Permission(
             f"{route.logical}InvokePermission",
             Action="lambda:InvokeFunction",
-            FunctionName=function_arn(route),
+            FunctionName=function_arn(template, route),
             Principal="apigateway.amazonaws.com",
             SourceAccount=Ref("AWS::AccountId"),
             SourceArn=Sub(f"{EXECUTE_API_ARN}/${{StageName}}/{route.route_key}"),
@@ -312,21 +315,22 @@ def _route(template: Template, api: Api, route: HandlerFunction) -> Route:
 
 
 def _stage(template: Template, api: Api, routes: list[Route]) -> Stage:
-    logs = template.add_resource(log_group("AccessLogGroup", Sub(f"/aws/apigateway/{API_NAME}"), "websocket"))
+    p = template.parameters
+    logs = template.add_resource(log_group(template, "AccessLogGroup", Sub(Names().api_log_group), "websocket"))
     return template.add_resource(
         Stage(
             "Stage",
             DependsOn=[route.title for route in routes] + ["ApiGatewayAccountReady"],
             ApiId=Ref(api),
-            StageName=Ref("StageName"),
+            StageName=Ref(p["StageName"]),
             Description="CareConnect WebSocket stage (auto-deployed)",
             AutoDeploy=True,
             DefaultRouteSettings=RouteSettings(
                 DataTraceEnabled=If("DataTraceOn", True, False),
                 DetailedMetricsEnabled=If("DetailedMetricsOn", True, False),
-                LoggingLevel=Ref("LoggingLevel"),
-                ThrottlingRateLimit=Ref("ThrottlingRateLimit"),
-                ThrottlingBurstLimit=Ref("ThrottlingBurstLimit"),
+                LoggingLevel=Ref(p["LoggingLevel"]),
+                ThrottlingRateLimit=Ref(p["ThrottlingRateLimit"]),
+                ThrottlingBurstLimit=Ref(p["ThrottlingBurstLimit"]),
             ),
             AccessLogSettings=AccessLogSettings(DestinationArn=GetAtt(logs, "Arn"), Format=ACCESS_LOG_FORMAT),
             Tags=tag_map("websocket"),
@@ -347,12 +351,13 @@ def _manage_connections() -> PolicyDocument:
 def _management_policy(template: Template) -> PolicyType:
     """The handlers' role, and the endpoint consumers' roles when given, may use this stage's
     management API (and no other API's)."""
+    p = template.parameters
     template.add_resource(
         PolicyType(
             "ConsumersManageConnectionsPolicy",
             Condition="ConsumerRolesGiven",
             PolicyName=Sub(Names().policy("manage-connections")),
-            Roles=Ref("ManageConnectionsRoleNames"),
+            Roles=Ref(p["ManageConnectionsRoleNames"]),
             PolicyDocument=_manage_connections(),
         )
     )
@@ -360,16 +365,16 @@ def _management_policy(template: Template) -> PolicyType:
         PolicyType(
             "ManageConnectionsPolicy",
             PolicyName=Sub(Names().policy("manage-connections")),
-            Roles=[handlers_role_name()],
+            Roles=[handlers_role_name(template)],
             PolicyDocument=_manage_connections(),
         )
     )
 
 
-def _outputs() -> dict[str, tuple[str, object]]:
+def _outputs(api: Api, stage: Stage) -> dict[str, tuple[str, object]]:
     return {
-        "WebSocketApiId": ("WebSocket API id", Ref("Api")),
-        "WebSocketStageName": ("Stage name", Ref("Stage")),
+        "WebSocketApiId": ("WebSocket API id", Ref(api)),
+        "WebSocketStageName": ("Stage name", Ref(stage)),
         "WebSocketManagementEndpoint": (
             "Management API endpoint for the handlers (AWS_WEBSOCKET_API_GATEWAY_ENDPOINT)",
             Sub(MANAGEMENT_ENDPOINT),
@@ -406,4 +411,4 @@ def build() -> Template:
     stage = _stage(template, api, routes)
     websocket_alarms(template, Ref(api), Ref(stage))
     dashboard(template)
-    return finish(template, params, _outputs())
+    return finish(template, params, _outputs(api, stage))

@@ -4,12 +4,19 @@ Every statement the handlers run is a single autocommit statement, so a statemen
 its whole row or nothing. A statement that fails because a reused connection went stale (RDS
 closed it while the container slept) is retried once on a fresh connection; all of them are
 idempotent, so the retry cannot double a write.
+
+Proxy-safe (RDS Proxy multiplexes a client connection over server connections between
+transactions unless session state pins it): nothing on the request path leaves state in the
+session. No prepared statements (`prepare_threshold=None`: psycopg would otherwise prepare a
+query after its fifth execution), no SET, no advisory lock; the statement timeout travels in the
+startup packet's `options`, set before the first statement.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from importlib import resources
@@ -17,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from handlers import aws
 from handlers.schema import require_current
@@ -72,15 +80,21 @@ def connection_arguments(
     common: dict[str, Any] = {
         "connect_timeout": CONNECT_TIMEOUT_SECONDS,
         "application_name": "cc-websocket-handlers",
+        "prepare_threshold": None,
     }
     if settings.auth == "url":
-        return {"conninfo": libpq_url(settings.url), **common}
+        conninfo = libpq_url(settings.url)
+        options = startup_options(str(conninfo_to_dict(conninfo).get("options") or ""), settings.statement_timeout_ms)
+        return {"conninfo": make_conninfo(conninfo, options=options) if options else conninfo, **common}
+    if settings.statement_timeout_ms:
+        # An explicit `options` replaces libpq's PGOPTIONS: keep what the environment gave.
+        common["options"] = startup_options(os.environ.get("PGOPTIONS", ""), settings.statement_timeout_ms)
     if settings.auth == "secret":
         reader = secret_reader or aws.read_secret
         try:
             secret = json.loads(reader(settings.secret_arn))
             return {
-                "host": secret["host"],
+                "host": settings.proxy_host or secret["host"],
                 "port": int(secret.get("port", 5432)),
                 "dbname": secret.get("dbname") or secret.get("database") or "postgres",
                 "user": secret["username"],
@@ -103,6 +117,12 @@ def connection_arguments(
         "sslmode": settings.sslmode if settings.sslmode in ("require", "verify-ca", "verify-full") else "require",
         **common,
     }
+
+
+def startup_options(given: str, statement_timeout_ms: int) -> str:
+    """The given startup options with the statement timeout after them (0: none added)."""
+    timeout = f"-c statement_timeout={statement_timeout_ms}" if statement_timeout_ms else ""
+    return " ".join(part for part in (str(given).strip(), timeout) if part)
 
 
 def _iam_token(settings: DatabaseSettings) -> str:
@@ -157,6 +177,8 @@ class Database:
         connection = self._connection if reused and self._connection else self._fresh()
         try:
             return self._execute(connection, sql, params)
+        except psycopg.errors.QueryCanceled as error:  # statement_timeout: a retry would only double the load
+            raise DatabaseUnavailable("PostgreSQL cancelled the statement (statement_timeout)") from error
         except psycopg.OperationalError as error:
             self.close()
             if not reused:

@@ -307,14 +307,28 @@ def _find_postgres() -> str:
     )
 
 
+def _emulated(host: str, port: int) -> int:
+    """The rollout's own deployment in the emulator behind these paths (rollout/local_stage.py)."""
+    if not os.environ.get("JWT_SECRET"):
+        raise SystemExit("error: --emulated needs JWT_SECRET (the backend's security.jwt.secret, its base64 text)")
+    from rollout.local_stage import serve
+
+    serve(host, port, os.environ["DATABASE_URL"], os.environ["JWT_SECRET"])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m handlers.local", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--idle-seconds", type=float, default=600, help="idle timeout (API Gateway: 10 minutes)")
     parser.add_argument("--max-seconds", type=float, default=7200, help="longest connection (API Gateway: 2 hours)")
+    parser.add_argument("--emulated", action="store_true",
+                        help="deploy the project to the embedded emulator and serve its stage at these paths")  # fmt: skip
     args = parser.parse_args(argv)
     configure(args.host, args.port)
+    if args.emulated:
+        return _emulated(args.host, args.port)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     migrate_at_start()
     api = LocalApi(f"{args.host}:{args.port}", idle_seconds=args.idle_seconds, max_seconds=args.max_seconds,

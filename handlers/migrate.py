@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -150,7 +150,9 @@ def _lock_timeout(event: Any) -> int:
 def handler(event: Any, context: Any) -> dict[str, Any]:
     def action() -> dict[str, Any]:
         lock_timeout = _lock_timeout(event)
-        arguments = db.connection_arguments(database_settings(migration_environment(os.environ)))
+        # No handlers' statement timeout: the DDL's lock_timeout bounds the wait, index builds take long.
+        settings = replace(database_settings(migration_environment(os.environ)), statement_timeout_ms=0)
+        arguments = db.connection_arguments(settings)
         try:
             connection = psycopg.connect(autocommit=True, **arguments)
         except psycopg.Error as error:

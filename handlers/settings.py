@@ -13,6 +13,9 @@ ENDPOINT_VARIABLE = "AWS_WEBSOCKET_API_GATEWAY_ENDPOINT"
 DATABASE_AUTH_METHODS = ("url", "secret", "iam")
 MAX_TTL_MINUTES = 120  # API Gateway closes every connection after 2 hours
 DEFAULT_JWT_ISSUER = "careconnect"  # JwtTokenProvider's ISSUER
+# Every handler statement is a one-row read or write by index: 5 s is far beyond any healthy one,
+# and well within the 29 s API Gateway waits, so a stuck statement fails the request, not the Lambda.
+DEFAULT_STATEMENT_TIMEOUT_MS = 5000
 
 
 class ConfigurationError(RuntimeError):
@@ -30,6 +33,9 @@ class DatabaseSettings:
     user: str = ""
     sslmode: str = "prefer"
     region: str = ""
+    # Sent as a startup option (no SET on the request path); 0 sends none: the role's setting rules.
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
+    proxy_host: str = ""  # secret method: RDS Proxy's endpoint instead of the secret's host
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,8 @@ def database_settings(env: Mapping[str, str]) -> DatabaseSettings:
         user=env.get("DATABASE_USER", ""),
         sslmode=env.get("DATABASE_SSLMODE", "") or "prefer",
         region=env.get("AWS_REGION", ""),
+        statement_timeout_ms=_int(env, "DATABASE_STATEMENT_TIMEOUT_MS", DEFAULT_STATEMENT_TIMEOUT_MS, 0, 900_000),
+        proxy_host=env.get("DATABASE_PROXY_HOST", ""),
     )
 
 

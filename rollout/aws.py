@@ -24,7 +24,10 @@ MUTATING_PREFIXES = (
     "Start",
 )
 # Throttling is retried with backoff; an unreachable endpoint fails in seconds, not half a minute.
-RETRIES = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=60)
+# A read waits longer than the migrate function may run (its MaxValue): a retried read would invoke
+# the migration a second time.
+READ_TIMEOUT_SECONDS = 120
+RETRIES = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=READ_TIMEOUT_SECONDS)
 
 
 class CredentialsError(RuntimeError):
@@ -58,9 +61,16 @@ class CallCounter:
 class Aws:
     """Clients sharing one session; `counter` sees every call made through them."""
 
-    def __init__(self, region: str, profile: str | None = None, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        region: str,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        credentials: tuple[str, str] | None = None,  # an access key id and secret, instead of the chain
+    ) -> None:
+        keys = {"aws_access_key_id": credentials[0], "aws_secret_access_key": credentials[1]} if credentials else {}
         try:
-            self.session = boto3.Session(region_name=region, profile_name=profile)
+            self.session = boto3.Session(region_name=region, profile_name=profile, **keys)
         except ProfileNotFound as error:
             raise CredentialsError(f"{error}; check --profile or ~/.aws/config") from None
         self.region = region

@@ -6,6 +6,7 @@
   watch --env NAME      follow what is running for an environment (an execution, or stacks)
   status --env NAME     what is deployed: stacks, artifact, endpoints, alarms (read-only)
   unlock --env NAME     remove the environment's rollout lock, after asking
+  policy --env NAME     the IAM policy a release engineer needs for it (--engine local|stepfunctions)
   emulator [--port N]   serve the embedded emulator on 127.0.0.1 until interrupted
 
 Exit codes: 0 success or nothing to do, 1 a stage failed or AWS refused a call, 2 bad usage,
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 import time
@@ -25,9 +27,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from generator.project import Project, ProjectNotFound
-from rollout import engine, package, settings
-from rollout.aws import Aws
+from rollout import package, settings
 from rollout.errors import DECLINED, INTERRUPTED, Failure, explain
+from rollout.factory import Factory
 from rollout.report import Reporter
 
 REHEARSAL_ENVIRONMENT = "rehearsal"
@@ -85,7 +87,8 @@ def _rollout(args: argparse.Namespace) -> int:
     report = Reporter()
     rehearsing = args.command == "rehearse"
     environment = REHEARSAL_ENVIRONMENT if rehearsing else args.env
-    options = engine.Options(
+    factory: Factory = args.factory
+    options = factory.options(
         dry_run=args.dry_run,
         poll_seconds=args.poll_seconds,
         confirm=_confirm(rehearsing or args.yes),
@@ -102,20 +105,22 @@ def _rollout(args: argparse.Namespace) -> int:
         if args.command == "watch":
             from rollout.watch import watch
 
-            aws = Aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url)
+            aws = factory.aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url)
             summary = watch(env, aws, report, options)
         elif rehearsing:
             from rollout.rehearsal import rehearse
 
-            summary = rehearse(env, report, options, args.engine)
-        else:
-            aws = Aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url)
-            if args.engine == "stepfunctions":
-                from rollout import sfn_engine
+            policy = None
+            if args.least_privilege:
+                from emulator import EMULATOR_ACCOUNT
+                from rollout.policy import document
+                from rollout.steps import Where
 
-                summary = sfn_engine.run(env, aws, report, options)
-            else:
-                summary = engine.run(env, aws, report, options)
+                policy = document(env, args.engine, Where("aws", env.region, EMULATOR_ACCOUNT))
+            summary = rehearse(env, report, options, args.engine, factory, policy, args.database_url)
+        else:
+            aws = factory.aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url)
+            summary = factory.orchestrator(args.engine)(env, aws, report, options)
             summary.aws_calls = {"total": aws.counter.total, "mutating": aws.counter.mutating}
     except KeyboardInterrupt:
         return _interrupted(args, environment, report)
@@ -134,7 +139,7 @@ def _status(args: argparse.Namespace) -> int:
 
     try:
         env = settings.load(args.env, region=args.region, project=args.project)
-        found = read(env, Aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url))
+        found = read(env, args.factory.aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url))
     except Exception as error:
         failure = explain(error)
         if failure is None:
@@ -153,7 +158,7 @@ def _unlock(args: argparse.Namespace) -> int:
 
     try:
         env = settings.load(args.env, region=args.region, project=args.project)
-        s3 = Aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url).client("s3")
+        s3 = args.factory.aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url).client("s3")
         held = lock.read(s3, env.artifacts_bucket, env.name)
         if held is None:
             print(f"environment {env.name} is not locked")
@@ -170,6 +175,33 @@ def _unlock(args: argparse.Namespace) -> int:
         return _failed(failure, False, Reporter())
     print(f"removed the lock of {held.describe()}")
     return 0
+
+
+def _policy(args: argparse.Namespace) -> int:
+    """The least-privilege policy for the environment and engine, as JSON on stdout."""
+    from rollout.policy import document
+    from rollout.steps import Where
+
+    try:
+        env = settings.load(args.env, region=args.region, project=args.project)
+        if args.account:
+            where = Where(args.partition, env.region, args.account)
+        else:  # GetCallerIdentity needs no permission
+            identity = args.factory.aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url).identity()
+            where = Where(identity["arn"].split(":")[1], env.region, identity["account"])
+    except Exception as error:
+        failure = explain(error)
+        if failure is None:
+            raise
+        return _failed(failure, False, Reporter())
+    print(json.dumps(document(env, args.engine, where), indent=2))
+    return 0
+
+
+def _account(text: str) -> str:
+    if not (len(text) == 12 and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a 12-digit AWS account id")
+    return text
 
 
 def _failed(failure: Failure, as_json: bool, report: Reporter) -> int:
@@ -312,9 +344,26 @@ def parser(project: Project) -> argparse.ArgumentParser:
     aws_target(free)
     free.add_argument("--yes", action="store_true", help="remove it without asking")
     free.set_defaults(run=_unlock)
+    policy = commands.add_parser("policy", help="the IAM policy a release engineer needs for an environment")
+    aws_target(policy)
+    policy.add_argument("--engine", choices=("local", "stepfunctions"), default="local", help="the engine they run")
+    policy.add_argument("--account", type=_account, help="the account id (default: the caller's, from STS)")
+    policy.add_argument("--partition", default="aws", help="with --account: the partition (default aws)")
+    policy.set_defaults(run=_policy)
 
     rehearse = commands.add_parser("rehearse", help="the full rollout against the embedded emulator")
     common(rehearse)
+    rehearse.add_argument(
+        "--least-privilege",
+        action="store_true",
+        help="run as a user holding exactly `policy`'s policy, the emulator enforcing IAM (local engine)",
+    )
+    rehearse.add_argument(
+        "--database-url",
+        default=os.environ.get("CC_REHEARSAL_DATABASE_URL"),
+        help="a PostgreSQL server (postgresql://user@host:5432/db, default $CC_REHEARSAL_DATABASE_URL) on which "
+        "the rehearsal makes a throwaway database to prove a session through the deployed stage",
+    )
     rehearse.set_defaults(run=_rollout)
 
     pkg = commands.add_parser("package", help="build the handlers' Lambda zip")
@@ -337,8 +386,8 @@ def parser(project: Project) -> argparse.ArgumentParser:
     return root
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The one place the project folder is found; every command gets it from here."""
+def main(argv: list[str] | None = None, factory: Factory | None = None) -> int:
+    """The one place the project folder is found and the factory made; every command gets both from here."""
     where = argparse.ArgumentParser(add_help=False)
     where.add_argument("--project-dir", type=Path)
     known, rest = where.parse_known_args(argv)
@@ -349,4 +398,5 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = parser(project).parse_args(rest)
     args.project = project
+    args.factory = factory or Factory()
     return int(args.run(args))

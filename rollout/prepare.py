@@ -14,9 +14,11 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from botocore.exceptions import ClientError
 
+from generator.names import Names
 from generator.stages import STACK_TEMPLATES, UPDATABLE
 from rollout import artifacts, live, lock, package, preflight
 from rollout.aws import Aws
@@ -219,7 +221,7 @@ def _approve_renames(
             continue
         why = (
             f"{settings.stacks[stage]}: NamePrefix changes from {before} to {after}: every named resource is "
-            f"replaced and the log groups of {before}-websocket-* are deleted with their logs"
+            f"replaced and the log groups of {Names(before).stem}-* are deleted with their logs"
         )
         if options.dry_run:
             report.line("preflight", f"WARNING {why}")
@@ -244,3 +246,14 @@ def _approve_recreates(
         else:
             raise Declined(f"{name}: left in ROLLBACK_COMPLETE")
     return frozenset(approved)
+
+
+def refuse_while_running(stepfunctions: Any, rollout: StackState | None) -> None:
+    """One execution at a time: a second one would change the stacks under the first."""
+    machine = rollout.outputs.get("StateMachineArn", "") if rollout else ""
+    running = machine and stepfunctions.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]
+    if running:
+        raise Declined(
+            f"execution {running[0]['executionArn']} of {machine} is still running: wait for it to end "
+            "(follow it with `python -m rollout watch`), then run the rollout again"
+        )

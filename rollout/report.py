@@ -60,6 +60,16 @@ class Reporter:
                 f"handlers on {proof['architecture']}, as built, logging with a retention",
                 file=out,
             )
+            if isinstance(proof.get("session"), dict):
+                seen = proof["session"]
+                print(
+                    f"  proven: a session through {seen['url']}: connected, authenticated as {seen['user']} "
+                    f"(a backend-minted token), {seen['exchanged']} answered, a push by notify received, "
+                    f"disconnected (its row {seen['row']} in PostgreSQL)",
+                    file=out,
+                )
+            elif proof.get("session"):
+                print(f"  session: {proof['session']}", file=out)
         if summary.get("aws_calls"):
             calls = summary["aws_calls"]
             print(

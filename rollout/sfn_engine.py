@@ -23,7 +23,7 @@ from rollout.engine import LocalContext, current_outputs, execute, preview, summ
 from rollout.lock import Holding
 from rollout.options import Options
 from rollout.plan import Plan
-from rollout.prepare import Prepared, prepare, rollout_stack_name, upload
+from rollout.prepare import Prepared, prepare, refuse_while_running, rollout_stack_name, upload
 from rollout.report import Reporter
 from rollout.runner import first_memo
 from rollout.settings import EnvironmentSettings, SettingsError
@@ -71,7 +71,7 @@ def rollout_step(prepared: Prepared, runner_key: str, options: Options) -> Deplo
     )
 
 
-def refuse_secrets(plan: Plan, prepared: Prepared) -> None:
+def refuse_secrets(prepared: Prepared) -> None:
     """The plan is the execution's input, kept in its history: no NoEcho value may be in it."""
     from generator.build import build_all
     from generator.stages import STACK_TEMPLATES
@@ -89,12 +89,16 @@ def refuse_secrets(plan: Plan, prepared: Prepared) -> None:
 
 def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
     prepared = prepare(settings, aws, report, options, "stepfunctions")
+    # Refused before anything changes: the runner's code is not replaced under a running execution.
+    refuse_secrets(prepared)
+    refuse_while_running(aws.client("stepfunctions"), prepared.observed.rollout)
     with prepared.holding(aws, report, "stepfunctions") as holding:
         return _run(prepared, holding, aws, report, options)
 
 
 def _run(prepared: Prepared, holding: Holding, aws: Aws, report: Reporter, options: Options) -> Summary:
     settings, ctx = prepared.settings, LocalContext(aws, report, options.confirm)
+    stepfunctions = aws.client("stepfunctions")
     runner = package.runner_zip()
     s3 = aws.client("s3")
     artifacts.upload_templates(s3, settings.artifacts_bucket, settings.region, {"rollout": prepared.texts["rollout"]})
@@ -107,15 +111,7 @@ def _run(prepared: Prepared, holding: Holding, aws: Aws, report: Reporter, optio
         (rollout_result,) = execute(rollout_stack_plan(prepared, stack), ctx, {}, options.sleep)
     observed = replace(prepared.observed, rollout=describe(aws.client("cloudformation"), stack.stack_name))
     plan = prepared.plan(options, observed)
-    refuse_secrets(plan, prepared)
     machine = observed.rollout.outputs.get("StateMachineArn", "") if observed.rollout else ""
-    stepfunctions = aws.client("stepfunctions")
-    running = machine and stepfunctions.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]
-    if running:
-        raise Declined(
-            f"execution {running[0]['executionArn']} of {machine} is still running: wait for it to end "
-            "(follow it with `python -m rollout watch`), then run the rollout again"
-        )
     uploaded = upload(aws, plan, prepared, report, dry_run=options.dry_run)
     for line in [*plan.notes, *plan.lines()]:
         report.line("plan", line)
@@ -195,19 +191,21 @@ def follow(
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Stream state entries from the execution history until the execution ends. The status is
-    read before the history, so the history read last holds the final events."""
-    seen = 0
+    read before the history, so the history read last holds the final events. Each look reads
+    only the events after the last one seen (newest first, until a seen one), never the whole
+    history again."""
+    events: list[dict[str, Any]] = []
     while True:
         described = stepfunctions.describe_execution(executionArn=execution_arn)
-        events = _history(stepfunctions, execution_arn)
-        for event in events[seen:]:
+        fresh = new_history(stepfunctions, execution_arn, events[-1]["id"] if events else 0)
+        for event in fresh:
             entered = event.get("stateEnteredEventDetails")
             if entered and not entered["name"].endswith(("Decide", "Wait")):
                 report.line("sfn", f"  {entered['name']}")
             failed = event.get("executionFailedEventDetails")
             if failed:
                 report.line("sfn", f"FAILED {failed.get('error', '')}")
-        seen = len(events)
+        events += fresh
         if described["status"] in TERMINAL:
             return {
                 "status": described["status"],
@@ -217,14 +215,23 @@ def follow(
         sleep(poll_seconds)
 
 
-def _history(stepfunctions: Any, execution_arn: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
+HISTORY_PAGE = 20  # events per GetExecutionHistory call: a look sees a few new ones, and one already seen
+
+
+def new_history(stepfunctions: Any, execution_arn: str, last_seen: int) -> list[dict[str, Any]]:
+    """The execution's events after event id `last_seen`, oldest first: pages newest first until
+    one reaches an event already seen."""
+    fresh: list[dict[str, Any]] = []
     token = None
     while True:
+        paging: dict[str, str] = {"nextToken": token} if token else {}
         page = stepfunctions.get_execution_history(
-            executionArn=execution_arn, maxResults=1000, **({"nextToken": token} if token else {})
+            executionArn=execution_arn, reverseOrder=True, maxResults=HISTORY_PAGE, **paging
         )
-        events += page["events"]
+        for event in page["events"]:
+            if event["id"] <= last_seen:
+                return fresh[::-1]
+            fresh.append(event)
         token = page.get("nextToken")
         if not token:
-            return events
+            return fresh[::-1]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -37,7 +38,17 @@ from rollout.stacks import (
     refusal,
 )
 
-MAX_POLLS = 720  # polls per step: at most 720 x the step's wait (1 hour at 5 s), and 25,000 history events
+MAX_WAIT_SECONDS = 3600  # a step that waits longer has failed (CloudFormation goes on; the next run says so)
+# Each poll is about 9 events of an execution's history (Task, Choice, Wait), which holds at most
+# 25,000: the count bounds a step whose wait is short or 0 (rehearsals) where time alone would not.
+MAX_POLLS = 2500
+# A service role created moments ago (the rollout stack's, before its first change set) may not be
+# assumable yet: IAM documents changes taking "a few seconds" to be seen everywhere, CDK and rain
+# users report minutes. CloudFormation refuses the change set meanwhile; the step asks again every
+# ROLE_RETRY_SECONDS until ROLE_PROPAGATION_SECONDS have passed, then fails naming the role.
+ROLE_PROPAGATION_SECONDS = 300
+ROLE_RETRY_SECONDS = 10
+NOT_ASSUMABLE = "is invalid or cannot be assumed"
 
 
 @dataclass(frozen=True)
@@ -119,12 +130,17 @@ class Step:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, **asdict(self)}
 
-    def bounded(self, work: dict[str, Any]) -> dict[str, Any]:
-        """The work with one more poll counted; past MAX_POLLS the step has waited too long."""
-        polls = int(work.get("polls", 0)) + 1
-        if polls > MAX_POLLS:
-            raise StageFailed(f"{self.name}: still waiting after {MAX_POLLS} checks {self.wait:g} s apart")
-        return {**work, "polls": polls}
+    def bounded(self, work: dict[str, Any], now: Callable[[], float] = time.time) -> dict[str, Any]:
+        """The work with one more poll counted; a step waiting over MAX_WAIT_SECONDS (wall time,
+        the same on a laptop and in the runner) or MAX_POLLS checks has waited too long."""
+        polls, since = int(work.get("polls", 0)) + 1, float(work.get("since", now()))
+        waited = now() - since
+        if waited > MAX_WAIT_SECONDS or polls > MAX_POLLS:
+            raise StageFailed(
+                f"{self.name}: still waiting after {waited / 60:.0f} min ({polls - 1} checks {self.wait:g} s apart); "
+                "CloudFormation carries on: run `rollout watch` or `rollout status` to see how it ends"
+            )
+        return {**work, "polls": polls, "since": since}
 
 
 def _result(stage: str, action: str, detail: str = "", **extra: Any) -> dict[str, Any]:
@@ -207,8 +223,8 @@ class DeployStack(Step):
         if state is not None and self._unchanged(ctx, state, parameters):
             outputs[self.name] = state.outputs
             return self._code(ctx, {"creating": False, "changes": []}, "unchanged")
-        work = self._plan(ctx, state is None or state.status == "REVIEW_IN_PROGRESS", parameters, mark).work
-        return Progress(False, {**work, "outputs": state.outputs if state else {}}, 0)
+        planned = self._plan(ctx, state is None or state.status == "REVIEW_IN_PROGRESS", parameters, mark)
+        return Progress(False, {**planned.work, "outputs": state.outputs if state else {}}, planned.wait)
 
     def poll(self, ctx: Context, outputs: dict[str, dict[str, str]], work: dict[str, Any]) -> Progress:
         cf, work = ctx.client("cloudformation"), self.bounded(work)
@@ -224,6 +240,11 @@ class DeployStack(Step):
                 parameters = self.resolved(outputs)
                 return self._plan(ctx, True, parameters, fingerprint(self.template_sha256, parameters))
             return Progress(False, work, self.wait)
+        if work["phase"] == "role":  # the service role was not assumable yet: ask again
+            parameters = self.resolved(outputs)
+            mark = fingerprint(self.template_sha256, parameters)
+            planned = self._plan(ctx, work["creating"], parameters, mark, int(work["attempts"]))
+            return Progress(False, {**planned.work, "outputs": work.get("outputs", {})}, planned.wait)
         if work["phase"] == "planning":
             changes = self._change_set(ctx, work)
             if changes is None:
@@ -314,7 +335,12 @@ class DeployStack(Step):
                 ctx.report.line(self.name, f"{function}: runs other code: a real run restores the plan's")
             ctx.report.line(self.name, f"{self.stack_name}: unchanged")
             return _result(self.name, "planned" if stale else "unchanged", self.stack_name, stack=self.stack_name)
-        work = self._plan(ctx, state is None or state.status == "REVIEW_IN_PROGRESS", parameters, mark).work
+        creating = state is None or state.status == "REVIEW_IN_PROGRESS"
+        planned = self._plan(ctx, creating, parameters, mark)
+        while planned.work["phase"] == "role":
+            sleep(planned.wait)
+            planned = self._plan(ctx, creating, parameters, mark, int(planned.work["attempts"]))
+        work = planned.work
         while (changes := self._change_set(ctx, work)) is None:
             sleep(min(self.wait, 1.0))
         if changes == "none":
@@ -366,11 +392,13 @@ class DeployStack(Step):
             ctx.report.line(self.name, f"{self.stack_name}: its last update rolled back to exactly this plan")
         return not differs
 
-    def _plan(self, ctx: Context, creating: bool, parameters: dict[str, str], mark: str) -> Progress:
+    def _plan(self, ctx: Context, creating: bool, parameters: dict[str, str], mark: str, attempts: int = 0) -> Progress:
         cf, name = ctx.client("cloudformation"), f"{self.change_set_name}-{self.name}"
         try:
             created = self._create_change_set(cf, name, creating, parameters, mark)
         except ClientError as error:
+            if self.role_arn and NOT_ASSUMABLE in error.response["Error"].get("Message", ""):
+                return self._role_not_assumable(ctx, creating, attempts, error.response["Error"]["Message"])
             if error.response["Error"]["Code"] != "AlreadyExistsException":
                 raise
             # This run made it already (a phase retried after Lambda failed to answer): go on with it.
@@ -378,6 +406,24 @@ class DeployStack(Step):
             created = {"Id": found["ChangeSetId"], "StackId": found["StackId"]}
         work = {"phase": "planning", "change_set": created["Id"], "stack_id": created["StackId"], "creating": creating}
         return Progress(False, work, 0)  # a look at once: small change sets are often ready
+
+    def _role_not_assumable(self, ctx: Context, creating: bool, attempts: int, message: str) -> Progress:
+        waited = attempts * ROLE_RETRY_SECONDS
+        if waited >= ROLE_PROPAGATION_SECONDS:
+            raise StageFailed(
+                f"{self.stack_name}: CloudFormation still cannot assume the service role {self.role_arn} "
+                f"after {waited} s: {message}",
+                [
+                    "IAM makes a new role usable within seconds to minutes; one refused for longer does not exist "
+                    "or does not trust cloudformation.amazonaws.com: check the rollout stack's CloudFormationRole",
+                ],
+            )
+        ctx.report.line(
+            self.name,
+            f"{self.stack_name}: CloudFormation cannot assume {self.role_arn.rsplit('/', 1)[-1]} yet (IAM is "
+            f"propagating a new role): asking again in {ROLE_RETRY_SECONDS} s ({waited} of {ROLE_PROPAGATION_SECONDS} s)",
+        )
+        return Progress(False, {"phase": "role", "creating": creating, "attempts": attempts + 1}, ROLE_RETRY_SECONDS)
 
     def _create_change_set(self, cf: Any, name: str, creating: bool, parameters: dict[str, str], mark: str) -> Any:
         return cf.create_change_set(

@@ -41,8 +41,9 @@ def _server_binaries() -> Path | None:
 
 
 @contextmanager
-def throwaway_cluster() -> Iterator[str | None]:
-    """Start a private cluster on a free port; yields its URL, or None without the binaries."""
+def throwaway_cluster(settings: dict[str, str] | None = None) -> Iterator[str | None]:
+    """Start a private cluster on a free port, with these server settings (e.g. max_connections);
+    yields its URL, or None without the binaries."""
     bin_dir = _server_binaries()
     if bin_dir is None:
         yield None
@@ -60,6 +61,7 @@ def throwaway_cluster() -> Iterator[str | None]:
     subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
                    check=True, capture_output=True)  # fmt: skip
     options = f"-p {port} -k {work} -c listen_addresses=127.0.0.1 -c fsync=off"
+    options += "".join(f" -c {name}={value}" for name, value in (settings or {}).items())
     subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "start",
                     "-l", str(work / "log")], check=True, capture_output=True)  # fmt: skip
     try:

@@ -10,7 +10,14 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from emulator.aws_rules import LOGGING_NEEDS_ROLE, TEMPLATE_BODY_LIMIT, TEMPLATE_URL_LIMIT
+from emulator import advance_clock
+from emulator.aws_rules import (
+    ACCOUNT_ROLE_REFUSED,
+    LOGGING_NEEDS_ROLE,
+    TEMPLATE_BODY_LIMIT,
+    TEMPLATE_URL_LIMIT,
+    iam_propagation,
+)
 
 REGION = "eu-west-1"
 BUCKET = "rules-test-bucket"
@@ -301,3 +308,20 @@ def test_the_emulator_finds_its_models_even_when_moto_listed_its_own_first() -> 
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_role_is_not_usable_until_iam_has_propagated_it(emulator: str) -> None:
+    cf = client(emulator, "cloudformation")
+    with iam_propagation(60):
+        fresh = service_role(emulator, "fresh")
+        young = ("ValidationError", f"Role {fresh} is invalid or cannot be assumed")
+        assert refusal(lambda: create(emulator, "young", template(TOPIC), RoleARN=fresh)) == young
+        stack = run_to_end(emulator, "young-account", account_resources(TRUST))  # its role made a moment ago
+        assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+        events = cf.describe_stack_events(StackName="young-account")["StackEvents"]
+        assert [e["ResourceStatusReason"] for e in events if e["LogicalResourceId"] == "Account" and
+                e["ResourceStatus"] == "CREATE_FAILED"] == [ACCOUNT_ROLE_REFUSED]  # fmt: skip
+        advance_clock(60)
+        created = create(emulator, "young", template(TOPIC), RoleARN=fresh)  # propagated now
+        cf.execute_change_set(ChangeSetName=created["Id"], StackName="young")
+        assert stack_role(emulator, "young") == fresh

@@ -1,13 +1,20 @@
 """Gap 8: the emulator creates a stack's `AWS::CloudWatch::Alarm`s (moto's CloudFormation skips
-them), keeps their state across an update, deletes them with the stack, and lets a test drive
-one into ALARM with SetAlarmState, as on AWS."""
+them), keeps their state across an update, deletes them with the stack, and evaluates them once a
+minute on its clock as CloudWatch does, from the metrics it records (functions it runs, scheduled
+rules it fires)."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import json
 from typing import Any
 
 import boto3
+
+from emulator import clock, websocket_url
+from tests.emulator.lambda_zips import deploy, invoke
+from tests.emulator.test_websocket_apis import chat_api, session
 
 REGION = "eu-west-1"
 
@@ -76,3 +83,176 @@ def test_a_stacks_alarms_exist_keep_their_state_and_go_with_the_stack(emulator: 
 
     cf.delete_stack(StackName="alarms")
     assert alarms(emulator) == {}
+
+
+# --- evaluation on the emulator's clock -----------------------------------------------------------
+
+
+def put_alarm(emulator: str, name: str, missing: str | None, periods: int = 1, to_alarm: int = 1) -> None:
+    extra = {"TreatMissingData": missing} if missing else {}
+    boto3.client("cloudwatch", region_name=REGION, endpoint_url=emulator).put_metric_alarm(
+        AlarmName=name,
+        Namespace="Test",
+        MetricName="Failures",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=periods,
+        DatapointsToAlarm=to_alarm,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        **extra,
+    )
+
+
+def states(emulator: str) -> dict[str, str]:
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=emulator)
+    return {a["AlarmName"]: a["StateValue"] for a in cloudwatch.describe_alarms()["MetricAlarms"]}
+
+
+def failures(emulator: str, value: float) -> None:
+    boto3.client("cloudwatch", region_name=REGION, endpoint_url=emulator).put_metric_data(
+        Namespace="Test", MetricData=[{"MetricName": "Failures", "Value": value}]
+    )
+
+
+def test_with_no_data_each_missing_data_treatment_moves_a_new_alarm_as_cloudwatch_does(emulator: str) -> None:
+    for treatment in ("breaching", "notBreaching", "ignore", "missing", None):
+        put_alarm(emulator, f"no-data-{treatment}", treatment)
+    assert set(states(emulator).values()) == {"INSUFFICIENT_DATA"}  # new, not evaluated yet
+    clock.advance(60)
+    assert states(emulator) == {
+        "no-data-breaching": "ALARM", "no-data-notBreaching": "OK", "no-data-ignore": "INSUFFICIENT_DATA",
+        "no-data-missing": "INSUFFICIENT_DATA", "no-data-None": "INSUFFICIENT_DATA",  # missing is the default
+    }  # fmt: skip
+
+
+def test_m_of_n_periods_decide_on_the_emulators_clock(emulator: str) -> None:
+    put_alarm(emulator, "two-of-three", "missing", periods=3, to_alarm=2)
+    clock.advance(60)
+    failures(emulator, 1)
+    clock.advance(60)
+    assert states(emulator)["two-of-three"] == "INSUFFICIENT_DATA"  # 1 breaching of 1 real: not yet 2
+    failures(emulator, 3)
+    clock.advance(60)
+    assert states(emulator)["two-of-three"] == "ALARM"  # 2 of the last 3 periods breached
+    reason = boto3.client("cloudwatch", region_name=REGION, endpoint_url=emulator).describe_alarms(
+        AlarmNames=["two-of-three"]
+    )["MetricAlarms"][0]["StateReason"]
+    assert reason.startswith("Threshold Crossed: 2 of 2 datapoint(s)")
+    for _ in range(3):
+        failures(emulator, 0)
+        clock.advance(60)
+    assert states(emulator)["two-of-three"] == "OK"  # the last 3 periods are good
+
+
+def test_a_functions_errors_recorded_by_the_emulator_raise_its_alarm(emulator: str) -> None:
+    deploy(emulator, "fails", {"app.py": "def handler(event, context):\n    raise RuntimeError('no')\n"})
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=emulator)
+    cloudwatch.put_metric_alarm(
+        AlarmName="fails-errors",
+        Namespace="AWS/Lambda",
+        MetricName="Errors",
+        Statistic="Sum",
+        Period=300,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        Dimensions=[{"Name": "FunctionName", "Value": "fails"}],
+        TreatMissingData="notBreaching",
+    )
+    clock.advance(60)
+    assert states(emulator)["fails-errors"] == "OK"
+    response, _ = invoke(emulator, "fails")
+    assert response["FunctionError"] == "Unhandled"
+    clock.advance(60)
+    assert states(emulator)["fails-errors"] == "ALARM"
+    clock.advance(300)
+    # No invocation since: no data point in the latest period, and the most recent real one, still
+    # in the evaluation range (N + 2 periods), decides, as CloudWatch documents.
+    assert states(emulator)["fails-errors"] == "ALARM"
+    clock.advance(600)
+    assert states(emulator)["fails-errors"] == "OK"  # out of the range: missing, treated as not breaching
+
+
+def schedule(emulator: str, function_arn: str, permitted: bool) -> None:
+    """A rate(1 minute) rule put a second after a minute boundary: it runs at the next boundaries."""
+    clock.advance(61 - clock.now() % 60)
+    events = boto3.client("events", region_name=REGION, endpoint_url=emulator)
+    rule = events.put_rule(Name="every-minute", ScheduleExpression="rate(1 minute)")["RuleArn"]
+    events.put_targets(Rule="every-minute", Targets=[{"Id": "f", "Arn": function_arn}])
+    if permitted:
+        boto3.client("lambda", region_name=REGION, endpoint_url=emulator).add_permission(
+            FunctionName=function_arn,
+            StatementId="events",
+            Action="lambda:InvokeFunction",
+            Principal="events.amazonaws.com",
+            SourceArn=rule,
+        )
+
+
+def sums(emulator: str, namespace: str, metric: str, dimension: tuple[str, str], minutes: int) -> float:
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=emulator)
+    end = clock.utc() + datetime.timedelta(minutes=1)
+    points = cloudwatch.get_metric_statistics(
+        Namespace=namespace,
+        MetricName=metric,
+        Dimensions=[{"Name": dimension[0], "Value": dimension[1]}],
+        StartTime=end - datetime.timedelta(minutes=minutes),
+        EndTime=end,
+        Period=60 * minutes,
+        Statistics=["Sum"],
+    )["Datapoints"]
+    return sum(p["Sum"] for p in points)
+
+
+def test_a_schedule_without_permission_to_invoke_fails_each_time(emulator: str) -> None:
+    arn = deploy(emulator, "scheduled", {"app.py": "def handler(event, context):\n    return 'ran'\n"})
+    schedule(emulator, arn, permitted=False)
+    clock.advance(240)
+    assert sums(emulator, "AWS/Events", "FailedInvocations", ("RuleName", "every-minute"), 5) == 3
+    assert sums(emulator, "AWS/Lambda", "Invocations", ("FunctionName", "scheduled"), 5) == 0
+
+
+def test_a_failing_scheduled_run_is_retried_twice_then_dropped(emulator: str) -> None:
+    arn = deploy(
+        emulator,
+        "scheduled",
+        {
+            "app.py": "def handler(event, context):\n    assert event['detail-type'] == 'Scheduled Event'\n    raise RuntimeError('no')\n"
+        },
+    )
+    schedule(emulator, arn, permitted=True)
+    boto3.client("events", region_name=REGION, endpoint_url=emulator).disable_rule(Name="every-minute")
+    clock.advance(60)  # disabled: nothing runs
+    assert sums(emulator, "AWS/Lambda", "Invocations", ("FunctionName", "scheduled"), 5) == 0
+    boto3.client("events", region_name=REGION, endpoint_url=emulator).enable_rule(Name="every-minute")
+    clock.advance(60)
+    boto3.client("events", region_name=REGION, endpoint_url=emulator).disable_rule(Name="every-minute")
+    clock.advance(60)  # the first retry a minute later
+    assert sums(emulator, "AWS/Lambda", "AsyncEventsDropped", ("FunctionName", "scheduled"), 10) == 0
+    clock.advance(120)  # the second two minutes after that; then the event is dropped
+    assert sums(emulator, "AWS/Lambda", "Errors", ("FunctionName", "scheduled"), 10) == 3
+    assert sums(emulator, "AWS/Lambda", "AsyncEventsDropped", ("FunctionName", "scheduled"), 10) == 1
+
+
+def test_what_a_websocket_stage_serves_is_counted_as_api_gateway_publishes_it(emulator: str) -> None:
+    api_id = chat_api(emulator)
+    asyncio.run(session(websocket_url(api_id, "prod")))  # a $connect and two messages
+    stage = [{"Name": "ApiId", "Value": api_id}, {"Name": "Stage", "Value": "prod"}]
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=emulator)
+    end = clock.utc() + datetime.timedelta(minutes=1)
+
+    def total(metric: str) -> float:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/ApiGateway",
+            MetricName=metric,
+            Dimensions=stage,
+            Statistics=["Sum"],
+            StartTime=end - datetime.timedelta(minutes=10),
+            EndTime=end,
+            Period=600,
+        )["Datapoints"]
+        return sum(p["Sum"] for p in points)
+
+    counts = {m: total(m) for m in ("ConnectCount", "MessageCount", "IntegrationError", "ClientError")}
+    assert counts == {"ConnectCount": 1, "MessageCount": 2, "IntegrationError": 0, "ClientError": 0}

@@ -18,7 +18,7 @@ from emulator import websocket_url
 from tests.emulator.lambda_zips import REGION, client, deploy
 
 CHAT = """
-import json, os, boto3
+import json, boto3
 
 def handler(event, context):
     ctx = event["requestContext"]
@@ -30,7 +30,8 @@ def handler(event, context):
         boto3.client("s3").put_object(Bucket="disconnects", Key=ctx["connectionId"], Body=ctx["eventType"].encode())
         return {"statusCode": 200}
     if route == "sendmessage":
-        management = boto3.client("apigatewaymanagementapi", endpoint_url=os.environ["AWS_ENDPOINT_URL"] + "/" + ctx["stage"])
+        # as AWS's sample code builds it; the emulator answers at that host name
+        management = boto3.client("apigatewaymanagementapi", endpoint_url=f"https://{ctx['domainName']}/{ctx['stage']}")
         data = json.loads(event["body"])["data"]
         management.post_to_connection(ConnectionId=ctx["connectionId"],
                                       Data=json.dumps({"pushed": data, "to": ctx["connectionId"]}).encode())

@@ -82,7 +82,7 @@ def test_runtime_is_the_newest_python_cfn_lint_knows_as_current() -> None:
     [
         ({"DatabaseUrl": "postgresql://db/cc"}, {"DATABASE_AUTH": "url", "DATABASE_URL": "postgresql://db/cc"}),
         ({"DatabaseAuth": "secret", "DatabaseSecretArn": SECRET},
-         {"DATABASE_AUTH": "secret", "DATABASE_SECRET_ARN": SECRET}),
+         {"DATABASE_AUTH": "secret", "DATABASE_SECRET_ARN": SECRET, "DATABASE_PROXY_HOST": ""}),
         (IAM_DB, {"DATABASE_AUTH": "iam", "DATABASE_HOST": "db.example.internal", "DATABASE_PORT": "5432",
                   "DATABASE_NAME": "careconnect", "DATABASE_USER": "ws_app"}),
     ],
@@ -91,8 +91,10 @@ def test_environment_carries_only_the_chosen_database_method(
     compute: dict[str, Any], parameters: dict[str, str], expected: dict[str, str]
 ) -> None:
     env = resolved(compute, **parameters)["ConnectFunction"]["Properties"]["Environment"]["Variables"]
-    database = {k: v for k, v in env.items() if k.startswith("DATABASE_") and k != "DATABASE_SSLMODE"}
+    common = ("DATABASE_SSLMODE", "DATABASE_STATEMENT_TIMEOUT_MS")
+    database = {k: v for k, v in env.items() if k.startswith("DATABASE_") and k not in common}
     assert database == expected
+    assert env["DATABASE_STATEMENT_TIMEOUT_MS"] == "5000"
     assert env[ENDPOINT_VARIABLE] == ""
     assert env["CONNECTION_TTL_MINUTES"] == "120"
     assert env["DATABASE_SSLMODE"] == "require"
@@ -383,3 +385,15 @@ def test_the_migrate_function_connects_as_the_owner_with_a_role_of_its_own(
         expected = owner_grant[owner_variable]
         assert migrate[policy][: len(expected)] == expected  # (then kms:Decrypt through Secrets Manager)
         assert owner_grant[owner_variable][0] not in handlers[policy]
+
+
+def test_the_longest_migration_is_answered_within_one_runner_invocation_and_one_read(
+    compute: dict[str, Any], templates: dict[str, Any]
+) -> None:
+    """The rollout waits for the migrate function's reply: a migration that outlived the runner or
+    the client's read would be invoked again while it still runs."""
+    from rollout.aws import READ_TIMEOUT_SECONDS
+
+    longest = compute["Parameters"]["MigrateTimeout"]["MaxValue"]
+    runner = templates["rollout"]["Resources"]["RunnerFunction"]["Properties"]["Timeout"]
+    assert longest + 5 <= runner and longest < READ_TIMEOUT_SECONDS

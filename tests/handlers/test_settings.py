@@ -155,3 +155,13 @@ def test_the_issuer_defaults_to_the_backends() -> None:
     env = {"DATABASE_URL": "postgresql://u@h/d", "JWT_SECRET": "x"}
     assert load(env).jwt.issuer == "careconnect"
     assert load({**env, "JWT_ISSUER": "other"}).jwt.issuer == "other"
+
+
+def test_the_secret_method_through_rds_proxy_connects_to_the_proxy_with_the_secrets_user() -> None:
+    settings = database_settings(
+        {"DATABASE_SECRET_ARN": "arn:x", "DATABASE_PROXY_HOST": "cc.proxy-abc.rds.amazonaws.com"}
+    )
+    secret = {"host": "cc-db.abc.rds.amazonaws.com", "port": 5432, "dbname": "cc", "username": "u", "password": "p"}
+    args = connection_arguments(settings, secret_reader=lambda _arn: json.dumps(secret))
+    assert (args["host"], args["user"], args["password"]) == ("cc.proxy-abc.rds.amazonaws.com", "u", "p")
+    assert args["prepare_threshold"] is None and "statement_timeout=5000" in args["options"]

@@ -3,13 +3,15 @@ and a rollout run against the emulator (tests/conftest.py: a clean emulated acco
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rollout import engine, package, settings, sfn_engine
+from rollout import package, settings
 from rollout.aws import Aws
+from rollout.factory import Factory
 from rollout.rehearsal import prepare_account
 from rollout.report import Reporter
 from tests.emulator.lambda_zips import zip_of
@@ -42,17 +44,21 @@ class Run:
         self.emulator, self.built, self.tmp_path = emulator, built, tmp_path
 
     def __call__(
-        self, env: settings.EnvironmentSettings, engine_name: str = "local", **option_overrides: Any
+        self,
+        env: settings.EnvironmentSettings,
+        engine_name: str = "local",
+        on_session: Callable[[Aws], None] | None = None,
+        **option_overrides: Any,
     ) -> tuple[dict[str, Any], Aws, str]:
-        aws = Aws(env.region, endpoint_url=self.emulator)
+        """`on_session`: a hook on the run's boto3 session (fault injection, observers)."""
+        factory = Factory(build_package=lambda *_: self.built, on_session=on_session)
+        aws = factory.aws(env.region, endpoint_url=self.emulator)
         prepare_account(aws, env)
         aws.counter.calls.clear()
         log = self.tmp_path / "report.log"
         with log.open("w") as stream:
-            defaults: dict[str, Any] = {"poll_seconds": 0, "build_package": lambda *_: self.built}
-            options = engine.Options(**(defaults | option_overrides))
-            orchestrator = sfn_engine.run if engine_name == "stepfunctions" else engine.run
-            summary = orchestrator(env, aws, Reporter(stream), options).to_dict()
+            options = factory.options(**({"poll_seconds": 0} | option_overrides))
+            summary = factory.orchestrator(engine_name)(env, aws, Reporter(stream), options).to_dict()
         return summary, aws, log.read_text()
 
 

@@ -3,16 +3,22 @@ stacks' alarms in ALARM fails the rollout, naming it and CloudWatch's reason; 0 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import yaml
 
+from emulator import advance_clock, clock
 from generator.build import build_all
-from rollout import settings
+from rollout import engine, package, settings
 from rollout.bake import AlarmFired, alarm_prefix, checks
 from rollout.errors import explain
-from tests.rollout.conftest import Run
+from rollout.rehearsal import rehearse
+from rollout.report import Reporter
+from tests.rollout.conftest import Run, with_parameters
 
 ALARM = "cc-websocket-alarm-connect-errors"
 
@@ -29,6 +35,12 @@ def cloudwatch(emulator: str) -> Any:
 
 def stages(summary: dict[str, Any]) -> dict[str, str]:
     return {stage["stage"]: stage["action"] for stage in summary["stages"]}
+
+
+def on_a_minute() -> None:
+    """The emulator's clock a second past a minute boundary: CloudWatch's next evaluation is a
+    minute away, whatever the wall clock did."""
+    advance_clock(61 - clock.now() % 60)
 
 
 def test_a_bake_with_no_alarm_in_alarm_succeeds_after_watching(
@@ -53,6 +65,7 @@ def test_an_alarm_in_alarm_fails_the_rollout_naming_it_and_its_reason(
     rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, engine_name: str
 ) -> None:
     rollout(env_settings, engine_name)
+    on_a_minute()  # SetAlarmState holds until CloudWatch's next evaluation, a minute away
     cloudwatch(emulator).set_alarm_state(AlarmName=ALARM, StateValue="ALARM",
                                          StateReason="Threshold Crossed: 1 datapoint [4.0] >= 1.0")  # fmt: skip
     with pytest.raises(AlarmFired) as failed:
@@ -67,6 +80,7 @@ def test_an_alarm_that_fires_during_the_bake_stops_it_there(
     rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
 ) -> None:
     rollout(env_settings)
+    on_a_minute()
     looks: list[float] = []
 
     def later(seconds: float) -> None:
@@ -80,15 +94,58 @@ def test_an_alarm_that_fires_during_the_bake_stops_it_there(
     assert len(looks) == 3  # stopped at the next look, not after 600 s
 
 
-def test_insufficient_data_and_ok_do_not_fail_a_bake(
+def test_new_alarms_in_insufficient_data_then_evaluated_ok_do_not_fail_a_bake(
     rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
 ) -> None:
-    rollout(env_settings)
-    states = {a["StateValue"] for a in cloudwatch(emulator).describe_alarms()["MetricAlarms"]}
-    assert states == {"INSUFFICIENT_DATA"}  # new alarms, as on AWS
-    cloudwatch(emulator).set_alarm_state(AlarmName=ALARM, StateValue="OK", StateReason="recovered")
-    summary, _, _ = rollout(env_settings, bake_seconds=5, sleep=lambda _s: None)
+    seen: list[set[str]] = []
+
+    def wait(seconds: float) -> None:  # each look of the bake, then the time passing on the emulator's clock
+        seen.append({a["StateValue"] for a in cloudwatch(emulator).describe_alarms()["MetricAlarms"]})
+        advance_clock(seconds)
+
+    on_a_minute()
+    summary, _, _ = rollout(env_settings, bake_seconds=120, sleep=wait)
     assert stages(summary)["bake"] == "succeeded"
+    assert seen[0] == {"INSUFFICIENT_DATA"}  # created moments ago, not evaluated yet, as on AWS
+    assert seen[-1] == {"OK"}  # evaluated: no data, which every alarm treats as not breaching
+    reasons = {a["StateReason"] for a in cloudwatch(emulator).describe_alarms()["MetricAlarms"]}
+    assert all("treated as [NonBreaching]" in reason for reason in reasons)
+
+
+def test_the_rehearsal_with_prods_bake_passes_with_every_alarm_evaluated_ok(
+    emulator: str, env_settings: settings.EnvironmentSettings, built_artifact: package.Artifact, tmp_path: Path
+) -> None:
+    prod = yaml.safe_load((env_settings.path.parent / "prod.yaml").read_text())
+    options = engine.Options(bake_seconds=prod["bake_seconds"], build_package=lambda *_: built_artifact)
+    with (tmp_path / "report.log").open("w") as stream:
+        summary = rehearse(env_settings, Reporter(stream), options).to_dict()
+    (bake,) = [s for s in summary["stages"] if s["stage"] == "bake"]
+    assert bake["action"] == "succeeded" and bake["detail"].startswith("600 s")
+    # Ten minutes on the emulator's clock: every alarm evaluated, none still as created.
+    assert summary["proof"]["alarms"] == {"OK": alarm_count()}
+
+
+def test_a_failing_cleanup_run_by_its_schedule_fails_the_bake(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
+) -> None:
+    # The rehearsal's functions reach no database (db.rehearsal.invalid): each cleanup run fails.
+    every_five_minutes = with_parameters(env_settings, "compute", CleanupSchedule="rate(5 minutes)")
+    with pytest.raises(AlarmFired) as failed:
+        rollout(every_five_minutes, bake_seconds=600, sleep=advance_clock)
+    assert failed.value.details[0].startswith("cc-websocket-alarm-cleanup-errors: Threshold Crossed")
+
+
+def test_a_schedule_that_cannot_invoke_the_cleanup_fails_the_bake(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
+) -> None:
+    every_five_minutes = with_parameters(env_settings, "compute", CleanupSchedule="rate(5 minutes)")
+    _, aws, _ = rollout(every_five_minutes)
+    lam = aws.client("lambda")
+    (statement,) = json.loads(lam.get_policy(FunctionName="cc-websocket-cleanup")["Policy"])["Statement"]
+    lam.remove_permission(FunctionName="cc-websocket-cleanup", StatementId=statement["Sid"])  # the invoke permission
+    with pytest.raises(AlarmFired) as failed:
+        rollout(every_five_minutes, bake_seconds=600, sleep=advance_clock)
+    assert [d.split(":")[0] for d in failed.value.details] == ["cc-websocket-alarm-cleanup-schedule-failed"]
 
 
 def test_zero_skips_the_bake_and_a_dry_run_plans_it(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:

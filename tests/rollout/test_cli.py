@@ -12,7 +12,8 @@ import pytest
 
 from generator.model import HANDLER_FUNCTIONS
 from generator.project import Project
-from rollout import cli, engine, freshness, package, settings, sfn_engine
+from rollout import cli, freshness, package, settings, sfn_engine
+from rollout.factory import Factory
 from rollout.stacks import Declined, StageFailed
 from tests.ports import free_port
 
@@ -20,38 +21,34 @@ DEPLOY = ["deploy", "--env", "rehearsal", "--yes", "--json"]
 
 
 @pytest.fixture
-def cached_package(monkeypatch: pytest.MonkeyPatch, built_artifact: package.Artifact) -> None:
-    monkeypatch.setattr(engine.Options, "__init__", _options_with(built_artifact))
+def cached_package(built_artifact: package.Artifact) -> Factory:
+    """The factory every command is built by, with the session's handlers zip already built."""
+    return Factory(build_package=lambda *_: built_artifact)
 
 
-def _options_with(artifact: package.Artifact) -> Any:
-    original = engine.Options.__init__
-
-    def init(self: engine.Options, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        self.build_package = lambda *_: artifact
-
-    return init
+def _running(orchestrator: Any) -> Factory:
+    """A factory whose orchestrators (both engines) are `orchestrator`."""
+    return Factory(orchestrators={"local": orchestrator, "stepfunctions": orchestrator})
 
 
 def test_deploy_against_an_endpoint_url_then_again_as_a_no_op(
-    emulator: str, cached_package: None, capsys: pytest.CaptureFixture[str]
+    emulator: str, cached_package: Factory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from rollout.aws import Aws
     from rollout.rehearsal import prepare_account
     from rollout.settings import load
 
     prepare_account(Aws("eu-west-1", endpoint_url=emulator), load("rehearsal"))
-    assert cli.main([*DEPLOY, "--endpoint-url", emulator, "--poll-seconds", "0"]) == 0
+    assert cli.main([*DEPLOY, "--endpoint-url", emulator, "--poll-seconds", "0"], cached_package) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["result"] == "succeeded" and first["websocket_url"].startswith("wss://")
-    assert cli.main([*DEPLOY, "--endpoint-url", emulator, "--poll-seconds", "0"]) == 0
+    assert cli.main([*DEPLOY, "--endpoint-url", emulator, "--poll-seconds", "0"], cached_package) == 0
     second = json.loads(capsys.readouterr().out)
     assert second["aws_calls"]["mutating"] == {} and second["management_endpoint"] == first["management_endpoint"]
 
 
-def test_rehearse_proves_its_result(cached_package: None, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["rehearse", "--json"]) == 0
+def test_rehearse_proves_its_result(cached_package: Factory, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["rehearse", "--json"], cached_package) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["proof"]["routes"] == ["$connect", "$default", "$disconnect"]
     assert len(summary["proof"]["functions"]) == len(HANDLER_FUNCTIONS)
@@ -100,44 +97,38 @@ def test_stale_templates_are_refused(emulator: str, monkeypatch: pytest.MonkeyPa
     assert "websocket.yaml: stale" in err and "compute.yaml: missing" in err and "python -m generator" in err
 
 
-def test_a_failed_stage_exits_1_and_an_interrupt_130(monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_a_failed_stage_exits_1_and_an_interrupt_130(capsys: pytest.CaptureFixture[str]) -> None:
     def failing(*_: Any, **__: Any) -> Any:
         raise StageFailed(
             "cc-websocket-api ended UPDATE_ROLLBACK_COMPLETE",
             ["Stage (AWS::ApiGatewayV2::Stage): boom"],
         )
 
-    monkeypatch.setattr(engine, "run", failing)
-    assert cli.main([*DEPLOY, "--endpoint-url", "http://127.0.0.1:9"]) == 1
+    assert cli.main([*DEPLOY, "--endpoint-url", "http://127.0.0.1:9"], _running(failing)) == 1
     err = capsys.readouterr().err
     assert "Stage (AWS::ApiGatewayV2::Stage): boom" in err and "Later stages did not start" in err
 
     def interrupted(*_: Any, **__: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(engine, "run", interrupted)
-    assert cli.main([*DEPLOY, "--endpoint-url", "http://127.0.0.1:9"]) == 130
+    assert cli.main([*DEPLOY, "--endpoint-url", "http://127.0.0.1:9"], _running(interrupted)) == 130
     assert "to resume" in capsys.readouterr().err
 
 
-def test_rehearse_with_the_stepfunctions_engine(cached_package: None, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["rehearse", "--engine", "stepfunctions", "--poll-seconds", "0", "--json"]) == 0
+def test_rehearse_with_the_stepfunctions_engine(cached_package: Factory, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["rehearse", "--engine", "stepfunctions", "--poll-seconds", "0", "--json"], cached_package) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["engine"] == "stepfunctions" and summary["state_transitions"] > 0
     assert summary["proof"]["routes"] == ["$connect", "$default", "$disconnect"]
     assert summary["execution"].split(":")[-1].startswith("rehearsal-")  # named after env and artifact
 
 
-def test_stepfunctions_engine_refuses_noecho_values(monkeypatch: pytest.MonkeyPatch,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
-    from rollout import sfn_engine
-
+def test_stepfunctions_engine_refuses_noecho_values(capsys: pytest.CaptureFixture[str]) -> None:
     def refuse(*_: Any, **__: Any) -> Any:
         raise sfn_engine.NoEchoRefused("DatabaseUrl would appear in the execution history")
 
-    monkeypatch.setattr(sfn_engine, "run", refuse)
-    assert cli.main([*DEPLOY, "--engine", "stepfunctions", "--endpoint-url", "http://127.0.0.1:9"]) == 2
+    deploy = [*DEPLOY, "--engine", "stepfunctions", "--endpoint-url", "http://127.0.0.1:9"]
+    assert cli.main(deploy, Factory(orchestrators={"stepfunctions": refuse})) == 2
     assert "DatabaseUrl would appear" in capsys.readouterr().err
 
 
@@ -235,34 +226,30 @@ def test_a_bad_region_names_the_option_and_an_unknown_environment_comes_first(
     assert "unknown environment 'staging'" in capsys.readouterr().err
 
 
-def test_declining_is_not_a_failure(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_declining_is_not_a_failure(capsys: pytest.CaptureFixture[str]) -> None:
     def declined(*_: Any, **__: Any) -> Any:
         raise Declined("cc-websocket-api: change set not executed")
 
-    monkeypatch.setattr(engine, "run", declined)
-    assert cli.main([*DEPLOY, "--endpoint-url", "http://127.0.0.1:9"]) == 3
+    assert cli.main([*DEPLOY, "--endpoint-url", "http://127.0.0.1:9"], _running(declined)) == 3
     out, err = capsys.readouterr()
     assert "you declined, nothing was executed" in err and "FAILED" not in err
     assert json.loads(out)["result"] == "declined"
 
 
-def test_interrupt_advice_fits_the_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from rollout import rehearsal
-
+def test_interrupt_advice_fits_the_command(capsys: pytest.CaptureFixture[str]) -> None:
     def interrupted(*_: Any, **__: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(rehearsal, "rehearse", interrupted)
-    assert cli.main(["rehearse"]) == 130
+    assert cli.main(["rehearse"], _running(interrupted)) == 130
     err = capsys.readouterr().err
     assert "scripts/main" in err and "deploy --env" not in err
-    monkeypatch.setattr(sfn_engine, "run", interrupted)
-    assert cli.main([*DEPLOY, "--engine", "stepfunctions", "--endpoint-url", "http://127.0.0.1:9"]) == 130
+    deploy = [*DEPLOY, "--engine", "stepfunctions", "--endpoint-url", "http://127.0.0.1:9"]
+    assert cli.main(deploy, _running(interrupted)) == 130
     assert "keeps running in AWS" in capsys.readouterr().err
 
 
 def test_watch_says_when_nothing_runs_and_follows_a_running_execution(
-    emulator: str, cached_package: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    emulator: str, cached_package: Factory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from rollout.aws import Aws
     from rollout.rehearsal import prepare_account
@@ -271,18 +258,15 @@ def test_watch_says_when_nothing_runs_and_follows_a_running_execution(
     watch = ["watch", "--env", "rehearsal", "--endpoint-url", emulator, "--json"]
     assert cli.main(watch) == 0
     assert "nothing is running for environment rehearsal" in capsys.readouterr().err
-    assert cli.main([*DEPLOY, "--engine", "stepfunctions", "--endpoint-url", emulator, "--poll-seconds", "0"]) == 0
+    deploy = [*DEPLOY, "--engine", "stepfunctions", "--endpoint-url", emulator, "--poll-seconds", "0"]
+    assert cli.main(deploy, cached_package) == 0
     execution = json.loads(capsys.readouterr().out)["execution"]
-    real = Aws.client
 
-    def client(self: Aws, service: str) -> Any:  # moto cannot hold an execution open: report the last as running
-        found = real(self, service)
-        if service == "stepfunctions":
-            found.list_executions = lambda **_: {"executions": [{"executionArn": execution, "status": "RUNNING"}]}
-        return found
+    def still_running(aws: Aws) -> None:  # moto cannot hold an execution open: report the last as running
+        stepfunctions = aws.client("stepfunctions")
+        stepfunctions.list_executions = lambda **_: {"executions": [{"executionArn": execution, "status": "RUNNING"}]}
 
-    monkeypatch.setattr(Aws, "client", client)
-    assert cli.main([*watch, "--poll-seconds", "0"]) == 0
+    assert cli.main([*watch, "--poll-seconds", "0"], Factory(on_session=still_running)) == 0
     out, err = capsys.readouterr()
     assert f"following execution {execution}" in err and json.loads(out)["execution"] == execution
 

@@ -12,6 +12,7 @@ from botocore.awsrequest import AWSResponse
 from generator.model import ENDPOINT_VARIABLE
 from generator.project import Project
 from rollout import settings
+from rollout.aws import Aws
 from rollout.preflight import rendered_templates
 from rollout.rehearsal import RehearsalFailed, expected, prove
 from rollout.stacks import Declined
@@ -156,27 +157,21 @@ def test_dry_run_shows_the_plan_and_changes_nothing(rollout: Run, env_settings: 
                                          "cloudformation:DeleteStack", "s3:PutObject"}  # fmt: skip
 
 
-def test_throttling_is_retried(rollout: Run, env_settings: settings.EnvironmentSettings, monkeypatch: Any) -> None:
-    from rollout import aws as aws_module
-
+def test_throttling_is_retried(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:
     throttled: list[str] = []
-    original_init = aws_module.Aws.__init__
 
-    def init_with_throttling(self: aws_module.Aws, *args: Any, **kwargs: Any) -> None:
-        original_init(self, *args, **kwargs)
+    def throttle(request: Any, **_: Any) -> AWSResponse | None:
+        if len(throttled) < 3:
+            throttled.append("x")
+            body = (b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+                    b"<Message>Rate exceeded</Message></Error></ErrorResponse>")  # fmt: skip
+            return AWSResponse(request.url, 400, {}, _Raw(body))
+        return None
 
-        def throttle(request: Any, **_: Any) -> AWSResponse | None:
-            if len(throttled) < 3:
-                throttled.append("x")
-                body = (b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
-                        b"<Message>Rate exceeded</Message></Error></ErrorResponse>")  # fmt: skip
-                return AWSResponse(request.url, 400, {}, _Raw(body))
-            return None
+    def with_throttling(aws: Aws) -> None:
+        aws.session.events.register("before-send.cloudformation.DescribeStacks", throttle)
 
-        self.session.events.register("before-send.cloudformation.DescribeStacks", throttle)
-
-    monkeypatch.setattr(aws_module.Aws, "__init__", init_with_throttling)
-    summary, _, _ = rollout(env_settings)
+    summary, _, _ = rollout(env_settings, on_session=with_throttling)
     assert summary["result"] == "succeeded" and len(throttled) == 3
 
 

@@ -12,10 +12,11 @@ import pytest
 from moto.apigateway.models import apigateway_backends
 from moto.cloudformation.models import cloudformation_backends
 
+from emulator import aws_rules
 from rollout import package, settings, sfn_engine
 from rollout.aws import Aws
 from rollout.plan import PlanRefused
-from rollout.stacks import StageFailed
+from rollout.stacks import Declined, StageFailed
 from tests.conftest import reset_emulator
 from tests.rollout.conftest import HOTFIX, Run, with_parameters
 
@@ -110,35 +111,58 @@ def test_a_changed_parameter_and_changed_code(
     assert {p["ParameterKey"]: p["ParameterValue"] for p in code}["CodeS3Key"] == f"handlers/{changed.name}"
 
 
+def _fail_the_api_stack(
+    rollout: Run, env: settings.EnvironmentSettings, engine_name: str, emulator: str
+) -> StageFailed:
+    """A first rollout, then the API stack re-created while the account's logging role is gone:
+    its stage cannot log, so the create rolls back (ROLLBACK_COMPLETE)."""
+    rollout(env, engine_name)  # sets the account's role (this stack's)
+    keep = with_parameters(env, "websocket", CreateApiGatewayAccountRole="false")
+    Aws(REGION, endpoint_url=emulator).client("cloudformation").delete_stack(StackName="cc-websocket-api")
+
+    def account_role_removed_once_read(aws: Aws) -> None:
+        aws.session.events.register("after-call.apigateway.GetAccount", lambda **_: _remove_account_role())
+
+    with pytest.raises(StageFailed) as failed:
+        rollout(keep, engine_name, on_session=account_role_removed_once_read)
+    assert "cc-websocket-api ended ROLLBACK_COMPLETE" in str(failed.value)
+    return failed.value
+
+
 def test_a_failed_stack_then_its_re_create(
+    rollout: Run,
+    env_settings: settings.EnvironmentSettings,
+    engine_name: str,
+    emulator: str,
+) -> None:
+    failed = _fail_the_api_stack(rollout, env_settings, engine_name, emulator)
+    assert any("CloudWatch Logs role ARN must be set" in detail for detail in failed.details)
+    questions: list[str] = []
+    summary, _, _ = rollout(env_settings, engine_name, confirm=lambda q: questions.append(q) or True)
+    assert any("cc-websocket-api is ROLLBACK_COMPLETE" in q for q in questions)
+    assert actions(summary)["websocket"] == "created"
+
+
+def test_a_stack_failure_with_no_reason(
     rollout: Run,
     env_settings: settings.EnvironmentSettings,
     engine_name: str,
     emulator: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    rollout(env_settings, engine_name)  # sets the account's role (this stack's)
-    keep = with_parameters(env_settings, "websocket", CreateApiGatewayAccountRole="false")
-    cloudformation = Aws(REGION, endpoint_url=emulator).client("cloudformation")
-    cloudformation.delete_stack(StackName="cc-websocket-api")
-    from rollout import aws as aws_module
+    """AWS may leave StackStatusReason and ResourceStatusReason out; neither orchestrator may crash
+    on reading them (on AWS a missing path in a state machine is States.Runtime, which no Catch takes)."""
+    roll_back = aws_rules._roll_back
 
-    original = aws_module.Aws.__init__
+    def without_reasons(stack: Any, *args: Any) -> None:  # a fault-injecting double of the failure
+        roll_back(stack, *args)
+        stack.status_reason = None
+        for event in stack.events:
+            event.resource_status_reason = None
 
-    def init(self: aws_module.Aws, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        self.session.events.register("after-call.apigateway.GetAccount", lambda **_: _remove_account_role())
-
-    monkeypatch.setattr(aws_module.Aws, "__init__", init)
-    with pytest.raises(StageFailed) as failed:
-        rollout(keep, engine_name)
-    assert "cc-websocket-api ended ROLLBACK_COMPLETE" in str(failed.value)
-    assert any("CloudWatch Logs role ARN must be set" in detail for detail in failed.value.details)
-    monkeypatch.setattr(aws_module.Aws, "__init__", original)
-    questions: list[str] = []
-    summary, _, _ = rollout(env_settings, engine_name, confirm=lambda q: questions.append(q) or True)
-    assert any("cc-websocket-api is ROLLBACK_COMPLETE" in q for q in questions)
-    assert actions(summary)["websocket"] == "created"
+    monkeypatch.setattr(aws_rules, "_roll_back", without_reasons)
+    failed = _fail_the_api_stack(rollout, env_settings, engine_name, emulator)
+    assert failed.details == ["no resource reported a failure; see the stack's events"]
 
 
 def _remove_account_role() -> None:
@@ -232,17 +256,24 @@ def test_a_consumer_with_no_environment_gets_the_endpoint_and_the_notify_functio
 
 
 @pytest.mark.slow
-def test_both_orchestrators_make_the_same_calls(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:
-    """Fresh, then a change: the steps' calls (operation and target) are the same from a laptop and
-    from the runner inside the state machine."""
+def test_both_orchestrators_make_the_same_calls(
+    rollout: Run, env_settings: settings.EnvironmentSettings, built_artifact: package.Artifact, tmp_path: Any
+) -> None:
+    """Fresh, no-op, a changed parameter, changed code: the steps' calls (operation and target) are
+    the same from a laptop and from the runner inside the state machine."""
+    changed = tmp_path / built_artifact.path.name.replace(built_artifact.sha256[:20], "e" * 20)
+    changed.write_bytes(built_artifact.path.read_bytes())
+    new = package.Artifact(changed, "e" * 64, built_artifact.size, built_artifact.unzipped_size, built_artifact.target)
+    faster = with_parameters(env_settings, "websocket", ThrottlingRateLimit="251")
+    runs: list[tuple[settings.EnvironmentSettings, dict[str, Any]]] = [
+        (env_settings, {}), (env_settings, {}), (faster, {}), (faster, {"build_package": lambda *_: new}),
+    ]  # fmt: skip
     seen = {}
     for engine_name in ENGINES:
-        fresh, _, _ = rollout(env_settings, engine_name)
-        changed, _, _ = rollout(with_parameters(env_settings, "websocket", ThrottlingRateLimit="251"), engine_name)
-        seen[engine_name] = (step_calls(fresh), step_calls(changed))
+        seen[engine_name] = [step_calls(rollout(env, engine_name, **extra)[0]) for env, extra in runs]
         reset_emulator(rollout.emulator)
     local, inside = seen["local"], seen["stepfunctions"]
-    assert local[1] == inside[1]
+    assert local[1:] == inside[1:]
     # A fresh run differs only in who passes the service role: the state machine's plan names the
     # rollout stack's role (the local plan none, before a rollout stack exists).
     assert {k: {c: n for c, n in v.items() if not c.startswith("iam:")} for k, v in local[0].items()} == {
@@ -263,8 +294,33 @@ def test_switching_engines_works_both_ways(
     roles = {stack(name).role_arn for name in ("cc-websocket-compute", "cc-websocket-api")}
     rollout_stack = aws.client("cloudformation").describe_stacks(StackName="cc-websocket-rollout")["Stacks"][0]
     service_role = {o["OutputKey"]: o["OutputValue"] for o in rollout_stack["Outputs"]}["CloudFormationRoleArn"]
-    # Once the environment has its rollout stack, both engines run every change set as its role.
+    # Once the environment has its rollout stack, both engines run every change set as its role,
+    # with the code and templates in its bucket (the only one that role may read).
     assert roles == {service_role}
+    bucket = {o["OutputKey"]: o["OutputValue"] for o in rollout_stack["Outputs"]}["ArtifactsBucketName"]
+    assert stack("cc-websocket-compute").parameters["CodeS3Bucket"] == bucket
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("then", ENGINES)
+def test_no_rollout_starts_beside_a_running_execution(
+    rollout: Run, env_settings: settings.EnvironmentSettings, then: str
+) -> None:
+    """Either engine, while the environment's state machine runs an execution: refused before any
+    change (the runner's code is not replaced under it, no stack is touched)."""
+    rollout(env_settings, "stepfunctions")
+    sessions: list[Aws] = []
+
+    def one_still_running(aws: Aws) -> None:  # moto cannot hold an execution open: report one as running
+        running = {"executions": [{"executionArn": "arn:aws:states:eu-west-1:123456789012:execution:x:y"}]}
+        aws.client("stepfunctions").list_executions = lambda **_: running
+        sessions.append(aws)
+
+    with pytest.raises(Declined, match="is still running: wait for it to end"):
+        rollout(
+            with_parameters(env_settings, "websocket", ThrottlingRateLimit="78"), then, on_session=one_still_running
+        )
+    assert [aws.counter.mutating for aws in sessions] == [{}]
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from emulator import advance_clock
 from generator.build import build_all
 from generator.model import ENDPOINT_VARIABLE
 from rollout import settings
@@ -61,7 +62,13 @@ def test_after_a_rollout_everything_is_reported_and_healthy(
     assert found["management_endpoint"] == summary["management_endpoint"]
     assert found["websocket_url"] == summary["websocket_url"]
     assert len(found["functions"]) == 6 and all(f["matches"] for f in found["functions"])
-    assert len(found["alarms"]) == alarm_count() and {a["state"] for a in found["alarms"]} == {"INSUFFICIENT_DATA"}
+    assert len(found["alarms"]) == alarm_count() and {a["state"] for a in found["alarms"]} <= {
+        "INSUFFICIENT_DATA",
+        "OK",
+    }
+    advance_clock(60)  # CloudWatch's next evaluation: no data, treated as not breaching
+    code, found = status_json(emulator, capsys)
+    assert code == 0 and {a["state"] for a in found["alarms"]} == {"OK"}
 
 
 def test_it_changes_nothing(rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str) -> None:
@@ -82,8 +89,9 @@ def test_a_stale_endpoint_and_an_alarm_in_alarm_are_findings(
     variables = lam.get_function_configuration(FunctionName="cc-websocket-notify")["Environment"]["Variables"]
     lam.update_function_configuration(FunctionName="cc-websocket-notify",
                                       Environment={"Variables": {**{k: str(v) for k, v in variables.items()}, ENDPOINT_VARIABLE: "https://old.example/prod"}})  # fmt: skip
-    aws.client("cloudwatch").set_alarm_state(AlarmName="cc-websocket-alarm-api-latency-p99", StateValue="ALARM",
-                                             StateReason="Threshold Crossed")  # fmt: skip
+    # The cleanup fails (the rehearsal's database does not exist); CloudWatch's next evaluation raises its alarm.
+    assert lam.invoke(FunctionName="cc-websocket-cleanup", Payload=b"{}").get("FunctionError") == "Unhandled"
+    advance_clock(60)
     code = main(["status", "--env", "rehearsal", "--endpoint-url", emulator])
     text = capsys.readouterr().out
     assert code == 1
@@ -94,8 +102,8 @@ def test_a_stale_endpoint_and_an_alarm_in_alarm_are_findings(
         "stack cc-websocket-compute drifted: NotifyFunction (AWS::Lambda::Function) MODIFIED: "
         "/Environment/Variables/AWS_WEBSOCKET_API_GATEWAY_ENDPOINT NOT_EQUAL (value not shown)"
     ) in text
-    assert "alarm cc-websocket-alarm-api-latency-p99 is in ALARM (Threshold Crossed)" in text
-    assert f"1 ALARM, {alarm_count() - 1} INSUFFICIENT_DATA" in text
+    assert "alarm cc-websocket-alarm-cleanup-errors is in ALARM (Threshold Crossed: 1 out of the last 1" in text
+    assert f"1 ALARM, {alarm_count() - 1} OK" in text
 
 
 def test_an_unknown_environment_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
