@@ -117,6 +117,15 @@ def _check_shape(name: str, value: object, parameter_type: str, props: Mapping[s
             if default is not None
             else "is empty (a YAML null): give a value",
         )
+    allowed = [str(v).lower() for v in props.get("AllowedValues", [])]
+    if isinstance(value, bool) and not {"true", "false"} <= set(allowed):
+        words = "yes, on, true" if value else "no, off, false"
+        raise InvalidSetting(
+            name,
+            value,
+            f"YAML reads an unquoted {words} as the boolean {str(value).lower()}, and this parameter "
+            f"takes text: quote the value (e.g. {name}: '{'yes' if value else 'no'}') if you mean the word",
+        )
     is_list = parameter_type.startswith("List<") or parameter_type == "CommaDelimitedList"
     if isinstance(value, dict) or (isinstance(value, list | tuple) and not is_list):
         raise InvalidSetting(

@@ -5,6 +5,7 @@
   package               build the handlers' Lambda zip
   watch --env NAME      follow what is running for an environment (an execution, or stacks)
   status --env NAME     what is deployed: stacks, artifact, endpoints, alarms (read-only)
+  unlock --env NAME     remove the environment's rollout lock, after asking
   policy --env NAME     the IAM policy a release engineer needs for it (--engine local|stepfunctions)
   emulator [--port N]   serve the embedded emulator on 127.0.0.1 until interrupted
 
@@ -149,6 +150,31 @@ def _status(args: argparse.Namespace) -> int:
     else:
         print("\n".join(lines(found)))
     return 0 if found.healthy else 1
+
+
+def _unlock(args: argparse.Namespace) -> int:
+    """Remove the environment's lock (a run that died holding it), after saying whose it is and asking."""
+    from rollout import lock
+
+    try:
+        env = settings.load(args.env, region=args.region, project=args.project)
+        s3 = args.factory.aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url).client("s3")
+        held = lock.read(s3, env.artifacts_bucket, env.name)
+        if held is None:
+            print(f"environment {env.name} is not locked")
+            return 0
+        question = f"{env.name} is locked by {held.describe()}. Remove the lock (only if that run is gone)?"
+        if not _confirm(args.yes)(question):
+            print("declined: the lock stays", file=sys.stderr)
+            return DECLINED
+        s3.delete_object(Bucket=env.artifacts_bucket, Key=lock.key(env.name))
+    except Exception as error:
+        failure = explain(error)
+        if failure is None:
+            raise
+        return _failed(failure, False, Reporter())
+    print(f"removed the lock of {held.describe()}")
+    return 0
 
 
 def _policy(args: argparse.Namespace) -> int:
@@ -314,6 +340,10 @@ def parser(project: Project) -> argparse.ArgumentParser:
     state.add_argument("--json", action="store_true", help="print the status as JSON")
     state.set_defaults(run=_status)
 
+    free = commands.add_parser("unlock", help="remove an environment's rollout lock (asks first)")
+    aws_target(free)
+    free.add_argument("--yes", action="store_true", help="remove it without asking")
+    free.set_defaults(run=_unlock)
     policy = commands.add_parser("policy", help="the IAM policy a release engineer needs for an environment")
     aws_target(policy)
     policy.add_argument("--engine", choices=("local", "stepfunctions"), default="local", help="the engine they run")

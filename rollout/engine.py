@@ -47,9 +47,10 @@ class LocalContext:
 def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
     prepared = prepare(settings, aws, report, options, "local")
     refuse_while_running(aws.client("stepfunctions"), prepared.observed.rollout)
-    plan = prepared.plan(options)
-    uploaded = upload(aws, plan, prepared, report, dry_run=options.dry_run)
-    return orchestrate(plan, prepared, LocalContext(aws, report, options.confirm), options, uploaded, "local")
+    with prepared.holding(aws, report, "local"):
+        plan = prepared.plan(options)
+        uploaded = upload(aws, plan, prepared, report, dry_run=options.dry_run)
+        return orchestrate(plan, prepared, LocalContext(aws, report, options.confirm), options, uploaded, "local")
 
 
 def orchestrate(
@@ -126,4 +127,5 @@ def summarize(
         artifact=ArtifactSummary(artifact.s3_key, artifact.sha256, uploaded and not dry_run),
         management_endpoint=held.get("WebSocketManagementEndpoint", ""),
         websocket_url=held.get("WebSocketStageInvokeUrl", ""),
+        drift=prepared.drift,
     )

@@ -75,6 +75,9 @@ class Artifacts:
     code_key: str
     template_urls: dict[str, str]  # stem -> TemplateURL
     template_texts: dict[str, str] = field(repr=False, default_factory=dict)
+    code_sha256: str = ""  # Lambda's CodeSha256 of the handlers zip
+    defaults: dict[str, dict[str, str]] = field(default_factory=dict)  # stem -> its parameters' defaults
+    no_echo: dict[str, tuple[str, ...]] = field(default_factory=dict)  # stem -> its NoEcho parameters
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,12 @@ def resolve(
     role_value, role_note = account_role_decision(
         settings.parameters.get("websocket", {}).get(ACCOUNT_ROLE_PARAMETER), observed.account_role, websocket_stack
     )
-    decided: dict[str, dict[str, Any]] = {stage: dict(settings.parameters.get(stage, {})) for stage in STACK_TEMPLATES}
+    # Every parameter given (a default too): a change set that omits one uses its default, which moto
+    # does not see as a change, and the dry run shows each value that will hold.
+    decided: dict[str, dict[str, Any]] = {
+        stage: artifacts.defaults.get(stem, {}) | dict(settings.parameters.get(stage, {}))
+        for stage, stem in STACK_TEMPLATES.items()
+    }
     decided["websocket"][ACCOUNT_ROLE_PARAMETER] = role_value
     decided[CONSUMER_ROLES_PARAMETER[0]][CONSUMER_ROLES_PARAMETER[1]] = ",".join(
         sorted({c.role_name for c in observed.consumers})
@@ -211,6 +219,7 @@ def resolve(
 
     def stack_step(step_name: str, stage: str, parameters: dict[str, Any]) -> DeployStack:
         stem = STACK_TEMPLATES[stage]
+        code = ARTIFACT_PARAMETERS.get(stage, ())
         return DeployStack(
             step_name,
             poll_seconds,
@@ -221,6 +230,10 @@ def resolve(
             role_arn,
             f"rollout-{run_id}",
             settings.stacks[stage] in recreate,
+            artifacts.code_sha256 if code else "",
+            code,
+            names.functions if code else "",
+            artifacts.no_echo.get(stem, ()),
         )
 
     update = ENDPOINT_UPDATE
@@ -265,7 +278,11 @@ def declared_calls(where: Where, name_prefix: str, stacks: dict[str, str], role_
     """The calls of every step any plan can hold, for names given as patterns or template
     references (`${ComputeStackName}`): what the runner's role allows, generated, never written."""
     names, url = Names(name_prefix), f"https://{bucket}.s3.{where.region}.amazonaws.com/templates/*"
-    steps: list[Step] = [DeployStack(stage, 0, stacks[stage], url, "", {}, role_arn, "rollout-*") for stage in stacks]
+    steps: list[Step] = [
+        DeployStack(stage, 0, stacks[stage], url, "", {}, role_arn, "rollout-*",
+                    functions_pattern=names.functions if stage in ARTIFACT_PARAMETERS else "")
+        for stage in stacks
+    ]  # fmt: skip
     steps += [
         SetVariables("endpoint", 0, {}, (), own_functions=names.functions),
         Bake("bake", 0, names.alarm_prefix, 1),

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from generator.names import Names
-from generator.stages import STACK_TEMPLATES
-from rollout import artifacts, package, preflight
+from generator.stages import STACK_TEMPLATES, UPDATABLE
+from rollout import artifacts, live, lock, package, preflight
 from rollout.aws import Aws
 from rollout.options import Options
 from rollout.plan import Artifacts, Consumer, Observed, Plan, check_kept_roles, resolve, service_role
@@ -37,13 +37,34 @@ class Prepared:
     texts: dict[str, str]  # template stem -> text, as generated now
     recreate: frozenset[str]  # ROLLBACK_COMPLETE stacks the engineer agreed to re-create
     run_id: str
+    drift: dict[str, list[str]] = field(default_factory=dict)  # stack -> drifted resources, read before
+    caller: str = ""  # the caller's ARN (the lock names it)
+
+    def holding(self, aws: Aws, report: Reporter, engine: str) -> lock.Holding:
+        """The environment's lock for this run (`with prepared.holding(...)`)."""
+        held = lock.new(self.settings.name, self.caller, self.run_id, engine)
+        return lock.Holding(aws, self.settings.artifacts_bucket, held, report)
 
     def artifacts(self, bucket: str) -> Artifacts:
         urls = {
             stem: artifacts.object_url(bucket, artifacts.template_key(stem, text), self.settings.region)
             for stem, text in self.texts.items()
         }
-        return Artifacts(bucket, self.artifact.s3_key, urls, self.texts)
+        specs = {
+            stem: (artifacts.load_template(text) or {}).get("Parameters") or {} for stem, text in self.texts.items()
+        }
+        return Artifacts(
+            bucket,
+            self.artifact.s3_key,
+            urls,
+            self.texts,
+            live.code_sha256(self.artifact.path.read_bytes()),
+            {
+                stem: {n: live.effective(p["Default"]) for n, p in ps.items() if "Default" in p}
+                for stem, ps in specs.items()
+            },
+            {stem: tuple(sorted(n for n, p in ps.items() if p.get("NoEcho"))) for stem, ps in specs.items()},
+        )
 
     def plan(self, options: Options, observed: Observed | None = None) -> Plan:
         """The plan for what AWS holds (`observed`, default: as read in preparation)."""
@@ -84,10 +105,27 @@ def prepare(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: 
     preflight.check_bucket(aws, settings.artifacts_bucket)
     observed = observe(aws, settings, identity)
     warn_outside_variables(aws, observed.stacks["compute"], texts["compute"], report)
+    drift = drifted(aws, settings, observed, report, options)
     recreate = _approve_recreates(settings, observed.stacks, report, options)
     _approve_renames(settings, observed.stacks, report, options)
     target = package.Target(architecture=settings.parameters.get("compute", {}).get("Architecture", "arm64"))
-    return Prepared(settings, observed, options.build_package(target, options.project), texts, recreate, new_run_id())
+    built = options.build_package(target, options.project)
+    return Prepared(settings, observed, built, texts, recreate, new_run_id(), drift, identity["arn"])
+
+
+def drifted(
+    aws: Aws, settings: EnvironmentSettings, observed: Observed, report: Reporter, options: Options
+) -> dict[str, list[str]]:
+    """What changed behind the stacks' backs (DetectStackDrift), each resource a WARNING line: a
+    change set does not undo drift in properties the plan leaves as they are."""
+    names = [
+        settings.stacks[s] for s, state in observed.stacks.items() if state is not None and state.status in UPDATABLE
+    ]
+    found = live.drift(aws.client("cloudformation"), names, options.sleep, options.poll_seconds) if names else {}
+    for stack, lines in found.items():
+        for line in lines:
+            report.line("preflight", f"WARNING drift in {stack}: {line}")
+    return found
 
 
 def observe(aws: Aws, settings: EnvironmentSettings, identity: dict[str, str]) -> Observed:

@@ -20,6 +20,7 @@ from rollout import artifacts, package
 from rollout.aws import Aws
 from rollout.bake import AlarmFired
 from rollout.engine import LocalContext, current_outputs, execute, preview, summarize
+from rollout.lock import Holding
 from rollout.options import Options
 from rollout.plan import Plan
 from rollout.prepare import Prepared, prepare, refuse_while_running, rollout_stack_name, upload
@@ -90,9 +91,14 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
     prepared = prepare(settings, aws, report, options, "stepfunctions")
     # Refused before anything changes: the runner's code is not replaced under a running execution.
     refuse_secrets(prepared)
+    refuse_while_running(aws.client("stepfunctions"), prepared.observed.rollout)
+    with prepared.holding(aws, report, "stepfunctions") as holding:
+        return _run(prepared, holding, aws, report, options)
+
+
+def _run(prepared: Prepared, holding: Holding, aws: Aws, report: Reporter, options: Options) -> Summary:
+    settings, ctx = prepared.settings, LocalContext(aws, report, options.confirm)
     stepfunctions = aws.client("stepfunctions")
-    refuse_while_running(stepfunctions, prepared.observed.rollout)
-    ctx = LocalContext(aws, report, options.confirm)
     runner = package.runner_zip()
     s3 = aws.client("s3")
     artifacts.upload_templates(s3, settings.artifacts_bucket, settings.region, {"rollout": prepared.texts["rollout"]})
@@ -122,6 +128,7 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
         input=json.dumps({"plan": plan.to_dict(), "memo": first_memo(outputs)}),
     )
     report.line("sfn", f"execution {started['executionArn']}")
+    holding.executing(started["executionArn"])  # the lock names it: stale once it ends, if we stop following
     result = follow(
         stepfunctions, started["executionArn"], report, poll_seconds=options.poll_seconds, sleep=options.sleep
     )

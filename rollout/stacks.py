@@ -1,8 +1,9 @@
 """A stack as CloudFormation holds it, and whether the rollout may change it now.
 
-The deploy step itself is `rollout.steps.DeployStack`: a stack whose template and parameters are
-unchanged (its fingerprint tag matches and its template is the same text) is left alone without a
-single mutating call; otherwise a change set shows the planned changes before anything runs.
+The deploy step itself is `rollout.steps.DeployStack`: a stack whose live template, parameters
+and code are the plan's (read back, `rollout.live`; the fingerprint tag is only a hint for people)
+is left alone without a single mutating call; otherwise a change set shows the planned changes
+before anything runs.
 """
 
 from __future__ import annotations

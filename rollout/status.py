@@ -1,23 +1,28 @@
 """`python -m rollout status --env NAME`: what is deployed for an environment, read-only.
 
 Each stack's status and last update, the handlers artifact the compute stack runs, the
-management endpoint each function carries (and any that differs from the API's), the alarms'
-states, and the management endpoint and wss:// URL. A handful of read calls (two
-DescribeStacks, one GetFunctionConfiguration per function, DescribeAlarms), nothing written.
-`healthy` is false when a stack is missing or not in a complete state, a function does not carry
-the API's endpoint, or an alarm is in ALARM; each such finding says what to do.
+management endpoint each function carries (and any that differs from the API's), the code each
+function runs (its CodeSha256 against the artifact its stack names), each stack's drift
+(DetectStackDrift), the alarms' states, and the management endpoint and wss:// URL. Read calls
+only (and drift detections, which change nothing). `healthy` is false when a stack is missing or
+not in a stable state, a function does not carry the API's endpoint or runs other code, a
+resource drifted, or an alarm is in ALARM; each such finding says what to do. A stack whose
+last update rolled back (UPDATE_ROLLBACK_COMPLETE) is stable: a note says so.
 """
 
 from __future__ import annotations
 
+import base64
 import re
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from generator.model import ENDPOINT_VARIABLE
-from generator.stages import ENDPOINT_UPDATE, STACK_TEMPLATES, SUCCESS
+from generator.stages import ENDPOINT_UPDATE, STACK_TEMPLATES, SUCCESS, UPDATABLE
+from rollout import live
 from rollout.aws import Aws
 from rollout.bake import alarm_prefix
 from rollout.settings import EnvironmentSettings
@@ -63,6 +68,9 @@ class Status:
     functions: list[FunctionEndpoint] = field(default_factory=list)
     alarms: list[AlarmState] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)  # what is wrong, and what to do
+    notes: list[str] = field(default_factory=list)  # worth knowing, not wrong
+    code: dict[str, str] = field(default_factory=dict)  # function -> SHA-256 (hex) of the code it runs
+    drift: dict[str, list[str]] = field(default_factory=dict)  # stack -> drifted resources
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,6 +106,13 @@ def read(settings: EnvironmentSettings, aws: Aws) -> Status:
             status.findings.append(
                 f"stack {found.name} does not exist: run `python -m rollout deploy --env {settings.name}`"
             )
+        elif found.status == "UPDATE_ROLLBACK_COMPLETE":  # stable: it holds its previous template and parameters
+            status.notes.append(
+                f"stack {found.name}: its last update failed and was rolled back"
+                + (f" ({found.reason})" if found.reason else "")
+                + f"; it holds the release before it (`python -m rollout deploy --env {settings.name} --dry-run` "
+                "shows whether that is what the settings say)"
+            )
         elif found.status not in SUCCESS:
             status.findings.append(
                 f"stack {found.name} is {found.status}"
@@ -108,6 +123,14 @@ def read(settings: EnvironmentSettings, aws: Aws) -> Status:
     if key:
         digest = ARTIFACT_HASH.search(key)
         status.artifact = {"s3_key": key, "sha256_prefix": digest.group(1) if digest else ""}
+        _code_findings(status, aws, settings, key)
+    stable = [s.name for s in status.stacks if s.status in UPDATABLE]
+    status.drift = live.drift(cloudformation, stable, time.sleep, 2.0) if stable else {}
+    for stack_name, drifted in status.drift.items():
+        status.findings += [
+            f"stack {stack_name} drifted: {line}: undo the change by hand (a deploy only changes what its plan changes)"
+            for line in drifted
+        ]
     websocket = outputs["websocket"]
     status.management_endpoint = websocket.get(ENDPOINT_UPDATE.value_from[1], "")
     status.websocket_url = websocket.get("WebSocketStageInvokeUrl", "")
@@ -141,6 +164,21 @@ def read(settings: EnvironmentSettings, aws: Aws) -> Status:
     return status
 
 
+def _code_findings(status: Status, aws: Aws, settings: EnvironmentSettings, key: str) -> None:
+    """Each function of the compute stack whose code (CodeSha256) is not the artifact its stack names."""
+    prefix = status.artifact["sha256_prefix"]
+    lambda_client = aws.client("lambda")
+    for function in live.functions_of(aws.client("cloudformation"), settings.stacks["compute"]):
+        running = lambda_client.get_function_configuration(FunctionName=function)["CodeSha256"]
+        hexdigest = base64.b64decode(running).hex()
+        status.code[function] = hexdigest
+        if prefix and not hexdigest.startswith(prefix):
+            status.findings.append(
+                f"{function} runs code {hexdigest[:20]}..., not {key}: "
+                f"`python -m rollout deploy --env {settings.name}` restores it"
+            )
+
+
 def lines(status: Status) -> list[str]:
     """The status as the terminal shows it."""
     out = [
@@ -165,5 +203,6 @@ def lines(status: Status) -> list[str]:
         f"  alarms    {len(status.alarms)}"
         + (": " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if counts else "")
     )
+    out += [f"  - {note}" for note in status.notes]
     out += [f"  ! {finding}" for finding in status.findings]
     return out

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from generator.stages import NO_CHANGES, SUCCESS, UPDATABLE
 from rollout import bake as baking
-from rollout import endpoints
+from rollout import endpoints, live
 from rollout.report import Reporter
 from rollout.stacks import (
     CAPABILITIES,
@@ -158,6 +158,10 @@ class DeployStack(Step):
     role_arn: str = ""  # the CloudFormation service role every change set names ("" : none)
     change_set_name: str = "rollout"  # unique per run (rollout-<run id>)
     recreate: bool = False  # a ROLLBACK_COMPLETE stack may be deleted and created again (asked before)
+    code_sha256: str = ""  # the CodeSha256 every function of the stack runs ("" : not checked)
+    code_from: tuple[str, ...] = ()  # the parameters naming that code's bucket and key
+    functions_pattern: str = ""  # the stack's function names, as a pattern (declared calls)
+    no_echo: tuple[str, ...] = ()  # parameters whose values are never printed
     kind: ClassVar[str] = "stack"
 
     def description(self) -> str:
@@ -180,11 +184,16 @@ class DeployStack(Step):
             "TagResource",
             "UntagResource",
         )
-        calls = [Call(f"cloudformation:{a}", stack) for a in actions]
+        calls = [Call(f"cloudformation:{a}", stack) for a in (*actions, "ListStackResources")]
+        if self.code_sha256 or self.functions_pattern:  # the code each function runs, read and restored
+            function = where.arn("lambda", f"function:{self.functions_pattern or '*'}")
+            calls += [Call(f"lambda:{a}", function) for a in ("GetFunctionConfiguration", "UpdateFunctionCode")]
         if self.role_arn:
             calls.append(Call("iam:PassRole", self.role_arn))
         bucket, key = self.template_url.split("//", 1)[1].split(".s3.", 1)[0], self.template_url.split("/", 3)[3]
         calls.append(Call("s3:GetObject", f"arn:{where.partition}:s3:::{bucket}/{key}"))  # TemplateURL, as the caller
+        if self.functions_pattern:  # UpdateFunctionCode reads the zip as the caller
+            calls.append(Call("s3:GetObject", f"arn:{where.partition}:s3:::{bucket}/handlers/*"))
         return calls
 
     def resolved(self, outputs: dict[str, dict[str, str]]) -> dict[str, str]:
@@ -211,10 +220,9 @@ class DeployStack(Step):
             return Progress(False, {"phase": "deleting", "stack_id": state.stack_id, "last_event": last}, self.wait)
         parameters = self.resolved(outputs)
         mark = fingerprint(self.template_sha256, parameters)
-        if state is not None and self._unchanged(cf, state, mark):
-            ctx.report.line(self.name, f"{self.stack_name}: unchanged")
+        if state is not None and self._unchanged(ctx, state, parameters):
             outputs[self.name] = state.outputs
-            return Progress(True, result=_result(self.name, "unchanged", self.stack_name, stack=self.stack_name))
+            return self._code(ctx, {"creating": False, "changes": []}, "unchanged")
         planned = self._plan(ctx, state is None or state.status == "REVIEW_IN_PROGRESS", parameters, mark)
         return Progress(False, {**planned.work, "outputs": state.outputs if state else {}}, planned.wait)
 
@@ -243,7 +251,7 @@ class DeployStack(Step):
                 return Progress(False, work, min(self.wait, 1.0))
             if changes == "none":
                 outputs[self.name] = work.get("outputs", {})
-                return Progress(True, result=_result(self.name, "unchanged", self.stack_name, stack=self.stack_name))
+                return self._code(ctx, {"creating": False, "changes": []}, "unchanged")
             if not ctx.confirm(f"Execute {len(changes)} change(s) to {self.stack_name}?"):
                 discard(cf, self.stack_name, work["change_set"], work["creating"])
                 raise Declined(f"{self.stack_name}: change set not executed")
@@ -251,6 +259,15 @@ class DeployStack(Step):
             cf.execute_change_set(ChangeSetName=work["change_set"], StackName=self.stack_name)
             work = {**work, "phase": "executing", "last_event": last, "changes": changes}
             return Progress(False, work, 0)  # look at once: the first events are already there
+        if work["phase"] == "code":
+            pending = [f for f in work["pending"] if not endpoints.settled(ctx.client("lambda"), f)]
+            if pending:
+                return Progress(False, {**work, "pending": pending}, self.wait)
+            detail = (
+                f"{self.stack_name}: {len(work['changes'])} change(s); code restored on {', '.join(work['restored'])}"
+            )
+            return Progress(True, result=_result(self.name, work["action"], detail, stack=self.stack_name,
+                                                 changes=work["changes"]))  # fmt: skip
         state = self._watch(ctx, work)
         if state is None or state.status.endswith("_IN_PROGRESS"):
             return Progress(False, work, self.wait)
@@ -260,9 +277,34 @@ class DeployStack(Step):
                 work.get("failures") or ["no resource reported a failure; see the stack's events"],
             )
         outputs[self.name] = state.outputs
-        action = "created" if work["creating"] else "updated"
-        detail = f"{self.stack_name}: {len(work['changes'])} change(s)"
-        return Progress(True, result=_result(self.name, action, detail, stack=self.stack_name, changes=work["changes"]))
+        return self._code(ctx, work, "created" if work["creating"] else "updated")
+
+    def _code(self, ctx: Context, work: dict[str, Any], action: str) -> Progress:
+        """Done, once every function runs the plan's code: a function whose code was replaced by
+        other means (CloudFormation never sees it) is given the plan's code back from S3."""
+        stale = self._stale_code(ctx)
+        if not stale:
+            if action == "unchanged":
+                ctx.report.line(self.name, f"{self.stack_name}: unchanged (template, parameters and code as planned)")
+                return Progress(True, result=_result(self.name, action, self.stack_name, stack=self.stack_name))
+            detail = f"{self.stack_name}: {len(work['changes'])} change(s)"
+            return Progress(
+                True, result=_result(self.name, action, detail, stack=self.stack_name, changes=work["changes"])
+            )
+        bucket, key = (self.parameters[p] for p in self.code_from)
+        lambda_client = ctx.client("lambda")
+        for function in stale:
+            ctx.report.line(self.name, f"{function}: runs other code than s3://{bucket}/{key}: restoring it")
+            lambda_client.update_function_code(FunctionName=function, S3Bucket=bucket, S3Key=key)
+        work = {**work, "phase": "code", "pending": stale, "restored": stale,
+                "action": "updated" if action == "unchanged" else action}  # fmt: skip
+        return Progress(False, work, self.wait)
+
+    def _stale_code(self, ctx: Context) -> list[str]:
+        if not self.code_sha256:
+            return []
+        functions = live.functions_of(ctx.client("cloudformation"), self.stack_name)
+        return live.other_code(ctx.client("lambda"), functions, self.code_sha256)
 
     def preview(
         self, ctx: Context, outputs: dict[str, dict[str, str]], sleep: Callable[[float], None]
@@ -285,9 +327,14 @@ class DeployStack(Step):
             return _result(self.name, "planned", f"after {', '.join(missing)}", stack=self.stack_name)
         parameters = self.resolved(outputs)
         mark = fingerprint(self.template_sha256, parameters)
-        if state is not None and self._unchanged(cf, state, mark):
+        for name, value in sorted(parameters.items()):
+            ctx.report.line(self.name, f"  parameter {name} = {'****' if name in self.no_echo else value}")
+        if state is not None and self._unchanged(ctx, state, parameters):
+            stale = self._stale_code(ctx)
+            for function in stale:
+                ctx.report.line(self.name, f"{function}: runs other code: a real run restores the plan's")
             ctx.report.line(self.name, f"{self.stack_name}: unchanged")
-            return _result(self.name, "unchanged", self.stack_name, stack=self.stack_name)
+            return _result(self.name, "planned" if stale else "unchanged", self.stack_name, stack=self.stack_name)
         creating = state is None or state.status == "REVIEW_IN_PROGRESS"
         planned = self._plan(ctx, creating, parameters, mark)
         while planned.work["phase"] == "role":
@@ -330,12 +377,20 @@ class DeployStack(Step):
     def _role(self) -> dict[str, str]:
         return {"RoleARN": self.role_arn} if self.role_arn else {}
 
-    def _unchanged(self, cf: Any, state: Any, mark: str) -> bool:
-        if state.status not in UPDATABLE or state.tags.get(FINGERPRINT_TAG) != mark:
+    def _unchanged(self, ctx: Context, state: Any, parameters: dict[str, str]) -> bool:
+        """The live stack holds the plan's template and parameters, as read back (never the tag)."""
+        if state.status not in UPDATABLE:
             return False
-        body = cf.get_template(StackName=self.stack_name, TemplateStage="Original")["TemplateBody"]
-        text = body if isinstance(body, str) else json.dumps(body)
-        return template_sha256(text) == self.template_sha256  # someone may have updated it by other means
+        text = live.template_text(ctx.client("cloudformation"), self.stack_name)
+        if template_sha256(text) != self.template_sha256:
+            ctx.report.line(self.name, f"{self.stack_name}: its live template is not the plan's")
+            return False
+        differs = live.differences(state.parameters, parameters)
+        for line in differs:
+            ctx.report.line(self.name, f"{self.stack_name}: {line}")
+        if not differs and state.status == "UPDATE_ROLLBACK_COMPLETE":
+            ctx.report.line(self.name, f"{self.stack_name}: its last update rolled back to exactly this plan")
+        return not differs
 
     def _plan(self, ctx: Context, creating: bool, parameters: dict[str, str], mark: str, attempts: int = 0) -> Progress:
         cf, name = ctx.client("cloudformation"), f"{self.change_set_name}-{self.name}"
@@ -593,6 +648,7 @@ KINDS: dict[str, type[Step]] = {cls.kind: cls for cls in (DeployStack, SetVariab
 def from_dict(data: dict[str, Any]) -> Step:
     """A step from its plan document (the state machine's input)."""
     fields = {k: v for k, v in data.items() if k != "kind"}
-    if "functions" in fields:
-        fields["functions"] = tuple(fields["functions"])
+    for name in ("functions", "code_from", "no_echo"):
+        if name in fields:
+            fields[name] = tuple(fields[name])
     return KINDS[data["kind"]](**fields)

@@ -42,6 +42,7 @@ class Summary:
     state_machine_calls: dict[str, int] | None = None
     proof: dict[str, Any] | None = None  # what a rehearsal verified
     aws_calls: dict[str, Any] | None = None
+    drift: dict[str, list[str]] = field(default_factory=dict)  # stack -> drifted resources, before the run
 
     def stage(self, name: str) -> StageResult:
         return next(s for s in self.stages if s.stage == name)

@@ -14,6 +14,9 @@ from rollout.aws import Aws
 from rollout.factory import Factory
 from rollout.rehearsal import prepare_account
 from rollout.report import Reporter
+from tests.emulator.lambda_zips import zip_of
+
+HOTFIX = zip_of({"app.py": "def handler(event, context):\n    return {'statusCode': 200}\n"})  # other code
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from rollout.aws import Aws
 from rollout.plan import PlanRefused
 from rollout.stacks import Declined, StageFailed
 from tests.conftest import reset_emulator
-from tests.rollout.conftest import Run, with_parameters
+from tests.rollout.conftest import HOTFIX, Run, with_parameters
 
 ENGINES = ["local", "stepfunctions"]
 ACCOUNT, REGION = "123456789012", "eu-west-1"
@@ -336,3 +336,46 @@ def test_a_stack_bound_to_a_deleted_rollout_role_is_refused_with_what_to_do(
         rollout(with_parameters(env_settings, "websocket", ThrottlingRateLimit="42"))
     summary, _, _ = rollout(with_parameters(env_settings, "websocket", ThrottlingRateLimit="42"), "stepfunctions")
     assert actions(summary)["websocket"] == "updated"  # a new rollout stack, its new role taken by both stacks
+
+
+def _update_out_of_band(cf: Any, stack_name: str, **values: str) -> None:
+    """What a console or CLI user does: the previous template, one parameter changed (each other
+    value given as it is: moto's UsePreviousValue misses parameters left at their default)."""
+    live = cf.describe_stacks(StackName=stack_name)["Stacks"][0]["Parameters"]
+    cf.update_stack(
+        StackName=stack_name,
+        UsePreviousTemplate=True,
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+        Parameters=[
+            {"ParameterKey": p["ParameterKey"], "ParameterValue": values.get(p["ParameterKey"], p["ParameterValue"])}
+            for p in live
+        ],
+    )
+
+
+def test_a_change_made_out_of_band_is_seen_and_undone(
+    rollout: Run, env_settings: settings.EnvironmentSettings, engine_name: str, emulator: str
+) -> None:
+    """The settings say one thing, AWS holds another (an update-stack and a hotfix by
+    update-function-code, the rollout's tag untouched): the next deploy reads AWS and restores both."""
+    first, aws, _ = rollout(env_settings, engine_name)
+    cf, lambda_client = aws.client("cloudformation"), aws.client("lambda")
+    api_id = first["management_endpoint"][8:].split(".")[0]
+    (stage,) = aws.client("apigatewayv2").get_stages(ApiId=api_id)["Items"]
+    planned = stage["DefaultRouteSettings"]["ThrottlingRateLimit"]
+    _update_out_of_band(cf, "cc-websocket-api", ThrottlingRateLimit="7")
+    running = lambda_client.get_function_configuration(FunctionName="cc-websocket-connect")["CodeSha256"]
+    aws.client("s3").put_object(Bucket=env_settings.artifacts_bucket, Key="hotfix.zip", Body=HOTFIX)
+    lambda_client.update_function_code(
+        FunctionName="cc-websocket-connect", S3Bucket=env_settings.artifacts_bucket, S3Key="hotfix.zip"
+    )
+    summary, aws, log = rollout(env_settings, engine_name)
+    assert actions(summary) == {"compute": "updated", "websocket": "updated", "endpoint": "unchanged",
+                                "carry": "unchanged"}  # fmt: skip
+    assert "ThrottlingRateLimit: live '7'" in log or engine_name == "stepfunctions"  # the runner logs inside AWS
+    (stage,) = aws.client("apigatewayv2").get_stages(ApiId=api_id)["Items"]
+    assert stage["DefaultRouteSettings"]["ThrottlingRateLimit"] == planned
+    connect = aws.client("lambda").get_function_configuration(FunctionName="cc-websocket-connect")
+    assert connect["CodeSha256"] == running
+    again, _, _ = rollout(env_settings, engine_name)
+    assert set(actions(again).values()) == {"unchanged"}

@@ -109,3 +109,17 @@ def test_migrate_takes_true_or_false_and_nothing_yaml_merely_reads_as_one(tmp_pa
     with pytest.raises(settings.SettingsError, match=r"migrate: expected true or false"):
         check(tmp_path, migrate=value)
     assert check(tmp_path, migrate=False).migrate is False and check(tmp_path).migrate is False  # rehearsal's
+
+
+def test_a_yaml_boolean_where_text_is_meant_is_refused_by_name(tmp_path: Path) -> None:
+    """`StageName: no` is the boolean false to YAML 1.1: the stage (and the wss:// URL) would be
+    named "false". A parameter that takes true/false still takes a boolean."""
+    path = environment(tmp_path, "test")
+    text = yaml.safe_dump(GOOD).replace("StageName: prod", "StageName: no")
+    assert "StageName: no" in text
+    path.write_text(text)
+    with pytest.raises(settings.SettingsError, match=r"parameters.websocket.StageName: YAML reads an unquoted no, off, "
+                       r"false as the boolean false, and this parameter takes text: quote the value \(e.g. StageName: 'no'\)"):  # fmt: skip
+        settings.load("test", project=Project(tmp_path))
+    role = check(tmp_path, parameters={**GOOD["parameters"], "websocket": {"CreateApiGatewayAccountRole": False}})
+    assert role.parameters["websocket"]["CreateApiGatewayAccountRole"] == "false"

@@ -90,6 +90,10 @@ class Harness:
         self.stub.add_client_error("describe_stacks", "ValidationError", f"Stack with id {NAME} does not exist")
 
     def planned(self, change_set_type: str) -> None:
+        if change_set_type == "UPDATE":  # the live template read first: another template, so a change set
+            self.expect(
+                "get_template", {"TemplateBody": "Resources: {}"}, {"StackName": NAME, "TemplateStage": "Original"}
+            )
         self.expect(
             "create_change_set",
             {"Id": CHANGE_SET_ID, "StackId": STACK_ID},
@@ -247,6 +251,7 @@ def test_a_recreate_not_agreed_to_changes_nothing() -> None:
 def test_a_change_set_without_changes_is_a_no_op() -> None:
     h = Harness()
     h.expect("describe_stacks", stack("UPDATE_COMPLETE"))
+    h.expect("get_template", {"TemplateBody": "Resources: {}"})
     h.expect("create_change_set", {"Id": CHANGE_SET_ID, "StackId": STACK_ID})
     h.expect(
         "describe_change_set",
@@ -263,6 +268,7 @@ def test_a_change_set_without_changes_is_a_no_op() -> None:
 def test_a_failed_change_set_says_why() -> None:
     h = Harness()
     h.expect("describe_stacks", stack("UPDATE_COMPLETE"))
+    h.expect("get_template", {"TemplateBody": "Resources: {}"})
     h.expect("create_change_set", {"Id": CHANGE_SET_ID, "StackId": STACK_ID})
     h.expect(
         "describe_change_set",

@@ -3,6 +3,7 @@ lost its endpoint and an alarm in ALARM."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from rollout.aws import Aws
 from rollout.cli import main
 from rollout.rehearsal import prepare_account
 from rollout.status import read
-from tests.rollout.conftest import Run
+from tests.rollout.conftest import HOTFIX, Run
 
 
 def alarm_count() -> int:
@@ -75,7 +76,9 @@ def test_it_changes_nothing(rollout: Run, env_settings: settings.EnvironmentSett
     aws = Aws(env_settings.region, endpoint_url=emulator)
     read(env_settings, aws)
     assert aws.counter.mutating == {}
-    assert aws.counter.total <= 12  # identity, 2 stacks, 5 functions, alarms
+    # identity, 2 stacks, 6 functions' endpoints, the compute stack's functions and their code,
+    # a drift detection per stack (start, status, nothing drifted), alarms
+    assert aws.counter.total <= 26
 
 
 def test_a_stale_endpoint_and_an_alarm_in_alarm_are_findings(
@@ -92,8 +95,13 @@ def test_a_stale_endpoint_and_an_alarm_in_alarm_are_findings(
     code = main(["status", "--env", "rehearsal", "--endpoint-url", emulator])
     text = capsys.readouterr().out
     assert code == 1
-    assert "2 finding(s)" in text and "5 of 6 function(s) carry it" in text
+    assert "3 finding(s)" in text and "5 of 6 function(s) carry it" in text
     assert "cc-websocket-notify carries AWS_WEBSOCKET_API_GATEWAY_ENDPOINT=https://old.example/prod" in text
+    # the same change seen by CloudFormation's drift detection (the value never printed)
+    assert (
+        "stack cc-websocket-compute drifted: NotifyFunction (AWS::Lambda::Function) MODIFIED: "
+        "/Environment/Variables/AWS_WEBSOCKET_API_GATEWAY_ENDPOINT NOT_EQUAL (value not shown)"
+    ) in text
     assert "alarm cc-websocket-alarm-cleanup-errors is in ALARM (Threshold Crossed: 1 out of the last 1" in text
     assert f"1 ALARM, {alarm_count() - 1} OK" in text
 
@@ -101,3 +109,27 @@ def test_a_stale_endpoint_and_an_alarm_in_alarm_are_findings(
 def test_an_unknown_environment_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["status", "--env", "nowhere"]) == 2
     assert "unknown environment 'nowhere'" in capsys.readouterr().err
+
+
+def test_code_changed_behind_the_stack_is_a_finding_until_deploy_restores_it(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stack names one artifact, a hotfix (update-function-code) runs another: status says so
+    (the artifact it names is not the code running), and the next deploy puts the artifact back."""
+    _, aws, _ = rollout(env_settings)
+    aws.client("s3").put_object(Bucket=env_settings.artifacts_bucket, Key="hotfix.zip", Body=HOTFIX)
+    aws.client("lambda").update_function_code(
+        FunctionName="cc-websocket-default", S3Bucket=env_settings.artifacts_bucket, S3Key="hotfix.zip"
+    )
+    code, found = status_json(emulator, capsys)
+    assert code == 1
+    (finding,) = found["findings"]
+    assert finding.startswith(f"cc-websocket-default runs code {hashlib.sha256(HOTFIX).hexdigest()[:20]}..., not ")
+    summary, _, _ = rollout(env_settings)
+    assert (
+        summary["stages"][0]["action"] == "updated"
+        and "code restored on cc-websocket-default" in (summary["stages"][0]["detail"])
+    )
+    code, found = status_json(emulator, capsys)
+    assert (code, found["findings"]) == (0, [])
+    assert len(set(found["code"].values())) == 1  # every function runs the one artifact
