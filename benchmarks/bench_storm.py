@@ -27,6 +27,7 @@ import concurrent.futures
 import json
 import logging
 import multiprocessing
+import os
 import random
 import signal
 import statistics
@@ -237,10 +238,8 @@ def main() -> None:
         if owner_url is None:
             sys.exit("bench_storm needs the PostgreSQL server binaries (initdb, pg_ctl) for its throwaway cluster")
         handlers_url = _prepare(owner_url, args.clients)
+        os.environ["EMULATOR_INTEGRATIONS_IN_FLIGHT"] = str(args.in_flight)
         with emulator.running_emulator() as endpoint:
-            sockets = emulator._websocket_servers[-1]
-            pool = concurrent.futures.ThreadPoolExecutor(args.in_flight)
-            sockets.loop.call_soon_threadsafe(sockets.loop.set_default_executor, pool)
             api_id, names = _deploy(endpoint, handlers_url, secret)
             url = emulator.websocket_url(api_id, "prod")
             lam = boto3.client("lambda", region_name=REGION, endpoint_url=endpoint)
@@ -289,7 +288,6 @@ def main() -> None:
                           f"{active:12d}")  # fmt: skip
                     if outcome.errors:
                         print(f"    other errors: {dict(sorted(outcome.errors.items()))}")
-            pool.shutdown(wait=False)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import re
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -39,6 +40,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from emulator import functions, metrics, websocket_authorizer, websocket_limits
 
 ACCOUNT = "123456789012"
+INTEGRATIONS_IN_FLIGHT = 256  # invocations the sockets may wait on at once (each environment is a process here)
 FUNCTION_IN_URI = re.compile(r"(arn:aws[a-z-]*:lambda:[^/]+?:function:[^/]+?)(?:/invocations)?$")
 _installed = False
 
@@ -398,6 +400,10 @@ class WebSocketServer:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        # Integrations run in threads (each waits on a Lambda environment): asyncio's default pool
+        # (a few per core) would serialize a storm that API Gateway sends all at once.
+        in_flight = int(os.environ.get("EMULATOR_INTEGRATIONS_IN_FLIGHT", INTEGRATIONS_IN_FLIGHT))
+        self.loop.set_default_executor(ThreadPoolExecutor(in_flight, thread_name_prefix="integration"))
         self._ready = threading.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0

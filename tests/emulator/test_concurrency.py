@@ -169,3 +169,44 @@ def test_prewarmed_environments_take_the_next_invocations(emulator: str, runtime
     for thread in threads:
         thread.join(30)
     assert len(results) == 2 and runtime.environments(arn) == 2
+
+
+CONNECT_HOLDER = """
+import os, time
+def handler(event, context):
+    while not os.path.exists(os.environ["RELEASE"]):
+        time.sleep(0.01)
+    return {"statusCode": 200}
+"""
+
+
+@pytest.mark.slow
+def test_a_storm_of_connects_reaches_lambda_all_at_once(emulator: str, runtime: functions.Functions,
+                                                        tmp_path: Any) -> None:  # fmt: skip
+    """API Gateway sends every $connect at once: the sockets wait on 12 integrations together
+    (asyncio's default pool, a few threads per core, would hold them to 6 here)."""
+    release = str(tmp_path / "go")
+    arn = deploy(emulator, "held-connect", {"app.py": CONNECT_HOLDER}, Timeout=60,
+                 Environment={"Variables": {"RELEASE": release}})  # fmt: skip
+    apis = client(emulator, "apigatewayv2")
+    api_id = apis.create_api(Name="held", ProtocolType="WEBSOCKET", RouteSelectionExpression="$request.body.action")[
+        "ApiId"
+    ]
+    uri = f"arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/{arn}/invocations"
+    integration = apis.create_integration(ApiId=api_id, IntegrationType="AWS_PROXY", IntegrationUri=uri)
+    apis.create_route(ApiId=api_id, RouteKey="$connect", Target=f"integrations/{integration['IntegrationId']}")
+    apis.create_stage(ApiId=api_id, StageName="prod")
+    url = websocket_url(api_id, "prod")
+
+    async def storm() -> list[bool]:
+        async def connect(http: aiohttp.ClientSession) -> bool:
+            async with http.ws_connect(url, timeout=aiohttp.ClientWSTimeout(ws_receive=60)) as socket:
+                return not socket.closed
+
+        async with aiohttp.ClientSession() as http:
+            attempts = [asyncio.create_task(connect(http)) for _ in range(12)]
+            await asyncio.get_running_loop().run_in_executor(None, _until, lambda: runtime.busy(arn) == 12, 60)
+            open(release, "w").close()
+            return await asyncio.gather(*attempts)
+
+    assert asyncio.run(storm()) == [True] * 12
