@@ -46,6 +46,12 @@ def _reads(settings: EnvironmentSettings, where: Where, folders: tuple[str, ...]
         *(Call("s3:ListBucket", b) for b in buckets),  # the bucket's check; a missing key answers 404, not 403
         *(Call(f"s3:{a}", f"{b}/{folder}/*") for a in ("GetObject", "PutObject") for folder in folders for b in buckets),
         Call("cloudformation:DescribeStacks", rollout),  # whether the environment has a rollout stack
+        # The environment's lock (rollout/lock.py), in either bucket.
+        *(Call(f"s3:{a}", f"{b}/locks/{settings.name}.json") for a in ("GetObject", "PutObject", "DeleteObject") for b in buckets),
+        # What the stacks hold, read back (rollout/live.py): drift, their functions.
+        *(Call(f"cloudformation:{a}", where.arn("cloudformation", f"stack/{name}/*"))
+          for a in ("DetectStackDrift", "DescribeStackResourceDrifts", "ListStackResources") for name in settings.stacks.values()),
+        Call("cloudformation:DescribeStackDriftDetectionStatus", "*"),  # takes a detection id, no ARN (AWS documents "*")
         Call("apigateway:GET", f"arn:{where.partition}:apigateway:{where.region}::/account"),  # the account's logging role
         *(Call("lambda:GetFunctionConfiguration", arn) for arn in _consumers(settings, where)),
     ]  # fmt: skip
