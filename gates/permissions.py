@@ -96,6 +96,7 @@ OPTIONS = (
     Option("log keys", {**IAM_DB, "LogsKmsKeyArn": LOGS_KEY}, {"LogsKmsKeyArn": LOGS_KEY}),
     Option("account role on", IAM_DB, {"CreateApiGatewayAccountRole": "true"}),
     Option("account role off", IAM_DB, {"CreateApiGatewayAccountRole": "false"}),
+    Option("connect authorizer", IAM_DB, {"ConnectAuthorizerFunctionArn": CONSUMER_FUNCTIONS[0]}),
     Option("another prefix", {**IAM_DB, "NamePrefix": "staging"}, {"NamePrefix": "staging"}, {"NamePrefix": "staging"}),
     Option(
         "endpoint consumers",
@@ -224,6 +225,7 @@ class StackResources:
             "AWS::ApiGatewayV2::Route": "/routes",
             "AWS::ApiGatewayV2::Integration": "/integrations",
             "AWS::ApiGatewayV2::Stage": "/stages",
+            "AWS::ApiGatewayV2::Authorizer": "/authorizers",
         }
         if kind in children:
             collection = f"{api}{children[kind]}" if children[kind] else api.rsplit("/", 1)[0]
@@ -308,7 +310,8 @@ Context = tuple[tuple[str, str | tuple[str, ...]], ...]
 # Calls that create the resource they name (it has no tags yet: the request carries them).
 CREATING = ("create", "putrule", "putmetricalarm", "putdashboard")
 # Who a role is passed to, by the resource type whose provider passes it.
-PASSED_TO = {"AWS::Lambda::Function": "lambda.amazonaws.com", "AWS::ApiGateway::Account": "apigateway.amazonaws.com"}
+PASSED_TO = {"AWS::Lambda::Function": "lambda.amazonaws.com", "AWS::ApiGateway::Account": "apigateway.amazonaws.com",
+             "AWS::ApiGatewayV2::Authorizer": "apigateway.amazonaws.com"}  # fmt: skip
 
 
 def resource_tags(resource: dict[str, Any]) -> dict[str, str]:

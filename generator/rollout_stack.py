@@ -26,7 +26,7 @@ from awacs.aws import (
     StringNotEquals,
 )
 from troposphere import Equals, GetAtt, If, Join, Not, Ref, Sub, Template
-from troposphere.awslambda import Code, Function, LoggingConfig, TracingConfig
+from troposphere.awslambda import Code, Environment, Function, LoggingConfig, TracingConfig
 from troposphere.iam import Policy, Role
 from troposphere.s3 import AbortIncompleteMultipartUpload as AbortUploads
 from troposphere.s3 import (
@@ -547,7 +547,7 @@ def _runner_role(template: Template) -> Role:
     return template.add_resource(role)
 
 
-def _runner(template: Template, role: Role) -> Function:
+def _runner(template: Template, role: Role, bucket: Bucket) -> Function:
     p = template.parameters
     logs_group = template.add_resource(
         log_group(template, "RunnerLogGroup", Sub(f"/aws/lambda/{NAMES.runner}"), "rollout")
@@ -565,6 +565,8 @@ def _runner(template: Template, role: Role) -> Function:
             Role=GetAtt(role, "Arn"),
             Code=Code(S3Bucket=Ref(p["RunnerCodeBucket"]), S3Key=Ref(p["RunnerCodeKey"])),
             LoggingConfig=LoggingConfig(LogGroup=Ref(logs_group)),
+            # The only bucket the plan's templates may come from (rollout/runner.py refuses others).
+            Environment=Environment(Variables={"ROLLOUT_ARTIFACTS_BUCKET": Ref(bucket)}),
             # Traced, as the state machine that invokes it: one trace follows a rollout step by step.
             TracingConfig=TracingConfig(Mode="Active"),
             Tags=tags("rollout"),
@@ -572,7 +574,7 @@ def _runner(template: Template, role: Role) -> Function:
                 ("CKV_AWS_116", "Invoked synchronously by the state machine, which catches its errors."),
                 ("CKV_AWS_115", "One execution at a time per environment; a reserved limit adds nothing."),
                 ("CKV_AWS_117", "Calls only AWS APIs (CloudFormation, Lambda, CloudWatch): no VPC resource."),
-                ("CKV_AWS_173", "No environment variables to encrypt."),
+                ("CKV_AWS_173", "One variable, the artifacts bucket's name: nothing secret to encrypt."),
             ),
         )
     )
@@ -631,7 +633,7 @@ def build() -> Template:
     template.add_condition("ConsumersGiven", Not(Equals(Join("", Ref(p["EndpointConsumerArns"])), "")))
     bucket = _bucket(template)
     cloudformation_role = _cloudformation_role(template)
-    runner = _runner(template, _runner_role(template))
+    runner = _runner(template, _runner_role(template), bucket)
     machine_role = _state_machine_role(template, runner)
     logs_group = template.add_resource(
         log_group(

@@ -26,6 +26,7 @@ from troposphere.apigateway import Account
 from troposphere.apigatewayv2 import (
     AccessLogSettings,
     Api,
+    Authorizer,
     Integration,
     Route,
     RouteSettings,
@@ -199,6 +200,20 @@ def _parameters(params: ParameterSet) -> None:
         AllowedValues=["true", "false"],
         Description="Per-route CloudWatch metrics (ConnectCount, MessageCount, latency, errors).",
     )
+    params.add(
+        functions,
+        "ConnectAuthorizerFunctionArn",
+        "$connect authorizer function ARN",
+        Type="String",
+        Default="",
+        AllowedPattern=FUNCTION_ARN_PATTERN,
+        Description="Optional, for accounts that require an authorizer on $connect (Control Tower "
+        "CT.APIGATEWAY.PR.5): a Lambda REQUEST authorizer given the token query-string parameter. "
+        "It costs the app: every connection must carry ?token=<JWT>, and the e-mail verification "
+        "dialog, which connects before anyone has a token, cannot connect (README). The function "
+        "must let apigateway.amazonaws.com invoke it. Empty (default): none, the app authenticates in-band.",
+        ConstraintDescription="empty, or a Lambda function ARN",
+    )
     logging = "Logs"
     add_log_parameters(params, logging, "Access log")
     params.add(
@@ -220,6 +235,7 @@ def _conditions(template: Template) -> None:
     p = template.parameters
     for route in ROUTE_HANDLERS:
         template.add_condition(f"{route.arn_parameter}Given", Not(Equals(Ref(p[route.arn_parameter]), "")))
+    template.add_condition("ConnectAuthorizerGiven", Not(Equals(Ref(p["ConnectAuthorizerFunctionArn"]), "")))
     template.add_condition("HandlersRoleNameGiven", Not(Equals(Ref(p["HandlersRoleName"]), "")))
     template.add_condition("ConsumerRolesGiven", Not(Equals(Join("", Ref(p["ManageConnectionsRoleNames"])), "")))
     template.add_condition("CreateAccountRole", Equals(Ref(p["CreateApiGatewayAccountRole"]), "true"))
@@ -302,14 +318,41 @@ def _route(template: Template, api: Api, route: HandlerFunction) -> Route:
             SourceArn=Sub(f"{EXECUTE_API_ARN}/${{StageName}}/{route.route_key}"),
         )
     )
+    authorized = route.route_key == "$connect"  # WebSocket APIs authorize $connect only
     return template.add_resource(
         Route(
             f"{route.logical}Route",
             ApiId=Ref(api),
             RouteKey=route.route_key,
-            AuthorizationType="NONE",
+            AuthorizationType=If("ConnectAuthorizerGiven", "CUSTOM", "NONE") if authorized else "NONE",
+            **(
+                {"AuthorizerId": If("ConnectAuthorizerGiven", Ref("ConnectAuthorizer"), Ref("AWS::NoValue"))}
+                if authorized
+                else {}
+            ),
             OperationName=f"{route.logical}Route",
             Target=Join("/", ["integrations", Ref(integration)]),
+        )
+    )
+
+
+def _connect_authorizer(template: Template, api: Api) -> None:
+    """The optional $connect REQUEST authorizer: API Gateway refuses a connection without the
+    token parameter (401) before invoking it, then the function allows or denies it."""
+    p = template.parameters
+    uri = Sub(
+        "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Function}/invocations",
+        Function=Ref(p["ConnectAuthorizerFunctionArn"]),
+    )
+    template.add_resource(
+        Authorizer(
+            "ConnectAuthorizer",
+            Condition="ConnectAuthorizerGiven",
+            ApiId=Ref(api),
+            Name=Sub(f"{Names().stem}-connect-authorizer"),
+            AuthorizerType="REQUEST",
+            AuthorizerUri=uri,
+            IdentitySource=["route.request.querystring.token"],
         )
     )
 
@@ -405,6 +448,7 @@ def build() -> Template:
             Tags=tag_map("websocket"),
         )
     )
+    _connect_authorizer(template, api)
     routes = [_route(template, api, route) for route in ROUTE_HANDLERS]
     policy = _management_policy(template)
     _account_role(template, [policy.title, *(f"{r.logical}InvokePermission" for r in ROUTE_HANDLERS)])

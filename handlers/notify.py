@@ -186,6 +186,7 @@ def notify(notification: Notification, store: ConnectionStore, sender: Sender) -
         "delivered": outcomes[Outcome.SENT],
         "gone": outcomes[Outcome.GONE],
         "failed": outcomes[Outcome.FAILED],
+        "retried": outcomes[Outcome.RETRIED],  # throttled (or 5xx) first, then delivered or failed
     }
     logger().info("notified", extra={"messageType": notification.type, "targets": len(targets), **result})
     return result

@@ -3,7 +3,8 @@
 One client per container and endpoint. A fan-out posts to many connections with bounded
 concurrency, each post in a copy of the caller's context (so its log lines keep the request
 ids); a 410 (GoneException) deactivates that connection while the others still get the
-message; throttling is retried by the client (botocore's standard retry mode, handlers/aws.py);
+message; throttling is retried by the client (botocore's standard retry mode, handlers/aws.py,
+with backoff and jitter) and counted (`Outcome.RETRIED`);
 a payload over API Gateway's 128 KB limit is refused before any post.
 """
 
@@ -31,6 +32,9 @@ class Outcome(Enum):
     SENT = "sent"
     GONE = "gone"
     FAILED = "failed"
+    # Also counted, beside one of the above: a post API Gateway throttled (or answered 5xx) and
+    # botocore retried with backoff (its RetryAttempts).
+    RETRIED = "retried"
 
 
 class PayloadTooLarge(ValueError):
@@ -63,11 +67,13 @@ class Sender:
         data = encode(payload)
         targets = list(dict.fromkeys(connection_ids))
         if len(targets) <= 1 or self.max_workers <= 1:
-            return Counter(self._post(cid, data) for cid in targets)
-        # One copy of the caller's context per post: a context cannot be entered by two threads.
-        contexts = [contextvars.copy_context() for _ in targets]
-        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(targets))) as pool:
-            return Counter(pool.map(lambda ctx, cid: ctx.run(self._post, cid, data), contexts, targets))
+            results = [self._attempted(cid, data) for cid in targets]
+        else:
+            # One copy of the caller's context per post: a context cannot be entered by two threads.
+            contexts = [contextvars.copy_context() for _ in targets]
+            with ThreadPoolExecutor(max_workers=min(self.max_workers, len(targets))) as pool:
+                results = list(pool.map(lambda ctx, cid: ctx.run(self._attempted, cid, data), contexts, targets))
+        return Counter([outcome for outcome, _ in results] + [Outcome.RETRIED for _, retried in results if retried])
 
     def close(self, connection_id: str) -> None:
         """Close a connection from the server side; a connection already gone is fine."""
@@ -78,19 +84,27 @@ class Sender:
                 log.warning("closing a connection failed", extra={"error": _code(error)})
 
     def _post(self, connection_id: str, data: bytes) -> Outcome:
+        return self._attempted(connection_id, data)[0]
+
+    def _attempted(self, connection_id: str, data: bytes) -> tuple[Outcome, bool]:
+        """The post's outcome, and whether botocore retried it (throttled or 5xx first)."""
         try:
-            self.client.post_to_connection(ConnectionId=connection_id, Data=data)
-            return Outcome.SENT
+            answer = self.client.post_to_connection(ConnectionId=connection_id, Data=data)
+            return Outcome.SENT, _retried(answer)
         except ClientError as error:
             code = _code(error)
             if code in GONE_CODES:
                 self.on_gone(connection_id)
-                return Outcome.GONE
+                return Outcome.GONE, _retried(error.response)
             log.warning("post to connection failed", extra={"error": code})
-            return Outcome.FAILED
+            return Outcome.FAILED, _retried(error.response)
         except BotoCoreError as error:
             log.warning("post to connection failed", extra={"error": type(error).__name__})
-            return Outcome.FAILED
+            return Outcome.FAILED, False
+
+
+def _retried(answer: Any) -> bool:
+    return bool(isinstance(answer, dict) and answer.get("ResponseMetadata", {}).get("RetryAttempts"))
 
 
 def _code(error: ClientError) -> str:

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from emulator import functions, websocket_url
 from tests.emulator.lambda_zips import client, deploy, invoke
-from tests.emulator.test_websocket_apis import chat_api
+from tests.emulator.test_websocket_apis import chat_api, refused
 
 # Holds its invocation until the test lets it go (a file appears), so concurrency is exact.
 HOLDER = """
@@ -137,15 +137,6 @@ def test_idle_environments_are_reclaimed(emulator: str, runtime: functions.Funct
     assert invoke(emulator, "idle", {"release": release})[1]["pid"] != pid  # a cold start
 
 
-async def _connect_status(url: str) -> int:
-    async with aiohttp.ClientSession() as http:
-        try:
-            async with http.ws_connect(url + "?token=good"):
-                return 101
-        except aiohttp.WSServerHandshakeError as error:
-            return error.status
-
-
 async def _message_answer(url: str, lambda_api: Any) -> dict[str, Any]:
     async with aiohttp.ClientSession() as http, http.ws_connect(url + "?token=good") as socket:
         lambda_api.put_function_concurrency(FunctionName="chat", ReservedConcurrentExecutions=0)
@@ -159,9 +150,9 @@ def test_a_throttled_route_is_answered_as_api_gateway_answers_a_failed_integrati
     lambda_api = client(emulator, "lambda")
     answer = asyncio.run(_message_answer(url, lambda_api))
     assert answer["message"] == "Internal server error" and answer["connectionId"]
-    assert asyncio.run(_connect_status(url)) == 500
+    assert asyncio.run(refused(url)) == 500  # throttled: the function never ran
     lambda_api.delete_function_concurrency(FunctionName="chat")
-    assert asyncio.run(_connect_status(url)) == 101
+    assert asyncio.run(refused(url)) == 401  # the function ran, and refused the bad token itself
 
 
 def test_prewarmed_environments_take_the_next_invocations(emulator: str, runtime: functions.Functions,

@@ -366,7 +366,7 @@ def test_the_migrate_function_connects_as_the_owner_with_a_role_of_its_own(
     resources = resolved(compute, **parameters, JwtSecretArn=jwt)
     props = resources["MigrateFunction"]["Properties"]
     assert (props["FunctionName"], props["Handler"], props["Timeout"]) == (
-        "cc-websocket-migrate", "handlers.migrate.handler", "120")  # fmt: skip
+        "cc-websocket-migrate", "handlers.migrate.handler", "90")  # fmt: skip
     assert props["Role"] == "MigrateRole-id.Arn" and resources["ConnectFunction"]["Properties"]["Role"] == (
         "HandlersRole-id.Arn")  # fmt: skip
     env = props["Environment"]["Variables"]

@@ -58,7 +58,7 @@ def test_each_route_has_its_own_proxy_integration_to_its_function(ws: dict[str, 
     targets = set()
     for route in routes.values():
         props = route["Properties"]
-        assert props["AuthorizationType"] == "NONE"
+        assert ev.eval(props["AuthorizationType"]) == "NONE"  # by default (the authorizer is an option)
         target = ev.eval(props["Target"])
         integration_id = target.removeprefix("integrations/")
         integration = integrations[integration_id.removesuffix("-id")]["Properties"]
@@ -223,3 +223,26 @@ def test_endpoint_consumers_roles_get_the_same_grant_only_when_given(ws: dict[st
     assert props["Roles"] == ["backend-role", "reports-role"]
     ours = ev.eval(ws["Resources"]["ManageConnectionsPolicy"]["Properties"])
     assert props["PolicyDocument"] == ours["PolicyDocument"]  # this API and stage only, nothing wider
+
+
+def test_the_connect_authorizer_is_off_by_default_and_guards_only_connect_when_given(ws: dict[str, Any]) -> None:
+    authorizer_arn = "arn:aws:lambda:eu-west-1:123456789012:function:careconnect-ws-authorizer"
+    for given in ("", authorizer_arn):
+        ev = Evaluator(ws, {"ConnectAuthorizerFunctionArn": given})
+        routes = {
+            r["Properties"]["RouteKey"]: ev.eval(r["Properties"])
+            for r in of_type(ws, "AWS::ApiGatewayV2::Route").values()
+        }
+        authorizers = {
+            k: v for k, v in of_type(ws, "AWS::ApiGatewayV2::Authorizer").items() if ev.condition(v["Condition"])
+        }
+        expected = {"$connect": "CUSTOM" if given else "NONE", "$disconnect": "NONE", "$default": "NONE"}
+        assert {k: r["AuthorizationType"] for k, r in routes.items()} == expected
+        if not given:
+            assert authorizers == {} and "AuthorizerId" not in routes["$connect"]
+            continue
+        ((logical, authorizer),) = authorizers.items()
+        props = ev.eval(authorizer["Properties"])
+        assert routes["$connect"]["AuthorizerId"] == ev.eval({"Ref": logical})
+        assert props["AuthorizerType"] == "REQUEST" and props["IdentitySource"] == ["route.request.querystring.token"]
+        assert props["AuthorizerUri"].endswith(f"/functions/{authorizer_arn}/invocations")

@@ -57,7 +57,7 @@ def test_flutter_app_session(store: ConnectionStore, make_token: TokenMaker, use
     say("caregiver", {"type": "heartbeat"})
     # AuthService verifies the address and pushes through the notify function.
     assert notify.handler({"message": {"type": "email-verified", "email": "new@example.org"}}, CONTEXT) == {
-        "delivered": 1, "gone": 0, "failed": 0}  # fmt: skip
+        "delivered": 1, "gone": 0, "failed": 0, "retried": 0}  # fmt: skip
     assert disconnect.handler(disconnect_event("patient-phone"), CONTEXT)["statusCode"] == 200
     say("caregiver", {"type": "family-member-request", "patientId": pat, "requestType": "access"})
 

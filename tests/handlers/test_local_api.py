@@ -86,7 +86,12 @@ def test_the_email_verification_session(local_api: tuple[str, LocalApi], store: 
             await frames_until(ws, "email-verification-subscription-confirmed")
             async with http.post(f"{base}/notify", json={"message": {"type": "email-verified",
                                                                      "email": "new@example.org"}}) as answer:  # fmt: skip
-                assert answer.status == 200 and await answer.json() == {"delivered": 1, "gone": 0, "failed": 0}
+                assert answer.status == 200 and await answer.json() == {
+                    "delivered": 1,
+                    "gone": 0,
+                    "failed": 0,
+                    "retried": 0,
+                }
             return await frames_until(ws, "email-verified")
 
     assert asyncio.run(session())[-1]["verified"] is True

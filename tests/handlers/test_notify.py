@@ -86,7 +86,7 @@ def test_every_backend_notification_reaches_its_recipients(people: ConnectionSto
                                                            method: str) -> None:  # fmt: skip
     message = BACKEND_MESSAGES[method]
     result = invoke({"recipients": {"userIds": [PAT.id]}, "message": message})
-    assert result == {"delivered": 2, "gone": 0, "failed": 0}
+    assert result == {"delivered": 2, "gone": 0, "failed": 0, "retried": 0}
     for device in ("pat-phone", "pat-tablet"):
         frames = inbox.new(device)
         assert frames[0] == {**message, "timestamp": frames[0]["timestamp"]}  # every field kept
@@ -125,7 +125,7 @@ def test_recipients_by_role_email_and_everyone(people: ConnectionStore, inbox: I
 
 def test_email_verified_reaches_its_subscribers_then_drops_them(people: ConnectionStore, inbox: Inbox) -> None:
     assert invoke({"message": {"type": "email-verified", "email": "New@Example.org"}}) == {
-        "delivered": 1, "gone": 0, "failed": 0}  # fmt: skip
+        "delivered": 1, "gone": 0, "failed": 0, "retried": 0}  # fmt: skip
     (frame,) = inbox.new("signup")
     assert frame | {"timestamp": 0} == {"type": "email-verified", "email": "New@Example.org", "verified": True,
                                         "message": "Your email has been verified successfully!", "timestamp": 0}  # fmt: skip
@@ -140,7 +140,7 @@ def test_a_gone_connection_is_counted_and_deactivated(people: ConnectionStore, s
     notification = parse_notification({"recipients": {"userIds": [PAT.id]},
                                        "message": BACKEND_MESSAGES["sendEmergencyAlert"]})  # fmt: skip
     result = notify.notify(notification, people, sender)
-    assert result == {"delivered": 1, "gone": 1, "failed": 0}
+    assert result == {"delivered": 1, "gone": 1, "failed": 0, "retried": 0}
     assert row(people, "pat-tablet")["is_active"] is False and row(people, "pat-phone")["is_active"] is True
 
 
@@ -204,3 +204,26 @@ def test_logs_name_counts_never_bodies_or_addresses(people: ConnectionStore, inb
     assert lines[0]["message"] == "notified" and lines[0]["delivered"] == 2 and lines[0]["awsRequestId"] == "invoke-1"
     for private in ("Fall detected", "pat@example.org", "Pat Patient", "secret-person"):
         assert private not in out
+
+
+@pytest.mark.slow
+def test_a_push_to_1000_connections_under_the_account_throttle_reports_what_was_retried(
+    store: ConnectionStore, users: Users, sender: Sender, faulty: FaultyClient
+) -> None:
+    """API Gateway throttles @connections posts account-wide (LimitExceededException, 429): the
+    double answers the first wave of posts so (as many as are in flight); each is retried with
+    backoff and still delivered."""
+    users.add(PAT.email, PAT.role, PAT.name, user_id=PAT.id)
+    for n in range(1000):
+        store.register(f"dev-{n}", subscription_type="notifications", email=None, endpoint="https://x/prod",
+                       ttl_minutes=120, metadata={"authenticated": False})  # fmt: skip
+        store.authenticate(f"dev-{n}", PAT, time.time() + 3600)
+    faulty.throttle = sender.max_workers
+    notification = parse_notification({"recipients": {"userIds": [PAT.id]},
+                                       "message": BACKEND_MESSAGES["sendEmergencyAlert"]})  # fmt: skip
+    result = notify.notify(notification, store, sender)
+    assert (result["delivered"], result["gone"], result["failed"]) == (1000, 0, 0)
+    throttled = 8
+    assert sender.max_workers == throttled  # the fixture's bound on posts in flight
+    assert len(faulty.calls) == 1000 + throttled  # each throttled attempt retried once more, none posted twice
+    assert throttled // 4 <= result["retried"] <= throttled  # botocore retries a post at most 4 times
