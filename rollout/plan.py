@@ -219,7 +219,8 @@ def resolve(
 
     def stack_step(step_name: str, stage: str, parameters: dict[str, Any]) -> DeployStack:
         stem = STACK_TEMPLATES[stage]
-        code = ARTIFACT_PARAMETERS.get(stage, ())
+        # The code is checked (and restored) by the stack's own step; carry's change set leaves it as it is.
+        code = ARTIFACT_PARAMETERS.get(stage, ()) if step_name == stage else ()
         return DeployStack(
             step_name,
             poll_seconds,

@@ -42,7 +42,12 @@ def _reads(settings: EnvironmentSettings, where: Where, folders: tuple[str, ...]
         for b in (settings.artifacts_bucket, f"{rollout_stack_name(settings)}-artifactsbucket-*")
     ]
     rollout = where.arn("cloudformation", f"stack/{rollout_stack_name(settings)}/*")
+    stacks = [where.arn("cloudformation", f"stack/{name}/*") for name in settings.stacks.values()]
+    locks = f"arn:{where.partition}:s3:::{settings.artifacts_bucket}/locks/*"  # rollout/lock.py
     return [
+        *(Call(f"cloudformation:{a}", s) for a in ("DetectStackDrift", "DetectStackResourceDrift", "DescribeStackResourceDrifts") for s in stacks),
+        Call("cloudformation:DescribeStackDriftDetectionStatus", "*"),  # a detection id: no resource-level permission
+        *(Call(f"s3:{a}", locks) for a in ("GetObject", "PutObject", "DeleteObject")),
         *(Call("s3:ListBucket", b) for b in buckets),  # the bucket's check; a missing key answers 404, not 403
         *(Call(f"s3:{a}", f"{b}/{folder}/*") for a in ("GetObject", "PutObject") for folder in folders for b in buckets),
         Call("cloudformation:DescribeStacks", rollout),  # whether the environment has a rollout stack
@@ -75,6 +80,10 @@ def calls(settings: EnvironmentSettings, engine: str, where: Where) -> list[Call
     found.add(Call("cloudwatch:DescribeAlarms", where.arn("cloudwatch", "alarm:*")))  # status, and the bake
     machine = where.arn("states", f"stateMachine:{Names(_prefix(settings)).state_machine}")
     found.add(Call("states:ListExecutions", machine))  # both engines refuse to run beside an execution
+    # whether the execution a lock names has ended (rollout/lock.py)
+    found.add(
+        Call("states:DescribeExecution", where.arn("states", f"execution:{Names(_prefix(settings)).state_machine}:*"))
+    )
     if engine == "local":
         consumers = tuple(_consumers(settings, where))
         found |= set(steps) | set(SetVariables("endpoint", 0, {}, consumers).calls(where))

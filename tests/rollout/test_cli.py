@@ -44,7 +44,9 @@ def test_deploy_against_an_endpoint_url_then_again_as_a_no_op(
     assert first["result"] == "succeeded" and first["websocket_url"].startswith("wss://")
     assert cli.main([*DEPLOY, "--endpoint-url", emulator, "--poll-seconds", "0"], cached_package) == 0
     second = json.loads(capsys.readouterr().out)
-    assert second["aws_calls"]["mutating"] == {} and second["management_endpoint"] == first["management_endpoint"]
+    # a no-op writes nothing but the environment's lock, taken and released
+    assert second["aws_calls"]["mutating"] == {"s3:PutObject": 1, "s3:DeleteObject": 1}
+    assert second["management_endpoint"] == first["management_endpoint"]
 
 
 def test_rehearse_proves_its_result(cached_package: Factory, capsys: pytest.CaptureFixture[str]) -> None:

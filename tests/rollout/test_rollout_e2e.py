@@ -28,6 +28,9 @@ FUNCTIONS = [
 ]
 
 
+LOCK = {"s3:PutObject": 1, "s3:DeleteObject": 1}  # the environment's lock (rollout/lock.py)
+
+
 def actions(summary: dict[str, Any]) -> dict[str, str]:
     return {stage["stage"]: stage["action"] for stage in summary["stages"]}
 
@@ -94,7 +97,7 @@ def test_an_immediate_second_run_changes_nothing(rollout: Run, env_settings: set
         "endpoint": "unchanged",
         "carry": "unchanged",
     }
-    assert aws.counter.mutating == {}
+    assert aws.counter.mutating == LOCK  # nothing written but the environment's lock, taken and released
     assert aws.counter.total > 0
 
 
@@ -137,7 +140,7 @@ def test_pre_existing_environment_variables_survive(rollout: Run, env_settings: 
     assert "WARNING cc-websocket-default carries FEATURE_FLAG, which the template does not set" in log
     assert {k: str(v) for k, v in after.items() if k not in (ENDPOINT_VARIABLE,)} == {
         **{k: str(v) for k, v in before.items() if k != ENDPOINT_VARIABLE}, "FEATURE_FLAG": "on"}  # fmt: skip
-    assert aws.counter.mutating == {"lambda:UpdateFunctionConfiguration": 1}
+    assert aws.counter.mutating == {"lambda:UpdateFunctionConfiguration": 1, **LOCK}
 
 
 def test_dry_run_shows_the_plan_and_changes_nothing(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:
@@ -154,7 +157,7 @@ def test_dry_run_shows_the_plan_and_changes_nothing(rollout: Run, env_settings: 
     keys = [o["Key"] for o in aws.client("s3").list_objects_v2(Bucket=env_settings.artifacts_bucket)["Contents"]]
     assert keys and all(key.startswith("templates/") for key in keys)
     assert set(aws.counter.mutating) <= {"cloudformation:CreateChangeSet", "cloudformation:DeleteChangeSet",
-                                         "cloudformation:DeleteStack", "s3:PutObject"}  # fmt: skip
+                                         "cloudformation:DeleteStack", "s3:PutObject", "s3:DeleteObject"}  # fmt: skip
 
 
 def test_throttling_is_retried(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:
