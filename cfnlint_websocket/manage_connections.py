@@ -37,13 +37,15 @@ class ManageConnectionsEverywhere(CfnLintKeyword):
     tags = ["resources", "iam", "apigatewayv2", "websocket", "security"]
 
     def __init__(self) -> None:
-        super().__init__([
-            "Resources/AWS::IAM::Policy/Properties/PolicyDocument",
-            "Resources/AWS::IAM::ManagedPolicy/Properties/PolicyDocument",
-            "Resources/AWS::IAM::Role/Properties/Policies/*/PolicyDocument",
-            # cfn-lint (1.x) checks SAM templates as written: a function's inline policy documents.
-            "Resources/AWS::Serverless::Function/Properties",
-        ])  # fmt: skip
+        super().__init__(
+            [
+                "Resources/AWS::IAM::Policy/Properties/PolicyDocument",
+                "Resources/AWS::IAM::ManagedPolicy/Properties/PolicyDocument",
+                "Resources/AWS::IAM::Role/Properties/Policies/*/PolicyDocument",
+                # cfn-lint (1.x) checks SAM templates as written: a function's inline policy documents.
+                "Resources/AWS::Serverless::Function/Properties",
+            ]
+        )
 
     def validate(self, validator: Validator, keywords: Any, instance: Any, schema: dict[str, Any]) -> ValidationResult:
         if validator.context.path.cfn_path[1] == "AWS::Serverless::Function":

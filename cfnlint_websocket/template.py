@@ -46,9 +46,14 @@ class RuleFunctionRefused(CloudFormationLintRule):
         for name, rule in (rules or {}).items() if isinstance(rules, dict) else ():
             for function, path in functions_in(rule, ["Rules", name]):
                 if function not in RULE_FUNCTIONS:
-                    matches.append(RuleMatch(path, f"Rule {name} uses {function}, which Rules do not accept: "
-                                                   "CloudFormation refuses the template. Use only "
-                                                   f"{', '.join(sorted(RULE_FUNCTIONS))}."))  # fmt: skip
+                    matches.append(
+                        RuleMatch(
+                            path,
+                            f"Rule {name} uses {function}, which Rules do not accept: "
+                            "CloudFormation refuses the template. Use only "
+                            f"{', '.join(sorted(RULE_FUNCTIONS))}.",
+                        )
+                    )
         return matches
 
 
@@ -68,6 +73,11 @@ class TemplateTooBigForBody(CloudFormationLintRule):
         size = Path(cfn.filename).stat().st_size
         if size <= TEMPLATE_BODY_LIMIT:
             return []
-        return [RuleMatch(["Resources"], f"The template is {size:,} bytes, over the {TEMPLATE_BODY_LIMIT:,}-byte "
-                                         "TemplateBody limit: upload it to S3 and deploy with TemplateURL "
-                                         "(aws cloudformation deploy --s3-bucket ..., sam deploy, cdk deploy do).")]  # fmt: skip
+        return [
+            RuleMatch(
+                ["Resources"],
+                f"The template is {size:,} bytes, over the {TEMPLATE_BODY_LIMIT:,}-byte "
+                "TemplateBody limit: upload it to S3 and deploy with TemplateURL "
+                "(aws cloudformation deploy --s3-bucket ..., sam deploy, cdk deploy do).",
+            )
+        ]

@@ -41,8 +41,7 @@ def statistic(values: list[float], stat: str) -> float | None:
     if stat.startswith("p"):  # a percentile, nearest rank
         ordered = sorted(values)
         return ordered[max(0, math.ceil(float(stat[1:]) / 100 * len(ordered)) - 1)]
-    known = {"Sum": sum, "Maximum": max, "Minimum": min, "SampleCount": len,
-             "Average": lambda v: sum(v) / len(v)}  # fmt: skip
+    known = {"Sum": sum, "Maximum": max, "Minimum": min, "SampleCount": len, "Average": lambda v: sum(v) / len(v)}
     if stat not in known:
         raise ValueError(f"the emulator does not evaluate statistic {stat!r}")
     return float(known[stat](values))  # type: ignore[operator]
@@ -92,8 +91,14 @@ def expression(text: str, values: dict[str, float | None]) -> float | None:
             left, right = ev(node.left), ev(node.comparators[0])
             if left is None or right is None:
                 return None
-            test = {ast.Gt: left > right, ast.GtE: left >= right, ast.Lt: left < right, ast.LtE: left <= right,
-                    ast.Eq: left == right, ast.NotEq: left != right}[type(node.ops[0])]  # fmt: skip
+            test = {
+                ast.Gt: left > right,
+                ast.GtE: left >= right,
+                ast.Lt: left < right,
+                ast.LtE: left <= right,
+                ast.Eq: left == right,
+                ast.NotEq: left != right,
+            }[type(node.ops[0])]
             return 1.0 if test else 0.0
         if isinstance(node, ast.BinOp) and type(node.op) in (ast.Add, ast.Sub, ast.Mult, ast.Div):
             left, right = ev(node.left), ev(node.right)

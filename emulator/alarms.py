@@ -38,17 +38,26 @@ def _stat(query: dict[str, Any]) -> MetricStat | None:
         return None
     stat, metric = query["MetricStat"], query["MetricStat"]["Metric"]
     dimensions = [Dimension(d["Name"], d["Value"]) for d in metric.get("Dimensions") or []]
-    return MetricStat(Metric(metric["MetricName"], metric["Namespace"], dimensions), stat["Period"], stat["Stat"],
-                      stat.get("Unit", ""))  # fmt: skip
+    return MetricStat(
+        Metric(metric["MetricName"], metric["Namespace"], dimensions),
+        stat["Period"],
+        stat["Stat"],
+        stat.get("Unit", ""),
+    )
 
 
 def _put(props: dict[str, Any], name: str, account_id: str, region_name: str) -> Any:
     queries = [
-        MetricDataQuery(query_id=q["Id"], label=q.get("Label", ""), period=q.get("Period"),
-                        return_data=str(q.get("ReturnData", True)).lower(), expression=q.get("Expression"),
-                        metric_stat=_stat(q))
+        MetricDataQuery(
+            query_id=q["Id"],
+            label=q.get("Label", ""),
+            period=q.get("Period"),
+            return_data=str(q.get("ReturnData", True)).lower(),
+            expression=q.get("Expression"),
+            metric_stat=_stat(q),
+        )
         for q in props.get("Metrics") or []
-    ]  # fmt: skip
+    ]
     alarm = _backend(account_id, region_name).put_metric_alarm(
         name=name,
         namespace=props.get("Namespace", ""),
@@ -136,11 +145,13 @@ def describe_alarms(self: CloudWatchResponse) -> ActionResult:
     action_prefix = self._get_param("ActionPrefix")
     types = self._get_param("AlarmTypes", [])
     alarms = [
-        a for a in self.cloudwatch_backend.describe_alarms()
-        if (not prefix or a.name.startswith(prefix)) and (not names or a.name in names)
+        a
+        for a in self.cloudwatch_backend.describe_alarms()
+        if (not prefix or a.name.startswith(prefix))
+        and (not names or a.name in names)
         and (not state or a.state_value == state)
         and (not action_prefix or any(action.startswith(action_prefix) for action in a.alarm_actions))
-    ]  # fmt: skip
+    ]
     metric = [a for a in alarms if a.rule is None] if not types or "MetricAlarm" in types else []
     composite = [a for a in alarms if a.rule is not None] if not types or "CompositeAlarm" in types else []
     return ActionResult({"MetricAlarms": metric, "CompositeAlarms": composite})

@@ -69,8 +69,10 @@ _installed = False
 def template_problem(body: str | None, url: str | None, account_id: str, partition: str) -> str | None:
     """AWS's refusal of a template passed to CreateStack/UpdateStack/CreateChangeSet, or None."""
     if body is not None and len(body.encode()) > TEMPLATE_BODY_LIMIT:
-        return ("1 validation error detected: Value at 'templateBody' failed to satisfy constraint: "
-                f"Member must have length less than or equal to {TEMPLATE_BODY_LIMIT}")  # fmt: skip
+        return (
+            "1 validation error detected: Value at 'templateBody' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {TEMPLATE_BODY_LIMIT}"
+        )
     if url and not body:
         body = get_stack_from_s3_url(url, account_id=account_id, partition=partition)
         if len(body.encode()) > TEMPLATE_URL_LIMIT:
@@ -81,8 +83,10 @@ def template_problem(body: str | None, url: str | None, account_id: str, partiti
     for rule_name, rule in (template.get("Rules") or {}).items() if isinstance(template, dict) else ():
         for function in sorted(_functions(rule)):
             if function not in RULE_FUNCTIONS:
-                return (f"Template format error: Unsupported function {function} in Rules ({rule_name}); "
-                        f"Rules support only {', '.join(sorted(RULE_FUNCTIONS))}")  # fmt: skip
+                return (
+                    f"Template format error: Unsupported function {function} in Rules ({rule_name}); "
+                    f"Rules support only {', '.join(sorted(RULE_FUNCTIONS))}"
+                )
     return None
 
 
@@ -100,8 +104,9 @@ def _checked_request(
     method: Callable[[CloudFormationResponse], Any],
 ) -> Callable[[CloudFormationResponse], Any]:
     def checked(self: CloudFormationResponse) -> Any:
-        problem = template_problem(self._get_param("TemplateBody"), self._get_param("TemplateURL"),
-                                   self.current_account, self.partition)  # fmt: skip
+        problem = template_problem(
+            self._get_param("TemplateBody"), self._get_param("TemplateURL"), self.current_account, self.partition
+        )
         if problem:
             raise ValidationError(message=problem)
         return method(self)
@@ -117,8 +122,9 @@ def _no_op_update_refused(self: Any, incoming: list[dict[str, Any]] | None, body
     template = Stack.parse_template(body)
     if not isinstance(template, dict) or template != Stack.parse_template(old.template):
         return
-    defaults = {name: str(spec["Default"]) for name, spec in (template.get("Parameters") or {}).items()
-                if "Default" in spec}  # fmt: skip
+    defaults = {
+        name: str(spec["Default"]) for name, spec in (template.get("Parameters") or {}).items() if "Default" in spec
+    }
     given = self._get_param_values(incoming or [], old.parameters)
     effective_new = defaults | {k: str(v) for k, v in given.items()}
     if effective_new == defaults | {k: str(v) for k, v in old.parameters.items()}:
@@ -144,8 +150,9 @@ def _create_change_set_once(original: Callable[..., Any]) -> Callable[..., Any]:
         **kwargs: Any,
     ) -> Any:
         stack = _live_stack(self, stack_name)
-        if stack is not None and any(cs.change_set_name == change_set_name and cs.stack is stack
-                                     for cs in self.change_sets.values()):  # fmt: skip
+        if stack is not None and any(
+            cs.change_set_name == change_set_name and cs.stack is stack for cs in self.change_sets.values()
+        ):
             raise AlreadyExistsException(f"ChangeSet {change_set_name} already exists")
         return original(self, stack_name, change_set_name, *args, **kwargs)
 
@@ -194,8 +201,9 @@ def _execute_or_roll_back(original: Callable[..., Any]) -> Callable[..., Any]:
     return execute
 
 
-def _roll_back(stack: Stack, change_set_type: str, failure: ResourceFailed,
-               before: tuple[Any, dict[str, Any], dict[str, Any]]) -> None:  # fmt: skip
+def _roll_back(
+    stack: Stack, change_set_type: str, failure: ResourceFailed, before: tuple[Any, dict[str, Any], dict[str, Any]]
+) -> None:
     creating = change_set_type == "CREATE"
     verb = "create" if creating else "update"
     _resource_event(stack, failure.logical_id, failure.resource_type, f"{verb.upper()}_FAILED", failure.reason)
@@ -218,9 +226,18 @@ def _roll_back(stack: Stack, change_set_type: str, failure: ResourceFailed,
 
 
 def _resource_event(stack: Stack, logical_id: str, resource_type: str, status: str, reason: str) -> None:
-    stack.events.append(Event(stack_id=stack.stack_id, stack_name=stack.name, logical_resource_id=logical_id,
-                             physical_resource_id="", resource_type=resource_type, resource_status=status,
-                             resource_status_reason=reason, resource_properties=None))  # fmt: skip
+    stack.events.append(
+        Event(
+            stack_id=stack.stack_id,
+            stack_name=stack.name,
+            logical_resource_id=logical_id,
+            physical_resource_id="",
+            resource_type=resource_type,
+            resource_status=status,
+            resource_status_reason=reason,
+            resource_properties=None,
+        )
+    )
 
 
 def _delete_unless_retained(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -302,21 +319,28 @@ class ApiGatewayAccount(CloudFormationModel):
         return self.physical_id
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
-                                        region_name: str, **kwargs: Any) -> ApiGatewayAccount:  # fmt: skip
+    def create_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
+    ) -> ApiGatewayAccount:
         role_arn = cloudformation_json.get("Properties", {}).get("CloudWatchRoleArn", "")
         set_account_role(account_id, region_name, role_arn)
         return cls(role_arn, resource_name)
 
     @classmethod
-    def update_from_cloudformation_json(cls, original_resource: ApiGatewayAccount, new_resource_name: str,
-                                        cloudformation_json: dict[str, Any], account_id: str,
-                                        region_name: str) -> ApiGatewayAccount:  # fmt: skip
+    def update_from_cloudformation_json(
+        cls,
+        original_resource: ApiGatewayAccount,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> ApiGatewayAccount:
         return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
 
     @classmethod
-    def delete_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
-                                        account_id: str, region_name: str) -> None:  # fmt: skip
+    def delete_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
         return None
 
     def is_created(self) -> bool:

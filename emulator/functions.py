@@ -146,8 +146,9 @@ class Functions:
                     environment.busy = True
                     return environment
             region = function.region
-            environment = ExecutionEnvironment(spec, self.reach, self.runtime_dir, region,
-                                               _logger(function.account_id, region))  # fmt: skip
+            environment = ExecutionEnvironment(
+                spec, self.reach, self.runtime_dir, region, _logger(function.account_id, region)
+            )
             environment.busy = True
             environments.append(environment)
             return environment
@@ -156,9 +157,13 @@ class Functions:
         architecture = (getattr(function, "architectures", None) or ["x86_64"])[0]
         if architecture != "x86_64" and function.function_arn not in self._warned:
             self._warned.add(function.function_arn)
-            LOG.warning("%s is built for %s and runs on x86_64 here: compiled extensions in its zip for %s "
-                        "do not load (pure-Python fallbacks do)", function.function_name, architecture,
-                        architecture)  # fmt: skip
+            LOG.warning(
+                "%s is built for %s and runs on x86_64 here: compiled extensions in its zip for %s "
+                "do not load (pure-Python fallbacks do)",
+                function.function_name,
+                architecture,
+                architecture,
+            )
 
     def _reclaim_loop(self) -> None:
         while not self._stopping.wait(min(1.0, max(self.idle_seconds / 4, 0.05))):

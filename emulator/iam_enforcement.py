@@ -91,8 +91,15 @@ def _authorize(self: Any, resource_arn: str = "*") -> None:
     service = _service(self)
     path = self.raw_path + (f"?{urlparse(self.uri).query}" if urlparse(self.uri).query else "")
     action = self.method if service == "apigateway" else self._get_action()
-    request = IAMRequest(account_id=self.current_account, method=self.method, path=path, data=self.data,
-                         body=self.raw_body, headers=self.headers, action=action)  # fmt: skip
+    request = IAMRequest(
+        account_id=self.current_account,
+        method=self.method,
+        path=path,
+        data=self.data,
+        body=self.raw_body,
+        headers=self.headers,
+        action=action,
+    )
     if service in IAM_PREFIX:  # the signing name is not the IAM service prefix
         request._action = f"{IAM_PREFIX[service]}:{action}"
     if service not in SIGNATURE_UNCHECKED:

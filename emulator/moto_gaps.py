@@ -221,8 +221,9 @@ class WebSocketChild:
         """In place, as CloudFormation updates these (only a new ApiId replaces one): the child is
         rebuilt from the new properties under its old id, so what references it stays valid."""
         old_id = original_resource.physical_id
-        cls.delete_from_cloudformation_json(old_id, {"Properties": {"ApiId": original_resource.api_id}},
-                                            account_id, region_name)  # fmt: skip
+        cls.delete_from_cloudformation_json(
+            old_id, {"Properties": {"ApiId": original_resource.api_id}}, account_id, region_name
+        )
         new = cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
         if cls.id_attribute and new.api_id == original_resource.api_id:
             children = getattr(_backend(account_id, region_name).apis[new.api_id], cls.collection)
@@ -437,8 +438,10 @@ def _clean_json_without_novalue(resource_json: Any, resources_map: Any) -> Any:
 def _configuration_with_revision(self: LambdaFunction, on_create: bool = False) -> dict[str, Any]:
     config = _original_get_configuration(self, on_create)
     given = getattr(self, "logging_config", None) or {}
-    config["LoggingConfig"] = {"LogFormat": given.get("LogFormat", "Text"),
-                               "LogGroup": given.get("LogGroup", f"/aws/lambda/{self.function_name}")}  # fmt: skip
+    config["LoggingConfig"] = {
+        "LogFormat": given.get("LogFormat", "Text"),
+        "LogGroup": given.get("LogGroup", f"/aws/lambda/{self.function_name}"),
+    }
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
     config.setdefault("RevisionId", str(uuid.UUID(digest[:32])))
     return config
@@ -457,18 +460,29 @@ def _carry_function_properties(function: LambdaFunction, properties: dict[str, A
     return function
 
 
-def _function_created(cls: type, resource_name: str, cloudformation_json: dict[str, Any], *args: Any,
-                      **kwargs: Any) -> LambdaFunction:  # fmt: skip
+def _function_created(
+    cls: type, resource_name: str, cloudformation_json: dict[str, Any], *args: Any, **kwargs: Any
+) -> LambdaFunction:
     created = _original_function_create(resource_name, cloudformation_json, *args, **kwargs)
     return _carry_function_properties(created, cloudformation_json.get("Properties", {}))
 
 
-def _function_updated(cls: type, original_resource: LambdaFunction, new_resource_name: str,
-                      cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> LambdaFunction:  # fmt: skip
+def _function_updated(
+    cls: type,
+    original_resource: LambdaFunction,
+    new_resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+) -> LambdaFunction:
     """moto calls this with keywords: the names are moto's."""
-    updated = _original_function_update(original_resource=original_resource, new_resource_name=new_resource_name,
-                                        cloudformation_json=cloudformation_json, account_id=account_id,
-                                        region_name=region_name)  # fmt: skip
+    updated = _original_function_update(
+        original_resource=original_resource,
+        new_resource_name=new_resource_name,
+        cloudformation_json=cloudformation_json,
+        account_id=account_id,
+        region_name=region_name,
+    )
     return _carry_function_properties(updated, cloudformation_json.get("Properties", {}))
 
 
@@ -565,16 +579,23 @@ def _create_in_dependency_order(self: parsing.ResourceMap, template: dict[str, A
     return bool(_original_create(self, ordered))
 
 
-def _kept_when_not_updatable(logical_id: str, resource_json: dict[str, Any], resources_map: parsing.ResourceMap,
-                             *args: Any, **kwargs: Any) -> Any:  # fmt: skip
+def _kept_when_not_updatable(
+    logical_id: str, resource_json: dict[str, Any], resources_map: parsing.ResourceMap, *args: Any, **kwargs: Any
+) -> Any:
     updated = _original_parse_and_update(logical_id, resource_json, resources_map, *args, **kwargs)
     if updated is not None:
         return updated
     return resources_map._parsed_resources.get(logical_id)
 
 
-def _log_group_updated(cls: type, original_resource: LogGroup, new_resource_name: str,
-                       cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> LogGroup:  # fmt: skip
+def _log_group_updated(
+    cls: type,
+    original_resource: LogGroup,
+    new_resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+) -> LogGroup:
     """What the rollout changes on its log groups, in place: retention and key."""
     properties = cloudformation_json.get("Properties", {})
     original_resource.retention_in_days = properties.get("RetentionInDays")
@@ -594,8 +615,9 @@ _original_clean_json = parsing.clean_json
 _original_key_create = KmsKey.create_from_cloudformation_json
 
 
-def _key_with_api_tags(cls: type, resource_name: str, cloudformation_json: dict[str, Any], *args: Any,
-                       **kwargs: Any) -> Any:  # fmt: skip
+def _key_with_api_tags(
+    cls: type, resource_name: str, cloudformation_json: dict[str, Any], *args: Any, **kwargs: Any
+) -> Any:
     props = cloudformation_json.get("Properties", {})
     tags = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in props.get("Tags") or []]
     fixed = {**cloudformation_json, "Properties": {**props, "Tags": tags}}

@@ -59,8 +59,14 @@ def error_payload(error_type: str, message: str) -> bytes:
 class ExecutionEnvironment:
     """Started on its first invocation; one invocation at a time (the pool makes more)."""
 
-    def __init__(self, spec: FunctionSpec, reach: dict[str, str], runtime_dir: Path, region: str,
-                 log: Callable[[str, str, str], None]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        reach: dict[str, str],
+        runtime_dir: Path,
+        region: str,
+        log: Callable[[str, str, str], None],
+    ) -> None:
         self.spec, self.reach, self.runtime_dir, self.region = spec, reach, runtime_dir, region
         self.log = log  # (log group, log stream, line) -> None
         self.log_stream = time.strftime("%Y/%m/%d/", time.gmtime()) + f"[{spec.version}]{os.urandom(16).hex()}"

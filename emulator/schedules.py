@@ -72,11 +72,19 @@ def allowed(function: LambdaFunction, rule_arn: str) -> bool:
 
 
 def _event(rule: Rule, minute: float) -> bytes:
-    return json.dumps({
-        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": rule.account_id, "time": clock.utc(minute).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": rule.region_name, "resources": [rule.arn], "detail": {},
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": rule.account_id,
+            "time": clock.utc(minute).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": rule.region_name,
+            "resources": [rule.arn],
+            "detail": {},
+        }
+    ).encode()
 
 
 def _function(account: str, region: str, arn: str) -> LambdaFunction | None:

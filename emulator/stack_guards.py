@@ -59,8 +59,12 @@ def _function_drift(stack: Stack, logical_id: str, properties: dict[str, Any]) -
 
 
 def _difference(path: str, expected: Any, actual: Any, kind: str = "NOT_EQUAL") -> dict[str, str]:
-    return {"PropertyPath": path, "ExpectedValue": json.dumps(expected), "ActualValue": json.dumps(actual),
-            "DifferenceType": kind}  # fmt: skip
+    return {
+        "PropertyPath": path,
+        "ExpectedValue": json.dumps(expected),
+        "ActualValue": json.dumps(actual),
+        "DifferenceType": kind,
+    }
 
 
 def detect(stack: Stack) -> list[dict[str, Any]]:
@@ -72,11 +76,17 @@ def detect(stack: Stack) -> list[dict[str, Any]]:
         status, differences = "NOT_CHECKED", list[dict[str, str]]()
         if resource["Type"] == "AWS::Lambda::Function":
             status, differences = _function_drift(stack, logical_id, resource.get("Properties", {}))
-        drifts.append({
-            "StackId": stack.stack_id, "LogicalResourceId": logical_id, "ResourceType": resource["Type"],
-            "PhysicalResourceId": str(getattr(stack.resource_map[logical_id], "physical_resource_id", logical_id)),
-            "StackResourceDriftStatus": status, "PropertyDifferences": differences, "Timestamp": now,
-        })  # fmt: skip
+        drifts.append(
+            {
+                "StackId": stack.stack_id,
+                "LogicalResourceId": logical_id,
+                "ResourceType": resource["Type"],
+                "PhysicalResourceId": str(getattr(stack.resource_map[logical_id], "physical_resource_id", logical_id)),
+                "StackResourceDriftStatus": status,
+                "PropertyDifferences": differences,
+                "Timestamp": now,
+            }
+        )
     return drifts
 
 
@@ -92,11 +102,16 @@ def _describe_detection_status(self: CloudFormationResponse) -> ActionResult:
     detection_id = self._get_param("StackDriftDetectionId")
     found = _detections[detection_id]
     drifted = [d for d in found["drifts"] if d["StackResourceDriftStatus"] in ("MODIFIED", "DELETED")]
-    return ActionResult({
-        "StackId": found["stack"].stack_id, "StackDriftDetectionId": detection_id,
-        "StackDriftStatus": "DRIFTED" if drifted else "IN_SYNC", "DetectionStatus": "DETECTION_COMPLETE",
-        "DriftedStackResourceCount": len(drifted), "Timestamp": found["at"],
-    })  # fmt: skip
+    return ActionResult(
+        {
+            "StackId": found["stack"].stack_id,
+            "StackDriftDetectionId": detection_id,
+            "StackDriftStatus": "DRIFTED" if drifted else "IN_SYNC",
+            "DetectionStatus": "DETECTION_COMPLETE",
+            "DriftedStackResourceCount": len(drifted),
+            "Timestamp": found["at"],
+        }
+    )
 
 
 def _describe_resource_drifts(self: CloudFormationResponse) -> ActionResult:
@@ -104,17 +119,24 @@ def _describe_resource_drifts(self: CloudFormationResponse) -> ActionResult:
     wanted = set(self._get_param("StackResourceDriftStatusFilters") or [])
     latest = [d for d in _detections.values() if d["stack"] is stack]
     drifts = latest[-1]["drifts"] if latest else []
-    return ActionResult({"StackResourceDrifts": [d for d in drifts
-                                                 if not wanted or d["StackResourceDriftStatus"] in wanted]})  # fmt: skip
+    return ActionResult(
+        {"StackResourceDrifts": [d for d in drifts if not wanted or d["StackResourceDriftStatus"] in wanted]}
+    )
 
 
 def _parameter_list(self: Stack) -> list[dict[str, str]]:
     no_echo = self.resource_map.no_echo_parameter_keys
     return [
-        {"ParameterKey": key, "ParameterValue": "****" if key in no_echo else
-         ",".join(map(str, value)) if isinstance(value, list) else str(value)}
+        {
+            "ParameterKey": key,
+            "ParameterValue": "****"
+            if key in no_echo
+            else ",".join(map(str, value))
+            if isinstance(value, list)
+            else str(value),
+        }
         for key, value in self.resource_map.resolved_parameters.items()
-    ]  # fmt: skip
+    ]
 
 
 def install() -> None:

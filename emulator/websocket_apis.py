@@ -219,14 +219,29 @@ async def _serve(request: web.Request) -> web.StreamResponse:
     # (API Gateway negotiates none)
     socket = web.WebSocketResponse(max_msg_size=websocket_limits.LIMITS.message_bytes + 1, compress=False)
     now_ms = int(time.time() * 1000)
-    connection = Connection(_connection_id(), api_id, stage_name, region, socket, asyncio.get_running_loop(), now_ms,
-                            request.remote or "127.0.0.1", request.headers.get("User-Agent", ""), now_ms)  # fmt: skip
+    connection = Connection(
+        _connection_id(),
+        api_id,
+        stage_name,
+        region,
+        socket,
+        asyncio.get_running_loop(),
+        now_ms,
+        request.remote or "127.0.0.1",
+        request.headers.get("User-Agent", ""),
+        now_ms,
+    )
     connect = _route(api, "$connect")
     if connect is not None:
         headers = dict(request.headers)
-        event = _event(connection, "$connect", "CONNECT", headers=headers,
-                       multiValueHeaders={k: [v] for k, v in headers.items()},
-                       queryStringParameters=dict(request.query) or None)  # fmt: skip
+        event = _event(
+            connection,
+            "$connect",
+            "CONNECT",
+            headers=headers,
+            multiValueHeaders={k: [v] for k, v in headers.items()},
+            queryStringParameters=dict(request.query) or None,
+        )
         status = await _authorize(api, connect, connection, event, stage)
         if status != 200:
             return _refusal(status)
@@ -352,8 +367,11 @@ def _get_connection(self: ApiGatewayManagementApiBackend, connection_id: str) ->
 
     class Info:
         def to_dict(self) -> dict[str, Any]:
-            return {"connectedAt": connection.connected_at / 1000, "lastActiveAt": connection.last_active_at / 1000,
-                    "identity": {"sourceIp": connection.source_ip, "userAgent": connection.user_agent}}  # fmt: skip
+            return {
+                "connectedAt": connection.connected_at / 1000,
+                "lastActiveAt": connection.last_active_at / 1000,
+                "identity": {"sourceIp": connection.source_ip, "userAgent": connection.user_agent},
+            }
 
     return Info()
 

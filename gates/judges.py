@@ -89,8 +89,19 @@ def start_cfripper(templates: Path, out: Path) -> subprocess.Popen[str]:
     """cfripper resolves intrinsics (--resolve): unresolved, it crashes on a conditional policy."""
     _require(JUDGES_VENV / "bin" / "cfripper", "the judges' virtualenv")
     names = sorted(p.name for p in templates.glob("*.yaml"))
-    command = [str(JUDGES_VENV / "bin" / "cfripper"), *names, "--resolve", "--format", "json",
-               "--logging", "ERROR", "--aws-account-id", "123456789012", "--output-folder", str(out)]  # fmt: skip
+    command = [
+        str(JUDGES_VENV / "bin" / "cfripper"),
+        *names,
+        "--resolve",
+        "--format",
+        "json",
+        "--logging",
+        "ERROR",
+        "--aws-account-id",
+        "123456789012",
+        "--output-folder",
+        str(out),
+    ]
     return subprocess.Popen(command, cwd=templates, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -146,10 +157,18 @@ def start_serverless(templates: Path) -> subprocess.Popen[str]:
     and rule pack the project's own cfn-lint run already applies)."""
     _require(JUDGES_VENV / "bin" / "cfn-lint", "the judges' virtualenv")
     paths = [str(p) for p in sorted(templates.glob("*.yaml"))]
-    command = [str(JUDGES_VENV / "bin" / "cfn-lint"), "--append-rules", "cfn_lint_serverless.rules",
-               "--format", "json", "--", *paths]  # fmt: skip
-    return subprocess.Popen(command, cwd=tempfile.gettempdir(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    command = [
+        str(JUDGES_VENV / "bin" / "cfn-lint"),
+        "--append-rules",
+        "cfn_lint_serverless.rules",
+        "--format",
+        "json",
+        "--",
+        *paths,
+    ]
+    return subprocess.Popen(
+        command, cwd=tempfile.gettempdir(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def read_serverless(stdout: str) -> list[Finding]:
@@ -157,8 +176,9 @@ def read_serverless(stdout: str) -> list[Finding]:
     for match in json.loads(stdout or "[]"):
         path = match["Location"].get("Path") or []
         resource = str(path[1]) if len(path) > 1 and path[0] == "Resources" else ""
-        found.append(Finding("cfn-lint-serverless", match["Rule"]["Id"], _stem(match["Filename"]), resource,
-                             match["Message"]))  # fmt: skip
+        found.append(
+            Finding("cfn-lint-serverless", match["Rule"]["Id"], _stem(match["Filename"]), resource, match["Message"])
+        )
     return found
 
 
@@ -209,8 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     for entry in verdict.unused:
         print(f"UNUSED EXCEPTION {entry} (no judge finds it any more: remove it from {EXCEPTIONS_FILE.name})")
     counts = ", ".join(f"{name} {n}" for name, n in summary(verdict.findings).items())
-    print(f"judges: {len(verdict.findings)} findings ({counts}), {len(verdict.findings) - len(verdict.open)} "
-          f"excused in {EXCEPTIONS_FILE.name}, {len(verdict.open)} open, {len(verdict.unused)} unused exceptions")  # fmt: skip
+    print(
+        f"judges: {len(verdict.findings)} findings ({counts}), {len(verdict.findings) - len(verdict.open)} "
+        f"excused in {EXCEPTIONS_FILE.name}, {len(verdict.open)} open, {len(verdict.unused)} unused exceptions"
+    )
     return 1 if verdict.open or verdict.unused else 0
 
 

@@ -310,8 +310,11 @@ Context = tuple[tuple[str, str | tuple[str, ...]], ...]
 # Calls that create the resource they name (it has no tags yet: the request carries them).
 CREATING = ("create", "putrule", "putmetricalarm", "putdashboard")
 # Who a role is passed to, by the resource type whose provider passes it.
-PASSED_TO = {"AWS::Lambda::Function": "lambda.amazonaws.com", "AWS::ApiGateway::Account": "apigateway.amazonaws.com",
-             "AWS::ApiGatewayV2::Authorizer": "apigateway.amazonaws.com"}  # fmt: skip
+PASSED_TO = {
+    "AWS::Lambda::Function": "lambda.amazonaws.com",
+    "AWS::ApiGateway::Account": "apigateway.amazonaws.com",
+    "AWS::ApiGatewayV2::Authorizer": "apigateway.amazonaws.com",
+}
 
 
 def resource_tags(resource: dict[str, Any]) -> dict[str, str]:

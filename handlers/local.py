@@ -73,8 +73,9 @@ class Connection:
 class LocalApi:
     """The WebSocket API and its management API, in one aiohttp application."""
 
-    def __init__(self, domain: str, *, idle_seconds: float = 600, max_seconds: float = 7200,
-                 api_token: str = "") -> None:  # fmt: skip
+    def __init__(
+        self, domain: str, *, idle_seconds: float = 600, max_seconds: float = 7200, api_token: str = ""
+    ) -> None:
         self.domain, self.idle_seconds, self.max_seconds = domain, idle_seconds, max_seconds
         self.api_token = api_token
         self.connections: dict[str, Connection] = {}
@@ -103,8 +104,9 @@ class LocalApi:
             if self.api_token
             else (f"answered on this machine only; set {TOKEN_VARIABLE} to allow remote callers with that bearer token")
         )
-        return web.json_response({"message": f"Forbidden: {reason}"}, status=403,
-                                 headers={"x-amzn-ErrorType": "ForbiddenException"})  # fmt: skip
+        return web.json_response(
+            {"message": f"Forbidden: {reason}"}, status=403, headers={"x-amzn-ErrorType": "ForbiddenException"}
+        )
 
     def _token_matches(self, request: web.Request) -> bool:
         sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -116,13 +118,22 @@ class LocalApi:
         self, connection_id: str, route: str, event_type: str, connected_at: int, **more: Any
     ) -> dict[str, Any]:
         now = _now_ms()
-        return {"routeKey": route, "eventType": event_type, "extendedRequestId": secrets.token_hex(8),
-                "requestTime": _request_time(now), "messageDirection": "IN", "stage": STAGE,
-                "connectedAt": connected_at, "requestTimeEpoch": now,
-                "identity": {"sourceIp": more.pop("source_ip", "127.0.0.1"),
-                             "userAgent": more.pop("user_agent", "")},
-                "requestId": secrets.token_hex(8), "domainName": self.domain, "connectionId": connection_id,
-                "apiId": API_ID, **more}  # fmt: skip
+        return {
+            "routeKey": route,
+            "eventType": event_type,
+            "extendedRequestId": secrets.token_hex(8),
+            "requestTime": _request_time(now),
+            "messageDirection": "IN",
+            "stage": STAGE,
+            "connectedAt": connected_at,
+            "requestTimeEpoch": now,
+            "identity": {"sourceIp": more.pop("source_ip", "127.0.0.1"), "userAgent": more.pop("user_agent", "")},
+            "requestId": secrets.token_hex(8),
+            "domainName": self.domain,
+            "connectionId": connection_id,
+            "apiId": API_ID,
+            **more,
+        }
 
     async def _invoke(self, module: str, event: Any, request_id: str | None = None) -> dict[str, Any]:
         """The real entry point, in a worker thread (the handlers block on PostgreSQL and HTTP)."""
@@ -143,12 +154,16 @@ class LocalApi:
         user_agent = request.headers.get("User-Agent", "")
         connected_at = _now_ms()
         headers = dict(request.headers)
-        connect = {"headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()},
-                   "queryStringParameters": query or None,
-                   "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} or None,
-                   "requestContext": self._context(connection_id, "$connect", "CONNECT", connected_at,
-                                                   source_ip=source_ip, user_agent=user_agent),
-                   "isBase64Encoded": False}  # fmt: skip
+        connect = {
+            "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "queryStringParameters": query or None,
+            "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} or None,
+            "requestContext": self._context(
+                connection_id, "$connect", "CONNECT", connected_at, source_ip=source_ip, user_agent=user_agent
+            ),
+            "isBase64Encoded": False,
+        }
         answer = await self._invoke("connect", connect)
         status = int(answer.get("statusCode", 200))
         if status != 200:
@@ -170,12 +185,21 @@ class LocalApi:
             connection.open.set()  # a post waiting on a failed upgrade now finds the socket closed: 410
             if socket.prepared and not socket.closed:
                 await socket.close(code=reason[0], message=reason[1].encode())
-            disconnect = {"headers": {"Host": self.domain}, "multiValueHeaders": {"Host": [self.domain]},
-                          "requestContext": self._context(connection_id, "$disconnect", "DISCONNECT", connected_at,
-                                                          disconnectStatusCode=socket.close_code or reason[0],
-                                                          disconnectReason=reason[1], source_ip=source_ip,
-                                                          user_agent=user_agent),
-                          "isBase64Encoded": False}  # fmt: skip
+            disconnect = {
+                "headers": {"Host": self.domain},
+                "multiValueHeaders": {"Host": [self.domain]},
+                "requestContext": self._context(
+                    connection_id,
+                    "$disconnect",
+                    "DISCONNECT",
+                    connected_at,
+                    disconnectStatusCode=socket.close_code or reason[0],
+                    disconnectReason=reason[1],
+                    source_ip=source_ip,
+                    user_agent=user_agent,
+                ),
+                "isBase64Encoded": False,
+            }
             await self._invoke("disconnect", disconnect)
             log.info("disconnected", extra={"connectionId": connection_id, "code": socket.close_code})
         return socket
@@ -197,10 +221,19 @@ class LocalApi:
             binary = message.type == WSMsgType.BINARY
             body = base64.b64encode(message.data).decode() if binary else message.data
             log.info("frame in", extra={"connectionId": connection.id, "bytes": len(message.data)})
-            event = {"requestContext": self._context(connection.id, "$default", "MESSAGE", connection.connected_at,
-                                                     messageId=secrets.token_hex(8), source_ip=connection.source_ip,
-                                                     user_agent=connection.user_agent),
-                     "body": body, "isBase64Encoded": binary}  # fmt: skip
+            event = {
+                "requestContext": self._context(
+                    connection.id,
+                    "$default",
+                    "MESSAGE",
+                    connection.connected_at,
+                    messageId=secrets.token_hex(8),
+                    source_ip=connection.source_ip,
+                    user_agent=connection.user_agent,
+                ),
+                "body": body,
+                "isBase64Encoded": binary,
+            }
             await self._invoke("default", event)
 
     async def close_all(self, _app: web.Application) -> None:
@@ -220,8 +253,11 @@ class LocalApi:
         if request.method == "POST":
             data = await request.read()
             if len(data) > MAX_MESSAGE_BYTES:
-                return web.json_response({"message": "Request entity too large"}, status=413,
-                                         headers={"x-amzn-ErrorType": "PayloadTooLargeException"})  # fmt: skip
+                return web.json_response(
+                    {"message": "Request entity too large"},
+                    status=413,
+                    headers={"x-amzn-ErrorType": "PayloadTooLargeException"},
+                )
             try:
                 text = data.decode()
             except UnicodeDecodeError:  # not text: a binary frame, as API Gateway sends it
@@ -237,8 +273,13 @@ class LocalApi:
             return web.Response(status=204)
         iso = lambda ms: datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")  # noqa: E731
         # The wire names (camelCase) of botocore's GetConnection output.
-        return web.json_response({"connectedAt": iso(connection.connected_at), "lastActiveAt": iso(connection.last_active),
-                                  "identity": {"sourceIp": connection.source_ip, "userAgent": connection.user_agent}})  # fmt: skip
+        return web.json_response(
+            {
+                "connectedAt": iso(connection.connected_at),
+                "lastActiveAt": iso(connection.last_active),
+                "identity": {"sourceIp": connection.source_ip, "userAgent": connection.user_agent},
+            }
+        )
 
     async def notify(self, request: web.Request) -> web.StreamResponse:
         """The backend's push path, as the notify function answers it."""
@@ -323,21 +364,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--idle-seconds", type=float, default=600, help="idle timeout (API Gateway: 10 minutes)")
     parser.add_argument("--max-seconds", type=float, default=7200, help="longest connection (API Gateway: 2 hours)")
-    parser.add_argument("--emulated", action="store_true",
-                        help="deploy the project to the embedded emulator and serve its stage at these paths")  # fmt: skip
+    parser.add_argument(
+        "--emulated",
+        action="store_true",
+        help="deploy the project to the embedded emulator and serve its stage at these paths",
+    )
     args = parser.parse_args(argv)
     configure(args.host, args.port)
     if args.emulated:
         return _emulated(args.host, args.port)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     migrate_at_start()
-    api = LocalApi(f"{args.host}:{args.port}", idle_seconds=args.idle_seconds, max_seconds=args.max_seconds,
-                   api_token=os.environ.get(TOKEN_VARIABLE, ""))  # fmt: skip
-    banner = (f"WebSocket API on ws://{args.host}:{args.port}/ws/careconnect (also /ws/calls, /ws/notifications, /); "
-              f"management API and POST /notify on http://{args.host}:{args.port}")  # fmt: skip
+    api = LocalApi(
+        f"{args.host}:{args.port}",
+        idle_seconds=args.idle_seconds,
+        max_seconds=args.max_seconds,
+        api_token=os.environ.get(TOKEN_VARIABLE, ""),
+    )
+    banner = (
+        f"WebSocket API on ws://{args.host}:{args.port}/ws/careconnect (also /ws/calls, /ws/notifications, /); "
+        f"management API and POST /notify on http://{args.host}:{args.port}"
+    )
     # run_app calls `print` once the socket listens: the banner means "connect now".
-    web.run_app(api.app(), host=args.host, port=args.port, handle_signals=True,
-                print=lambda _: print(banner, file=sys.stderr, flush=True))  # fmt: skip
+    web.run_app(
+        api.app(),
+        host=args.host,
+        port=args.port,
+        handle_signals=True,
+        print=lambda _: print(banner, file=sys.stderr, flush=True),
+    )
     return 0
 
 

@@ -170,8 +170,9 @@ def notify(notification: Notification, store: ConnectionStore, sender: Sender) -
     message = notification.message
     r = notification.recipients
     if isinstance(message, str):
-        targets = store.recipients(user_ids=r.user_ids, emails=r.emails, roles=r.roles, everyone=r.everyone,
-                                   registered=True)  # fmt: skip
+        targets = store.recipients(
+            user_ids=r.user_ids, emails=r.emails, roles=r.roles, everyone=r.everyone, registered=True
+        )
     elif notification.type == "email-verified":
         targets = store.email_verification_subscribers(message["email"])
     else:

@@ -21,8 +21,16 @@ from aiohttp import WSMsgType, web
 from handlers.local import PATHS, SERVICES
 from rollout.aws import Aws
 
-HOP_BY_HOP = {"host", "upgrade", "connection", "content-length", "sec-websocket-key", "sec-websocket-version",
-              "sec-websocket-extensions", "sec-websocket-accept"}  # fmt: skip
+HOP_BY_HOP = {
+    "host",
+    "upgrade",
+    "connection",
+    "content-length",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-extensions",
+    "sec-websocket-accept",
+}
 
 
 class Front:

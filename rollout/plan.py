@@ -280,10 +280,19 @@ def declared_calls(where: Where, name_prefix: str, stacks: dict[str, str], role_
     references (`${ComputeStackName}`): what the runner's role allows, generated, never written."""
     names, url = Names(name_prefix), f"https://{bucket}.s3.{where.region}.amazonaws.com/templates/*"
     steps: list[Step] = [
-        DeployStack(stage, 0, stacks[stage], url, "", {}, role_arn, "rollout-*",
-                    functions_pattern=names.functions if stage in ARTIFACT_PARAMETERS else "")
+        DeployStack(
+            stage,
+            0,
+            stacks[stage],
+            url,
+            "",
+            {},
+            role_arn,
+            "rollout-*",
+            functions_pattern=names.functions if stage in ARTIFACT_PARAMETERS else "",
+        )
         for stage in stacks
-    ]  # fmt: skip
+    ]
     steps += [
         SetVariables("endpoint", 0, {}, (), own_functions=names.functions),
         Bake("bake", 0, names.alarm_prefix, 1),

@@ -45,21 +45,41 @@ def _reads(settings: EnvironmentSettings, where: Where, folders: tuple[str, ...]
     stacks = [where.arn("cloudformation", f"stack/{name}/*") for name in settings.stacks.values()]
     locks = f"arn:{where.partition}:s3:::{settings.artifacts_bucket}/locks/*"  # rollout/lock.py
     return [
-        *(Call(f"cloudformation:{a}", s) for a in ("DetectStackDrift", "DetectStackResourceDrift", "DescribeStackResourceDrifts") for s in stacks),
+        *(
+            Call(f"cloudformation:{a}", s)
+            for a in ("DetectStackDrift", "DetectStackResourceDrift", "DescribeStackResourceDrifts")
+            for s in stacks
+        ),
         Call("cloudformation:DescribeStackDriftDetectionStatus", "*"),  # a detection id: no resource-level permission
         *(Call(f"s3:{a}", locks) for a in ("GetObject", "PutObject", "DeleteObject")),
         *(Call("s3:ListBucket", b) for b in buckets),  # the bucket's check; a missing key answers 404, not 403
-        *(Call(f"s3:{a}", f"{b}/{folder}/*") for a in ("GetObject", "PutObject") for folder in folders for b in buckets),
+        *(
+            Call(f"s3:{a}", f"{b}/{folder}/*")
+            for a in ("GetObject", "PutObject")
+            for folder in folders
+            for b in buckets
+        ),
         Call("cloudformation:DescribeStacks", rollout),  # whether the environment has a rollout stack
         # The environment's lock (rollout/lock.py), in either bucket.
-        *(Call(f"s3:{a}", f"{b}/locks/{settings.name}.json") for a in ("GetObject", "PutObject", "DeleteObject") for b in buckets),
+        *(
+            Call(f"s3:{a}", f"{b}/locks/{settings.name}.json")
+            for a in ("GetObject", "PutObject", "DeleteObject")
+            for b in buckets
+        ),
         # What the stacks hold, read back (rollout/live.py): drift, their functions.
-        *(Call(f"cloudformation:{a}", where.arn("cloudformation", f"stack/{name}/*"))
-          for a in ("DetectStackDrift", "DescribeStackResourceDrifts", "ListStackResources") for name in settings.stacks.values()),
-        Call("cloudformation:DescribeStackDriftDetectionStatus", "*"),  # takes a detection id, no ARN (AWS documents "*")
-        Call("apigateway:GET", f"arn:{where.partition}:apigateway:{where.region}::/account"),  # the account's logging role
+        *(
+            Call(f"cloudformation:{a}", where.arn("cloudformation", f"stack/{name}/*"))
+            for a in ("DetectStackDrift", "DescribeStackResourceDrifts", "ListStackResources")
+            for name in settings.stacks.values()
+        ),
+        Call(
+            "cloudformation:DescribeStackDriftDetectionStatus", "*"
+        ),  # takes a detection id, no ARN (AWS documents "*")
+        Call(
+            "apigateway:GET", f"arn:{where.partition}:apigateway:{where.region}::/account"
+        ),  # the account's logging role
         *(Call("lambda:GetFunctionConfiguration", arn) for arn in _consumers(settings, where)),
-    ]  # fmt: skip
+    ]
 
 
 def _prefix(settings: EnvironmentSettings) -> str:
@@ -93,8 +113,11 @@ def calls(settings: EnvironmentSettings, engine: str, where: Where) -> list[Call
         previews = [c for c in steps if c.action.startswith(("cloudformation:", "iam:PassRole", "s3:"))]
         executions = where.arn("states", f"execution:{Names(_prefix(settings)).state_machine}:*")
         found |= set(rollout_stack.calls(where)) | set(previews)
-        found |= {Call("states:StartExecution", machine),
-                  Call("states:DescribeExecution", executions), Call("states:GetExecutionHistory", executions)}  # fmt: skip
+        found |= {
+            Call("states:StartExecution", machine),
+            Call("states:DescribeExecution", executions),
+            Call("states:GetExecutionHistory", executions),
+        }
     return sorted(found, key=lambda c: (c.action, c.resource))
 
 

@@ -160,8 +160,9 @@ def as_principal(admin: Aws, policy: dict[str, Any], factory: Factory) -> Aws:
     iam.create_user(UserName="release-engineer")
     iam.put_user_policy(UserName="release-engineer", PolicyName="rollout", PolicyDocument=json.dumps(policy))
     key = iam.create_access_key(UserName="release-engineer")["AccessKey"]
-    return factory.aws(admin.region, endpoint_url=admin.endpoint_url,
-                       credentials=(key["AccessKeyId"], key["SecretAccessKey"]))  # fmt: skip
+    return factory.aws(
+        admin.region, endpoint_url=admin.endpoint_url, credentials=(key["AccessKeyId"], key["SecretAccessKey"])
+    )
 
 
 NO_DATABASE = "not proven: no database given (--database-url postgresql://...)"

@@ -266,8 +266,9 @@ class DeployStack(Step):
             detail = (
                 f"{self.stack_name}: {len(work['changes'])} change(s); code restored on {', '.join(work['restored'])}"
             )
-            return Progress(True, result=_result(self.name, work["action"], detail, stack=self.stack_name,
-                                                 changes=work["changes"]))  # fmt: skip
+            return Progress(
+                True, result=_result(self.name, work["action"], detail, stack=self.stack_name, changes=work["changes"])
+            )
         state = self._watch(ctx, work)
         if state is None or state.status.endswith("_IN_PROGRESS"):
             return Progress(False, work, self.wait)
@@ -296,8 +297,13 @@ class DeployStack(Step):
         for function in stale:
             ctx.report.line(self.name, f"{function}: runs other code than s3://{bucket}/{key}: restoring it")
             lambda_client.update_function_code(FunctionName=function, S3Bucket=bucket, S3Key=key)
-        work = {**work, "phase": "code", "pending": stale, "restored": stale,
-                "action": "updated" if action == "unchanged" else action}  # fmt: skip
+        work = {
+            **work,
+            "phase": "code",
+            "pending": stale,
+            "restored": stale,
+            "action": "updated" if action == "unchanged" else action,
+        }
         return Progress(False, work, self.wait)
 
     def _stale_code(self, ctx: Context) -> list[str]:
