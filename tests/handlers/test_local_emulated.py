@@ -68,7 +68,7 @@ def test_the_emulated_command_serves_the_deployed_stage_at_the_apps_paths(postgr
                 return {"user": authenticated["userEmail"], "delivered": delivered, "pushed": pushed["title"]}
 
             seen = asyncio.run(app_and_backend())
-            assert seen == {"user": session.EMAIL, "delivered": {"delivered": 1, "gone": 0, "failed": 0},
+            assert seen == {"user": session.EMAIL, "delivered": {"delivered": 1, "gone": 0, "failed": 0, "retried": 0},
                             "pushed": "Hello"}  # fmt: skip
             with psycopg.connect(database) as connection:
                 services = connection.execute(
