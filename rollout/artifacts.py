@@ -7,6 +7,7 @@ most 51,200 bytes (the rollout template is larger), a template in S3 up to 1 MB.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +32,10 @@ class StoredTemplate:
         return load_template(self.text)
 
 
+@functools.lru_cache(maxsize=8)
 def load_template(text: str) -> Any:
-    """A generated template's YAML (plain YAML: the generator writes long-form intrinsics)."""
+    """A generated template's YAML (plain YAML: the generator writes long-form intrinsics), parsed
+    once per text in a run (the compute template takes tens of milliseconds). Callers only read it."""
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 

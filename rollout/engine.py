@@ -46,7 +46,7 @@ class LocalContext:
 
 def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
     prepared = prepare(settings, aws, report, options, "local")
-    refuse_while_running(aws.client("stepfunctions"), prepared.observed.rollout)
+    refuse_while_running(aws, prepared.observed.rollout)
     with prepared.holding(aws, report, "local"):
         plan = prepared.plan(options)
         uploaded = upload(aws, plan, prepared, report, dry_run=options.dry_run)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -248,10 +247,14 @@ def _approve_recreates(
     return frozenset(approved)
 
 
-def refuse_while_running(stepfunctions: Any, rollout: StackState | None) -> None:
-    """One execution at a time: a second one would change the stacks under the first."""
+def refuse_while_running(aws: Aws, rollout: StackState | None) -> None:
+    """One execution at a time: a second one would change the stacks under the first. (No
+    Step Functions client is made where the environment has no state machine.)"""
     machine = rollout.outputs.get("StateMachineArn", "") if rollout else ""
-    running = machine and stepfunctions.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]
+    running = (
+        machine
+        and aws.client("stepfunctions").list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]
+    )
     if running:
         raise Declined(
             f"execution {running[0]['executionArn']} of {machine} is still running: wait for it to end "

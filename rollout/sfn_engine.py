@@ -91,7 +91,7 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
     prepared = prepare(settings, aws, report, options, "stepfunctions")
     # Refused before anything changes: the runner's code is not replaced under a running execution.
     refuse_secrets(prepared)
-    refuse_while_running(aws.client("stepfunctions"), prepared.observed.rollout)
+    refuse_while_running(aws, prepared.observed.rollout)
     with prepared.holding(aws, report, "stepfunctions") as holding:
         return _run(prepared, holding, aws, report, options)
 
