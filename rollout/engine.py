@@ -18,7 +18,7 @@ from typing import Any
 from rollout.aws import Aws
 from rollout.options import Options
 from rollout.plan import Plan
-from rollout.prepare import Prepared, prepare, refuse_while_running, upload
+from rollout.prepare import Prepared, prepare, upload
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
 from rollout.stacks import describe
@@ -46,7 +46,6 @@ class LocalContext:
 
 def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
     prepared = prepare(settings, aws, report, options, "local")
-    refuse_while_running(aws, prepared.observed.rollout)
     with prepared.holding(aws, report, "local"):
         plan = prepared.plan(options)
         uploaded = upload(aws, plan, prepared, report, dry_run=options.dry_run)

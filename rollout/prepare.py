@@ -103,6 +103,7 @@ def prepare(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: 
     texts = preflight.rendered_templates(options.project)
     preflight.check_bucket(aws, settings.artifacts_bucket)
     observed = observe(aws, settings, identity)
+    refuse_while_running(aws, observed.rollout)  # both engines, before any question or change
     warn_outside_variables(aws, observed.stacks["compute"], texts["compute"], report)
     drift = drifted(aws, settings, observed, report, options)
     recreate = _approve_recreates(settings, observed.stacks, report, options)

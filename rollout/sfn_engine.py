@@ -23,7 +23,7 @@ from rollout.engine import LocalContext, current_outputs, execute, preview, summ
 from rollout.lock import Holding
 from rollout.options import Options
 from rollout.plan import Plan
-from rollout.prepare import Prepared, prepare, refuse_while_running, rollout_stack_name, upload
+from rollout.prepare import Prepared, prepare, rollout_stack_name, upload
 from rollout.report import Reporter
 from rollout.runner import first_memo
 from rollout.settings import EnvironmentSettings, SettingsError
@@ -89,9 +89,9 @@ def refuse_secrets(prepared: Prepared) -> None:
 
 def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
     prepared = prepare(settings, aws, report, options, "stepfunctions")
-    # Refused before anything changes: the runner's code is not replaced under a running execution.
+    # Refused before anything changes (prepare refuses a running execution): the runner's code
+    # is not replaced under one, and no NoEcho value reaches an execution's history.
     refuse_secrets(prepared)
-    refuse_while_running(aws, prepared.observed.rollout)
     with prepared.holding(aws, report, "stepfunctions") as holding:
         return _run(prepared, holding, aws, report, options)
 
