@@ -3,7 +3,9 @@ them), and Lambda's handling of the asynchronous invocation they make.
 
 - A `rate(N unit)` rule fires every N units counted from when it was put (EventBridge counts a
   rate from the rule's creation), at the first minute boundary its time has come, while it is
-  ENABLED; `cron(...)` rules are stored and do not fire here.
+  ENABLED. A `cron(...)` rule fires at each minute its expression names, in UTC (EventBridge's
+  six fields, `?`, `L`, `W` and `#` as pyawscron reads them), from the first such minute after it
+  was put.
 - For each Lambda target, the function's resource policy must let events.amazonaws.com invoke it
   for this rule (AWS:SourceArn); otherwise, or when the function is gone, the invocation fails:
   AWS/Events FailedInvocations. Else AWS/Events Invocations, and the function runs.
@@ -13,7 +15,9 @@ them), and Lambda's handling of the asynchronous invocation they make.
 
 from __future__ import annotations
 
+import datetime
 import fnmatch
+import functools
 import json
 import re
 import uuid
@@ -23,10 +27,12 @@ from typing import Any
 from moto.awslambda.models import LambdaFunction, lambda_backends
 from moto.events.models import EventsBackend, Rule, events_backends
 from moto.moto_api._internal.models import MotoAPIBackend
+from pyawscron import AWSCron
 
 from emulator import clock, functions, metrics
 
 RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+CRON = re.compile(r"^cron\((.+)\)$")
 UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 RETRY_DELAYS = (60, 120)  # Lambda's two retries of a failed asynchronous invocation
 
@@ -47,6 +53,21 @@ _retries: list[Retry] = []
 def interval(expression: str | None) -> int | None:
     match = RATE.match(expression or "")
     return int(match[1]) * UNIT_SECONDS[match[2].rstrip("s")] if match else None
+
+
+@functools.lru_cache(maxsize=64)
+def _cron(fields: str) -> AWSCron:
+    return AWSCron(fields)
+
+
+def cron_fires_at(expression: str | None, minute: float) -> bool:
+    """Whether a cron() expression names this minute (seconds since the epoch, on a boundary)."""
+    match = CRON.match(expression or "")
+    if not match:
+        return False
+    moment = datetime.datetime.fromtimestamp(minute, datetime.UTC)
+    just_before = moment - datetime.timedelta(seconds=1)
+    return bool(_cron(match[1]).occurrence(just_before).next() == moment)
 
 
 def _anchor(rule: Rule) -> float:
@@ -133,6 +154,10 @@ def _rules() -> list[Rule]:
 def run_due(minute: float) -> None:
     """What is due by this minute: each rule's scheduled runs, then Lambda's retries."""
     for rule in _rules():
+        if minute > _anchor(rule) and cron_fires_at(rule.scheduled_expression, minute):
+            if rule.state == "ENABLED":
+                fire(rule, minute)
+            continue
         every = interval(rule.scheduled_expression)
         if every is None:
             continue

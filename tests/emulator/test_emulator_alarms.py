@@ -174,11 +174,12 @@ def test_a_functions_errors_recorded_by_the_emulator_raise_its_alarm(emulator: s
     assert states(emulator)["fails-errors"] == "OK"  # out of the range: missing, treated as not breaching
 
 
-def schedule(emulator: str, function_arn: str, permitted: bool) -> None:
-    """A rate(1 minute) rule put a second after a minute boundary: it runs at the next boundaries."""
+def schedule(emulator: str, function_arn: str, permitted: bool, expression: str = "rate(1 minute)") -> None:
+    """A rule (every minute unless told) put a second after a minute boundary: it runs at the
+    next boundaries its expression names."""
     clock.advance(61 - clock.now() % 60)
     events = boto3.client("events", region_name=REGION, endpoint_url=emulator)
-    rule = events.put_rule(Name="every-minute", ScheduleExpression="rate(1 minute)")["RuleArn"]
+    rule = events.put_rule(Name="every-minute", ScheduleExpression=expression)["RuleArn"]
     events.put_targets(Rule="every-minute", Targets=[{"Id": "f", "Arn": function_arn}])
     if permitted:
         boto3.client("lambda", region_name=REGION, endpoint_url=emulator).add_permission(
@@ -211,6 +212,18 @@ def test_a_schedule_without_permission_to_invoke_fails_each_time(emulator: str) 
     clock.advance(240)
     assert sums(emulator, "AWS/Events", "FailedInvocations", ("RuleName", "every-minute"), 5) == 3
     assert sums(emulator, "AWS/Lambda", "Invocations", ("FunctionName", "scheduled"), 5) == 0
+
+
+def test_a_cron_rule_runs_at_the_utc_minutes_it_names(emulator: str) -> None:
+    arn = deploy(emulator, "scheduled", {"app.py": "def handler(event, context):\n    return 'ran'\n"})
+    schedule(emulator, arn, permitted=True, expression="cron(0/5 * * * ? *)")
+    start = clock.now()
+    clock.advance(20 * 60)
+    # The minutes 0, 5, 10... of each hour passed in those twenty minutes, and no other minute.
+    named = sum(1 for m in range(1, 21) if (int(start // 60) + m) % 5 == 0)
+    assert named == 4
+    assert sums(emulator, "AWS/Events", "Invocations", ("RuleName", "every-minute"), 25) == named
+    assert sums(emulator, "AWS/Lambda", "Invocations", ("FunctionName", "scheduled"), 25) == named
 
 
 def test_a_failing_scheduled_run_is_retried_twice_then_dropped(emulator: str) -> None:

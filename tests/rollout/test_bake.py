@@ -125,11 +125,12 @@ def test_the_rehearsal_with_prods_bake_passes_with_every_alarm_evaluated_ok(
     assert summary["proof"]["alarms"] == {"OK": alarm_count()}
 
 
+@pytest.mark.parametrize("expression", ["rate(5 minutes)", "cron(0/5 * * * ? *)"])
 def test_a_failing_cleanup_run_by_its_schedule_fails_the_bake(
-    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, expression: str
 ) -> None:
     # The rehearsal's functions reach no database (db.rehearsal.invalid): each cleanup run fails.
-    every_five_minutes = with_parameters(env_settings, "compute", CleanupSchedule="rate(5 minutes)")
+    every_five_minutes = with_parameters(env_settings, "compute", CleanupSchedule=expression)
     with pytest.raises(AlarmFired) as failed:
         rollout(every_five_minutes, bake_seconds=600, sleep=advance_clock)
     assert failed.value.details[0].startswith("cc-websocket-alarm-cleanup-errors: Threshold Crossed")
