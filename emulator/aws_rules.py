@@ -34,6 +34,7 @@ error codes, so a rehearsal fails where a real account would:
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import inspect
 import json
 from collections.abc import Callable, Iterator
@@ -52,6 +53,7 @@ from moto.cloudformation.utils import get_stack_from_s3_url
 from moto.core.common_models import CloudFormationModel
 from moto.core.exceptions import JsonRESTError, ServiceException
 from moto.iam.models import IAMBackend, Role, iam_backends
+from werkzeug.serving import WSGIRequestHandler
 
 from cfnlint_websocket.limits import RULE_FUNCTIONS, TEMPLATE_BODY_LIMIT, TEMPLATE_URL_LIMIT
 from emulator import clock
@@ -335,6 +337,10 @@ class ApiGatewayAccount(CloudFormationModel):
         account_id: str,
         region_name: str,
     ) -> ApiGatewayAccount:
+        if not cloudformation_json.get("Properties", {}).get("CloudWatchRoleArn"):
+            # Its Condition turned false: CloudFormation removes it, which leaves the setting as it
+            # is; moto updates a resource whose condition turned false instead of removing it.
+            return original_resource
         return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
 
     @classmethod
@@ -447,9 +453,16 @@ def _stamped_role(original: Callable[..., Any]) -> Callable[..., Any]:
     def create(self: IAMBackend, *args: Any, **kwargs: Any) -> Role:
         role = original(self, *args, **kwargs)
         role.__dict__["_emulator_created"] = clock.now()
+        role.create_date = clock.utc()  # CreateDate on the emulator's clock, as its Date header is
         return role
 
     return create
+
+
+def _date_on_emulator_clock(self: WSGIRequestHandler, timestamp: float | None = None) -> str:
+    """Every response's Date header on the emulator's clock: a client that measures an age
+    against the server's time (as AWS's own Date) sees the time a test advanced."""
+    return email.utils.formatdate(clock.now() if timestamp is None else timestamp, usegmt=True)
 
 
 def _wrap(owner: Any, name: str, wrapper: Callable[[Any], Any]) -> None:
@@ -483,4 +496,5 @@ def install() -> None:
     _wrap(CloudFormationBackend, "execute_change_set", _execute_as_change_set_role)
     _wrap(CloudFormationResponse, "delete_stack", _delete_as_stack_role)
     _wrap(IAMBackend, "create_role", _stamped_role)
+    WSGIRequestHandler.date_time_string = _date_on_emulator_clock  # type: ignore[method-assign, assignment]
     _installed = True

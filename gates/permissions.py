@@ -94,8 +94,14 @@ OPTIONS = (
         rollout={"EnvironmentKmsKeyArn": ENVIRONMENT_KEY},
     ),
     Option("log keys", {**IAM_DB, "LogsKmsKeyArn": LOGS_KEY}, {"LogsKmsKeyArn": LOGS_KEY}),
-    Option("account role on", IAM_DB, {"CreateApiGatewayAccountRole": "true"}),
-    Option("account role off", IAM_DB, {"CreateApiGatewayAccountRole": "false"}),
+    Option(
+        "account role on",
+        {**IAM_DB, "CreateApiGatewayAccountRole": "true"},
+        {
+            "ApiGatewayCloudWatchRoleArn": f"arn:aws:iam::{ACCOUNT}:role/cc-websocket-compute-ApiGatewayCloudWatchRole-A1"
+        },
+    ),
+    Option("account role off", {**IAM_DB, "CreateApiGatewayAccountRole": "false"}),
     Option("connect authorizer", IAM_DB, {"ConnectAuthorizerFunctionArn": CONSUMER_FUNCTIONS[0]}),
     Option("another prefix", {**IAM_DB, "NamePrefix": "staging"}, {"NamePrefix": "staging"}, {"NamePrefix": "staging"}),
     Option(
@@ -255,7 +261,7 @@ class StackResources:
         if action.lower() == "kms:createkey":
             return ["*"]  # the key has no ARN before it exists
         if kind == "AWS::ApiGateway::Account" and service == "iam":
-            return [self.role_arn(_logical_of(self.template["Resources"][logical]["Properties"]["CloudWatchRoleArn"]))]
+            return [str(self.evaluator.eval(props["CloudWatchRoleArn"]))]  # the role a parameter names
         return self.own_arns(logical, handler)
 
 

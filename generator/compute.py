@@ -34,6 +34,7 @@ from troposphere.awslambda import Code, Environment, Function, LoggingConfig, Pe
 from troposphere.events import Rule, Target
 from troposphere.iam import ManagedPolicy, Policy, Role
 
+from generator import account_role
 from generator.common import (
     KMS_KEY_ARN_PATTERN,
     add_log_parameters,
@@ -741,6 +742,7 @@ def build() -> Template:
     _parameters(params)
     deployed_by_template_url(template)
     _conditions_and_rules(template)
+    logging_role = account_role.add_role(template, params)
     role, migrate_role = _role(template), _role(template, migrate=True)
     functions = [
         (function, _function(template, function, migrate_role if function.logical == MIGRATE else role))
@@ -753,4 +755,8 @@ def build() -> Template:
     topic = compute_monitoring(template, [f for f in functions if f[0].logical != MIGRATE], TIMEOUT_PARAMETERS, rule)
     outputs = _outputs(functions, role, notify_policy)
     outputs["AlarmTopicArn"] = ("SNS topic every alarm of the WebSocket stacks notifies", topic)
+    outputs[account_role.ARN_OUTPUT] = (
+        "The account's API Gateway CloudWatch role this stack created (empty: none)",
+        logging_role,
+    )
     return finish(template, params, outputs)

@@ -49,7 +49,7 @@ from troposphere.stepfunctions import (
     TracingConfiguration,
 )
 
-from generator import asl_checks, compute, websocket
+from generator import account_role, asl_checks, compute
 from generator.common import (
     KMS_KEY_ARN_PATTERN,
     add_log_parameters,
@@ -300,7 +300,7 @@ ROLE_ACTIONS = _actions(
 )
 # Attached only when iam:PolicyARN is one the stacks attach (never AdministratorAccess); passed
 # only to the services the stacks give roles to.
-ATTACHED_POLICIES = (compute.VPC_ACCESS_POLICY, websocket.ACCOUNT_ROLE_POLICY)
+ATTACHED_POLICIES = (compute.VPC_ACCESS_POLICY, account_role.POLICY)
 PASSED_TO_SERVICES = ("lambda.amazonaws.com", "apigateway.amazonaws.com")
 # The rollout stack's own roles live under this path: no pattern of the form role/<name>-* (the
 # stacks' roles) can match role/rollout/..., because the path holds no '-'.
@@ -401,7 +401,7 @@ def _cloudformation_role(template: Template) -> Role:
     functions = Sub(f"{ARN}:lambda:{HERE}:function:{NAMES.functions}")
     roles = [
         Sub(f"{ARN}:iam::${{AWS::AccountId}}:role/{NAMES.roles}"),
-        Sub(f"{ARN}:iam::${{AWS::AccountId}}:role/${{WebSocketStackName}}-*"),
+        Sub(f"{ARN}:iam::${{AWS::AccountId}}:role/${{ComputeStackName}}-*"),
     ]
     # Tagging calls name a log group without the trailing ':*', the others with it.
     log_groups = [

@@ -16,6 +16,13 @@ from dataclasses import dataclass
 
 from generator.model import ENDPOINT_VARIABLE, HANDLER_FUNCTIONS, ROUTE_HANDLERS
 
+# The account's API Gateway logging role (generator/account_role.py): the compute stack creates it
+# and outputs its ARN, which the websocket stack sets for the account.
+ACCOUNT_ROLE_CREATE_PARAMETER = "CreateApiGatewayAccountRole"  # compute; decided per account by the rollout
+ACCOUNT_ROLE_ARN_PARAMETER = "ApiGatewayCloudWatchRoleArn"  # websocket ("": leave the account as it is)
+ACCOUNT_ROLE_ARN_OUTPUT = ACCOUNT_ROLE_ARN_PARAMETER  # compute ("" when it creates none)
+ACCOUNT_ROLE_LOGICAL_ID = "ApiGatewayCloudWatchRole"
+
 # Stage -> template stem, in deploy order.
 STACK_TEMPLATES = {"compute": "compute", "websocket": "websocket"}
 
@@ -28,6 +35,7 @@ STACK_INPUTS: dict[str, dict[str, Source]] = {
         **{f.arn_parameter: ("compute", f"{f.logical}FunctionArn") for f in ROUTE_HANDLERS},
         "HandlersRoleName": ("compute", "HandlersRoleName"),
         "AlarmTopicArn": ("compute", "AlarmTopicArn"),
+        ACCOUNT_ROLE_ARN_PARAMETER: ("compute", ACCOUNT_ROLE_ARN_OUTPUT),
     },
 }
 ARTIFACT_PARAMETERS = {"compute": ("CodeS3Bucket", "CodeS3Key")}
@@ -43,7 +51,7 @@ ROLLOUT_SET_PARAMETERS = {
 }
 
 
-ACCOUNT_ROLE_PARAMETER = "CreateApiGatewayAccountRole"  # decided per account by the rollout
+ACCOUNT_ROLE_PARAMETER = ("compute", ACCOUNT_ROLE_CREATE_PARAMETER)  # decided per account by the rollout
 
 
 @dataclass(frozen=True)
@@ -66,9 +74,11 @@ ENDPOINT_UPDATE = EndpointUpdate(
 # The rollout's steps, in order: every plan is a sub-list of these, and the state machine has a
 # state for each (a step a plan leaves out is skipped by the runner).
 # compute -> migrate (the table to the version the new handlers need, by the compute stack's
-# migrate function) -> websocket -> endpoint (the variable on every function) -> carry (the endpoint into
-# the compute stack's parameter, so later compute deploys keep it) -> bake (watch the alarms).
-STEP_ORDER = ("compute", "migrate", "websocket", "endpoint", "carry", "bake")
+# migrate function) -> settle (a logging role the compute stack just created is given time to
+# propagate in IAM before the websocket stack sets the account to it) -> websocket -> endpoint (the
+# variable on every function) -> carry (the endpoint into the compute stack's parameter, so later
+# compute deploys keep it) -> bake (watch the alarms).
+STEP_ORDER = ("compute", "migrate", "settle", "websocket", "endpoint", "carry", "bake")
 
 # CloudFormation stack states, as both engines act on them.
 UPDATABLE = (

@@ -22,7 +22,6 @@ from troposphere import (
     Sub,
     Template,
 )
-from troposphere.apigateway import Account
 from troposphere.apigatewayv2 import (
     AccessLogSettings,
     Api,
@@ -33,18 +32,16 @@ from troposphere.apigatewayv2 import (
     Stage,
 )
 from troposphere.awslambda import Permission
-from troposphere.cloudformation import WaitConditionHandle
-from troposphere.iam import PolicyType, Role
+from troposphere.iam import PolicyType
 
+from generator import account_role
 from generator.common import (
     add_log_parameters,
     add_name_prefix,
-    assume_role_policy,
     finish,
     log_group,
     new_template,
     tag_map,
-    tags,
 )
 from generator.model import (
     API_NAME,
@@ -83,8 +80,6 @@ ACCESS_LOG_FORMAT = json.dumps(ACCESS_LOG_FIELDS, separators=(",", ":"))
 EXECUTE_API_ARN = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}"
 MANAGEMENT_ENDPOINT = "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}"
 INVOKE_URL = "wss://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}"
-
-ACCOUNT_ROLE_POLICY = "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 
 
 def _parameters(params: ParameterSet) -> None:
@@ -216,18 +211,6 @@ def _parameters(params: ParameterSet) -> None:
     )
     logging = "Logs"
     add_log_parameters(params, logging, "Access log")
-    params.add(
-        logging,
-        "CreateApiGatewayAccountRole",
-        "Set the account's API Gateway CloudWatch role",
-        Type="String",
-        Default="true",
-        AllowedValues=["true", "false"],
-        Description="Create the role API Gateway needs for access and execution logging and set "
-        "it for the whole account and region (one per region: the last stack to set it wins). "
-        "The role is retained when the stack is deleted or this is turned off, since the "
-        "account setting keeps naming it. Set false when the account already has one.",
-    )
     add_websocket_parameters(params)
 
 
@@ -238,7 +221,6 @@ def _conditions(template: Template) -> None:
     template.add_condition("ConnectAuthorizerGiven", Not(Equals(Ref(p["ConnectAuthorizerFunctionArn"]), "")))
     template.add_condition("HandlersRoleNameGiven", Not(Equals(Ref(p["HandlersRoleName"]), "")))
     template.add_condition("ConsumerRolesGiven", Not(Equals(Join("", Ref(p["ManageConnectionsRoleNames"])), "")))
-    template.add_condition("CreateAccountRole", Equals(Ref(p["CreateApiGatewayAccountRole"]), "true"))
     template.add_condition("DataTraceOn", Equals(Ref(p["DataTraceEnabled"]), "true"))
     template.add_condition("DetailedMetricsOn", Equals(Ref(p["DetailedMetricsEnabled"]), "true"))
 
@@ -252,40 +234,6 @@ def function_arn(template: Template, route: HandlerFunction) -> If:
 def handlers_role_name(template: Template) -> If:
     p = template.parameters
     return If("HandlersRoleNameGiven", Ref(p["HandlersRoleName"]), Sub(HANDLERS_ROLE_NAME))
-
-
-def _account_role(template: Template, wait_for: list[str]) -> None:
-    """The account's CloudWatch role and setting. The role is retained: deleting it would leave
-    the account setting naming nothing and break logging for every API in the region. The
-    setting waits for `wait_for`, giving IAM time to propagate the new role before API Gateway
-    checks it."""
-    role = template.add_resource(
-        Role(
-            "ApiGatewayCloudWatchRole",
-            Condition="CreateAccountRole",
-            DeletionPolicy="Retain",
-            UpdateReplacePolicy="Retain",
-            AssumeRolePolicyDocument=assume_role_policy("apigateway.amazonaws.com"),
-            ManagedPolicyArns=[Sub(ACCOUNT_ROLE_POLICY)],
-            Tags=tags("websocket"),
-        )
-    )
-    account = template.add_resource(
-        Account(
-            "ApiGatewayAccount",
-            Condition="CreateAccountRole",
-            DependsOn=wait_for,
-            CloudWatchRoleArn=GetAtt(role, "Arn"),
-        )
-    )
-    # DependsOn cannot name a resource whose condition is false; this handle can, so the stage
-    # waits for the account role exactly when this stack creates it.
-    template.add_resource(
-        WaitConditionHandle(
-            "ApiGatewayAccountReady",
-            Metadata={"AccountRoleSet": If("CreateAccountRole", Ref(account), "")},
-        )
-    )
 
 
 def _route(template: Template, api: Api, route: HandlerFunction) -> Route:
@@ -363,7 +311,7 @@ def _stage(template: Template, api: Api, routes: list[Route]) -> Stage:
     return template.add_resource(
         Stage(
             "Stage",
-            DependsOn=[route.title for route in routes] + ["ApiGatewayAccountReady"],
+            DependsOn=[route.title for route in routes] + [account_role.READY],
             ApiId=Ref(api),
             StageName=Ref(p["StageName"]),
             Description="CareConnect WebSocket stage (auto-deployed)",
@@ -451,7 +399,9 @@ def build() -> Template:
     _connect_authorizer(template, api)
     routes = [_route(template, api, route) for route in ROUTE_HANDLERS]
     policy = _management_policy(template)
-    _account_role(template, [policy.title, *(f"{r.logical}InvokePermission" for r in ROUTE_HANDLERS)])
+    account_role.add_setting(
+        template, params, [policy.title, *(f"{r.logical}InvokePermission" for r in ROUTE_HANDLERS)]
+    )
     stage = _stage(template, api, routes)
     websocket_alarms(template, Ref(api), Ref(stage))
     dashboard(template)

@@ -34,7 +34,7 @@ class CredentialsError(RuntimeError):
     """No usable credentials or profile: says what to set."""
 
 
-TARGETS = ("StackName", "FunctionName", "AlarmNamePrefix", "Bucket", "stateMachineArn", "executionArn")
+TARGETS = ("StackName", "FunctionName", "AlarmNamePrefix", "RoleName", "Bucket", "stateMachineArn", "executionArn")
 
 
 @dataclass

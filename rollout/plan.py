@@ -13,6 +13,8 @@ from typing import Any
 from generator.model import NOTIFY_FUNCTION_VARIABLE
 from generator.names import Names
 from generator.stages import (
+    ACCOUNT_ROLE_ARN_OUTPUT,
+    ACCOUNT_ROLE_LOGICAL_ID,
     ACCOUNT_ROLE_PARAMETER,
     ARTIFACT_PARAMETERS,
     CONSUMER_ROLES_PARAMETER,
@@ -27,6 +29,7 @@ from rollout.steps import (
     Call,
     DeployStack,
     Migrate,
+    SettleRole,
     SetVariables,
     Step,
     Where,
@@ -130,15 +133,16 @@ class Plan:
         return cls(**fields, steps=tuple(from_dict(s) for s in data["steps"]))
 
 
-def account_role_decision(explicit: str | None, current_role: str, websocket_stack: str) -> tuple[str, str]:
+def account_role_decision(explicit: str | None, current_role: str, our_stacks: tuple[str, ...]) -> tuple[str, str]:
     """CreateApiGatewayAccountRole for this account and region, and the line that says why.
 
     Access logging (always on) needs the account's API Gateway CloudWatch role. An explicit
     setting is kept: `false` in an account without the role is refused (the stage would fail).
-    Left unset, the stack creates the role when the account has none (or has this stack's), and
-    otherwise keeps the role someone else set.
+    Left unset, the compute stack creates the role when the account has none (or has this
+    environment's: made by its compute stack, or by its websocket stack before the role moved),
+    and otherwise keeps the role someone else set.
     """
-    ours = f":role/{websocket_stack}-ApiGatewayCloudWatchRole-" in current_role
+    ours = any(f":role/{stack}-{ACCOUNT_ROLE_LOGICAL_ID}-" in current_role for stack in our_stacks)
     if explicit == "false":
         if not current_role:
             raise PlanRefused(
@@ -191,9 +195,11 @@ def resolve(
 ) -> Plan:
     """The plan: every parameter of every stack assembled here and nowhere else."""
     names = Names(settings.parameters.get("compute", {}).get("NamePrefix", "cc"))
-    websocket_stack = settings.stacks["websocket"]
+    role_stage, role_parameter = ACCOUNT_ROLE_PARAMETER
     role_value, role_note = account_role_decision(
-        settings.parameters.get("websocket", {}).get(ACCOUNT_ROLE_PARAMETER), observed.account_role, websocket_stack
+        settings.parameters.get(role_stage, {}).get(role_parameter),
+        observed.account_role,
+        (settings.stacks["compute"], settings.stacks["websocket"]),
     )
     # Every parameter given (a default too): a change set that omits one uses its default, which moto
     # does not see as a change, and the dry run shows each value that will hold.
@@ -201,7 +207,7 @@ def resolve(
         stage: artifacts.defaults.get(stem, {}) | dict(settings.parameters.get(stage, {}))
         for stage, stem in STACK_TEMPLATES.items()
     }
-    decided["websocket"][ACCOUNT_ROLE_PARAMETER] = role_value
+    decided[role_stage][role_parameter] = role_value
     decided[CONSUMER_ROLES_PARAMETER[0]][CONSUMER_ROLES_PARAMETER[1]] = ",".join(
         sorted({c.role_name for c in observed.consumers})
     )
@@ -257,6 +263,10 @@ def resolve(
     }
     if settings.migrate:
         steps["migrate"] = Migrate("migrate", 0, ref("compute", "MigrateFunctionName"), names.function("migrate"))
+    if role_value == "true":
+        steps["settle"] = SettleRole(
+            "settle", 0, ref("compute", ACCOUNT_ROLE_ARN_OUTPUT), f"{settings.stacks['compute']}-*"
+        )
     if bake_seconds > 0:
         wait = max(poll_seconds, bake_seconds / 100)  # a long bake looks less often: a bounded history
         steps["bake"] = Bake("bake", wait, names.alarm_prefix, bake_seconds)
@@ -297,5 +307,6 @@ def declared_calls(where: Where, name_prefix: str, stacks: dict[str, str], role_
         SetVariables("endpoint", 0, {}, (), own_functions=names.functions),
         Bake("bake", 0, names.alarm_prefix, 1),
         Migrate("migrate", 0, "", names.function("migrate")),
+        SettleRole("settle", 0, "", f"{stacks['compute']}-*"),
     ]
     return sorted({call for step in steps for call in step.calls(where)}, key=lambda c: (c.action, c.resource))

@@ -18,7 +18,7 @@ from generator.build import build_all
 from generator.intrinsics import failed_rules
 from generator.parameters import InvalidSetting, check_values
 from generator.project import Project
-from generator.stages import MAX_CONSUMERS, ROLLOUT_SET_PARAMETERS, STACK_TEMPLATES
+from generator.stages import ACCOUNT_ROLE_PARAMETER, MAX_CONSUMERS, ROLLOUT_SET_PARAMETERS, STACK_TEMPLATES
 
 REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -172,6 +172,10 @@ def _consumers(path: Path, raw: Any) -> tuple[str, ...]:
     return tuple(raw)
 
 
+# Parameters an earlier version of the templates had in another stack: stage -> {name: its stage now}.
+MOVED_PARAMETERS = {"websocket": {ACCOUNT_ROLE_PARAMETER[1]: ACCOUNT_ROLE_PARAMETER[0]}}
+
+
 def _parameters(path: Path, raw: Any) -> dict[str, dict[str, str]]:
     if not isinstance(raw, dict) or set(raw) - {"shared", *STACK_TEMPLATES}:
         raise _fail(path, "parameters", f"expected sections shared, {', '.join(STACK_TEMPLATES)}")
@@ -184,6 +188,13 @@ def _parameters(path: Path, raw: Any) -> dict[str, dict[str, str]]:
         if not isinstance(own, dict) or not isinstance(shared, dict):
             raise _fail(path, f"parameters.{stage}", "expected a mapping of parameter names to values")
         values = {k: v for k, v in shared.items() if k in declared} | own
+        for name, moved_to in MOVED_PARAMETERS.get(stage, {}).items():
+            if name in own:
+                raise _fail(
+                    path,
+                    f"parameters.{stage}.{name}",
+                    f"moved to the {moved_to} stack: set it under parameters.{moved_to}",
+                )
         for name in sorted(set(values) & ROLLOUT_SET_PARAMETERS[stage]):
             raise _fail(path, f"parameters.{stage}.{name}", "is set by the rollout itself; remove it")
         try:

@@ -14,6 +14,7 @@ them and the tests check the calls a rehearsal makes against them.
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import json
 import time
@@ -49,6 +50,10 @@ MAX_POLLS = 2500
 ROLE_PROPAGATION_SECONDS = 300
 ROLE_RETRY_SECONDS = 10
 NOT_ASSUMABLE = "is invalid or cannot be assumed"
+# API Gateway refuses to log through a role IAM has not propagated ("The role ARN does not have
+# required permissions set to API Gateway"), and CloudFormation's AWS::ApiGateway::Account does not
+# wait for it: the account's logging role is at least this old before the websocket stack sets it.
+ACCOUNT_ROLE_SETTLE_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -648,7 +653,41 @@ class Migrate(Step):
         raise AssertionError("migrate finishes in start")  # pragma: no cover
 
 
-KINDS: dict[str, type[Step]] = {cls.kind: cls for cls in (DeployStack, SetVariables, Bake, Migrate)}
+@dataclass(frozen=True)
+class SettleRole(Step):
+    """Give a role the compute stack just created time to propagate in IAM before the next stack
+    hands it to a service that checks it (the account's API Gateway logging role): done at once
+    when there is none or it is old enough, else after waiting out the rest."""
+
+    role_arn: Any  # literal or Ref: the compute stack's ApiGatewayCloudWatchRoleArn ("": none)
+    role_pattern: str  # the role's name as a pattern, for the declared call
+    seconds: int = ACCOUNT_ROLE_SETTLE_SECONDS
+    kind: ClassVar[str] = "settle"
+
+    def description(self) -> str:
+        return f"let a new API Gateway logging role propagate in IAM ({self.seconds} s from its creation)"
+
+    def calls(self, where: Where) -> list[Call]:
+        return [Call("iam:GetRole", where.arn("iam", f"role/{self.role_pattern}", regional=False))]
+
+    def start(self, ctx: Context, outputs: dict[str, dict[str, str]]) -> Progress:
+        arn = value_of(self.role_arn, outputs) or ""
+        if not arn:
+            return Progress(True, result=_result(self.name, "unchanged", "no logging role created by this run"))
+        answer = ctx.client("iam").get_role(RoleName=arn.rsplit("/", 1)[-1])
+        # Measured on IAM's clock (its Date header), not this machine's, which may be off.
+        now = email.utils.parsedate_to_datetime(answer["ResponseMetadata"]["HTTPHeaders"]["date"])
+        age = (now - answer["Role"]["CreateDate"]).total_seconds()
+        if age >= self.seconds:
+            return Progress(True, result=_result(self.name, "unchanged", f"{arn}: {age:.0f} s old"))
+        ctx.report.line(self.name, f"{arn}: created {age:.0f} s ago; waiting {self.seconds - age:.0f} s for IAM")
+        return Progress(False, {"role": arn}, self.seconds - age)
+
+    def poll(self, ctx: Context, outputs: dict[str, dict[str, str]], work: dict[str, Any]) -> Progress:
+        return Progress(True, result=_result(self.name, "succeeded", f"{work['role']}: waited for IAM"))
+
+
+KINDS: dict[str, type[Step]] = {cls.kind: cls for cls in (DeployStack, SetVariables, Bake, Migrate, SettleRole)}
 
 
 def from_dict(data: dict[str, Any]) -> Step:

@@ -165,7 +165,7 @@ def test_attaching_a_managed_policy_is_decided_on_the_policy_it_names(rollout: d
     report = permissions.run(rollout_override=changed)
     missed = {(m.resource, m.action, dict(m.context)["iam:PolicyARN"]) for m in report.misses}
     push = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
-    assert missed == {("websocket ApiGatewayCloudWatchRole (AWS::IAM::Role)", a, push)
+    assert missed == {("compute ApiGatewayCloudWatchRole (AWS::IAM::Role)", a, push)
                       for a in ("iam:AttachRolePolicy", "iam:DetachRolePolicy")}  # fmt: skip
 
 

@@ -215,7 +215,20 @@ def test_outputs_feed_the_websocket_stack(templates: dict[str, Any]) -> None:
         assert {f"{stem}FunctionArn", f"{stem}FunctionName"} <= outputs
     # Every websocket parameter that names a compute output exists under the same key.
     assert {p for p in websocket["Parameters"] if p in outputs} == {
-        "ConnectFunctionArn", "DisconnectFunctionArn", "DefaultFunctionArn", "HandlersRoleName", "AlarmTopicArn"}  # fmt: skip
+        "ConnectFunctionArn", "DisconnectFunctionArn", "DefaultFunctionArn", "HandlersRoleName", "AlarmTopicArn",
+        "ApiGatewayCloudWatchRoleArn"}  # fmt: skip
+
+
+def test_the_account_logging_role_is_optional_retained_and_its_arn_an_output(compute: dict[str, Any]) -> None:
+    role = compute["Resources"]["ApiGatewayCloudWatchRole"]
+    assert role["Condition"] == "CreateAccountRole"
+    assert role["DeletionPolicy"] == role["UpdateReplacePolicy"] == "Retain"
+    assert "AmazonAPIGatewayPushToCloudWatchLogs" in json.dumps(role["Properties"]["ManagedPolicyArns"])
+    assert "apigateway.amazonaws.com" in json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+    output = compute["Outputs"]["ApiGatewayCloudWatchRoleArn"]["Value"]
+    role_arn = "arn:aws:iam::123456789012:role/r"
+    assert Evaluator(compute, CODE, attributes={"ApiGatewayCloudWatchRole.Arn": role_arn}).eval(output) == role_arn
+    assert Evaluator(compute, {**CODE, "CreateApiGatewayAccountRole": "false"}).eval(output) == ""
 
 
 def test_cleanup_runs_hourly_by_default_and_only_events_may_invoke_it(

@@ -139,14 +139,15 @@ def test_log_group_name_and_retention(ws: dict[str, Any]) -> None:
     assert Evaluator(ws, {"LogsKmsKeyArn": key}).eval(group["KmsKeyId"]) == key
 
 
-def test_account_cloudwatch_role_is_optional_and_the_stage_waits_for_it(ws: dict[str, Any]) -> None:
+def test_the_account_is_set_to_the_role_given_and_the_stage_waits_for_it(ws: dict[str, Any]) -> None:
     account = of_type(ws, "AWS::ApiGateway::Account")
     ((account_name, account_res),) = account.items()
-    role = ws["Resources"][account_res["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]]
-    assert account_res["Condition"] == role["Condition"] == "CreateAccountRole"
-    assert Evaluator(ws).condition("CreateAccountRole") is True
-    assert Evaluator(ws, {"CreateApiGatewayAccountRole": "false"}).condition("CreateAccountRole") is False
-    assert "AmazonAPIGatewayPushToCloudWatchLogs" in json.dumps(role["Properties"]["ManagedPolicyArns"])
+    assert account_res["Properties"]["CloudWatchRoleArn"] == {"Ref": "ApiGatewayCloudWatchRoleArn"}
+    assert account_res["Condition"] == "SetAccountRole"
+    assert Evaluator(ws).condition("SetAccountRole") is False  # no role given: the account is left as it is
+    role = "arn:aws:iam::123456789012:role/cc-websocket-compute-ApiGatewayCloudWatchRole-A1"
+    assert Evaluator(ws, {"ApiGatewayCloudWatchRoleArn": role}).condition("SetAccountRole") is True
+    assert of_type(ws, "AWS::IAM::Role") == {}  # the role is the compute stack's, created a stack earlier
     (stage,) = of_type(ws, "AWS::ApiGatewayV2::Stage").values()
     handle = next(
         d for d in stage["DependsOn"] if ws["Resources"][d]["Type"] == "AWS::CloudFormation::WaitConditionHandle"
@@ -202,13 +203,11 @@ def test_outputs_resolve_to_the_documented_urls(ws: dict[str, Any]) -> None:
     assert values["WebSocketApiExecutionArn"] == "arn:aws-cn:execute-api:cn-north-1:123456789012:a1b2c3"
 
 
-def test_the_account_role_is_retained_and_set_after_other_iam_work(ws: dict[str, Any]) -> None:
-    role = ws["Resources"]["ApiGatewayCloudWatchRole"]
-    assert role["DeletionPolicy"] == "Retain" and role["UpdateReplacePolicy"] == "Retain"
+def test_the_account_is_set_after_other_iam_work(ws: dict[str, Any]) -> None:
     account = ws["Resources"]["ApiGatewayAccount"]
-    assert "ManageConnectionsPolicy" in account["DependsOn"]  # time for IAM to propagate the role
+    assert "ManageConnectionsPolicy" in account["DependsOn"]
     text = (
-        ws["Parameters"]["LoggingLevel"]["Description"] + ws["Parameters"]["CreateApiGatewayAccountRole"]["Description"]
+        ws["Parameters"]["LoggingLevel"]["Description"] + ws["Parameters"]["ApiGatewayCloudWatchRoleArn"]["Description"]
     )
     assert "unless OFF" not in text and "Access logging is always on" in text
 

@@ -26,6 +26,8 @@ def resource(plan: Plan, operation: str, target: str) -> str:
         return target
     service = operation.split(":")[0]
     kind = {"cloudformation": f"stack/{target}/id", "lambda": f"function:{target}", "cloudwatch": f"alarm:{target}"}
+    if service == "iam":
+        return plan.where.arn(service, f"role/{target}", regional=False)
     return plan.where.arn(service, kind[service])
 
 
@@ -63,7 +65,7 @@ def test_every_call_of_a_fresh_and_a_changed_rollout_is_declared(
     emulator: str, env_settings: settings.EnvironmentSettings, built_artifact: package.Artifact
 ) -> None:
     plan, results = rehearse(emulator, env_settings, built_artifact)
-    assert {r["stage"] for r in results} == {"compute", "websocket", "endpoint", "carry", "bake"}
+    assert {r["stage"] for r in results} == {"compute", "settle", "websocket", "endpoint", "carry", "bake"}
     assert sum(sum(r["calls"].values()) for r in results) > 30 and undeclared(plan, results) == []
     plan, results = rehearse(
         emulator, with_parameters(env_settings, "websocket", ThrottlingRateLimit="3"), built_artifact

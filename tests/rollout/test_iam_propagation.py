@@ -11,7 +11,7 @@ from emulator import advance_clock
 from emulator.aws_rules import iam_propagation
 from rollout import settings
 from rollout.stacks import StageFailed
-from rollout.steps import ROLE_PROPAGATION_SECONDS, ROLE_RETRY_SECONDS
+from rollout.steps import ACCOUNT_ROLE_SETTLE_SECONDS, ROLE_PROPAGATION_SECONDS, ROLE_RETRY_SECONDS
 from tests.rollout.conftest import Run
 from tests.rollout.test_rehearse_options import someone_elses_role
 
@@ -37,3 +37,20 @@ def test_a_service_role_refused_past_the_budget_fails_naming_it(
     assert "still cannot assume the service role arn:aws:iam::123456789012:role/rollout/" in str(failed.value)
     assert f"after {ROLE_PROPAGATION_SECONDS} s" in str(failed.value)
     assert "trust cloudformation.amazonaws.com" in failed.value.details[0]
+
+
+@pytest.mark.parametrize("engine_name", ["local", "stepfunctions"])
+def test_a_fresh_accounts_logging_role_is_given_time_to_propagate_before_api_gateway_is_set_to_it(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, engine_name: str
+) -> None:
+    # API Gateway refuses a role IAM has not propagated, and AWS::ApiGateway::Account does not wait.
+    with iam_propagation(ACCOUNT_ROLE_SETTLE_SECONDS - 5):
+        summary, aws, _ = rollout(env_settings, engine_name, sleep=advance_clock)
+    assert summary["result"] == "succeeded"
+    settle = next(s for s in summary["stages"] if s["stage"] == "settle")
+    assert (settle["action"], settle["detail"].endswith("waited for IAM")) == ("succeeded", True)
+    role = aws.client("apigateway").get_account()["cloudwatchRoleArn"]
+    assert ":role/cc-websocket-compute-ApiGatewayCloudWatchRole-" in role
+    # A second run finds the role old enough and waits for nothing.
+    again, _, _ = rollout(env_settings, engine_name, sleep=advance_clock)
+    assert {s["stage"]: s["action"] for s in again["stages"]}["settle"] == "unchanged"

@@ -105,10 +105,12 @@ def test_an_existing_account_role_is_kept(emulator: str, env_settings: settings.
     summary, aws = run(engine_name, emulator, env_settings, built_artifact)
     assert summary["result"] == "succeeded"
     assert aws.client("apigateway").get_account()["cloudwatchRoleArn"] == role
-    stack = aws.client("cloudformation").describe_stacks(StackName="cc-websocket-api")["Stacks"][0]
-    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}[
-        "CreateApiGatewayAccountRole"
-    ] == "false"
+    for stack_name, parameter, value in (
+        ("cc-websocket-compute", "CreateApiGatewayAccountRole", "false"),
+        ("cc-websocket-api", "ApiGatewayCloudWatchRoleArn", ""),
+    ):
+        stack = aws.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
+        assert {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack["Parameters"]}[parameter] == value
 
 
 def test_a_fresh_account_gets_the_role_and_a_second_run_keeps_owning_it(
@@ -116,7 +118,7 @@ def test_a_fresh_account_gets_the_role_and_a_second_run_keeps_owning_it(
 ) -> None:
     _, aws = run("local", emulator, env_settings, built_artifact)
     role = aws.client("apigateway").get_account()["cloudwatchRoleArn"]
-    assert ":role/cc-websocket-api-ApiGatewayCloudWatchRole-" in role
+    assert ":role/cc-websocket-compute-ApiGatewayCloudWatchRole-" in role
     second, _ = run("local", emulator, env_settings, built_artifact)
     assert {s["stage"]: s["action"] for s in second["stages"]}["websocket"] == "unchanged"
 
@@ -124,7 +126,7 @@ def test_a_fresh_account_gets_the_role_and_a_second_run_keeps_owning_it(
 def test_explicit_false_without_a_role_is_refused_before_any_change(
     emulator: str, env_settings: settings.EnvironmentSettings, built_artifact: package.Artifact
 ) -> None:
-    env = with_parameters(env_settings, "websocket", CreateApiGatewayAccountRole="false")
+    env = with_parameters(env_settings, "compute", CreateApiGatewayAccountRole="false")
     with pytest.raises(PlanRefused, match="no API Gateway CloudWatch role"):
         run("local", emulator, env, built_artifact)
     aws = Aws(env.region, endpoint_url=emulator)
@@ -136,7 +138,7 @@ def test_turning_the_account_role_off_keeps_the_role_the_account_names(
 ) -> None:
     _, aws = run("local", emulator, env_settings, built_artifact)
     role = aws.client("apigateway").get_account()["cloudwatchRoleArn"]
-    off = with_parameters(env_settings, "websocket", CreateApiGatewayAccountRole="false")
+    off = with_parameters(env_settings, "compute", CreateApiGatewayAccountRole="false")
     summary, _ = run("local", emulator, off, built_artifact)
     assert summary["result"] == "succeeded"
     assert aws.client("iam").get_role(RoleName=role.rsplit("/", 1)[1])["Role"]["Arn"] == role

@@ -117,7 +117,7 @@ def _fail_the_api_stack(
     """A first rollout, then the API stack re-created while the account's logging role is gone:
     its stage cannot log, so the create rolls back (ROLLBACK_COMPLETE)."""
     rollout(env, engine_name)  # sets the account's role (this stack's)
-    keep = with_parameters(env, "websocket", CreateApiGatewayAccountRole="false")
+    keep = with_parameters(env, "compute", CreateApiGatewayAccountRole="false")
     Aws(REGION, endpoint_url=emulator).client("cloudformation").delete_stack(StackName="cc-websocket-api")
 
     def account_role_removed_once_read(aws: Aws) -> None:

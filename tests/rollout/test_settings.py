@@ -121,5 +121,11 @@ def test_a_yaml_boolean_where_text_is_meant_is_refused_by_name(tmp_path: Path) -
     with pytest.raises(settings.SettingsError, match=r"parameters.websocket.StageName: YAML reads an unquoted no, off, "
                        r"false as the boolean false, and this parameter takes text: quote the value \(e.g. StageName: 'no'\)"):  # fmt: skip
         settings.load("test", project=Project(tmp_path))
-    role = check(tmp_path, parameters={**GOOD["parameters"], "websocket": {"CreateApiGatewayAccountRole": False}})
-    assert role.parameters["websocket"]["CreateApiGatewayAccountRole"] == "false"
+    role = check(
+        tmp_path,
+        parameters={
+            **GOOD["parameters"],
+            "compute": {**GOOD["parameters"]["compute"], "CreateApiGatewayAccountRole": False},
+        },
+    )
+    assert role.parameters["compute"]["CreateApiGatewayAccountRole"] == "false"
