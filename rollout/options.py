@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from generator.project import Project
 from rollout import package
+from rollout.steps import ACCOUNT_ROLE_SETTLE_SECONDS
 
 
 @dataclass
@@ -19,5 +20,8 @@ class Options:
     build_package: Callable[[package.Target, Project], package.Artifact] = lambda target, project: package.build(
         target, project=project
     )
+    # How long a role the compute stack just created gets to propagate in IAM before the websocket
+    # stack hands it to API Gateway (tests on an emulator whose IAM is instant choose 0).
+    role_settle_seconds: float = ACCOUNT_ROLE_SETTLE_SECONDS
     bake_seconds: int | None = None  # --bake-seconds: overrides the environment's bake_seconds
     project: Project = field(default_factory=Project.find)  # made by the command's main

@@ -25,6 +25,7 @@ from generator.stages import (
 )
 from rollout.stacks import StackState
 from rollout.steps import (
+    ACCOUNT_ROLE_SETTLE_SECONDS,
     Bake,
     Call,
     DeployStack,
@@ -191,6 +192,7 @@ def resolve(
     role_arn: str,
     bake_seconds: int,
     poll_seconds: float = STACK_WAIT_SECONDS,
+    settle_seconds: float = ACCOUNT_ROLE_SETTLE_SECONDS,
     recreate: frozenset[str] = frozenset(),
 ) -> Plan:
     """The plan: every parameter of every stack assembled here and nowhere else."""
@@ -265,7 +267,7 @@ def resolve(
         steps["migrate"] = Migrate("migrate", 0, ref("compute", "MigrateFunctionName"), names.function("migrate"))
     if role_value == "true":
         steps["settle"] = SettleRole(
-            "settle", 0, ref("compute", ACCOUNT_ROLE_ARN_OUTPUT), f"{settings.stacks['compute']}-*"
+            "settle", 0, ref("compute", ACCOUNT_ROLE_ARN_OUTPUT), f"{settings.stacks['compute']}-*", settle_seconds
         )
     if bake_seconds > 0:
         wait = max(poll_seconds, bake_seconds / 100)  # a long bake looks less often: a bounded history

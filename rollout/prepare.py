@@ -79,6 +79,7 @@ class Prepared:
             role_arn=role,
             bake_seconds=seconds,
             poll_seconds=options.poll_seconds,
+            settle_seconds=options.role_settle_seconds,
             recreate=self.recreate,
         )
 

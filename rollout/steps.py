@@ -661,11 +661,11 @@ class SettleRole(Step):
 
     role_arn: Any  # literal or Ref: the compute stack's ApiGatewayCloudWatchRoleArn ("": none)
     role_pattern: str  # the role's name as a pattern, for the declared call
-    seconds: int = ACCOUNT_ROLE_SETTLE_SECONDS
+    seconds: float = ACCOUNT_ROLE_SETTLE_SECONDS
     kind: ClassVar[str] = "settle"
 
     def description(self) -> str:
-        return f"let a new API Gateway logging role propagate in IAM ({self.seconds} s from its creation)"
+        return f"let a new API Gateway logging role propagate in IAM ({self.seconds:g} s from its creation)"
 
     def calls(self, where: Where) -> list[Call]:
         return [Call("iam:GetRole", where.arn("iam", f"role/{self.role_pattern}", regional=False))]

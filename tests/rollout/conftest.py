@@ -57,7 +57,9 @@ class Run:
         aws.counter.calls.clear()
         log = self.tmp_path / "report.log"
         with log.open("w") as stream:
-            options = factory.options(**({"poll_seconds": 0} | option_overrides))
+            # The emulator's IAM is instant unless a test injects propagation (which then names
+            # the settle time it rehearses).
+            options = factory.options(**({"poll_seconds": 0, "role_settle_seconds": 0} | option_overrides))
             summary = factory.orchestrator(engine_name)(env, aws, Reporter(stream), options).to_dict()
         return summary, aws, log.read_text()
 

@@ -45,12 +45,16 @@ def test_a_fresh_accounts_logging_role_is_given_time_to_propagate_before_api_gat
 ) -> None:
     # API Gateway refuses a role IAM has not propagated, and AWS::ApiGateway::Account does not wait.
     with iam_propagation(ACCOUNT_ROLE_SETTLE_SECONDS - 5):
-        summary, aws, _ = rollout(env_settings, engine_name, sleep=advance_clock)
+        summary, aws, _ = rollout(
+            env_settings, engine_name, sleep=advance_clock, role_settle_seconds=ACCOUNT_ROLE_SETTLE_SECONDS
+        )
     assert summary["result"] == "succeeded"
     settle = next(s for s in summary["stages"] if s["stage"] == "settle")
     assert (settle["action"], settle["detail"].endswith("waited for IAM")) == ("succeeded", True)
     role = aws.client("apigateway").get_account()["cloudwatchRoleArn"]
     assert ":role/cc-websocket-compute-ApiGatewayCloudWatchRole-" in role
     # A second run finds the role old enough and waits for nothing.
-    again, _, _ = rollout(env_settings, engine_name, sleep=advance_clock)
+    again, _, _ = rollout(
+        env_settings, engine_name, sleep=advance_clock, role_settle_seconds=ACCOUNT_ROLE_SETTLE_SECONDS
+    )
     assert {s["stage"]: s["action"] for s in again["stages"]}["settle"] == "unchanged"

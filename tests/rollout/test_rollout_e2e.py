@@ -44,7 +44,13 @@ def test_fresh_rollout_builds_everything_and_wires_the_endpoint(
 ) -> None:
     summary, aws, log = rollout(env_settings)
     assert summary["result"] == "succeeded"
-    assert actions(summary) == {"compute": "created", "websocket": "created", "endpoint": "updated", "carry": "updated"}
+    assert actions(summary) == {
+        "compute": "created",
+        "settle": "unchanged",
+        "websocket": "created",
+        "endpoint": "updated",
+        "carry": "updated",
+    }
     endpoint = summary["management_endpoint"]
     assert endpoint.startswith("https://") and endpoint.endswith(".execute-api.eu-west-1.amazonaws.com/prod")
     assert summary["websocket_url"] == endpoint.replace("https://", "wss://")
@@ -93,6 +99,7 @@ def test_an_immediate_second_run_changes_nothing(rollout: Run, env_settings: set
     summary, aws, _ = rollout(env_settings)
     assert actions(summary) == {
         "compute": "unchanged",
+        "settle": "unchanged",
         "websocket": "unchanged",
         "endpoint": "unchanged",
         "carry": "unchanged",
@@ -146,7 +153,13 @@ def test_pre_existing_environment_variables_survive(rollout: Run, env_settings: 
 def test_dry_run_shows_the_plan_and_changes_nothing(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:
     summary, aws, log = rollout(env_settings, dry_run=True)
     assert summary["result"] == "planned"
-    assert actions(summary) == {"compute": "planned", "websocket": "planned", "endpoint": "planned", "carry": "planned"}
+    assert actions(summary) == {
+        "compute": "planned",
+        "settle": "planned",
+        "websocket": "planned",
+        "endpoint": "planned",
+        "carry": "planned",
+    }
     assert "Add      ConnectFunction" in log  # the compute stack's change set, shown and discarded
     # The websocket stack's inputs are outputs of a compute stack that does not exist yet: it is
     # planned after it (its change set needs the functions' ARNs), and the plan says so.
