@@ -6,6 +6,7 @@
   watch --env NAME      follow what is running for an environment (an execution, or stacks)
   status --env NAME     what is deployed: stacks, artifact, endpoints, alarms (read-only)
   unlock --env NAME     remove the environment's rollout lock, after asking
+  destroy --env NAME    delete the environment's stacks in reverse order, after saying what stays
   policy --env NAME     the IAM policy a release engineer needs for it (--engine local|stepfunctions)
   emulator [--port N]   serve the embedded emulator on 127.0.0.1 until interrupted
 
@@ -71,8 +72,10 @@ def _package(args: argparse.Namespace) -> int:
 
 def _confirm(assume_yes: bool) -> Any:
     def ask(question: str) -> bool:
-        """Questions go to stderr, never stdout (which may be `--json > file`); end of input is a no."""
+        """Questions go to stderr, never stdout (which may be `--json > file`); end of input is a no.
+        --yes answers each one, printed with its answer: never silently."""
         if assume_yes:
+            print(f"{question} [y/N] yes (--yes)", file=sys.stderr, flush=True)
             return True
         print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
         answer = sys.stdin.readline()
@@ -94,6 +97,7 @@ def _rollout(args: argparse.Namespace) -> int:
         confirm=_confirm(rehearsing or args.yes),
         bake_seconds=getattr(args, "bake_seconds", None),
         project=args.project,
+        allow_replacement=getattr(args, "allow_replacement", False),
     )
     try:
         env = settings.load(environment, region=getattr(args, "region", None), project=args.project)
@@ -316,6 +320,11 @@ def parser(project: Project) -> argparse.ArgumentParser:
             help="after the endpoint stage, watch the stacks' alarms this long; any in ALARM fails the rollout "
             "(0 skips; default: the environment's bake_seconds)",
         )
+        sub.add_argument(
+            "--allow-replacement",
+            action="store_true",
+            help="let the plan replace resources (a new wss:// URL, log groups re-created): refused without it",
+        )
 
     def aws_target(sub: argparse.ArgumentParser) -> None:
         """Which environment, in which account: what `deploy` and `watch` both need."""
@@ -344,6 +353,9 @@ def parser(project: Project) -> argparse.ArgumentParser:
     aws_target(free)
     free.add_argument("--yes", action="store_true", help="remove it without asking")
     free.set_defaults(run=_unlock)
+    from rollout.destroy import add_command
+
+    add_command(commands, aws_target, _confirm, _failed)
     policy = commands.add_parser("policy", help="the IAM policy a release engineer needs for an environment")
     aws_target(policy)
     policy.add_argument("--engine", choices=("local", "stepfunctions"), default="local", help="the engine they run")

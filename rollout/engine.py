@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rollout import protection
 from rollout.aws import Aws
 from rollout.options import Options
 from rollout.plan import Plan
@@ -65,7 +66,7 @@ def orchestrate(
         results = preview(plan, ctx, outputs, options.sleep)
     else:
         results = execute(plan, ctx, outputs, options.sleep)
-    return summarize(plan, prepared, ctx.aws, results, uploaded, engine, dry_run=options.dry_run)
+    return summarize(plan, prepared, ctx.aws, results, uploaded, engine, dry_run=options.dry_run, report=ctx.report)
 
 
 def current_outputs(prepared: Prepared) -> dict[str, dict[str, str]]:
@@ -110,11 +111,15 @@ def summarize(
     engine: str,
     *,
     dry_run: bool = False,
+    report: Reporter | None = None,
 ) -> Summary:
     """What the run did, and the URLs as the websocket stack holds them now (read back)."""
     websocket = describe(aws.client("cloudformation"), prepared.settings.stacks["websocket"])
     held = websocket.outputs if websocket else {}
     artifact = prepared.artifact
+    url = held.get("WebSocketStageInvokeUrl", "")
+    if dry_run:  # the URL the plan produces, not the live one
+        url = protection.dry_run_url(plan, results, url, report)
     return Summary(
         plan.environment,
         plan.region,
@@ -125,6 +130,6 @@ def summarize(
         stages=[StageResult(**result) for result in results],
         artifact=ArtifactSummary(artifact.s3_key, artifact.sha256, uploaded and not dry_run),
         management_endpoint=held.get("WebSocketManagementEndpoint", ""),
-        websocket_url=held.get("WebSocketStageInvokeUrl", ""),
+        websocket_url=url,
         drift=prepared.drift,
     )

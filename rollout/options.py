@@ -24,4 +24,5 @@ class Options:
     # stack hands it to API Gateway (tests on an emulator whose IAM is instant choose 0).
     role_settle_seconds: float = ACCOUNT_ROLE_SETTLE_SECONDS
     bake_seconds: int | None = None  # --bake-seconds: overrides the environment's bake_seconds
+    allow_replacement: bool = False  # --allow-replacement: a plan may replace resources (rollout/protection.py)
     project: Project = field(default_factory=Project.find)  # made by the command's main

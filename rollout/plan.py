@@ -23,6 +23,7 @@ from generator.stages import (
     STACK_TEMPLATES,
     STEP_ORDER,
 )
+from rollout import protection
 from rollout.stacks import StackState
 from rollout.steps import (
     ACCOUNT_ROLE_SETTLE_SECONDS,
@@ -194,6 +195,7 @@ def resolve(
     poll_seconds: float = STACK_WAIT_SECONDS,
     settle_seconds: float = ACCOUNT_ROLE_SETTLE_SECONDS,
     recreate: frozenset[str] = frozenset(),
+    allow_replacement: bool = False,
 ) -> Plan:
     """The plan: every parameter of every stack assembled here and nowhere else."""
     names = Names(settings.parameters.get("compute", {}).get("NamePrefix", "cc"))
@@ -243,6 +245,9 @@ def resolve(
             code,
             names.functions if code else "",
             artifacts.no_echo.get(stem, ()),
+            protect=True,
+            stack_policy=protection.POLICY if stage == "websocket" else "",
+            allow_replacement=allow_replacement,
         )
 
     update = ENDPOINT_UPDATE
@@ -302,6 +307,7 @@ def declared_calls(where: Where, name_prefix: str, stacks: dict[str, str], role_
             role_arn,
             "rollout-*",
             functions_pattern=names.functions if stage in ARTIFACT_PARAMETERS else "",
+            protect=True,
         )
         for stage in stacks
     ]

@@ -20,6 +20,7 @@ from typing import Any
 from awacs.aws import Action, Allow, Condition, PolicyDocument, Statement, StringEquals
 
 from generator.names import Names
+from rollout.destroy import CALLS as DESTROY_CALLS
 from rollout.plan import declared_calls
 from rollout.prepare import rollout_stack_name
 from rollout.settings import EnvironmentSettings
@@ -98,6 +99,8 @@ def calls(settings: EnvironmentSettings, engine: str, where: Where) -> list[Call
     folders = ("handlers", "templates") if engine == "local" else ("handlers", "templates", "runner")
     found = set(_reads(settings, where, folders))
     found.add(Call("cloudwatch:DescribeAlarms", where.arn("cloudwatch", "alarm:*")))  # status, and the bake
+    for name in (*settings.stacks.values(), rollout):  # `rollout destroy` (rollout/destroy.py)
+        found |= {Call(f"cloudformation:{a}", where.arn("cloudformation", f"stack/{name}/*")) for a in DESTROY_CALLS}
     machine = where.arn("states", f"stateMachine:{Names(_prefix(settings)).state_machine}")
     found.add(Call("states:ListExecutions", machine))  # both engines refuse to run beside an execution
     # whether the execution a lock names has ended (rollout/lock.py)
@@ -109,7 +112,7 @@ def calls(settings: EnvironmentSettings, engine: str, where: Where) -> list[Call
         found |= set(steps) | set(SetVariables("endpoint", 0, {}, consumers).calls(where))
     else:
         url = f"https://{settings.artifacts_bucket}.s3.{where.region}.amazonaws.com/templates/*"
-        rollout_stack = DeployStack("rollout", 0, rollout, url, "", {}, "", "rollout-*")
+        rollout_stack = DeployStack("rollout", 0, rollout, url, "", {}, "", "rollout-*", protect=True)
         previews = [c for c in steps if c.action.startswith(("cloudformation:", "iam:PassRole", "s3:"))]
         executions = where.arn("states", f"execution:{Names(_prefix(settings)).state_machine}:*")
         found |= set(rollout_stack.calls(where)) | set(previews)

@@ -81,6 +81,7 @@ class Prepared:
             poll_seconds=options.poll_seconds,
             settle_seconds=options.role_settle_seconds,
             recreate=self.recreate,
+            allow_replacement=options.allow_replacement,
         )
 
 

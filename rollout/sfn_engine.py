@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from rollout import artifacts, package
+from rollout import artifacts, package, protection
 from rollout.aws import Aws
 from rollout.bake import AlarmFired
 from rollout.engine import LocalContext, current_outputs, execute, preview, summarize
@@ -68,6 +68,7 @@ def rollout_step(prepared: Prepared, runner_key: str, options: Options) -> Deplo
         parameters,
         "",
         f"rollout-{prepared.run_id}",
+        protect=True,
     )
 
 
@@ -117,8 +118,11 @@ def _run(prepared: Prepared, holding: Holding, aws: Aws, report: Reporter, optio
         report.line("plan", line)
     outputs = current_outputs(prepared)
     planned = preview(plan, ctx, outputs, options.sleep)
+    if not (options.dry_run or options.allow_replacement):
+        protection.refuse_results(planned)  # before the question and the execution
     if options.dry_run:
-        summary = summarize(plan, prepared, aws, [rollout_result, *planned], uploaded, "stepfunctions", dry_run=True)
+        results = [rollout_result, *planned]
+        summary = summarize(plan, prepared, aws, results, uploaded, "stepfunctions", dry_run=True, report=report)
         return summary
     if not options.confirm("Start the execution that applies these changes?"):
         raise Declined("execution not started")

@@ -44,6 +44,7 @@ class StackState:
     tags: dict[str, str]
     last_update: str = ""  # ISO 8601 UTC: the last update, else the creation
     role_arn: str = ""  # the service role CloudFormation keeps for every later operation
+    protected: bool = False  # termination protection (EnableTerminationProtection)
 
 
 def fingerprint(template_sha256: str, parameters: dict[str, str]) -> str:
@@ -67,6 +68,7 @@ def describe(cloudformation: Any, stack_name: str) -> StackState | None:
         tags={t["Key"]: t["Value"] for t in stack.get("Tags", [])},
         last_update=iso_time(stack.get("LastUpdatedTime") or stack.get("CreationTime")),
         role_arn=stack.get("RoleARN", ""),
+        protected=bool(stack.get("EnableTerminationProtection", False)),
     )
 
 

@@ -38,6 +38,7 @@ class StackStatus:
     status: str  # the stack's status, or DOES_NOT_EXIST
     last_update: str = ""  # ISO 8601, UTC
     reason: str = ""
+    protected: bool = False  # termination protection (rollout/protection.py)
 
 
 @dataclass
@@ -97,7 +98,7 @@ def read(settings: EnvironmentSettings, aws: Aws) -> Status:
         found = (
             StackStatus(stage, name, "DOES_NOT_EXIST")
             if stack is None
-            else StackStatus(stage, name, stack.status, stack.last_update, stack.reason)
+            else StackStatus(stage, name, stack.status, stack.last_update, stack.reason, stack.protected)
         )
         outputs[stage] = stack.outputs if stack else {}
         parameters[stage] = stack.parameters if stack else {}
@@ -187,7 +188,8 @@ def lines(status: Status) -> list[str]:
     ]
     for stack in status.stacks:
         when = f"  last update {stack.last_update}" if stack.last_update else ""
-        out.append(f"  {stack.stage:9} {stack.name:28} {stack.status}{when}")
+        guard = "" if stack.status == "DOES_NOT_EXIST" else "  protected" if stack.protected else "  UNPROTECTED"
+        out.append(f"  {stack.stage:9} {stack.name:28} {stack.status}{when}{guard}")
     if status.artifact:
         out.append(f"  artifact  {status.artifact['s3_key']}")
     if status.management_endpoint:

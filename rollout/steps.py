@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 
 from generator.stages import NO_CHANGES, SUCCESS, UPDATABLE
 from rollout import bake as baking
-from rollout import endpoints, live
+from rollout import endpoints, live, protection
 from rollout.report import Reporter
 from rollout.stacks import (
     CAPABILITIES,
@@ -167,6 +167,9 @@ class DeployStack(Step):
     code_from: tuple[str, ...] = ()  # the parameters naming that code's bucket and key
     functions_pattern: str = ""  # the stack's function names, as a pattern (declared calls)
     no_echo: tuple[str, ...] = ()  # parameters whose values are never printed
+    protect: bool = False  # termination protection on, once the stack exists (rollout/protection.py)
+    stack_policy: str = ""  # the stack policy it holds ("" : none)
+    allow_replacement: bool = False  # a change set that replaces resources may run (--allow-replacement)
     kind: ClassVar[str] = "stack"
 
     def description(self) -> str:
@@ -190,6 +193,8 @@ class DeployStack(Step):
             "UntagResource",
         )
         calls = [Call(f"cloudformation:{a}", stack) for a in (*actions, "ListStackResources")]
+        if self.protect or self.stack_policy:
+            calls += [Call(f"cloudformation:{a}", stack) for a in protection.CALLS]
         if self.code_sha256 or self.functions_pattern:  # the code each function runs, read and restored
             function = where.arn("lambda", f"function:{self.functions_pattern or '*'}")
             calls += [Call(f"lambda:{a}", function) for a in ("GetFunctionConfiguration", "UpdateFunctionCode")]
@@ -227,6 +232,7 @@ class DeployStack(Step):
         mark = fingerprint(self.template_sha256, parameters)
         if state is not None and self._unchanged(ctx, state, parameters):
             outputs[self.name] = state.outputs
+            self._hold(ctx, state)
             return self._code(ctx, {"creating": False, "changes": []}, "unchanged")
         planned = self._plan(ctx, state is None or state.status == "REVIEW_IN_PROGRESS", parameters, mark)
         return Progress(False, {**planned.work, "outputs": state.outputs if state else {}}, planned.wait)
@@ -257,9 +263,15 @@ class DeployStack(Step):
             if changes == "none":
                 outputs[self.name] = work.get("outputs", {})
                 return self._code(ctx, {"creating": False, "changes": []}, "unchanged")
+            if not self.allow_replacement and protection.replacing(changes):
+                discard(cf, self.stack_name, work["change_set"], work["creating"])
+                protection.refuse(self.stack_name, changes)
             if not ctx.confirm(f"Execute {len(changes)} change(s) to {self.stack_name}?"):
                 discard(cf, self.stack_name, work["change_set"], work["creating"])
                 raise Declined(f"{self.stack_name}: change set not executed")
+            if self.stack_policy and protection.replacing(changes):
+                protection.lift(cf, self.stack_name)  # for this update only: restored once it ended
+                ctx.report.line(self.name, f"{self.stack_name}: stack policy lifted for this update (--allow-replacement)")
             last = latest_event_id(cf, self.stack_name)
             cf.execute_change_set(ChangeSetName=work["change_set"], StackName=self.stack_name)
             work = {**work, "phase": "executing", "last_event": last, "changes": changes}
@@ -277,6 +289,7 @@ class DeployStack(Step):
         state = self._watch(ctx, work)
         if state is None or state.status.endswith("_IN_PROGRESS"):
             return Progress(False, work, self.wait)
+        self._hold(ctx, state)
         if state.status not in SUCCESS:
             raise StageFailed(
                 f"{self.stack_name} ended {state.status}" + (f": {state.reason}" if state.reason else ""),
@@ -310,6 +323,13 @@ class DeployStack(Step):
             "action": "updated" if action == "unchanged" else action,
         }
         return Progress(False, work, self.wait)
+
+    def _hold(self, ctx: Context, state: StackState) -> None:
+        """Termination protection on and the planned stack policy back (after a lifted update too)."""
+        if (self.protect or self.stack_policy) and state.status in UPDATABLE:
+            cf = ctx.client("cloudformation")
+            for line in protection.hold(cf, self.stack_name, state.protected or not self.protect, self.stack_policy):
+                ctx.report.line(self.name, line)
 
     def _stale_code(self, ctx: Context) -> list[str]:
         if not self.code_sha256:
@@ -356,6 +376,9 @@ class DeployStack(Step):
             sleep(min(self.wait, 1.0))
         if changes == "none":
             return _result(self.name, "unchanged", self.stack_name, stack=self.stack_name)
+        for line in protection.describe_replacements(self.stack_name, changes):
+            refused = "" if self.allow_replacement else " (a real run refuses it without --allow-replacement)"
+            ctx.report.line(self.name, f"WARNING {line}{refused}")
         emptied = work["creating"] and state is None
         discard(cf, self.stack_name, work["change_set"], emptied)
         for _ in range(MAX_POLLS if emptied else 0):  # gone before a real run may create it
