@@ -267,8 +267,8 @@ def build(
 # The rollout runner (rollout/runner.py) and what it imports: the step code, pure Python on boto3,
 # which the Lambda runtime provides. tests/rollout/test_runner.py runs the zip on its own.
 RUNNER_FILES = {
-    "rollout": ("__init__.py", "aws.py", "bake.py", "endpoints.py", "live.py", "plan.py", "report.py", "runner.py",
-                "stacks.py", "steps.py"),
+    "rollout": ("__init__.py", "aws.py", "bake.py", "endpoints.py", "live.py", "plan.py", "protection.py", "report.py",
+                "runner.py", "stacks.py", "steps.py"),
     "generator": ("__init__.py", "model.py", "names.py", "stages.py"),
 }  # fmt: skip
 

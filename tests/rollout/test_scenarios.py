@@ -127,7 +127,9 @@ def _fail_the_api_stack(
     its stage cannot log, so the create rolls back (ROLLBACK_COMPLETE)."""
     rollout(env, engine_name)  # sets the account's role (this stack's)
     keep = with_parameters(env, "compute", CreateApiGatewayAccountRole="false")
-    Aws(REGION, endpoint_url=emulator).client("cloudformation").delete_stack(StackName="cc-websocket-api")
+    cf = Aws(REGION, endpoint_url=emulator).client("cloudformation")
+    cf.update_termination_protection(StackName="cc-websocket-api", EnableTerminationProtection=False)
+    cf.delete_stack(StackName="cc-websocket-api")
 
     def account_role_removed_once_read(aws: Aws) -> None:
         aws.session.events.register("after-call.apigateway.GetAccount", lambda **_: _remove_account_role())
@@ -349,6 +351,7 @@ def test_a_stack_bound_to_a_deleted_rollout_role_is_refused_with_what_to_do(
     deploy would run as a role that no longer exists. It is refused before anything changes."""
     rollout(env_settings, "stepfunctions")
     cloudformation = Aws(REGION, endpoint_url=emulator).client("cloudformation")
+    cloudformation.update_termination_protection(StackName="cc-websocket-rollout", EnableTerminationProtection=False)
     cloudformation.delete_stack(StackName="cc-websocket-rollout")
     with pytest.raises(PlanRefused, match=r"cc-websocket-compute is bound to the service role .*CloudFormationRole"):
         rollout(with_parameters(env_settings, "websocket", ThrottlingRateLimit="42"))
