@@ -79,7 +79,9 @@ def destroy(
     doomed = [survey(cf, stage, name, state) for stage, name, state in found if state is not None]
     rollout_state = describe(cf, rollout_stack_name(settings_))
     if not doomed:
-        report.line("destroy", f"nothing to delete: no stack of {settings_.name} exists ({', '.join(n for _, n, _ in found)})")
+        report.line(
+            "destroy", f"nothing to delete: no stack of {settings_.name} exists ({', '.join(n for _, n, _ in found)})"
+        )
         return []
     for stack in doomed:
         protected = " (termination protection: turned off first)" if stack.state.protected else ""
@@ -88,7 +90,9 @@ def destroy(
             report.line("destroy", f"  keeps {kept}: DeletionPolicy Retain")
     report.line("destroy", f"keeps the artifacts bucket s3://{settings_.artifacts_bucket} (releases, templates, locks)")
     if rollout_state is not None and not with_rollout:
-        report.line("destroy", f"keeps the rollout stack {rollout_stack_name(settings_)} (--with-rollout-stack deletes it)")
+        report.line(
+            "destroy", f"keeps the rollout stack {rollout_stack_name(settings_)} (--with-rollout-stack deletes it)"
+        )
     report.line(
         "destroy",
         "keeps the account's API Gateway CloudWatch role setting: it names the retained logging role, "
@@ -128,7 +132,7 @@ def _delete(cf: Any, stack: Doomed, report: Reporter, poll_seconds: float, sleep
         if state.status == "DELETE_FAILED":
             raise StageFailed(f"{stack.name}: DELETE_FAILED: {state.reason or 'no reason given'}", ["see its events"])
         sleep(max(poll_seconds, 1.0))
-    raise StageFailed(f"{stack.name}: still {state.status} after {DELETE_WAIT_LOOKS} looks", ["see its events"])
+    raise StageFailed(f"{stack.name}: still being deleted after {DELETE_WAIT_LOOKS} looks", ["see its events"])
 
 
 def add_command(commands: Any, aws_target: Callable[[Any], None], confirm: Any, failed: Any) -> None:
@@ -164,4 +168,3 @@ def add_command(commands: Any, aws_target: Callable[[Any], None], confirm: Any, 
         return 0
 
     sub.set_defaults(run=run)
-

@@ -118,5 +118,7 @@ def dry_run_url(plan: Any, results: list[dict[str, Any]], live_url: str, report:
     if report is not None:
         report.line("plan", f"wss:// URL after this plan: {url}")
         if live_url and url != live_url:
-            report.line("plan", f"WARNING the public wss:// URL changes from {live_url} to {url}: every client must move")
+            report.line(
+                "plan", f"WARNING the public wss:// URL changes from {live_url} to {url}: every client must move"
+            )
     return url

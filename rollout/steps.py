@@ -263,15 +263,18 @@ class DeployStack(Step):
             if changes == "none":
                 outputs[self.name] = work.get("outputs", {})
                 return self._code(ctx, {"creating": False, "changes": []}, "unchanged")
-            if not self.allow_replacement and protection.replacing(changes):
+            replaced = protection.replacing(changes) if isinstance(changes, list) else []
+            if replaced and not self.allow_replacement:
                 discard(cf, self.stack_name, work["change_set"], work["creating"])
-                protection.refuse(self.stack_name, changes)
+                protection.refuse(self.stack_name, replaced)
             if not ctx.confirm(f"Execute {len(changes)} change(s) to {self.stack_name}?"):
                 discard(cf, self.stack_name, work["change_set"], work["creating"])
                 raise Declined(f"{self.stack_name}: change set not executed")
-            if self.stack_policy and protection.replacing(changes):
+            if self.stack_policy and replaced:
                 protection.lift(cf, self.stack_name)  # for this update only: restored once it ended
-                ctx.report.line(self.name, f"{self.stack_name}: stack policy lifted for this update (--allow-replacement)")
+                ctx.report.line(
+                    self.name, f"{self.stack_name}: stack policy lifted for this update (--allow-replacement)"
+                )
             last = latest_event_id(cf, self.stack_name)
             cf.execute_change_set(ChangeSetName=work["change_set"], StackName=self.stack_name)
             work = {**work, "phase": "executing", "last_event": last, "changes": changes}
@@ -376,7 +379,7 @@ class DeployStack(Step):
             sleep(min(self.wait, 1.0))
         if changes == "none":
             return _result(self.name, "unchanged", self.stack_name, stack=self.stack_name)
-        for line in protection.describe_replacements(self.stack_name, changes):
+        for line in protection.describe_replacements(self.stack_name, changes if isinstance(changes, list) else []):
             refused = "" if self.allow_replacement else " (a real run refuses it without --allow-replacement)"
             ctx.report.line(self.name, f"WARNING {line}{refused}")
         emptied = work["creating"] and state is None

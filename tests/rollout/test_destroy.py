@@ -66,9 +66,7 @@ def test_a_dry_run_or_a_no_deletes_nothing(
     ]
 
 
-def test_a_held_lock_refuses_destroy(
-    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
-) -> None:
+def test_a_held_lock_refuses_destroy(rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str) -> None:
     rollout(env_settings)
     aws = Aws(REGION, endpoint_url=emulator)
     theirs = lock.new("rehearsal", "arn:aws:iam::123456789012:user/alice", "1-other", "local")

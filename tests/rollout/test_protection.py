@@ -63,7 +63,10 @@ def test_a_new_stage_name_is_refused_unless_the_run_allows_replacement(
     assert any("Stage (AWS::ApiGatewayV2::Stage) is replaced" in d for d in refused.value.details)
     cf = cloudformation(emulator)
     assert stage_name(cf) == "prod"  # nothing executed
-    assert cf.describe_stacks(StackName="cc-websocket-api")["Stacks"][0]["StackStatus"] in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+    assert cf.describe_stacks(StackName="cc-websocket-api")["Stacks"][0]["StackStatus"] in (
+        "CREATE_COMPLETE",
+        "UPDATE_COMPLETE",
+    )
     summary, _, log = rollout(moved, engine_name, allow_replacement=True)
     assert summary["result"] == "succeeded" and stage_name(cf) == "v2"
     assert summary["websocket_url"].endswith("/v2") and summary["websocket_url"] != first["websocket_url"]
