@@ -22,6 +22,7 @@ MUTATING_PREFIXES = (
     "Tag",
     "Untag",
     "Start",
+    "Set",  # SetStackPolicy
 )
 # Throttling is retried with backoff; an unreachable endpoint fails in seconds, not half a minute.
 # A read waits longer than the migrate function may run (its MaxValue): a retried read would invoke
