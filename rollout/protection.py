@@ -41,9 +41,14 @@ class ReplacementRefused(StageFailed):
     """A plan that replaces resources, run without --allow-replacement: nothing was executed."""
 
 
+# Replaced on every release by design, holding nothing a client sees: a Lambda version is immutable,
+# so new code is a new version (CloudFormation reports its CodeSha256 change as a replacement).
+ROUTINE = ("AWS::Lambda::Version",)
+
+
 def replacing(changes: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The changes that replace a resource (Replacement True or Conditional)."""
-    return [c for c in changes if c.get("replacement") in ("True", "Conditional")]
+    """The changes that replace a resource (Replacement True or Conditional), routine ones aside."""
+    return [c for c in changes if c.get("replacement") in ("True", "Conditional") and c.get("type") not in ROUTINE]
 
 
 def describe_replacements(stack_name: str, changes: list[dict[str, str]]) -> list[str]:
