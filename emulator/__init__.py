@@ -67,7 +67,16 @@ def running_emulator(port: int = 0) -> Iterator[str]:
             "the embedded emulator needs moto: pip install 'careconnect-websocket[emulator]'"
         ) from None
 
-    from emulator import aws_rules, functions, iam_enforcement, moto_gaps, stack_guards, template_cache, websocket_apis
+    from emulator import (
+        aws_rules,
+        functions,
+        iam_enforcement,
+        moto_gaps,
+        stack_guards,
+        stack_times,
+        template_cache,
+        websocket_apis,
+    )
     from emulator.https_proxy import HttpsProxy
 
     moto_gaps.install()
@@ -76,6 +85,7 @@ def running_emulator(port: int = 0) -> Iterator[str]:
     aws_rules.install()
     iam_enforcement.install()
     stack_guards.install()
+    stack_times.install()
     template_cache.install()
     _find_our_models()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

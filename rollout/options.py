@@ -25,3 +25,7 @@ class Options:
     role_settle_seconds: float = ACCOUNT_ROLE_SETTLE_SECONDS
     bake_seconds: int | None = None  # --bake-seconds: overrides the environment's bake_seconds
     project: Project = field(default_factory=Project.find)  # made by the command's main
+    # A rollback (rollout/rollback.py): the recorded release's templates (stem -> text) instead of the
+    # project's, and the record's mark {"of": the release undone, "to": the release restored}.
+    templates: dict[str, str] | None = None
+    rollback: dict[str, str] | None = None
