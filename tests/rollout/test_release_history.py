@@ -221,7 +221,7 @@ def test_rollback_to_a_missing_artifact_is_refused(
     rollout(env_settings, build_package=lambda *_: other_code(built_artifact, tmp_path))
     live = code_sha256(aws)
     aws.client("s3").delete_object(Bucket=good["artifact"]["bucket"], Key=good["artifact"]["key"])
-    with pytest.raises(RollbackRefused, match="handlers artifact .* is no longer in the bucket"):
+    with pytest.raises(RollbackRefused, match=r"handlers artifact .* is no longer in the bucket"):
         roll_back(rollout, env_settings, "local", to=good["id"])
     rollback_cli = ["rollback", "--env", "rehearsal", "--yes", "--endpoint-url", emulator, "--json"]
     assert cli.main(rollback_cli, Factory(build_package=lambda *_: rollout.built)) == 2
@@ -234,6 +234,7 @@ def test_rollback_to_a_missing_artifact_is_refused(
 def test_masked_values_come_from_the_current_settings(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:
     env = with_parameters(env_settings, "compute", MigrationDatabaseUrl=SECRET)
     _, aws, _ = rollout(env)
+    first = records(aws, env)[0]["id"]
     rollout(with_parameters(env, "websocket", ThrottlingRateLimit="55"))
     log = io.StringIO()
     factory = Factory(build_package=lambda *_: rollout.built)
@@ -241,8 +242,9 @@ def test_masked_values_come_from_the_current_settings(rollout: Run, env_settings
     rollback(env, aws, Reporter(log), factory.options(poll_seconds=0), run)
     assert "compute parameter MigrationDatabaseUrl is NoEcho: the current settings' value is used" in log.getvalue()
     assert stack_parameters(aws, "cc-websocket-api")["ThrottlingRateLimit"] != "55"
-    with pytest.raises(RollbackRefused, match="MigrationDatabaseUrl is NoEcho.*give none: set it there"):
-        rollback(env_settings, aws, Reporter(io.StringIO()), factory.options(poll_seconds=0), run)
+    # Settings that no longer give it: refused before anything runs, saying where to set it.
+    with pytest.raises(RollbackRefused, match=r"MigrationDatabaseUrl is NoEcho.*give none: set it there"):
+        rollback(env_settings, aws, Reporter(io.StringIO()), factory.options(poll_seconds=0), run, first)
 
 
 def test_the_default_target_skips_undone_and_identical_releases() -> None:
