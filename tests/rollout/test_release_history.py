@@ -276,3 +276,33 @@ def test_git_state_of_the_project_folder(tmp_path: Path) -> None:
     assert releases.git_state(tmp_path) == {"commit": head, "dirty": False}
     (tmp_path / "new_handler.py").write_text("")  # untracked: deployed, so the tree is dirty
     assert releases.git_state(tmp_path) == {"commit": head, "dirty": True}
+
+
+def test_history_and_rollback_need_nothing_beyond_the_policy(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
+) -> None:
+    """As a user holding exactly `rollout policy`'s policy, the emulator enforcing IAM: the record
+    written, the history read, the release's zip and templates read back for the rollback."""
+    from emulator import EMULATOR_ACCOUNT
+    from emulator.iam_enforcement import enforcing
+    from rollout.policy import document
+    from rollout.rehearsal import as_principal
+    from rollout.steps import Where
+
+    rollout(env_settings)
+    rollout(with_parameters(env_settings, "websocket", ThrottlingRateLimit="66"))
+    policy = document(env_settings, "local", Where("aws", env_settings.region, EMULATOR_ACCOUNT))
+    factory = Factory(build_package=lambda *_: rollout.built)
+    engineer = as_principal(Aws(env_settings.region, endpoint_url=emulator), policy, factory)
+    with enforcing():
+        summary = rollback(
+            env_settings,
+            engineer,
+            Reporter(io.StringIO()),
+            factory.options(poll_seconds=0),
+            factory.orchestrator("local"),
+        )
+        found = releases.history(engineer.client("s3"), env_settings.artifacts_bucket, env_settings.name, 1)
+    assert summary.result == "succeeded" and "rollback" in found[0]
+    assert found[0]["caller"].endswith(":user/release-engineer")
+    assert stack_parameters(engineer, "cc-websocket-api")["ThrottlingRateLimit"] != "66"
