@@ -58,7 +58,7 @@ def roll_back(rollout: Run, env: settings.EnvironmentSettings, engine: str, to: 
     """`rollout rollback` as the CLI runs it, with the test's package and emulator."""
     factory = Factory(build_package=lambda *_: rollout.built)
     aws = factory.aws(env.region, endpoint_url=rollout.emulator)
-    options = factory.options(poll_seconds=0)
+    options = factory.options(poll_seconds=0, role_settle_seconds=0)
     return rollback(env, aws, Reporter(io.StringIO()), options, factory.orchestrator(engine), to).to_dict()
 
 
@@ -239,12 +239,19 @@ def test_masked_values_come_from_the_current_settings(rollout: Run, env_settings
     log = io.StringIO()
     factory = Factory(build_package=lambda *_: rollout.built)
     run = factory.orchestrator("local")
-    rollback(env, aws, Reporter(log), factory.options(poll_seconds=0), run)
+    rollback(env, aws, Reporter(log), factory.options(poll_seconds=0, role_settle_seconds=0), run)
     assert "compute parameter MigrationDatabaseUrl is NoEcho: the current settings' value is used" in log.getvalue()
     assert stack_parameters(aws, "cc-websocket-api")["ThrottlingRateLimit"] != "55"
     # Settings that no longer give it: refused before anything runs, saying where to set it.
     with pytest.raises(RollbackRefused, match=r"MigrationDatabaseUrl is NoEcho.*give none: set it there"):
-        rollback(env_settings, aws, Reporter(io.StringIO()), factory.options(poll_seconds=0), run, first)
+        rollback(
+            env_settings,
+            aws,
+            Reporter(io.StringIO()),
+            factory.options(poll_seconds=0, role_settle_seconds=0),
+            run,
+            first,
+        )
 
 
 def test_the_default_target_skips_undone_and_identical_releases() -> None:
@@ -299,7 +306,7 @@ def test_history_and_rollback_need_nothing_beyond_the_policy(
             env_settings,
             engineer,
             Reporter(io.StringIO()),
-            factory.options(poll_seconds=0),
+            factory.options(poll_seconds=0, role_settle_seconds=0),
             factory.orchestrator("local"),
         )
         found = releases.history(engineer.client("s3"), env_settings.artifacts_bucket, env_settings.name, 1)
