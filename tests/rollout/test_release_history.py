@@ -313,3 +313,31 @@ def test_history_and_rollback_need_nothing_beyond_the_policy(
     assert summary.result == "succeeded" and "rollback" in found[0]
     assert found[0]["caller"].endswith(":user/release-engineer")
     assert stack_parameters(engineer, "cc-websocket-api")["ThrottlingRateLimit"] != "66"
+
+
+def test_a_rollback_dry_run_shows_the_plan_and_records_nothing(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rollout(env_settings)
+    _, aws, _ = rollout(with_parameters(env_settings, "websocket", ThrottlingRateLimit="44"))
+    before = records(aws, env_settings)
+    command = [
+        "rollback",
+        "--env",
+        "rehearsal",
+        "--dry-run",
+        "--json",
+        "--endpoint-url",
+        emulator,
+        "--poll-seconds",
+        "0",
+    ]
+    assert cli.main(command, Factory(build_package=lambda *_: rollout.built)) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["result"] == "planned"
+    assert f"from {before[0]['id']} (succeeded) to {before[1]['id']}" in captured.err
+    assert "Modify   Stage" in captured.err  # the change set that would restore the throttling
+    assert (
+        records(aws, env_settings) == before
+        and stack_parameters(aws, "cc-websocket-api")["ThrottlingRateLimit"] == "44"
+    )
