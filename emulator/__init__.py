@@ -74,6 +74,7 @@ def running_emulator(port: int = 0) -> Iterator[str]:
         moto_gaps,
         stack_guards,
         stack_protection,
+        stack_times,
         template_cache,
         websocket_apis,
     )
@@ -86,6 +87,7 @@ def running_emulator(port: int = 0) -> Iterator[str]:
     iam_enforcement.install()
     stack_guards.install()
     stack_protection.install()
+    stack_times.install()
     template_cache.install()
     _find_our_models()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -7,6 +7,8 @@
   status --env NAME     what is deployed: stacks, artifact, endpoints, alarms (read-only)
   unlock --env NAME     remove the environment's rollout lock, after asking
   destroy --env NAME    delete the environment's stacks in reverse order, after saying what stays
+  history --env NAME    the environment's recorded releases, newest first
+  rollback --env NAME   deploy a recorded release again (default: the last succeeded one before the current)
   policy --env NAME     the IAM policy a release engineer needs for it (--engine local|stepfunctions)
   emulator [--port N]   serve the embedded emulator on 127.0.0.1 until interrupted
 
@@ -124,7 +126,13 @@ def _rollout(args: argparse.Namespace) -> int:
             summary = rehearse(env, report, options, args.engine, factory, policy, args.database_url)
         else:
             aws = factory.aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url)
-            summary = factory.orchestrator(args.engine)(env, aws, report, options)
+            run = factory.orchestrator(args.engine)
+            if args.command == "rollback":
+                from rollout.rollback import rollback
+
+                summary = rollback(env, aws, report, options, run, args.to)
+            else:
+                summary = run(env, aws, report, options)
             summary.aws_calls = {"total": aws.counter.total, "mutating": aws.counter.mutating}
     except KeyboardInterrupt:
         return _interrupted(args, environment, report)
@@ -132,7 +140,7 @@ def _rollout(args: argparse.Namespace) -> int:
         failure = explain(error)
         if failure is None:
             raise
-        return _failed(failure, args.json, report)
+        return _failed(failure, args.json, report, environment)
     report.summary(summary.to_dict(), args.json)
     return 0
 
@@ -181,6 +189,28 @@ def _unlock(args: argparse.Namespace) -> int:
     return 0
 
 
+def _history(args: argparse.Namespace) -> int:
+    """The recorded releases (rollout/releases.py), newest first: read-only."""
+    from rollout import releases
+
+    try:
+        env = settings.load(args.env, region=args.region, project=args.project)
+        s3 = args.factory.aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url).client("s3")
+        found = releases.history(s3, env.artifacts_bucket, env.name, args.limit)
+    except Exception as error:
+        failure = explain(error)
+        if failure is None:
+            raise
+        return _failed(failure, args.json, Reporter())
+    if args.json:
+        print(json.dumps(found, indent=2, sort_keys=True))
+    elif not found:
+        print(f"environment {env.name} has no recorded release (s3://{env.artifacts_bucket}/releases/{env.name}/)")
+    else:
+        print("\n".join(releases.describe_line(r) for r in found))
+    return 0
+
+
 def _policy(args: argparse.Namespace) -> int:
     """The least-privilege policy for the environment and engine, as JSON on stdout."""
     from rollout.policy import document
@@ -208,8 +238,15 @@ def _account(text: str) -> str:
     return text
 
 
-def _failed(failure: Failure, as_json: bool, report: Reporter) -> int:
-    if failure.kind in ("stage", "package"):
+def _failed(failure: Failure, as_json: bool, report: Reporter, environment: str = "NAME") -> int:
+    if failure.kind == "bake":  # the release is live and its alarms fire: running it again would not help
+        report.failure("rollout", failure.message, failure.details)
+        print(
+            f"The release is live. Roll it back: python -m rollout rollback --env {environment} (the last "
+            f"succeeded release; `python -m rollout history --env {environment}` lists them).",
+            file=sys.stderr,
+        )
+    elif failure.kind in ("stage", "package"):
         report.failure("rollout", failure.message, failure.details)
         print(
             "Later stages did not start. Fix the cause and run the same command again: finished stages are skipped.",
@@ -284,6 +321,12 @@ def _bake_seconds(text: str) -> int:
         raise argparse.ArgumentTypeError(str(error).removeprefix("--bake-seconds: ")) from None
 
 
+def _limit(text: str) -> int:
+    if not (text.isdigit() and int(text) > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number above 0")
+    return int(text)
+
+
 def _url(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -356,6 +399,19 @@ def parser(project: Project) -> argparse.ArgumentParser:
     from rollout.destroy import add_command
 
     add_command(commands, aws_target, _confirm, _failed)
+    past = commands.add_parser("history", help="an environment's recorded releases, newest first (read-only)")
+    aws_target(past)
+    past.add_argument("--json", action="store_true", help="print the release records as JSON")
+    past.add_argument("--limit", type=_limit, help="only the newest N releases")
+    past.set_defaults(run=_history)
+
+    back = commands.add_parser("rollback", help="deploy a recorded release again, through the same steps")
+    aws_target(back)
+    back.add_argument("--to", metavar="RELEASE", help="the release id (default: the last succeeded before the current)")
+    back.add_argument("--yes", action="store_true", help="execute without asking (needed when not interactive)")
+    common(back)
+    back.set_defaults(run=_rollout)
+
     policy = commands.add_parser("policy", help="the IAM policy a release engineer needs for an environment")
     aws_target(policy)
     policy.add_argument("--engine", choices=("local", "stepfunctions"), default="local", help="the engine they run")

@@ -20,6 +20,7 @@ from rollout.aws import Aws
 from rollout.options import Options
 from rollout.plan import Plan
 from rollout.prepare import Prepared, prepare, upload
+from rollout.releases import Recording
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
 from rollout.stacks import describe
@@ -47,10 +48,11 @@ class LocalContext:
 
 def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
     prepared = prepare(settings, aws, report, options, "local")
-    with prepared.holding(aws, report, "local"):
-        plan = prepared.plan(options)
+    with prepared.holding(aws, report, "local"), Recording(aws, prepared, options, report, "local") as release:
+        plan = release.planned(prepared.plan(options))
         uploaded = upload(aws, plan, prepared, report, dry_run=options.dry_run)
-        return orchestrate(plan, prepared, LocalContext(aws, report, options.confirm), options, uploaded, "local")
+        ctx = LocalContext(aws, report, options.confirm)
+        return release.done(orchestrate(plan, prepared, ctx, options, uploaded, "local"))
 
 
 def orchestrate(

@@ -26,6 +26,7 @@ from botocore.exceptions import (
 from emulator import EmulatorUnavailable
 from rollout import package, settings
 from rollout.aws import CredentialsError
+from rollout.bake import AlarmFired
 from rollout.plan import PlanRefused
 from rollout.preflight import PreflightFailed
 from rollout.stacks import Declined, StageFailed
@@ -57,6 +58,8 @@ def explain(error: BaseException) -> Failure | None:
         return Failure(USAGE, "preflight", str(error))
     if isinstance(error, Declined):
         return Failure(DECLINED, "declined", f"{error}: you declined, nothing was executed")
+    if isinstance(error, AlarmFired):  # the release is live: the advice is a rollback (rollout/cli.py)
+        return Failure(FAILED, "bake", str(error), error.details)
     if isinstance(error, StageFailed):
         return Failure(FAILED, "stage", str(error), error.details)
     if isinstance(error, package.PackagingError):

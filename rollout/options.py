@@ -26,3 +26,7 @@ class Options:
     bake_seconds: int | None = None  # --bake-seconds: overrides the environment's bake_seconds
     allow_replacement: bool = False  # --allow-replacement: a plan may replace resources (rollout/protection.py)
     project: Project = field(default_factory=Project.find)  # made by the command's main
+    # A rollback (rollout/rollback.py): the recorded release's templates (stem -> text) instead of the
+    # project's, and the record's mark {"of": the release undone, "to": the release restored}.
+    templates: dict[str, str] | None = None
+    rollback: dict[str, str] | None = None

@@ -67,6 +67,12 @@ def _reads(settings: EnvironmentSettings, where: Where, folders: tuple[str, ...]
             for a in ("GetObject", "PutObject", "DeleteObject")
             for b in buckets
         ),
+        # The environment's release records (rollout/releases.py): written at the end of every run,
+        # read by `history` and `rollback` (which also reads the release's zip and templates).
+        *(
+            Call(f"s3:{a}", f"arn:{where.partition}:s3:::{settings.artifacts_bucket}/releases/{settings.name}/*")
+            for a in ("GetObject", "PutObject")
+        ),
         # What the stacks hold, read back (rollout/live.py): drift, their functions.
         *(
             Call(f"cloudformation:{a}", where.arn("cloudformation", f"stack/{name}/*"))

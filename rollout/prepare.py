@@ -102,7 +102,7 @@ def prepare(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: 
         f"account {identity['account']} ({identity['arn']}), region {settings.region}, "
         f"environment {settings.name}, engine {engine}" + (" - DRY RUN" if options.dry_run else ""),
     )
-    texts = preflight.rendered_templates(options.project)
+    texts = preflight.rendered_templates(options.project) | (options.templates or {})  # a rollback's own
     preflight.check_bucket(aws, settings.artifacts_bucket)
     observed = observe(aws, settings, identity)
     refuse_while_running(aws, observed.rollout)  # both engines, before any question or change

@@ -24,6 +24,7 @@ from rollout.lock import Holding
 from rollout.options import Options
 from rollout.plan import Plan
 from rollout.prepare import Prepared, prepare, rollout_stack_name, upload
+from rollout.releases import Recording
 from rollout.report import Reporter
 from rollout.runner import first_memo
 from rollout.settings import EnvironmentSettings, SettingsError
@@ -93,11 +94,16 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
     # Refused before anything changes (prepare refuses a running execution): the runner's code
     # is not replaced under one, and no NoEcho value reaches an execution's history.
     refuse_secrets(prepared)
-    with prepared.holding(aws, report, "stepfunctions") as holding:
-        return _run(prepared, holding, aws, report, options)
+    with (
+        prepared.holding(aws, report, "stepfunctions") as holding,
+        Recording(aws, prepared, options, report, "stepfunctions") as release,
+    ):
+        return release.done(_run(prepared, holding, aws, report, options, release))
 
 
-def _run(prepared: Prepared, holding: Holding, aws: Aws, report: Reporter, options: Options) -> Summary:
+def _run(
+    prepared: Prepared, holding: Holding, aws: Aws, report: Reporter, options: Options, release: Recording
+) -> Summary:
     settings, ctx = prepared.settings, LocalContext(aws, report, options.confirm)
     stepfunctions = aws.client("stepfunctions")
     runner = package.runner_zip()
@@ -111,7 +117,7 @@ def _run(prepared: Prepared, holding: Holding, aws: Aws, report: Reporter, optio
     else:
         (rollout_result,) = execute(rollout_stack_plan(prepared, stack), ctx, {}, options.sleep)
     observed = replace(prepared.observed, rollout=describe(aws.client("cloudformation"), stack.stack_name))
-    plan = prepared.plan(options, observed)
+    plan = release.planned(prepared.plan(options, observed))
     machine = observed.rollout.outputs.get("StateMachineArn", "") if observed.rollout else ""
     uploaded = upload(aws, plan, prepared, report, dry_run=options.dry_run)
     for line in [*plan.notes, *plan.lines()]:

@@ -44,8 +44,8 @@ def test_deploy_against_an_endpoint_url_then_again_as_a_no_op(
     assert first["result"] == "succeeded" and first["websocket_url"].startswith("wss://")
     assert cli.main([*DEPLOY, "--endpoint-url", emulator, "--poll-seconds", "0"], cached_package) == 0
     second = json.loads(capsys.readouterr().out)
-    # a no-op writes nothing but the environment's lock, taken and released
-    assert second["aws_calls"]["mutating"] == {"s3:PutObject": 1, "s3:DeleteObject": 1}
+    # a no-op writes nothing but the environment's lock, taken and released, and its release record
+    assert second["aws_calls"]["mutating"] == {"s3:PutObject": 2, "s3:DeleteObject": 1}
     assert second["management_endpoint"] == first["management_endpoint"]
 
 

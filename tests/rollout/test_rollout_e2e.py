@@ -28,7 +28,9 @@ FUNCTIONS = [
 ]
 
 
-LOCK = {"s3:PutObject": 1, "s3:DeleteObject": 1}  # the environment's lock (rollout/lock.py)
+# What every run writes besides its changes: the environment's lock taken (a put) and released (a
+# delete, rollout/lock.py), and the run's release record (a put, rollout/releases.py).
+WRITES = {"s3:PutObject": 2, "s3:DeleteObject": 1}
 
 
 def actions(summary: dict[str, Any]) -> dict[str, str]:
@@ -104,7 +106,7 @@ def test_an_immediate_second_run_changes_nothing(rollout: Run, env_settings: set
         "endpoint": "unchanged",
         "carry": "unchanged",
     }
-    assert aws.counter.mutating == LOCK  # nothing written but the environment's lock, taken and released
+    assert aws.counter.mutating == WRITES  # nothing written but the lock, taken and released, and the record
     assert aws.counter.total > 0
 
 
@@ -147,7 +149,7 @@ def test_pre_existing_environment_variables_survive(rollout: Run, env_settings: 
     assert "WARNING cc-websocket-default carries FEATURE_FLAG, which the template does not set" in log
     assert {k: str(v) for k, v in after.items() if k not in (ENDPOINT_VARIABLE,)} == {
         **{k: str(v) for k, v in before.items() if k != ENDPOINT_VARIABLE}, "FEATURE_FLAG": "on"}  # fmt: skip
-    assert aws.counter.mutating == {"lambda:UpdateFunctionConfiguration": 1, **LOCK}
+    assert aws.counter.mutating == {"lambda:UpdateFunctionConfiguration": 1, **WRITES}
 
 
 def test_dry_run_shows_the_plan_and_changes_nothing(rollout: Run, env_settings: settings.EnvironmentSettings) -> None:
