@@ -45,17 +45,7 @@ THROTTLE_REASON = "ReservedFunctionConcurrentInvocationLimitExceeded"
 ACCOUNT_REASON = "ConcurrentInvocationLimitExceeded"
 # Imported once in the fork server, so a new environment starts with them (not handlers.local
 # itself: a worker re-runs the server's main module, whose imports are then all loaded).
-PRELOAD = [
-    "aiohttp.web",
-    "handlers.local_environments",
-    "handlers.connect",
-    "handlers.disconnect",
-    "handlers.default",
-    "handlers.notify",
-    "handlers.auth",
-    "handlers.sender",
-    "handlers.aws",
-]
+PRELOAD = ["aiohttp.web", "handlers.local_environments", "handlers.local_preload"]
 
 
 class Throttled(Exception):
