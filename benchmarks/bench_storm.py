@@ -31,7 +31,9 @@ import os
 import random
 import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,6 +49,7 @@ from tests.handlers.careconnect import BackendSecret, mint  # noqa: E402
 # The issue's storm is 2,000 clients (--clients 2000); scripts/bench runs 100: every Lambda
 # environment here is a process, and on 2 shared cores 2,000 take far longer than a few minutes.
 DEFAULT_CLIENTS = 100
+LOCAL_CLIENTS = 2000  # the issue's storm, against `python -m handlers.local` (run_local)
 RATE = 500  # API Gateway's new connections per second per account and region
 MAX_CONNECTIONS = 100
 ROLE, PASSWORD = "cc_websocket_handlers", "storm-bench"
@@ -216,10 +219,16 @@ def _throttles() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=DEFAULT_CLIENTS)
+    parser.add_argument("--target", choices=("local", "emulator"), default="local")
+    parser.add_argument("--clients", type=int, help=f"local: {LOCAL_CLIENTS:,}; emulator: {DEFAULT_CLIENTS}")
     parser.add_argument("--budget", type=int, default=40)
     parser.add_argument("--in-flight", type=int, default=160)
     args = parser.parse_args()
+    if args.clients is None:
+        args.clients = LOCAL_CLIENTS if args.target == "local" else DEFAULT_CLIENTS
+    if args.target == "local":
+        run_local(args.clients, args.budget, args.in_flight)
+        return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))  # unwinds: the cluster and the functions stop
     logging.getLogger("emulator").setLevel(logging.ERROR)
 
@@ -288,6 +297,127 @@ def main() -> None:
                           f"{active:12d}")  # fmt: skip
                     if outcome.errors:
                         print(f"    other errors: {dict(sorted(outcome.errors.items()))}")
+
+
+# --- the local API (`--target local`) ------------------------------------------------------------
+
+
+@dataclass
+class LocalRun:
+    label: str
+    options: list[str]
+    warm: int
+
+
+def _serve_local(
+    handlers_url: str, secret: BackendSecret, options: list[str], log: Path
+) -> tuple[subprocess.Popen[str], int]:
+    """`python -m handlers.local` with these options on the bench's database; its port, once it listens."""
+    from tests.ports import free_port
+
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": handlers_url, "DATABASE_AUTH": "url", "JWT_SECRET": secret.text,
+           "CONNECTION_TTL_MINUTES": "120"}  # fmt: skip
+    env.pop("AWS_WEBSOCKET_API_GATEWAY_ENDPOINT", None)
+    output = log.open("w")
+    server = subprocess.Popen([sys.executable, "-m", "handlers.local", "--port", str(port), *options], cwd=REPO,
+                              env=env, stdout=output, stderr=output, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while "WebSocket API on" not in log.read_text():
+        if server.poll() is not None or time.monotonic() > deadline:
+            sys.exit(f"handlers.local did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+    return server, port
+
+
+def run_local(clients: int, budget: int, in_flight: int) -> None:
+    """The storm against the local API: one process on one connection (before), then execution
+    environments with the budget and without it (the baseline), each at 500/s and all at once."""
+    import psycopg
+
+    from tests.postgres import throwaway_cluster
+
+    secret = BackendSecret.generate()
+    tokens = [mint(secret.key, f"user{n}@example.org", "PATIENT") for n in range(1, clients + 1)]
+    per_function = max(1, budget // 4)  # the unbounded run starts with as many warm in total
+    runs = [
+        LocalRun("single process", ["--single-process"], 0),
+        LocalRun(f"budget {budget}", ["--connection-budget", str(budget), "--warm-environments", str(budget)], budget),
+        LocalRun(
+            "no budget",
+            [
+                "--connection-budget",
+                "unreserved",
+                "--warm-environments",
+                str(per_function),
+                "--account-concurrency",
+                str(in_flight),
+            ],
+            per_function * 4,
+        ),
+    ]
+    load = os.getloadavg()[0]
+    with throwaway_cluster({"max_connections": str(MAX_CONNECTIONS)}) as owner_url, \
+            tempfile.TemporaryDirectory(prefix="bench-storm-") as work:  # fmt: skip
+        if owner_url is None:
+            sys.exit("bench_storm needs the PostgreSQL server binaries (initdb, pg_ctl) for its throwaway cluster")
+        handlers_url = _prepare(owner_url, clients)
+        print(f"reconnect storm: {clients:,} clients (connect, authenticate with a backend token, close) against "
+              f"`python -m handlers.local`, PostgreSQL max_connections={MAX_CONNECTIONS}; no budget: at most "
+              f"{in_flight} environments (--account-concurrency); load average {load:.1f} at start (2 shared "
+              "cores)")  # fmt: skip
+        print(f"  {'':26} {'connects/s':>10} {'connect p50/p99 ms':>19} {'trip p50/p99 ms':>17} {'refused':>7} "
+              f"{'resent':>6} {'throttles':>9} {'db errors':>9} {'other':>5} {'peak conns':>10} "
+              f"{'active after':>12}")  # fmt: skip
+        spawn = multiprocessing.get_context("spawn")
+        p99: dict[str, float] = {}
+        for run in runs:
+            for rate in (RATE, None):
+                with psycopg.connect(owner_url, autocommit=True) as owner:
+                    owner.execute("TRUNCATE websocket_connections")
+                log = Path(work) / "server.log"
+                server, port = _serve_local(handlers_url, secret, run.options, log)
+                peak = Peak(owner_url)
+                try:
+                    with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                        url = f"ws://127.0.0.1:{port}/ws/careconnect"
+                        outcome = pool.submit(run_clients, url, tokens, rate).result()
+                    active = _settled_active(owner_url)
+                finally:
+                    server.send_signal(signal.SIGINT)
+                    server.wait(timeout=120)
+                most = peak.stop()
+                text = log.read_text()
+                throttles = text.count("Rate Exceeded")
+                db_errors = text.count('"message": "database unavailable"')
+                label = f"{run.label}, " + (f"{RATE}/s" if rate else "all at once")
+                p99[label] = _quantile(outcome.trip_s, 99)
+                other = sum(outcome.errors.values())
+                print(f"  {label:26} {len(outcome.connect_s) / outcome.seconds:10.1f} "
+                      f"{_quantile(outcome.connect_s, 50):8.1f}/{_quantile(outcome.connect_s, 99):<8.1f}  "
+                      f"{_quantile(outcome.trip_s, 50):7.1f}/{p99[label]:<8.1f} "
+                      f"{outcome.refused:7d} {outcome.resent:6d} {throttles:9d} {db_errors:9d} {other:5d} {most:10d} "
+                      f"{active:12d}", flush=True)  # fmt: skip
+                if outcome.errors:
+                    print(f"    other errors: {dict(sorted(outcome.errors.items()))}")
+        base = p99[f"no budget, {RATE}/s"]
+        for label in (f"single process, {RATE}/s", f"budget {budget}, {RATE}/s"):
+            print(f"  p99 round trip at {RATE}/s, {label.split(',')[0]}: {p99[label]:.1f} ms "
+                  f"({p99[label] / base:.2f}x the no-budget baseline's {base:.1f} ms; target 50 ms)")  # fmt: skip
+
+
+def _settled_active(owner_url: str) -> int:
+    """Rows still active once the last `$disconnect`s have finished (the count stops changing)."""
+    import psycopg
+
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        active, quiet = -1, 0
+        while quiet < 10:
+            now = owner.execute("SELECT count(*) FROM websocket_connections WHERE is_active")
+            count = int(now.fetchone()[0])  # type: ignore[index]
+            quiet, active = (quiet + 1 if count == active else 0), count
+            time.sleep(0.2)
+    return active
 
 
 if __name__ == "__main__":
