@@ -254,3 +254,14 @@ def test_no_worker_outlives_the_server(stop: signal.Signals, owner_url: str, rol
         server.kill()
         server.wait()
     assert stop == signal.SIGKILL or server.returncode == 0
+
+
+@pytest.mark.parametrize("given", ["7", "forty"])
+def test_a_bad_connection_budget_is_refused_with_what_to_give(given: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from handlers.local import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--connection-budget", given])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert f"'{given}': give a number of connections, at least 10" in error and "unreserved" in error
