@@ -1,22 +1,28 @@
 """The reconnect storm: N clients connect, authenticate with a backend-minted token and close,
-through the emulator's WebSocket API and the real handler functions (each concurrent invocation
-in its own Lambda environment with its own PostgreSQL connection), against a throwaway
-PostgreSQL with max_connections=100. Twice each: arriving open-loop at 500/s (API Gateway's
-default quota) and all at once. With the connection budget (reserved concurrency from
-generator/connections.py) and, the baseline in the same run, without it. Each run starts with the
-budget's environments warm (what an outage leaves behind) and the rest cold; clients back off as
-README tells the app (full jitter, base 0.5 s, cap 8 s): a refused upgrade is retried, a throttled
-message ("Internal server error") resent.
+against a throwaway PostgreSQL with max_connections=100, arriving open-loop at 500/s (API
+Gateway's default quota, `--rate`) and then all at once. Clients back off as README tells the
+app (full jitter, base 0.5 s, cap 8 s): a refused upgrade is retried, a throttled message
+("Internal server error") resent.
+
+`--target local` (the default; 2,000 clients): `python -m handlers.local`, first as one process
+on one connection (`--single-process`: before), then with its execution environments (a worker
+process and a PostgreSQL connection each) with the connection budget and, the baseline, without
+it (`unreserved`, at most `--in-flight` environments: this machine's stand-in for Lambda's
+account concurrency). The budget's environments start warm (what an outage leaves behind), the
+unbounded run with as many in total. Throttles and database errors are the server's log lines.
+
+`--target emulator` (100 clients): through the emulator's WebSocket API and the real handler
+functions (each concurrent invocation in its own Lambda environment with its own PostgreSQL
+connection), with the budget (reserved concurrency from generator/connections.py) and without
+it; the emulator caps invocations in flight at `--in-flight` (default 160: above
+max_connections, so the baseline shows what an unbounded Lambda does to PostgreSQL, without
+starting more processes than 2 cores bear).
 
 Figures: connects/s, p50/p99 connect (first attempt to open, backoffs included) and round trip
-(authenticate -> authentication-success, resends included), refused upgrades (HTTP 500), resent
-messages, Lambda throttles (its Throttles metric), database errors (the
-handlers' "database unavailable" log lines), peak pg_stat_activity of the handlers' role, rows
-still active after every client closed.
-
-`--clients N` (default 100, see DEFAULT_CLIENTS), `--budget B` (default 40). This machine caps invocations in
-flight at `--in-flight` (default 160: above max_connections, so the baseline shows what an
-unbounded Lambda does to PostgreSQL, without starting more processes than 2 cores bear).
+(authenticate -> authentication-success, resends included; of the clients that got through),
+refused upgrades, resent messages, throttles, database errors (the handlers' "database
+unavailable" log lines), clients lost (other: timeouts, gave up), peak pg_stat_activity of the
+handlers' role, rows still active after every client closed.
 """
 
 from __future__ import annotations
@@ -223,11 +229,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, help=f"local: {LOCAL_CLIENTS:,}; emulator: {DEFAULT_CLIENTS}")
     parser.add_argument("--budget", type=int, default=40)
     parser.add_argument("--in-flight", type=int, default=160)
+    parser.add_argument("--rate", type=float, default=RATE, help="arrivals per second of the open-loop runs")
     args = parser.parse_args()
     if args.clients is None:
         args.clients = LOCAL_CLIENTS if args.target == "local" else DEFAULT_CLIENTS
     if args.target == "local":
-        run_local(args.clients, args.budget, args.in_flight)
+        run_local(args.clients, args.budget, args.in_flight, args.rate)
         return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))  # unwinds: the cluster and the functions stop
     logging.getLogger("emulator").setLevel(logging.ERROR)
@@ -267,7 +274,7 @@ def main() -> None:
                         lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=shares[logical])
                     else:
                         lam.delete_function_concurrency(FunctionName=name)
-                for rate in (RATE, None):
+                for rate in (args.rate, None):
                     with psycopg.connect(owner_url, autocommit=True) as owner:
                         owner.execute("TRUNCATE websocket_connections")
                     for logical, name in names.items():  # what the outage left warm: the budget's environments
@@ -286,7 +293,7 @@ def main() -> None:
                     most = peak.stop()
                     functions._running[-1].stop_all()  # the next run starts cold, as after a deploy
                     label = f"{'budget ' + str(budget) if budget else 'no budget'}, " + (
-                        f"{RATE}/s" if rate else "all at once"
+                        f"{rate:g}/s" if rate else "all at once"
                     )
                     other = sum(outcome.errors.values())
                     print(f"  {label:22} {len(outcome.connect_s) / outcome.seconds:10.1f} "
@@ -330,7 +337,7 @@ def _serve_local(
     return server, port
 
 
-def run_local(clients: int, budget: int, in_flight: int) -> None:
+def run_local(clients: int, budget: int, in_flight: int, rate_per_s: float = RATE) -> None:
     """The storm against the local API: one process on one connection (before), then execution
     environments with the budget and without it (the baseline), each at 500/s and all at once."""
     import psycopg
@@ -372,7 +379,7 @@ def run_local(clients: int, budget: int, in_flight: int) -> None:
         spawn = multiprocessing.get_context("spawn")
         p99: dict[str, float] = {}
         for run in runs:
-            for rate in (RATE, None):
+            for rate in (rate_per_s, None):
                 with psycopg.connect(owner_url, autocommit=True) as owner:
                     owner.execute("TRUNCATE websocket_connections")
                 log = Path(work) / "server.log"
@@ -390,7 +397,7 @@ def run_local(clients: int, budget: int, in_flight: int) -> None:
                 text = log.read_text()
                 throttles = text.count("Rate Exceeded")
                 db_errors = text.count('"message": "database unavailable"')
-                label = f"{run.label}, " + (f"{RATE}/s" if rate else "all at once")
+                label = f"{run.label}, " + (f"{rate:g}/s" if rate else "all at once")
                 p99[label] = _quantile(outcome.trip_s, 99)
                 other = sum(outcome.errors.values())
                 print(f"  {label:26} {len(outcome.connect_s) / outcome.seconds:10.1f} "
@@ -400,9 +407,9 @@ def run_local(clients: int, budget: int, in_flight: int) -> None:
                       f"{active:12d}", flush=True)  # fmt: skip
                 if outcome.errors:
                     print(f"    other errors: {dict(sorted(outcome.errors.items()))}")
-        base = p99[f"no budget, {RATE}/s"]
-        for label in (f"single process, {RATE}/s", f"budget {budget}, {RATE}/s"):
-            print(f"  p99 round trip at {RATE}/s, {label.split(',')[0]}: {p99[label]:.1f} ms "
+        base = p99[f"no budget, {rate_per_s:g}/s"]
+        for label in (f"single process, {rate_per_s:g}/s", f"budget {budget}, {rate_per_s:g}/s"):
+            print(f"  p99 round trip at {rate_per_s:g}/s, {label.split(',')[0]}: {p99[label]:.1f} ms "
                   f"({p99[label] / base:.2f}x the no-budget baseline's {base:.1f} ms; target 50 ms)")  # fmt: skip
 
 
