@@ -99,6 +99,7 @@ class LocalApi:
         self.domain, self.idle_seconds, self.max_seconds = domain, idle_seconds, max_seconds
         self.api_token = api_token
         self.connections: dict[str, Connection] = {}
+        self.closing = False  # Ctrl-C: close_all is closing every connection
         # None: every handler in this process, on one connection (--single-process)
         self.environments = environments
 
@@ -168,13 +169,15 @@ class LocalApi:
             **more,
         }
 
-    async def _invoke(self, module: str, event: Any, request_id: str | None = None) -> dict[str, Any]:
+    async def _invoke(
+        self, module: str, event: Any, request_id: str | None = None, *, wait: bool = False
+    ) -> dict[str, Any]:
         """The real entry point: in an execution environment of its own (Throttled beyond the
         function's reserved concurrency), or with --single-process in a worker thread here (the
         handlers block on PostgreSQL and HTTP)."""
         request_id = request_id or event["requestContext"]["requestId"]
         if self.environments is not None:
-            return await self.environments.invoke(module, event, request_id)
+            return await self.environments.invoke(module, event, request_id, wait=wait)
         handler = __import__(f"handlers.{module}", fromlist=["handler"]).handler
         context = type("Context", (), {"aws_request_id": request_id})()
         result: dict[str, Any] = await asyncio.to_thread(handler, event, context)
@@ -242,7 +245,8 @@ class LocalApi:
                 "isBase64Encoded": False,
             }
             try:
-                await self._invoke("disconnect", disconnect)
+                # Ctrl-C's disconnects wait for an environment: every row ends inactive, as promised
+                await self._invoke("disconnect", disconnect, wait=self.closing)
             except (Throttled, FunctionError) as failure:  # API Gateway does not retry it: the row stays
                 log.warning("disconnect failed", extra={"connectionId": connection_id, "reason": str(failure)})
             log.info("disconnected", extra={"connectionId": connection_id, "code": socket.close_code})
@@ -288,6 +292,7 @@ class LocalApi:
 
     async def close_all(self, _app: web.Application) -> None:
         """Ctrl-C: close every connection; each one's `$disconnect` runs as its socket ends."""
+        self.closing = True
         for connection in list(self.connections.values()):
             await connection.open.wait()
             await connection.socket.close(code=1001, message=b"Going away")

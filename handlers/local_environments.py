@@ -153,10 +153,18 @@ class Environments:
             environment.busy = False
         self._reclaimer = asyncio.create_task(self._reclaim_loop())
 
-    async def invoke(self, module: str, event: Any, request_id: str) -> dict[str, Any]:
+    async def invoke(self, module: str, event: Any, request_id: str, *, wait: bool = False) -> dict[str, Any]:
         """The function's answer from a free environment (a new one while the function's reserved
-        concurrency allows); Throttled beyond it."""
-        environment = await self._acquire(module)
+        concurrency allows); Throttled beyond it, or with `wait` once one is free (as Lambda's
+        queue does for an asynchronous invocation)."""
+        while True:
+            try:
+                environment = await self._acquire(module)
+                break
+            except Throttled:
+                if not wait or self._stopped:
+                    raise
+                await asyncio.sleep(0.05)
         try:
             environment.pipe.send((event, request_id))
             status, answer = await self._receive(environment)

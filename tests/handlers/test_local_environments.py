@@ -265,3 +265,30 @@ def test_a_bad_connection_budget_is_refused_with_what_to_give(given: str, capsys
     assert stopped.value.code == 2
     error = capsys.readouterr().err
     assert f"'{given}': give a number of connections, at least 10" in error and "unreserved" in error
+
+
+def test_ctrl_c_disconnects_everyone_beyond_the_disconnect_concurrency(
+    monkeypatch: pytest.MonkeyPatch, store: ConnectionStore, quiet_in_process: None
+) -> None:
+    """More connections open than `$disconnect` has environments (1 at budget 10): shutting down
+    waits for an environment for each, so no row is left active."""
+    open_now = split(BUDGET)["Disconnect"] + 2
+
+    async def connected(base: str) -> tuple[aiohttp.ClientSession, list[aiohttp.ClientWebSocketResponse]]:
+        http = aiohttp.ClientSession()
+        sockets = [await http.ws_connect(ws_url(base)) for _ in range(open_now)]
+        for ws in sockets:
+            await ws.send_json({"type": "ping"})
+            await frames_until(ws, "heartbeat-response")
+        return http, sockets
+
+    with serving(monkeypatch) as (base, _):
+        loop = asyncio.new_event_loop()
+        http, sockets = loop.run_until_complete(connected(base))
+        assert [r["is_active"] for r in table(store)] == [True] * open_now
+    # serving's exit is what Ctrl-C does: close_all, every $disconnect, then the environments stop
+    for ws in sockets:
+        loop.run_until_complete(ws.close())
+    loop.run_until_complete(http.close())
+    loop.close()
+    assert [r["is_active"] for r in table(store)] == [False] * open_now
