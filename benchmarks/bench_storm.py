@@ -1,22 +1,28 @@
 """The reconnect storm: N clients connect, authenticate with a backend-minted token and close,
-through the emulator's WebSocket API and the real handler functions (each concurrent invocation
-in its own Lambda environment with its own PostgreSQL connection), against a throwaway
-PostgreSQL with max_connections=100. Twice each: arriving open-loop at 500/s (API Gateway's
-default quota) and all at once. With the connection budget (reserved concurrency from
-generator/connections.py) and, the baseline in the same run, without it. Each run starts with the
-budget's environments warm (what an outage leaves behind) and the rest cold; clients back off as
-README tells the app (full jitter, base 0.5 s, cap 8 s): a refused upgrade is retried, a throttled
-message ("Internal server error") resent.
+against a throwaway PostgreSQL with max_connections=100, arriving open-loop at 500/s (API
+Gateway's default quota, `--rate`) and then all at once. Clients back off as README tells the
+app (full jitter, base 0.5 s, cap 8 s): a refused upgrade is retried, a throttled message
+("Internal server error") resent.
+
+`--target local` (the default; 2,000 clients): `python -m handlers.local`, first as one process
+on one connection (`--single-process`: before), then with its execution environments (a worker
+process and a PostgreSQL connection each) with the connection budget and, the baseline, without
+it (`unreserved`, at most `--in-flight` environments: this machine's stand-in for Lambda's
+account concurrency). The budget's environments start warm (what an outage leaves behind), the
+unbounded run with as many in total. Throttles and database errors are the server's log lines.
+
+`--target emulator` (100 clients): through the emulator's WebSocket API and the real handler
+functions (each concurrent invocation in its own Lambda environment with its own PostgreSQL
+connection), with the budget (reserved concurrency from generator/connections.py) and without
+it; the emulator caps invocations in flight at `--in-flight` (default 160: above
+max_connections, so the baseline shows what an unbounded Lambda does to PostgreSQL, without
+starting more processes than 2 cores bear).
 
 Figures: connects/s, p50/p99 connect (first attempt to open, backoffs included) and round trip
-(authenticate -> authentication-success, resends included), refused upgrades (HTTP 500), resent
-messages, Lambda throttles (its Throttles metric), database errors (the
-handlers' "database unavailable" log lines), peak pg_stat_activity of the handlers' role, rows
-still active after every client closed.
-
-`--clients N` (default 100, see DEFAULT_CLIENTS), `--budget B` (default 40). This machine caps invocations in
-flight at `--in-flight` (default 160: above max_connections, so the baseline shows what an
-unbounded Lambda does to PostgreSQL, without starting more processes than 2 cores bear).
+(authenticate -> authentication-success, resends included; of the clients that got through),
+refused upgrades, resent messages, throttles, database errors (the handlers' "database
+unavailable" log lines), clients lost (other: timeouts, gave up), peak pg_stat_activity of the
+handlers' role, rows still active after every client closed.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ import os
 import random
 import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,6 +55,7 @@ from tests.handlers.careconnect import BackendSecret, mint  # noqa: E402
 # The issue's storm is 2,000 clients (--clients 2000); scripts/bench runs 100: every Lambda
 # environment here is a process, and on 2 shared cores 2,000 take far longer than a few minutes.
 DEFAULT_CLIENTS = 100
+LOCAL_CLIENTS = 2000  # the issue's storm, against `python -m handlers.local` (run_local)
 RATE = 500  # API Gateway's new connections per second per account and region
 MAX_CONNECTIONS = 100
 ROLE, PASSWORD = "cc_websocket_handlers", "storm-bench"
@@ -216,10 +225,17 @@ def _throttles() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=DEFAULT_CLIENTS)
+    parser.add_argument("--target", choices=("local", "emulator"), default="local")
+    parser.add_argument("--clients", type=int, help=f"local: {LOCAL_CLIENTS:,}; emulator: {DEFAULT_CLIENTS}")
     parser.add_argument("--budget", type=int, default=40)
     parser.add_argument("--in-flight", type=int, default=160)
+    parser.add_argument("--rate", type=float, default=RATE, help="arrivals per second of the open-loop runs")
     args = parser.parse_args()
+    if args.clients is None:
+        args.clients = LOCAL_CLIENTS if args.target == "local" else DEFAULT_CLIENTS
+    if args.target == "local":
+        run_local(args.clients, args.budget, args.in_flight, args.rate)
+        return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))  # unwinds: the cluster and the functions stop
     logging.getLogger("emulator").setLevel(logging.ERROR)
 
@@ -258,7 +274,7 @@ def main() -> None:
                         lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=shares[logical])
                     else:
                         lam.delete_function_concurrency(FunctionName=name)
-                for rate in (RATE, None):
+                for rate in (args.rate, None):
                     with psycopg.connect(owner_url, autocommit=True) as owner:
                         owner.execute("TRUNCATE websocket_connections")
                     for logical, name in names.items():  # what the outage left warm: the budget's environments
@@ -277,7 +293,7 @@ def main() -> None:
                     most = peak.stop()
                     functions._running[-1].stop_all()  # the next run starts cold, as after a deploy
                     label = f"{'budget ' + str(budget) if budget else 'no budget'}, " + (
-                        f"{RATE}/s" if rate else "all at once"
+                        f"{rate:g}/s" if rate else "all at once"
                     )
                     other = sum(outcome.errors.values())
                     print(f"  {label:22} {len(outcome.connect_s) / outcome.seconds:10.1f} "
@@ -288,6 +304,127 @@ def main() -> None:
                           f"{active:12d}")  # fmt: skip
                     if outcome.errors:
                         print(f"    other errors: {dict(sorted(outcome.errors.items()))}")
+
+
+# --- the local API (`--target local`) ------------------------------------------------------------
+
+
+@dataclass
+class LocalRun:
+    label: str
+    options: list[str]
+    warm: int
+
+
+def _serve_local(
+    handlers_url: str, secret: BackendSecret, options: list[str], log: Path
+) -> tuple[subprocess.Popen[str], int]:
+    """`python -m handlers.local` with these options on the bench's database; its port, once it listens."""
+    from tests.ports import free_port
+
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": handlers_url, "DATABASE_AUTH": "url", "JWT_SECRET": secret.text,
+           "CONNECTION_TTL_MINUTES": "120"}  # fmt: skip
+    env.pop("AWS_WEBSOCKET_API_GATEWAY_ENDPOINT", None)
+    output = log.open("w")
+    server = subprocess.Popen([sys.executable, "-m", "handlers.local", "--port", str(port), *options], cwd=REPO,
+                              env=env, stdout=output, stderr=output, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while "WebSocket API on" not in log.read_text():
+        if server.poll() is not None or time.monotonic() > deadline:
+            sys.exit(f"handlers.local did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+    return server, port
+
+
+def run_local(clients: int, budget: int, in_flight: int, rate_per_s: float = RATE) -> None:
+    """The storm against the local API: one process on one connection (before), then execution
+    environments with the budget and without it (the baseline), each at 500/s and all at once."""
+    import psycopg
+
+    from tests.postgres import throwaway_cluster
+
+    secret = BackendSecret.generate()
+    tokens = [mint(secret.key, f"user{n}@example.org", "PATIENT") for n in range(1, clients + 1)]
+    per_function = max(1, budget // 4)  # the unbounded run starts with as many warm in total
+    runs = [
+        LocalRun("single process", ["--single-process"], 0),
+        LocalRun(f"budget {budget}", ["--connection-budget", str(budget), "--warm-environments", str(budget)], budget),
+        LocalRun(
+            "no budget",
+            [
+                "--connection-budget",
+                "unreserved",
+                "--warm-environments",
+                str(per_function),
+                "--account-concurrency",
+                str(in_flight),
+            ],
+            per_function * 4,
+        ),
+    ]
+    load = os.getloadavg()[0]
+    with throwaway_cluster({"max_connections": str(MAX_CONNECTIONS)}) as owner_url, \
+            tempfile.TemporaryDirectory(prefix="bench-storm-") as work:  # fmt: skip
+        if owner_url is None:
+            sys.exit("bench_storm needs the PostgreSQL server binaries (initdb, pg_ctl) for its throwaway cluster")
+        handlers_url = _prepare(owner_url, clients)
+        print(f"reconnect storm: {clients:,} clients (connect, authenticate with a backend token, close) against "
+              f"`python -m handlers.local`, PostgreSQL max_connections={MAX_CONNECTIONS}; no budget: at most "
+              f"{in_flight} environments (--account-concurrency); load average {load:.1f} at start (2 shared "
+              "cores)")  # fmt: skip
+        print(f"  {'':26} {'connects/s':>10} {'connect p50/p99 ms':>19} {'trip p50/p99 ms':>17} {'refused':>7} "
+              f"{'resent':>6} {'throttles':>9} {'db errors':>9} {'other':>5} {'peak conns':>10} "
+              f"{'active after':>12}")  # fmt: skip
+        spawn = multiprocessing.get_context("spawn")
+        p99: dict[str, float] = {}
+        for run in runs:
+            for rate in (rate_per_s, None):
+                with psycopg.connect(owner_url, autocommit=True) as owner:
+                    owner.execute("TRUNCATE websocket_connections")
+                log = Path(work) / "server.log"
+                server, port = _serve_local(handlers_url, secret, run.options, log)
+                peak = Peak(owner_url)
+                try:
+                    with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                        url = f"ws://127.0.0.1:{port}/ws/careconnect"
+                        outcome = pool.submit(run_clients, url, tokens, rate).result()
+                    active = _settled_active(owner_url)
+                finally:
+                    server.send_signal(signal.SIGINT)
+                    server.wait(timeout=120)
+                most = peak.stop()
+                text = log.read_text()
+                throttles = text.count("Rate Exceeded")
+                db_errors = text.count('"message": "database unavailable"')
+                label = f"{run.label}, " + (f"{rate:g}/s" if rate else "all at once")
+                p99[label] = _quantile(outcome.trip_s, 99)
+                other = sum(outcome.errors.values())
+                print(f"  {label:26} {len(outcome.connect_s) / outcome.seconds:10.1f} "
+                      f"{_quantile(outcome.connect_s, 50):8.1f}/{_quantile(outcome.connect_s, 99):<8.1f}  "
+                      f"{_quantile(outcome.trip_s, 50):7.1f}/{p99[label]:<8.1f} "
+                      f"{outcome.refused:7d} {outcome.resent:6d} {throttles:9d} {db_errors:9d} {other:5d} {most:10d} "
+                      f"{active:12d}", flush=True)  # fmt: skip
+                if outcome.errors:
+                    print(f"    other errors: {dict(sorted(outcome.errors.items()))}")
+        base = p99[f"no budget, {rate_per_s:g}/s"]
+        for label in (f"single process, {rate_per_s:g}/s", f"budget {budget}, {rate_per_s:g}/s"):
+            print(f"  p99 round trip at {rate_per_s:g}/s, {label.split(',')[0]}: {p99[label]:.1f} ms "
+                  f"({p99[label] / base:.2f}x the no-budget baseline's {base:.1f} ms; target 50 ms)")  # fmt: skip
+
+
+def _settled_active(owner_url: str) -> int:
+    """Rows still active once the last `$disconnect`s have finished (the count stops changing)."""
+    import psycopg
+
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        active, quiet = -1, 0
+        while quiet < 10:
+            now = owner.execute("SELECT count(*) FROM websocket_connections WHERE is_active")
+            count = int(now.fetchone()[0])  # type: ignore[index]
+            quiet, active = (quiet + 1 if count == active else 0), count
+            time.sleep(0.2)
+    return active
 
 
 if __name__ == "__main__":

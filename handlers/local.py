@@ -19,6 +19,11 @@ the environment as on Lambda, behind a real WebSocket server that behaves like A
   `/ws/notifications` and `/`; the
   path becomes the `service` query parameter the app passes to API Gateway (one URL there).
 - At start, the migration brings the table to the handlers' version (`handlers.migrate`).
+- Lambda's concurrency (handlers/local_environments.py): each concurrent invocation of a
+  function runs in an execution environment of its own, a worker process with its own
+  PostgreSQL connection, up to the function's reserved concurrency from the connection budget;
+  beyond it a `$connect` fails with 500 and a message gets `Internal server error`, as API
+  Gateway answers a throttled integration. `--single-process`: every handler here, one connection.
 
 One log line per frame in and out (type and size, never bodies).
 """
@@ -39,6 +44,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from generator.budget import BUDGETS, DEFAULT_BUDGET, UNRESERVED
+from handlers.local_environments import (
+    ACCOUNT_CONCURRENCY,
+    IDLE_SECONDS,
+    Environments,
+    FunctionError,
+    Throttled,
+)
 
 MAX_MESSAGE_BYTES = 128 * 1024
 PATHS = ("/", "/ws/careconnect", "/ws/calls", "/ws/calls-ws", "/ws/notifications")
@@ -74,11 +88,20 @@ class LocalApi:
     """The WebSocket API and its management API, in one aiohttp application."""
 
     def __init__(
-        self, domain: str, *, idle_seconds: float = 600, max_seconds: float = 7200, api_token: str = ""
+        self,
+        domain: str,
+        *,
+        idle_seconds: float = 600,
+        max_seconds: float = 7200,
+        api_token: str = "",
+        environments: Environments | None = None,
     ) -> None:
         self.domain, self.idle_seconds, self.max_seconds = domain, idle_seconds, max_seconds
         self.api_token = api_token
         self.connections: dict[str, Connection] = {}
+        self.closing = False  # Ctrl-C: close_all is closing every connection
+        # None: every handler in this process, on one connection (--single-process)
+        self.environments = environments
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_MESSAGE_BYTES + 1024, middlewares=[self.guard])
@@ -89,6 +112,17 @@ class LocalApi:
             app.router.add_route(method, "/{stage}/@connections/{id}", self.management)
         app.router.add_post("/notify", self.notify)
         app.on_shutdown.append(self.close_all)
+        if self.environments is not None:
+            environments = self.environments
+
+            async def start(_app: web.Application) -> None:
+                await environments.start()
+
+            async def stop(_app: web.Application) -> None:  # after the last $disconnect
+                await environments.stop()
+
+            app.on_startup.append(start)
+            app.on_cleanup.append(stop)
         return app
 
     @web.middleware
@@ -135,10 +169,16 @@ class LocalApi:
             **more,
         }
 
-    async def _invoke(self, module: str, event: Any, request_id: str | None = None) -> dict[str, Any]:
-        """The real entry point, in a worker thread (the handlers block on PostgreSQL and HTTP)."""
-        handler = __import__(f"handlers.{module}", fromlist=["handler"]).handler
+    async def _invoke(
+        self, module: str, event: Any, request_id: str | None = None, *, wait: bool = False
+    ) -> dict[str, Any]:
+        """The real entry point: in an execution environment of its own (Throttled beyond the
+        function's reserved concurrency), or with --single-process in a worker thread here (the
+        handlers block on PostgreSQL and HTTP)."""
         request_id = request_id or event["requestContext"]["requestId"]
+        if self.environments is not None:
+            return await self.environments.invoke(module, event, request_id, wait=wait)
+        handler = __import__(f"handlers.{module}", fromlist=["handler"]).handler
         context = type("Context", (), {"aws_request_id": request_id})()
         result: dict[str, Any] = await asyncio.to_thread(handler, event, context)
         return result
@@ -164,7 +204,11 @@ class LocalApi:
             ),
             "isBase64Encoded": False,
         }
-        answer = await self._invoke("connect", connect)
+        try:
+            answer = await self._invoke("connect", connect)
+        except (Throttled, FunctionError) as failure:  # API Gateway's answer to a failed integration
+            log.info("connect failed", extra={"connectionId": connection_id, "reason": str(failure)})
+            return web.json_response({"message": "Internal server error"}, status=500)
         status = int(answer.get("statusCode", 200))
         if status != 200:
             log.info("connect refused", extra={"connectionId": connection_id, "status": status})
@@ -200,7 +244,11 @@ class LocalApi:
                 ),
                 "isBase64Encoded": False,
             }
-            await self._invoke("disconnect", disconnect)
+            try:
+                # Ctrl-C's disconnects wait for an environment: every row ends inactive, as promised
+                await self._invoke("disconnect", disconnect, wait=self.closing)
+            except (Throttled, FunctionError) as failure:  # API Gateway does not retry it: the row stays
+                log.warning("disconnect failed", extra={"connectionId": connection_id, "reason": str(failure)})
             log.info("disconnected", extra={"connectionId": connection_id, "code": socket.close_code})
         return socket
 
@@ -234,10 +282,17 @@ class LocalApi:
                 "body": body,
                 "isBase64Encoded": binary,
             }
-            await self._invoke("default", event)
+            request_id = secrets.token_hex(8)
+            try:
+                await self._invoke("default", event, request_id)
+            except (Throttled, FunctionError) as failure:  # as API Gateway tells the client
+                log.info("message failed", extra={"connectionId": connection.id, "reason": str(failure)})
+                failed = {"message": "Internal server error", "connectionId": connection.id}
+                await socket.send_json({**failed, "requestId": request_id})
 
     async def close_all(self, _app: web.Application) -> None:
         """Ctrl-C: close every connection; each one's `$disconnect` runs as its socket ends."""
+        self.closing = True
         for connection in list(self.connections.values()):
             await connection.open.wait()
             await connection.socket.close(code=1001, message=b"Going away")
@@ -287,7 +342,16 @@ class LocalApi:
             payload = await request.json()
         except ValueError:
             return web.json_response({"error": "the body must be JSON: {recipients, message}"}, status=400)
-        answer = await self._invoke("notify", payload, request_id=secrets.token_hex(8))
+        try:
+            answer = await self._invoke("notify", payload, request_id=secrets.token_hex(8))
+        except Throttled as throttled:  # as Lambda's Invoke answers the backend
+            return web.json_response(
+                {"message": "Rate Exceeded.", "Reason": throttled.reason},
+                status=429,
+                headers={"x-amzn-ErrorType": "TooManyRequestsException"},
+            )
+        except FunctionError as failure:
+            return web.json_response({"error": str(failure)}, status=500)
         return web.json_response(answer, status=400 if "error" in answer else 200)
 
 
@@ -358,12 +422,58 @@ def _emulated(host: str, port: int) -> int:
     return 0
 
 
+def _budget(text: str) -> int | str:
+    """A connection budget: a whole number of connections (at least 10, so each function gets one;
+    the template allows BUDGETS), or `unreserved`."""
+    if text == UNRESERVED:
+        return UNRESERVED
+    if not text.isdigit() or int(text) < 10:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a number of connections, at least 10 (the template allows "
+            f"{', '.join(map(str, BUDGETS))}), or {UNRESERVED}"
+        )
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m handlers.local", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--idle-seconds", type=float, default=600, help="idle timeout (API Gateway: 10 minutes)")
     parser.add_argument("--max-seconds", type=float, default=7200, help="longest connection (API Gateway: 2 hours)")
+    parser.add_argument(
+        "--connection-budget",
+        type=_budget,
+        default=DEFAULT_BUDGET,
+        metavar="N",
+        help=f"PostgreSQL connections the four functions may hold, split 4:3:2:1 into reserved concurrency "
+        f"as the compute template does (default {DEFAULT_BUDGET}, the template's; {UNRESERVED}: no limit)",
+    )
+    parser.add_argument(
+        "--environment-idle-seconds",
+        type=float,
+        default=IDLE_SECONDS,
+        help="an execution environment idle this long is reclaimed, and its connection closed",
+    )
+    parser.add_argument(
+        "--warm-environments",
+        type=int,
+        default=1,
+        metavar="N",
+        help="environments per function started with the server and kept (provisioned concurrency)",
+    )
+    parser.add_argument(
+        "--account-concurrency",
+        type=int,
+        default=ACCOUNT_CONCURRENCY,
+        metavar="N",
+        help="environments of all functions at most (Lambda's account concurrency)",
+    )
+    parser.add_argument(
+        "--single-process",
+        action="store_true",
+        help="every handler in this process on one PostgreSQL connection (no environments, no throttle)",
+    )
     parser.add_argument(
         "--emulated",
         action="store_true",
@@ -375,11 +485,20 @@ def main(argv: list[str] | None = None) -> int:
         return _emulated(args.host, args.port)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     migrate_at_start()
+    environments = None
+    if not args.single_process:
+        environments = Environments(
+            None if args.connection_budget == UNRESERVED else int(args.connection_budget),
+            idle_seconds=args.environment_idle_seconds,
+            warm=args.warm_environments,
+            account_concurrency=args.account_concurrency,
+        )
     api = LocalApi(
         f"{args.host}:{args.port}",
         idle_seconds=args.idle_seconds,
         max_seconds=args.max_seconds,
         api_token=os.environ.get(TOKEN_VARIABLE, ""),
+        environments=environments,
     )
     banner = (
         f"WebSocket API on ws://{args.host}:{args.port}/ws/careconnect (also /ws/calls, /ws/notifications, /); "

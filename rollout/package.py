@@ -31,7 +31,11 @@ from generator.project import Project
 
 ARCHITECTURES = {"arm64": "aarch64", "x86_64": "x86_64"}
 HANDLER_FILES = ("*.py", "*.sql")
-LOCAL_ONLY = {"local.py"}  # the local WebSocket API: a developer's server, never part of a function
+LOCAL_ONLY = {
+    "local.py",
+    "local_environments.py",
+    "local_preload.py",
+}  # the local WebSocket API: a developer's server, never shipped
 # Lambda's limits for a function deployed from a zip (with its layers: none here).
 MAX_ZIPPED_BYTES = 50 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024

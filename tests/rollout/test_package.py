@@ -19,7 +19,7 @@ PROJECT = Project.find()
 HANDLER_SOURCES = sorted(
     f"handlers/{p.name}"
     for p in PROJECT.handlers.iterdir()
-    if p.suffix in (".py", ".sql") and p.name != "local.py"  # the developer's server imports aiohttp
+    if p.suffix in (".py", ".sql") and p.name not in package.LOCAL_ONLY  # the developer's server (aiohttp)
 )
 HOST = package.Target(
     "x86_64" if package.os_machine() == "x86_64" else "arm64",
