@@ -68,12 +68,14 @@ def running_emulator(port: int = 0) -> Iterator[str]:
         ) from None
 
     from emulator import aws_rules, functions, iam_enforcement, moto_gaps, stack_guards, template_cache, websocket_apis
+    from emulator import log_keys
     from emulator.https_proxy import HttpsProxy
 
     moto_gaps.install()
     functions.install()
     websocket_apis.install()
     aws_rules.install()
+    log_keys.install()
     iam_enforcement.install()
     stack_guards.install()
     template_cache.install()
