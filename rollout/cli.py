@@ -94,6 +94,7 @@ def _rollout(args: argparse.Namespace) -> int:
         confirm=_confirm(rehearsing or args.yes),
         bake_seconds=getattr(args, "bake_seconds", None),
         project=args.project,
+        max_minutes=getattr(args, "max_minutes", None),
     )
     try:
         env = settings.load(environment, region=getattr(args, "region", None), project=args.project)
@@ -273,6 +274,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 1 <= value <= 600:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected minutes between 1 and 600")
+    return value
+
+
 def _bake_seconds(text: str) -> int:
     try:
         return settings.bake_seconds(text, "--bake-seconds")
@@ -317,6 +328,15 @@ def parser(project: Project) -> argparse.ArgumentParser:
             "(0 skips; default: the environment's bake_seconds)",
         )
 
+    def bound(sub: argparse.ArgumentParser) -> None:
+        from rollout.deadline import MAX_MINUTES
+
+        sub.add_argument(
+            "--max-minutes",
+            type=_minutes,
+            help=f"stop the run after this long, saying what still runs (AWS carries on; default {MAX_MINUTES})",
+        )
+
     def aws_target(sub: argparse.ArgumentParser) -> None:
         """Which environment, in which account: what `deploy` and `watch` both need."""
         sub.add_argument("--env", required=True, help=f"environment: one of {', '.join(settings.available(project))}")
@@ -328,6 +348,7 @@ def parser(project: Project) -> argparse.ArgumentParser:
     aws_target(deploy)
     deploy.add_argument("--yes", action="store_true", help="execute without asking (needed when not interactive)")
     common(deploy)
+    bound(deploy)
     deploy.set_defaults(run=_rollout)
 
     follow = commands.add_parser("watch", help="follow what is running for an environment")

@@ -65,4 +65,6 @@ class Factory:
     def orchestrator(self, engine: str) -> Orchestrator:
         if engine not in self.orchestrators:
             raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
-        return self.orchestrators[engine]
+        from rollout.deadline import bounded
+
+        return bounded(self.orchestrators[engine])  # every run within its bound (--max-minutes)

@@ -21,3 +21,5 @@ class Options:
     )
     bake_seconds: int | None = None  # --bake-seconds: overrides the environment's bake_seconds
     project: Project = field(default_factory=Project.find)  # made by the command's main
+    max_minutes: float | None = None  # --max-minutes: the whole run's bound (None: rollout.deadline.MAX_MINUTES)
+    clock: Callable[[], float] = time.monotonic  # what the bound is measured on (a test's own clock)
