@@ -67,8 +67,16 @@ def running_emulator(port: int = 0) -> Iterator[str]:
             "the embedded emulator needs moto: pip install 'careconnect-websocket[emulator]'"
         ) from None
 
-    from emulator import aws_rules, functions, iam_enforcement, moto_gaps, stack_guards, template_cache, websocket_apis
-    from emulator import log_keys
+    from emulator import (
+        aws_rules,
+        functions,
+        iam_enforcement,
+        log_keys,
+        moto_gaps,
+        stack_guards,
+        template_cache,
+        websocket_apis,
+    )
     from emulator.https_proxy import HttpsProxy
 
     moto_gaps.install()

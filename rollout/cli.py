@@ -120,8 +120,13 @@ def _rollout(args: argparse.Namespace) -> int:
                 policy = document(env, args.engine, Where("aws", env.region, EMULATOR_ACCOUNT))
             summary = rehearse(env, report, options, args.engine, factory, policy, args.database_url)
         else:
+            from rollout import plan_file
+            from rollout.deadline import bounded
+
             aws = factory.aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url)
-            summary = factory.orchestrator(args.engine)(env, aws, report, options)
+            kept = plan_file.orchestrator(getattr(args, "plan_out", None), getattr(args, "execute", None), args)
+            run = bounded(kept) if kept else factory.orchestrator(args.engine)
+            summary = run(env, aws, report, options)
             summary.aws_calls = {"total": aws.counter.total, "mutating": aws.counter.mutating}
     except KeyboardInterrupt:
         return _interrupted(args, environment, report)
@@ -349,6 +354,9 @@ def parser(project: Project) -> argparse.ArgumentParser:
     deploy.add_argument("--yes", action="store_true", help="execute without asking (needed when not interactive)")
     common(deploy)
     bound(deploy)
+    kept = deploy.add_mutually_exclusive_group()
+    kept.add_argument("--plan-out", type=Path, metavar="FILE", help="create and keep the change sets, write the plan to FILE")
+    kept.add_argument("--execute", type=Path, metavar="FILE", help="run the change sets of a --plan-out FILE, if nothing changed")
     deploy.set_defaults(run=_rollout)
 
     follow = commands.add_parser("watch", help="follow what is running for an environment")

@@ -80,14 +80,14 @@ def bounded(orchestrator: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return orchestrator(settings, aws, report, replace(options, sleep=deadline.sleeping(options.sleep)))
         except RunOutOfTime as error:
-            aws.session.events.unregister("provide-client-params", deadline.before_call)
             from rollout.prepare import rollout_stack_name
 
+            waited = deadline.waiting_on  # before the reads below (clients made earlier keep the hook)
             running = still_running(aws, [*settings.stacks.values(), rollout_stack_name(settings)])
-            if deadline.waiting_on.startswith("stepfunctions:"):
-                running.append(f"the Step Functions execution ({deadline.waiting_on.split(' ', 1)[-1]})")
+            if waited.startswith("stepfunctions:"):
+                running.append(f"the Step Functions execution ({waited.split(' ', 1)[-1]})")
             raise RunOutOfTime(
-                f"{error}, waiting on {deadline.waiting_on}: stopped here. AWS carries on with what it started "
+                f"{error}, waiting on {waited}: stopped here. AWS carries on with what it started "
                 "(CloudFormation finishes or rolls back each stack by itself; an execution runs to its end): "
                 f"follow it with `python -m rollout watch --env {settings.name}`, then `rollout status`",
                 [f"still running: {r}" for r in running] or ["nothing shows in progress in AWS now"],

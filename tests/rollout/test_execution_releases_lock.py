@@ -86,8 +86,8 @@ def test_a_failed_execution_releases_its_lock_and_still_fails_with_the_steps_err
 def test_the_release_removes_only_its_own_runs_lock(emulator: str, env_settings: settings.EnvironmentSettings) -> None:
     """A lock another run took over (another run id) is left alone; this run's is removed."""
     from rollout.engine import LocalContext
-    from rollout.report import Reporter
     from rollout.rehearsal import prepare_account
+    from rollout.report import Reporter
     from rollout.unlock_step import ReleaseLock
 
     aws = Aws(REGION, endpoint_url=emulator)
