@@ -21,7 +21,9 @@ def _defaults(stem: str) -> tuple[dict[str, str], frozenset[str]]:
     from generator.build import build_all
 
     template = build_all([stem])[stem]
-    defaults = {n: live.effective(p.properties["Default"]) for n, p in template.parameters.items() if "Default" in p.properties}
+    defaults = {
+        n: live.effective(p.properties["Default"]) for n, p in template.parameters.items() if "Default" in p.properties
+    }
     return defaults, frozenset(n for n, p in template.parameters.items() if p.properties.get("NoEcho"))
 
 

@@ -355,8 +355,12 @@ def parser(project: Project) -> argparse.ArgumentParser:
     common(deploy)
     bound(deploy)
     kept = deploy.add_mutually_exclusive_group()
-    kept.add_argument("--plan-out", type=Path, metavar="FILE", help="create and keep the change sets, write the plan to FILE")
-    kept.add_argument("--execute", type=Path, metavar="FILE", help="run the change sets of a --plan-out FILE, if nothing changed")
+    kept.add_argument(
+        "--plan-out", type=Path, metavar="FILE", help="create and keep the change sets, write the plan to FILE"
+    )
+    kept.add_argument(
+        "--execute", type=Path, metavar="FILE", help="run the change sets of a --plan-out FILE, if nothing changed"
+    )
     deploy.set_defaults(run=_rollout)
 
     follow = commands.add_parser("watch", help="follow what is running for an environment")

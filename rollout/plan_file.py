@@ -58,7 +58,9 @@ def _stack_record(cf: Any, name: str) -> dict[str, str]:
     return {"status": state.status, "last_updated": state.last_update}
 
 
-def _keep_change_set(ctx: engine.LocalContext, step: DeployStack, outputs: dict[str, dict[str, str]], options: Options) -> dict[str, Any]:
+def _keep_change_set(
+    ctx: engine.LocalContext, step: DeployStack, outputs: dict[str, dict[str, str]], options: Options
+) -> dict[str, Any]:
     """The step's change set, created and kept (None-free record), or `unchanged` when AWS holds the plan."""
     cf = ctx.client("cloudformation")
     state = describe(cf, step.stack_name)
@@ -67,7 +69,11 @@ def _keep_change_set(ctx: engine.LocalContext, step: DeployStack, outputs: dict[
             f"{step.stack_name} {'does not exist' if state is None else 'is ' + state.status}: a plan file changes "
             "existing stacks only; deploy it once first (`rollout deploy`)"
         )
-    missing = [f"{v['from']}.{v['output']}" for v in step.parameters.values() if not isinstance(v, str) and value_of(v, outputs) is None]
+    missing = [
+        f"{v['from']}.{v['output']}"
+        for v in step.parameters.values()
+        if not isinstance(v, str) and value_of(v, outputs) is None
+    ]
     if missing:
         raise PlanFileRefused(f"{step.stack_name}: its inputs {', '.join(missing)} do not exist yet: deploy once first")
     parameters = step.resolved(outputs)
@@ -89,7 +95,9 @@ def _keep_change_set(ctx: engine.LocalContext, step: DeployStack, outputs: dict[
         **({"RoleARN": step.role_arn} if step.role_arn else {}),
     )  # fmt: skip
     for _ in range(MAX_POLLS):
-        described = cf.describe_change_set(ChangeSetName=created["Id"], StackName=step.stack_name, IncludePropertyValues=True)
+        described = cf.describe_change_set(
+            ChangeSetName=created["Id"], StackName=step.stack_name, IncludePropertyValues=True
+        )
         if described["Status"] in ("CREATE_COMPLETE", "FAILED"):
             break
         options.sleep(max(step.wait, 1.0))
@@ -160,7 +168,9 @@ def changed_since(document: dict[str, Any], prepared: Prepared, cf: Any) -> list
             try:
                 held = cf.describe_change_set(ChangeSetName=saved["change_set"], StackName=saved["stack"])
             except ClientError:  # ChangeSetNotFound: gone is what matters
-                found.append(f"{saved['stack']}: its change set {saved['change_set'].rsplit('/', 2)[-2]} no longer exists")
+                found.append(
+                    f"{saved['stack']}: its change set {saved['change_set'].rsplit('/', 2)[-2]} no longer exists"
+                )
                 continue
             if held["Status"] != "CREATE_COMPLETE" or held.get("ExecutionStatus") != "AVAILABLE":
                 found.append(
@@ -170,7 +180,9 @@ def changed_since(document: dict[str, Any], prepared: Prepared, cf: Any) -> list
     return found
 
 
-def execute(path: Path, settings_: settings.EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
+def execute(
+    path: Path, settings_: settings.EnvironmentSettings, aws: Aws, report: Reporter, options: Options
+) -> Summary:
     """`deploy --execute FILE`: exactly the kept change sets, then the plan's other steps, if nothing changed."""
     document = read(path, settings_.name)
     prepared = prepare(settings_, aws, report, options, "local")
@@ -211,7 +223,9 @@ def orchestrator(plan_out: Path | None, execute_file: Path | None, args: Any) ->
     if plan_out is None and execute_file is None:
         return None
     if args.dry_run:
-        raise settings.SettingsError("--plan-out and --execute do not go with --dry-run (a plan file is a dry run kept)")
+        raise settings.SettingsError(
+            "--plan-out and --execute do not go with --dry-run (a plan file is a dry run kept)"
+        )
     if args.engine != "local":
         raise settings.SettingsError(
             "--plan-out and --execute run with the local engine: the Step Functions execution makes its own change "
@@ -221,4 +235,3 @@ def orchestrator(plan_out: Path | None, execute_file: Path | None, args: Any) ->
         return lambda env, aws, report, options: write(plan_out, env, aws, report, options)
     assert execute_file is not None
     return lambda env, aws, report, options: execute(execute_file, env, aws, report, options)
-

@@ -128,7 +128,9 @@ def _run(prepared: Prepared, holding: Holding, aws: Aws, report: Reporter, optio
         stateMachineArn=machine,
         name=execution_name(settings.name, plan.run_id),
         # The execution releases the lock itself when it ends (rollout/unlock_step.py).
-        input=json.dumps({"plan": with_release(plan, settings.artifacts_bucket).to_dict(), "memo": first_memo(outputs)}),
+        input=json.dumps(
+            {"plan": with_release(plan, settings.artifacts_bucket).to_dict(), "memo": first_memo(outputs)}
+        ),
     )
     report.line("sfn", f"execution {started['executionArn']}")
     holding.executing(started["executionArn"])  # the lock names it: stale once it ends, if we stop following

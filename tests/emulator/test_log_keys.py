@@ -45,7 +45,9 @@ def test_a_stack_update_naming_a_missing_key_rolls_back(emulator: str) -> None:
     stack = cf.describe_stacks(StackName="logged")["Stacks"][0]
     assert stack["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
     assert stack["StackStatusReason"].startswith("The following resource(s) failed to update: [Group]")
-    failed = [e for e in cf.describe_stack_events(StackName="logged")["StackEvents"] if e["ResourceStatus"] == "UPDATE_FAILED"]
+    failed = [
+        e for e in cf.describe_stack_events(StackName="logged")["StackEvents"] if e["ResourceStatus"] == "UPDATE_FAILED"
+    ]
     assert [e["LogicalResourceId"] for e in failed] == ["Group"]
     assert "kmsKeyId" not in logs.describe_log_groups()["logGroups"][0]
     assert json.loads(json.dumps(cf.get_template(StackName="logged")["TemplateBody"])) == json.loads(first)

@@ -75,9 +75,7 @@ def test_a_failed_execution_releases_its_lock_and_still_fails_with_the_steps_err
     assert lock.read(s3, env_settings.artifacts_bucket, env_settings.name) is None
     stepfunctions = aws.client("stepfunctions")
     (execution,) = [
-        e
-        for e in stepfunctions.list_executions(stateMachineArn=_machine(aws))["executions"]
-        if e["status"] == "FAILED"
+        e for e in stepfunctions.list_executions(stateMachineArn=_machine(aws))["executions"] if e["status"] == "FAILED"
     ]
     entered = _entered(_history(aws, execution["executionArn"]))
     assert entered[-2:] == ["ReleaseAfterFailure", "Failed"]

@@ -17,7 +17,7 @@ from rollout.factory import Factory
 from rollout.rehearsal import prepare_account
 from rollout.report import Reporter
 from tests.rollout.conftest import Run, with_parameters
-from tests.rollout.test_scenarios import REGION, _update_out_of_band
+from tests.rollout.test_scenarios import _update_out_of_band
 
 
 def _plan_out(env: settings.EnvironmentSettings, emulator: str, built: package.Artifact, path: Path, execute: bool = False) -> dict[str, Any]:  # fmt: skip
@@ -84,7 +84,7 @@ def test_a_plan_is_refused_when_anything_changed_since(
     _plan_out(faster, emulator, built_artifact, fresh)
     kept = json.loads(fresh.read_text())["stacks"]["websocket"]["change_set"]
     cf.delete_change_set(ChangeSetName=kept, StackName="cc-websocket-api")
-    with pytest.raises(plan_file.PlanFileRefused, match="its change set rollout-.* no longer exists"):
+    with pytest.raises(plan_file.PlanFileRefused, match=r"its change set rollout-.* no longer exists"):
         _plan_out(faster, emulator, built_artifact, fresh, execute=True)
 
 
