@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from generator.project import Project
 from botocore.config import Config
 
+from generator.project import Project
 from rollout import package
 from rollout.aws import Aws
 from rollout.options import Options
