@@ -93,3 +93,20 @@ def test_plan_files_are_refused_with_the_step_functions_engine(capsys: pytest.Ca
                      "--plan-out", str(tmp_path / "p.json")])  # fmt: skip
     assert code == 2
     assert "--plan-out and --execute run with the local engine" in capsys.readouterr().err
+
+
+def test_the_commands_plan_out_and_execute(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, built_artifact: package.Artifact,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    rollout(env_settings)
+    factory, path = Factory(build_package=lambda *_: built_artifact), tmp_path / "plan.json"
+    target = ["--env", "rehearsal", "--endpoint-url", emulator, "--yes", "--json"]
+    assert cli.main(["deploy", *target, "--plan-out", str(path)], factory) == 0
+    assert json.loads(capsys.readouterr().out)["result"] == "planned"
+    assert {s["action"] for s in json.loads(path.read_text())["stacks"].values()} == {"unchanged"}
+    assert cli.main(["deploy", *target, "--execute", str(path)], factory) == 0
+    executed = json.loads(capsys.readouterr().out)
+    assert executed["result"] == "succeeded" and {s["action"] for s in executed["stages"]} == {"unchanged"}
+    assert cli.main(["deploy", *target, "--execute", str(tmp_path / "missing.json")], factory) == 2
+    assert "not a plan file" in json.loads(capsys.readouterr().out)["error"]["message"]
