@@ -71,6 +71,7 @@ def running_emulator(port: int = 0) -> Iterator[str]:
         aws_rules,
         functions,
         iam_enforcement,
+        log_keys,
         moto_gaps,
         stack_guards,
         stack_protection,
@@ -84,6 +85,7 @@ def running_emulator(port: int = 0) -> Iterator[str]:
     functions.install()
     websocket_apis.install()
     aws_rules.install()
+    log_keys.install()
     iam_enforcement.install()
     stack_guards.install()
     stack_protection.install()

@@ -43,6 +43,7 @@ from generator.names import Names
 from generator.rollout_stack import ROLLOUT_ROLE_PATH
 from rollout.artifacts import template_key
 from rollout.plan import Artifacts, Consumer, Observed, resolve
+from rollout.unlock_step import with_release
 
 EXCEPTIONS_FILE = Path(__file__).with_name("permission_exceptions.yaml")
 PARTITION, REGION, ACCOUNT = "aws", "eu-west-1", "123456789012"
@@ -399,6 +400,8 @@ def runner_checks(option: Option, rollout_parameters: dict[str, str]) -> Iterato
         role_arn=SERVICE_ROLE_ARN,
         bake_seconds=60,
     )
+    # The execution's last state releases the environment's lock (rollout/unlock_step.py).
+    plan = with_release(plan, rollout_parameters["RunnerCodeBucket"])
     key = rollout_parameters.get("EnvironmentKmsKeyArn", "")
     for step in plan.steps:
         for call in step.calls(plan.where):

@@ -496,7 +496,9 @@ def _runner_role(template: Template) -> Role:
     p = template.parameters
     where = Where("${AWS::Partition}", "${AWS::Region}", "${AWS::AccountId}")
     stacks = {"compute": "${ComputeStackName}", "websocket": "${WebSocketStackName}"}
-    calls = declared_calls(where, "${NamePrefix}", stacks, "${CloudFormationRole.Arn}", "${ArtifactsBucket}")
+    calls = declared_calls(
+        where, "${NamePrefix}", stacks, "${CloudFormationRole.Arn}", "${ArtifactsBucket}", "${RunnerCodeBucket}"
+    )
     by_resource: dict[str, list[str]] = {}
     for call in calls:
         by_resource.setdefault(call.resource, []).append(call.action)

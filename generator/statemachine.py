@@ -11,6 +11,11 @@ the same the local executor runs. The state data is the plan (the execution inpu
 the runner returns; Retry names the errors Lambda tasks raise, and Catch takes States.TaskFailed
 and States.Timeout (never States.Runtime, which no Catch takes on AWS) to the Failed state.
 
+The execution ends through a release state either way (`Release` before Done, `ReleaseAfterFailure`
+before Failed): the runner removes the environment's lock this run holds (rollout/unlock_step.py),
+so it never outlives the execution. A release that fails does not change how the execution ends
+(the lock is then stale, and the next run takes it over since the execution has ended).
+
 ${Partition} and ${RunnerArn} are filled by the template's Fn::Sub.
 """
 
@@ -39,6 +44,7 @@ RETRY = [
         "BackoffRate": 2.0,
     }
 ]
+RELEASE_STEP = "unlock"  # rollout/unlock_step.py NAME
 MEMO = {key: f"$.Payload.{key}" for key in ("outputs", "work", "results", "done", "wait")}
 
 State = dict[str, Any]
@@ -60,7 +66,32 @@ def _task(step: str, phase: str, next_state: str) -> State:
         "ResultSelector": {f"{key}.$": path for key, path in MEMO.items()},
         "ResultPath": "$.memo",
         "Retry": RETRY,
-        "Catch": [{"ErrorEquals": ["States.TaskFailed", "States.Timeout"], "ResultPath": "$.error", "Next": "Failed"}],
+        "Catch": [
+            {"ErrorEquals": ["States.TaskFailed", "States.Timeout"], "ResultPath": "$.error", "Next": RELEASE_FAILED}
+        ],
+        "Next": next_state,
+    }
+
+
+RELEASE, RELEASE_FAILED = "Release", "ReleaseAfterFailure"
+
+
+def _release(result_path: str, next_state: str) -> State:
+    """The runner releases the run's lock; the outcome of the execution stays what it was."""
+    return {
+        "Type": "Task",
+        "Resource": INVOKE,
+        "Parameters": {
+            "FunctionName": RUNNER,
+            "Payload": {"plan.$": "$.plan", "memo.$": "$.memo", "step": RELEASE_STEP, "phase": "start"},
+        },
+        "TimeoutSeconds": RUNNER_TIMEOUT_SECONDS,
+        "ResultSelector": {f"{key}.$": path for key, path in MEMO.items()},
+        "ResultPath": result_path,
+        "Retry": RETRY,
+        "Catch": [
+            {"ErrorEquals": ["States.TaskFailed", "States.Timeout"], "ResultPath": "$.releaseError", "Next": next_state}
+        ],
         "Next": next_state,
     }
 
@@ -69,7 +100,7 @@ def definition(steps: tuple[str, ...] = STEP_ORDER) -> dict[str, Any]:
     states: dict[str, State] = {}
     for index, step in enumerate(steps):
         name = title(step)
-        after = title(steps[index + 1]) if index + 1 < len(steps) else "Done"
+        after = title(steps[index + 1]) if index + 1 < len(steps) else RELEASE
         states[name] = _task(step, "start", f"{name}Decide")
         states[f"{name}Decide"] = {
             "Type": "Choice",
@@ -78,6 +109,8 @@ def definition(steps: tuple[str, ...] = STEP_ORDER) -> dict[str, Any]:
         }
         states[f"{name}Wait"] = {"Type": "Wait", "SecondsPath": "$.memo.wait", "Next": f"{name}Poll"}
         states[f"{name}Poll"] = _task(step, "poll", f"{name}Decide")
+    states[RELEASE] = _release("$.memo", "Done")
+    states[RELEASE_FAILED] = _release("$.released", "Failed")
     states["Done"] = {"Type": "Succeed"}
     states["Failed"] = {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
     return {

@@ -68,6 +68,7 @@ class Aws:
         profile: str | None = None,
         endpoint_url: str | None = None,
         credentials: tuple[str, str] | None = None,  # an access key id and secret, instead of the chain
+        config: Config | None = None,  # the clients' timeouts and retries (default RETRIES)
     ) -> None:
         keys = {"aws_access_key_id": credentials[0], "aws_secret_access_key": credentials[1]} if credentials else {}
         try:
@@ -76,6 +77,7 @@ class Aws:
             raise CredentialsError(f"{error}; check --profile or ~/.aws/config") from None
         self.region = region
         self.endpoint_url = endpoint_url
+        self.config = config or RETRIES
         self.counter = CallCounter()
         self.session.events.register("before-call", self.counter)
         self.session.events.register("provide-client-params", self.counter.record)
@@ -83,7 +85,7 @@ class Aws:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url, config=RETRIES)
+            self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url, config=self.config)
         return self._clients[service]
 
     def identity(self) -> dict[str, str]:

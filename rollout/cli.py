@@ -100,6 +100,7 @@ def _rollout(args: argparse.Namespace) -> int:
         bake_seconds=getattr(args, "bake_seconds", None),
         project=args.project,
         allow_replacement=getattr(args, "allow_replacement", False),
+        max_minutes=getattr(args, "max_minutes", None),
     )
     try:
         env = settings.load(environment, region=getattr(args, "region", None), project=args.project)
@@ -125,8 +126,12 @@ def _rollout(args: argparse.Namespace) -> int:
                 policy = document(env, args.engine, Where("aws", env.region, EMULATOR_ACCOUNT))
             summary = rehearse(env, report, options, args.engine, factory, policy, args.database_url)
         else:
+            from rollout import plan_file
+            from rollout.deadline import bounded
+
             aws = factory.aws(env.region, profile=args.profile, endpoint_url=args.endpoint_url)
-            run = factory.orchestrator(args.engine)
+            kept = plan_file.orchestrator(getattr(args, "plan_out", None), getattr(args, "execute", None), args)
+            run = bounded(kept) if kept else factory.orchestrator(args.engine)
             if args.command == "rollback":
                 from rollout.rollback import rollback
 
@@ -314,6 +319,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 1 <= value <= 600:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected minutes between 1 and 600")
+    return value
+
+
 def _bake_seconds(text: str) -> int:
     try:
         return settings.bake_seconds(text, "--bake-seconds")
@@ -369,6 +384,15 @@ def parser(project: Project) -> argparse.ArgumentParser:
             help="let the plan replace resources (a new wss:// URL, log groups re-created): refused without it",
         )
 
+    def bound(sub: argparse.ArgumentParser) -> None:
+        from rollout.deadline import MAX_MINUTES
+
+        sub.add_argument(
+            "--max-minutes",
+            type=_minutes,
+            help=f"stop the run after this long, saying what still runs (AWS carries on; default {MAX_MINUTES})",
+        )
+
     def aws_target(sub: argparse.ArgumentParser) -> None:
         """Which environment, in which account: what `deploy` and `watch` both need."""
         sub.add_argument("--env", required=True, help=f"environment: one of {', '.join(settings.available(project))}")
@@ -380,6 +404,14 @@ def parser(project: Project) -> argparse.ArgumentParser:
     aws_target(deploy)
     deploy.add_argument("--yes", action="store_true", help="execute without asking (needed when not interactive)")
     common(deploy)
+    bound(deploy)
+    kept = deploy.add_mutually_exclusive_group()
+    kept.add_argument(
+        "--plan-out", type=Path, metavar="FILE", help="create and keep the change sets, write the plan to FILE"
+    )
+    kept.add_argument(
+        "--execute", type=Path, metavar="FILE", help="run the change sets of a --plan-out FILE, if nothing changed"
+    )
     deploy.set_defaults(run=_rollout)
 
     follow = commands.add_parser("watch", help="follow what is running for an environment")
@@ -410,6 +442,7 @@ def parser(project: Project) -> argparse.ArgumentParser:
     back.add_argument("--to", metavar="RELEASE", help="the release id (default: the last succeeded before the current)")
     back.add_argument("--yes", action="store_true", help="execute without asking (needed when not interactive)")
     common(back)
+    bound(back)
     back.set_defaults(run=_rollout)
 
     policy = commands.add_parser("policy", help="the IAM policy a release engineer needs for an environment")

@@ -25,7 +25,7 @@ from botocore.exceptions import (
 
 from emulator import EmulatorUnavailable
 from rollout import package, settings
-from rollout.aws import CredentialsError
+from rollout.aws import READ_TIMEOUT_SECONDS, RETRIES, CredentialsError
 from rollout.bake import AlarmFired
 from rollout.plan import PlanRefused
 from rollout.preflight import PreflightFailed
@@ -64,7 +64,16 @@ def explain(error: BaseException) -> Failure | None:
         return Failure(FAILED, "stage", str(error), error.details)
     if isinstance(error, package.PackagingError):
         return Failure(FAILED, "package", str(error))
-    if isinstance(error, EndpointConnectionError | ConnectTimeoutError | ConnectionClosedError | ReadTimeoutError):
+    if isinstance(error, ReadTimeoutError):  # connected, and no answer came: not a network that is down
+        endpoint = str(getattr(error, "kwargs", {}).get("endpoint_url", "AWS")).rstrip("/")
+        return Failure(
+            USAGE,
+            "network",
+            f"{endpoint} accepted the connection but sent no answer within the read timeout "
+            f"(by default {READ_TIMEOUT_SECONDS} s, each of {RETRIES.retries['max_attempts']} attempts): check --endpoint-url "
+            "(is it an AWS endpoint?) and any proxy in between",
+        )
+    if isinstance(error, EndpointConnectionError | ConnectTimeoutError | ConnectionClosedError):
         endpoint = getattr(error, "kwargs", {}).get("endpoint_url", "AWS")
         return Failure(USAGE, "network", f"cannot reach {endpoint}: check the network, the region and --endpoint-url")
     if isinstance(error, NoCredentialsError | PartialCredentialsError | NoRegionError | ProfileNotFound):

@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from botocore.config import Config
+
 from generator.project import Project
 from rollout import package
 from rollout.aws import Aws
@@ -41,6 +43,7 @@ def _stepfunctions(settings: EnvironmentSettings, aws: Aws, report: Reporter, op
 class Factory:
     build_package: Callable[[package.Target, Project], package.Artifact] | None = None
     on_session: Callable[[Aws], None] | None = None  # e.g. a test's fault injection on every session
+    client_config: Config | None = None  # timeouts and retries (default rollout.aws.RETRIES)
     orchestrators: Mapping[str, Orchestrator] = field(
         default_factory=lambda: {"local": _local, "stepfunctions": _stepfunctions}
     )
@@ -52,7 +55,9 @@ class Factory:
         endpoint_url: str | None = None,
         credentials: tuple[str, str] | None = None,
     ) -> Aws:
-        aws = Aws(region, profile=profile, endpoint_url=endpoint_url, credentials=credentials)
+        aws = Aws(
+            region, profile=profile, endpoint_url=endpoint_url, credentials=credentials, config=self.client_config
+        )
         if self.on_session is not None:
             self.on_session(aws)
         return aws
@@ -65,4 +70,6 @@ class Factory:
     def orchestrator(self, engine: str) -> Orchestrator:
         if engine not in self.orchestrators:
             raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
-        return self.orchestrators[engine]
+        from rollout.deadline import bounded
+
+        return bounded(self.orchestrators[engine])  # every run within its bound (--max-minutes)

@@ -144,7 +144,13 @@ class Holding:
         return self
 
     def executing(self, execution: str) -> None:
-        self.lock = update(self.aws.client("s3"), self.bucket, self.lock, execution=execution)
+        try:
+            self.lock = update(self.aws.client("s3"), self.bucket, self.lock, execution=execution)
+        except ClientError as error:  # the execution ended and released it already (unlock_step)
+            if _code(error) not in ("PreconditionFailed", "NoSuchKey", "404"):
+                raise
+            if read(self.aws.client("s3"), self.bucket, self.lock.environment) is not None:
+                raise
 
     def __exit__(self, *_: object) -> None:
         release(self.aws.client("s3"), self.bucket, self.lock)

@@ -39,6 +39,8 @@ from rollout.steps import (
     ref,
     template_sha256,
 )
+from rollout.unlock_step import NAME as UNLOCK_STEP
+from rollout.unlock_step import ReleaseLock  # also registers its kind for Plan.from_dict
 
 STACK_WAIT_SECONDS = 5.0  # between looks at a stack inside AWS (the local executor looks every --poll-seconds)
 
@@ -292,9 +294,12 @@ def resolve(
     )
 
 
-def declared_calls(where: Where, name_prefix: str, stacks: dict[str, str], role_arn: str, bucket: str) -> list[Call]:
+def declared_calls(
+    where: Where, name_prefix: str, stacks: dict[str, str], role_arn: str, bucket: str, lock_bucket: str = ""
+) -> list[Call]:
     """The calls of every step any plan can hold, for names given as patterns or template
-    references (`${ComputeStackName}`): what the runner's role allows, generated, never written."""
+    references (`${ComputeStackName}`): what the runner's role allows, generated, never written.
+    With `lock_bucket` (the environment's bucket), the execution's release of its lock too."""
     names, url = Names(name_prefix), f"https://{bucket}.s3.{where.region}.amazonaws.com/templates/*"
     steps: list[Step] = [
         DeployStack(
@@ -317,4 +322,6 @@ def declared_calls(where: Where, name_prefix: str, stacks: dict[str, str], role_
         Migrate("migrate", 0, "", names.function("migrate")),
         SettleRole("settle", 0, "", f"{stacks['compute']}-*"),
     ]
+    if lock_bucket:
+        steps.append(ReleaseLock(UNLOCK_STEP, 0, lock_bucket, "*", ""))
     return sorted({call for step in steps for call in step.calls(where)}, key=lambda c: (c.action, c.resource))

@@ -31,6 +31,8 @@ from rollout.settings import EnvironmentSettings, SettingsError
 from rollout.stacks import Declined, StageFailed, describe
 from rollout.steps import DeployStack, template_sha256
 from rollout.summary import StageResult, Summary
+from rollout.unlock_step import NAME as UNLOCK_STEP
+from rollout.unlock_step import with_release
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
@@ -135,7 +137,10 @@ def _run(
     started = stepfunctions.start_execution(
         stateMachineArn=machine,
         name=execution_name(settings.name, plan.run_id),
-        input=json.dumps({"plan": plan.to_dict(), "memo": first_memo(outputs)}),
+        # The execution releases the lock itself when it ends (rollout/unlock_step.py).
+        input=json.dumps(
+            {"plan": with_release(plan, settings.artifacts_bucket).to_dict(), "memo": first_memo(outputs)}
+        ),
     )
     report.line("sfn", f"execution {started['executionArn']}")
     holding.executing(started["executionArn"])  # the lock names it: stale once it ends, if we stop following
@@ -143,6 +148,10 @@ def _run(
         stepfunctions, started["executionArn"], report, poll_seconds=options.poll_seconds, sleep=options.sleep
     )
     memo = finish(result)
+    released = [r for r in memo["results"] if r["stage"] == UNLOCK_STEP]
+    memo["results"] = [r for r in memo["results"] if r["stage"] != UNLOCK_STEP]
+    for r in released:
+        report.line("sfn", f"lock: {r['action']} by the execution ({r['detail']})")
     summary = summarize(plan, prepared, aws, [rollout_result, *memo["results"]], uploaded, "stepfunctions")
     summary.stages.insert(1, StageResult("execution", "succeeded", f"{transitions(result)} state transitions"))
     summary.execution, summary.state_transitions = started["executionArn"], transitions(result)

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from generator.model import ENDPOINT_VARIABLE
 from generator.stages import ENDPOINT_UPDATE, STACK_TEMPLATES, SUCCESS, UPDATABLE
-from rollout import live
+from rollout import as_settings, live
 from rollout.aws import Aws
 from rollout.bake import alarm_prefix
 from rollout.settings import EnvironmentSettings
@@ -120,6 +120,13 @@ def read(settings: EnvironmentSettings, aws: Aws) -> Status:
                 + (f" ({found.reason})" if found.reason else "")
                 + ": see its events; `python -m rollout deploy` resumes or re-creates it"
             )
+    for found in status.stacks:  # AWS as the settings say: what `deploy` would apply, if anything
+        if found.status in UPDATABLE:
+            status.findings += [
+                f"stack {found.name} does not hold the settings: {line}; "
+                f"`python -m rollout deploy --env {settings.name}` applies them"
+                for line in as_settings.differences(settings, found.stage, parameters[found.stage])
+            ]
     key = parameters["compute"].get("CodeS3Key", "")
     if key:
         digest = ARTIFACT_HASH.search(key)

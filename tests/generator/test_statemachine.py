@@ -50,13 +50,13 @@ def test_every_step_is_a_start_a_wait_loop_and_a_poll_in_plan_order(machine: dic
         }
         assert poll["Parameters"]["Payload"]["phase"] == "poll" and poll["Next"] == f"{name}Decide"
         (done,) = machine["States"][f"{name}Decide"]["Choices"]
-        assert done == {"Variable": "$.memo.done", "BooleanEquals": True, "Next": title(after) if after else "Done"}
+        assert done == {"Variable": "$.memo.done", "BooleanEquals": True, "Next": title(after) if after else "Release"}
         assert machine["States"][f"{name}Wait"]["SecondsPath"] == "$.memo.wait"
 
 
 def test_tasks_retry_lambdas_errors_and_never_rely_on_catching_runtime_errors(machine: dict[str, Any]) -> None:
     tasks = [s for s in machine["States"].values() if s["Type"] == "Task"]
-    assert len(tasks) == 2 * len(STEP_ORDER)
+    assert len(tasks) == 2 * len(STEP_ORDER) + 2  # and the two release states
     for task in tasks:
         assert (
             task["Resource"] == "arn:${Partition}:states:::lambda:invoke"
@@ -66,12 +66,21 @@ def test_tasks_retry_lambdas_errors_and_never_rely_on_catching_runtime_errors(ma
         assert "Lambda.TooManyRequestsException" in retry["ErrorEquals"] and retry["MaxAttempts"] >= 3
         (catch,) = task["Catch"]
         # States.ALL does not catch States.Runtime on AWS: name what a Lambda task raises.
-        assert catch["ErrorEquals"] == ["States.TaskFailed", "States.Timeout"] and catch["Next"] == "Failed"
+        assert catch["ErrorEquals"] == ["States.TaskFailed", "States.Timeout"]
+        # A step's failure ends through the lock's release; a failed release keeps the outcome.
+        releasing = task["Parameters"]["Payload"]["step"] == "unlock"
+        after = {"Release": "Done", "ReleaseAfterFailure": "Failed"}
+        if releasing:
+            name = next(n for n, s in machine["States"].items() if s is task)
+            assert catch["Next"] == task["Next"] == after[name] and catch["ResultPath"] == "$.releaseError"
+        else:
+            assert catch["Next"] == "ReleaseAfterFailure" and catch["ResultPath"] == "$.error"
         # Only what the runner always returns is read: a missing path would be States.Runtime.
         assert set(task["ResultSelector"].values()) == {
             f"$.Payload.{k}" for k in ("outputs", "work", "results", "done", "wait")
         }
     assert machine["States"]["Failed"] == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
+    assert machine["States"]["ReleaseAfterFailure"]["ResultPath"] == "$.released"  # $.error kept for Failed
 
 
 def test_rollout_template_state_machine_and_bucket(templates: dict[str, Any]) -> None:

@@ -1,0 +1,98 @@
+"""A bound on the whole run (`--max-minutes`, default MAX_MINUTES), on top of each AWS call's own
+(rollout/aws.py: connect 3 s, read READ_TIMEOUT_SECONDS, standard retries) and each step's
+(rollout/steps.py MAX_WAIT_SECONDS). Checked before every AWS call and before every wait of
+either engine (the factory wraps each orchestrator, rollout/factory.py): a run past its bound
+stops at the next one with `RunOutOfTime`, naming what it was waiting on and what AWS still shows
+in progress (read back), and saying that CloudFormation, or the Step Functions execution, carries
+on by itself: stopping here stops nothing in AWS. One call that hangs is bounded by the read
+timeout and its retries, not cut short.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from rollout.stacks import StageFailed, describe
+
+MAX_MINUTES = 90  # a rollout of both stacks takes minutes; the lock (rollout/lock.py HOLD) lasts 2 hours
+
+
+class RunOutOfTime(StageFailed):
+    """The run passed its bound; AWS carries on with whatever it had started."""
+
+
+@dataclass
+class Deadline:
+    minutes: float
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(default=0.0)
+    waiting_on: str = "the first call"
+    expired: bool = False
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    @property
+    def left(self) -> float:
+        return self.started + self.minutes * 60 - self.clock()
+
+    def check(self) -> None:
+        if not self.expired and self.left < 0:
+            self.expired = True
+            raise RunOutOfTime(f"the run passed its bound of {self.minutes:g} min (--max-minutes)", [])
+
+    def before_call(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        self.check()
+        target = next((str(params[k]) for k in ("StackName", "executionArn", "FunctionName") if k in params), "")
+        self.waiting_on = f"{model.service_model.service_name}:{model.name} {target}".rstrip()
+
+    def sleeping(self, sleep: Callable[[float], None]) -> Callable[[float], None]:
+        def bounded(seconds: float) -> None:
+            self.check()
+            sleep(seconds)
+            self.check()
+
+        return bounded
+
+
+def still_running(aws: Any, stacks: list[str]) -> list[str]:
+    """What AWS shows in progress now: each stack mid-operation, and a Step Functions execution."""
+    cloudformation, found = aws.client("cloudformation"), []
+    for name in stacks:
+        state = describe(cloudformation, name)
+        if state is not None and state.status.endswith("_IN_PROGRESS"):
+            found.append(f"{name} is {state.status}")
+    return found
+
+
+def bounded(orchestrator: Callable[..., Any]) -> Callable[..., Any]:
+    """The orchestrator with the run's bound: `options.max_minutes` (None: MAX_MINUTES plus the
+    run's bake, which may be longer on its own)."""
+
+    def run(settings: Any, aws: Any, report: Any, options: Any) -> Any:
+        bake = settings.bake_seconds if options.bake_seconds is None else options.bake_seconds
+        minutes = options.max_minutes if options.max_minutes is not None else MAX_MINUTES + bake / 60
+        deadline = Deadline(minutes, options.clock)
+        aws.session.events.register("provide-client-params", deadline.before_call)
+        try:
+            return orchestrator(settings, aws, report, replace(options, sleep=deadline.sleeping(options.sleep)))
+        except RunOutOfTime as error:
+            from rollout.prepare import rollout_stack_name
+
+            waited = deadline.waiting_on  # before the reads below (clients made earlier keep the hook)
+            running = still_running(aws, [*settings.stacks.values(), rollout_stack_name(settings)])
+            if waited.startswith("stepfunctions:"):
+                running.append(f"the Step Functions execution ({waited.split(' ', 1)[-1]})")
+            raise RunOutOfTime(
+                f"{error}, waiting on {waited}: stopped here. AWS carries on with what it started "
+                "(CloudFormation finishes or rolls back each stack by itself; an execution runs to its end): "
+                f"follow it with `python -m rollout watch --env {settings.name}`, then `rollout status`",
+                [f"still running: {r}" for r in running] or ["nothing shows in progress in AWS now"],
+            ) from None
+        finally:
+            aws.session.events.unregister("provide-client-params", deadline.before_call)
+
+    return run
