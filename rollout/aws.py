@@ -28,7 +28,10 @@ MUTATING_PREFIXES = (
 # A read waits longer than the migrate function may run (its MaxValue): a retried read would invoke
 # the migration a second time.
 READ_TIMEOUT_SECONDS = 120
-RETRIES = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=READ_TIMEOUT_SECONDS)
+MAX_ATTEMPTS = 5  # a constant, not read back from the Config: botocore rewrites its retries dict in place
+RETRIES = Config(
+    retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}, connect_timeout=3, read_timeout=READ_TIMEOUT_SECONDS
+)
 
 
 class CredentialsError(RuntimeError):

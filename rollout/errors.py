@@ -25,7 +25,7 @@ from botocore.exceptions import (
 
 from emulator import EmulatorUnavailable
 from rollout import package, settings
-from rollout.aws import READ_TIMEOUT_SECONDS, RETRIES, CredentialsError
+from rollout.aws import MAX_ATTEMPTS, READ_TIMEOUT_SECONDS, CredentialsError
 from rollout.bake import AlarmFired
 from rollout.plan import PlanRefused
 from rollout.preflight import PreflightFailed
@@ -70,7 +70,7 @@ def explain(error: BaseException) -> Failure | None:
             USAGE,
             "network",
             f"{endpoint} accepted the connection but sent no answer within the read timeout "
-            f"(by default {READ_TIMEOUT_SECONDS} s, each of {RETRIES.retries['max_attempts']} attempts): check --endpoint-url "
+            f"(by default {READ_TIMEOUT_SECONDS} s, each of {MAX_ATTEMPTS} attempts): check --endpoint-url "
             "(is it an AWS endpoint?) and any proxy in between",
         )
     if isinstance(error, EndpointConnectionError | ConnectTimeoutError | ConnectionClosedError):

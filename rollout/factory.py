@@ -44,6 +44,9 @@ class Factory:
     build_package: Callable[[package.Target, Project], package.Artifact] | None = None
     on_session: Callable[[Aws], None] | None = None  # e.g. a test's fault injection on every session
     client_config: Config | None = None  # timeouts and retries (default rollout.aws.RETRIES)
+    # How long a new account logging role settles (default ACCOUNT_ROLE_SETTLE_SECONDS): a test on
+    # the emulator, whose IAM is instant unless it injects propagation, chooses 0.
+    role_settle_seconds: float | None = None
     orchestrators: Mapping[str, Orchestrator] = field(
         default_factory=lambda: {"local": _local, "stepfunctions": _stepfunctions}
     )
@@ -65,6 +68,8 @@ class Factory:
     def options(self, **values: Any) -> Options:
         if self.build_package is not None:
             values.setdefault("build_package", self.build_package)
+        if self.role_settle_seconds is not None:
+            values.setdefault("role_settle_seconds", self.role_settle_seconds)
         return Options(**values)
 
     def orchestrator(self, engine: str) -> Orchestrator:

@@ -23,7 +23,7 @@ DEPLOY = ["deploy", "--env", "rehearsal", "--yes", "--json"]
 @pytest.fixture
 def cached_package(built_artifact: package.Artifact) -> Factory:
     """The factory every command is built by, with the session's handlers zip already built."""
-    return Factory(build_package=lambda *_: built_artifact)
+    return Factory(build_package=lambda *_: built_artifact, role_settle_seconds=0)
 
 
 def _running(orchestrator: Any) -> Factory:

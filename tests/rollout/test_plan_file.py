@@ -21,7 +21,7 @@ from tests.rollout.test_scenarios import _update_out_of_band
 
 
 def _plan_out(env: settings.EnvironmentSettings, emulator: str, built: package.Artifact, path: Path, execute: bool = False) -> dict[str, Any]:  # fmt: skip
-    factory = Factory(build_package=lambda *_: built)
+    factory = Factory(build_package=lambda *_: built, role_settle_seconds=0)
     aws = factory.aws(env.region, endpoint_url=emulator)
     prepare_account(aws, env)
     options = factory.options(poll_seconds=0)
@@ -100,7 +100,7 @@ def test_the_commands_plan_out_and_execute(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     rollout(env_settings)
-    factory, path = Factory(build_package=lambda *_: built_artifact), tmp_path / "plan.json"
+    factory, path = Factory(build_package=lambda *_: built_artifact, role_settle_seconds=0), tmp_path / "plan.json"
     target = ["--env", "rehearsal", "--endpoint-url", emulator, "--yes", "--json"]
     assert cli.main(["deploy", *target, "--plan-out", str(path)], factory) == 0
     assert json.loads(capsys.readouterr().out)["result"] == "planned"

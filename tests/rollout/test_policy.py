@@ -52,7 +52,7 @@ def test_the_printed_policy_has_one_statement_per_resource_and_one_unscoped_call
 def test_the_rehearsal_runs_as_a_principal_holding_exactly_the_policy(
     emulator: str, built_artifact: package.Artifact, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    factory = Factory(build_package=lambda *_: built_artifact)
+    factory = Factory(build_package=lambda *_: built_artifact, role_settle_seconds=0)
     assert main(["rehearse", "--least-privilege", "--json"], factory) == 0
     summary = json.loads(capsys.readouterr().out)
     assert [s["action"] for s in summary["stages"]] == ["created", "succeeded", "created", "updated", "updated"]

@@ -31,7 +31,7 @@ def built_for_each_target(packages: dict[package.Target, package.Artifact], tmp_
             packages[target] = package.build(target, tmp_path / "lambda", project=project)
         return packages[target]
 
-    return Factory(build_package=build)
+    return Factory(build_package=build, role_settle_seconds=0)
 
 
 @pytest.mark.postgres

@@ -56,7 +56,7 @@ def other_code(built: package.Artifact, folder: Path) -> package.Artifact:
 
 def roll_back(rollout: Run, env: settings.EnvironmentSettings, engine: str, to: str | None = None) -> dict[str, Any]:
     """`rollout rollback` as the CLI runs it, with the test's package and emulator."""
-    factory = Factory(build_package=lambda *_: rollout.built)
+    factory = Factory(build_package=lambda *_: rollout.built, role_settle_seconds=0)
     aws = factory.aws(env.region, endpoint_url=rollout.emulator)
     options = factory.options(poll_seconds=0, role_settle_seconds=0)
     return rollback(env, aws, Reporter(io.StringIO()), options, factory.orchestrator(engine), to).to_dict()
@@ -129,7 +129,7 @@ def test_a_failed_bake_is_recorded_and_advises_a_rollback(
     assert failed["stacks"]["websocket"]["parameters"]["ThrottlingRateLimit"] == "321"
     assert first["result"] == "succeeded"
     # The command line, as the engineer meets it.
-    factory = Factory(build_package=lambda *_: rollout.built)
+    factory = Factory(build_package=lambda *_: rollout.built, role_settle_seconds=0)
     deploy = ["deploy", "--env", "rehearsal", "--yes", "--endpoint-url", emulator, "--poll-seconds", "0"]
     on_a_minute()
     cloudwatch(emulator).set_alarm_state(AlarmName=ALARM, StateValue="ALARM", StateReason="Threshold Crossed")
@@ -224,7 +224,7 @@ def test_rollback_to_a_missing_artifact_is_refused(
     with pytest.raises(RollbackRefused, match=r"handlers artifact .* is no longer in the bucket"):
         roll_back(rollout, env_settings, "local", to=good["id"])
     rollback_cli = ["rollback", "--env", "rehearsal", "--yes", "--endpoint-url", emulator, "--json"]
-    assert cli.main(rollback_cli, Factory(build_package=lambda *_: rollout.built)) == 2
+    assert cli.main(rollback_cli, Factory(build_package=lambda *_: rollout.built, role_settle_seconds=0)) == 2
     assert good["artifact"]["key"] in json.loads(capsys.readouterr().out)["error"]["message"]
     assert code_sha256(aws) == live and len(records(aws, env_settings)) == 2  # nothing ran, nothing recorded
     with pytest.raises(RollbackRefused, match="release 1-x is not in the history"):
@@ -237,7 +237,7 @@ def test_masked_values_come_from_the_current_settings(rollout: Run, env_settings
     first = records(aws, env)[0]["id"]
     rollout(with_parameters(env, "websocket", ThrottlingRateLimit="55"))
     log = io.StringIO()
-    factory = Factory(build_package=lambda *_: rollout.built)
+    factory = Factory(build_package=lambda *_: rollout.built, role_settle_seconds=0)
     run = factory.orchestrator("local")
     rollback(env, aws, Reporter(log), factory.options(poll_seconds=0, role_settle_seconds=0), run)
     assert "compute parameter MigrationDatabaseUrl is NoEcho: the current settings' value is used" in log.getvalue()
@@ -299,7 +299,7 @@ def test_history_and_rollback_need_nothing_beyond_the_policy(
     rollout(env_settings)
     rollout(with_parameters(env_settings, "websocket", ThrottlingRateLimit="66"))
     policy = document(env_settings, "local", Where("aws", env_settings.region, EMULATOR_ACCOUNT))
-    factory = Factory(build_package=lambda *_: rollout.built)
+    factory = Factory(build_package=lambda *_: rollout.built, role_settle_seconds=0)
     engineer = as_principal(Aws(env_settings.region, endpoint_url=emulator), policy, factory)
     with enforcing():
         summary = rollback(
@@ -332,7 +332,7 @@ def test_a_rollback_dry_run_shows_the_plan_and_records_nothing(
         "--poll-seconds",
         "0",
     ]
-    assert cli.main(command, Factory(build_package=lambda *_: rollout.built)) == 0
+    assert cli.main(command, Factory(build_package=lambda *_: rollout.built, role_settle_seconds=0)) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["result"] == "planned"
     assert f"from {before[0]['id']} (succeeded) to {before[1]['id']}" in captured.err
