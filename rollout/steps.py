@@ -703,7 +703,8 @@ class SettleRole(Step):
         answer = ctx.client("iam").get_role(RoleName=arn.rsplit("/", 1)[-1])
         # Measured on IAM's clock (its Date header), not this machine's, which may be off.
         now = email.utils.parsedate_to_datetime(answer["ResponseMetadata"]["HTTPHeaders"]["date"])
-        age = (now - answer["Role"]["CreateDate"]).total_seconds()
+        # The Date header has whole seconds (CreateDate does not): up to a second older than it says.
+        age = (now - answer["Role"]["CreateDate"]).total_seconds() + 1
         if age >= self.seconds:
             return Progress(True, result=_result(self.name, "unchanged", f"{arn}: {age:.0f} s old"))
         ctx.report.line(self.name, f"{arn}: created {age:.0f} s ago; waiting {self.seconds - age:.0f} s for IAM")

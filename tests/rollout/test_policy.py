@@ -55,7 +55,7 @@ def test_the_rehearsal_runs_as_a_principal_holding_exactly_the_policy(
     factory = Factory(build_package=lambda *_: built_artifact, role_settle_seconds=0)
     assert main(["rehearse", "--least-privilege", "--json"], factory) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert [s["action"] for s in summary["stages"]] == ["created", "succeeded", "created", "updated", "updated"]
+    assert [s["action"] for s in summary["stages"]] == ["created", "unchanged", "created", "updated", "updated"]
     assert main(["rehearse", "--least-privilege", "--engine", "stepfunctions"], factory) == 2
     assert "a least-privilege rehearsal runs the local engine" in capsys.readouterr().err
 
