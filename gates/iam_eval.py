@@ -9,6 +9,7 @@ resources case-sensitively with `*` and `?` as the only wildcards. What it does 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,8 +32,13 @@ def wildcard(pattern: str, value: str, *, fold: bool = False) -> bool:
     """IAM's glob: `*` any run of characters (across `/` and `:`), `?` exactly one."""
     if fold:
         pattern, value = pattern.lower(), value.lower()
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, flags=re.DOTALL) is not None
+    return _glob(pattern).fullmatch(value) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _glob(pattern: str) -> re.Pattern[str]:
+    """A pattern's regex, compiled once: the gate decides the same few hundred patterns 10,000s of times."""
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.DOTALL)
 
 
 def _listed(value: Any) -> list[Any]:
