@@ -53,7 +53,7 @@ def backend_function(aws: Aws, env: settings.EnvironmentSettings, name: str = "c
 
 def run(engine_name: str, aws: Aws, env: settings.EnvironmentSettings, artifact: package.Artifact) -> dict[str, Any]:
     prepare_account(aws, env)
-    options = engine.Options(poll_seconds=0, build_package=lambda *_: artifact)
+    options = engine.Options(poll_seconds=0, role_settle_seconds=0, build_package=lambda *_: artifact)
     runner = sfn_engine.run if engine_name == "stepfunctions" else engine.run
     return runner(env, aws, Reporter(io.StringIO()), options).to_dict()
 

@@ -28,7 +28,7 @@ def run(engine_name: str, emulator: str, env: settings.EnvironmentSettings,
         artifact: package.Artifact) -> tuple[dict[str, Any], Aws]:  # fmt: skip
     aws = Aws(env.region, endpoint_url=emulator)
     prepare_account(aws, env)
-    options = engine.Options(poll_seconds=0, build_package=lambda *_: artifact)
+    options = engine.Options(poll_seconds=0, role_settle_seconds=0, build_package=lambda *_: artifact)
     runner = sfn_engine.run if engine_name == "stepfunctions" else engine.run
     return runner(env, aws, Reporter(io.StringIO()), options).to_dict(), aws
 
