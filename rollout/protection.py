@@ -46,15 +46,29 @@ class ReplacementRefused(StageFailed):
 ROUTINE = ("AWS::Lambda::Version",)
 
 
+# Removed, they take what clients or operators hold with them: the wss:// URL (an API or its stage),
+# the logs (a log group). A removal is a template change (a resource dropped, or a condition turned
+# off); other removals (an alarm, an authorizer switched off in the settings) are ordinary changes.
+HOLDING = ("AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage", "AWS::Logs::LogGroup")
+
+
 def replacing(changes: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The changes that replace a resource (Replacement True or Conditional), routine ones aside."""
-    return [c for c in changes if c.get("replacement") in ("True", "Conditional") and c.get("type") not in ROUTINE]
+    """The changes that replace a resource (Replacement True or Conditional), routine ones aside,
+    and those that delete one holding the URL or logs."""
+    return [
+        c
+        for c in changes
+        if (c.get("replacement") in ("True", "Conditional") and c.get("type") not in ROUTINE)
+        or (c.get("action") == "Remove" and c.get("type") in HOLDING)
+    ]
 
 
 def describe_replacements(stack_name: str, changes: list[dict[str, str]]) -> list[str]:
     return [
-        f"{stack_name}: {c['resource']} ({c['type']}) is replaced (Replacement {c['replacement']})"
+        f"{stack_name}: {c['resource']} ({c['type']}) is "
+        + ("deleted" if c.get("action") == "Remove" else f"replaced (Replacement {c['replacement']})")
         + (": the public wss:// URL changes" if c["resource"] in ("Api", "Stage") else "")
+        + (": its logs go with it" if c.get("type") == "AWS::Logs::LogGroup" else "")
         for c in replacing(changes)
     ]
 
@@ -64,8 +78,9 @@ def refuse(stack_name: str, changes: list[dict[str, str]]) -> None:
     lines = describe_replacements(stack_name, changes)
     if lines:
         raise ReplacementRefused(
-            f"{stack_name}: the plan replaces {len(lines)} resource(s); a replaced API or stage changes the "
-            "wss:// URL every client uses, a replaced log group loses its logs. Nothing was executed: "
+            f"{stack_name}: the plan replaces or deletes {len(lines)} resource(s); a replaced or deleted API or "
+            "stage changes the wss:// URL every client uses, a replaced or deleted log group loses its logs. "
+            "Nothing was executed: "
             "run again with --allow-replacement if that is meant",
             lines,
         )

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from rollout import cli, protection, settings
+from rollout import cli, protection, settings, steps
 from rollout.aws import Aws
 from rollout.status import lines, read
 from tests.rollout.conftest import Run, with_parameters
@@ -96,3 +96,20 @@ def test_yes_prints_each_question_with_its_answer(
     rollout(env_settings, confirm=cli._confirm(True))
     asked = capsys.readouterr().err
     assert "Execute " in asked and "change(s) to cc-websocket-api? [y/N] yes (--yes)" in asked
+
+
+def test_a_plan_deleting_a_log_group_is_refused_by_name_and_an_alarm_removal_is_not(emulator: str) -> None:
+    # A template change can drop a resource: CloudFormation's change set says Remove, no Replacement.
+    cf = cloudformation(emulator)
+    logs = {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "/cc/protection-removal"}}
+    topic = {"Type": "AWS::SNS::Topic", "Properties": {}}
+    cf.create_stack(StackName="removal", TemplateBody=json.dumps({"Resources": {"Logs": logs, "Topic": topic}}))
+    cf.create_change_set(StackName="removal", ChangeSetName="drop", ChangeSetType="UPDATE", TemplateBody=json.dumps(
+        {"Resources": {"Topic": topic, "Other": {"Type": "AWS::SNS::Topic", "Properties": {}}}}))  # fmt: skip
+    described = cf.describe_change_set(StackName="removal", ChangeSetName="drop")
+    changes = steps.change_list(cf, described, "removal", "drop")
+    assert {c["action"] for c in changes} >= {"Remove", "Add"}
+    with pytest.raises(protection.ReplacementRefused, match="replaces or deletes 1 resource") as refused:
+        protection.refuse("removal", changes)
+    assert refused.value.details == ["removal: Logs (AWS::Logs::LogGroup) is deleted: its logs go with it"]
+    protection.refuse("removal", [{**c, "type": "AWS::CloudWatch::Alarm"} for c in changes if c["action"] == "Remove"])
