@@ -45,9 +45,12 @@ class Deadline:
             raise RunOutOfTime(f"the run passed its bound of {self.minutes:g} min (--max-minutes)", [])
 
     def before_call(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        self.check()
+        if self.expired:  # the reads that record and report the stop: what it waited on stays named
+            return
+        # Named before the check: a call the bound stops is the one the run was waiting to make.
         target = next((str(params[k]) for k in ("StackName", "executionArn", "FunctionName") if k in params), "")
         self.waiting_on = f"{model.service_model.service_name}:{model.name} {target}".rstrip()
+        self.check()
 
     def sleeping(self, sleep: Callable[[float], None]) -> Callable[[float], None]:
         def bounded(seconds: float) -> None:

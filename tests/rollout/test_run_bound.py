@@ -71,11 +71,6 @@ def test_a_local_run_past_its_bound_stops_saying_what_still_runs(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="since protection and release records joined the run, the Step Functions engine spends this "
-    "test's clock (a minute per wait) before its execution starts: open, see issue 22's note",
-)
 def test_a_step_functions_run_past_its_bound_names_the_execution_that_carries_on(
     rollout: Run, env_settings: settings.EnvironmentSettings
 ) -> None:
