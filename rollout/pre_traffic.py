@@ -76,6 +76,11 @@ def calls(function_arns: Sequence[str], qualifier: str = "*") -> list[Call]:
     return [Call("lambda:InvokeFunction", f"{arn}:{qualifier}") for arn in function_arns]
 
 
+def dialog_frame(email: str = EMAIL) -> str:
+    """What the email verification dialog sends once connected (email_verification_dialog.dart)."""
+    return json.dumps({"type": "subscribe-email-verification", "email": email})
+
+
 def new_connection_id() -> str:
     return f"{PRE_TRAFFIC_PREFIX}{os.urandom(6).hex()}"
 
@@ -107,7 +112,7 @@ def drive_session(
         raise ValueError(f"the hook's connection id must start with {PRE_TRAFFIC_PREFIX!r}")
     session = _Session(lam, function_names, str(qualifier), domain_name, stage, connection_id, check_executed_version)
     report = SessionReport(connection_id, str(qualifier))
-    message = json.dumps({"type": "subscribe-email-verification", "email": email})
+    message = dialog_frame(email)
     try:
         report.answers.append(session.invoke(CONNECT))
         report.answers.append(session.invoke(DEFAULT, body=message))
@@ -117,6 +122,57 @@ def drive_session(
         raise
     report.answers.append(session.invoke(DISCONNECT))
     return report
+
+
+def session_event(
+    logical: str,
+    connection_id: str,
+    request_id: str,
+    *,
+    domain_name: str,
+    stage: str,
+    connected_at: int,
+    body: str | None = None,
+) -> dict[str, Any]:
+    """The event API Gateway sends the route's function (Lambda proxy integration of a WebSocket
+    API; the shape of tests/handlers/events.py, checked against AWS's documentation)."""
+    route_key, event_type = ROUTES[logical]
+    now = time.time()
+    context: dict[str, Any] = {
+        "routeKey": route_key,
+        "eventType": event_type,
+        "extendedRequestId": request_id,
+        "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+        "messageDirection": "IN",
+        "stage": stage,
+        "connectedAt": connected_at,
+        "requestTimeEpoch": int(now * 1000),
+        "identity": {"sourceIp": SOURCE_IP, "userAgent": USER_AGENT},
+        "requestId": request_id,
+        "domainName": domain_name,
+        "connectionId": connection_id,
+        "apiId": domain_name.split(".", 1)[0],
+    }
+    headers = {"Host": domain_name, "User-Agent": USER_AGENT}
+    if logical == CONNECT:
+        headers |= {"Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "cHJlLXRyYWZmaWMtaG9vaw=="}
+        return {
+            "headers": headers,
+            "multiValueHeaders": {name: [value] for name, value in headers.items()},
+            "requestContext": context,
+            "isBase64Encoded": False,
+        }
+    if logical == DEFAULT:
+        context["messageId"] = f"{request_id}-message"
+        return {"requestContext": context, "body": body, "isBase64Encoded": False}
+    context |= {"disconnectStatusCode": 1000, "disconnectReason": "pre-traffic session ended"}
+    headers = {"Host": domain_name}
+    return {
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "requestContext": context,
+        "isBase64Encoded": False,
+    }
 
 
 class _Session:
@@ -136,45 +192,16 @@ class _Session:
         self.count = 0
 
     def event(self, logical: str, body: str | None) -> dict[str, Any]:
-        route_key, event_type = ROUTES[logical]
         self.count += 1
-        now = time.time()
-        request_id = f"{self.connection_id}-{self.count}"
-        context: dict[str, Any] = {
-            "routeKey": route_key,
-            "eventType": event_type,
-            "extendedRequestId": request_id,
-            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "messageDirection": "IN",
-            "stage": self.stage,
-            "connectedAt": self.connected_at,
-            "requestTimeEpoch": int(now * 1000),
-            "identity": {"sourceIp": SOURCE_IP, "userAgent": USER_AGENT},
-            "requestId": request_id,
-            "domainName": self.domain_name,
-            "connectionId": self.connection_id,
-            "apiId": self.domain_name.split(".", 1)[0],
-        }
-        headers = {"Host": self.domain_name, "User-Agent": USER_AGENT}
-        if logical == CONNECT:
-            headers |= {"Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "cHJlLXRyYWZmaWMtaG9vaw=="}
-            return {
-                "headers": headers,
-                "multiValueHeaders": {name: [value] for name, value in headers.items()},
-                "requestContext": context,
-                "isBase64Encoded": False,
-            }
-        if logical == DEFAULT:
-            context["messageId"] = f"{request_id}-message"
-            return {"requestContext": context, "body": body, "isBase64Encoded": False}
-        context |= {"disconnectStatusCode": 1000, "disconnectReason": "pre-traffic session ended"}
-        headers = {"Host": self.domain_name}
-        return {
-            "headers": headers,
-            "multiValueHeaders": {name: [value] for name, value in headers.items()},
-            "requestContext": context,
-            "isBase64Encoded": False,
-        }
+        return session_event(
+            logical,
+            self.connection_id,
+            f"{self.connection_id}-{self.count}",
+            domain_name=self.domain_name,
+            stage=self.stage,
+            connected_at=self.connected_at,
+            body=body,
+        )
 
     def invoke(self, logical: str, body: str | None = None) -> RouteAnswer:
         route = ROUTES[logical][0]

@@ -6,6 +6,7 @@ leaves no row either; the version named is the one that runs."""
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 from handlers.db import Database
 from rollout import package
-from rollout.pre_traffic import PreTrafficFailed, calls, drive_session
+from rollout.pre_traffic import EMAIL, PreTrafficFailed, calls, dialog_frame, drive_session, session_event
 from tests.emulator.lambda_zips import LAMBDA_TRUST, REGION, client
 from tests.handlers.conftest import handlers_url, owner_db, owner_url  # noqa: F401  (fixtures)
 from tests.rollout.conftest import HOTFIX
@@ -181,3 +182,18 @@ def test_the_declared_calls_are_invokes_of_the_qualified_functions() -> None:
     declared = calls(arns, "3")
     assert [(c.action, c.resource) for c in declared] == [("lambda:InvokeFunction", f"{arn}:3") for arn in arns]
     assert {c.resource for c in calls(arns)} == {f"{arn}:*" for arn in arns}
+
+
+def test_the_events_have_the_shape_the_handlers_tests_use() -> None:
+    """tests/handlers/events.py is API Gateway's documented shape; the hook sends the same keys."""
+    from tests.handlers import events
+
+    where = {"domain_name": DOMAIN, "stage": "prod", "connected_at": 1795633200000}
+    documented = {"Connect": events.connect_event("c"), "Default": events.message_event("c", "{}"),
+                  "Disconnect": events.disconnect_event("c")}  # fmt: skip
+    for logical, expected in documented.items():
+        sent = session_event(logical, "pre-traffic-1", "r-1", body="{}", **where)
+        assert set(sent) <= set(expected) and set(sent["requestContext"]) == set(expected["requestContext"])
+        assert set(sent["requestContext"]["identity"]) == set(expected["requestContext"]["identity"])
+        assert sent["requestContext"]["apiId"] == API_ID and sent["requestContext"]["domainName"] == DOMAIN
+    assert json.loads(dialog_frame()) == {"type": "subscribe-email-verification", "email": EMAIL}
