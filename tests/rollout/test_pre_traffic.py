@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
@@ -16,7 +17,6 @@ from handlers.db import Database
 from rollout import package
 from rollout.pre_traffic import EMAIL, PreTrafficFailed, calls, dialog_frame, drive_session, session_event
 from tests.emulator.lambda_zips import LAMBDA_TRUST, REGION, client
-from tests.handlers.conftest import handlers_url, owner_db, owner_url  # noqa: F401  (fixtures)
 from tests.rollout.conftest import HOTFIX
 
 pytestmark = pytest.mark.postgres
@@ -49,15 +49,18 @@ def lam(emulator: str) -> Any:
     return client(emulator, "lambda")
 
 
-def create_route_functions(emulator: str, code: bytes, database_url: str) -> None:
+def create_route_functions(emulator: str, code: bytes, database_url: str) -> list[str]:
+    """The three route functions on the handlers' zip; their ARNs."""
     role = client(emulator, "iam").create_role(RoleName="pre-traffic-test", AssumeRolePolicyDocument=LAMBDA_TRUST)[
         "Role"
     ]["Arn"]
-    for logical, module in ROUTES.items():
+    return [
         client(emulator, "lambda").create_function(
             FunctionName=NAMES[logical], Runtime="python3.12", Role=role, Handler=f"{module}.handler",
             Code={"ZipFile": code}, Timeout=20, Environment={"Variables": {"DATABASE_URL": database_url}},
-        )  # fmt: skip
+        )["FunctionArn"]
+        for logical, module in ROUTES.items()
+    ]  # fmt: skip
 
 
 def publish_all(lam: Any) -> str:
@@ -85,12 +88,23 @@ def test_a_healthy_version_passes_and_leaves_no_row(
     emulator: str,
     lam: Any,
     code: bytes,
-    handlers_url: str,  # noqa: F811
-    owner_db: Database,  # noqa: F811
+    handlers_url: str,
+    owner_db: Database,
 ) -> None:
-    create_route_functions(emulator, code, handlers_url)
+    arns = create_route_functions(emulator, code, handlers_url)
     version = publish_all(lam)
+    made: list[tuple[str, str]] = []  # every call the hook makes: the action, and the ARN IAM authorizes it on
+    by_name = {arn.rsplit(":", 1)[-1]: arn for arn in arns}
+    lam.meta.events.register(
+        "before-parameter-build.lambda",
+        lambda params, model, **_: made.append(
+            (f"lambda:{model.name}Function", f"{by_name[params['FunctionName']]}:{params.get('Qualifier', '')}")
+        ),
+    )
     report = drive(lam, version, **LATEST_IS_THE_VERSION)
+    declared = calls(arns, version)
+    assert made == [("lambda:InvokeFunction", f"{by_name[NAMES[logical]]}:{version}") for logical in ROUTES]
+    assert all(any(c.action == a and fnmatchcase(arn, c.resource) for c in declared) for a, arn in made)
     assert [(a.route, a.status_code) for a in report.answers] == [("$connect", 200), ("$default", 200),
                                                                   ("$disconnect", 200)]  # fmt: skip
     assert report.connection_id.startswith("pre-traffic-")
@@ -101,8 +115,8 @@ def test_a_version_whose_default_raises_fails_naming_route_and_version_and_leave
     emulator: str,
     lam: Any,
     code: bytes,
-    handlers_url: str,  # noqa: F811
-    owner_db: Database,  # noqa: F811
+    handlers_url: str,
+    owner_db: Database,
 ) -> None:
     create_route_functions(emulator, code, handlers_url)
     publish_all(lam)  # version 1: good
@@ -124,8 +138,8 @@ def test_a_version_with_a_wrong_database_url_fails_at_connect_without_showing_th
     emulator: str,
     lam: Any,
     code: bytes,
-    handlers_url: str,  # noqa: F811
-    owner_db: Database,  # noqa: F811
+    handlers_url: str,
+    owner_db: Database,
 ) -> None:
     wrong = "postgresql://someone:s3cret-pw@127.0.0.1:1/nowhere?connect_timeout=2"
     create_route_functions(emulator, code, wrong)
@@ -160,8 +174,8 @@ def test_the_hook_runs_the_named_version_not_latest(
     emulator: str,
     lam: Any,
     code: bytes,
-    handlers_url: str,  # noqa: F811
-    owner_db: Database,  # noqa: F811
+    handlers_url: str,
+    owner_db: Database,
 ) -> None:
     create_route_functions(emulator, code, handlers_url)
     good = publish_all(lam)
