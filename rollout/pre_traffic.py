@@ -225,7 +225,7 @@ class _Session:
         seconds = time.monotonic() - started
         executed = str(response.get("ExecutedVersion", ""))
         if self.check and executed != self.qualifier:
-            raise PreTrafficFailed(f"{where}: Lambda ran version {executed}")
+            raise PreTrafficFailed(f"{where}: Lambda ran version {executed or '(not said)'}")
         try:
             answer = json.loads(raw) if raw else None
         except ValueError:
@@ -239,7 +239,8 @@ class _Session:
 
 
 _URL_CREDENTIALS = re.compile(r"(\w+://[^:/@\s]+):[^@\s]+@")
-_TOKENS = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*|[A-Za-z0-9+/=_-]{40,}")
+# A JWT, or a long run of base64 (a key, a secret); hyphenated names (functions, stacks) are not.
+_TOKENS = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*|(?<![\w-])[A-Za-z0-9+/]{40,}={0,2}")
 
 
 def _safe(text: str) -> str:

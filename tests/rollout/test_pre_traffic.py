@@ -25,7 +25,11 @@ ROUTES = {"Connect": "handlers.connect", "Default": "handlers.default", "Disconn
 NAMES = {logical: f"careconnect-test-{logical.lower()}" for logical in ROUTES}
 API_ID = "pt1a2b3c4d"
 DOMAIN = f"{API_ID}.execute-api.{REGION}.amazonaws.com"
-BROKEN_DEFAULT = "def handler(event, context):\n    raise RuntimeError('the new $default is broken')\n"
+# Its error names a database URL with a password, as a careless exception might: the hook masks it.
+BROKEN_DEFAULT = (
+    "def handler(event, context):\n"
+    "    raise RuntimeError('the new $default is broken: postgresql://app:pw-s3cret@db.internal/careconnect')\n"
+)
 
 
 def with_file(artifact: bytes, name: str, text: str) -> bytes:
@@ -130,7 +134,8 @@ def test_a_version_whose_default_raises_fails_naming_route_and_version_and_leave
         drive(lam, version, **LATEST_IS_THE_VERSION)
     text = str(failed.value)
     assert f"$default on {NAMES['Default']} version {version}" in text
-    assert "Unhandled" in text and "the new $default is broken" in text
+    assert "Unhandled" in text and "RuntimeError: the new $default is broken" in text
+    assert "postgresql://app:****@db.internal" in text and "pw-s3cret" not in text
     assert hook_rows(owner_db) == []  # $connect's row was removed by the $disconnect sent after the failure
 
 
