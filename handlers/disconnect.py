@@ -1,5 +1,7 @@
 """`$disconnect`: deactivate the row (a soft delete, as the Java backend expects). Idempotent:
-API Gateway delivers `$disconnect` at most once, and a 410 may have deactivated it already."""
+API Gateway delivers `$disconnect` at most once, and a 410 may have deactivated it already.
+The release's pre-traffic hook's connection (`pre-traffic-...`, an id API Gateway never gives)
+is deleted instead: a release leaves no row behind."""
 
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ from handlers.store import ConnectionStore
 
 
 def deactivate_connection(request: Request, store: ConnectionStore) -> dict[str, Any]:
+    if request.pre_traffic:
+        logger().info("pre-traffic session ended", extra={"deleted": store.delete(request.connection_id)})
+        return response(200)
     changed = store.deactivate(request.connection_id)
     logger().info("disconnected", extra={"wasActive": changed})
     return response(200)

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# The connection ids the release's pre-traffic hook (rollout/pre_traffic.py) gives its session.
+# API Gateway's own ids are 16 base64 characters ending in "=" (never this prefix), so no client
+# can hold one: `$disconnect` deletes such a row instead of keeping it inactive.
+PRE_TRAFFIC_PREFIX = "pre-traffic-"
+
 
 @dataclass(frozen=True)
 class Request:
@@ -16,6 +21,10 @@ class Request:
     body: str | None = None
     is_base64: bool = False
     query: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pre_traffic(self) -> bool:
+        return self.connection_id.startswith(PRE_TRAFFIC_PREFIX)
 
     @property
     def event_endpoint(self) -> str:

@@ -124,6 +124,12 @@ class ConnectionStore:
         )
         return bool(rows)
 
+    def delete(self, connection_id: str) -> bool:
+        """Remove the row (only the pre-traffic hook's connections: no client holds them). True if
+        there was one."""
+        rows = self.db.run("DELETE FROM websocket_connections WHERE connection_id = %s RETURNING id", (connection_id,))
+        return bool(rows)
+
     def touch(self, connection_id: str) -> Connection | None:
         """Record activity and return the live row; `first_message` is set until it was greeted."""
         rows = self.db.run(

@@ -4,14 +4,10 @@ HTTP), and fault-injecting doubles for what moto cannot produce (410 Gone, throt
 from __future__ import annotations
 
 import json
-import os
-import re
-import secrets
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import unquote
 
 import psycopg
 import pytest
@@ -21,66 +17,15 @@ from moto.server import ThreadedMotoServer
 
 from handlers.auth import TokenVerifier
 from handlers.db import Database
-from handlers.migrate import migrate
 from handlers.sender import Sender
 from handlers.settings import JwtSettings
 from handlers.store import ConnectionStore
 from handlers.users import UserDirectory
-from tests.handlers.careconnect import USERS_DDL, BackendSecret, mint
+from tests.handlers.careconnect import BackendSecret, mint
 
 REGION = "eu-west-1"
 SECRET = BackendSecret.generate()
 JWT_SECRET = SECRET.text  # what JWT_SECRET / the JWT_SECRET_ARN secret holds
-
-
-README = Path(__file__).resolve().parents[2] / "README.md"
-HANDLERS_ROLE = "cc_websocket_handlers"  # the name README's GRANTs use
-
-
-def documented_grants(role: str, as_role: str) -> list[str]:
-    """README's GRANT statements for `role`, addressed to `as_role`: the tests run with exactly them."""
-    grants = re.findall(rf"^(GRANT [^;]+ TO {role});", README.read_text(), flags=re.MULTILINE)
-    assert grants, f"README lists no GRANT ... TO {role};"
-    return [g.removesuffix(role) + as_role for g in grants]
-
-
-@pytest.fixture(scope="session")
-def owner_url(postgres_url: str) -> str:
-    """The table's owner, as the release's migration step connects: the table migrated, and the
-    backend's `users` table created."""
-    with psycopg.connect(postgres_url, autocommit=True) as owner:
-        migrate(owner)
-        owner.execute(USERS_DDL.encode())
-    return postgres_url
-
-
-@pytest.fixture(scope="session")
-def handlers_url(owner_url: str) -> Iterator[str]:
-    """A role of its own that owns nothing and holds README's grants for the handlers' role, as
-    in production: every handler test runs as it."""
-    role, password = f"cc_handlers_{os.getpid()}", secrets.token_hex(12)
-    with psycopg.connect(owner_url, autocommit=True) as owner:
-        owner.execute(f"DROP ROLE IF EXISTS {role}".encode())
-        owner.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'".encode())
-        owner.execute(
-            f"DO $$ BEGIN EXECUTE format('GRANT USAGE ON SCHEMA %I TO {role}', current_schema()); END $$".encode()
-        )
-        for grant in documented_grants(HANDLERS_ROLE, role):
-            owner.execute(grant.encode())
-    parts = urlsplit(owner_url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    yield urlunsplit(parts._replace(netloc=f"{role}:{quote(password)}@{host}"))
-    with psycopg.connect(owner_url, autocommit=True) as owner:
-        owner.execute(f"DROP OWNED BY {role}; DROP ROLE {role}".encode())
-
-
-@pytest.fixture
-def owner_db(owner_url: str) -> Iterator[Database]:
-    """The owner's connection, for what tests set up and the handlers may not do."""
-    db = Database(lambda: psycopg.connect(owner_url, autocommit=True))
-    db.run("TRUNCATE websocket_connections, users RESTART IDENTITY")
-    yield db
-    db.close()
 
 
 @pytest.fixture

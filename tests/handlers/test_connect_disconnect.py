@@ -73,6 +73,15 @@ def test_disconnect_soft_deletes_idempotently(store: ConnectionStore) -> None:
     assert [(r["connection_id"], r["is_active"]) for r in table(store)] == [("c1", False)]
 
 
+def test_disconnect_deletes_the_pre_traffic_hooks_row_only(store: ConnectionStore) -> None:
+    """The release's hook (rollout/pre_traffic.py) leaves no row; a client's row stays, inactive."""
+    connect.handler(connect_event("pre-traffic-0a1b2c"), CONTEXT)
+    connect.handler(connect_event("L0SM9cOFvHcCIhw="), CONTEXT)  # an id as API Gateway gives them
+    for connection_id in ("pre-traffic-0a1b2c", "L0SM9cOFvHcCIhw=", "pre-traffic-0a1b2c"):
+        assert disconnect.handler(disconnect_event(connection_id), CONTEXT)["statusCode"] == 200
+    assert [(r["connection_id"], r["is_active"]) for r in table(store)] == [("L0SM9cOFvHcCIhw=", False)]
+
+
 def test_database_down_gives_500_and_one_log_line(
     store: ConnectionStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from handlers import disconnect
 from handlers.auth import TokenVerifier
 from handlers.default import handle_message
 from handlers.entry import run
@@ -22,6 +23,7 @@ from handlers.sender import Sender
 from handlers.settings import JwtSettings
 from handlers.store import ConnectionStore
 from handlers.users import UserDirectory
+from rollout.pre_traffic import dialog_frame, session_event
 from tests.handlers.careconnect import mint
 from tests.handlers.conftest import FaultyClient, Inbox, TokenMaker, Users, row, table
 from tests.handlers.events import message_event
@@ -250,3 +252,23 @@ def test_fan_out_threads_keep_the_request_ids_in_their_log_lines(
     failures = [line for line in lines if line["message"] == "post to connection failed"]
     assert len(failures) == 2 and {line["error"] for line in failures} == {"ForbiddenException"}
     assert all(line["requestId"] == lines[0]["requestId"] and line["connectionId"] == "sender" for line in failures)
+
+
+def test_the_pre_traffic_hooks_reply_is_gone_and_its_session_leaves_no_row(
+    store: ConnectionStore, directory: UserDirectory, sender: Sender, verifier: TokenVerifier, faulty: FaultyClient
+) -> None:
+    """On AWS the hook's connection (rollout/pre_traffic.py) exists nowhere but in the table: its
+    replies get 410. The handler takes that as a client gone (row deactivated) and answers 200,
+    what the hook expects; `$disconnect` then deletes the row."""
+    cid = "pre-traffic-0a1b2c3d"
+    connect(store, cid)
+    faulty.gone.add(cid)
+    where = {"domain_name": "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com", "stage": "prod", "connected_at": 1}
+    event = session_event("Default", cid, "r-2", body=dialog_frame(), **where)
+    answer = run(event, None, lambda request: handle_message(request, store, directory, sender, verifier))
+    assert answer == {"statusCode": 200, "body": ""}
+    assert faulty.calls.count(cid) >= 1  # the greeting was posted, and answered 410
+    assert [(r["connection_id"], r["is_active"]) for r in table(store)] == [(cid, False)]
+    request = parse_event(session_event("Disconnect", cid, "r-3", **where))
+    assert disconnect.deactivate_connection(request, store)["statusCode"] == 200
+    assert table(store) == []
