@@ -71,6 +71,7 @@ def running_emulator(port: int = 0) -> Iterator[str]:
         aws_rules,
         functions,
         iam_enforcement,
+        lambda_versions,
         log_keys,
         moto_gaps,
         stack_guards,
@@ -83,6 +84,7 @@ def running_emulator(port: int = 0) -> Iterator[str]:
 
     moto_gaps.install()
     functions.install()
+    lambda_versions.install()
     websocket_apis.install()
     aws_rules.install()
     log_keys.install()
