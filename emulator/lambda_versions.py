@@ -28,7 +28,7 @@ from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.core.common_models import CloudFormationModel
 
-from emulator.moto_gaps import _references
+from emulator.moto_gaps import _references, in_dependency_order
 
 _installed = False
 Weights = list[tuple[str, float]]  # (version, weight): the primary first, with 1 - the others' weights
@@ -217,15 +217,23 @@ class FunctionAlias(CloudFormationModel):
 
 def _with_dependents_of_new_versions(original: Callable[..., Any]) -> Callable[..., Any]:
     """A version whose properties change is replaced (a new number): whatever references it (the
-    alias's FunctionVersion) changes with it, as CloudFormation resolves the new value."""
+    alias's FunctionVersion) changes with it, as CloudFormation resolves the new value. And a
+    parameter named only inside a `Fn::Sub` (a version's Description) changes its resource too:
+    moto looks for `Ref` alone."""
 
     def diff(self: parsing.ResourceMap, other_template: dict[str, Any], parameters: Any = None) -> dict[str, Any]:
         actions = original(self, other_template, parameters)
         new = other_template["Resources"]
+        changed = {p for p in parameters or {} if self.input_parameters.get(p) != parameters[p]}
+        for name, resource in new.items():
+            if name in self._resource_json_map and name not in actions["Modify"] and _references(resource) & changed:
+                actions["Modify"].append(name)
         replaced = {n for n in actions["Modify"] if new[n].get("Type") == "AWS::Lambda::Version"}
         for name, resource in new.items():
             if name not in actions["Modify"] and name not in actions["Add"] and _references(resource) & replaced:
                 actions["Modify"].append(name)
+        order = list(in_dependency_order(new))  # a version before the alias that names it
+        actions["Modify"].sort(key=order.index)
         return actions
 
     return diff

@@ -24,7 +24,8 @@ from typing import Any, ClassVar, Protocol
 
 from botocore.exceptions import ClientError
 
-from generator.stages import NO_CHANGES, SUCCESS, UPDATABLE
+from generator.model import ALIAS
+from generator.stages import ARTIFACT_PARAMETERS, NO_CHANGES, SHIFT_PARAMETERS, SUCCESS, UPDATABLE, VERSION_PARAMETERS
 from rollout import bake as baking
 from rollout import endpoints, live, protection
 from rollout.report import Reporter
@@ -170,6 +171,7 @@ class DeployStack(Step):
     protect: bool = False  # termination protection on, once the stack exists (rollout/protection.py)
     stack_policy: str = ""  # the stack policy it holds ("" : none)
     allow_replacement: bool = False  # a change set that replaces resources may run (--allow-replacement)
+    digest_parameter: str = ""  # filled with configuration_digest() of the others ("" : none)
     kind: ClassVar[str] = "stack"
 
     def description(self) -> str:
@@ -209,7 +211,12 @@ class DeployStack(Step):
     def resolved(self, outputs: dict[str, dict[str, str]]) -> dict[str, str]:
         """The parameters with every reference to an earlier step's output filled in."""
         values = {name: value_of(value, outputs) for name, value in self.parameters.items()}
-        return {name: value for name, value in values.items() if value is not None}
+        filled = {name: value for name, value in values.items() if value is not None}
+        if self.digest_parameter:
+            code = [*ARTIFACT_PARAMETERS.values(), *VERSION_PARAMETERS.values(), *SHIFT_PARAMETERS.values()]
+            left_out = {self.digest_parameter, *(name for names in code for name in names)}
+            filled[self.digest_parameter] = configuration_digest(filled, left_out)
+        return filled
 
     def _deployable(self, cf: Any) -> StackState | None:
         """The stack as it is now (None: absent), refused if someone else is changing it or it is stuck."""
@@ -490,6 +497,14 @@ class DeployStack(Step):
         return None if state is None or state.status == "DELETE_COMPLETE" else state
 
 
+def configuration_digest(parameters: dict[str, str], left_out: set[str]) -> str:
+    """A digest of the stack's parameters but the code's own: the compute stack's versions carry it,
+    so a change of configuration (a variable, the memory, the endpoint the carry step brings)
+    publishes a new version, as new code does (its CodeSha256)."""
+    kept = {name: value for name, value in sorted(parameters.items()) if name not in left_out}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
+
+
 def template_sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -636,7 +651,7 @@ class Migrate(Step):
     fail with its own words when it refuses. It answers within its lock timeout, well inside one
     runner phase."""
 
-    function: Any  # literal or Ref: the compute stack's MigrateFunctionName
+    function: Any  # literal or Ref: the compute stack's MigrateAliasArn
     function_pattern: str  # the name as a pattern for the declared call
     lock_timeout_ms: int = 5000
     kind: ClassVar[str] = "migrate"
@@ -645,12 +660,13 @@ class Migrate(Step):
         return f"migrate the connections table (lock_timeout {self.lock_timeout_ms} ms)"
 
     def calls(self, where: Where) -> list[Call]:
-        return [Call("lambda:InvokeFunction", where.arn("lambda", f"function:{self.function_pattern}"))]
+        # The function's live alias (the release's version), never $LATEST.
+        return [Call("lambda:InvokeFunction", where.arn("lambda", f"function:{self.function_pattern}:{ALIAS}"))]
 
     def start(self, ctx: Context, outputs: dict[str, dict[str, str]]) -> Progress:
         function = value_of(self.function, outputs)
         if not function:
-            raise StageFailed("migrate: the compute stack has no migrate function (MigrateFunctionName)")
+            raise StageFailed("migrate: the compute stack has no migrate function alias (MigrateAliasArn)")
         answer = ctx.client("lambda").invoke(
             FunctionName=function,
             InvocationType="RequestResponse",
