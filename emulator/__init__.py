@@ -74,6 +74,7 @@ def running_emulator(port: int = 0) -> Iterator[str]:
         lambda_versions,
         log_keys,
         moto_gaps,
+        rollback_triggers,
         stack_guards,
         stack_protection,
         stack_times,
@@ -87,6 +88,7 @@ def running_emulator(port: int = 0) -> Iterator[str]:
     lambda_versions.install()
     websocket_apis.install()
     aws_rules.install()
+    rollback_triggers.install()
     log_keys.install()
     iam_enforcement.install()
     stack_guards.install()

@@ -12,6 +12,7 @@
 - Invoking an alias with `RoutingConfig.AdditionalVersionWeights` runs the primary version or an
   additional one chosen per invocation by weight (moto always runs the primary). `chooser` is the
   seam: a function of the weights list that answers the version to run (random by default).
+- An update rolled back returns to the versions it replaced (moto would publish yet another).
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.core.common_models import CloudFormationModel
 
+from emulator import aws_rules
 from emulator.moto_gaps import _references, in_dependency_order
 
 _installed = False
+_rolling_back = False  # a stack operation is being rolled back (aws_rules._roll_back)
 Weights = list[tuple[str, float]]  # (version, weight): the primary first, with 1 - the others' weights
 
 
@@ -77,6 +80,7 @@ class PublishedVersion:
     def __init__(self, function: LambdaFunction) -> None:
         self.function = function
         self.version = str(function.version)
+        self.previous: PublishedVersion | None = None  # the version this one replaced (for a rollback)
 
     @property
     def physical_resource_id(self) -> str:
@@ -112,8 +116,17 @@ def _version_replaced(
     region_name: str,
 ) -> PublishedVersion:
     """Every property of a version is create-only: a change is a new version; the old one is
-    deleted unless the resource retains it on replacement."""
-    published = PublishedVersion(_publish(cloudformation_json["Properties"], account_id, region_name))
+    deleted unless the resource retains it on replacement. Rolling an update back, CloudFormation
+    returns to the version it replaced (it publishes none)."""
+    properties = cloudformation_json["Properties"]
+    previous = getattr(original_resource, "previous", None)
+    returning = isinstance(previous, PublishedVersion) and previous.function.description == properties.get(
+        "Description", ""
+    )
+    if _rolling_back and returning:
+        return previous  # type: ignore[return-value]
+    published = PublishedVersion(_publish(properties, account_id, region_name))
+    published.previous = original_resource if isinstance(original_resource, PublishedVersion) else None
     retained = cloudformation_json.get("UpdateReplacePolicy") == "Retain"
     if (
         not retained
@@ -218,15 +231,17 @@ class FunctionAlias(CloudFormationModel):
 def _with_dependents_of_new_versions(original: Callable[..., Any]) -> Callable[..., Any]:
     """A version whose properties change is replaced (a new number): whatever references it (the
     alias's FunctionVersion) changes with it, as CloudFormation resolves the new value. And a
-    parameter named only inside a `Fn::Sub` (a version's Description) changes its resource too:
+    parameter named only inside a `Fn::Sub` (a version's Description) changes the version too:
     moto looks for `Ref` alone."""
 
     def diff(self: parsing.ResourceMap, other_template: dict[str, Any], parameters: Any = None) -> dict[str, Any]:
         actions = original(self, other_template, parameters)
         new = other_template["Resources"]
         changed = {p for p in parameters or {} if self.input_parameters.get(p) != parameters[p]}
-        for name, resource in new.items():
-            if name in self._resource_json_map and name not in actions["Modify"] and _references(resource) & changed:
+        for name, resource in new.items():  # only versions: moto cannot update some others (an IAM policy)
+            is_version = resource.get("Type") == "AWS::Lambda::Version"
+            known = name in self._resource_json_map and name not in actions["Modify"]
+            if is_version and known and _references(resource) & changed:
                 actions["Modify"].append(name)
         replaced = {n for n in actions["Modify"] if new[n].get("Type") == "AWS::Lambda::Version"}
         for name, resource in new.items():
@@ -264,6 +279,18 @@ def _invoke_weighted(
     return payload
 
 
+def _returning_to_replaced_versions(original: Callable[..., Any]) -> Callable[..., Any]:
+    def roll_back(*args: Any, **kwargs: Any) -> Any:
+        global _rolling_back
+        _rolling_back = True
+        try:
+            return original(*args, **kwargs)
+        finally:
+            _rolling_back = False
+
+    return roll_back
+
+
 def install() -> None:
     """Apply (idempotent); the alias model registers on import."""
     global _installed
@@ -273,6 +300,7 @@ def install() -> None:
     LambdaVersion.update_from_cloudformation_json = classmethod(_version_replaced)  # type: ignore[method-assign,assignment]
     LambdaVersion.delete_from_cloudformation_json = classmethod(_version_deleted)  # type: ignore[method-assign,assignment]
     LambdaBackend.invoke = _invoke_weighted  # type: ignore[method-assign]
+    aws_rules._roll_back = _returning_to_replaced_versions(aws_rules._roll_back)
     parsing.ResourceMap.build_resource_diff = _with_dependents_of_new_versions(  # type: ignore[method-assign]
         parsing.ResourceMap.build_resource_diff
     )

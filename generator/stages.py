@@ -91,6 +91,11 @@ ENDPOINT_UPDATE = EndpointUpdate(
 # -> shift (a canary or linear release: the live aliases' weights moved, alarms read between moves)
 STEP_ORDER = ("compute", "migrate", "settle", "websocket", "endpoint", "carry", "shift", "bake")
 
+# The alarms every change set names as CloudFormation rollback triggers (RollbackConfiguration takes
+# at most 5): the errors on the traffic path. The bake and the shift read every alarm of the stacks.
+ROLLBACK_TRIGGER_ALARMS = ("api-integration-errors", "api-execution-errors", "connect-errors", "default-errors",
+                           "notify-errors")  # fmt: skip
+
 # CloudFormation stack states, as both engines act on them.
 UPDATABLE = (
     "CREATE_COMPLETE",

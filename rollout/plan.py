@@ -19,6 +19,7 @@ from generator.stages import (
     ARTIFACT_PARAMETERS,
     CONSUMER_ROLES_PARAMETER,
     ENDPOINT_UPDATE,
+    ROLLBACK_TRIGGER_ALARMS,
     STACK_INPUTS,
     STACK_TEMPLATES,
     STEP_ORDER,
@@ -260,6 +261,8 @@ def resolve(
             stack_policy=protection.POLICY if stage == "websocket" else "",
             allow_replacement=allow_replacement,
             digest_parameter=VERSION_PARAMETERS[stage][1] if stage in VERSION_PARAMETERS else "",
+            rollback_alarms=tuple(names.alarm_prefix + alarm for alarm in ROLLBACK_TRIGGER_ALARMS),
+            monitoring_minutes=release.monitoring_minutes if release is not None else 0,
         )
 
     update = ENDPOINT_UPDATE
@@ -344,6 +347,7 @@ def declared_calls(
             "rollout-*",
             functions_pattern=names.functions if stage in ARTIFACT_PARAMETERS else "",
             protect=True,
+            rollback_alarms=("*",),
         )
         for stage in stacks
     ]

@@ -51,7 +51,15 @@ class Shift(Step):
         stack = from_dict(self.stack)
         assert isinstance(stack, DeployStack)
         parameters = {**stack.parameters, SHIFT_FROM: shift_from, WEIGHT: f"{weight:g}"}
-        return replace(stack, name=self.name, parameters=parameters, change_set_name=f"{stack.change_set_name}-{move}")
+        # Moving back happens because an alarm fired: that update must not be rolled back by it.
+        triggers = () if move == "back" else stack.rollback_alarms
+        return replace(
+            stack,
+            name=self.name,
+            parameters=parameters,
+            change_set_name=f"{stack.change_set_name}-{move}",
+            rollback_alarms=triggers,
+        )
 
     def calls(self, where: Where) -> list[Call]:
         deploy = self._deploy(self.old_versions, 0, "calls").calls(where)

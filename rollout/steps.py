@@ -172,6 +172,8 @@ class DeployStack(Step):
     stack_policy: str = ""  # the stack policy it holds ("" : none)
     allow_replacement: bool = False  # a change set that replaces resources may run (--allow-replacement)
     digest_parameter: str = ""  # filled with configuration_digest() of the others ("" : none)
+    rollback_alarms: tuple[str, ...] = ()  # the change set's RollbackConfiguration triggers, by alarm name
+    monitoring_minutes: int = 0  # how long CloudFormation watches them after the update
     kind: ClassVar[str] = "stack"
 
     def description(self) -> str:
@@ -202,6 +204,8 @@ class DeployStack(Step):
             calls += [Call(f"lambda:{a}", function) for a in ("GetFunctionConfiguration", "UpdateFunctionCode")]
         if self.role_arn:
             calls.append(Call("iam:PassRole", self.role_arn))
+        if self.rollback_alarms:  # the triggers' ARNs, read before each change set
+            calls.append(Call("cloudwatch:DescribeAlarms", where.arn("cloudwatch", "alarm:*")))
         bucket, key = self.template_url.split("//", 1)[1].split(".s3.", 1)[0], self.template_url.split("/", 3)[3]
         calls.append(Call("s3:GetObject", f"arn:{where.partition}:s3:::{bucket}/{key}"))  # TemplateURL, as the caller
         if self.functions_pattern:  # UpdateFunctionCode reads the zip as the caller
@@ -439,7 +443,7 @@ class DeployStack(Step):
     def _plan(self, ctx: Context, creating: bool, parameters: dict[str, str], mark: str, attempts: int = 0) -> Progress:
         cf, name = ctx.client("cloudformation"), f"{self.change_set_name}-{self.name}"
         try:
-            created = self._create_change_set(cf, name, creating, parameters, mark)
+            created = self._create_change_set(cf, name, creating, parameters, mark, self._rollback_triggers(ctx))
         except ClientError as error:
             if self.role_arn and NOT_ASSUMABLE in error.response["Error"].get("Message", ""):
                 return self._role_not_assumable(ctx, creating, attempts, error.response["Error"]["Message"])
@@ -469,7 +473,24 @@ class DeployStack(Step):
         )
         return Progress(False, {"phase": "role", "creating": creating, "attempts": attempts + 1}, ROLE_RETRY_SECONDS)
 
-    def _create_change_set(self, cf: Any, name: str, creating: bool, parameters: dict[str, str], mark: str) -> Any:
+    def _rollback_triggers(self, ctx: Context) -> dict[str, Any]:
+        """RollbackConfiguration: the environment's alarms that exist (none before the first create)."""
+        if not self.rollback_alarms:
+            return {}
+        found = ctx.client("cloudwatch").describe_alarms(
+            AlarmNames=list(self.rollback_alarms), AlarmTypes=["MetricAlarm"]
+        )
+        arns = sorted(a["AlarmArn"] for a in found.get("MetricAlarms", []))
+        if not arns:
+            return {}
+        triggers = [{"Arn": arn, "Type": "AWS::CloudWatch::Alarm"} for arn in arns]
+        return {
+            "RollbackConfiguration": {"RollbackTriggers": triggers, "MonitoringTimeInMinutes": self.monitoring_minutes}
+        }
+
+    def _create_change_set(
+        self, cf: Any, name: str, creating: bool, parameters: dict[str, str], mark: str, rollback: dict[str, Any]
+    ) -> Any:
         return cf.create_change_set(
             StackName=self.stack_name,
             ChangeSetName=name,
@@ -480,6 +501,7 @@ class DeployStack(Step):
             Tags=[{"Key": FINGERPRINT_TAG, "Value": mark}, {"Key": "Application", "Value": "CareConnect"}],
             Description=f"CareConnect rollout, step {self.name}",
             **self._role(),
+            **rollback,
         )
 
     def _watch(self, ctx: Context, work: dict[str, Any]) -> Any:
@@ -736,7 +758,7 @@ KINDS: dict[str, type[Step]] = {cls.kind: cls for cls in (DeployStack, SetVariab
 def from_dict(data: dict[str, Any]) -> Step:
     """A step from its plan document (the state machine's input)."""
     fields = {k: v for k, v in data.items() if k != "kind"}
-    for name in ("functions", "code_from", "no_echo"):
+    for name in ("functions", "code_from", "no_echo", "rollback_alarms"):
         if name in fields:
             fields[name] = tuple(fields[name])
     return KINDS[data["kind"]](**fields)

@@ -77,7 +77,7 @@ def _upload(emulator: str, label: str) -> tuple[str, str]:
     return key, base64.b64encode(hashlib.sha256(body).digest()).decode()
 
 
-def _change(emulator: str, values: dict[str, str], update: bool) -> dict[str, Any]:
+def _change(emulator: str, values: dict[str, str], update: bool, **extra: Any) -> dict[str, Any]:
     """The stack after a change set with these parameters ran (as the rollout runs one)."""
     cf = client(emulator, "cloudformation")
     name = f"c{time.monotonic_ns()}"
@@ -88,6 +88,7 @@ def _change(emulator: str, values: dict[str, str], update: bool) -> dict[str, An
         TemplateBody=json.dumps(TEMPLATE),
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
         Capabilities=["CAPABILITY_IAM"],
+        **extra,
     )
     cf.execute_change_set(StackName=STACK, ChangeSetName=name)
     for _ in range(100):
@@ -205,3 +206,24 @@ def test_with_lambdas_own_choice_both_versions_serve(
     _weighted(emulator, first, second, 0.5)
     codes = {_run(emulator, "versioned:live")["code"] for _ in range(30)}
     assert codes == {"one", "two"}  # each invocation chosen anew (all alike: 2 in 2**30)
+
+
+def test_an_update_rolled_back_returns_to_the_version_it_replaced(emulator: str) -> None:
+    client(emulator, "s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    first = _deploy(emulator, "one", "hello", update=False)
+    cloudwatch = client(emulator, "cloudwatch")
+    cloudwatch.put_metric_alarm(AlarmName="errors", Namespace="AWS/Lambda", MetricName="Errors", Statistic="Sum",
+                                Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold")  # fmt: skip
+    cloudwatch.set_alarm_state(AlarmName="errors", StateValue="ALARM", StateReason="failing")
+    arn = cloudwatch.describe_alarms(AlarmNames=["errors"])["MetricAlarms"][0]["AlarmArn"]
+    key, sha = _upload(emulator, "two")
+    values = {"Key": key, "Greeting": "bonjour", "CodeSha256": sha, "Digest": "2"}
+    triggers = {"RollbackTriggers": [{"Arn": arn, "Type": "AWS::CloudWatch::Alarm"}]}
+    stack = _change(emulator, values, update=True, RollbackConfiguration=triggers)
+    assert stack["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    assert (
+        client(emulator, "lambda").get_alias(FunctionName="versioned", Name="live")["FunctionVersion"]
+        == first["VersionNumber"]
+    )
+    assert outputs.get("VersionNumber", first["VersionNumber"]) == first["VersionNumber"]

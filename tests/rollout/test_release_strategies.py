@@ -13,6 +13,7 @@ import pytest
 from rollout import settings, shift_step, strategy
 from rollout.bake import AlarmFired
 from rollout.shift_step import PreTrafficRefused
+from rollout.stacks import StageFailed
 from tests.rollout.conftest import Run, with_parameters
 from tests.rollout.test_bake import on_a_minute
 
@@ -79,22 +80,49 @@ def test_a_linear_release_moves_every_step(
     assert sorted(set(moves)) == [0.25, 0.5, 0.75]
 
 
-@pytest.mark.parametrize("engine_name", ["local", "stepfunctions"])
+def _fire_on_the_first_look(emulator: str) -> Any:
+    """A sleep that puts the alarm in ALARM at the shift's first look (the 10% move has landed)."""
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1", endpoint_url=emulator)
+
+    def sleep(_seconds: float) -> None:
+        if weights(alias(emulator, "default")) and not cloudwatch.describe_alarms(StateValue="ALARM")["MetricAlarms"]:
+            cloudwatch.set_alarm_state(
+                AlarmName=ALARM, StateValue="ALARM", StateReason="Threshold Crossed: new code fails"
+            )
+
+    return sleep
+
+
 def test_an_alarm_during_the_shift_rolls_the_aliases_back_and_fails_naming_it(
-    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, engine_name: str
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
 ) -> None:
-    rollout(env_settings, engine_name)
+    rollout(env_settings)
     old = {s: alias(emulator, s)["FunctionVersion"] for s in FUNCTIONS}
     on_a_minute()
-    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1", endpoint_url=emulator)
-    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="ALARM", StateReason="Threshold Crossed: new code fails")
     canary = released(env_settings, "512", strategy.Release("canary", 10, 30))
     with pytest.raises(AlarmFired) as failed:
-        rollout(canary, engine_name, poll_seconds=10, sleep=lambda _s: None)
+        rollout(canary, poll_seconds=10, sleep=_fire_on_the_first_look(emulator))
     assert ALARM in str(failed.value.details) and "10%" in str(failed.value)
     for suffix in FUNCTIONS:  # back on the old versions; the new ones get nothing
         now = alias(emulator, suffix)
         assert now["FunctionVersion"] == old[suffix] and set(weights(now).values()) <= {0.0}
+
+
+@pytest.mark.parametrize("engine_name", ["local", "stepfunctions"])
+def test_an_alarm_in_alarm_rolls_the_compute_update_back_by_its_change_sets_triggers(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, engine_name: str
+) -> None:
+    rollout(env_settings, engine_name)
+    old = alias(emulator, "default")["FunctionVersion"]
+    on_a_minute()
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1", endpoint_url=emulator)
+    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="ALARM", StateReason="Threshold Crossed")
+    with pytest.raises(StageFailed, match="UPDATE_ROLLBACK_COMPLETE"):
+        rollout(with_parameters(env_settings, "compute", MemorySize="512"), engine_name, sleep=lambda _s: None)
+    cf = boto3.client("cloudformation", region_name="eu-west-1", endpoint_url=emulator)
+    stack = cf.describe_stacks(StackName="cc-websocket-compute")["Stacks"][0]
+    assert stack["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE" and ALARM in stack["StackStatusReason"]
+    assert alias(emulator, "default")["FunctionVersion"] == old
 
 
 def test_a_stopped_shift_is_shifted_again_never_promoted_at_once(
@@ -104,10 +132,10 @@ def test_a_stopped_shift_is_shifted_again_never_promoted_at_once(
     old = alias(emulator, "notify")["FunctionVersion"]
     on_a_minute()
     cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1", endpoint_url=emulator)
-    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="ALARM", StateReason="Threshold Crossed")
     canary = released(env_settings, "512", strategy.Release("canary", 10, 10))
     with pytest.raises(AlarmFired):
-        rollout(canary, poll_seconds=10, sleep=lambda _s: None)
+        rollout(canary, poll_seconds=10, sleep=_fire_on_the_first_look(emulator))
+    on_a_minute()
     cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="OK", StateReason="fixed")
     seen: list[dict[str, float]] = []
     summary, _, _ = rollout(canary, poll_seconds=10, sleep=lambda _s: seen.append(weights(alias(emulator, "notify"))))
