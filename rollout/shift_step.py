@@ -74,12 +74,15 @@ class Shift(Step):
         return self._move(ctx, outputs, 0)
 
     def _pre_traffic(self, ctx: Context, outputs: dict[str, dict[str, str]]) -> None:
-        hook = HOOKS.get(self.pre_traffic) if self.pre_traffic else None
-        if hook is None:
-            ctx.report.line(
-                self.name, "no pre-traffic hook" + (f" named {self.pre_traffic!r}" if self.pre_traffic else "")
-            )
+        if not self.pre_traffic:
+            ctx.report.line(self.name, "no pre-traffic hook")
             return
+        hook = HOOKS.get(self.pre_traffic)
+        if hook is None:  # named in the settings, not registered where the step runs: never skipped silently
+            raise PreTrafficRefused(
+                f"{self.name}: no pre-traffic hook named {self.pre_traffic!r} is registered here "
+                f"({', '.join(sorted(HOOKS)) or 'none is'}); no traffic moved"
+            )
         held = outputs.get("carry") or outputs.get("compute") or {}
         versions = {f.logical: held.get(f"{f.logical}FunctionVersion", "") for f in SHIFTED_FUNCTIONS}
         names = {f.logical: held.get(f"{f.logical}FunctionName", "") for f in SHIFTED_FUNCTIONS}

@@ -183,6 +183,17 @@ def test_a_refusing_pre_traffic_hook_leaves_the_old_versions_serving(
     assert now["FunctionVersion"] == old and set(weights(now).values()) <= {0.0}
 
 
+def test_a_pre_traffic_hook_named_but_not_registered_refuses_the_shift(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
+) -> None:
+    rollout(env_settings)
+    old = alias(emulator, "default")["FunctionVersion"]
+    canary = released(env_settings, "512", strategy.Release("canary", 10, 0, pre_traffic="nowhere"))
+    with pytest.raises(PreTrafficRefused, match="no pre-traffic hook named 'nowhere'"):
+        rollout(canary, poll_seconds=10, sleep=lambda _s: None)
+    assert alias(emulator, "default")["FunctionVersion"] == old
+
+
 def test_all_at_once_is_the_default_and_publishes_without_a_shift(
     rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
 ) -> None:
