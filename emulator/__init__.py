@@ -71,8 +71,10 @@ def running_emulator(port: int = 0) -> Iterator[str]:
         aws_rules,
         functions,
         iam_enforcement,
+        lambda_versions,
         log_keys,
         moto_gaps,
+        rollback_triggers,
         stack_guards,
         stack_protection,
         stack_times,
@@ -83,8 +85,10 @@ def running_emulator(port: int = 0) -> Iterator[str]:
 
     moto_gaps.install()
     functions.install()
+    lambda_versions.install()
     websocket_apis.install()
     aws_rules.install()
+    rollback_triggers.install()
     log_keys.install()
     iam_enforcement.install()
     stack_guards.install()

@@ -37,7 +37,7 @@ from moto.awslambda.models import lambda_backends
 from moto.core.exceptions import JsonRESTError
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-from emulator import functions, metrics, websocket_authorizer, websocket_limits
+from emulator import functions, lambda_versions, metrics, websocket_authorizer, websocket_limits
 
 ACCOUNT = "123456789012"
 INTEGRATIONS_IN_FLIGHT = 256  # invocations the sockets may wait on at once (each environment is a process here)
@@ -120,7 +120,7 @@ def _function_arn(api: Any, route: Any) -> str | None:
 def _invoke(region: str, function_arn: str, event: dict[str, Any]) -> tuple[bool, Any]:
     """(succeeded, the function's decoded answer). A throttled invocation is an integration
     failure: API Gateway answers it as it answers a failed function (500)."""
-    function = lambda_backends[ACCOUNT][region].get_function(function_arn)
+    function = lambda_versions.invoked(lambda_backends[ACCOUNT][region]._lambdas, function_arn, None)
     try:
         result = functions.invoke(function, json.dumps(event).encode())
     except functions.Throttled:

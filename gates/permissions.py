@@ -183,7 +183,16 @@ class StackResources:
             for name, resource in template["Resources"].items()
             if NAME_PROPERTIES.get(resource["Type"]) in resource.get("Properties", {})
         }
-        self.evaluator = Evaluator(template, parameters, pseudo=pseudo, physical_ids=self._generated_names() | named)
+        second = Evaluator(template, parameters, pseudo=pseudo, physical_ids=self._generated_names() | named)
+        qualified = {  # a version's and an alias's Ref is the function's ARN with its qualifier
+            name: _arn("lambda", f"function:{second.eval(resource['Properties']['FunctionName'])}:")
+            + str(resource["Properties"].get("Name", "1"))
+            for name, resource in template["Resources"].items()
+            if resource["Type"] in ("AWS::Lambda::Version", "AWS::Lambda::Alias")
+        }
+        self.evaluator = Evaluator(
+            template, parameters, pseudo=pseudo, physical_ids=self._generated_names() | named | qualified
+        )
         self.resources = {
             name: self.evaluator.eval(resource)
             for name, resource in template["Resources"].items()
@@ -206,6 +215,11 @@ class StackResources:
         if kind == "AWS::Lambda::Permission":
             name = props["FunctionName"]
             return [name if name.startswith("arn:") else _arn("lambda", f"function:{name}")]
+        if kind in ("AWS::Lambda::Version", "AWS::Lambda::Alias"):
+            name = props["FunctionName"]
+            function = name if name.startswith("arn:") else _arn("lambda", f"function:{name}")
+            qualifier = props.get("Name") or "1"  # the alias, or a version it published
+            return [function] if handler == "create" else [function, f"{function}:{qualifier}"]
         if kind == "AWS::Logs::LogGroup":
             return [_arn("logs", f"log-group:{props['LogGroupName']}:*")]
         if kind == "AWS::IAM::Role":

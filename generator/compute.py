@@ -30,11 +30,11 @@ from troposphere import (
     Sub,
     Template,
 )
-from troposphere.awslambda import Code, Environment, Function, LoggingConfig, Permission, VPCConfig
+from troposphere.awslambda import Alias, Code, Environment, Function, LoggingConfig, Permission, VPCConfig
 from troposphere.events import Rule, Target
 from troposphere.iam import ManagedPolicy, Policy, Role
 
-from generator import account_role
+from generator import account_role, versions
 from generator.common import (
     KMS_KEY_ARN_PATTERN,
     add_log_parameters,
@@ -674,7 +674,8 @@ def _function(template: Template, function: HandlerFunction, role: Role) -> Func
     )
 
 
-def _cleanup_schedule(template: Template, cleanup: Function) -> Rule:
+def _cleanup_schedule(template: Template, cleanup: Alias) -> Rule:
+    """The schedule invokes the cleanup's live alias (the release's version), with its permission there."""
     p = template.parameters
     rule = template.add_resource(
         Rule(
@@ -682,7 +683,7 @@ def _cleanup_schedule(template: Template, cleanup: Function) -> Rule:
             Description="Runs the WebSocket connection cleanup",
             ScheduleExpression=Ref(p["CleanupSchedule"]),
             State="ENABLED",
-            Targets=[Target(Arn=GetAtt(cleanup, "Arn"), Id="cleanup")],
+            Targets=[Target(Arn=Ref(cleanup), Id="cleanup")],
         )
     )
     template.add_resource(
@@ -697,16 +698,15 @@ def _cleanup_schedule(template: Template, cleanup: Function) -> Rule:
     return rule
 
 
-def _notify_invoke_policy(template: Template, notify: Function) -> ManagedPolicy:
-    """What the backend's own role attaches to invoke the notify function, and nothing else."""
+def _notify_invoke_policy(template: Template, notify: Alias) -> ManagedPolicy:
+    """What the backend's own role attaches to invoke the notify function's live alias, and nothing
+    else (the backend invokes `...:function:NAME:live`; an unqualified call is refused)."""
     return template.add_resource(
         ManagedPolicy(
             "NotifyInvokePolicy",
             ManagedPolicyName=Sub(Names().policy("notify-invoke")),
             Description="Lets the CareConnect backend push to connected apps (invoke the notify function)",
-            PolicyDocument=_document(
-                Statement(Effect=Allow, Action=[InvokeFunction], Resource=[GetAtt(notify, "Arn")])
-            ),
+            PolicyDocument=_document(Statement(Effect=Allow, Action=[InvokeFunction], Resource=[Ref(notify)])),
         )
     )
 
@@ -740,20 +740,30 @@ def build() -> Template:
         "groups and their least-privilege execution role."
     )
     _parameters(params)
+    versions.add_parameters(params)
     deployed_by_template_url(template)
     _conditions_and_rules(template)
+    versions.add_condition(template)
     logging_role = account_role.add_role(template, params)
     role, migrate_role = _role(template), _role(template, migrate=True)
     functions = [
         (function, _function(template, function, migrate_role if function.logical == MIGRATE else role))
         for function in HANDLER_FUNCTIONS
     ]
-    by_name = {f.logical: resource for f, resource in functions}
-    rule = _cleanup_schedule(template, by_name["Cleanup"])
-    notify_policy = _notify_invoke_policy(template, by_name["Notify"])
+    released = {f.logical: versions.version_and_alias(template, f, resource) for f, resource in functions}
+    aliases = {logical: alias for logical, (_, alias) in released.items()}
+    rule = _cleanup_schedule(template, aliases["Cleanup"])
+    notify_policy = _notify_invoke_policy(template, aliases["Notify"])
     # The release step answers its failures to the rollout that invoked it: no alarms to bake on.
     topic = compute_monitoring(template, [f for f in functions if f[0].logical != MIGRATE], TIMEOUT_PARAMETERS, rule)
     outputs = _outputs(functions, role, notify_policy)
+    for function, _ in functions:
+        version, alias = released[function.logical]
+        outputs[f"{function.logical}AliasArn"] = (f"ARN of {function.display_name}'s live alias", Ref(alias))
+        outputs[f"{function.logical}FunctionVersion"] = (
+            f"The version of {function.display_name} this release published",
+            GetAtt(version, "Version"),
+        )
     outputs["AlarmTopicArn"] = ("SNS topic every alarm of the WebSocket stacks notifies", topic)
     outputs[account_role.ARN_OUTPUT] = (
         "The account's API Gateway CloudWatch role this stack created (empty: none)",

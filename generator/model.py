@@ -24,6 +24,9 @@ NAME_PREFIX_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
 APPLICATION_TAG = "CareConnect"
 
 
+# Every caller invokes this alias of a handler function (generator/versions.py), never $LATEST.
+ALIAS = "live"
+
 LAMBDA_RUNTIME = "python3.14"  # the newest Python runtime cfn-lint knows as current
 
 

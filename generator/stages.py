@@ -32,13 +32,21 @@ Source = tuple[str, str]  # (stage, output key)
 STACK_INPUTS: dict[str, dict[str, Source]] = {
     "compute": {"ManagementEndpoint": ("websocket", "WebSocketManagementEndpoint")},
     "websocket": {
-        **{f.arn_parameter: ("compute", f"{f.logical}FunctionArn") for f in ROUTE_HANDLERS},
+        **{f.arn_parameter: ("compute", f"{f.logical}AliasArn") for f in ROUTE_HANDLERS},  # the live aliases
         "HandlersRoleName": ("compute", "HandlersRoleName"),
         "AlarmTopicArn": ("compute", "AlarmTopicArn"),
         ACCOUNT_ROLE_ARN_PARAMETER: ("compute", ACCOUNT_ROLE_ARN_OUTPUT),
     },
 }
 ARTIFACT_PARAMETERS = {"compute": ("CodeS3Bucket", "CodeS3Key")}
+# What publishes a new version of every function (generator/versions.py): the zip's CodeSha256 and a
+# digest of the stack's other parameters, which the deploy step computes once its inputs are filled.
+VERSION_PARAMETERS = {"compute": ("CodeSha256", "ConfigurationDigest")}
+# A canary or linear release (rollout/release.py): the versions the live aliases keep serving, and the
+# new versions' weight; neither feeds the digest (a shift publishes nothing).
+SHIFT_PARAMETERS = {"compute": ("ShiftFromVersions", "NewVersionWeight")}
+# The functions whose traffic shifts by weight (the migrate function is the release's own step: always new).
+SHIFTED_FUNCTIONS = tuple(f for f in HANDLER_FUNCTIONS if f.logical != "Migrate")
 # The roles of the environment's endpoint consumers (functions outside these stacks that get the
 # endpoint too), granted the management API of this stage; the rollout looks them up.
 CONSUMER_ROLES_PARAMETER = ("websocket", "ManageConnectionsRoleNames")
@@ -46,6 +54,8 @@ MAX_CONSUMERS = 10  # endpoint consumers one rollout serves (each is named in th
 ROLLOUT_SET_PARAMETERS = {
     stage: set(STACK_INPUTS[stage])
     | set(ARTIFACT_PARAMETERS.get(stage, ()))
+    | set(VERSION_PARAMETERS.get(stage, ()))
+    | set(SHIFT_PARAMETERS.get(stage, ()))
     | ({CONSUMER_ROLES_PARAMETER[1]} if stage == CONSUMER_ROLES_PARAMETER[0] else set())
     for stage in STACK_TEMPLATES
 }
@@ -68,7 +78,7 @@ ENDPOINT_UPDATE = EndpointUpdate(
     value_from=("websocket", "WebSocketManagementEndpoint"),
     functions_from=tuple(("compute", f"{f.logical}FunctionName") for f in HANDLER_FUNCTIONS),
     carried_by=("compute", "ManagementEndpoint"),
-    notify_from=("compute", "NotifyFunctionName"),
+    notify_from=("compute", "NotifyAliasArn"),  # the backend invokes the live alias
 )
 
 # The rollout's steps, in order: every plan is a sub-list of these, and the state machine has a
@@ -78,7 +88,13 @@ ENDPOINT_UPDATE = EndpointUpdate(
 # propagate in IAM before the websocket stack sets the account to it) -> websocket -> endpoint (the
 # variable on every function) -> carry (the endpoint into the compute stack's parameter, so later
 # compute deploys keep it) -> bake (watch the alarms).
-STEP_ORDER = ("compute", "migrate", "settle", "websocket", "endpoint", "carry", "bake")
+# -> shift (a canary or linear release: the live aliases' weights moved, alarms read between moves)
+STEP_ORDER = ("compute", "migrate", "settle", "websocket", "endpoint", "carry", "shift", "bake")
+
+# The alarms every change set names as CloudFormation rollback triggers (RollbackConfiguration takes
+# at most 5): the errors on the traffic path. The bake and the shift read every alarm of the stacks.
+ROLLBACK_TRIGGER_ALARMS = ("api-integration-errors", "api-execution-errors", "connect-errors", "default-errors",
+                           "notify-errors")  # fmt: skip
 
 # CloudFormation stack states, as both engines act on them.
 UPDATABLE = (

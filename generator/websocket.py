@@ -52,6 +52,7 @@ from generator.model import (
 from generator.monitoring import add_websocket_parameters, dashboard, websocket_alarms
 from generator.names import Names
 from generator.parameters import ParameterSet
+from generator.versions import alias_arn
 
 FUNCTION_ARN_PATTERN = (
     r"^$|^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]+)?$"
@@ -108,7 +109,7 @@ def _parameters(params: ParameterSet) -> None:
             Default="",
             AllowedPattern=FUNCTION_ARN_PATTERN,
             Description=f"ARN of the {route.route_key} Lambda function (the compute stack's "
-            f"{route.logical}FunctionArn output). Empty: {route.display_name} in this "
+            f"{route.logical}AliasArn output: its live alias). Empty: {route.display_name}:live in this "
             "account and region.",
             ConstraintDescription="empty, or a Lambda function ARN",
         )
@@ -226,8 +227,9 @@ def _conditions(template: Template) -> None:
 
 
 def function_arn(template: Template, route: HandlerFunction) -> If:
-    """The ARN given as a parameter, else the function the compute stack names by default."""
-    default = Sub("arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:" + route.function_name)
+    """The ARN given as a parameter, else the `live` alias of the function the compute stack names by
+    default (an alias: the API invokes the release's version, and its permission is on the alias)."""
+    default = alias_arn(route.function_name)
     return If(f"{route.arn_parameter}Given", Ref(template.parameters[route.arn_parameter]), default)
 
 

@@ -115,7 +115,7 @@ def serve(host: str, port: int, database_url: str, jwt_secret: str) -> None:
         stage_url = websocket_url(endpoint.split("//", 1)[1].split(".", 1)[0], endpoint.rsplit("/", 1)[1])
         compute = describe(done.aws.client("cloudformation"), done.settings.stacks["compute"])
         assert compute is not None
-        front = Front(stage_url, done.aws, compute.outputs["NotifyFunctionName"])
+        front = Front(stage_url, done.aws, compute.outputs["NotifyAliasArn"])
         banner = (
             f"the deployed stage ({stage_url}) on ws://{host}:{port}/ws/careconnect (also /ws/calls, "
             f"/ws/calls-ws, /ws/notifications, /); POST /notify on http://{host}:{port}"

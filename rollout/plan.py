@@ -19,11 +19,14 @@ from generator.stages import (
     ARTIFACT_PARAMETERS,
     CONSUMER_ROLES_PARAMETER,
     ENDPOINT_UPDATE,
+    ROLLBACK_TRIGGER_ALARMS,
     STACK_INPUTS,
     STACK_TEMPLATES,
     STEP_ORDER,
+    VERSION_PARAMETERS,
 )
-from rollout import protection
+from rollout import protection, release_plan
+from rollout.shift_step import Shift, weights_of
 from rollout.stacks import StackState
 from rollout.steps import (
     ACCOUNT_ROLE_SETTLE_SECONDS,
@@ -35,6 +38,7 @@ from rollout.steps import (
     SetVariables,
     Step,
     Where,
+    configuration_digest,
     from_dict,
     ref,
     template_sha256,
@@ -219,6 +223,8 @@ def resolve(
     )
     for stage, keys in ARTIFACT_PARAMETERS.items():
         decided[stage].update(zip(keys, (artifacts.bucket, artifacts.code_key), strict=True))
+    for stage, (code_sha, _) in VERSION_PARAMETERS.items():
+        decided[stage][code_sha] = artifacts.code_sha256  # the digest: DeployStack, once its inputs are filled
     earlier: set[str] = set()
     for stage in STACK_TEMPLATES:
         for parameter, (source, key) in STACK_INPUTS[stage].items():
@@ -228,6 +234,10 @@ def resolve(
                 state = observed.stacks.get(source)
                 decided[stage][parameter] = state.outputs.get(key, "") if state else ""
         earlier.add(stage)
+
+    release = getattr(settings, "release", None)
+    old_versions = _shift_from(release, observed, decided["compute"], artifacts.code_sha256)
+    decided["compute"].update({release_plan.SHIFT_FROM: old_versions, release_plan.WEIGHT: "0"})
 
     def stack_step(step_name: str, stage: str, parameters: dict[str, Any]) -> DeployStack:
         stem = STACK_TEMPLATES[stage]
@@ -250,6 +260,9 @@ def resolve(
             protect=True,
             stack_policy=protection.POLICY if stage == "websocket" else "",
             allow_replacement=allow_replacement,
+            digest_parameter=VERSION_PARAMETERS[stage][1] if stage in VERSION_PARAMETERS else "",
+            rollback_alarms=tuple(names.alarm_prefix + alarm for alarm in ROLLBACK_TRIGGER_ALARMS),
+            monitoring_minutes=release.monitoring_minutes if release is not None else 0,
         )
 
     update = ENDPOINT_UPDATE
@@ -271,10 +284,22 @@ def resolve(
         "carry": stack_step("carry", carried_stage, {**decided[carried_stage], carried_parameter: endpoint}),
     }
     if settings.migrate:
-        steps["migrate"] = Migrate("migrate", 0, ref("compute", "MigrateFunctionName"), names.function("migrate"))
+        # The release's version, through the live alias (the migrate function is never shifted by weight).
+        steps["migrate"] = Migrate("migrate", 0, ref("compute", "MigrateAliasArn"), names.function("migrate"))
     if role_value == "true":
         steps["settle"] = SettleRole(
             "settle", 0, ref("compute", ACCOUNT_ROLE_ARN_OUTPUT), f"{settings.stacks['compute']}-*", settle_seconds
+        )
+    if old_versions and release is not None:
+        steps["shift"] = Shift(
+            "shift",
+            max(poll_seconds, release.seconds / 100) if release.seconds else poll_seconds,
+            steps["carry"].to_dict(),
+            old_versions,
+            weights_of(release.strategy, release.percent),
+            release.seconds,
+            names.alarm_prefix,
+            release.pre_traffic,
         )
     if bake_seconds > 0:
         wait = max(poll_seconds, bake_seconds / 100)  # a long bake looks less often: a bounded history
@@ -292,6 +317,15 @@ def resolve(
         tuple(steps[name] for name in STEP_ORDER if name in steps),
         notes,
     )
+
+
+def _shift_from(release: Any, observed: Observed, compute: dict[str, Any], code_sha256: str) -> str:
+    """The versions a canary or linear release shifts from ("" : all at once)."""
+    left_out = {name for names in (*ARTIFACT_PARAMETERS.values(), *VERSION_PARAMETERS.values()) for name in names}
+    left_out |= {release_plan.SHIFT_FROM, release_plan.WEIGHT}
+    digest = configuration_digest({k: v for k, v in compute.items() if isinstance(v, str)}, left_out)
+    shifts = bool(release is not None and release.shifts)
+    return release_plan.shift_from(shifts, observed.stacks.get("compute"), code_sha256, digest)
 
 
 def declared_calls(
@@ -313,6 +347,7 @@ def declared_calls(
             "rollout-*",
             functions_pattern=names.functions if stage in ARTIFACT_PARAMETERS else "",
             protect=True,
+            rollback_alarms=("*",),
         )
         for stage in stacks
     ]
@@ -322,6 +357,8 @@ def declared_calls(
         Migrate("migrate", 0, "", names.function("migrate")),
         SettleRole("settle", 0, "", f"{stacks['compute']}-*"),
     ]
+    compute = next(step for step in steps if step.name == "compute")
+    steps.append(Shift("shift", 0, compute.to_dict(), "", (), 0, names.alarm_prefix, "pre-traffic"))
     if lock_bucket:
         steps.append(ReleaseLock(UNLOCK_STEP, 0, lock_bucket, "*", ""))
     return sorted({call for step in steps for call in step.calls(where)}, key=lambda c: (c.action, c.resource))

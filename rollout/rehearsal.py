@@ -261,7 +261,7 @@ def prove_all(
     assert compute is not None
     url = websocket_url(proof["api_id"], proof["stage"])
     try:
-        proof["session"] = session.prove_session(aws, setup, url, compute.outputs["NotifyFunctionName"])
+        proof["session"] = session.prove_session(aws, setup, url, compute.outputs["NotifyAliasArn"])
     except session.SessionFailed as error:
         raise RehearsalFailed(f"session through {url}: {error}") from None
     return proof

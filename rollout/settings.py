@@ -19,11 +19,14 @@ from generator.intrinsics import failed_rules
 from generator.parameters import InvalidSetting, check_values
 from generator.project import Project
 from generator.stages import ACCOUNT_ROLE_PARAMETER, MAX_CONSUMERS, ROLLOUT_SET_PARAMETERS, STACK_TEMPLATES
+from rollout import strategy
 
 REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 STACK_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
-KNOWN_KEYS = {"region", "artifacts_bucket", "stacks", "parameters", "endpoint_consumers", "bake_seconds", "migrate"}
+KNOWN_KEYS = {
+    "region", "artifacts_bucket", "stacks", "parameters", "endpoint_consumers", "bake_seconds", "migrate", "release",
+}  # fmt: skip
 MAX_BAKE_SECONDS = 21_600  # six hours: a bake is a watch, not a soak test
 CONSUMER_PATTERN = re.compile(
     r"^([A-Za-z0-9_-]{1,64}|arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64})$"
@@ -65,6 +68,9 @@ class EnvironmentSettings:
     endpoint_consumers: tuple[str, ...] = ()  # functions outside the stacks that get the endpoint too
     bake_seconds: int = 0  # how long the bake step watches the stacks' alarms after the endpoint stage
     migrate: bool = True  # the migrate step runs (off only where the functions reach no database)
+    release: strategy.Release = field(
+        default_factory=strategy.Release
+    )  # all at once, canary or linear (rollout/strategy.py)
 
 
 def available(project: Project) -> list[str]:
@@ -137,7 +143,15 @@ def validate(name: str, path: Path, raw: dict[str, Any], *, region_override: str
         consumers,
         bake_seconds(raw.get("bake_seconds", 0), f"{path}: bake_seconds"),
         _flag(path, "migrate", raw.get("migrate", True)),
+        _release(path, raw.get("release")),
     )
+
+
+def _release(path: Path, raw: Any) -> strategy.Release:
+    try:
+        return strategy.parse(raw)
+    except strategy.StrategyError as error:
+        raise SettingsError(f"{path}: {error}") from None
 
 
 def _flag(path: Path, key: str, value: Any) -> bool:

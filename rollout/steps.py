@@ -24,7 +24,8 @@ from typing import Any, ClassVar, Protocol
 
 from botocore.exceptions import ClientError
 
-from generator.stages import NO_CHANGES, SUCCESS, UPDATABLE
+from generator.model import ALIAS
+from generator.stages import ARTIFACT_PARAMETERS, NO_CHANGES, SHIFT_PARAMETERS, SUCCESS, UPDATABLE, VERSION_PARAMETERS
 from rollout import bake as baking
 from rollout import endpoints, live, protection
 from rollout.report import Reporter
@@ -170,6 +171,9 @@ class DeployStack(Step):
     protect: bool = False  # termination protection on, once the stack exists (rollout/protection.py)
     stack_policy: str = ""  # the stack policy it holds ("" : none)
     allow_replacement: bool = False  # a change set that replaces resources may run (--allow-replacement)
+    digest_parameter: str = ""  # filled with configuration_digest() of the others ("" : none)
+    rollback_alarms: tuple[str, ...] = ()  # the change set's RollbackConfiguration triggers, by alarm name
+    monitoring_minutes: int = 0  # how long CloudFormation watches them after the update
     kind: ClassVar[str] = "stack"
 
     def description(self) -> str:
@@ -200,6 +204,8 @@ class DeployStack(Step):
             calls += [Call(f"lambda:{a}", function) for a in ("GetFunctionConfiguration", "UpdateFunctionCode")]
         if self.role_arn:
             calls.append(Call("iam:PassRole", self.role_arn))
+        if self.rollback_alarms:  # the triggers' ARNs, read before each change set
+            calls.append(Call("cloudwatch:DescribeAlarms", where.arn("cloudwatch", "alarm:*")))
         bucket, key = self.template_url.split("//", 1)[1].split(".s3.", 1)[0], self.template_url.split("/", 3)[3]
         calls.append(Call("s3:GetObject", f"arn:{where.partition}:s3:::{bucket}/{key}"))  # TemplateURL, as the caller
         if self.functions_pattern:  # UpdateFunctionCode reads the zip as the caller
@@ -209,7 +215,12 @@ class DeployStack(Step):
     def resolved(self, outputs: dict[str, dict[str, str]]) -> dict[str, str]:
         """The parameters with every reference to an earlier step's output filled in."""
         values = {name: value_of(value, outputs) for name, value in self.parameters.items()}
-        return {name: value for name, value in values.items() if value is not None}
+        filled = {name: value for name, value in values.items() if value is not None}
+        if self.digest_parameter:
+            code = [*ARTIFACT_PARAMETERS.values(), *VERSION_PARAMETERS.values(), *SHIFT_PARAMETERS.values()]
+            left_out = {self.digest_parameter, *(name for names in code for name in names)}
+            filled[self.digest_parameter] = configuration_digest(filled, left_out)
+        return filled
 
     def _deployable(self, cf: Any) -> StackState | None:
         """The stack as it is now (None: absent), refused if someone else is changing it or it is stuck."""
@@ -432,7 +443,7 @@ class DeployStack(Step):
     def _plan(self, ctx: Context, creating: bool, parameters: dict[str, str], mark: str, attempts: int = 0) -> Progress:
         cf, name = ctx.client("cloudformation"), f"{self.change_set_name}-{self.name}"
         try:
-            created = self._create_change_set(cf, name, creating, parameters, mark)
+            created = self._create_change_set(cf, name, creating, parameters, mark, self._rollback_triggers(ctx))
         except ClientError as error:
             if self.role_arn and NOT_ASSUMABLE in error.response["Error"].get("Message", ""):
                 return self._role_not_assumable(ctx, creating, attempts, error.response["Error"]["Message"])
@@ -462,7 +473,24 @@ class DeployStack(Step):
         )
         return Progress(False, {"phase": "role", "creating": creating, "attempts": attempts + 1}, ROLE_RETRY_SECONDS)
 
-    def _create_change_set(self, cf: Any, name: str, creating: bool, parameters: dict[str, str], mark: str) -> Any:
+    def _rollback_triggers(self, ctx: Context) -> dict[str, Any]:
+        """RollbackConfiguration: the environment's alarms that exist (none before the first create)."""
+        if not self.rollback_alarms:
+            return {}
+        found = ctx.client("cloudwatch").describe_alarms(
+            AlarmNames=list(self.rollback_alarms), AlarmTypes=["MetricAlarm"]
+        )
+        arns = sorted(a["AlarmArn"] for a in found.get("MetricAlarms", []))
+        if not arns:
+            return {}
+        triggers = [{"Arn": arn, "Type": "AWS::CloudWatch::Alarm"} for arn in arns]
+        return {
+            "RollbackConfiguration": {"RollbackTriggers": triggers, "MonitoringTimeInMinutes": self.monitoring_minutes}
+        }
+
+    def _create_change_set(
+        self, cf: Any, name: str, creating: bool, parameters: dict[str, str], mark: str, rollback: dict[str, Any]
+    ) -> Any:
         return cf.create_change_set(
             StackName=self.stack_name,
             ChangeSetName=name,
@@ -473,6 +501,7 @@ class DeployStack(Step):
             Tags=[{"Key": FINGERPRINT_TAG, "Value": mark}, {"Key": "Application", "Value": "CareConnect"}],
             Description=f"CareConnect rollout, step {self.name}",
             **self._role(),
+            **rollback,
         )
 
     def _watch(self, ctx: Context, work: dict[str, Any]) -> Any:
@@ -488,6 +517,14 @@ class DeployStack(Step):
                 )
         state = describe(cf, work["stack_id"])
         return None if state is None or state.status == "DELETE_COMPLETE" else state
+
+
+def configuration_digest(parameters: dict[str, str], left_out: set[str]) -> str:
+    """A digest of the stack's parameters but the code's own: the compute stack's versions carry it,
+    so a change of configuration (a variable, the memory, the endpoint the carry step brings)
+    publishes a new version, as new code does (its CodeSha256)."""
+    kept = {name: value for name, value in sorted(parameters.items()) if name not in left_out}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 
 def template_sha256(text: str) -> str:
@@ -636,7 +673,7 @@ class Migrate(Step):
     fail with its own words when it refuses. It answers within its lock timeout, well inside one
     runner phase."""
 
-    function: Any  # literal or Ref: the compute stack's MigrateFunctionName
+    function: Any  # literal or Ref: the compute stack's MigrateAliasArn
     function_pattern: str  # the name as a pattern for the declared call
     lock_timeout_ms: int = 5000
     kind: ClassVar[str] = "migrate"
@@ -645,12 +682,13 @@ class Migrate(Step):
         return f"migrate the connections table (lock_timeout {self.lock_timeout_ms} ms)"
 
     def calls(self, where: Where) -> list[Call]:
-        return [Call("lambda:InvokeFunction", where.arn("lambda", f"function:{self.function_pattern}"))]
+        # The function's live alias (the release's version), never $LATEST.
+        return [Call("lambda:InvokeFunction", where.arn("lambda", f"function:{self.function_pattern}:{ALIAS}"))]
 
     def start(self, ctx: Context, outputs: dict[str, dict[str, str]]) -> Progress:
         function = value_of(self.function, outputs)
         if not function:
-            raise StageFailed("migrate: the compute stack has no migrate function (MigrateFunctionName)")
+            raise StageFailed("migrate: the compute stack has no migrate function alias (MigrateAliasArn)")
         answer = ctx.client("lambda").invoke(
             FunctionName=function,
             InvocationType="RequestResponse",
@@ -720,7 +758,7 @@ KINDS: dict[str, type[Step]] = {cls.kind: cls for cls in (DeployStack, SetVariab
 def from_dict(data: dict[str, Any]) -> Step:
     """A step from its plan document (the state machine's input)."""
     fields = {k: v for k, v in data.items() if k != "kind"}
-    for name in ("functions", "code_from", "no_echo"):
+    for name in ("functions", "code_from", "no_echo", "rollback_alarms"):
         if name in fields:
             fields[name] = tuple(fields[name])
     return KINDS[data["kind"]](**fields)

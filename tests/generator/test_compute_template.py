@@ -15,7 +15,7 @@ from cfnlint_websocket.limits import RULE_FUNCTIONS
 from gates import iam_eval
 from gates.iam_eval import Request
 from generator.intrinsics import Evaluator, failed_rules
-from generator.model import ENDPOINT_VARIABLE, LAMBDA_RUNTIME
+from generator.model import ENDPOINT_VARIABLE, HANDLER_FUNCTIONS, LAMBDA_RUNTIME
 
 FUNCTIONS = {
     "Connect": "connect",
@@ -237,9 +237,9 @@ def test_cleanup_runs_hourly_by_default_and_only_events_may_invoke_it(
     resources = resolved(compute)
     (rule,) = [r for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
-    assert rule["Properties"]["Targets"] == [{"Arn": "CleanupFunction-id.Arn", "Id": "cleanup"}]
+    assert rule["Properties"]["Targets"] == [{"Arn": "CleanupAlias-id", "Id": "cleanup"}]  # the live alias's ARN
     (permission,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
-    assert permission == {"Action": "lambda:InvokeFunction", "FunctionName": "CleanupFunction-id",
+    assert permission == {"Action": "lambda:InvokeFunction", "FunctionName": "CleanupAlias-id",
                           "Principal": "events.amazonaws.com", "SourceArn": "CleanupScheduleRule-id.Arn"}  # fmt: skip
     assert resources["CleanupFunction"]["Properties"]["Handler"] == "handlers.cleanup.handler"
 
@@ -318,7 +318,7 @@ def test_notify_function_and_the_policy_the_backend_attaches(compute: dict[str, 
     policy = resources["NotifyInvokePolicy"]["Properties"]
     assert policy["ManagedPolicyName"] == "cc-websocket-notify-invoke"
     assert policy["PolicyDocument"]["Statement"] == [
-        {"Effect": "Allow", "Action": ["lambda:InvokeFunction"], "Resource": ["NotifyFunction-id.Arn"]}]  # fmt: skip
+        {"Effect": "Allow", "Action": ["lambda:InvokeFunction"], "Resource": ["NotifyAlias-id"]}]  # fmt: skip
     assert not {"Roles", "Users", "Groups"} & set(policy)  # the backend's stack attaches it
     assert {"NotifyFunctionArn", "NotifyInvokePolicyArn"} <= set(compute["Outputs"])
 
@@ -410,3 +410,20 @@ def test_the_longest_migration_is_answered_within_one_runner_invocation_and_one_
     longest = compute["Parameters"]["MigrateTimeout"]["MaxValue"]
     runner = templates["rollout"]["Resources"]["RunnerFunction"]["Properties"]["Timeout"]
     assert longest + 5 <= runner and longest < READ_TIMEOUT_SECONDS
+
+
+def test_every_function_publishes_a_version_per_code_or_configuration_and_a_live_alias_follows(
+    compute: dict[str, Any],
+) -> None:
+    sha = "A" * 43 + "="
+    resources = resolved(compute, CodeSha256=sha, ConfigurationDigest="ab" * 32)
+    for function in HANDLER_FUNCTIONS:
+        version = compute["Resources"][f"{function.logical}Version"]
+        assert version["UpdateReplacePolicy"] == "Retain"  # kept for a rollback and a weighted shift
+        props = resources[f"{function.logical}Version"]["Properties"]
+        assert props["FunctionName"] == f"{function.logical}Function-id"
+        assert props["CodeSha256"] == sha and props["Description"] == "release " + "ab" * 32
+        alias = resources[f"{function.logical}Alias"]["Properties"]
+        assert (alias["Name"], alias["FunctionVersion"]) == ("live", f"{function.logical}Version-id.Version")
+        assert compute["Outputs"][f"{function.logical}AliasArn"]["Value"] == {"Ref": f"{function.logical}Alias"}
+    assert "CodeSha256" not in resolved(compute)["ConnectVersion"]["Properties"]  # empty: no check

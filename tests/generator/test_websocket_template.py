@@ -74,12 +74,19 @@ def test_each_route_has_its_own_proxy_integration_to_its_function(ws: dict[str, 
     assert len(targets) == 3
 
 
-def test_function_arns_default_to_the_original_function_names(ws: dict[str, Any]) -> None:
+def test_function_arns_default_to_the_original_functions_live_aliases(ws: dict[str, Any]) -> None:
     permissions = of_type(ws, "AWS::Lambda::Permission")
     names = {Evaluator(ws).eval(p["Properties"]["FunctionName"]) for p in permissions.values()}
-    assert names == {
-        f"arn:aws:lambda:eu-west-1:123456789012:function:cc-websocket-{s}" for s in ("connect", "disconnect", "default")
+    expected = {
+        f"arn:aws:lambda:eu-west-1:123456789012:function:cc-websocket-{s}:live"
+        for s in ("connect", "disconnect", "default")
     }
+    assert names == expected  # the permission is on the alias the integration invokes
+    uris = {
+        Evaluator(ws).eval(i["Properties"]["IntegrationUri"])
+        for i in of_type(ws, "AWS::ApiGatewayV2::Integration").values()
+    }
+    assert {uri.split("/functions/")[1].removesuffix("/invocations") for uri in uris} == expected
 
 
 def test_integration_timeout_parameter_is_bounded_by_api_gateway_limit(ws: dict[str, Any]) -> None:

@@ -58,6 +58,12 @@ def run(engine_name: str, aws: Aws, env: settings.EnvironmentSettings, artifact:
     return runner(env, aws, Reporter(io.StringIO()), options).to_dict()
 
 
+def notify_alias(aws: Aws, region: str) -> str:
+    """The notify function's live alias: what the backend may invoke (the policy names only it)."""
+    account = aws.client("sts").get_caller_identity()["Account"]
+    return f"arn:aws:lambda:{region}:{account}:function:cc-websocket-notify:live"
+
+
 @pytest.mark.parametrize("engine_name", ["local", "stepfunctions"])
 def test_a_consumer_gets_the_endpoint_keeps_its_variables_and_the_grant_names_only_this_stage(
     emulator: str, env_settings: settings.EnvironmentSettings, built_artifact: package.Artifact, engine_name: str
@@ -71,7 +77,7 @@ def test_a_consumer_gets_the_endpoint_keeps_its_variables_and_the_grant_names_on
     ]
     # The backend learns the endpoint and the function its pushes go through (handlers/notify.py).
     assert variables == {**OWN_VARIABLES, ENDPOINT_VARIABLE: first["management_endpoint"],
-                         "CC_WEBSOCKET_NOTIFY_FUNCTION": "cc-websocket-notify"}  # fmt: skip
+                         "CC_WEBSOCKET_NOTIFY_FUNCTION": notify_alias(aws, env_settings.region)}  # fmt: skip
     policy = aws.client("iam").get_role_policy(RoleName="careconnect-backend-role",
                                                PolicyName="cc-websocket-manage-connections")["PolicyDocument"]  # fmt: skip
     api_id = first["management_endpoint"].split("//")[1].split(".")[0]

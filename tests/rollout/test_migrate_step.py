@@ -84,7 +84,10 @@ def test_a_database_the_function_cannot_reach_fails_with_its_words(
     rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, database: str
 ) -> None:
     env = with_database(env_settings, emulator, database.replace(f":{urlsplit(database).port}", ":1"))
-    with pytest.raises(StageFailed, match=r"migrate: cc-websocket-migrate refused: database unavailable"):
+    with pytest.raises(
+        StageFailed,
+        match=r"migrate: arn:aws:lambda:[^ ]+:function:cc-websocket-migrate:live refused: database unavailable",
+    ):
         rollout(env)
     stacks = Aws(env.region, endpoint_url=emulator).client("cloudformation").describe_stacks()["Stacks"]
     assert [s["StackName"] for s in stacks] == ["cc-websocket-compute"]  # the API was not deployed

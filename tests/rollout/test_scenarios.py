@@ -260,9 +260,10 @@ def test_a_consumer_with_no_environment_gets_the_endpoint_and_the_notify_functio
     env = with_backend(env_settings)
     summary, aws, _ = rollout(env, engine_name)
     variables = aws.client("lambda").get_function_configuration(FunctionName="careconnect-backend")["Environment"]
+    account = aws.client("sts").get_caller_identity()["Account"]
     assert variables["Variables"] == {
         "AWS_WEBSOCKET_API_GATEWAY_ENDPOINT": summary["management_endpoint"],
-        "CC_WEBSOCKET_NOTIFY_FUNCTION": "cc-websocket-notify",
+        "CC_WEBSOCKET_NOTIFY_FUNCTION": f"arn:aws:lambda:{REGION}:{account}:function:cc-websocket-notify:live",
     }
 
 

@@ -1,0 +1,228 @@
+"""Canary and linear releases (rollout/shift_step.py): the live aliases' weights moved by compute
+stack updates, the alarms read between moves, an alarm rolling the aliases back, and the
+pre-traffic hook run before any weight moves."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import boto3
+import pytest
+
+from rollout import settings, shift_step, strategy
+from rollout.bake import AlarmFired
+from rollout.shift_step import PreTrafficRefused
+from rollout.stacks import StageFailed
+from tests.rollout.conftest import Run, with_parameters
+from tests.rollout.test_bake import on_a_minute
+
+ALARM = "cc-websocket-alarm-default-errors"
+FUNCTIONS = ("connect", "disconnect", "default", "cleanup", "notify")
+
+
+def released(
+    base: settings.EnvironmentSettings, memory: str, release: strategy.Release
+) -> settings.EnvironmentSettings:
+    """The environment with another configuration (a new version of every function) and a strategy."""
+    return dataclasses.replace(with_parameters(base, "compute", MemorySize=memory), release=release)
+
+
+def alias(emulator: str, suffix: str) -> dict[str, Any]:
+    lam = boto3.client("lambda", region_name="eu-west-1", endpoint_url=emulator)
+    return dict(lam.get_alias(FunctionName=f"cc-websocket-{suffix}", Name="live"))
+
+
+def weights(found: dict[str, Any]) -> dict[str, float]:
+    return dict((found.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {})
+
+
+def stages(summary: dict[str, Any]) -> dict[str, str]:
+    return {stage["stage"]: stage["action"] for stage in summary["stages"]}
+
+
+@pytest.mark.parametrize("engine_name", ["local", "stepfunctions"])
+def test_a_canary_moves_ten_percent_then_all_and_the_aliases_serve_the_new_versions(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, engine_name: str
+) -> None:
+    rollout(env_settings, engine_name)
+    old = {s: alias(emulator, s)["FunctionVersion"] for s in FUNCTIONS}
+    seen: list[tuple[str, dict[str, float]]] = []
+
+    def look(_seconds: float) -> None:
+        found = alias(emulator, "default")
+        seen.append((found["FunctionVersion"], weights(found)))
+
+    canary = released(env_settings, "512", strategy.Release("canary", 10, 20))
+    summary, _, log = rollout(canary, engine_name, poll_seconds=10, sleep=look)
+    assert stages(summary)["shift"] == "succeeded"
+    for suffix in FUNCTIONS:
+        now = alias(emulator, suffix)
+        assert now["FunctionVersion"] != old[suffix] and not weights(now)  # the new version alone
+    if engine_name == "local":  # the local engine's waits are this process's: the moves were seen
+        new = alias(emulator, "default")["FunctionVersion"]
+        assert (old["default"], {new: 0.1}) in seen
+        assert "10% to the new versions" in log and "100% to the new versions" in log
+        assert "no pre-traffic hook" in log
+
+
+def test_a_linear_release_moves_every_step(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
+) -> None:
+    rollout(env_settings)
+    old = alias(emulator, "connect")["FunctionVersion"]
+    seen: list[dict[str, float]] = []
+    linear = released(env_settings, "512", strategy.Release("linear", 25, 10))
+    rollout(linear, poll_seconds=10, sleep=lambda _s: seen.append(weights(alias(emulator, "connect"))))
+    new = alias(emulator, "connect")["FunctionVersion"]
+    assert new != old
+    moves = [w[new] for w in seen if new in w]
+    assert sorted(set(moves)) == [0.25, 0.5, 0.75]
+
+
+def _fire_on_the_first_look(emulator: str) -> Any:
+    """A sleep that puts the alarm in ALARM at the shift's first look (the 10% move has landed)."""
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1", endpoint_url=emulator)
+
+    def sleep(_seconds: float) -> None:
+        if weights(alias(emulator, "default")) and not cloudwatch.describe_alarms(StateValue="ALARM")["MetricAlarms"]:
+            cloudwatch.set_alarm_state(
+                AlarmName=ALARM, StateValue="ALARM", StateReason="Threshold Crossed: new code fails"
+            )
+
+    return sleep
+
+
+def test_an_alarm_during_the_shift_rolls_the_aliases_back_and_fails_naming_it(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
+) -> None:
+    rollout(env_settings)
+    old = {s: alias(emulator, s)["FunctionVersion"] for s in FUNCTIONS}
+    on_a_minute()
+    canary = released(env_settings, "512", strategy.Release("canary", 10, 30))
+    with pytest.raises(AlarmFired) as failed:
+        rollout(canary, poll_seconds=10, sleep=_fire_on_the_first_look(emulator))
+    assert ALARM in str(failed.value.details) and "10%" in str(failed.value)
+    for suffix in FUNCTIONS:  # back on the old versions; the new ones get nothing
+        now = alias(emulator, suffix)
+        assert now["FunctionVersion"] == old[suffix] and set(weights(now).values()) <= {0.0}
+
+
+@pytest.mark.parametrize("engine_name", ["local", "stepfunctions"])
+def test_an_alarm_in_alarm_rolls_the_compute_update_back_by_its_change_sets_triggers(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, engine_name: str
+) -> None:
+    rollout(env_settings, engine_name)
+    old = alias(emulator, "default")["FunctionVersion"]
+    on_a_minute()
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1", endpoint_url=emulator)
+    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="ALARM", StateReason="Threshold Crossed")
+    with pytest.raises(StageFailed, match="UPDATE_ROLLBACK_COMPLETE"):
+        rollout(with_parameters(env_settings, "compute", MemorySize="512"), engine_name, sleep=lambda _s: None)
+    cf = boto3.client("cloudformation", region_name="eu-west-1", endpoint_url=emulator)
+    stack = cf.describe_stacks(StackName="cc-websocket-compute")["Stacks"][0]
+    assert stack["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE" and ALARM in stack["StackStatusReason"]
+    assert alias(emulator, "default")["FunctionVersion"] == old
+
+
+def test_a_stopped_shift_is_shifted_again_never_promoted_at_once(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
+) -> None:
+    rollout(env_settings)
+    old = alias(emulator, "notify")["FunctionVersion"]
+    on_a_minute()
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1", endpoint_url=emulator)
+    canary = released(env_settings, "512", strategy.Release("canary", 10, 10))
+    with pytest.raises(AlarmFired):
+        rollout(canary, poll_seconds=10, sleep=_fire_on_the_first_look(emulator))
+    on_a_minute()
+    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="OK", StateReason="fixed")
+    seen: list[dict[str, float]] = []
+    summary, _, _ = rollout(canary, poll_seconds=10, sleep=lambda _s: seen.append(weights(alias(emulator, "notify"))))
+    new = alias(emulator, "notify")["FunctionVersion"]
+    assert stages(summary)["shift"] == "succeeded" and new != old
+    assert {new: 0.1} in seen  # the same release, shifted again from the old versions
+
+
+def test_the_pre_traffic_hook_runs_on_the_new_versions_before_any_weight_moves(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rollout(env_settings)
+    old = alias(emulator, "connect")["FunctionVersion"]
+    calls: list[tuple[dict[str, str], str, dict[str, float]]] = []
+
+    def probe(lam: Any, function_names: dict[str, str], qualifier: str) -> None:
+        calls.append((function_names, qualifier, weights(alias(emulator, "connect"))))
+        lam.get_function(FunctionName=function_names["Connect"], Qualifier=qualifier)  # it exists
+
+    monkeypatch.setitem(shift_step.HOOKS, "probe", probe)
+    canary = released(env_settings, "512", strategy.Release("canary", 10, 0, pre_traffic="probe"))
+    rollout(canary, poll_seconds=10, sleep=lambda _s: None)
+    new = alias(emulator, "connect")["FunctionVersion"]
+    ((names, qualifier, at_the_time),) = calls
+    assert qualifier == new and names["Connect"] == "cc-websocket-connect" and set(names) == {
+        "Connect", "Disconnect", "Default", "Cleanup", "Notify"}  # fmt: skip
+    assert set(at_the_time.values()) <= {0.0}  # no traffic on the new versions yet
+    assert new != old
+
+
+def test_a_refusing_pre_traffic_hook_leaves_the_old_versions_serving(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rollout(env_settings)
+    old = alias(emulator, "default")["FunctionVersion"]
+
+    def refuse(_lam: Any, _names: dict[str, str], qualifier: str) -> None:
+        raise RuntimeError(f"version {qualifier} closed the session with 1011")
+
+    monkeypatch.setitem(shift_step.HOOKS, "refuse", refuse)
+    canary = released(env_settings, "512", strategy.Release("canary", 10, 0, pre_traffic="refuse"))
+    with pytest.raises(PreTrafficRefused, match="closed the session with 1011"):
+        rollout(canary, poll_seconds=10, sleep=lambda _s: None)
+    now = alias(emulator, "default")
+    assert now["FunctionVersion"] == old and set(weights(now).values()) <= {0.0}
+
+
+def test_a_pre_traffic_hook_named_but_not_registered_refuses_the_shift(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
+) -> None:
+    rollout(env_settings)
+    old = alias(emulator, "default")["FunctionVersion"]
+    canary = released(env_settings, "512", strategy.Release("canary", 10, 0, pre_traffic="nowhere"))
+    with pytest.raises(PreTrafficRefused, match="no pre-traffic hook named 'nowhere'"):
+        rollout(canary, poll_seconds=10, sleep=lambda _s: None)
+    assert alias(emulator, "default")["FunctionVersion"] == old
+
+
+def test_all_at_once_is_the_default_and_publishes_without_a_shift(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
+) -> None:
+    rollout(env_settings)
+    old = alias(emulator, "default")["FunctionVersion"]
+    summary, _, _ = rollout(with_parameters(env_settings, "compute", MemorySize="512"))
+    assert "shift" not in stages(summary)
+    now = alias(emulator, "default")
+    assert now["FunctionVersion"] != old and not weights(now)
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ({"strategy": "blue-green"}, "release.strategy"),
+        ({"strategy": "canary", "percent": 0, "bake_seconds": 60}, "release.percent"),
+        ({"strategy": "canary", "percent": 10}, "release.bake_seconds"),
+        ({"strategy": "linear", "percent": 25, "bake_seconds": 60}, "release.bake_seconds: not a setting"),
+        ({"strategy": "linear", "percent": True, "interval_seconds": 60}, "release.percent"),
+        ("canary", "release: expected a mapping"),
+    ],
+)
+def test_a_release_setting_that_is_not_one_is_refused_by_name(raw: Any, problem: str) -> None:
+    with pytest.raises(strategy.StrategyError, match=problem):
+        strategy.parse(raw)
+
+
+def test_the_strategies_moves() -> None:
+    assert shift_step.weights_of("canary", 10) == (0.1,)
+    assert shift_step.weights_of("linear", 25) == (0.25, 0.5, 0.75)
+    assert shift_step.weights_of("linear", 30) == (0.3, 0.6, 0.9)
+    assert strategy.parse(None) == strategy.Release()
