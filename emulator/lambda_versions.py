@@ -12,6 +12,8 @@
 - Invoking an alias with `RoutingConfig.AdditionalVersionWeights` runs the primary version or an
   additional one chosen per invocation by weight (moto always runs the primary). `chooser` is the
   seam: a function of the weights list that answers the version to run (random by default).
+- Invoke's `Qualifier` (a version or alias named beside the function's name) is honoured: moto
+  reads it under another name and ran `$LATEST`.
 - An update rolled back returns to the versions it replaced (moto would publish yet another).
 """
 
@@ -25,6 +27,7 @@ from typing import Any
 
 from moto.awslambda.exceptions import InvalidParameterValueException
 from moto.awslambda.models import LambdaBackend, LambdaFunction, LambdaStorage, LambdaVersion, lambda_backends
+from moto.awslambda.responses import LambdaResponse
 from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.core.common_models import CloudFormationModel
@@ -279,6 +282,18 @@ def _invoke_weighted(
     return payload
 
 
+def _invoke_qualified(original: Callable[..., Any]) -> Callable[..., Any]:
+    """moto reads Invoke's `qualifier` in lower case; the API (and boto3) send `Qualifier`, so
+    moto ran $LATEST whatever version the caller named."""
+
+    def invoke(self: LambdaResponse) -> Any:
+        if "Qualifier" in self.querystring and "qualifier" not in self.querystring:
+            self.querystring["qualifier"] = self.querystring["Qualifier"]
+        return original(self)
+
+    return invoke
+
+
 def _returning_to_replaced_versions(original: Callable[..., Any]) -> Callable[..., Any]:
     def roll_back(*args: Any, **kwargs: Any) -> Any:
         global _rolling_back
@@ -300,6 +315,7 @@ def install() -> None:
     LambdaVersion.update_from_cloudformation_json = classmethod(_version_replaced)  # type: ignore[method-assign,assignment]
     LambdaVersion.delete_from_cloudformation_json = classmethod(_version_deleted)  # type: ignore[method-assign,assignment]
     LambdaBackend.invoke = _invoke_weighted  # type: ignore[method-assign]
+    LambdaResponse.invoke = _invoke_qualified(LambdaResponse.invoke)  # type: ignore[method-assign]
     aws_rules._roll_back = _returning_to_replaced_versions(aws_rules._roll_back)
     parsing.ResourceMap.build_resource_diff = _with_dependents_of_new_versions(  # type: ignore[method-assign]
         parsing.ResourceMap.build_resource_diff

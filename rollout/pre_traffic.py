@@ -94,23 +94,27 @@ def drive_session(
     stage: str,
     connection_id: str | None = None,
     email: str = EMAIL,
-    check_executed_version: bool = True,
 ) -> SessionReport:
     """One session against version `qualifier` of the route functions (`function_names`: logical
     name, Connect/Default/Disconnect, to function name). `domain_name` and `stage` are the API's
     (`{apiId}.execute-api.{region}.amazonaws.com`): the handlers post their replies to
     `https://{domainName}/{stage}` unless the function names its endpoint.
 
-    Each answer's ExecutedVersion must be `qualifier` (Lambda's word on what ran), unless
-    `check_executed_version` is False: the emulator runs `$LATEST` for any qualifier (and says
-    so) until it learns versions."""
+    Each answer's ExecutedVersion must be `qualifier` (Lambda's word on what ran)."""
     missing = [name for name in ROUTES if not function_names.get(name)]
     if missing:
         raise ValueError(f"no function named for {', '.join(missing)}")
     connection_id = connection_id or new_connection_id()
     if not connection_id.startswith(PRE_TRAFFIC_PREFIX):
         raise ValueError(f"the hook's connection id must start with {PRE_TRAFFIC_PREFIX!r}")
-    session = _Session(lam, function_names, str(qualifier), domain_name, stage, connection_id, check_executed_version)
+    session = _Session(
+        lam,
+        function_names,
+        str(qualifier),
+        domain_name,
+        stage,
+        connection_id,
+    )
     report = SessionReport(connection_id, str(qualifier))
     message = dialog_frame(email)
     try:
@@ -122,6 +126,25 @@ def drive_session(
         raise
     report.answers.append(session.invoke(DISCONNECT))
     return report
+
+
+NAME = "websocket-session"  # as the settings name it: release: {pre_traffic: websocket-session}
+ENDPOINT_VARIABLE = "AWS_WEBSOCKET_API_GATEWAY_ENDPOINT"
+
+
+def websocket_session(lam: Any, function_names: Mapping[str, str], qualifier: str) -> None:
+    """The shift step's hook (rollout/shift_step.py HOOKS): the API's domain and stage are read
+    from the endpoint the version itself holds (`https://{domain}/{stage}`), so its replies go
+    where that version would send them."""
+    config = lam.get_function_configuration(FunctionName=function_names[DEFAULT], Qualifier=qualifier)
+    endpoint = (config.get("Environment") or {}).get("Variables", {}).get(ENDPOINT_VARIABLE, "")
+    domain, _, stage = endpoint.removeprefix("https://").partition("/")
+    if not domain or not stage:
+        raise PreTrafficFailed(
+            f"{function_names[DEFAULT]} version {qualifier} holds no {ENDPOINT_VARIABLE} "
+            f"(https://<domain>/<stage>): {endpoint or 'unset'}"
+        )
+    drive_session(lam, function_names, qualifier, domain_name=domain, stage=stage.strip("/"))
 
 
 def session_event(
@@ -184,9 +207,8 @@ class _Session:
         domain_name: str,
         stage: str,
         connection_id: str,
-        check_executed_version: bool,
     ) -> None:
-        self.lam, self.names, self.qualifier, self.check = lam, names, qualifier, check_executed_version
+        self.lam, self.names, self.qualifier = lam, names, qualifier
         self.domain_name, self.stage, self.connection_id = domain_name, stage, connection_id
         self.connected_at = int(time.time() * 1000)
         self.count = 0
@@ -224,7 +246,7 @@ class _Session:
             raise PreTrafficFailed(f"{where}: Invoke failed: {_safe(str(error))}") from None
         seconds = time.monotonic() - started
         executed = str(response.get("ExecutedVersion", ""))
-        if self.check and executed != self.qualifier:
+        if executed != self.qualifier:
             raise PreTrafficFailed(f"{where}: Lambda ran version {executed or '(not said)'}")
         try:
             answer = json.loads(raw) if raw else None

@@ -18,11 +18,13 @@ from typing import Any, ClassVar
 
 from generator.stages import SHIFT_PARAMETERS, SHIFTED_FUNCTIONS
 from rollout import bake as baking
+from rollout import pre_traffic
 from rollout.stacks import StageFailed
 from rollout.steps import KINDS, Call, Context, DeployStack, Progress, Step, Where, _result, from_dict
 
 Hook = Callable[[Any, dict[str, str], str], None]
-HOOKS: dict[str, Hook] = {}  # name -> pre-traffic check; "" (none) is never registered
+# name -> pre-traffic check; "" (none) is never registered
+HOOKS: dict[str, Hook] = {pre_traffic.NAME: pre_traffic.websocket_session}
 SHIFT_FROM, WEIGHT = SHIFT_PARAMETERS["compute"]
 
 
@@ -65,7 +67,12 @@ class Shift(Step):
         deploy = self._deploy(self.old_versions, 0, "calls").calls(where)
         pattern = self.stack.get("functions_pattern") or "*"
         check = (
-            [Call("lambda:InvokeFunction", where.arn("lambda", f"function:{pattern}:*"))] if self.pre_traffic else []
+            [
+                Call("lambda:InvokeFunction", where.arn("lambda", f"function:{pattern}:*")),
+                Call("lambda:GetFunctionConfiguration", where.arn("lambda", f"function:{pattern}:*")),
+            ]
+            if self.pre_traffic
+            else []
         )
         return [*deploy, Call("cloudwatch:DescribeAlarms", where.arn("cloudwatch", "alarm:*")), *check]
 

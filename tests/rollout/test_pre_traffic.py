@@ -79,11 +79,6 @@ def hook_rows(db: Database) -> list[Any]:
     )
 
 
-# The emulator runs $LATEST for any qualifier (its ExecutedVersion says so) until
-# emulator/lambda_versions lands: these tests publish a version of what $LATEST holds.
-LATEST_IS_THE_VERSION = {"check_executed_version": False}
-
-
 def drive(lam: Any, qualifier: str, **options: Any) -> Any:
     return drive_session(lam, NAMES, qualifier, domain_name=DOMAIN, stage="prod", **options)
 
@@ -105,7 +100,7 @@ def test_a_healthy_version_passes_and_leaves_no_row(
             (f"lambda:{model.name}Function", f"{by_name[params['FunctionName']]}:{params.get('Qualifier', '')}")
         ),
     )
-    report = drive(lam, version, **LATEST_IS_THE_VERSION)
+    report = drive(lam, version)
     declared = calls(arns, version)
     assert made == [("lambda:InvokeFunction", f"{by_name[NAMES[logical]]}:{version}") for logical in ROUTES]
     assert all(any(c.action == a and fnmatchcase(arn, c.resource) for c in declared) for a, arn in made)
@@ -131,7 +126,7 @@ def test_a_version_whose_default_raises_fails_naming_route_and_version_and_leave
         lam.update_function_configuration(FunctionName=name, Description="release 2")
     version = publish_all(lam)
     with pytest.raises(PreTrafficFailed) as failed:
-        drive(lam, version, **LATEST_IS_THE_VERSION)
+        drive(lam, version)
     text = str(failed.value)
     assert f"$default on {NAMES['Default']} version {version}" in text
     assert "Unhandled" in text and "RuntimeError: the new $default is broken" in text
@@ -150,7 +145,7 @@ def test_a_version_with_a_wrong_database_url_fails_at_connect_without_showing_th
     create_route_functions(emulator, code, wrong)
     version = publish_all(lam)
     with pytest.raises(PreTrafficFailed) as failed:
-        drive(lam, version, **LATEST_IS_THE_VERSION)
+        drive(lam, version)
     text = str(failed.value)
     assert f"$connect on {NAMES['Connect']} version {version}" in text
     assert "statusCode 500 'database unavailable'" in text
@@ -158,12 +153,6 @@ def test_a_version_with_a_wrong_database_url_fails_at_connect_without_showing_th
     assert hook_rows(owner_db) == []
 
 
-NO_VERSIONS = pytest.mark.xfail(
-    strict=True, reason="emulator runs $LATEST for a qualifier until emulator/lambda_versions lands"
-)
-
-
-@NO_VERSIONS
 def test_a_missing_version_fails_naming_it(emulator: str, lam: Any) -> None:
     role = client(emulator, "iam").create_role(RoleName="r", AssumeRolePolicyDocument=LAMBDA_TRUST)["Role"]["Arn"]
     for name in NAMES.values():
@@ -174,7 +163,6 @@ def test_a_missing_version_fails_naming_it(emulator: str, lam: Any) -> None:
         drive(lam, "7")
 
 
-@NO_VERSIONS
 def test_the_hook_runs_the_named_version_not_latest(
     emulator: str,
     lam: Any,

@@ -226,3 +226,27 @@ def test_the_strategies_moves() -> None:
     assert shift_step.weights_of("linear", 25) == (0.25, 0.5, 0.75)
     assert shift_step.weights_of("linear", 30) == (0.3, 0.6, 0.9)
     assert strategy.parse(None) == strategy.Release()
+
+
+def test_the_websocket_session_hook_passes_a_healthy_version_and_refuses_one_that_cannot_reach_the_table(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, handlers_url: str, owner_db: Any
+) -> None:
+    # The real hook (rollout/pre_traffic.py): a session through $connect, the dialog's frame and
+    # $disconnect, on each new version, against PostgreSQL.
+    on_the_table = with_parameters(env_settings, "compute", DatabaseAuth="url", DatabaseUrl=handlers_url)
+    rollout(on_the_table)
+    hook = strategy.Release("canary", 10, 0, pre_traffic="websocket-session")
+    healthy = released(on_the_table, "512", hook)
+    summary, _, log = rollout(healthy, poll_seconds=10, sleep=lambda _s: None)
+    assert stages(summary)["shift"] == "succeeded"
+    assert "pre-traffic check 'websocket-session' passed" in log
+    serving = alias(emulator, "connect")["FunctionVersion"]
+    assert owner_db.run("SELECT count(*) FROM websocket_connections")[0][0] == 0  # the session left no row
+    url = healthy.parameters["compute"]["DatabaseUrl"]
+    wrong = url.rsplit("/", 1)[0] + "/no_such_database"  # the new version's configuration cannot reach the table
+    broken = released(with_parameters(on_the_table, "compute", DatabaseUrl=wrong), "640", hook)
+    with pytest.raises(PreTrafficRefused, match=r"refused version \d+: \$connect on cc-websocket-connect") as refused:
+        rollout(broken, poll_seconds=10, sleep=lambda _s: None)
+    assert "statusCode 500" in str(refused.value) and url.split("@")[0] not in str(refused.value)  # no password shown
+    now = alias(emulator, "connect")
+    assert now["FunctionVersion"] == serving and set(weights(now).values()) <= {0.0}  # no traffic moved
