@@ -222,10 +222,12 @@ class FunctionAlias(CloudFormationModel):
         arn = str(resource_name)
         if arn.startswith("arn:"):
             function, name = arn.split(":")[6], arn.split(":")[7]
-            _backend(account_id, region_name).delete_alias(name, function)
+            with contextlib.suppress(Exception):  # the function went first: its aliases went with it
+                _backend(account_id, region_name).delete_alias(name, function)
 
     def delete(self, account_id: str, region_name: str) -> None:
-        _backend(account_id, region_name).delete_alias(self.alias.name, self.function_name)
+        with contextlib.suppress(Exception):  # the function went first: its aliases went with it
+            _backend(account_id, region_name).delete_alias(self.alias.name, self.function_name)
 
     def is_created(self) -> bool:
         return True

@@ -100,6 +100,14 @@ def masked(parameters: dict[str, Any], no_echo: tuple[str, ...], outputs: dict[s
     return found
 
 
+def recorded_parameters(step: DeployStack, outputs: dict[str, dict[str, str]]) -> dict[str, str]:
+    """As `masked`, with the digest the step computes once its inputs are filled (as the stack holds it)."""
+    found = masked(step.parameters, step.no_echo, outputs)
+    if step.digest_parameter:
+        found[step.digest_parameter] = step.resolved(outputs).get(step.digest_parameter, "")
+    return found
+
+
 def stack_steps(plan: Plan) -> dict[str, DeployStack]:
     """Each stage's last stack step (`carry` brings the compute stack to its final parameters)."""
     found: dict[str, DeployStack] = {}
@@ -166,7 +174,7 @@ def record(
                 "stack": settings.stacks[stage],
                 "status": status(after.get(stage)),
                 "action": stage_action(prepared.observed.stacks.get(stage), after.get(stage)),
-                "parameters": masked(step.parameters, step.no_echo, outputs),
+                "parameters": recorded_parameters(step, outputs),
             }
             for stage, step in steps.items()
         },

@@ -165,7 +165,7 @@ def test_dry_run_shows_the_plan_and_changes_nothing(rollout: Run, env_settings: 
     assert "Add      ConnectFunction" in log  # the compute stack's change set, shown and discarded
     # The websocket stack's inputs are outputs of a compute stack that does not exist yet: it is
     # planned after it (its change set needs the functions' ARNs), and the plan says so.
-    assert re.search(r"cc-websocket-api: planned once .*compute\.ConnectFunctionArn", log)
+    assert re.search(r"cc-websocket-api: planned once .*compute\.ConnectAliasArn", log)
     assert aws.client("cloudformation").describe_stacks()["Stacks"] == []
     # Change sets are planned from S3, so the templates (content-hash keys) are uploaded; the
     # handlers zip is not.
