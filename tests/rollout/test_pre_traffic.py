@@ -73,6 +73,20 @@ def publish_all(lam: Any) -> str:
     return versions.pop()
 
 
+def break_default(lam: Any, code: bytes) -> None:
+    """$LATEST of the $default function becomes code that raises."""
+    lam.update_function_code(
+        FunctionName=NAMES["Default"], ZipFile=with_file(code, "handlers/default.py", BROKEN_DEFAULT)
+    )
+
+
+def publish_release(lam: Any) -> str:
+    """A release publishes all three functions (the others with a changed configuration)."""
+    for name in (NAMES["Connect"], NAMES["Disconnect"]):
+        lam.update_function_configuration(FunctionName=name, Description="release 2")
+    return publish_all(lam)
+
+
 def hook_rows(db: Database) -> list[Any]:
     return db.run(
         "SELECT connection_id, is_active FROM websocket_connections WHERE connection_id LIKE %s", ("pre-traffic-%",)
@@ -119,12 +133,8 @@ def test_a_version_whose_default_raises_fails_naming_route_and_version_and_leave
 ) -> None:
     create_route_functions(emulator, code, handlers_url)
     publish_all(lam)  # version 1: good
-    lam.update_function_code(
-        FunctionName=NAMES["Default"], ZipFile=with_file(code, "handlers/default.py", BROKEN_DEFAULT)
-    )
-    for name in (NAMES["Connect"], NAMES["Disconnect"]):  # a release publishes all three
-        lam.update_function_configuration(FunctionName=name, Description="release 2")
-    version = publish_all(lam)
+    break_default(lam, code)
+    version = publish_release(lam)
     with pytest.raises(PreTrafficFailed) as failed:
         drive(lam, version)
     text = str(failed.value)
@@ -172,14 +182,10 @@ def test_the_hook_runs_the_named_version_not_latest(
 ) -> None:
     create_route_functions(emulator, code, handlers_url)
     good = publish_all(lam)
-    lam.update_function_code(
-        FunctionName=NAMES["Default"], ZipFile=with_file(code, "handlers/default.py", BROKEN_DEFAULT)
-    )
+    break_default(lam, code)
     drive(lam, good)  # $LATEST is broken; version 1 is not
     assert hook_rows(owner_db) == []
-    for name in (NAMES["Connect"], NAMES["Disconnect"]):
-        lam.update_function_configuration(FunctionName=name, Description="release 2")
-    broken = publish_all(lam)
+    broken = publish_release(lam)
     with pytest.raises(PreTrafficFailed, match=rf"\$default on {NAMES['Default']} version {broken}"):
         drive(lam, broken)
 
