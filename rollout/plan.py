@@ -321,9 +321,7 @@ def resolve(
 
 def _shift_from(release: Any, observed: Observed, compute: dict[str, Any], code_sha256: str) -> str:
     """The versions a canary or linear release shifts from ("" : all at once)."""
-    left_out = {name for names in (*ARTIFACT_PARAMETERS.values(), *VERSION_PARAMETERS.values()) for name in names}
-    left_out |= {release_plan.SHIFT_FROM, release_plan.WEIGHT}
-    digest = configuration_digest({k: v for k, v in compute.items() if isinstance(v, str)}, left_out)
+    digest = configuration_digest({k: v for k, v in compute.items() if isinstance(v, str)})
     shifts = bool(release is not None and release.shifts)
     return release_plan.shift_from(shifts, observed.stacks.get("compute"), code_sha256, digest)
 

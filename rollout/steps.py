@@ -217,9 +217,7 @@ class DeployStack(Step):
         values = {name: value_of(value, outputs) for name, value in self.parameters.items()}
         filled = {name: value for name, value in values.items() if value is not None}
         if self.digest_parameter:
-            code = [*ARTIFACT_PARAMETERS.values(), *VERSION_PARAMETERS.values(), *SHIFT_PARAMETERS.values()]
-            left_out = {self.digest_parameter, *(name for names in code for name in names)}
-            filled[self.digest_parameter] = configuration_digest(filled, left_out)
+            filled[self.digest_parameter] = configuration_digest(filled)
         return filled
 
     def _deployable(self, cf: Any) -> StackState | None:
@@ -519,11 +517,20 @@ class DeployStack(Step):
         return None if state is None or state.status == "DELETE_COMPLETE" else state
 
 
-def configuration_digest(parameters: dict[str, str], left_out: set[str]) -> str:
+# What the digest leaves out: the code's location and hash (CodeSha256 stands for the code), the
+# digest itself, and the shift's parameters (a weight move is no new configuration).
+NOT_CONFIGURATION = frozenset(
+    name
+    for names in (*ARTIFACT_PARAMETERS.values(), *VERSION_PARAMETERS.values(), *SHIFT_PARAMETERS.values())
+    for name in names
+)
+
+
+def configuration_digest(parameters: dict[str, str]) -> str:
     """A digest of the stack's parameters but the code's own: the compute stack's versions carry it,
     so a change of configuration (a variable, the memory, the endpoint the carry step brings)
     publishes a new version, as new code does (its CodeSha256)."""
-    kept = {name: value for name, value in sorted(parameters.items()) if name not in left_out}
+    kept = {name: value for name, value in sorted(parameters.items()) if name not in NOT_CONFIGURATION}
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 
