@@ -15,6 +15,7 @@
 - Invoke's `Qualifier` (a version or alias named beside the function's name) is honoured: moto
   reads it under another name and ran `$LATEST`.
 - An update rolled back returns to the versions it replaced (moto would publish yet another).
+- A version an alias serves (primary or weighted) cannot be deleted, as Lambda refuses it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from moto.awslambda.exceptions import InvalidParameterValueException
+from moto.awslambda.exceptions import InvalidParameterValueException, LambdaClientError
 from moto.awslambda.models import LambdaBackend, LambdaFunction, LambdaStorage, LambdaVersion, lambda_backends
 from moto.awslambda.responses import LambdaResponse
 from moto.cloudformation import parsing
@@ -308,6 +309,28 @@ def _returning_to_replaced_versions(original: Callable[..., Any]) -> Callable[..
     return roll_back
 
 
+def _refusing_served_versions(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Lambda refuses to delete a version an alias serves (moto deletes it and leaves the alias
+    pointing at nothing)."""
+
+    def delete_function(self: LambdaBackend, function_name: str, qualifier: str | None = None) -> None:
+        if qualifier and qualifier != "$LATEST":
+            aliases = self._lambdas._get_function_aliases(function_name)
+            using = sorted(
+                a.name
+                for a in aliases.values()
+                if qualifier in {version for version, _ in alias_weights(a.function_version, a.routing_config)}
+            )
+            if using:
+                raise LambdaClientError(
+                    "ResourceConflictException",
+                    f"Unable to delete version because the following aliases reference it: [{', '.join(using)}]",
+                )
+        original(self, function_name, qualifier)
+
+    return delete_function
+
+
 def install() -> None:
     """Apply (idempotent); the alias model registers on import."""
     global _installed
@@ -317,6 +340,7 @@ def install() -> None:
     LambdaVersion.update_from_cloudformation_json = classmethod(_version_replaced)  # type: ignore[method-assign,assignment]
     LambdaVersion.delete_from_cloudformation_json = classmethod(_version_deleted)  # type: ignore[method-assign,assignment]
     LambdaBackend.invoke = _invoke_weighted  # type: ignore[method-assign]
+    LambdaBackend.delete_function = _refusing_served_versions(LambdaBackend.delete_function)  # type: ignore[method-assign]
     LambdaResponse.invoke = _invoke_qualified(LambdaResponse.invoke)  # type: ignore[method-assign]
     aws_rules._roll_back = _returning_to_replaced_versions(aws_rules._roll_back)
     parsing.ResourceMap.build_resource_diff = _with_dependents_of_new_versions(  # type: ignore[method-assign]

@@ -4,9 +4,10 @@ state so a rehearsal meets them as an account would:
 1. Drift detection: DetectStackDrift, DescribeStackDriftDetectionStatus and
    DescribeStackResourceDrifts compare each resource the stack holds with what its template and
    parameters say. Lambda functions are checked (Handler, Runtime, MemorySize, Timeout and the
-   environment's variables, the properties a console or CLI edit changes); a function deleted
-   behind the stack's back is DELETED; other types are NOT_CHECKED, as AWS reports types it
-   cannot check.
+   environment's variables, the properties a console or CLI edit changes), and so are aliases (the
+   version they serve and their weights: `update-alias` by hand moves traffic behind the stack); a
+   function or alias deleted behind the stack's back is DELETED; other types are NOT_CHECKED, as
+   AWS reports types it cannot check.
 2. DescribeStacks shows each parameter as AWS does: a CommaDelimitedList as the text given (moto
    shows Python's list, `['a', 'b']`) and a NoEcho parameter as `****` (moto compares the value,
    not the name, with the NoEcho names, so it shows the secret).
@@ -58,6 +59,31 @@ def _function_drift(stack: Stack, logical_id: str, properties: dict[str, Any]) -
     return ("MODIFIED" if differences else "IN_SYNC"), differences
 
 
+def _alias_drift(stack: Stack, logical_id: str, properties: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
+    """The alias's drift: the version it serves and its additional versions' weights."""
+    expected = parsing.clean_json(properties, stack.resource_map)
+    backend = lambda_backends[stack.account_id][stack.region_name]
+    try:
+        function = str(expected["FunctionName"])
+        alias = backend.get_alias(expected["Name"], function.split(":")[6] if function.startswith("arn:") else function)
+    except Exception:  # moto raises its own not-found error
+        return "DELETED", []
+    differences = []
+    if str(expected["FunctionVersion"]) != str(alias.function_version):
+        differences.append(_difference("/FunctionVersion", str(expected["FunctionVersion"]), alias.function_version))
+    routing: dict[str, Any] = expected.get("RoutingConfig") or {}
+    weights = routing.get("AdditionalVersionWeights") or []
+    wanted = {str(w["FunctionVersion"]): float(w["FunctionWeight"]) for w in weights}
+    held: dict[str, Any] = alias.routing_config if isinstance(alias.routing_config, dict) else {}
+    live = {str(k): float(v) for k, v in (held.get("AdditionalVersionWeights") or {}).items()}
+    if wanted != live:
+        differences.append(_difference("/RoutingConfig/AdditionalVersionWeights", wanted, live))
+    return ("MODIFIED" if differences else "IN_SYNC"), differences
+
+
+CHECKERS = {"AWS::Lambda::Function": _function_drift, "AWS::Lambda::Alias": _alias_drift}
+
+
 def _difference(path: str, expected: Any, actual: Any, kind: str = "NOT_EQUAL") -> dict[str, str]:
     return {
         "PropertyPath": path,
@@ -74,8 +100,8 @@ def detect(stack: Stack) -> list[dict[str, Any]]:
         if logical_id not in stack.resource_map:
             continue  # a resource its condition left out
         status, differences = "NOT_CHECKED", list[dict[str, str]]()
-        if resource["Type"] == "AWS::Lambda::Function":
-            status, differences = _function_drift(stack, logical_id, resource.get("Properties", {}))
+        if resource["Type"] in CHECKERS:
+            status, differences = CHECKERS[resource["Type"]](stack, logical_id, resource.get("Properties", {}))
         drifts.append(
             {
                 "StackId": stack.stack_id,

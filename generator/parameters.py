@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
-from troposphere import Parameter, Template
+if TYPE_CHECKING:  # troposphere only where templates are built: the rollout checks settings without it
+    from troposphere import Template
 
 INTERFACE_KEY = "AWS::CloudFormation::Interface"
 
@@ -28,6 +30,29 @@ class InvalidSetting(ValueError):
         super().__init__(f"setting {name}={value!r} is not accepted: {reason}")
 
 
+class Declared(Protocol):
+    """A parameter as troposphere holds it, or as a template's Parameters section gives it."""
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def properties(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class DeclaredParameter:
+    """A parameter read from a template's Parameters section (plain data)."""
+
+    title: str
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+def declared_in(template: Mapping[str, Any]) -> dict[str, DeclaredParameter]:
+    """A parsed template's parameters, by name."""
+    return {name: DeclaredParameter(name, dict(props)) for name, props in (template.get("Parameters") or {}).items()}
+
+
 class ParameterSet:
     """Adds parameters to a template and remembers their console group and label."""
 
@@ -36,8 +61,10 @@ class ParameterSet:
         self._groups: dict[str, list[str]] = {}
         self._labels: dict[str, str] = {}
 
-    def add(self, group: str, name: str, label: str, **properties: Any) -> Parameter:
-        """Declare a parameter; every parameter must say what it is for."""
+    def add(self, group: str, name: str, label: str, **properties: Any) -> Any:
+        """Declare a parameter (a troposphere Parameter); every parameter must say what it is for."""
+        from troposphere import Parameter
+
         if not properties.get("Description"):
             raise ValueError(f"parameter {name} needs a Description")
         parameter = self.template.add_parameter(Parameter(name, **properties))
@@ -55,11 +82,11 @@ class ParameterSet:
         }
 
 
-def parameter_properties(parameter: Parameter) -> dict[str, Any]:
+def parameter_properties(parameter: Declared) -> dict[str, Any]:
     return dict(parameter.properties)
 
 
-def describe_constraints(parameter: Parameter) -> str:
+def describe_constraints(parameter: Declared) -> str:
     """What a parameter accepts, in words a user can act on."""
     props = parameter_properties(parameter)
     parts: list[str] = []
@@ -83,7 +110,7 @@ def _items(parameter_type: str, value: str) -> list[str]:
     return [value]
 
 
-def check_value(parameter: Parameter, value: object) -> str:
+def check_value(parameter: Declared, value: object) -> str:
     """Return `value` as CloudFormation's string form, or raise InvalidSetting naming the rule."""
     props = parameter_properties(parameter)
     name = parameter.title
@@ -172,7 +199,7 @@ def _check_number(name: str, value: object, item: str, props: Mapping[str, Any],
         raise InvalidSetting(name, value, f"expected {accepted}")
 
 
-def check_values(parameters: Mapping[str, Parameter], values: Mapping[str, object], *, where: str) -> dict[str, str]:
+def check_values(parameters: Mapping[str, Declared], values: Mapping[str, object], *, where: str) -> dict[str, str]:
     """Validate many values at once; unknown names are an error that lists the known ones."""
     unknown = sorted(set(values) - set(parameters))
     if unknown:
@@ -184,6 +211,6 @@ def check_values(parameters: Mapping[str, Parameter], values: Mapping[str, objec
     return {name: check_value(parameters[name], value) for name, value in values.items()}
 
 
-def required_parameters(parameters: Iterable[Parameter]) -> list[str]:
+def required_parameters(parameters: Iterable[Declared]) -> list[str]:
     """Names of parameters without a default: a deploy must supply them."""
     return [p.title for p in parameters if "Default" not in p.properties]

@@ -89,7 +89,7 @@ ENDPOINT_UPDATE = EndpointUpdate(
 # variable on every function) -> carry (the endpoint into the compute stack's parameter, so later
 # compute deploys keep it) -> bake (watch the alarms).
 # -> shift (a canary or linear release: the live aliases' weights moved, alarms read between moves)
-STEP_ORDER = ("compute", "migrate", "settle", "websocket", "endpoint", "carry", "shift", "bake")
+STEP_ORDER = ("compute", "migrate", "settle", "websocket", "endpoint", "carry", "shift", "bake", "prune")
 
 # The alarms every change set names as CloudFormation rollback triggers (RollbackConfiguration takes
 # at most 5): the errors on the traffic path. The bake and the shift read every alarm of the stacks.

@@ -7,9 +7,11 @@ most 51,200 bytes (the rollout template is larger), a template in S3 up to 1 MB.
 
 from __future__ import annotations
 
-import functools
 import hashlib
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -32,11 +34,40 @@ class StoredTemplate:
         return load_template(self.text)
 
 
-@functools.lru_cache(maxsize=8)
-def load_template(text: str) -> Any:
+_PARSED: dict[str, Any] = {}  # sha256 of a template's text -> its data, parsed once per process
+
+
+def load_template(text: str, cache: Path | None = None) -> Any:
     """A generated template's YAML (plain YAML: the generator writes long-form intrinsics), parsed
-    once per text in a run (the compute template takes tens of milliseconds). Callers only read it."""
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    once per text in a process; with `cache` (the project's .cache/) once per text at all, kept
+    there as JSON, which loads forty times faster (the compute template: 45 ms as YAML, 1 ms as
+    JSON). Callers only read it."""
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if digest in _PARSED:
+        return _PARSED[digest]
+    kept = cache / "parsed-templates" / f"{digest}.json" if cache else None
+    if kept is not None and kept.is_file():
+        parsed = json.loads(kept.read_text())
+    else:
+        parsed = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        if kept is not None:
+            _keep(kept, parsed)
+    _PARSED[digest] = parsed
+    return parsed
+
+
+def _keep(path: Path, parsed: Any) -> None:
+    """Written whole or not at all (a concurrent run reads either nothing or all of it)."""
+    try:
+        encoded = json.dumps(parsed)
+        if json.loads(encoded) != parsed:  # e.g. a YAML date: the cache would answer otherwise
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(encoded)
+        partial.replace(path)
+    except (OSError, TypeError, ValueError):
+        pass  # a cache that cannot be written only costs the parse next time
 
 
 def template_key(stem: str, text: str) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -288,6 +289,10 @@ def _emulator(args: argparse.Namespace) -> int:
     """Serve the rehearsal's emulator (moto plus what this project teaches it) for other tools."""
     from emulator import EMULATOR_ACCOUNT, EMULATOR_REGION, running_emulator, websocket_url
 
+    # Stopped by Ctrl-C, and by SIGTERM (docker stop, systemd, CI); also when started in the
+    # background of a shell, which starts a program with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if args.port:  # moto's server thread would only print a bind failure: check first
             socket.create_server(("127.0.0.1", args.port)).close()

@@ -79,7 +79,7 @@ def bounded(orchestrator: Callable[..., Any]) -> Callable[..., Any]:
         bake = settings.bake_seconds if options.bake_seconds is None else options.bake_seconds
         minutes = options.max_minutes if options.max_minutes is not None else MAX_MINUTES + bake / 60
         deadline = Deadline(minutes, options.clock)
-        aws.session.events.register("provide-client-params", deadline.before_call)
+        aws.events.register("provide-client-params", deadline.before_call)
         try:
             return orchestrator(settings, aws, report, replace(options, sleep=deadline.sleeping(options.sleep)))
         except RunOutOfTime as error:
@@ -96,6 +96,6 @@ def bounded(orchestrator: Callable[..., Any]) -> Callable[..., Any]:
                 [f"still running: {r}" for r in running] or ["nothing shows in progress in AWS now"],
             ) from None
         finally:
-            aws.session.events.unregister("provide-client-params", deadline.before_call)
+            aws.events.unregister("provide-client-params", deadline.before_call)
 
     return run

@@ -47,6 +47,11 @@ class LocalContext:
 
 
 def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
+    with aws.repeated_reads():
+        return _run(settings, aws, report, options)
+
+
+def _run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
     prepared = prepare(settings, aws, report, options, "local")
     with prepared.holding(aws, report, "local"), Recording(aws, prepared, options, report, "local") as release:
         plan = release.planned(prepared.plan(options))

@@ -34,11 +34,16 @@ def inputs_key(project: Project) -> str:
     return digest.hexdigest()
 
 
+def verified(project: Project) -> bool:
+    """templates_out/ is known to be what the generator produces (checked since its last change)."""
+    record = project.cache / "templates-verified"
+    return record.is_file() and record.read_text().strip() == inputs_key(project)
+
+
 def fresh_templates(project: Project) -> dict[str, str]:
     """The committed templates by stem, once they are known to be what the generator produces."""
     out, record = project.templates_out, project.cache / "templates-verified"
-    key = inputs_key(project)
-    if record.is_file() and record.read_text().strip() == key:
+    if verified(project):
         return {path.stem: path.read_text(encoding="utf-8") for path in sorted(out.glob("*.yaml"))}
     from generator.build import build_all, render_all  # imported only when a render is needed
     from generator.render import compare
@@ -52,5 +57,5 @@ def fresh_templates(project: Project) -> dict[str, str]:
             + "\nRun `python -m generator`, review and commit templates_out/, then deploy."
         )
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(key)
+    record.write_text(inputs_key(project))
     return {name.removesuffix(".yaml"): text for name, text in texts.items()}

@@ -272,8 +272,8 @@ def build(
 # which the Lambda runtime provides. tests/rollout/test_runner.py runs the zip on its own.
 RUNNER_FILES = {
     "rollout": ("__init__.py", "aws.py", "bake.py", "endpoints.py", "live.py", "plan.py", "protection.py", "report.py",
-                "pre_traffic.py", "release_plan.py", "runner.py", "shift_step.py", "stacks.py", "steps.py",
-                "unlock_step.py"),
+                "pre_traffic.py", "prune_step.py", "release_plan.py", "runner.py", "shift_step.py", "stacks.py",
+                "steps.py", "unlock_step.py"),
     "generator": ("__init__.py", "model.py", "names.py", "stages.py"),
     "handlers": ("__init__.py", "events.py"),  # the pre-traffic hook's connection ids
 }  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from generator.model import NOTIFY_FUNCTION_VARIABLE
+from generator.model import HANDLER_FUNCTIONS, NOTIFY_FUNCTION_VARIABLE
 from generator.names import Names
 from generator.stages import (
     ACCOUNT_ROLE_ARN_OUTPUT,
@@ -26,6 +26,7 @@ from generator.stages import (
     VERSION_PARAMETERS,
 )
 from rollout import protection, release_plan
+from rollout.prune_step import PruneVersions  # also registers its kind for Plan.from_dict
 from rollout.shift_step import Shift, weights_of
 from rollout.stacks import StackState
 from rollout.steps import (
@@ -304,6 +305,8 @@ def resolve(
     if bake_seconds > 0:
         wait = max(poll_seconds, bake_seconds / 100)  # a long bake looks less often: a bounded history
         steps["bake"] = Bake("bake", wait, names.alarm_prefix, bake_seconds)
+    if release_plan.publishes(observed.stacks.get("compute"), artifacts.code_sha256, _digest(decided["compute"])):
+        steps["prune"] = prune_step(settings.stacks["compute"], names.functions)
     consumer_note = ", ".join(f"{c.function} (role {c.role_name})" for c in observed.consumers)
     notes = (role_note, *((f"endpoint consumers: {consumer_note}",) if consumer_note else ()))
     return Plan(
@@ -319,11 +322,19 @@ def resolve(
     )
 
 
+def _digest(compute: dict[str, Any]) -> str:
+    return configuration_digest({k: v for k, v in compute.items() if isinstance(v, str)})
+
+
 def _shift_from(release: Any, observed: Observed, compute: dict[str, Any], code_sha256: str) -> str:
     """The versions a canary or linear release shifts from ("" : all at once)."""
-    digest = configuration_digest({k: v for k, v in compute.items() if isinstance(v, str)})
     shifts = bool(release is not None and release.shifts)
-    return release_plan.shift_from(shifts, observed.stacks.get("compute"), code_sha256, digest)
+    return release_plan.shift_from(shifts, observed.stacks.get("compute"), code_sha256, _digest(compute))
+
+
+def prune_step(compute_stack: str, functions_pattern: str) -> PruneVersions:
+    functions = tuple(ref("compute", f"{f.logical}FunctionName") for f in HANDLER_FUNCTIONS)
+    return PruneVersions("prune", 0, functions, compute_stack, functions_pattern)
 
 
 def declared_calls(
@@ -355,6 +366,7 @@ def declared_calls(
         Migrate("migrate", 0, "", names.function("migrate")),
         SettleRole("settle", 0, "", f"{stacks['compute']}-*"),
     ]
+    steps.append(prune_step(stacks["compute"], names.functions))
     compute = next(step for step in steps if step.name == "compute")
     steps.append(Shift("shift", 0, compute.to_dict(), "", (), 0, names.alarm_prefix, "pre-traffic"))
     if lock_bucket:

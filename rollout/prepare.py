@@ -103,6 +103,8 @@ def prepare(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: 
         f"environment {settings.name}, engine {engine}" + (" - DRY RUN" if options.dry_run else ""),
     )
     texts = preflight.rendered_templates(options.project) | (options.templates or {})  # a rollback's own
+    for text in texts.values():  # parsed once, kept in .cache/ for the next run
+        artifacts.load_template(text, options.project.cache)
     preflight.check_bucket(aws, settings.artifacts_bucket)
     observed = observe(aws, settings, identity)
     refuse_while_running(aws, observed.rollout)  # both engines, before any question or change
@@ -163,9 +165,9 @@ def warn_outside_variables(aws: Aws, compute: StackState | None, template_text: 
         if r["Type"] == "AWS::Lambda::Function"
         for name in r["Properties"]["Environment"]["Variables"]
     }
-    lambda_client = aws.client("lambda")
-    for function in sorted(functions):
-        variables = lambda_client.get_function_configuration(FunctionName=function).get("Environment", {})
+    functions = sorted(functions)
+    for function, config in zip(functions, live.configurations(aws.client("lambda"), functions), strict=True):
+        variables = config.get("Environment", {})
         outside = sorted(set(variables.get("Variables", {})) - ours)
         if outside:
             report.line(

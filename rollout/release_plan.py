@@ -27,11 +27,17 @@ def live_versions(state: StackState | None) -> str:
     return ",".join(versions) if all(versions) else ""
 
 
+def publishes(state: StackState | None, code_sha256: str, digest: str) -> bool:
+    """Whether this run publishes new versions over live ones (a first create has none before it)."""
+    if state is None:
+        return False
+    return state.parameters.get(CODE_SHA, "") != code_sha256 or state.parameters.get(DIGEST, "") != digest
+
+
 def shift_from(shifts: bool, state: StackState | None, code_sha256: str, digest: str) -> str:
     """ShiftFromVersions for this run: the old versions when it shifts, else "" (all at once)."""
     old = live_versions(state)
     if not shifts or state is None or not old:
         return ""
     stopped = bool(state.parameters.get(SHIFT_FROM))
-    new_release = state.parameters.get(CODE_SHA, "") != code_sha256 or state.parameters.get(DIGEST, "") != digest
-    return old if stopped or new_release else ""
+    return old if stopped or publishes(state, code_sha256, digest) else ""

@@ -5,7 +5,9 @@ content-addressed in the environment's bucket, checked against their recorded ha
 stack parameters. What the rollout sets itself (the code's bucket and key, the other stack's
 outputs, the consumers' roles, the account's logging role) is decided again for the account as it
 is now, as on every deploy. NoEcho values were never recorded: the current settings' values are
-used, and the run says so.
+used, and the run says so. A rollback is all at once whatever the environment's strategy (a canary
+or linear shift is for new releases; the one restored has served), and its change sets leave out
+the alarms already in ALARM, which are why it runs (every deploy does: rollout/steps.py).
 
 Default `--to`: the last succeeded release before the current one (the newest that was not
 declined), skipping any release identical to the current one or to one a later rollback undid: a
@@ -173,10 +175,18 @@ def rollback(
             f"handlers {artifact.s3_key}; templates "
             + ", ".join(f"{stage} {t['key']}" for stage, t in sorted(target["templates"].items())),
         )
+        release = settings.release
+        if release.shifts:
+            report.line(
+                "rollback",
+                f"all at once: the environment's {release.strategy} strategy shifts new releases; a rollback "
+                "returns at once to one that served (an alarm already in ALARM is not its rollback trigger)",
+            )
+            release = replace(release, strategy="all-at-once", percent=0, seconds=0)
         restoring = replace(
             options,
             build_package=lambda *_: artifact,
             templates=texts,
             rollback={"of": current["id"], "to": target["id"]},
         )
-        return run(replace(settings, parameters=parameters), aws, report, restoring)
+        return run(replace(settings, parameters=parameters, release=release), aws, report, restoring)

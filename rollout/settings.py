@@ -14,12 +14,11 @@ from typing import Any
 
 import yaml
 
-from generator.build import build_all
 from generator.intrinsics import failed_rules
-from generator.parameters import InvalidSetting, check_values
+from generator.parameters import InvalidSetting, check_values, declared_in
 from generator.project import Project
 from generator.stages import ACCOUNT_ROLE_PARAMETER, MAX_CONSUMERS, ROLLOUT_SET_PARAMETERS, STACK_TEMPLATES
-from rollout import strategy
+from rollout import artifacts, freshness, strategy
 
 REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -89,7 +88,7 @@ def load(name: str, *, region: str | None = None, project: Project | None = None
         raise SettingsError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise SettingsError(f"{path}: expected a mapping of settings")
-    return validate(name, path, raw, region_override=region)
+    return validate(name, path, raw, region_override=region, project=project)
 
 
 def _shape(value: Any) -> str:
@@ -100,7 +99,9 @@ def _fail(path: Path, setting: str, problem: str) -> SettingsError:
     return SettingsError(f"{path}: {setting}: {problem}")
 
 
-def validate(name: str, path: Path, raw: dict[str, Any], *, region_override: str | None = None) -> EnvironmentSettings:
+def validate(
+    name: str, path: Path, raw: dict[str, Any], *, region_override: str | None = None, project: Project | None = None
+) -> EnvironmentSettings:
     unknown = sorted(set(raw) - KNOWN_KEYS)
     if unknown:
         raise _fail(path, unknown[0], f"unknown setting; expected {', '.join(sorted(KNOWN_KEYS))}")
@@ -131,7 +132,7 @@ def validate(name: str, path: Path, raw: dict[str, Any], *, region_override: str
             raise _fail(path, f"stacks.{stage}", f"{stack!r} is not a CloudFormation stack name")
     if len(set(stacks.values())) != len(stacks):
         raise _fail(path, "stacks", "each stage needs its own stack")
-    parameters = _parameters(path, raw.get("parameters") or {})
+    parameters = _parameters(path, raw.get("parameters") or {}, project or Project.find())
     consumers = _consumers(path, raw.get("endpoint_consumers") or [])
     return EnvironmentSettings(
         name,
@@ -190,14 +191,30 @@ def _consumers(path: Path, raw: Any) -> tuple[str, ...]:
 MOVED_PARAMETERS = {"websocket": {ACCOUNT_ROLE_PARAMETER[1]: ACCOUNT_ROLE_PARAMETER[0]}}
 
 
-def _parameters(path: Path, raw: Any) -> dict[str, dict[str, str]]:
+def stack_templates(project: Project) -> dict[str, Any]:
+    """The stacks' templates as data, as the generator produces them: read from templates_out/
+    when it is known to be that (the freshness record; no troposphere import, a parse kept as JSON),
+    else built (a tenth of a second more)."""
+    if freshness.verified(project):
+        texts = {
+            stem: (project.templates_out / f"{stem}.yaml").read_text(encoding="utf-8")
+            for stem in STACK_TEMPLATES.values()
+        }
+        return {stem: artifacts.load_template(text, project.cache) for stem, text in texts.items()}
+    from generator.build import build_all
+
+    return {stem: template.to_dict() for stem, template in build_all(list(STACK_TEMPLATES.values())).items()}
+
+
+def _parameters(path: Path, raw: Any, project: Project) -> dict[str, dict[str, str]]:
     if not isinstance(raw, dict) or set(raw) - {"shared", *STACK_TEMPLATES}:
         raise _fail(path, "parameters", f"expected sections shared, {', '.join(STACK_TEMPLATES)}")
-    templates = build_all(list(STACK_TEMPLATES.values()))
+    templates = stack_templates(project)
+    declared_by = {stem: declared_in(template) for stem, template in templates.items()}
     result: dict[str, dict[str, str]] = {}
     shared = raw.get("shared") or {}
     for stage, stem in STACK_TEMPLATES.items():
-        declared = templates[stem].parameters
+        declared = declared_by[stem]
         own = raw.get(stage) or {}
         if not isinstance(own, dict) or not isinstance(shared, dict):
             raise _fail(path, f"parameters.{stage}", "expected a mapping of parameter names to values")
@@ -216,12 +233,12 @@ def _parameters(path: Path, raw: Any) -> dict[str, dict[str, str]]:
         except InvalidSetting as error:
             raise _fail(path, f"parameters.{stage}.{error.name}", error.reason) from None
         result[stage] = checked
-    unknown_shared = sorted(set(shared) - {p for stem in STACK_TEMPLATES.values() for p in templates[stem].parameters})
+    unknown_shared = sorted(set(shared) - {p for stem in STACK_TEMPLATES.values() for p in declared_by[stem]})
     if unknown_shared:
         raise _fail(path, f"parameters.shared.{unknown_shared[0]}", "no template has this parameter")
     for stage, stem in STACK_TEMPLATES.items():  # the templates' Rules (e.g. a method's inputs)
         placeholders = dict.fromkeys(ROLLOUT_SET_PARAMETERS[stage], "") | PLACEHOLDERS.get(stage, {})
-        broken = failed_rules(templates[stem].to_dict(), placeholders | result[stage])
+        broken = failed_rules(templates[stem], placeholders | result[stage])
         if broken:
             raise _fail(path, f"parameters.{stage}", "; ".join(broken))
     keys = [name for name in ("JwtSecretArn", "JwtPublicKey") if result["compute"].get(name)]

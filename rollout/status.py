@@ -6,7 +6,8 @@ function runs (its CodeSha256 against the artifact its stack names), each stack'
 (DetectStackDrift), the alarms' states, and the management endpoint and wss:// URL. Read calls
 only (and drift detections, which change nothing). `healthy` is false when a stack is missing or
 not in a stable state, a function does not carry the API's endpoint or runs other code, a
-resource drifted, or an alarm is in ALARM; each such finding says what to do. A stack whose
+resource drifted, a shift stopped part-way, or an alarm is in ALARM; each such finding says what
+to do. A stack whose
 last update rolled back (UPDATE_ROLLBACK_COMPLETE) is stable: a note says so.
 """
 
@@ -20,8 +21,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from generator.model import ENDPOINT_VARIABLE
-from generator.stages import ENDPOINT_UPDATE, STACK_TEMPLATES, SUCCESS, UPDATABLE
+from generator.model import ALIAS, ENDPOINT_VARIABLE
+from generator.stages import ENDPOINT_UPDATE, SHIFT_PARAMETERS, SHIFTED_FUNCTIONS, STACK_TEMPLATES, SUCCESS, UPDATABLE
 from rollout import as_settings, live
 from rollout.aws import Aws
 from rollout.bake import alarm_prefix
@@ -49,6 +50,14 @@ class FunctionEndpoint:
 
 
 @dataclass
+class AliasState:
+    function: str
+    version: str  # the version the alias serves (all of it, less `weights`)
+    weights: dict[str, float]  # other versions and the share of invocations each gets
+    release_version: str  # the version the compute stack's last update published
+
+
+@dataclass
 class AlarmState:
     name: str
     state: str
@@ -67,6 +76,7 @@ class Status:
     management_endpoint: str = ""
     websocket_url: str = ""
     functions: list[FunctionEndpoint] = field(default_factory=list)
+    aliases: list[AliasState] = field(default_factory=list)  # each handler's live alias
     alarms: list[AlarmState] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)  # what is wrong, and what to do
     notes: list[str] = field(default_factory=list)  # worth knowing, not wrong
@@ -132,6 +142,7 @@ def read(settings: EnvironmentSettings, aws: Aws) -> Status:
         digest = ARTIFACT_HASH.search(key)
         status.artifact = {"s3_key": key, "sha256_prefix": digest.group(1) if digest else ""}
         _code_findings(status, aws, settings, key)
+    _aliases(status, aws, settings, outputs["compute"], parameters["compute"])
     stable = [s.name for s in status.stacks if s.status in UPDATABLE]
     status.drift = live.drift(cloudformation, stable, time.sleep, 2.0) if stable else {}
     for stack_name, drifted in status.drift.items():
@@ -172,6 +183,42 @@ def read(settings: EnvironmentSettings, aws: Aws) -> Status:
     return status
 
 
+def _aliases(
+    status: Status, aws: Aws, settings: EnvironmentSettings, outputs: dict[str, str], parameters: dict[str, str]
+) -> None:
+    """Each live alias as Lambda holds it; a shift the compute stack holds part-way is a finding."""
+    lambda_client = aws.client("lambda")
+    for function in SHIFTED_FUNCTIONS:
+        name = outputs.get(f"{function.logical}FunctionName")
+        if not name:
+            continue
+        try:
+            alias = lambda_client.get_alias(FunctionName=name, Name=ALIAS)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            status.findings.append(f"{name} has no {ALIAS} alias: the API cannot invoke it; run the rollout again")
+            continue
+        weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        release = outputs.get(f"{function.logical}FunctionVersion", "")
+        status.aliases.append(
+            AliasState(name, alias["FunctionVersion"], {k: float(v) for k, v in weights.items()}, release)
+        )
+    shift_from, weight = (parameters.get(p, "") for p in SHIFT_PARAMETERS["compute"])
+    if not shift_from:
+        return
+    share = float(weight or 0)
+    where = (
+        f"the live aliases send {share:.0%} of invocations to the new versions and the rest to versions {shift_from}"
+        if share
+        else f"its shift was rolled back: the live aliases serve versions {shift_from}, the new versions nothing"
+    )
+    status.findings.append(
+        f"the last release is not fully out: {where}; `python -m rollout deploy --env {settings.name}` "
+        f"shifts it again, `python -m rollout rollback --env {settings.name}` returns to the release before"
+    )
+
+
 def _code_findings(status: Status, aws: Aws, settings: EnvironmentSettings, key: str) -> None:
     """Each function of the compute stack whose code (CodeSha256) is not the artifact its stack names."""
     prefix = status.artifact["sha256_prefix"]
@@ -205,6 +252,11 @@ def lines(status: Status) -> list[str]:
             f"  endpoint  {status.management_endpoint} ({carrying} of {len(status.functions)} function(s) carry it)"
         )
         out.append(f"  wss url   {status.websocket_url}")
+    for alias in status.aliases:
+        shares = ", ".join(f"{share:.0%} to version {version}" for version, share in sorted(alias.weights.items()))
+        out.append(
+            f"  alias     {alias.function}:{ALIAS} -> version {alias.version}" + (f" ({shares})" if shares else "")
+        )
     counts: dict[str, int] = {}
     for alarm in status.alarms:
         counts[alarm.state] = counts.get(alarm.state, 0) + 1

@@ -472,13 +472,24 @@ class DeployStack(Step):
         return Progress(False, {"phase": "role", "creating": creating, "attempts": attempts + 1}, ROLE_RETRY_SECONDS)
 
     def _rollback_triggers(self, ctx: Context) -> dict[str, Any]:
-        """RollbackConfiguration: the environment's alarms that exist (none before the first create)."""
+        """RollbackConfiguration: the environment's alarms that exist (none before the first create),
+        less any already in ALARM: CloudFormation would roll back at once the update that may be the
+        fix for what fires (SAM #716); each one left out is named."""
         if not self.rollback_alarms:
             return {}
         found = ctx.client("cloudwatch").describe_alarms(
             AlarmNames=list(self.rollback_alarms), AlarmTypes=["MetricAlarm"]
         )
-        arns = sorted(a["AlarmArn"] for a in found.get("MetricAlarms", []))
+        arns = []
+        for alarm in sorted(found.get("MetricAlarms", []), key=lambda a: a["AlarmArn"]):
+            if alarm["StateValue"] == "ALARM":
+                ctx.report.line(
+                    self.name,
+                    f"WARNING {alarm['AlarmName']} is in ALARM already: not a rollback trigger of this "
+                    "update (it could only roll back a fix); the alarms after the update still count",
+                )
+            else:
+                arns.append(alarm["AlarmArn"])
         if not arns:
             return {}
         triggers = [{"Arn": arn, "Type": "AWS::CloudWatch::Alarm"} for arn in arns]

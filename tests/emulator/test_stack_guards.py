@@ -10,8 +10,8 @@ from tests.emulator.lambda_zips import LAMBDA_TRUST, client, zip_of
 BUCKET = "guards-code"
 
 
-def function_stack(emulator: str, name: str) -> Any:
-    """A stack holding one function (code from S3) with a variable and a memory size."""
+def function_stack(emulator: str, name: str, extra: dict[str, Any] | None = None) -> Any:
+    """A stack holding one function (code from S3) with a variable and a memory size (and `extra`)."""
     s3, iam = client(emulator, "s3"), client(emulator, "iam")
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     s3.put_object(Bucket=BUCKET, Key="app.zip", Body=zip_of({"app.py": "def handler(e, c):\n    return 1\n"}))
@@ -21,7 +21,7 @@ def function_stack(emulator: str, name: str) -> Any:
             "FunctionName": f"{name}-fn", "Runtime": "python3.12", "Handler": "app.handler", "Role": role,
             "MemorySize": 256, "Code": {"S3Bucket": BUCKET, "S3Key": "app.zip"},
             "Environment": {"Variables": {"MODE": "strict"}}}},
-        "Topic": {"Type": "AWS::SNS::Topic"}}}  # fmt: skip
+        "Topic": {"Type": "AWS::SNS::Topic"}, **(extra or {})}}  # fmt: skip
     cf = client(emulator, "cloudformation")
     created = cf.create_change_set(StackName=name, ChangeSetName="one", ChangeSetType="CREATE",
                                    TemplateBody=json.dumps(body))  # fmt: skip
@@ -58,6 +58,35 @@ def test_drift_detection_finds_a_function_changed_behind_the_stack(emulator: str
     }
     only = cf.describe_stack_resource_drifts(StackName="drifty", StackResourceDriftStatusFilters=["MODIFIED"])
     assert [d["LogicalResourceId"] for d in only["StackResourceDrifts"]] == ["Fn"]
+
+
+def test_drift_detection_finds_an_alias_moved_behind_the_stack(emulator: str) -> None:
+    """`update-alias` by hand moves traffic the stack does not know about: the alias drifts."""
+    live = {"Version": {"Type": "AWS::Lambda::Version", "Properties": {"FunctionName": {"Ref": "Fn"}}},
+            "Live": {"Type": "AWS::Lambda::Alias", "Properties": {
+                "FunctionName": {"Ref": "Fn"}, "Name": "live", "FunctionVersion": {"Fn::GetAtt": ["Version", "Version"]}}}}  # fmt: skip
+    cf = function_stack(emulator, "aliased", live)
+    status, drifts = drift(cf, "aliased")
+    assert status["StackDriftStatus"] == "IN_SYNC"
+    assert {d["LogicalResourceId"]: d["StackResourceDriftStatus"] for d in drifts}["Live"] == "IN_SYNC"
+    lambda_client = client(emulator, "lambda")
+    lambda_client.update_function_configuration(FunctionName="aliased-fn", MemorySize=256, Description="hotfix")
+    hotfix = lambda_client.publish_version(FunctionName="aliased-fn")["Version"]
+    lambda_client.update_alias(FunctionName="aliased-fn", Name="live",
+                               RoutingConfig={"AdditionalVersionWeights": {hotfix: 0.25}})  # fmt: skip
+    _, drifts = drift(cf, "aliased")
+    (alias,) = [d for d in drifts if d["LogicalResourceId"] == "Live"]
+    assert alias["StackResourceDriftStatus"] == "MODIFIED"
+    assert [(p["PropertyPath"], p["ExpectedValue"], p["ActualValue"]) for p in alias["PropertyDifferences"]] == [
+        ("/RoutingConfig/AdditionalVersionWeights", "{}", json.dumps({hotfix: 0.25}))
+    ]
+    lambda_client.update_alias(FunctionName="aliased-fn", Name="live", FunctionVersion=hotfix, RoutingConfig={})
+    _, drifts = drift(cf, "aliased")
+    (alias,) = [d for d in drifts if d["LogicalResourceId"] == "Live"]
+    assert [p["PropertyPath"] for p in alias["PropertyDifferences"]] == ["/FunctionVersion"]
+    lambda_client.delete_alias(FunctionName="aliased-fn", Name="live")
+    _, drifts = drift(cf, "aliased")
+    assert {d["LogicalResourceId"]: d["StackResourceDriftStatus"] for d in drifts}["Live"] == "DELETED"
 
 
 def test_drift_detection_finds_a_deleted_function(emulator: str) -> None:

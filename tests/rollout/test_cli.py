@@ -182,6 +182,26 @@ def test_the_emulator_command_serves_until_interrupted(tmp_path: Path) -> None:
         assert process.wait(timeout=30) == 0
 
 
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
+def test_the_emulator_stops_on_sigterm_and_on_an_interrupt_its_shell_ignored(stop: str) -> None:
+    """A shell's background job starts with SIGINT ignored; docker and systemd send SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "rollout", "emulator", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Project.find().root,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # fmt: skip
+    assert process.stdout is not None and f"http://127.0.0.1:{port}" in process.stdout.readline()
+    process.send_signal(getattr(signal, stop))
+    try:
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+    assert process.stderr is not None and "emulator stopped" in process.stderr.read()
+
+
 @pytest.mark.parametrize(("typed", "answer"), [("y\n", True), ("yes\n", True), ("\n", False), ("", False)])
 def test_questions_go_to_stderr_and_end_of_input_is_a_no(monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str], typed: str,

@@ -28,7 +28,7 @@ def engine_never_releases(aws: Aws) -> None:
             return {"status_code": 204, "headers": {}, "body": b""}, {}
         return None
 
-    aws.session.events.register("before-call.s3.DeleteObject", skip)
+    aws.events.register("before-call.s3.DeleteObject", skip)
     aws.__dict__["skipped_releases"] = seen
 
 

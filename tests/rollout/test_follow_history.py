@@ -28,7 +28,7 @@ def test_each_look_reads_only_the_new_events(
         if model.name == "GetExecutionHistory":
             pages.append([e["id"] for e in parsed.get("events", [])])
 
-    aws.session.events.register("after-call", count)
+    aws.events.register("after-call", count)
     options = Options(poll_seconds=0.05, role_settle_seconds=0, build_package=lambda *_: built_artifact)
     summary = sfn_engine.run(env_settings, aws, Reporter(io.StringIO()), options).to_dict()
     looks = list(pages)  # the rollout's own calls, before the test reads the history

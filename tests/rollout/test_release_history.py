@@ -5,6 +5,7 @@ through the same plan, both engines, with what AWS then holds read back."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import subprocess
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from generator.project import Project
-from rollout import cli, package, releases, settings
+from rollout import cli, package, releases, settings, strategy
 from rollout.aws import Aws
 from rollout.bake import AlarmFired
 from rollout.factory import Factory
@@ -56,12 +57,15 @@ def other_code(built: package.Artifact, folder: Path) -> package.Artifact:
     return package.Artifact(path, digest, len(data), built.unzipped_size + 2, built.target)
 
 
-def roll_back(rollout: Run, env: settings.EnvironmentSettings, engine: str, to: str | None = None) -> dict[str, Any]:
+def roll_back(
+    rollout: Run, env: settings.EnvironmentSettings, engine: str, to: str | None = None, log: io.StringIO | None = None
+) -> dict[str, Any]:
     """`rollout rollback` as the CLI runs it, with the test's package and emulator."""
     factory = Factory(build_package=lambda *_: rollout.built, role_settle_seconds=0)
     aws = factory.aws(env.region, endpoint_url=rollout.emulator)
     options = factory.options(poll_seconds=0, role_settle_seconds=0)
-    return rollback(env, aws, Reporter(io.StringIO()), options, factory.orchestrator(engine), to).to_dict()
+    report = Reporter(log if log is not None else io.StringIO())
+    return rollback(env, aws, report, options, factory.orchestrator(engine), to).to_dict()
 
 
 @pytest.mark.parametrize("engine_name", ["local", "stepfunctions"])
@@ -179,13 +183,24 @@ def test_rollback_restores_the_previous_code_and_parameters(
     _, aws, _ = rollout(env_settings, engine_name)
     good_code, good_api = code_sha256(aws), stack_parameters(aws, "cc-websocket-api")
     good = records(aws, env_settings)[0]
-    bad = with_parameters(env_settings, "websocket", ThrottlingRateLimit="7")
+    # The bad release went out as a canary; the rollback is all at once, and an alarm in ALARM (why
+    # one rolls back) is not a rollback trigger of its change sets: it would undo the rollback.
+    bad = dataclasses.replace(
+        with_parameters(env_settings, "websocket", ThrottlingRateLimit="7"), release=strategy.Release("canary", 10, 0)
+    )
     rollout(bad, engine_name, build_package=lambda *_: other_code(built_artifact, tmp_path))
     assert code_sha256(aws) != good_code and stack_parameters(aws, "cc-websocket-api")["ThrottlingRateLimit"] == "7"
     current = records(aws, env_settings)[0]
+    firing = "cc-websocket-alarm-default-errors"  # a rollback trigger (generator/stages.py)
+    aws.client("cloudwatch").set_alarm_state(AlarmName=firing, StateValue="ALARM", StateReason="Threshold Crossed")
     # The settings still say the bad release: the rollback takes its inputs from the record.
-    summary = roll_back(rollout, bad, engine_name)
+    log = io.StringIO()
+    summary = roll_back(rollout, bad, engine_name, log=log)
     assert summary["result"] == "succeeded"
+    assert "shift" not in {stage["stage"] for stage in summary["stages"]}
+    assert "all at once: the environment's canary strategy" in log.getvalue()
+    if engine_name == "local":  # the Step Functions engine's lines are in its execution history
+        assert f"WARNING {firing} is in ALARM already: not a rollback trigger" in log.getvalue()
     assert code_sha256(aws) == good_code  # every function runs the release's code again
     assert all(code_sha256(aws, f"cc-websocket-{f}") == good_code for f in ("connect", "disconnect", "notify"))
     assert stack_parameters(aws, "cc-websocket-api") == good_api

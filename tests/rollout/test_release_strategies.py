@@ -9,8 +9,10 @@ from typing import Any
 
 import boto3
 import pytest
+from moto.cloudformation.models import CloudFormationBackend
 
-from rollout import settings, shift_step, strategy
+from rollout import settings, shift_step, status, strategy
+from rollout.aws import Aws
 from rollout.bake import AlarmFired
 from rollout.shift_step import PreTrafficRefused
 from rollout.stacks import StageFailed
@@ -48,10 +50,13 @@ def test_a_canary_moves_ten_percent_then_all_and_the_aliases_serve_the_new_versi
     rollout(env_settings, engine_name)
     old = {s: alias(emulator, s)["FunctionVersion"] for s in FUNCTIONS}
     seen: list[tuple[str, dict[str, float]]] = []
+    shown: list[str] = []
 
     def look(_seconds: float) -> None:
         found = alias(emulator, "default")
         seen.append((found["FunctionVersion"], weights(found)))
+        if weights(found) and not shown:  # `status` during the shift
+            shown.extend(status.lines(status.read(canary, Aws("eu-west-1", endpoint_url=emulator))))
 
     canary = released(env_settings, "512", strategy.Release("canary", 10, 20))
     summary, _, log = rollout(canary, engine_name, poll_seconds=10, sleep=look)
@@ -62,6 +67,8 @@ def test_a_canary_moves_ten_percent_then_all_and_the_aliases_serve_the_new_versi
     if engine_name == "local":  # the local engine's waits are this process's: the moves were seen
         new = alias(emulator, "default")["FunctionVersion"]
         assert (old["default"], {new: 0.1}) in seen
+        assert f"  alias     cc-websocket-default:live -> version {old['default']} (10% to version {new})" in shown
+        assert any("the live aliases send 10% of invocations to the new versions" in line for line in shown)
         assert "10% to the new versions" in log and "100% to the new versions" in log
         assert "no pre-traffic hook" in log
 
@@ -106,19 +113,40 @@ def test_an_alarm_during_the_shift_rolls_the_aliases_back_and_fails_naming_it(
     for suffix in FUNCTIONS:  # back on the old versions; the new ones get nothing
         now = alias(emulator, suffix)
         assert now["FunctionVersion"] == old[suffix] and set(weights(now).values()) <= {0.0}
+    found = status.read(canary, Aws("eu-west-1", endpoint_url=emulator))
+    assert not found.healthy
+    assert {a.function: a.version for a in found.aliases} == {f"cc-websocket-{s}": v for s, v in old.items()}
+    assert any("its shift was rolled back: the live aliases serve versions" in f for f in found.findings)
 
 
 @pytest.mark.parametrize("engine_name", ["local", "stepfunctions"])
-def test_an_alarm_in_alarm_rolls_the_compute_update_back_by_its_change_sets_triggers(
-    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, engine_name: str
+def test_an_alarm_that_fires_during_the_update_rolls_it_back_and_one_firing_before_does_not_block_a_fix(
+    rollout: Run,
+    env_settings: settings.EnvironmentSettings,
+    emulator: str,
+    engine_name: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rollout(env_settings, engine_name)
-    old = alias(emulator, "default")["FunctionVersion"]
     on_a_minute()
     cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1", endpoint_url=emulator)
-    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="ALARM", StateReason="Threshold Crossed")
+    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="ALARM", StateReason="Threshold Crossed: before the fix")
+    fix = with_parameters(env_settings, "compute", MemorySize="512")
+    summary, _, log = rollout(fix, engine_name, sleep=lambda _s: None)  # SAM #716: the fix goes out
+    assert stages(summary)["compute"] == "updated"
+    if engine_name == "local":
+        assert f"WARNING {ALARM} is in ALARM already: not a rollback trigger" in log
+    old = alias(emulator, "default")["FunctionVersion"]
+    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="OK", StateReason="fixed")
+    execute = CloudFormationBackend.execute_change_set
+
+    def firing_meanwhile(self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None) -> None:
+        cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="ALARM", StateReason="Threshold Crossed: the update")
+        return execute(self, change_set_name, stack_name)
+
+    monkeypatch.setattr(CloudFormationBackend, "execute_change_set", firing_meanwhile)  # the emulator's, in-process
     with pytest.raises(StageFailed, match="UPDATE_ROLLBACK_COMPLETE"):
-        rollout(with_parameters(env_settings, "compute", MemorySize="512"), engine_name, sleep=lambda _s: None)
+        rollout(with_parameters(env_settings, "compute", MemorySize="1024"), engine_name, sleep=lambda _s: None)
     cf = boto3.client("cloudformation", region_name="eu-west-1", endpoint_url=emulator)
     stack = cf.describe_stacks(StackName="cc-websocket-compute")["Stacks"][0]
     assert stack["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE" and ALARM in stack["StackStatusReason"]

@@ -187,7 +187,7 @@ def test_throttling_is_retried(rollout: Run, env_settings: settings.EnvironmentS
         return None
 
     def with_throttling(aws: Aws) -> None:
-        aws.session.events.register("before-send.cloudformation.DescribeStacks", throttle)
+        aws.events.register("before-send.cloudformation.DescribeStacks", throttle)
 
     summary, _, _ = rollout(env_settings, on_session=with_throttling)
     assert summary["result"] == "succeeded" and len(throttled) == 3

@@ -42,8 +42,8 @@ def cloudformation_never_finishes(stack_name: str, clock: Clock) -> Any:
                     stack["StackStatus"] = "UPDATE_IN_PROGRESS"
                     clock.now += 60
 
-        aws.session.events.register("provide-client-params.cloudformation.ExecuteChangeSet", executing)
-        aws.session.events.register("after-call.cloudformation.DescribeStacks", in_progress)
+        aws.events.register("provide-client-params.cloudformation.ExecuteChangeSet", executing)
+        aws.events.register("after-call.cloudformation.DescribeStacks", in_progress)
 
     return hook
 
@@ -81,7 +81,7 @@ def test_a_step_functions_run_past_its_bound_names_the_execution_that_carries_on
             parsed["status"] = "RUNNING"
             clock.now += 60
 
-        aws.session.events.register("after-call.stepfunctions.DescribeExecution", running)
+        aws.events.register("after-call.stepfunctions.DescribeExecution", running)
 
     with pytest.raises(RunOutOfTime) as stopped:
         rollout(env_settings, "stepfunctions", on_session=execution_never_ends, max_minutes=3, clock=clock,

@@ -132,7 +132,7 @@ def _fail_the_api_stack(
     cf.delete_stack(StackName="cc-websocket-api")
 
     def account_role_removed_once_read(aws: Aws) -> None:
-        aws.session.events.register("after-call.apigateway.GetAccount", lambda **_: _remove_account_role())
+        aws.events.register("after-call.apigateway.GetAccount", lambda **_: _remove_account_role())
 
     with pytest.raises(StageFailed) as failed:
         rollout(keep, engine_name, on_session=account_role_removed_once_read)
