@@ -6,6 +6,9 @@ and its CloudWatch differs from AWS's in two ways the bake step meets.
   INSUFFICIENT_DATA as CloudWatch does (moto starts alarms OK) and keeps its state across an update.
 - DescribeAlarms applies only one of its filters in moto (a name prefix *or* a state); AWS applies
   all of them: `describe_alarms` below does.
+- GetMetricStatistics answers the metric with exactly the dimensions asked for, as CloudWatch does
+  (moto adds every metric that has them among others: a function's Errors would count the same
+  invocation again by alias and by executed version).
 moto never evaluates alarms: `alarm_evaluation` does, once a minute on the emulator's clock,
 from the metrics the emulator records (`metrics`); DescribeAlarms first catches the clock up.
 """
@@ -185,6 +188,27 @@ def _stamped(original: Any) -> Any:
     return put_metric_data
 
 
+class _Only:
+    """A backend's metrics, narrowed: what moto's GetMetricStatistics reads (`get_all_metrics`)."""
+
+    def __init__(self, metrics: list[Any]) -> None:
+        self.metrics = metrics
+
+    def get_all_metrics(self) -> list[Any]:
+        return self.metrics
+
+
+def _exactly(original: Any) -> Any:
+    def get_metric_statistics(
+        self: CloudWatchBackend, namespace: str, metric_name: str, *args: Any, dimensions: Any = None, **kwargs: Any
+    ) -> Any:
+        wanted = sorted((d["Name"], d.get("Value")) for d in dimensions or [])
+        same = [m for m in self.get_all_metrics() if sorted((d.name, d.value) for d in m.dimensions) == wanted]
+        return original(_Only(same), namespace, metric_name, *args, dimensions=dimensions, **kwargs)
+
+    return get_metric_statistics
+
+
 _installed = False
 
 
@@ -193,6 +217,7 @@ def install() -> None:
     if not _installed:
         CloudWatchBackend.put_metric_data = _stamped(CloudWatchBackend.put_metric_data)  # type: ignore[method-assign]
         CloudWatchBackend.put_metric_alarm = _created_or_kept(CloudWatchBackend.put_metric_alarm)  # type: ignore[method-assign]
+        CloudWatchBackend.get_metric_statistics = _exactly(CloudWatchBackend.get_metric_statistics)  # type: ignore[method-assign]
         _installed = True
     CloudWatchResponse.describe_alarms = describe_alarms  # type: ignore[method-assign]
     schedules.install()

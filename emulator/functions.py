@@ -19,6 +19,7 @@ requestId, stackTrace}` from the runtime, `Sandbox.Timedout` for a timeout and
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
@@ -278,7 +279,8 @@ def _invoke(self: LambdaFunction, body: str | bytes | None, request_headers: Any
     if invocation_type == "DryRun":
         return b""
     if invocation_type == "Event":
-        threading.Thread(target=functions.invoke, args=(self, event or b"{}", True), daemon=True).start()
+        run = contextvars.copy_context().run  # its metrics keep the alias it came through
+        threading.Thread(target=run, args=(functions.invoke, self, event or b"{}", True), daemon=True).start()
         return b""
     result = functions.invoke(self, event or b"{}")
     if result.function_error:

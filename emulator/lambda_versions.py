@@ -33,7 +33,7 @@ from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.core.common_models import CloudFormationModel
 
-from emulator import aws_rules
+from emulator import aws_rules, metrics
 from emulator.moto_gaps import _references, in_dependency_order
 
 _installed = False
@@ -260,8 +260,9 @@ def _with_dependents_of_new_versions(original: Callable[..., Any]) -> Callable[.
     return diff
 
 
-def invoked(storage: LambdaStorage, name: str, qualifier: str | None) -> LambdaFunction:
-    """The version one invocation runs: an alias's primary or one of its weighted versions."""
+def invoked(storage: LambdaStorage, name: str, qualifier: str | None) -> tuple[LambdaFunction, str]:
+    """The version one invocation runs (an alias's primary or one of its weighted versions), and
+    the alias it came through ("" : none)."""
     function = storage.get_function_by_name_or_arn_with_qualifier(name, qualifier)
     parts = name.split(":")
     if name.startswith("arn:") and len(parts) > 7:
@@ -269,18 +270,29 @@ def invoked(storage: LambdaStorage, name: str, qualifier: str | None) -> LambdaF
     elif not name.startswith("arn:") and len(parts) == 2:
         qualifier = parts[1]
     alias = storage._get_function_aliases(function.function_name).get(qualifier or "")
-    if alias is None or not alias.routing_config:
-        return function
+    if alias is None:
+        return function, ""
+    if not alias.routing_config:
+        return function, alias.name
     version = chooser(alias_weights(alias.function_version, alias.routing_config))
-    return storage.get_function_by_name_or_arn_with_qualifier(function.function_name, version)
+    return storage.get_function_by_name_or_arn_with_qualifier(function.function_name, version), alias.name
+
+
+def through(function: LambdaFunction, alias: str) -> contextlib.AbstractContextManager[None]:
+    """Around an invocation: its metrics by alias and executed version too, when it came through one."""
+    if not alias:
+        return contextlib.nullcontext()
+    return metrics.through_alias(f"{function.function_name}:{alias}", str(function.version))
 
 
 def _invoke_weighted(
     self: LambdaBackend, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
 ) -> Any:
-    """moto's Invoke, running the version the alias's weights choose."""
-    fn = invoked(self._lambdas, function_name, qualifier)
-    payload = fn.invoke(body, headers, response_headers)
+    """moto's Invoke, running the version the alias's weights choose (its metrics by alias and
+    executed version too)."""
+    fn, alias = invoked(self._lambdas, function_name, qualifier)
+    with through(fn, alias):
+        payload = fn.invoke(body, headers, response_headers)
     response_headers["Content-Length"] = str(len(payload))
     return payload
 

@@ -120,9 +120,10 @@ def _function_arn(api: Any, route: Any) -> str | None:
 def _invoke(region: str, function_arn: str, event: dict[str, Any]) -> tuple[bool, Any]:
     """(succeeded, the function's decoded answer). A throttled invocation is an integration
     failure: API Gateway answers it as it answers a failed function (500)."""
-    function = lambda_versions.invoked(lambda_backends[ACCOUNT][region]._lambdas, function_arn, None)
+    function, alias = lambda_versions.invoked(lambda_backends[ACCOUNT][region]._lambdas, function_arn, None)
     try:
-        result = functions.invoke(function, json.dumps(event).encode())
+        with lambda_versions.through(function, alias):
+            result = functions.invoke(function, json.dumps(event).encode())
     except functions.Throttled:
         return False, None
     try:

@@ -56,7 +56,7 @@ from generator.model import (
     MIGRATE_ROLE_NAME,
     HandlerFunction,
 )
-from generator.monitoring import add_compute_parameters, compute_monitoring
+from generator.monitoring import add_compute_parameters, compute_monitoring, version_alarms
 from generator.names import Names
 from generator.parameters import ParameterSet
 
@@ -756,6 +756,7 @@ def build() -> Template:
     notify_policy = _notify_invoke_policy(template, aliases["Notify"])
     # The release step answers its failures to the rollout that invoked it: no alarms to bake on.
     topic = compute_monitoring(template, [f for f in functions if f[0].logical != MIGRATE], TIMEOUT_PARAMETERS, rule)
+    version_alarms(template, [(f, r, released[f.logical][0]) for f, r in functions if f.logical != MIGRATE], topic)
     outputs = _outputs(functions, role, notify_policy)
     for function, _ in functions:
         version, alias = released[function.logical]

@@ -26,7 +26,7 @@ from troposphere.kms import Key
 from troposphere.sns import Subscription, Topic
 
 from generator.common import tags
-from generator.model import ALARM_PREFIX, HandlerFunction
+from generator.model import ALARM_PREFIX, ALIAS, HandlerFunction
 from generator.names import Names
 from generator.parameters import ParameterSet
 
@@ -448,6 +448,36 @@ def function_alarms(
                     _stat(p, "duration", "AWS/Lambda", "Duration", name, "p99"),
                     _expression(f"100 * duration / (${{{timeout}}} * 1000)", "duration p99 (% of timeout)"),
                 ],
+            )
+        )
+
+
+def version_alarms(template: Template, released: list[tuple[HandlerFunction, Any, Any]], topic: AWSHelperFn) -> None:
+    """Per function, the errors of the version this release published, counted through the live
+    alias only (Lambda's Resource and ExecutedVersion dimensions, as SAM's canary alarms): during a
+    canary the function's own alarm sees the old version's traffic too, and 10% failing can stay
+    under its threshold; this one sees the new version alone. The shift and the bake read it as
+    every alarm; it follows each release (ExecutedVersion is the Version resource's number)."""
+    p = template.parameters
+    for function, resource, version in released:
+        dimensions = {
+            "FunctionName": Ref(resource),
+            "Resource": Sub(f"${{Name}}:{ALIAS}", Name=Ref(resource)),
+            "ExecutedVersion": GetAtt(version, "Version"),
+        }
+        template.add_resource(
+            _sum_alarm(
+                p,
+                f"{function.logical}VersionErrorsAlarm",
+                f"{function.suffix}-version-errors",
+                f"{function.display_name}'s newest version failed through the {ALIAS} alias (an exception or "
+                "timeout). During a canary or linear shift it moves the aliases back. First: that version's "
+                "log streams (the version is in their names), filtered on ERROR.",
+                [topic],
+                "AWS/Lambda",
+                "Errors",
+                dimensions,
+                "FunctionErrorThreshold",
             )
         )
 

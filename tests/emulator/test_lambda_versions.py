@@ -5,6 +5,7 @@ alias's version, and an alias's weights choose the version per invocation."""
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import json
 import time
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from emulator import lambda_versions
+from emulator import clock, lambda_versions
 from tests.emulator.lambda_zips import LAMBDA_TRUST, REGION, client, invoke, zip_of
 
 BUCKET = "versions-code"
@@ -197,6 +198,23 @@ def test_an_alias_weights_choose_the_version_per_invocation(
     assert seen == [[(first, 0.75), (second, 0.25)]]
     monkeypatch.setattr(lambda_versions, "chooser", lambda weights: weights[0][0])
     assert _run(emulator, "versioned:live")["code"] == "one"
+    # Lambda's metrics by function, by alias, and by the version an alias invocation ran (what a
+    # canary's alarm on the new version watches); CloudWatch answers each dimension set exactly.
+    by = {"FunctionName": "versioned"}
+    live = {**by, "Resource": "versioned:live"}
+    assert _invocations(emulator, by) == 2 and _invocations(emulator, live) == 2
+    assert _invocations(emulator, {**live, "ExecutedVersion": second}) == 1
+    assert _invocations(emulator, {**live, "ExecutedVersion": first}) == 1
+
+
+def _invocations(emulator: str, dimensions: dict[str, str]) -> float:
+    now = clock.utc()
+    points = client(emulator, "cloudwatch").get_metric_statistics(
+        Namespace="AWS/Lambda", MetricName="Invocations", Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
+        StartTime=now - datetime.timedelta(hours=1), EndTime=now + datetime.timedelta(hours=1), Period=60,
+        Statistics=["Sum"],
+    )["Datapoints"]  # fmt: skip
+    return sum(p["Sum"] for p in points)
 
 
 def test_with_lambdas_own_choice_both_versions_serve(

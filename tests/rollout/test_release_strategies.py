@@ -5,19 +5,23 @@ pre-traffic hook run before any weight moves."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto.cloudformation.models import CloudFormationBackend
 
-from rollout import settings, shift_step, status, strategy
+from emulator import advance_clock, lambda_versions
+from rollout import package, settings, shift_step, status, strategy
 from rollout.aws import Aws
 from rollout.bake import AlarmFired
 from rollout.shift_step import PreTrafficRefused
 from rollout.stacks import StageFailed
 from tests.rollout.conftest import Run, with_parameters
 from tests.rollout.test_bake import on_a_minute
+from tests.rollout.test_pre_traffic import BROKEN_DEFAULT, with_file
 
 ALARM = "cc-websocket-alarm-default-errors"
 FUNCTIONS = ("connect", "disconnect", "default", "cleanup", "notify")
@@ -80,7 +84,8 @@ def test_a_linear_release_moves_every_step(
     old = alias(emulator, "connect")["FunctionVersion"]
     seen: list[dict[str, float]] = []
     linear = released(env_settings, "512", strategy.Release("linear", 25, 10))
-    rollout(linear, poll_seconds=10, sleep=lambda _s: seen.append(weights(alias(emulator, "connect"))))
+    summary, _, _ = rollout(linear, poll_seconds=10, sleep=lambda _s: seen.append(weights(alias(emulator, "connect"))))
+    assert list(stages(summary))[-2:] == ["shift", "prune"]  # the old versions pruned once the shift is done
     new = alias(emulator, "connect")["FunctionVersion"]
     assert new != old
     moves = [w[new] for w in seen if new in w]
@@ -117,6 +122,51 @@ def test_an_alarm_during_the_shift_rolls_the_aliases_back_and_fails_naming_it(
     assert not found.healthy
     assert {a.function: a.version for a in found.aliases} == {f"cc-websocket-{s}": v for s, v in old.items()}
     assert any("its shift was rolled back: the live aliases serve versions" in f for f in found.findings)
+
+
+def broken_default(built: package.Artifact, folder: Path) -> package.Artifact:
+    """The handlers with a $default that raises: a new zip, a new key."""
+    data = with_file(built.path.read_bytes(), "handlers/default.py", BROKEN_DEFAULT)
+    digest = hashlib.sha256(data).hexdigest()
+    path = folder / package.artifact_name(built.target, digest)
+    path.write_bytes(data)
+    return package.Artifact(path, digest, len(data), built.unzipped_size, built.target)
+
+
+def test_a_new_version_failing_at_ten_percent_fires_its_own_alarm_and_the_shift_moves_back(
+    rollout: Run,
+    env_settings: settings.EnvironmentSettings,
+    emulator: str,
+    built_artifact: package.Artifact,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The version alarm watches the new version through the alias alone (its ExecutedVersion)."""
+    rollout(env_settings)
+    old = alias(emulator, "default")["FunctionVersion"]
+    on_a_minute()
+    lam = boto3.client("lambda", region_name="eu-west-1", endpoint_url=emulator)
+    monkeypatch.setattr(lambda_versions, "chooser", lambda weights: weights[-1][0])  # the 10%: the new version
+
+    def traffic(_seconds: float) -> None:
+        if weights(alias(emulator, "default")) and not any(
+            w == 0 for w in weights(alias(emulator, "default")).values()
+        ):
+            for _ in range(3):
+                lam.invoke(FunctionName="cc-websocket-default:live", Payload=b"{}")
+            advance_clock(60)  # CloudWatch's next evaluation
+
+    canary = dataclasses.replace(env_settings, release=strategy.Release("canary", 10, 120))
+    with pytest.raises(AlarmFired) as failed:
+        rollout(
+            canary, poll_seconds=30, sleep=traffic, build_package=lambda *_: broken_default(built_artifact, tmp_path)
+        )
+    assert "cc-websocket-alarm-default-version-errors" in str(failed.value.details)
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1", endpoint_url=emulator)
+    (watch,) = cloudwatch.describe_alarms(AlarmNames=["cc-websocket-alarm-default-version-errors"])["MetricAlarms"]
+    dimensions = {d["Name"]: d["Value"] for d in watch["Dimensions"]}
+    assert dimensions["Resource"] == "cc-websocket-default:live" and dimensions["ExecutedVersion"] != old
+    assert alias(emulator, "default")["FunctionVersion"] == old  # back on the old version
 
 
 @pytest.mark.parametrize("engine_name", ["local", "stepfunctions"])
