@@ -395,7 +395,8 @@ def parser(project: Project) -> argparse.ArgumentParser:
         sub.add_argument(
             "--max-minutes",
             type=_minutes,
-            help=f"stop the run after this long, saying what still runs (AWS carries on; default {MAX_MINUTES})",
+            help=f"stop the run after this long, saying what still runs (AWS carries on; default {MAX_MINUTES}, "
+            "plus the bake and release.monitoring_minutes after each stack update)",
         )
 
     def aws_target(sub: argparse.ArgumentParser) -> None:

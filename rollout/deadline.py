@@ -1,11 +1,13 @@
-"""A bound on the whole run (`--max-minutes`, default MAX_MINUTES), on top of each AWS call's own
-(rollout/aws.py: connect 3 s, read READ_TIMEOUT_SECONDS, standard retries) and each step's
-(rollout/steps.py MAX_WAIT_SECONDS). Checked before every AWS call and before every wait of
-either engine (the factory wraps each orchestrator, rollout/factory.py): a run past its bound
-stops at the next one with `RunOutOfTime`, naming what it was waiting on and what AWS still shows
-in progress (read back), and saying that CloudFormation, or the Step Functions execution, carries
-on by itself: stopping here stops nothing in AWS. One call that hangs is bounded by the read
-timeout and its retries, not cut short.
+"""A bound on the whole run (`--max-minutes`; default MAX_MINUTES plus the run's bake and the
+monitoring time its change sets ask of CloudFormation, `default_minutes`), on top of each AWS
+call's own (rollout/aws.py: connect 3 s, read READ_TIMEOUT_SECONDS, standard retries) and each
+step's (rollout/steps.py MAX_WAIT_SECONDS, plus a stack step's monitoring time). Checked before
+every AWS call and before every wait of either engine (the factory wraps each orchestrator,
+rollout/factory.py): a run past its bound stops at the next one with `RunOutOfTime`, naming the
+bound and how it was chosen, what it was waiting on and what AWS still shows in progress (read
+back), and saying that CloudFormation, or the Step Functions execution, carries on by itself:
+stopping here stops nothing in AWS. One call that hangs is bounded by the read timeout and its
+retries, not cut short.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from typing import Any
 from rollout.stacks import StageFailed, describe
 
 MAX_MINUTES = 90  # a rollout of both stacks takes minutes; the lock (rollout/lock.py HOLD) lasts 2 hours
+# The stack updates of a run whose change sets name rollback triggers, besides a shift's moves: the
+# compute, websocket and carry steps (rollout/plan.py stack_step).
+MONITORED_UPDATES = 3
 
 
 class RunOutOfTime(StageFailed):
@@ -31,6 +36,7 @@ class Deadline:
     started: float = field(default=0.0)
     waiting_on: str = "the first call"
     expired: bool = False
+    basis: str = "--max-minutes"  # how the bound was chosen, said when it is passed
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -42,7 +48,7 @@ class Deadline:
     def check(self) -> None:
         if not self.expired and self.left < 0:
             self.expired = True
-            raise RunOutOfTime(f"the run passed its bound of {self.minutes:g} min (--max-minutes)", [])
+            raise RunOutOfTime(f"the run passed its bound of {self.minutes:g} min ({self.basis})", [])
 
     def before_call(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         if self.expired:  # the reads that record and report the stop: what it waited on stays named
@@ -71,14 +77,44 @@ def still_running(aws: Any, stacks: list[str]) -> list[str]:
     return found
 
 
+def monitoring_minutes(settings: Any) -> int:
+    """How long CloudFormation may keep this run's updates in progress after their resources are
+    done: `release.monitoring_minutes` after each update whose change set names rollback triggers
+    (MONITORED_UPDATES, and each move of a canary or linear shift but the move back)."""
+    release: Any = getattr(settings, "release", None)
+    minutes = int(getattr(release, "monitoring_minutes", 0) or 0)
+    if not minutes:
+        return 0
+    from rollout.shift_step import weights_of
+
+    moves = len(weights_of(release.strategy, release.percent)) + 1 if release.shifts else 0
+    return minutes * (MONITORED_UPDATES + moves)
+
+
+def default_minutes(settings: Any, bake_seconds: float) -> tuple[float, str]:
+    """The bound of a run given no --max-minutes, and how it is made: MAX_MINUTES plus the bake
+    and the monitoring time, each of which may be longer on its own."""
+    monitored = monitoring_minutes(settings)
+    if not monitored:
+        return MAX_MINUTES + bake_seconds / 60, "--max-minutes"
+    release = settings.release
+    basis = (
+        f"the default: {MAX_MINUTES} min, the bake's {bake_seconds / 60:g} and {monitored} min of CloudFormation "
+        f"monitoring, release.monitoring_minutes {release.monitoring_minutes} after each of up to "
+        f"{monitored // release.monitoring_minutes} updates; --max-minutes sets another"
+    )
+    return MAX_MINUTES + bake_seconds / 60 + monitored, basis
+
+
 def bounded(orchestrator: Callable[..., Any]) -> Callable[..., Any]:
-    """The orchestrator with the run's bound: `options.max_minutes` (None: MAX_MINUTES plus the
-    run's bake, which may be longer on its own)."""
+    """The orchestrator with the run's bound: `options.max_minutes` (None: `default_minutes`)."""
 
     def run(settings: Any, aws: Any, report: Any, options: Any) -> Any:
         bake = settings.bake_seconds if options.bake_seconds is None else options.bake_seconds
-        minutes = options.max_minutes if options.max_minutes is not None else MAX_MINUTES + bake / 60
-        deadline = Deadline(minutes, options.clock)
+        minutes, basis = default_minutes(settings, bake)
+        if options.max_minutes is not None:
+            minutes, basis = options.max_minutes, "--max-minutes"
+        deadline = Deadline(minutes, options.clock, basis=basis)
         aws.events.register("provide-client-params", deadline.before_call)
         try:
             return orchestrator(settings, aws, report, replace(options, sleep=deadline.sleeping(options.sleep)))

@@ -63,6 +63,10 @@ class Shift(Step):
             rollback_alarms=triggers,
         )
 
+    def max_wait_seconds(self) -> float:
+        """A move waits on a compute stack update, which CloudFormation may monitor (DeployStack's)."""
+        return from_dict(self.stack).max_wait_seconds()
+
     def calls(self, where: Where) -> list[Call]:
         deploy = self._deploy(self.old_versions, 0, "calls").calls(where)
         pattern = self.stack.get("functions_pattern") or "*"

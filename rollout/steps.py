@@ -136,12 +136,16 @@ class Step:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, **asdict(self)}
 
+    def max_wait_seconds(self) -> float:
+        """How long the step may wait: MAX_WAIT_SECONDS, unless the step says otherwise."""
+        return MAX_WAIT_SECONDS
+
     def bounded(self, work: dict[str, Any], now: Callable[[], float] = time.time) -> dict[str, Any]:
-        """The work with one more poll counted; a step waiting over MAX_WAIT_SECONDS (wall time,
+        """The work with one more poll counted; a step waiting over max_wait_seconds() (wall time,
         the same on a laptop and in the runner) or MAX_POLLS checks has waited too long."""
         polls, since = int(work.get("polls", 0)) + 1, float(work.get("since", now()))
         waited = now() - since
-        if waited > MAX_WAIT_SECONDS or polls > MAX_POLLS:
+        if waited > self.max_wait_seconds() or polls > MAX_POLLS:
             raise StageFailed(
                 f"{self.name}: still waiting after {waited / 60:.0f} min ({polls - 1} checks {self.wait:g} s apart); "
                 "CloudFormation carries on: run `rollout watch` or `rollout status` to see how it ends"
@@ -211,6 +215,16 @@ class DeployStack(Step):
         if self.functions_pattern:  # UpdateFunctionCode reads the zip as the caller
             calls.append(Call("s3:GetObject", f"arn:{where.partition}:s3:::{bucket}/handlers/*"))
         return calls
+
+    def max_wait_seconds(self) -> float:
+        """MAX_WAIT_SECONDS and the monitoring time: CloudFormation keeps the stack in progress
+        while it watches the triggers after the update."""
+        return MAX_WAIT_SECONDS + self.monitoring_minutes * 60
+
+    def watch_seconds(self) -> float:
+        """The wait between looks at the executing stack: `wait`, or longer if the monitoring time
+        would otherwise take more than MAX_POLLS looks before max_wait_seconds() has passed."""
+        return max(self.wait, self.max_wait_seconds() / MAX_POLLS) if self.monitoring_minutes else self.wait
 
     def resolved(self, outputs: dict[str, dict[str, str]]) -> dict[str, str]:
         """The parameters with every reference to an earlier step's output filled in."""
@@ -300,7 +314,7 @@ class DeployStack(Step):
             )
         state = self._watch(ctx, work)
         if state is None or state.status.endswith("_IN_PROGRESS"):
-            return Progress(False, work, self.wait)
+            return Progress(False, work, self.watch_seconds())
         self._hold(ctx, state)
         if state.status not in SUCCESS:
             raise StageFailed(

@@ -5,13 +5,14 @@ what AWS still shows in progress, and saying that AWS carries on."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from rollout import cli, settings
+from rollout import cli, settings, strategy
 from rollout.aws import Aws
-from rollout.deadline import RunOutOfTime
+from rollout.deadline import MAX_MINUTES, Deadline, RunOutOfTime, default_minutes
 from tests.rollout.conftest import Run, with_parameters
 
 
@@ -97,3 +98,21 @@ def test_a_bound_out_of_range_is_refused_by_name(given: str, capsys: pytest.Capt
         cli.main(["deploy", "--env", "rehearsal", "--max-minutes", given])
     assert refused.value.code == 2
     assert "--max-minutes" in capsys.readouterr().err
+
+
+def test_the_default_bound_counts_the_monitoring_time_and_says_so() -> None:
+    """CloudFormation keeps each update in progress release.monitoring_minutes after it: the default
+    bound leaves room for it (a run that could never fit would fail at its first monitored update)."""
+    assert default_minutes(SimpleNamespace(release=strategy.Release()), 600) == (MAX_MINUTES + 10, "--max-minutes")
+    canary = strategy.parse({"strategy": "canary", "percent": 10, "bake_seconds": 60, "monitoring_minutes": 120})
+    minutes, basis = default_minutes(SimpleNamespace(release=canary), 0)
+    assert minutes == MAX_MINUTES + 120 * 5  # compute, websocket and carry, and the canary's two moves
+    clock = Clock()
+    deadline = Deadline(minutes, clock, basis=basis)
+    clock.now = minutes * 60 + 1
+    with pytest.raises(RunOutOfTime) as stopped:
+        deadline.check()
+    assert str(stopped.value).startswith(f"the run passed its bound of {minutes:g} min (the default: {MAX_MINUTES} min")
+    assert "release.monitoring_minutes 120 after each of up to 5 updates; --max-minutes sets another" in str(
+        stopped.value
+    )

@@ -1,12 +1,14 @@
-"""How long a step may wait: an hour of wall time or MAX_POLLS checks, whichever comes first,
-the same in both orchestrators (the bound travels in the step's work)."""
+"""How long a step may wait: an hour of wall time (a stack step: plus its monitoring time) or
+MAX_POLLS checks, whichever comes first, the same in both orchestrators (the bound travels in the
+step's work)."""
 
 from __future__ import annotations
 
 import pytest
 
+from rollout.shift_step import Shift
 from rollout.stacks import StageFailed
-from rollout.steps import MAX_POLLS, MAX_WAIT_SECONDS, Bake
+from rollout.steps import MAX_POLLS, MAX_WAIT_SECONDS, Bake, DeployStack
 
 STEP = Bake("bake", 2.0, "cc-websocket-alarm-", 600)
 
@@ -29,3 +31,29 @@ def test_a_step_that_never_waits_is_bounded_by_its_checks() -> None:
     assert STEP.bounded(work, now=lambda: 0.0)["polls"] == MAX_POLLS
     with pytest.raises(StageFailed, match="rollout watch"):
         STEP.bounded({"polls": MAX_POLLS, "since": 0.0}, now=lambda: 0.0)
+
+
+def _deploy(monitoring_minutes: int) -> DeployStack:
+    url = "https://bucket.s3.eu-west-1.amazonaws.com/templates/compute.yaml"
+    return DeployStack("compute", 2.0, "cc-compute", url, "0" * 64, {}, monitoring_minutes=monitoring_minutes)
+
+
+@pytest.mark.parametrize("minutes", [5, 120, 180])
+def test_a_stack_step_may_wait_its_monitoring_time_longer(minutes: int) -> None:
+    """CloudFormation keeps the stack in progress while it watches the triggers after the update."""
+    step = _deploy(minutes)
+    shift = Shift("shift", 2.0, step.to_dict(), "1", (0.1,), 60, "cc-websocket-alarm-")
+    for waiting in (step, shift):
+        work = waiting.bounded({}, now=lambda: 0.0)
+        assert waiting.bounded(work, now=lambda: MAX_WAIT_SECONDS + minutes * 60)["since"] == 0.0
+        with pytest.raises(StageFailed, match="still waiting"):
+            waiting.bounded(work, now=lambda: MAX_WAIT_SECONDS + minutes * 60 + 1)
+
+
+def test_a_monitored_stack_is_watched_no_more_often_than_its_checks_allow() -> None:
+    """The count bounds the execution's history: a long monitoring time looks less often."""
+    assert _deploy(0).watch_seconds() == 2.0
+    for minutes in (5, 120, 180):
+        step = _deploy(minutes)
+        assert step.watch_seconds() * MAX_POLLS >= MAX_WAIT_SECONDS + minutes * 60
+        assert step.watch_seconds() >= step.wait
