@@ -36,8 +36,23 @@ def test_the_stage_and_every_function_are_watched(templates: dict[str, Any]) -> 
     # The migrate function is the rollout's own step: it answers its failures to the rollout, and
     # alarms on it would only fire during a release, in the bake that follows.
     watched = [f for f in HANDLER_FUNCTIONS if f.suffix != "migrate"]
-    expected = {f"{f.suffix}-{kind}" for f in watched for kind in ("errors", "throttles", "duration-p99")}
+    expected = {
+        f"{f.suffix}-{kind}" for f in watched for kind in ("errors", "throttles", "duration-p99", "version-errors")
+    }
     assert compute == expected | {"cleanup-schedule-failed", "cleanup-dropped"}
+
+
+def test_each_version_alarm_watches_the_new_version_through_the_live_alias(templates: dict[str, Any]) -> None:
+    compute = templates["compute"]
+    for function in (f for f in HANDLER_FUNCTIONS if f.suffix != "migrate"):
+        alarm = compute["Resources"][f"{function.logical}VersionErrorsAlarm"]["Properties"]
+        dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        assert dimensions == {
+            "FunctionName": {"Ref": f"{function.logical}Function"},
+            "Resource": {"Fn::Sub": ["${Name}:live", {"Name": {"Ref": f"{function.logical}Function"}}]},
+            "ExecutedVersion": {"Fn::GetAtt": [f"{function.logical}Version", "Version"]},
+        }
+        assert (alarm["MetricName"], alarm["Statistic"], alarm["TreatMissingData"]) == ("Errors", "Sum", "notBreaching")
 
 
 def test_thresholds_and_periods_are_parameters_with_defaults(templates: dict[str, Any]) -> None:

@@ -124,6 +124,30 @@ def test_an_alarm_during_the_shift_rolls_the_aliases_back_and_fails_naming_it(
     assert any("its shift was rolled back: the live aliases serve versions" in f for f in found.findings)
 
 
+def test_on_the_step_functions_engine_an_alarm_moves_the_shift_back(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
+) -> None:
+    """The runner's shift reads the alarms between moves as the local one does: an alarm already in
+    ALARM is no trigger of the change sets (the versions are published), and the first look moves
+    the aliases back."""
+    rollout(env_settings, "stepfunctions")
+    old = {s: alias(emulator, s)["FunctionVersion"] for s in FUNCTIONS}
+    on_a_minute()
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1", endpoint_url=emulator)
+    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="ALARM", StateReason="Threshold Crossed: still failing")
+    canary = released(env_settings, "512", strategy.Release("canary", 10, 1))
+    with pytest.raises(StageFailed, match="alarm"):
+        rollout(canary, "stepfunctions")
+    for suffix in FUNCTIONS:
+        now = alias(emulator, suffix)
+        assert now["FunctionVersion"] == old[suffix] and set(weights(now).values()) <= {0.0}
+    compute = boto3.client("cloudformation", region_name="eu-west-1", endpoint_url=emulator).describe_stacks(
+        StackName="cc-websocket-compute"
+    )["Stacks"][0]
+    held = {p["ParameterKey"]: p["ParameterValue"] for p in compute["Parameters"]}
+    assert held["ShiftFromVersions"] and held["NewVersionWeight"] == "0"  # the next run shifts again
+
+
 def broken_default(built: package.Artifact, folder: Path) -> package.Artifact:
     """The handlers with a $default that raises: a new zip, a new key."""
     data = with_file(built.path.read_bytes(), "handlers/default.py", BROKEN_DEFAULT)
