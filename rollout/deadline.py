@@ -117,7 +117,9 @@ def bounded(orchestrator: Callable[..., Any]) -> Callable[..., Any]:
         deadline = Deadline(minutes, options.clock, basis=basis)
         aws.events.register("provide-client-params", deadline.before_call)
         try:
-            return orchestrator(settings, aws, report, replace(options, sleep=deadline.sleeping(options.sleep)))
+            # The orchestrator knows its bound (the lock holds at least as long).
+            bound = replace(options, sleep=deadline.sleeping(options.sleep), max_minutes=minutes)
+            return orchestrator(settings, aws, report, bound)
         except RunOutOfTime as error:
             from rollout.prepare import rollout_stack_name
 

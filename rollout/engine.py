@@ -53,7 +53,10 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
 
 def _run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
     prepared = prepare(settings, aws, report, options, "local")
-    with prepared.holding(aws, report, "local"), Recording(aws, prepared, options, report, "local") as release:
+    with (
+        prepared.holding(aws, report, "local", options.max_minutes),
+        Recording(aws, prepared, options, report, "local") as release,
+    ):
         plan = release.planned(prepared.plan(options))
         uploaded = upload(aws, plan, prepared, report, dry_run=options.dry_run)
         ctx = LocalContext(aws, report, options.confirm)

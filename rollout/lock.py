@@ -21,7 +21,14 @@ from botocore.exceptions import ClientError
 
 from rollout.plan import PlanRefused
 
-HOLD = timedelta(hours=2)  # a run is bounded well inside this (see README: timeouts)
+HOLD = timedelta(hours=2)  # at least; a run bounded longer (a long bake, monitoring time) holds it longer
+MARGIN = timedelta(minutes=10)  # beyond the run's bound: its last calls and the record after it
+
+
+def hold_for(run_minutes: float | None) -> timedelta:
+    """How long a run's lock holds: HOLD, or its bound and a margin when that is longer (a lock
+    expiring mid-run would be taken over by the next run)."""
+    return HOLD if run_minutes is None else max(HOLD, timedelta(minutes=run_minutes) + MARGIN)
 
 
 class LockHeld(PlanRefused):
@@ -115,9 +122,11 @@ def release(s3: Any, bucket: str, lock: Lock) -> bool:
     return True
 
 
-def new(environment: str, caller_arn: str, run_id: str, engine: str, now: datetime | None = None) -> Lock:
+def new(
+    environment: str, caller_arn: str, run_id: str, engine: str, now: datetime | None = None, hold: timedelta = HOLD
+) -> Lock:
     now = now or datetime.now(UTC)
-    since, expires = now.isoformat(timespec="seconds"), (now + HOLD).isoformat(timespec="seconds")
+    since, expires = now.isoformat(timespec="seconds"), (now + hold).isoformat(timespec="seconds")
     return Lock(environment, holder(caller_arn), run_id, engine, since, expires)
 
 

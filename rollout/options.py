@@ -30,5 +30,5 @@ class Options:
     # project's, and the record's mark {"of": the release undone, "to": the release restored}.
     templates: dict[str, str] | None = None
     rollback: dict[str, str] | None = None
-    max_minutes: float | None = None  # --max-minutes: the whole run's bound (None: rollout.deadline.MAX_MINUTES)
+    max_minutes: float | None = None  # the whole run's bound: --max-minutes, else rollout.deadline.default_minutes
     clock: Callable[[], float] = time.monotonic  # what the bound is measured on (a test's own clock)

@@ -117,7 +117,7 @@ def _keep_change_set(
 def write(path: Path, settings_: settings.EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
     """`deploy --plan-out FILE`: the change sets created and kept, the plan written; nothing executed."""
     prepared = prepare(settings_, aws, report, options, "local")
-    with prepared.holding(aws, report, "local"):
+    with prepared.holding(aws, report, "local", options.max_minutes):
         plan = prepared.plan(options)
         uploaded = upload(aws, plan, prepared, report, dry_run=False)  # --execute needs the code there
         ctx, outputs = engine.LocalContext(aws, report, options.confirm), engine.current_outputs(prepared)
@@ -191,7 +191,7 @@ def execute(
         raise PlanFileRefused(f"{path} is out of date, nothing was executed: " + "; ".join(changed)
                               + ". Make a new plan (`rollout deploy --plan-out`)")  # fmt: skip
     plan = Plan.from_dict(document["plan"])
-    with prepared.holding(aws, report, "local"):
+    with prepared.holding(aws, report, "local", options.max_minutes):
         ctx, outputs = engine.LocalContext(aws, report, options.confirm), engine.current_outputs(prepared)
         results = []
         for step in plan.steps:

@@ -39,9 +39,10 @@ class Prepared:
     drift: dict[str, list[str]] = field(default_factory=dict)  # stack -> drifted resources, read before
     caller: str = ""  # the caller's ARN (the lock names it)
 
-    def holding(self, aws: Aws, report: Reporter, engine: str) -> lock.Holding:
-        """The environment's lock for this run (`with prepared.holding(...)`)."""
-        held = lock.new(self.settings.name, self.caller, self.run_id, engine)
+    def holding(self, aws: Aws, report: Reporter, engine: str, run_minutes: float | None = None) -> lock.Holding:
+        """The environment's lock for this run (`with prepared.holding(...)`), held at least as long
+        as the run's bound (`run_minutes`, rollout.deadline)."""
+        held = lock.new(self.settings.name, self.caller, self.run_id, engine, hold=lock.hold_for(run_minutes))
         return lock.Holding(aws, self.settings.artifacts_bucket, held, report)
 
     def artifacts(self, bucket: str) -> Artifacts:

@@ -97,7 +97,7 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
     # is not replaced under one, and no NoEcho value reaches an execution's history.
     refuse_secrets(prepared)
     with (
-        prepared.holding(aws, report, "stepfunctions") as holding,
+        prepared.holding(aws, report, "stepfunctions", options.max_minutes) as holding,
         Recording(aws, prepared, options, report, "stepfunctions") as release,
     ):
         return release.done(_run(prepared, holding, aws, report, options, release))

@@ -16,16 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from generator.stages import SHIFT_PARAMETERS, SHIFTED_FUNCTIONS
+from generator.stages import SHIFTED_FUNCTIONS
 from rollout import bake as baking
 from rollout import pre_traffic
+from rollout.release_plan import SHIFT_FROM, WEIGHT
 from rollout.stacks import StageFailed
 from rollout.steps import KINDS, Call, Context, DeployStack, Progress, Step, Where, _result, from_dict
 
 Hook = Callable[[Any, dict[str, str], str], None]
 # name -> pre-traffic check; "" (none) is never registered
 HOOKS: dict[str, Hook] = {pre_traffic.NAME: pre_traffic.websocket_session}
-SHIFT_FROM, WEIGHT = SHIFT_PARAMETERS["compute"]
 
 
 class PreTrafficRefused(StageFailed):

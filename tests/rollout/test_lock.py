@@ -47,8 +47,10 @@ def test_a_held_environment_is_refused_by_name_before_anything_changes(
     assert cf.describe_stacks()["Stacks"] == []  # nothing created
     assert lock.read(s3, env_settings.artifacts_bucket, env_settings.name) == theirs  # still theirs
     lock.release(s3, env_settings.artifacts_bucket, theirs)
-    summary, _, log = rollout(env_settings, engine_name)
-    assert summary["result"] == "succeeded" and "holding rehearsal until" in log
+    summary, _, log = rollout(env_settings, engine_name, max_minutes=400)  # e.g. a six-hour bake's bound
+    assert summary["result"] == "succeeded"
+    until = datetime.fromisoformat(log.split("holding rehearsal until ", 1)[1].split(" ", 1)[0])
+    assert until - datetime.now(UTC) > timedelta(minutes=400)  # never taken over while the run may run
     assert lock.read(s3, env_settings.artifacts_bucket, env_settings.name) is None  # released after the run
 
 
