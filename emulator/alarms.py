@@ -173,6 +173,7 @@ def _created_or_kept(original: Any) -> Any:
         else:
             alarm.state_value, alarm.state_reason = before.state_value, before.state_reason
             alarm.state_reason_data = before.state_reason_data
+            alarm.state_updated_timestamp = before.state_updated_timestamp  # its configuration changed, not its state
             alarm.__dict__["_emulator_created"] = before.__dict__.get("_emulator_created", clock.now())
         return alarm
 

@@ -12,7 +12,8 @@ that minute's alarm evaluations), whenever an alarm's state is set (SetAlarmStat
 every CloudFormation call (DescribeStacks, DescribeStackEvents, ...): one in ALARM within the window
 rolls the operation back as above; once the window has passed without one, the stack shows
 `UPDATE_COMPLETE`/`CREATE_COMPLETE`. Meanwhile ExecuteChangeSet on it is refused, as AWS refuses an
-update of a stack in progress. More than five triggers are refused as CloudFormation refuses them; a
+update of a stack in progress. A change set that gives no RollbackConfiguration uses the stack's
+last one, as CloudFormation does (an empty list of triggers removes them). More than five triggers are refused as CloudFormation refuses them; a
 trigger naming an alarm that does not exist is not checked here (it never fires; CloudFormation
 fails the operation).
 """
@@ -34,6 +35,7 @@ from emulator import aws_rules, clock
 _installed = False
 MAX_TRIGGERS = 5
 WATCH = "_emulator_rollback_watch"  # the stack's attribute while its monitoring time runs
+KEPT = "_emulator_rollback_configuration"  # the stack's attribute: its last operation's configuration
 _claim = threading.Lock()  # one reader ends a watch: never two rollbacks of one operation
 
 
@@ -49,7 +51,15 @@ class Watch:
 
 def _recorded(original: Callable[..., Any]) -> Callable[..., Any]:
     def create(self: CloudFormationResponse) -> Any:
-        configuration = self._get_param("RollbackConfiguration") or {}
+        configuration = self._get_param("RollbackConfiguration")
+        if configuration is None:  # none given: the stack's last one (none for a new stack)
+            stack = self.cloudformation_backend.stacks.get(self._get_param("StackName"))
+            if stack is None:
+                by_name = [
+                    s for s in self.cloudformation_backend.stacks.values() if s.name == self._get_param("StackName")
+                ]
+                stack = by_name[-1] if by_name else None
+            configuration = getattr(stack, KEPT, None) or {} if stack is not None else {}
         triggers = configuration.get("RollbackTriggers") or []
         if len(triggers) > MAX_TRIGGERS:
             raise ValidationError(message=f"Rollback triggers must not exceed {MAX_TRIGGERS}")
@@ -98,6 +108,7 @@ def _watched(original: Callable[..., Any]) -> Callable[..., Any]:
         if fired:
             _roll_back(stack, change_set.change_set_type, fired, before)
             return
+        stack.__dict__[KEPT] = configuration  # what the next change set naming none uses
         seconds = monitoring_seconds(configuration)
         if seconds <= 0:
             return

@@ -29,6 +29,7 @@ from generator.common import tags
 from generator.model import ALARM_PREFIX, ALIAS, HandlerFunction
 from generator.names import Names
 from generator.parameters import ParameterSet
+from generator.stages import VERSION_ALARM_SUFFIX
 
 GROUP = "Alarms"
 SNS_TOPIC_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$"
@@ -469,7 +470,7 @@ def version_alarms(template: Template, released: list[tuple[HandlerFunction, Any
             _sum_alarm(
                 p,
                 f"{function.logical}VersionErrorsAlarm",
-                f"{function.suffix}-version-errors",
+                f"{function.suffix}{VERSION_ALARM_SUFFIX}",
                 f"{function.display_name}'s newest version failed through the {ALIAS} alias (an exception or "
                 "timeout). During a canary or linear shift it moves the aliases back. First: that version's "
                 "log streams (the version is in their names), filtered on ERROR.",

@@ -91,6 +91,9 @@ ENDPOINT_UPDATE = EndpointUpdate(
 # -> shift (a canary or linear release: the live aliases' weights moved, alarms read between moves)
 STEP_ORDER = ("compute", "migrate", "settle", "websocket", "endpoint", "carry", "shift", "bake", "prune")
 
+# The name ending of each traffic function's alarm on its newest version (generator/monitoring.py).
+VERSION_ALARM_SUFFIX = "-version-errors"
+
 # The alarms every change set names as CloudFormation rollback triggers (RollbackConfiguration takes
 # at most 5): the errors on the traffic path. The bake and the shift read every alarm of the stacks.
 ROLLBACK_TRIGGER_ALARMS = ("api-integration-errors", "api-execution-errors", "connect-errors", "default-errors",

@@ -138,12 +138,14 @@ class Holding:
         self.aws, self.bucket, self.lock, self.report = aws, bucket, lock, report
 
     def __enter__(self) -> Holding:
-        s3, sfn = self.aws.client("s3"), self.aws.client("stepfunctions")
-
-        def ended(execution: str) -> bool:
+        def ended(execution: str) -> bool:  # a Step Functions client only when a lock names an execution
+            sfn = self.aws.client("stepfunctions")
             return bool(sfn.describe_execution(executionArn=execution)["status"] != "RUNNING")
 
-        self.lock, stale = acquire(s3, self.bucket, self.lock, ended=ended)
+        self.lock, stale = acquire(self.aws.client("s3"), self.bucket, self.lock, ended=ended)
+        # What the run read before it held the environment may since have been changed by a run
+        # that held it then: the steps read it again (rollout.aws.RepeatedReads).
+        self.aws.reads.forget()
         if stale is not None:
             self.report.line("preflight", f"took over the stale lock of {stale.describe()}")
         self.report.line(

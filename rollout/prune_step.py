@@ -7,13 +7,17 @@ Kept: every version a live alias serves (its version and any weighted one), ever
 compute stack holds, and the KEEP_VERSIONS newest of the rest (an engineer can still point an alias
 back at one by hand). Deleted: the older ones. The step is planned only when the release publishes
 new versions, and runs after the shift and the bake: a release still shifting or refused has not
-made its old versions unused.
+made its old versions unused. It never fails the release it follows: a version Lambda will not
+delete (an alias moved to it meanwhile, a policy without DeleteFunction) is a WARNING and stays
+for the next release's prune.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+from botocore.exceptions import ClientError
 
 from rollout import live
 from rollout.steps import KINDS, Call, Context, Progress, Ref, Step, Where, _result, value_of
@@ -73,13 +77,22 @@ class PruneVersions(Step):
         held = {tuple(arn.split(":")[6:8]) for arn in versions_arns}  # (function, version)
         names = [name for name in (value_of(f, outputs) for f in self.functions) if name]
         answers = live.read_each(lambda f: (published(lambda_client, f), served(lambda_client, f)), names)
-        deleted = 0
+        deleted, left = 0, 0
         for function, (versions, serving) in zip(names, answers, strict=True):
             kept = serving | {version for name, version in held if name == function}
             for version in prunable(versions, kept, self.keep):
-                lambda_client.delete_function(FunctionName=function, Qualifier=version)
-                deleted += 1
-        detail = f"{deleted} old version(s) deleted across {len(names)} function(s)"
+                try:
+                    lambda_client.delete_function(FunctionName=function, Qualifier=version)
+                    deleted += 1
+                except ClientError as error:  # the release is out: a version left is no failure
+                    left += 1
+                    code = error.response["Error"]["Code"]
+                    ctx.report.line(
+                        self.name, f"WARNING {function}:{version} not deleted ({code}): left for the next release"
+                    )
+        detail = f"{deleted} old version(s) deleted across {len(names)} function(s)" + (
+            f", {left} left" if left else ""
+        )
         ctx.report.line(self.name, detail)
         return Progress(True, result=_result(self.name, "updated" if deleted else "unchanged", detail))
 

@@ -21,7 +21,18 @@ from rollout import bake as baking
 from rollout import pre_traffic
 from rollout.release_plan import SHIFT_FROM, WEIGHT
 from rollout.stacks import StageFailed
-from rollout.steps import KINDS, Call, Context, DeployStack, Progress, Step, Where, _result, from_dict
+from rollout.steps import (
+    KINDS,
+    Call,
+    Context,
+    DeployStack,
+    Progress,
+    Step,
+    Where,
+    _result,
+    from_dict,
+    version_alarms_reset,
+)
 
 Hook = Callable[[Any, dict[str, str], str], None]
 # name -> pre-traffic check; "" (none) is never registered
@@ -53,14 +64,16 @@ class Shift(Step):
         stack = from_dict(self.stack)
         assert isinstance(stack, DeployStack)
         parameters = {**stack.parameters, SHIFT_FROM: shift_from, WEIGHT: f"{weight:g}"}
-        # Moving back happens because an alarm fired: that update must not be rolled back by it.
-        triggers = () if move == "back" else stack.rollback_alarms
+        # Moving back happens because an alarm fired: that update must not be rolled back by it
+        # (its change set names no trigger, which removes the stack's, and watches no time).
+        back = move == "back"
         return replace(
             stack,
             name=self.name,
             parameters=parameters,
             change_set_name=f"{stack.change_set_name}-{move}",
-            rollback_alarms=triggers,
+            rollback_alarms=() if back else stack.rollback_alarms,
+            monitoring_minutes=0 if back else stack.monitoring_minutes,
         )
 
     def max_wait_seconds(self) -> float:
@@ -78,10 +91,16 @@ class Shift(Step):
             if self.pre_traffic
             else []
         )
-        return [*deploy, Call("cloudwatch:DescribeAlarms", where.arn("cloudwatch", "alarm:*")), *check]
+        alarms = [
+            Call("cloudwatch:DescribeAlarms", where.arn("cloudwatch", "alarm:*")),
+            version_alarms_reset(where, self.alarm_prefix),
+        ]
+        return [*deploy, *alarms, *check]
 
     def start(self, ctx: Context, outputs: dict[str, dict[str, str]]) -> Progress:
         self._pre_traffic(ctx, outputs)
+        for name in baking.fresh_version_alarms(ctx.client("cloudwatch"), self.alarm_prefix):
+            ctx.report.line(self.name, f"{name}: ALARM of the version before, reset to OK for the new one")
         return self._move(ctx, outputs, 0)
 
     def _pre_traffic(self, ctx: Context, outputs: dict[str, dict[str, str]]) -> None:

@@ -195,7 +195,14 @@ def _aliases(
         try:
             alias = lambda_client.get_alias(FunctionName=name, Name=ALIAS)
         except ClientError as error:
-            if error.response["Error"]["Code"] != "ResourceNotFoundException":
+            code = error.response["Error"]["Code"]
+            if code.startswith("AccessDenied"):  # a policy from before the aliases: say what to grant
+                status.findings.append(
+                    f"the live aliases cannot be read ({code}): grant lambda:GetAlias on {name} "
+                    "(`python -m rollout policy` includes it)"
+                )
+                return
+            if code != "ResourceNotFoundException":
                 raise
             status.findings.append(f"{name} has no {ALIAS} alias: the API cannot invoke it; run the rollout again")
             continue

@@ -25,7 +25,15 @@ from typing import Any, ClassVar, Protocol
 from botocore.exceptions import ClientError
 
 from generator.model import ALIAS
-from generator.stages import ARTIFACT_PARAMETERS, NO_CHANGES, SHIFT_PARAMETERS, SUCCESS, UPDATABLE, VERSION_PARAMETERS
+from generator.stages import (
+    ARTIFACT_PARAMETERS,
+    NO_CHANGES,
+    SHIFT_PARAMETERS,
+    SUCCESS,
+    UPDATABLE,
+    VERSION_ALARM_SUFFIX,
+    VERSION_PARAMETERS,
+)
 from rollout import bake as baking
 from rollout import endpoints, live, protection
 from rollout.report import Reporter
@@ -486,15 +494,18 @@ class DeployStack(Step):
         return Progress(False, {"phase": "role", "creating": creating, "attempts": attempts + 1}, ROLE_RETRY_SECONDS)
 
     def _rollback_triggers(self, ctx: Context) -> dict[str, Any]:
-        """RollbackConfiguration: the environment's alarms that exist (none before the first create),
-        less any already in ALARM: CloudFormation would roll back at once the update that may be the
-        fix for what fires (SAM #716); each one left out is named."""
-        if not self.rollback_alarms:
-            return {}
-        found = ctx.client("cloudwatch").describe_alarms(
-            AlarmNames=list(self.rollback_alarms), AlarmTypes=["MetricAlarm"]
-        )
+        """RollbackConfiguration, always given (CloudFormation reuses a stack's last triggers when a
+        change set names none): the environment's alarms that exist (none before the first
+        create; none on a shift's move back), less any already in ALARM. Leaving those out is our
+        choice, whatever CloudFormation would do with them at the start (it documents only an
+        alarm *going* to ALARM): as a trigger it could only roll back the update that may be the
+        fix (the SAM #716 complaint, about CodeDeploy's alarms); each one left out is named."""
         arns = []
+        found = (
+            ctx.client("cloudwatch").describe_alarms(AlarmNames=list(self.rollback_alarms), AlarmTypes=["MetricAlarm"])
+            if self.rollback_alarms
+            else {}
+        )
         for alarm in sorted(found.get("MetricAlarms", []), key=lambda a: a["AlarmArn"]):
             if alarm["StateValue"] == "ALARM":
                 ctx.report.line(
@@ -504,8 +515,6 @@ class DeployStack(Step):
                 )
             else:
                 arns.append(alarm["AlarmArn"])
-        if not arns:
-            return {}
         triggers = [{"Arn": arn, "Type": "AWS::CloudWatch::Alarm"} for arn in arns]
         return {
             "RollbackConfiguration": {"RollbackTriggers": triggers, "MonitoringTimeInMinutes": self.monitoring_minutes}
@@ -662,6 +671,11 @@ class SetVariables(Step):
         )
 
 
+def version_alarms_reset(where: Where, alarm_prefix: str) -> Call:
+    """SetAlarmState on the version alarms only (rollout.bake.fresh_version_alarms)."""
+    return Call("cloudwatch:SetAlarmState", where.arn("cloudwatch", f"alarm:{alarm_prefix}*{VERSION_ALARM_SUFFIX}"))
+
+
 @dataclass(frozen=True)
 class Bake(Step):
     """Watch the stacks' alarms for `seconds`; one in ALARM fails the rollout, naming it."""
@@ -674,9 +688,14 @@ class Bake(Step):
         return f"watch the {self.alarm_prefix}* alarms for {self.seconds} s"
 
     def calls(self, where: Where) -> list[Call]:
-        return [Call("cloudwatch:DescribeAlarms", where.arn("cloudwatch", "alarm:*"))]
+        return [
+            Call("cloudwatch:DescribeAlarms", where.arn("cloudwatch", "alarm:*")),
+            version_alarms_reset(where, self.alarm_prefix),
+        ]
 
     def start(self, ctx: Context, outputs: dict[str, dict[str, str]]) -> Progress:
+        for name in baking.fresh_version_alarms(ctx.client("cloudwatch"), self.alarm_prefix):
+            ctx.report.line(self.name, f"{name}: ALARM of the version before, reset to OK for the new one")
         return self.poll(ctx, outputs, {"looks": 0, "checks": baking.checks(self.seconds, self.wait)})
 
     def poll(self, ctx: Context, outputs: dict[str, dict[str, str]], work: dict[str, Any]) -> Progress:

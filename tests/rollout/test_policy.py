@@ -87,3 +87,15 @@ def test_status_and_watch_need_nothing_more(
         found = read(env_settings, engineer)
         watched = watch(env_settings, engineer, Reporter(io.StringIO()), Options(poll_seconds=0))
     assert found.healthy and watched.result == "nothing running"
+    # An engineer's policy from before the aliases (no lambda:GetAlias): a finding that says what to
+    # grant, not a crash.
+    older = policy_for(env_settings)
+    for statement in older["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        statement["Action"] = [a for a in actions if a != "lambda:GetAlias"] or ["lambda:ListTags"]
+    admin = Aws(env_settings.region, endpoint_url=emulator).client("iam")
+    admin.put_user_policy(UserName="release-engineer", PolicyName="rollout", PolicyDocument=json.dumps(older))
+    with enforcing():
+        found = read(env_settings, engineer)
+    assert not found.healthy
+    assert any(f.startswith("the live aliases cannot be read (AccessDenied") for f in found.findings)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -29,6 +30,13 @@ def versions(lambda_client: Any, function: str) -> list[str]:
 def test_pruning_keeps_what_is_served_and_held_and_the_newest_unused(emulator: str) -> None:
     function_stack(emulator, "pruned", LIVE)  # version 1: the stack's, served by live
     aws = Aws("eu-west-1", endpoint_url=emulator)
+    other = boto3.client("lambda", region_name="eu-west-1", endpoint_url=emulator)
+
+    def moved(params: dict[str, Any], **_: Any) -> None:  # someone points the hotfix alias at 4 meanwhile
+        if params.get("Qualifier") == "4":
+            other.update_alias(FunctionName="pruned-fn", Name="hotfix", FunctionVersion="4")
+
+    aws.events.register("provide-client-params.lambda.DeleteFunction", moved)  # before the client is made
     lambda_client = aws.client("lambda")
     for memory in range(2, 10):  # versions 2..9, published by hand (releases the stack let go)
         lambda_client.update_function_configuration(FunctionName="pruned-fn", MemorySize=128 * memory)
@@ -39,13 +47,18 @@ def test_pruning_keeps_what_is_served_and_held_and_the_newest_unused(emulator: s
     with pytest.raises(ClientError, match="aliases reference it: \\[live\\]"):  # as Lambda refuses it
         lambda_client.delete_function(FunctionName="pruned-fn", Qualifier="3")
 
+    # Meanwhile someone points a second alias at version 4: Lambda refuses that delete; the step
+    # goes on (the release it follows is out) and says what it left.
+    lambda_client.create_alias(FunctionName="pruned-fn", Name="hotfix", FunctionVersion="1")
     log = io.StringIO()
     step = PruneVersions("prune", 0, ("pruned-fn",), "pruned", "pruned-*")
     done = step.start(LocalContext(aws, Reporter(log), lambda _q: False), {})
     assert done.done and done.result is not None and done.result["action"] == "updated"
-    # 1 (the stack's), 3 and 9 (live's), 6, 7 and 8 (the newest unused): 2, 4 and 5 deleted
-    assert versions(lambda_client, "pruned-fn") == ["1", "3", "6", "7", "8", "9"]
-    assert "3 old version(s) deleted across 1 function(s)" in log.getvalue()
+    # 1 (the stack's and hotfix's), 3 and 9 (live's), 6, 7 and 8 (the newest unused): 2 and 5
+    # deleted, 4 refused (hotfix serves it now) and left
+    assert versions(lambda_client, "pruned-fn") == ["1", "3", "4", "6", "7", "8", "9"]
+    assert "2 old version(s) deleted across 1 function(s), 1 left" in log.getvalue()
+    assert "WARNING pruned-fn:4 not deleted (ResourceConflictException)" in log.getvalue()
     again = step.start(LocalContext(aws, Reporter(io.StringIO()), lambda _q: False), {})
     assert again.result is not None and again.result["action"] == "unchanged"
 

@@ -14,6 +14,7 @@ import pytest
 from moto.cloudformation.models import CloudFormationBackend
 
 from emulator import advance_clock, lambda_versions
+from generator.stages import ROLLBACK_TRIGGER_ALARMS
 from rollout import package, settings, shift_step, status, strategy
 from rollout.aws import Aws
 from rollout.bake import AlarmFired
@@ -148,6 +149,22 @@ def test_on_the_step_functions_engine_an_alarm_moves_the_shift_back(
     assert held["ShiftFromVersions"] and held["NewVersionWeight"] == "0"  # the next run shifts again
 
 
+def test_a_version_alarm_left_in_alarm_by_the_version_before_does_not_move_a_healthy_release_back(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
+) -> None:
+    """The release's compute update points the alarm at the new version and keeps its state (as
+    PutMetricAlarm does): the shift resets it before its first look, CloudWatch's next evaluation
+    judges the new version."""
+    rollout(env_settings)
+    watched = "cc-websocket-alarm-default-version-errors"
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1", endpoint_url=emulator)
+    cloudwatch.set_alarm_state(AlarmName=watched, StateValue="ALARM", StateReason="Threshold Crossed: the old version")
+    canary = released(env_settings, "512", strategy.Release("canary", 10, 10))
+    summary, _, log = rollout(canary, poll_seconds=10, sleep=lambda _s: None)
+    assert stages(summary)["shift"] == "succeeded"
+    assert f"{watched}: ALARM of the version before, reset to OK for the new one" in log
+
+
 def broken_default(built: package.Artifact, folder: Path) -> package.Artifact:
     """The handlers with a $default that raises: a new zip, a new key."""
     data = with_file(built.path.read_bytes(), "handlers/default.py", BROKEN_DEFAULT)
@@ -204,14 +221,19 @@ def test_an_alarm_that_fires_during_the_update_rolls_it_back_and_one_firing_befo
     rollout(env_settings, engine_name)
     on_a_minute()
     cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1", endpoint_url=emulator)
-    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="ALARM", StateReason="Threshold Crossed: before the fix")
+    # Every trigger firing (an outage): the change set must still name its (empty) triggers, or
+    # CloudFormation would use the stack's last ones, these very alarms.
+    triggers = [f"cc-websocket-alarm-{name}" for name in ROLLBACK_TRIGGER_ALARMS]
+    for name in triggers:
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="Threshold Crossed: before the fix")
     fix = with_parameters(env_settings, "compute", MemorySize="512")
     summary, _, log = rollout(fix, engine_name, sleep=lambda _s: None)  # SAM #716: the fix goes out
     assert stages(summary)["compute"] == "updated"
     if engine_name == "local":
-        assert f"WARNING {ALARM} is in ALARM already: not a rollback trigger" in log
+        assert all(f"WARNING {name} is in ALARM already: not a rollback trigger" in log for name in triggers)
     old = alias(emulator, "default")["FunctionVersion"]
-    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="OK", StateReason="fixed")
+    for name in triggers:
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="fixed")
     execute = CloudFormationBackend.execute_change_set
 
     def firing_meanwhile(self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None) -> None:
