@@ -106,6 +106,8 @@ class Harness:
                 "Parameters": ANY,
                 "Tags": ANY,
                 "Description": ANY,
+                # Always named, an empty list too: CloudFormation would reuse the stack's last triggers.
+                "RollbackConfiguration": {"RollbackTriggers": [], "MonitoringTimeInMinutes": 0},
             },
         )
         self.expect(
