@@ -1,7 +1,7 @@
 """One factory builds what a command runs: its AWS clients, its options and its orchestrator.
 
 Every command gets it from `cli.main`; a test substitutes here (a package already built, a hook
-on every boto3 session it opens, an orchestrator that fails) instead of patching module globals.
+on every botocore session it opens, an orchestrator that fails) instead of patching module globals.
 """
 
 from __future__ import annotations

@@ -268,7 +268,7 @@ def build(
     return Artifact(path, digest, len(data), unzipped, target)
 
 
-# The rollout runner (rollout/runner.py) and what it imports: the step code, pure Python on boto3,
+# The rollout runner (rollout/runner.py) and what it imports: the step code, pure Python on botocore,
 # which the Lambda runtime provides. tests/rollout/test_runner.py runs the zip on its own.
 RUNNER_FILES = {
     "rollout": ("__init__.py", "aws.py", "bake.py", "endpoints.py", "live.py", "plan.py", "protection.py", "report.py",
