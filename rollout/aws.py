@@ -91,8 +91,8 @@ def is_mutating(call: str) -> bool:
 class RepeatedReads:
     """A read made again before the run has changed anything is answered from its first answer
     (a no-op run's steps read the same stacks and functions). From the first change on (anything
-    but an object in S3: the lock, a record) every read goes to AWS, as a wait's polls must; what
-    was read before the lock was taken is forgotten then (`forget`)."""
+    but an object in S3: the lock, a record) every read goes to AWS, as a wait's polls must. (A
+    run reads nothing it keeps before it holds the environment's lock: rollout.prepare.)"""
 
     answers: dict[str, Any] = field(default_factory=dict)
     active: bool = False
@@ -107,10 +107,6 @@ class RepeatedReads:
             self.answers.clear()
         elif call in REPEATABLE_READS and not self.changed:
             context["repeated_read"] = f"{call} {json.dumps(params, sort_keys=True, default=str)}"
-
-    def forget(self) -> None:
-        """Every answer kept so far is read again (the environment's lock was just taken)."""
-        self.answers.clear()
 
     def answer(self, context: dict[str, Any], **_: Any) -> Any:
         found = self.answers.get(context.get("repeated_read", ""))

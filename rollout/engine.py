@@ -52,9 +52,8 @@ def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Opti
 
 
 def _run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
-    prepared = prepare(settings, aws, report, options, "local")
     with (
-        prepared.holding(aws, report, "local", options.max_minutes),
+        prepare(settings, aws, report, options, "local") as prepared,
         Recording(aws, prepared, options, report, "local") as release,
     ):
         plan = release.planned(prepared.plan(options))

@@ -143,9 +143,6 @@ class Holding:
             return bool(sfn.describe_execution(executionArn=execution)["status"] != "RUNNING")
 
         self.lock, stale = acquire(self.aws.client("s3"), self.bucket, self.lock, ended=ended)
-        # What the run read before it held the environment may since have been changed by a run
-        # that held it then: the steps read it again (rollout.aws.RepeatedReads).
-        self.aws.reads.forget()
         if stale is not None:
             self.report.line("preflight", f"took over the stale lock of {stale.describe()}")
         self.report.line(

@@ -116,8 +116,7 @@ def _keep_change_set(
 
 def write(path: Path, settings_: settings.EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
     """`deploy --plan-out FILE`: the change sets created and kept, the plan written; nothing executed."""
-    prepared = prepare(settings_, aws, report, options, "local")
-    with prepared.holding(aws, report, "local", options.max_minutes):
+    with prepare(settings_, aws, report, options, "local") as prepared:
         plan = prepared.plan(options)
         uploaded = upload(aws, plan, prepared, report, dry_run=False)  # --execute needs the code there
         ctx, outputs = engine.LocalContext(aws, report, options.confirm), engine.current_outputs(prepared)
@@ -185,13 +184,12 @@ def execute(
 ) -> Summary:
     """`deploy --execute FILE`: exactly the kept change sets, then the plan's other steps, if nothing changed."""
     document = read(path, settings_.name)
-    prepared = prepare(settings_, aws, report, options, "local")
-    changed = changed_since(document, prepared, aws.client("cloudformation"))
-    if changed:
-        raise PlanFileRefused(f"{path} is out of date, nothing was executed: " + "; ".join(changed)
-                              + ". Make a new plan (`rollout deploy --plan-out`)")  # fmt: skip
-    plan = Plan.from_dict(document["plan"])
-    with prepared.holding(aws, report, "local", options.max_minutes):
+    with prepare(settings_, aws, report, options, "local") as prepared:  # checked and run under the lock
+        changed = changed_since(document, prepared, aws.client("cloudformation"))
+        if changed:
+            raise PlanFileRefused(f"{path} is out of date, nothing was executed: " + "; ".join(changed)
+                                  + ". Make a new plan (`rollout deploy --plan-out`)")  # fmt: skip
+        plan = Plan.from_dict(document["plan"])
         ctx, outputs = engine.LocalContext(aws, report, options.confirm), engine.current_outputs(prepared)
         results = []
         for step in plan.steps:

@@ -1,11 +1,13 @@
 """What both engines do before their first change, in one place and one order:
 
-  who and where -> templates_out/ fresh -> the environment's bucket -> what AWS holds (the stacks,
+  who and where -> templates_out/ fresh -> the environment's bucket -> its lock -> what AWS holds (the stacks,
   deployable or refused; the account's logging role; the endpoint consumers; the rollout stack)
   -> the release engineer's answers (a ROLLBACK_COMPLETE stack re-created, a NamePrefix change)
   -> the handlers built (reused when unchanged).
 
-`Prepared.plan` then resolves the plan (`rollout.plan.resolve`) for a bucket and service role, and
+The lock is taken before anything the plan depends on is read, and held until the run ends
+(`with prepare(...) as prepared:`): what preparation reads and asks cannot be changed meanwhile by
+another run. `Prepared.plan` then resolves the plan (`rollout.plan.resolve`) for a bucket and service role, and
 `upload` puts the code and templates where that plan says they are.
 """
 
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
@@ -38,12 +42,7 @@ class Prepared:
     run_id: str
     drift: dict[str, list[str]] = field(default_factory=dict)  # stack -> drifted resources, read before
     caller: str = ""  # the caller's ARN (the lock names it)
-
-    def holding(self, aws: Aws, report: Reporter, engine: str, run_minutes: float | None = None) -> lock.Holding:
-        """The environment's lock for this run (`with prepared.holding(...)`), held at least as long
-        as the run's bound (`run_minutes`, rollout.deadline)."""
-        held = lock.new(self.settings.name, self.caller, self.run_id, engine, hold=lock.hold_for(run_minutes))
-        return lock.Holding(aws, self.settings.artifacts_bucket, held, report)
+    holding: lock.Holding | None = None  # the environment's lock, held while the run lasts
 
     def artifacts(self, bucket: str) -> Artifacts:
         urls = {
@@ -96,7 +95,12 @@ def new_run_id() -> str:
     return f"{int(time.time())}-{secrets.token_hex(4)}"
 
 
-def prepare(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options, engine: str) -> Prepared:
+@contextmanager
+def prepare(
+    settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options, engine: str
+) -> Iterator[Prepared]:
+    """Preparation under the environment's lock (held at least as long as the run's bound,
+    `options.max_minutes`), released when the block ends, however it ends."""
     identity = aws.identity()
     report.line(
         "preflight",
@@ -107,6 +111,22 @@ def prepare(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: 
     for text in texts.values():  # parsed once, kept in .cache/ for the next run
         artifacts.load_template(text, options.project.cache)
     preflight.check_bucket(aws, settings.artifacts_bucket)
+    run_id = new_run_id()
+    held = lock.new(settings.name, identity["arn"], run_id, engine, hold=lock.hold_for(options.max_minutes))
+    with lock.Holding(aws, settings.artifacts_bucket, held, report) as holding:
+        yield _under_lock(settings, aws, report, options, identity, texts, run_id, holding)
+
+
+def _under_lock(
+    settings: EnvironmentSettings,
+    aws: Aws,
+    report: Reporter,
+    options: Options,
+    identity: dict[str, str],
+    texts: dict[str, str],
+    run_id: str,
+    holding: lock.Holding,
+) -> Prepared:
     observed = observe(aws, settings, identity)
     refuse_while_running(aws, observed.rollout)  # both engines, before any question or change
     warn_outside_variables(aws, observed.stacks["compute"], texts["compute"], report)
@@ -115,7 +135,7 @@ def prepare(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: 
     _approve_renames(settings, observed.stacks, report, options)
     target = package.Target(architecture=settings.parameters.get("compute", {}).get("Architecture", "arm64"))
     built = options.build_package(target, options.project)
-    return Prepared(settings, observed, built, texts, recreate, new_run_id(), drift, identity["arn"])
+    return Prepared(settings, observed, built, texts, recreate, run_id, drift, identity["arn"], holding)
 
 
 def drifted(

@@ -92,15 +92,13 @@ def refuse_secrets(prepared: Prepared) -> None:
 
 
 def run(settings: EnvironmentSettings, aws: Aws, report: Reporter, options: Options) -> Summary:
-    prepared = prepare(settings, aws, report, options, "stepfunctions")
-    # Refused before anything changes (prepare refuses a running execution): the runner's code
-    # is not replaced under one, and no NoEcho value reaches an execution's history.
-    refuse_secrets(prepared)
-    with (
-        prepared.holding(aws, report, "stepfunctions", options.max_minutes) as holding,
-        Recording(aws, prepared, options, report, "stepfunctions") as release,
-    ):
-        return release.done(_run(prepared, holding, aws, report, options, release))
+    with prepare(settings, aws, report, options, "stepfunctions") as prepared:
+        # Refused before anything changes (prepare refuses a running execution): the runner's code
+        # is not replaced under one, and no NoEcho value reaches an execution's history.
+        refuse_secrets(prepared)
+        assert prepared.holding is not None
+        with Recording(aws, prepared, options, report, "stepfunctions") as release:
+            return release.done(_run(prepared, prepared.holding, aws, report, options, release))
 
 
 def _run(

@@ -52,12 +52,12 @@ def rehearse(
     aws, report = Aws(env.region, endpoint_url=emulator), Reporter(io.StringIO())
     prepare_account(aws, env)
     options = engine.Options(poll_seconds=0, build_package=lambda *_: artifact, bake_seconds=1, sleep=lambda _s: None)
-    prepared = prepare(env, aws, report, options, "local")
-    plan = prepared.plan(options)
-    upload(aws, plan, prepared, report, dry_run=False)
-    results = engine.execute(
-        plan, engine.LocalContext(aws, report, options.confirm), engine.current_outputs(prepared), options.sleep
-    )
+    with prepare(env, aws, report, options, "local") as prepared:
+        plan = prepared.plan(options)
+        upload(aws, plan, prepared, report, dry_run=False)
+        results = engine.execute(
+            plan, engine.LocalContext(aws, report, options.confirm), engine.current_outputs(prepared), options.sleep
+        )
     return plan, results
 
 

@@ -54,6 +54,17 @@ def test_a_held_environment_is_refused_by_name_before_anything_changes(
     assert lock.read(s3, env_settings.artifacts_bucket, env_settings.name) is None  # released after the run
 
 
+def test_the_environment_is_held_before_anything_the_plan_depends_on_is_read(
+    rollout: Run, env_settings: settings.EnvironmentSettings
+) -> None:
+    """The stacks, the functions and the questions are read and asked under the lock: another run
+    cannot change them between this run's reads and its changes."""
+    _, aws, _ = rollout(env_settings)
+    log = aws.counter.log[aws.counter.log.index("sts:GetCallerIdentity") :]
+    locked = log.index(f"s3:PutObject {env_settings.artifacts_bucket}")
+    assert log[:locked] == ["sts:GetCallerIdentity", f"s3:HeadBucket {env_settings.artifacts_bucket}"]
+
+
 def test_s3_refuses_the_second_conditional_put(emulator: str, env_settings: settings.EnvironmentSettings) -> None:
     s3 = s3_of(emulator, env_settings)
     s3.put_object(Bucket=env_settings.artifacts_bucket, Key="locks/x.json", Body=b"{}", IfNoneMatch="*")

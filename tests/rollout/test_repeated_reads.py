@@ -3,14 +3,11 @@ something, then every read reaches AWS again, as the waits that follow a change 
 
 from __future__ import annotations
 
-import io
 import json
 
 import boto3
 
-from rollout import lock
 from rollout.aws import Aws
-from rollout.report import Reporter
 
 REGION = "eu-west-1"
 TEMPLATE = json.dumps(
@@ -49,22 +46,6 @@ def test_reads_are_repeated_from_the_first_answer_until_the_run_changes_somethin
 
     _note(cf), _note(cf)  # outside a run nothing is kept
     assert aws.counter.calls["cloudformation:DescribeStacks"] == 5
-
-
-def test_what_was_read_before_the_lock_is_read_again_once_it_is_held(emulator: str) -> None:
-    """Another run may have held the environment (and changed it) between the reads and the lock."""
-    outside = boto3.client("cloudformation", region_name=REGION, endpoint_url=emulator)
-    outside.create_stack(StackName="reads", TemplateBody=TEMPLATE)
-    aws = Aws(REGION, endpoint_url=emulator)
-    cf = aws.client("cloudformation")
-    aws.client("s3").create_bucket(Bucket="reads-bucket", CreateBucketConfiguration={"LocationConstraint": REGION})
-    with aws.repeated_reads():
-        assert _note(cf) == "first"
-        outside.update_stack(
-            StackName="reads", TemplateBody=TEMPLATE, Parameters=[{"ParameterKey": "Note", "ParameterValue": "theirs"}]
-        )
-        with lock.Holding(aws, "reads-bucket", lock.new("reads", "me", "1-mine", "local"), Reporter(io.StringIO())):
-            assert _note(cf) == "theirs"
 
 
 def test_a_new_run_reads_again_what_the_last_one_kept(emulator: str) -> None:
