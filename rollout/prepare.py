@@ -91,11 +91,8 @@ def rollout_stack_name(settings: EnvironmentSettings) -> str:
 
 
 def new_run_id() -> str:
-    """Unique per run (change-set names never collide) and in the order runs start: the epoch
-    second, then the millisecond within it, then a random part. Runs one after another (the lock
-    serializes them) can start within one second, and the release history sorts by the id."""
-    now = time.time()
-    return f"{int(now)}-{int(now * 1000) % 1000:03d}{secrets.token_hex(3)}"
+    """Unique per run: change-set names never collide, even for runs in the same second."""
+    return f"{int(time.time())}-{secrets.token_hex(4)}"
 
 
 @contextmanager
