@@ -30,8 +30,9 @@ from rollout.steps import (
     Step,
     Where,
     _result,
+    alarm_calls,
     from_dict,
-    version_alarms_reset,
+    reset_version_alarms,
 )
 
 Hook = Callable[[Any, dict[str, str], str], None]
@@ -91,16 +92,11 @@ class Shift(Step):
             if self.pre_traffic
             else []
         )
-        alarms = [
-            Call("cloudwatch:DescribeAlarms", where.arn("cloudwatch", "alarm:*")),
-            version_alarms_reset(where, self.alarm_prefix),
-        ]
-        return [*deploy, *alarms, *check]
+        return [*deploy, *alarm_calls(where, self.alarm_prefix), *check]
 
     def start(self, ctx: Context, outputs: dict[str, dict[str, str]]) -> Progress:
         self._pre_traffic(ctx, outputs)
-        for name in baking.fresh_version_alarms(ctx.client("cloudwatch"), self.alarm_prefix):
-            ctx.report.line(self.name, f"{name}: ALARM of the version before, reset to OK for the new one")
+        reset_version_alarms(ctx, self.name, self.alarm_prefix)
         return self._move(ctx, outputs, 0)
 
     def _pre_traffic(self, ctx: Context, outputs: dict[str, dict[str, str]]) -> None:

@@ -671,9 +671,19 @@ class SetVariables(Step):
         )
 
 
-def version_alarms_reset(where: Where, alarm_prefix: str) -> Call:
-    """SetAlarmState on the version alarms only (rollout.bake.fresh_version_alarms)."""
-    return Call("cloudwatch:SetAlarmState", where.arn("cloudwatch", f"alarm:{alarm_prefix}*{VERSION_ALARM_SUFFIX}"))
+def alarm_calls(where: Where, alarm_prefix: str) -> list[Call]:
+    """What a step reading the alarms calls: DescribeAlarms, and SetAlarmState on the version
+    alarms only (`reset_version_alarms`)."""
+    return [
+        Call("cloudwatch:DescribeAlarms", where.arn("cloudwatch", "alarm:*")),
+        Call("cloudwatch:SetAlarmState", where.arn("cloudwatch", f"alarm:{alarm_prefix}*{VERSION_ALARM_SUFFIX}")),
+    ]
+
+
+def reset_version_alarms(ctx: Context, step: str, alarm_prefix: str) -> None:
+    """Before a step's first look at the alarms (rollout.bake.fresh_version_alarms), each reset named."""
+    for name in baking.fresh_version_alarms(ctx.client("cloudwatch"), alarm_prefix):
+        ctx.report.line(step, f"{name}: ALARM of the version before, reset to OK for the new one")
 
 
 @dataclass(frozen=True)
@@ -688,14 +698,10 @@ class Bake(Step):
         return f"watch the {self.alarm_prefix}* alarms for {self.seconds} s"
 
     def calls(self, where: Where) -> list[Call]:
-        return [
-            Call("cloudwatch:DescribeAlarms", where.arn("cloudwatch", "alarm:*")),
-            version_alarms_reset(where, self.alarm_prefix),
-        ]
+        return alarm_calls(where, self.alarm_prefix)
 
     def start(self, ctx: Context, outputs: dict[str, dict[str, str]]) -> Progress:
-        for name in baking.fresh_version_alarms(ctx.client("cloudwatch"), self.alarm_prefix):
-            ctx.report.line(self.name, f"{name}: ALARM of the version before, reset to OK for the new one")
+        reset_version_alarms(ctx, self.name, self.alarm_prefix)
         return self.poll(ctx, outputs, {"looks": 0, "checks": baking.checks(self.seconds, self.wait)})
 
     def poll(self, ctx: Context, outputs: dict[str, dict[str, str]], work: dict[str, Any]) -> Progress:
