@@ -13,8 +13,11 @@ carries the resource it acts on:
 - moto computes the SigV4 signature of API Gateway's and Lambda's REST requests differently from
   botocore: those are authenticated by their access key only (the key must exist), and
   authorized as any other.
-- HeadBucket is authorized as `s3:ListBucket`, as AWS documents (moto asks for `s3:HeadBucket`,
-  which is no IAM action).
+- S3 requests are authorized by the IAM action AWS asks for (`s3:ListBucket` for ListObjectsV2,
+  `s3:GetObjectVersion` for a GetObject with a version): moto's S3 responses name it in the
+  request's data (moto 5.2.6 authorizes by the operation's name instead, `s3:ListObjectsV2`, which
+  no policy grants). HeadBucket is `s3:ListBucket`, as AWS documents (moto names it
+  `s3:HeadBucket`, which is no IAM action).
 - A refusal answers in the caller's protocol, naming the caller and the action
   (`AccessDeniedException` ... is not authorized to perform: cloudformation:CreateChangeSet).
 """
@@ -30,7 +33,8 @@ from urllib.parse import unquote, urlparse
 from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin, enable_iam_authentication
 from moto.core.exceptions import AccessDeniedError, JsonRESTError
-from moto.iam.access_control import IAMRequest
+from moto.iam.access_control import IAMRequest, S3IAMRequest
+from moto.utilities.utils import get_partition
 from moto.s3 import responses as s3_responses
 
 FUNCTION = re.compile(r"/functions/([^/?]+)")
@@ -81,17 +85,17 @@ def _service(response: Any) -> str:
     return parts[3] if len(parts) > 3 else ""
 
 
-def _authorize(self: Any, resource_arn: str = "*") -> None:
-    """moto's `_authenticate_and_authorize_normal_action`, with the request's resource and action."""
+def _unenforced() -> bool:
+    """moto's count of requests let through before enforcement starts (infinite unless `enforcing`)."""
     if ActionAuthenticatorMixin.request_count < settings.INITIAL_NO_AUTH_ACTION_COUNT:
         ActionAuthenticatorMixin.request_count += 1
-        return
-    if self.headers.get("X-Amz-Target") in ActionAuthenticatorMixin.PUBLIC_OPERATIONS:
-        return
-    service = _service(self)
+        return True
+    return False
+
+
+def _request(self: Any, request_class: type, action: str) -> Any:
     path = self.raw_path + (f"?{urlparse(self.uri).query}" if urlparse(self.uri).query else "")
-    action = self.method if service == "apigateway" else self._get_action()
-    request = IAMRequest(
+    return request_class(
         account_id=self.current_account,
         method=self.method,
         path=path,
@@ -100,6 +104,25 @@ def _authorize(self: Any, resource_arn: str = "*") -> None:
         headers=self.headers,
         action=action,
     )
+
+
+def _authorize_s3(self: Any, bucket_name: str | None = None, key_name: str | None = None) -> None:
+    """moto's `_authenticate_and_authorize_s3_action`, with the IAM action its S3 responses name."""
+    if _unenforced():
+        return
+    target = f"{bucket_name or '*'}/{key_name}" if key_name else (bucket_name or "*")
+    request = _request(self, S3IAMRequest, self.data.get("Action") or self._get_action())
+    request.check_signature()
+    request.check_action_permitted(f"arn:{get_partition(self.region)}:s3:::{target}")
+
+
+def _authorize(self: Any, resource_arn: str = "*") -> None:
+    """moto's `_authenticate_and_authorize_normal_action`, with the request's resource and action."""
+    if _unenforced() or self.headers.get("X-Amz-Target") in ActionAuthenticatorMixin.PUBLIC_OPERATIONS:
+        return
+    service = _service(self)
+    action = self.method if service == "apigateway" else self._get_action()
+    request = _request(self, IAMRequest, action)
     if service in IAM_PREFIX:  # the signing name is not the IAM service prefix
         request._action = f"{IAM_PREFIX[service]}:{action}"
     if service not in SIGNATURE_UNCHECKED:
@@ -121,5 +144,6 @@ def install() -> None:
     global _installed
     if not _installed:
         ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = _authorize  # type: ignore[method-assign,assignment]
+        ActionAuthenticatorMixin._authenticate_and_authorize_s3_action = _authorize_s3  # type: ignore[method-assign,assignment]
         s3_responses.ACTION_MAP["BUCKET"]["HEAD"]["DEFAULT"] = "ListBucket"
         _installed = True

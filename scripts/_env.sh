@@ -18,12 +18,12 @@ pick_python() {
 }
 
 # ensure_venv DIR INSTALL-ARGS...: (re)create DIR when the files it installs from changed (the
-# project's own, and any requirements file named with -r).
+# project's own, and any requirements or constraints file named with -r or -c).
 ensure_venv() {
   local dir=$1; shift
   local stamp inputs=("$ROOT/setup.cfg" "$ROOT/pyproject.toml" "$ROOT/requirements/"*.txt) previous=""
   for arg in "$@"; do
-    [ "$previous" = "-r" ] && inputs+=("$arg")
+    case $previous in -r|-c) inputs+=("$arg") ;; esac
     previous=$arg
   done
   stamp="$dir/.stamp-$(cat "${inputs[@]}" | sha256sum | cut -c1-16)"
@@ -39,8 +39,10 @@ ensure_venv() {
   fi
 }
 
-ensure_project_venv() { ensure_venv "$VENV" -e "$ROOT[dev,handlers]"; }
-ensure_checkov_venv() { ensure_venv "$CHECKOV_VENV" -r "$ROOT/requirements/checkov.txt"; }
+ensure_project_venv() { ensure_venv "$VENV" -c "$ROOT/requirements/project.lock" -e "$ROOT[dev,handlers]"; }
+ensure_checkov_venv() {
+  ensure_venv "$CHECKOV_VENV" -c "$ROOT/requirements/checkov.lock" -r "$ROOT/requirements/checkov.txt"
+}
 
 # The npm judges (gates/node: @cloud-copilot/iam-simulate, @cdklabs/cdk-validator-cfnguard), pinned by
 # its package-lock.json; reinstalled when the lock file changes. Peer dependencies (aws-cdk-lib) are
