@@ -91,8 +91,10 @@ def rollout_stack_name(settings: EnvironmentSettings) -> str:
 
 
 def new_run_id() -> str:
-    """Unique per run: change-set names never collide, even for runs in the same second."""
-    return f"{int(time.time())}-{secrets.token_hex(4)}"
+    """Unique per run (change-set names never collide) and in the order runs start, to the
+    millisecond: the release history is sorted by it, and runs one after another (the lock
+    serializes them) can start within one second."""
+    return f"{int(time.time() * 1000)}-{secrets.token_hex(4)}"
 
 
 @contextmanager

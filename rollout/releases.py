@@ -1,6 +1,6 @@
 """Release history: every deploy that held the environment (both engines; never a dry run) leaves
 a record in the environment's artifacts bucket, `releases/<environment>/<release id>.json`, written
-when the run ends, however it ends. The release id is the run id (`<epoch seconds>-<random>`, the
+when the run ends, however it ends. The release id is the run id (`<epoch milliseconds>-<random>`, the
 change sets' and the lock's too), so keys sort oldest first.
 
 A record holds what `rollback` needs to run the release again through the same plan: the handlers
@@ -208,7 +208,8 @@ def write(s3: Any, bucket: str, data: dict[str, Any]) -> str:
 
 
 def listed(s3: Any, bucket: str, environment: str) -> list[str]:
-    """The release ids of the environment, oldest first (ids start with the epoch second)."""
+    """The release ids of the environment, oldest first (ids start with the epoch millisecond; the
+    epoch second in records from before, which therefore sort first)."""
     ids: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix(environment)):
         for found in page.get("Contents", []):
