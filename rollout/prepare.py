@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -90,11 +90,11 @@ def rollout_stack_name(settings: EnvironmentSettings) -> str:
     return settings.stacks["compute"].removesuffix("-compute") + "-rollout"
 
 
-def new_run_id() -> str:
+def new_run_id(now: Callable[[], float] = time.time) -> str:
     """Unique per run (change-set names never collide) and in the order runs start, to the
     millisecond: the release history is sorted by it, and runs one after another (the lock
     serializes them) can start within one second."""
-    return f"{int(time.time() * 1000)}-{secrets.token_hex(4)}"
+    return f"{int(now() * 1000)}-{secrets.token_hex(4)}"
 
 
 @contextmanager

@@ -150,12 +150,11 @@ def test_a_dry_run_records_nothing(rollout: Run, env_settings: settings.Environm
     assert summary["result"] == "planned" and records(aws, env_settings) == []
 
 
-def test_runs_started_within_one_second_are_in_the_history_in_their_order(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runs_started_within_one_second_are_in_the_history_in_their_order() -> None:
     """Runs follow each other within a second (the lock serializes them, a no-op takes a fraction
     of one): their ids sort as they started, never by their random part."""
-    moments = iter(1_796_409_286 + n / 100 for n in range(20))  # twenty runs in one second
-    monkeypatch.setattr(prepare.time, "time", lambda: next(moments))
-    started = [prepare.new_run_id() for _ in range(20)]
+    moments = [1_796_409_286 + n / 100 for n in range(20)]  # twenty runs in one second
+    started = [prepare.new_run_id(lambda moment=moment: moment) for moment in moments]
     assert sorted(reversed(started), key=releases.sort_key) == started
     assert releases.sort_key("1796409286-0a0a0a0a") < releases.sort_key(started[0])  # a record from before
 
