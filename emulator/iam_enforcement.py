@@ -34,8 +34,8 @@ from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin, enable_iam_authentication
 from moto.core.exceptions import AccessDeniedError, JsonRESTError
 from moto.iam.access_control import IAMRequest, S3IAMRequest
-from moto.utilities.utils import get_partition
 from moto.s3 import responses as s3_responses
+from moto.utilities.utils import get_partition
 
 FUNCTION = re.compile(r"/functions/([^/?]+)")
 IAM_PREFIX = {"monitoring": "cloudwatch"}
@@ -144,6 +144,6 @@ def install() -> None:
     global _installed
     if not _installed:
         ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = _authorize  # type: ignore[method-assign,assignment]
-        ActionAuthenticatorMixin._authenticate_and_authorize_s3_action = _authorize_s3  # type: ignore[method-assign,assignment]
+        ActionAuthenticatorMixin._authenticate_and_authorize_s3_action = _authorize_s3  # type: ignore[method-assign]
         s3_responses.ACTION_MAP["BUCKET"]["HEAD"]["DEFAULT"] = "ListBucket"
         _installed = True
