@@ -155,8 +155,8 @@ def read(settings: EnvironmentSettings, aws: Aws) -> Status:
     status.websocket_url = websocket.get("WebSocketStageInvokeUrl", "")
     functions = [outputs[stage][k] for stage, k in ENDPOINT_UPDATE.functions_from if k in outputs.get(stage, {})]
     lambda_client = aws.client("lambda")
-    for function in [*functions, *settings.endpoint_consumers]:
-        carried = _carried(lambda_client, function)
+    carriers = [*functions, *settings.endpoint_consumers]
+    for function, carried in zip(carriers, live.read_each(lambda f: _carried(lambda_client, f), carriers), strict=True):
         matches = bool(status.management_endpoint) and carried == status.management_endpoint
         status.functions.append(FunctionEndpoint(function, carried, matches))
         if status.management_endpoint and not matches:
@@ -230,9 +230,9 @@ def _code_findings(status: Status, aws: Aws, settings: EnvironmentSettings, key:
     """Each function of the compute stack whose code (CodeSha256) is not the artifact its stack names."""
     prefix = status.artifact["sha256_prefix"]
     lambda_client = aws.client("lambda")
-    for function in live.functions_of(aws.client("cloudformation"), settings.stacks["compute"]):
-        running = lambda_client.get_function_configuration(FunctionName=function)["CodeSha256"]
-        hexdigest = base64.b64decode(running).hex()
+    functions = live.functions_of(aws.client("cloudformation"), settings.stacks["compute"])
+    for function, configuration in zip(functions, live.configurations(lambda_client, functions), strict=True):
+        hexdigest = base64.b64decode(configuration["CodeSha256"]).hex()
         status.code[function] = hexdigest
         if prefix and not hexdigest.startswith(prefix):
             status.findings.append(
