@@ -37,6 +37,9 @@
 12. Step Functions' GetExecutionHistory ignores `maxResults` and `nextToken` (every call answers
    the whole history). Here it pages as AWS does: at most `maxResults` events (default 100, at
    most 1000) in the order asked (`reverseOrder`), with a `nextToken` for the rest.
+13. Deleting a stack leaves its `AWS::IAM::ManagedPolicy` in IAM, so the stack cannot be created
+   again (the named policy exists). CloudFormation deletes it; IAM refuses while the policy is
+   attached to anything (DeleteConflict), and so does the emulator.
 
 `tests/emulator/test_moto_gaps.py` checks each gap still exists, so a moto upgrade that fixes
 one makes a test fail and this module can shrink.
@@ -57,10 +60,13 @@ from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.cloudformation.models import ChangeSet, CloudFormationBackend
 from moto.core.common_models import CloudFormationModel
 from moto.core.responses import ActionResult
+from moto.iam.exceptions import DeleteConflictException
+from moto.iam.models import ManagedPolicy, iam_backends
 from moto.kms.models import Key as KmsKey
 from moto.logs.models import LogGroup
 from moto.stepfunctions.models import StateMachine, cfn_to_api_tags
 from moto.stepfunctions.responses import StepFunctionResponse
+from moto.utilities.utils import get_partition
 
 from emulator import alarms
 from emulator.alarms import CloudWatchAlarm
@@ -643,6 +649,13 @@ def _paged_history(original: Any) -> Any:
     return get_execution_history
 
 
+def _managed_policy_deleted(self: ManagedPolicy, account_id: str, region_name: str) -> None:
+    """Gap 13: a stack's managed policy goes with the stack, unless something still uses it."""
+    if self.attachment_count:
+        raise DeleteConflictException("Cannot delete a policy attached to entities.")
+    iam_backends[account_id][get_partition(region_name)].delete_policy(self.arn)
+
+
 def install() -> None:
     """Apply the compensations (idempotent). The model classes register on import."""
     global _installed
@@ -662,5 +675,6 @@ def install() -> None:
     LambdaFunction.create_from_cloudformation_json = classmethod(_function_created)  # type: ignore[method-assign,assignment]
     LambdaFunction.update_from_cloudformation_json = classmethod(_function_updated)  # type: ignore[method-assign,assignment]
     StepFunctionResponse.get_execution_history = _paged_history(StepFunctionResponse.get_execution_history)  # type: ignore[method-assign]
+    ManagedPolicy.delete = _managed_policy_deleted  # type: ignore[attr-defined]
     alarms.install()
     _installed = True

@@ -107,6 +107,7 @@ def calls(settings: EnvironmentSettings, engine: str, where: Where) -> list[Call
     found.add(Call("cloudwatch:DescribeAlarms", where.arn("cloudwatch", "alarm:*")))  # status, and the bake
     functions = Names(_prefix(settings)).functions
     found.add(Call("lambda:GetAlias", where.arn("lambda", f"function:{functions}")))  # status: the live aliases
+    found.add(Call("lambda:GetPolicy", where.arn("lambda", f"function:{functions}")))  # status: invoke permissions
     for name in (*settings.stacks.values(), rollout):  # `rollout destroy` (rollout/destroy.py)
         found |= {Call(f"cloudformation:{a}", where.arn("cloudformation", f"stack/{name}/*")) for a in DESTROY_CALLS}
     machine = where.arn("states", f"stateMachine:{Names(_prefix(settings)).state_machine}")

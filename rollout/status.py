@@ -5,7 +5,8 @@ management endpoint each function carries (and any that differs from the API's),
 function runs (its CodeSha256 against the artifact its stack names), each stack's drift
 (DetectStackDrift), the alarms' states, and the management endpoint and wss:// URL. Read calls
 only (and drift detections, which change nothing). `healthy` is false when a stack is missing or
-not in a stable state, a function does not carry the API's endpoint or runs other code, a
+not in a stable state, a function does not carry the API's endpoint or runs other code, the
+API may not invoke a route function (its permission went with a re-created function), a
 resource drifted, a shift stopped part-way, or an alarm is in ALARM; each such finding says what
 to do. A stack whose
 last update rolled back (UPDATE_ROLLBACK_COMPLETE) is stable: a note says so.
@@ -23,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from generator.model import ALIAS, ENDPOINT_VARIABLE
 from generator.stages import ENDPOINT_UPDATE, SHIFT_PARAMETERS, SHIFTED_FUNCTIONS, STACK_TEMPLATES, SUCCESS, UPDATABLE
-from rollout import as_settings, live
+from rollout import as_settings, invoke_permissions, live
 from rollout.aws import Aws
 from rollout.bake import alarm_prefix
 from rollout.settings import EnvironmentSettings
@@ -143,6 +144,7 @@ def read(settings: EnvironmentSettings, aws: Aws) -> Status:
         status.artifact = {"s3_key": key, "sha256_prefix": digest.group(1) if digest else ""}
         _code_findings(status, aws, settings, key)
     _aliases(status, aws, settings, outputs["compute"], parameters["compute"])
+    _invoke_findings(status, aws, settings, parameters["websocket"], outputs["websocket"])
     stable = [s.name for s in status.stacks if s.status in UPDATABLE]
     status.drift = live.drift(cloudformation, stable, time.sleep, 2.0) if stable else {}
     for stack_name, drifted in status.drift.items():
@@ -224,6 +226,29 @@ def _aliases(
         f"the last release is not fully out: {where}; `python -m rollout deploy --env {settings.name}` "
         f"shifts it again, `python -m rollout rollback --env {settings.name}` returns to the release before"
     )
+
+
+def _invoke_findings(
+    status: Status, aws: Aws, settings: EnvironmentSettings, parameters: dict[str, str], outputs: dict[str, str]
+) -> None:
+    """Each route function the API can no longer invoke (its permission went with a re-created function)."""
+    try:
+        cannot = invoke_permissions.missing(aws.client("lambda"), parameters, outputs)
+    except ClientError as error:
+        code = error.response["Error"]["Code"]
+        if not code.startswith("AccessDenied"):
+            raise
+        status.findings.append(
+            f"the functions' invoke permissions cannot be read ({code}): grant lambda:GetPolicy "
+            "(`python -m rollout policy` includes it)"
+        )
+        return
+    status.findings += [
+        f"the API cannot invoke {gone.function} for {gone.route_key}: its invoke permission went with an earlier "
+        f"function of that name (re-created after {settings.stacks['websocket']} last changed, which still lists "
+        f"it, so a deploy does not restore it); restore it: {gone.restore_command()}"
+        for gone in cannot
+    ]
 
 
 def _code_findings(status: Status, aws: Aws, settings: EnvironmentSettings, key: str) -> None:

@@ -63,6 +63,24 @@ def test_pruning_keeps_what_is_served_and_held_and_the_newest_unused(emulator: s
     assert again.result is not None and again.result["action"] == "unchanged"
 
 
+def test_a_version_list_refused_leaves_the_release_succeeded_and_says_so(emulator: str) -> None:
+    """A policy from before pruning (no lambda:ListVersionsByFunction): the step warns, the release stands."""
+    function_stack(emulator, "pruned", LIVE)
+    aws = Aws("eu-west-1", endpoint_url=emulator)
+
+    def refused(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}, "ListVersionsByFunction"
+        )
+
+    aws.events.register("before-call.lambda.ListVersionsByFunction", refused)
+    log = io.StringIO()
+    step = PruneVersions("prune", 0, ("pruned-fn",), "pruned", "pruned-*")
+    done = step.start(LocalContext(aws, Reporter(log), lambda _q: False), {})
+    assert done.done and done.result is not None and done.result["action"] == "unchanged"
+    assert "WARNING old versions not pruned: the versions cannot be read (AccessDeniedException)" in log.getvalue()
+
+
 def test_what_is_prunable() -> None:
     assert prunable(["1", "2", "3", "4", "5", "10"], {"4"}, 2) == ["1", "2", "3"]
     assert prunable(["1", "2"], set(), 3) == []

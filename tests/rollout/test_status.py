@@ -77,8 +77,9 @@ def test_it_changes_nothing(rollout: Run, env_settings: settings.EnvironmentSett
     read(env_settings, aws)
     assert aws.counter.mutating == {}
     # identity, 2 stacks, 6 functions' endpoints, the compute stack's functions and their code,
-    # a drift detection per stack (start, status, nothing drifted), alarms
-    assert aws.counter.total <= 26
+    # the live aliases, the 3 route functions' policies, a drift detection per stack (start,
+    # status, nothing drifted), alarms
+    assert aws.counter.total <= 29
 
 
 def test_a_stale_endpoint_and_an_alarm_in_alarm_are_findings(
@@ -133,3 +134,30 @@ def test_code_changed_behind_the_stack_is_a_finding_until_deploy_restores_it(
     code, found = status_json(emulator, capsys)
     assert (code, found["findings"]) == (0, [])
     assert len(set(found["code"].values())) == 1  # every function runs the one artifact
+
+
+def test_a_re_created_compute_stack_leaves_the_api_unable_to_invoke_and_status_says_how_to_restore_it(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The invoke permissions are the websocket stack's but live in the functions' policies: a
+    compute stack deleted and deployed again takes them with the old functions, and the websocket
+    stack, whose inputs are the same alias ARNs, does not create them again."""
+    _, aws, _ = rollout(env_settings)
+    cloudformation = aws.client("cloudformation")
+    cloudformation.update_termination_protection(StackName="cc-websocket-compute", EnableTerminationProtection=False)
+    cloudformation.delete_stack(StackName="cc-websocket-compute")
+    cloudformation.get_waiter("stack_delete_complete").wait(StackName="cc-websocket-compute", WaiterConfig={"Delay": 0})
+    rollout(env_settings)
+    code, found = status_json(emulator, capsys)
+    cannot = [f for f in found["findings"] if f.startswith("the API cannot invoke")]
+    assert code == 1 and len(cannot) == 3 and all("aws lambda add-permission" in f for f in cannot)
+    for finding in cannot:  # the command it gives restores the grant
+        argv = finding.split("restore it: aws lambda add-permission ", 1)[1].split()
+        options = dict(zip(argv[::2], argv[1::2], strict=True))
+        aws.client("lambda").add_permission(
+            FunctionName=options["--function-name"], StatementId=options["--statement-id"],
+            Action=options["--action"], Principal=options["--principal"],
+            SourceAccount=options["--source-account"], SourceArn=options["--source-arn"],
+        )  # fmt: skip
+    code, found = status_json(emulator, capsys)
+    assert not [f for f in found["findings"] if f.startswith("the API cannot invoke")]
