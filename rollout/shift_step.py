@@ -1,7 +1,8 @@
 """A canary or linear release: the live aliases' weights moved step by step, each move a compute
 stack update (`ShiftFromVersions` + `NewVersionWeight`, generator/versions.py), the environment's
 alarms read between moves. An alarm in ALARM moves every alias back to its old version (one more
-stack update, to weight 0) and fails the run naming the alarm; the last move empties
+stack update, to weight 0) and fails the run naming the alarm; so does a move CloudFormation
+rolled back (its rollback triggers fired: the stack is left at the move before); the last move empties
 `ShiftFromVersions`, and the new versions serve alone.
 
 Before any weight moves, a pre-traffic check runs against the new versions: `HOOKS[name]` called
@@ -144,16 +145,41 @@ class Shift(Step):
         deploy: DeployStack,
         sub: dict[str, Any] | None,
     ) -> Progress:
-        progress = deploy.start(ctx, outputs) if sub is None else deploy.poll(ctx, outputs, sub)
+        try:
+            progress = deploy.start(ctx, outputs) if sub is None else deploy.poll(ctx, outputs, sub)
+        except StageFailed as failed:
+            if work["phase"] not in ("moving", "promoting"):
+                raise
+            return self._back_after_failed_move(ctx, outputs, work, failed)
         if not progress.done:
             return Progress(False, {**work, "sub": progress.work}, progress.wait)
         return self._moved(ctx, outputs, work)
+
+    def _back_after_failed_move(
+        self, ctx: Context, outputs: dict[str, dict[str, str]], work: dict[str, Any], failed: StageFailed
+    ) -> Progress:
+        """A move CloudFormation rolled back (a trigger fired, a resource failed) leaves the stack at
+        the move before it, the new versions still serving part: every alias goes back, as for an alarm."""
+        index = int(work["index"])
+        at = "100%" if work["phase"] == "promoting" else f"{self.weights[index]:.0%}"
+        ctx.report.line(self.name, f"the move to {at} failed ({failed})")
+        ctx.report.line(self.name, f"rolling the live aliases back to versions {self.old_versions}")
+        back = {"phase": "rolling back", "index": index, "fired": [str(failed), *failed.details], "at": at}
+        return self._sub(
+            ctx, outputs, {**back, "failed": str(failed)}, self._deploy(self.old_versions, 0, "back"), None
+        )
 
     def _moved(self, ctx: Context, outputs: dict[str, dict[str, str]], work: dict[str, Any]) -> Progress:
         phase = work["phase"]
         if phase == "promoting":
             detail = f"the new versions serve alone after {len(self.weights)} move(s)"
             return Progress(True, result=_result(self.name, "succeeded", detail))
+        if phase == "rolling back" and work.get("failed"):
+            raise StageFailed(
+                f"{self.name}: the move to {work['at']} failed ({work['failed']}): the live aliases are back on "
+                f"versions {self.old_versions}",
+                work["fired"],
+            )
         if phase == "rolling back":
             raise baking.AlarmFired(
                 f"{self.name}: {len(work['fired'])} alarm(s) in ALARM at {work['at']}: the live aliases are back on "

@@ -106,6 +106,35 @@ def _fire_on_the_first_look(emulator: str) -> Any:
     return sleep
 
 
+def test_a_move_its_rollback_triggers_undo_moves_every_alias_back_and_fails_naming_it(
+    rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The canary's last move fires a trigger while CloudFormation applies it: the stack is rolled
+    back to the 10% move, so the new versions still get 10% until the shift moves them back."""
+    rollout(env_settings)
+    old = {s: alias(emulator, s)["FunctionVersion"] for s in FUNCTIONS}
+    on_a_minute()
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1", endpoint_url=emulator)
+    execute = CloudFormationBackend.execute_change_set
+
+    def firing_on_the_last_move(
+        self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None
+    ) -> None:
+        if "-m1-" in change_set_name:  # the change set of the last move
+            cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="ALARM", StateReason="Threshold Crossed: at 100%")
+        return execute(self, change_set_name, stack_name)
+
+    monkeypatch.setattr(CloudFormationBackend, "execute_change_set", firing_on_the_last_move)
+    canary = released(env_settings, "512", strategy.Release("canary", 10, 30))
+    with pytest.raises(StageFailed) as failed:
+        rollout(canary, poll_seconds=10, sleep=lambda _s: None)
+    assert not isinstance(failed.value, AlarmFired)
+    assert "the move to 100% failed" in str(failed.value) and "UPDATE_ROLLBACK_COMPLETE" in str(failed.value)
+    for suffix in FUNCTIONS:  # back on the old versions; the new ones get nothing
+        now = alias(emulator, suffix)
+        assert now["FunctionVersion"] == old[suffix] and set(weights(now).values()) <= {0.0}
+
+
 def test_an_alarm_during_the_shift_rolls_the_aliases_back_and_fails_naming_it(
     rollout: Run, env_settings: settings.EnvironmentSettings, emulator: str
 ) -> None:
