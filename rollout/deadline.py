@@ -91,19 +91,33 @@ def monitoring_minutes(settings: Any) -> int:
     return minutes * (MONITORED_UPDATES + moves)
 
 
+def hold_minutes(settings: Any) -> float:
+    """How long a canary or linear shift reads the alarms: `release.seconds` after each move but the last."""
+    release: Any = getattr(settings, "release", None)
+    if release is None or not release.shifts:
+        return 0
+    from rollout.shift_step import weights_of
+
+    return release.seconds * len(weights_of(release.strategy, release.percent)) / 60
+
+
 def default_minutes(settings: Any, bake_seconds: float) -> tuple[float, str]:
-    """The bound of a run given no --max-minutes, and how it is made: MAX_MINUTES plus the bake
-    and the monitoring time, each of which may be longer on its own."""
-    monitored = monitoring_minutes(settings)
-    if not monitored:
+    """The bound of a run given no --max-minutes, and how it is made: MAX_MINUTES plus the bake,
+    the monitoring time and the shift's holds, each of which may be longer on its own."""
+    monitored, holds = monitoring_minutes(settings), hold_minutes(settings)
+    if not monitored and not holds:
         return MAX_MINUTES + bake_seconds / 60, "--max-minutes"
     release = settings.release
-    basis = (
-        f"the default: {MAX_MINUTES} min, the bake's {bake_seconds / 60:g} and {monitored} min of CloudFormation "
-        f"monitoring, release.monitoring_minutes {release.monitoring_minutes} after each of up to "
-        f"{monitored // release.monitoring_minutes} updates; --max-minutes sets another"
-    )
-    return MAX_MINUTES + bake_seconds / 60 + monitored, basis
+    parts = [f"{MAX_MINUTES} min", f"the bake's {bake_seconds / 60:g}"]
+    if monitored:
+        parts.append(
+            f"{monitored} min of CloudFormation monitoring, release.monitoring_minutes {release.monitoring_minutes} "
+            f"after each of up to {monitored // release.monitoring_minutes} updates"
+        )
+    if holds:
+        parts.append(f"{holds:g} min of the shift's holds, release.seconds {release.seconds} after each move")
+    basis = f"the default: {', '.join(parts)}; --max-minutes sets another"
+    return MAX_MINUTES + bake_seconds / 60 + monitored + holds, basis
 
 
 def bounded(orchestrator: Callable[..., Any]) -> Callable[..., Any]:

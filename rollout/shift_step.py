@@ -79,8 +79,9 @@ class Shift(Step):
         )
 
     def max_wait_seconds(self) -> float:
-        """A move waits on a compute stack update, which CloudFormation may monitor (DeployStack's)."""
-        return from_dict(self.stack).max_wait_seconds()
+        """A move waits on a compute stack update, which CloudFormation may monitor (DeployStack's);
+        a hold reads the alarms for `hold_seconds`, which may be as long on its own."""
+        return from_dict(self.stack).max_wait_seconds() + self.hold_seconds
 
     def calls(self, where: Where) -> list[Call]:
         deploy = self._deploy(self.old_versions, 0, "calls").calls(where)

@@ -106,13 +106,23 @@ def test_the_default_bound_counts_the_monitoring_time_and_says_so() -> None:
     assert default_minutes(SimpleNamespace(release=strategy.Release()), 600) == (MAX_MINUTES + 10, "--max-minutes")
     canary = strategy.parse({"strategy": "canary", "percent": 10, "bake_seconds": 60, "monitoring_minutes": 120})
     minutes, basis = default_minutes(SimpleNamespace(release=canary), 0)
-    assert minutes == MAX_MINUTES + 120 * 5  # compute, websocket and carry, and the canary's two moves
+    # compute, websocket and carry, and the canary's two moves; and its one hold of 60 s
+    assert minutes == MAX_MINUTES + 120 * 5 + 1
     clock = Clock()
     deadline = Deadline(minutes, clock, basis=basis)
     clock.now = minutes * 60 + 1
     with pytest.raises(RunOutOfTime) as stopped:
         deadline.check()
     assert str(stopped.value).startswith(f"the run passed its bound of {minutes:g} min (the default: {MAX_MINUTES} min")
-    assert "release.monitoring_minutes 120 after each of up to 5 updates; --max-minutes sets another" in str(
+    assert "release.monitoring_minutes 120 after each of up to 5 updates, 1 min of the shift's holds" in str(
         stopped.value
     )
+    assert str(stopped.value).endswith("release.seconds 60 after each move; --max-minutes sets another)")
+
+
+def test_the_default_bound_counts_a_linear_shifts_holds() -> None:
+    """Nine holds of 15 minutes are more than the base bound: a slow linear release fits its default."""
+    linear = strategy.parse({"strategy": "linear", "percent": 10, "interval_seconds": 900})
+    minutes, basis = default_minutes(SimpleNamespace(release=linear), 0)
+    assert minutes == MAX_MINUTES + 9 * 15
+    assert "135 min of the shift's holds, release.seconds 900 after each move" in basis
