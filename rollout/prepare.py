@@ -26,7 +26,7 @@ from generator.stages import STACK_TEMPLATES, UPDATABLE
 from rollout import artifacts, live, lock, package, preflight
 from rollout.aws import Aws
 from rollout.options import Options
-from rollout.plan import Artifacts, Consumer, Observed, Plan, check_kept_roles, resolve, service_role
+from rollout.plan import Artifacts, Consumer, Observed, Plan, PlanRefused, check_kept_roles, resolve, service_role
 from rollout.report import Reporter
 from rollout.settings import EnvironmentSettings
 from rollout.stacks import Declined, StackState, describe
@@ -129,6 +129,7 @@ def _under_lock(
     run_id: str,
     holding: lock.Holding,
 ) -> Prepared:
+    refuse_stale_rollback(aws, settings, options)
     observed = observe(aws, settings, identity)
     refuse_while_running(aws, observed.rollout)  # both engines, before any question or change
     warn_outside_variables(aws, observed.stacks["compute"], texts["compute"], report)
@@ -138,6 +139,22 @@ def _under_lock(
     target = package.Target(architecture=settings.parameters.get("compute", {}).get("Architecture", "arm64"))
     built = options.build_package(target, options.project)
     return Prepared(settings, observed, built, texts, recreate, run_id, drift, identity["arn"], holding)
+
+
+def refuse_stale_rollback(aws: Aws, settings: EnvironmentSettings, options: Options) -> None:
+    """A rollback chose its target from the history before it held the lock: a release recorded
+    since then would be undone without anyone having chosen to."""
+    if not options.rollback:
+        return
+    from rollout import releases  # which records what `prepare` prepared
+
+    newest = releases.listed(aws.client("s3"), settings.artifacts_bucket, settings.name)
+    if newest and newest[-1] != options.rollback["of"]:
+        raise PlanRefused(
+            f"release {newest[-1]} was recorded after this rollback chose to undo {options.rollback['of']}: "
+            f"nothing changed; run `python -m rollout rollback --env {settings.name}` again to choose from "
+            "the history as it is now"
+        )
 
 
 def drifted(

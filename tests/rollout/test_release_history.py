@@ -19,6 +19,7 @@ from rollout import cli, package, prepare, releases, settings, strategy
 from rollout.aws import Aws
 from rollout.bake import AlarmFired
 from rollout.factory import Factory
+from rollout.plan import PlanRefused
 from rollout.report import Reporter
 from rollout.rollback import RollbackRefused, choose, rollback
 from tests.rollout.conftest import Run, with_parameters
@@ -232,6 +233,34 @@ def test_a_second_rollback_goes_further_back(
     assert stack_parameters(aws, "cc-websocket-api")["ThrottlingRateLimit"] == "201"
     history = records(aws, env_settings)
     assert [r.get("rollback", {}).get("of") for r in history[:2]] == [history[1]["id"], history[2]["id"]]
+
+
+def test_a_release_recorded_after_the_rollback_chose_its_target_is_never_undone_unseen(
+    rollout: Run, env_settings: settings.EnvironmentSettings
+) -> None:
+    """Another engineer's deploy ends between the rollback reading the history and holding the
+    lock: the rollback would undo a release nobody chose to undo. Refused under the lock."""
+    for rate in ("201", "202"):
+        _, aws, _ = rollout(with_parameters(env_settings, "websocket", ThrottlingRateLimit=rate))
+    newer = {**records(aws, env_settings)[0], "id": prepare.new_run_id()}
+    admin = aws.client("s3")
+    recorded: list[str] = []
+
+    def meanwhile(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key", "").startswith("locks/") and not recorded:
+            recorded.append(releases.write(admin, env_settings.artifacts_bucket, newer))
+
+    def on_session(session: Aws) -> None:
+        session.events.register("provide-client-params.s3.PutObject", meanwhile)
+
+    factory = Factory(build_package=lambda *_: rollout.built, role_settle_seconds=0, on_session=on_session)
+    engineer = factory.aws(env_settings.region, endpoint_url=rollout.emulator)
+    with pytest.raises(PlanRefused, match=f"release {newer['id']} was recorded after this rollback chose"):
+        rollback(
+            env_settings, engineer, Reporter(io.StringIO()), factory.options(poll_seconds=0, role_settle_seconds=0),
+            factory.orchestrator("local"),
+        )  # fmt: skip
+    assert recorded and stack_parameters(aws, "cc-websocket-api")["ThrottlingRateLimit"] == "202"
 
 
 def test_rollback_to_a_missing_artifact_is_refused(
