@@ -85,20 +85,23 @@ def monitoring_minutes(settings: Any) -> int:
     minutes = int(getattr(release, "monitoring_minutes", 0) or 0)
     if not minutes:
         return 0
-    from rollout.shift_step import weights_of
-
-    moves = len(weights_of(release.strategy, release.percent)) + 1 if release.shifts else 0
+    moves = _held_moves(release) + 1 if release.shifts else 0  # and the last, which is not held
     return minutes * (MONITORED_UPDATES + moves)
 
 
 def hold_minutes(settings: Any) -> float:
     """How long a canary or linear shift reads the alarms: `release.seconds` after each move but the last."""
     release: Any = getattr(settings, "release", None)
-    if release is None or not release.shifts:
+    return release.seconds * _held_moves(release) / 60 if release is not None else 0
+
+
+def _held_moves(release: Any) -> int:
+    """A shift's moves before 100%, each followed by a hold (none for all at once)."""
+    if not release.shifts:
         return 0
     from rollout.shift_step import weights_of
 
-    return release.seconds * len(weights_of(release.strategy, release.percent)) / 60
+    return len(weights_of(release.strategy, release.percent))
 
 
 def default_minutes(settings: Any, bake_seconds: float) -> tuple[float, str]:

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 
 from generator.names import Names
 from generator.stages import STACK_TEMPLATES, UPDATABLE
-from rollout import artifacts, live, lock, package, preflight
+from rollout import artifacts, live, lock, package, preflight, releases
 from rollout.aws import Aws
 from rollout.options import Options
 from rollout.plan import Artifacts, Consumer, Observed, Plan, PlanRefused, check_kept_roles, resolve, service_role
@@ -146,8 +146,6 @@ def refuse_stale_rollback(aws: Aws, settings: EnvironmentSettings, options: Opti
     since then would be undone without anyone having chosen to."""
     if not options.rollback:
         return
-    from rollout import releases  # which records what `prepare` prepared
-
     newest = releases.listed(aws.client("s3"), settings.artifacts_bucket, settings.name)
     if newest and newest[-1] != options.rollback["of"]:
         raise PlanRefused(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -28,10 +28,12 @@ from rollout import artifacts
 from rollout.aws import Aws
 from rollout.options import Options
 from rollout.plan import Plan
-from rollout.prepare import Prepared
 from rollout.report import Reporter
 from rollout.stacks import Declined, StackState, describe
 from rollout.steps import DeployStack, value_of
+
+if TYPE_CHECKING:  # prepare reads the history (a rollback's, under the lock): no import cycle
+    from rollout.prepare import Prepared
 from rollout.summary import Summary
 
 MASK = "****"  # what a NoEcho parameter's value is recorded as (CloudFormation shows the same)

@@ -165,10 +165,8 @@ class Shift(Step):
         at = "100%" if work["phase"] == "promoting" else f"{self.weights[index]:.0%}"
         ctx.report.line(self.name, f"the move to {at} failed ({failed})")
         ctx.report.line(self.name, f"rolling the live aliases back to versions {self.old_versions}")
-        back = {"phase": "rolling back", "index": index, "fired": [str(failed), *failed.details], "at": at}
-        return self._sub(
-            ctx, outputs, {**back, "failed": str(failed)}, self._deploy(self.old_versions, 0, "back"), None
-        )
+        back = {"phase": "rolling back", "index": index, "at": at, "failed": str(failed), "fired": failed.details}
+        return self._sub(ctx, outputs, back, self._deploy(self.old_versions, 0, "back"), None)
 
     def _moved(self, ctx: Context, outputs: dict[str, dict[str, str]], work: dict[str, Any]) -> Progress:
         phase = work["phase"]
